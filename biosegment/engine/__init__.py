@@ -1,0 +1,15 @@
+"""The engine: the U-Net, its checkpoints, inference and training.
+
+Pure computation on arrays, files and torch devices; nothing here knows about the web UI, the
+job queue or the catalog. Everything a caller needs is importable from this package.
+"""
+
+from __future__ import annotations
+
+from biosegment.engine.checkpoint import infer_architecture, load_model, save_model
+from biosegment.engine.device import resolve_device
+from biosegment.engine.model_card import ModelCard
+from biosegment.engine.unet import UNet
+
+__all__ = ["UNet", "ModelCard", "load_model", "save_model", "infer_architecture",
+           "resolve_device"]
