@@ -1,0 +1,43 @@
+# BioSegment: `make run` sets everything up and starts BioSegment on the demo data folder;
+# `make test` sets everything up and runs the whole test suite. Both are safe to repeat.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test system-deps bench clean
+
+help:
+	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
+	@echo "make test   set up .venv and the system packages the tests need, run the test suite"
+	@echo "make bench  run the benchmarks (prints figures; see benchmarks/RESULTS.md)"
+	@echo "make clean  remove .venv (your data folder is never touched)"
+
+$(STAMP): pyproject.toml packaging/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[test,redis]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	@if [ ! -f "$(DATA)/setup.json" ]; then $(BIN)/biosegment init "$(DATA)" --demo; fi
+	$(BIN)/biosegment --data "$(DATA)" status
+
+system-deps:
+	bash packaging/install-system-deps.sh
+
+test: setup system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,180 @@
+"""CLI commands about the data folder and its catalog: init, status, datasets, models, info, reindex."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from biosegment.cli import main
+from biosegment.cli.context import AppContext, emit_json, friendly_errors, pass_app
+from biosegment.cli.tables import format_shape, print_table
+
+__all__ = ["init", "status", "datasets", "models", "info", "reindex"]
+
+JSON_HELP = "Print machine-readable JSON instead of a table."
+
+
+def refresh_catalog(app: AppContext):
+    """Bring the catalog up to date with the folder (cheap: unchanged files are not re-probed)."""
+    from biosegment.catalog import refresh
+
+    catalog = app.catalog()
+    refresh(catalog, app.root)
+    return catalog
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--demo", is_flag=True, help="Also add the demo dataset (ISBI 2012 slices with "
+              "ground truth) and the demo model.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_obj
+@friendly_errors
+def init(app: AppContext, path: str | None, demo: bool, as_json: bool) -> None:
+    """Create a data folder with its layout and a setup.json.
+
+    PATH defaults to the configured data folder. Existing files are never overwritten.
+    """
+    from biosegment.catalog import open_catalog, refresh
+    from biosegment.datafolder import init_data_folder
+
+    root = Path(path) if path else app.root
+    report = init_data_folder(root, demo=demo)
+    catalog = open_catalog(report.root)
+    try:
+        refresh(catalog, report.root)
+        counts = catalog.counts()
+    finally:
+        catalog.close()
+    if as_json:
+        emit_json({**report.as_dict(), "counts": counts})
+        return
+    click.echo(f"Data folder: {report.root}")
+    for item in report.created:
+        click.echo(f"  created {item}")
+    if report.kept:
+        click.echo(f"  kept {len(report.kept)} existing item(s) unchanged")
+    click.echo(f"Catalog: {counts.get('datasets', 0)} dataset(s), {counts.get('models', 0)} model(s)")
+    if report.config_file is not None:
+        click.echo(f"Use it with: biosegment --config {report.config_file} status")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Show the data folder, what the catalog holds, and any setup.json problems."""
+    catalog = refresh_catalog(app)
+    counts = catalog.counts()
+    problems = catalog.problems()
+    config = app.config
+    document = {
+        "data_dir": str(app.root),
+        "config_file": None if config.source is None else str(config.source),
+        "catalog": str(catalog.path),
+        "counts": counts,
+        "problems": problems,
+    }
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(f"Data folder: {document['data_dir']}")
+    click.echo(f"Config:      {document['config_file'] or '(built-in defaults)'}")
+    click.echo(f"Catalog:     {document['catalog']}")
+    click.echo("Counts:      " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if problems:
+        click.echo(f"Problems ({len(problems)}):")
+        for p in problems:
+            where = f" [{p['where']}]" if p.get("where") else ""
+            click.echo(f"  {p.get('source') or ''}{where}: {p.get('reason')}")
+    else:
+        click.echo("Problems:    none")
+
+
+def _dataset_row(d: dict) -> list[str]:
+    return [d["name"], format_shape(d.get("shape")), d.get("dtype") or "", d.get("file_type") or "",
+            "yes" if d.get("ground_truth") else "", d.get("state") or ""]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--all", "include_missing", is_flag=True, help="Include datasets whose files are gone.")
+@pass_app
+def datasets(app: AppContext, as_json: bool, include_missing: bool) -> None:
+    """List the datasets in the data folder."""
+    catalog = refresh_catalog(app)
+    rows = [d for d in catalog.datasets() if include_missing or d.get("state") != "missing"]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(["NAME", "SHAPE (Z,Y,X)", "DTYPE", "TYPE", "GROUND TRUTH", "STATE"],
+                [_dataset_row(d) for d in rows], empty="No datasets. Copy image stacks into EM/.")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def models(app: AppContext, as_json: bool) -> None:
+    """List the models in the data folder."""
+    catalog = refresh_catalog(app)
+    rows = catalog.models()
+    if as_json:
+        emit_json(rows)
+        return
+
+    def describe(m: dict) -> list[str]:
+        arch = m.get("architecture") or {}
+        net = (f"{arch.get('dims', '?')}D fm{arch.get('feature_maps', '?')} "
+               f"l{arch.get('levels', '?')} {arch.get('norm', '')}") if arch else ""
+        classes = ", ".join(c.get("name", str(c.get("id"))) for c in (m.get("classes") or []))
+        return [m["name"], net.strip(), classes, m.get("parent") or "", m.get("state") or ""]
+
+    print_table(["NAME", "NETWORK", "CLASSES", "PARENT", "STATE"], [describe(m) for m in rows],
+                empty="No models. Put a .pytorch file into models/ or train one.")
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def info(app: AppContext, dataset: str, as_json: bool) -> None:
+    """Describe a dataset (by name) or an image stack (by path) without reading its pixels."""
+    candidate = Path(dataset)
+    if candidate.exists():
+        from biosegment.volumes import probe_volume
+
+        volume_info = probe_volume(candidate)
+        document = {**volume_info.as_dict(), "nbytes": volume_info.nbytes}
+    else:
+        catalog = refresh_catalog(app)
+        document = catalog.dataset(dataset)
+    if as_json:
+        emit_json(document)
+        return
+    for key, value in document.items():
+        if key in ("shape", "voxel_size") and value:
+            value = format_shape(value)
+        click.echo(f"{key + ':':<16}{'' if value is None else value}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def reindex(app: AppContext, as_json: bool) -> None:
+    """Rebuild the catalog from the files in the data folder.
+
+    Everything the folder holds (datasets, models, segmentations, annotations) comes back; job
+    history is kept when the old catalog is readable.
+    """
+    from biosegment.catalog import reindex as rebuild
+
+    report = rebuild(app.require_root())
+    document = report.as_dict() if hasattr(report, "as_dict") else report
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(f"Rebuilt the catalog of {app.root}")
+    if isinstance(document, dict):
+        for key, value in document.items():
+            click.echo(f"  {key}: {value}")
