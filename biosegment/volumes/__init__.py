@@ -1,0 +1,37 @@
+"""Read and write the image volumes BioSegment works on.
+
+Readers open multi-page TIFFs (``tif3d``/``tif2d``) and folders of TIFF or PNG slices
+(``tifseq``/``pngseq``) lazily: probing reads headers only and a slice costs one slice of I/O.
+Pixel types are uint8, uint16 and float32; RGB and multi-channel images are rejected with a
+VolumeError for now. Writers put finished files in place atomically, so no reader ever sees
+half a file. Everything a caller needs is importable from here.
+"""
+
+from __future__ import annotations
+
+from biosegment.volumes.base import SUPPORTED_DTYPES, VolumeInfo, VolumeReader, normalise
+from biosegment.volumes.labels import is_binary_mask, read_class_ids
+from biosegment.volumes.naming import IMAGE_SUFFIXES, natural_sort_key
+from biosegment.volumes.opening import FILE_TYPES, detect_file_type, open_volume, probe_volume
+from biosegment.volumes.png import annotation_slice_name, read_png_slice, write_png_slice
+from biosegment.volumes.writer import LabelVolumeWriter, write_volume
+
+__all__ = [
+    "FILE_TYPES",
+    "IMAGE_SUFFIXES",
+    "SUPPORTED_DTYPES",
+    "VolumeInfo",
+    "VolumeReader",
+    "normalise",
+    "open_volume",
+    "probe_volume",
+    "detect_file_type",
+    "natural_sort_key",
+    "LabelVolumeWriter",
+    "write_volume",
+    "read_class_ids",
+    "is_binary_mask",
+    "write_png_slice",
+    "read_png_slice",
+    "annotation_slice_name",
+]

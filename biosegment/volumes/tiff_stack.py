@@ -1,0 +1,137 @@
+"""Read a multi-page TIFF (``tif3d``) or a single-page TIFF (``tif2d``) slice by slice.
+
+Stacks whose pixels form one uncompressed block are memory-mapped, so a slice or a y/x window
+costs exactly the bytes it covers. Any other TIFF (compressed, tiled, pages scattered through
+the file) is read page by page through tifffile, decoding only the pages asked for. Opening
+reads headers only; see :mod:`biosegment.volumes.tiff_layout`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from biosegment.errors import VolumeError
+from biosegment.volumes.base import VolumeInfo, VolumeReader
+from biosegment.volumes.failures import checked_file_size, volume_errors
+from biosegment.volumes.tiff_layout import TiffLayout, check_page_geometry, read_tiff_layout
+
+__all__ = ["TiffStackReader", "probe_tiff_stack", "open_tiff_stack"]
+
+
+def _open_tiff(path: Path) -> tuple[tifffile.TiffFile, TiffLayout]:
+    size = checked_file_size(path)
+    tif = None
+    try:
+        with volume_errors(path, "reading the TIFF header"):
+            tif = tifffile.TiffFile(path)
+            layout = read_tiff_layout(tif, path, size)
+    except BaseException:
+        if tif is not None:
+            tif.close()
+        raise
+    return tif, layout
+
+
+def _info(path: Path, layout: TiffLayout) -> VolumeInfo:
+    file_type = "tif2d" if layout.shape[0] == 1 else "tif3d"
+    return VolumeInfo(path=path, file_type=file_type, shape=layout.shape,
+                      dtype=layout.dtype.name, voxel_size=layout.voxel_size, files=(path,))
+
+
+def probe_tiff_stack(path: Path) -> VolumeInfo:
+    """Header facts of a TIFF file; reads no pixel data."""
+    path = Path(path)
+    tif, layout = _open_tiff(path)
+    tif.close()
+    return _info(path, layout)
+
+
+def open_tiff_stack(path: Path) -> TiffStackReader:
+    """Open a TIFF file for lazy reading (memory-mapped when its pixels are one block)."""
+    path = Path(path)
+    tif, layout = _open_tiff(path)
+    if layout.is_contiguous:
+        tif.close()
+        return TiffStackReader(_info(path, layout), layout, tif=None)
+    return TiffStackReader(_info(path, layout), layout, tif=tif)
+
+
+class TiffStackReader(VolumeReader):
+    """A TIFF stack; built by :func:`open_tiff_stack`, which decides how slices are read."""
+
+    def __init__(self, info: VolumeInfo, layout: TiffLayout, *, tif: tifffile.TiffFile | None):
+        self._info = info
+        self._layout = layout
+        self._tif = tif
+        # tifffile shares one file position between all pages; reads must not interleave.
+        self._lock = threading.Lock()
+        self._memmap: np.memmap | None = None
+        if tif is None:
+            with volume_errors(info.path, "memory-mapping the TIFF"):
+                self._memmap = np.memmap(info.path, dtype=layout.file_dtype, mode="r",
+                                         offset=layout.data_offset, shape=layout.shape)
+
+    @property
+    def info(self) -> VolumeInfo:
+        return self._info
+
+    @property
+    def is_memory_mapped(self) -> bool:
+        return self._memmap is not None
+
+    def _check_z(self, z: int) -> int:
+        depth = self._info.shape[0]
+        if not isinstance(z, (int, np.integer)) or not 0 <= z < depth:
+            raise IndexError(f"slice {z} outside 0:{depth}")
+        return int(z)
+
+    def read_slice(self, z: int) -> np.ndarray:
+        z = self._check_z(z)
+        if self._memmap is not None:
+            return self._from_memmap(np.s_[z])
+        return self._decode_page(z)
+
+    def read_block(self, z0: int, z1: int, y: slice | None = None,
+                   x: slice | None = None) -> np.ndarray:
+        if self._memmap is None:
+            return super().read_block(z0, z1, y, x)
+        depth = self._info.shape[0]
+        if not (0 <= z0 <= z1 <= depth):
+            raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")
+        ys = y if y is not None else slice(None)
+        xs = x if x is not None else slice(None)
+        return self._from_memmap(np.s_[z0:z1, ys, xs])
+
+    def _from_memmap(self, index) -> np.ndarray:
+        assert self._memmap is not None
+        with volume_errors(self._info.path, "reading the memory-mapped TIFF"):
+            # np.array copies (and fixes byte order), so no caller holds on to the map.
+            return np.array(self._memmap[index], dtype=self._layout.dtype)
+
+    def _decode_page(self, z: int) -> np.ndarray:
+        path = self._info.path
+        where = f"page {z}"
+        with self._lock:
+            if self._tif is None:
+                raise ValueError(f"{path} is closed")
+            with volume_errors(path, "decoding the TIFF page", where=where):
+                page = self._tif.pages[z]
+                keyframe = getattr(page, "keyframe", page)
+                check_page_geometry(keyframe, path, where=where, expected=self._info.shape[1:],
+                                    expected_dtype=self._layout.dtype)
+                plane = page.asarray()
+        plane = np.asarray(plane).reshape(self._info.shape[1:])
+        return plane.astype(self._layout.dtype, copy=False)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._tif is not None:
+                self._tif.close()
+                self._tif = None
+        # Dropping the reference unmaps once no slice view is in use; closing the mmap
+        # explicitly would fail (or crash a reader) while another thread still copies from it.
+        self._memmap = None
