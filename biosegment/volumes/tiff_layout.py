@@ -102,7 +102,8 @@ def check_page_geometry(page, path: Path, *, where: str,
                           "page per slice", source=path, where=where)
     height, width = int(page.imagelength), int(page.imagewidth)
     if height < 1 or width < 1:
-        raise VolumeError(f"empty page of {height}x{width} pixels", source=path, where=where)
+        raise VolumeError(f"page claims {height}x{width} pixels: corrupt or truncated file",
+                          source=path, where=where)
     if expected is not None and (height, width) != expected:
         raise VolumeError(f"page is {height}x{width} but the first page is "
                           f"{expected[0]}x{expected[1]}; all slices must have the same size",
@@ -133,7 +134,7 @@ def _check_extents(page, path: Path, file_size: int, where: str) -> None:
 
 def _resolution_tags(page) -> dict:
     tags = {}
-    for name in ("XResolution", "YResolution", "ResolutionUnit"):
+    for name in ("XResolution", "YResolution"):
         tag = page.tags.get(name)
         if tag is not None:
             tags[name] = tag.value

@@ -2,9 +2,9 @@
 
 ImageJ and Fiji store the pixel width and height in the TIFF resolution tags (pixels per
 ``unit``) and the slice spacing and the unit in the image description. Plain TIFF resolution
-tags in inches or centimetres give the pixel size but no slice spacing; since a voxel size
-without a z spacing would mislead, such files report ``None``, as do files that record no
-calibration at all.
+tags (often a meaningless 72 dpi) give no slice spacing, and a voxel size without a z spacing
+would mislead, so files without an ImageJ-style unit report ``None``, as do files that record
+no calibration at all.
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ NM_PER_UNIT = {
     "cm": 1e7, "m": 1e9, "meter": 1e9, "metre": 1e9,
     "a": 0.1, "å": 0.1, "angstrom": 0.1, "angstroms": 0.1,
 }
-
-# TIFF ResolutionUnit codes: 2 inch, 3 centimetre (4 and 5 are common non-standard extensions).
-_NM_PER_RESOLUTION_UNIT = {2: 2.54e7, 3: 1e7, 4: 1e6, 5: 1e3}
-
 
 def nm_per_unit(unit: object) -> float | None:
     """Nanometres in one ``unit`` (ImageJ spelling, case-insensitive), or None if unknown."""
@@ -45,21 +41,18 @@ def _pixels_per_unit(tag_value: object) -> float | None:
 
 
 def voxel_size_from_tiff(tags: dict, imagej_metadata: dict | None) -> tuple[float, float, float] | None:
-    """Voxel size in nm (z, y, x) from a first page's tags and its ImageJ metadata.
+    """Voxel size in nm (z, y, x) from a first page's resolution tags and its ImageJ metadata.
 
     ``imagej_metadata`` may also be a tifffile JSON description with ``unit``/``spacing``
-    keys, which BioSegment writes into BigTIFF files. ``tags`` maps tag names (``XResolution``, ``YResolution``, ``ResolutionUnit``) to values.
-    ImageJ omits ``spacing`` when it equals one unit, so a calibrated ImageJ file without it
-    has a z spacing of one unit.
+    keys, which BioSegment writes into BigTIFF files. ``tags`` maps ``XResolution`` and
+    ``YResolution`` to their (numerator, denominator) values. Without a known ``unit`` the
+    file is uncalibrated. ImageJ omits ``spacing`` when it equals one unit.
     """
     x_per_unit = _pixels_per_unit(tags.get("XResolution"))
     y_per_unit = _pixels_per_unit(tags.get("YResolution")) or x_per_unit
-    if x_per_unit is None or imagej_metadata is None:
+    if x_per_unit is None or not imagej_metadata:
         return None
     scale = nm_per_unit(imagej_metadata.get("unit"))
-    if scale is None:
-        resolution_unit = tags.get("ResolutionUnit")
-        scale = _NM_PER_RESOLUTION_UNIT.get(int(resolution_unit)) if resolution_unit else None
     if scale is None:
         return None
     try:
