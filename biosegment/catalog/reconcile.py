@@ -1,0 +1,304 @@
+"""Apply ``setup.json`` to the catalog (SPEC 3): add, update, mark missing, never drop.
+
+The file is an input, never a database. Rules:
+
+- An invalid file (bad JSON, wrong types, unknown ``file_type``, a location with ``..`` or an
+  absolute path) changes nothing: the catalog keeps the state of the last valid file, and every
+  problem is recorded (``Catalog.problems(reported_by="setup.json")``) with the file, the line
+  and column or the key, and the reason. A copy of the last valid file is kept in
+  ``.biosegment/setup.last-good.json`` so the scan still knows where the images live.
+- A valid file is applied entry by entry. An entry whose files are missing or unreadable is a
+  per-entry problem: that row is marked ``missing`` (nothing there) or ``error`` (something
+  there that cannot be read), the problem is recorded with the entry's key, and every other entry
+  is applied as usual.
+- Entries removed from the file are handed to the folder scan (origin ``scan``): they stay listed
+  while their files exist and are marked missing when they are gone. Projects removed from the
+  file are marked missing. Rows created in the UI are never touched here.
+- With no ``setup.json`` at all, everything it used to declare is handed to the scan.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from biosegment.catalog.layout import (
+    LEGACY_ANNOTATIONS,
+    MODEL_WEIGHTS,
+    dataset_layout,
+    join,
+    legacy_ground_truth,
+    model_weights_location,
+    segmentation_volume_location,
+)
+from biosegment.catalog.probe import (
+    annotation_facts,
+    dataset_facts,
+    model_facts,
+    segmentation_facts,
+)
+from biosegment.catalog.report import CatalogReport
+from biosegment.catalog.scan import import_legacy_file
+from biosegment.catalog.setup_file import (
+    SETUP_FILENAME,
+    SetupDocument,
+    check_setup_data,
+    validate_setup,
+)
+from biosegment.catalog.store import CATALOG_DIRNAME, Catalog, entity_key
+from biosegment.errors import InputError, SetupError
+from biosegment.paths import resolve_inside
+
+__all__ = ["reconcile_setup", "apply_setup", "last_good_setup", "LAST_GOOD_FILENAME"]
+
+LAST_GOOD_FILENAME = "setup.last-good.json"
+
+
+def reconcile_setup(catalog: Catalog, root: Path) -> CatalogReport:
+    """Validate ``<root>/setup.json`` and apply it; see the module docstring for the rules."""
+    started = time.perf_counter()
+    root = Path(root)
+    document, problems = validate_setup(root)
+    if problems:
+        report = CatalogReport(setup="invalid")
+        catalog.set_problems(SETUP_FILENAME, problems)
+        report.add_problems(problems)
+    elif document is None:
+        report = CatalogReport(setup="absent")
+        _release_all(catalog, report)
+        catalog.set_problems(SETUP_FILENAME, [])
+        (root / CATALOG_DIRNAME / LAST_GOOD_FILENAME).unlink(missing_ok=True)
+    else:
+        report = apply_setup(catalog, root, document)
+        _keep_last_good(root, document)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def last_good_setup(root: Path) -> SetupDocument | None:
+    """The last valid ``setup.json`` this catalog applied, or None."""
+    path = Path(root) / CATALOG_DIRNAME / LAST_GOOD_FILENAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    document, problems = check_setup_data(root, data)
+    return None if problems else document
+
+
+def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> CatalogReport:
+    """Apply a validated document: projects, then datasets, models, segmentations, annotations."""
+    report = CatalogReport(setup="valid")
+    problems: list[InputError] = []
+    _apply_projects(catalog, document, report)
+    tables = (("datasets", _dataset_records), ("models", _model_records),
+              ("segmentations", _segmentation_records), ("annotations", _annotation_records))
+    for table, make_records in tables:
+        # Records are built (files probed) before the short write transaction that stores them.
+        records = make_records(catalog, root, document, problems)
+        before = [record.pop("_was", None) for record in records]
+        report.add_counts(table, catalog.upsert_many(table, records))
+        report.tally(table, "missing", sum(1 for record, was in zip(records, before)
+                                           if record.get("state") == "missing"
+                                           and was != "missing"))
+        declared = {entity_key(table, record) for record in records}
+        released = [entity_key(table, row) for row in _rows(catalog, table)
+                    if row["origin"] == "setup" and entity_key(table, row) not in declared]
+        catalog.set_origin(table, released, "scan")
+    catalog.set_problems(SETUP_FILENAME, problems)
+    report.add_problems(problems)
+    return report
+
+
+# -- per table ------------------------------------------------------------------------------
+
+
+def _apply_projects(catalog: Catalog, document: SetupDocument, report: CatalogReport) -> None:
+    records = []
+    for project in document.projects:
+        auto = project.auto_segment if project.auto_segment is not None else document.auto_segment
+        records.append({
+            "name": project.title, "origin": "setup", "state": "ok",
+            "classes": None if project.classes is None else [c.as_dict() for c in project.classes],
+            "default_model": project.default_model, "auto_segment": bool(auto)})
+    report.add_counts("projects", catalog.upsert_many("projects", records))
+    declared = {record["name"] for record in records}
+    gone = [(row["name"],) for row in catalog.projects()
+            if row["origin"] == "setup" and row["name"] not in declared and row["state"] != "missing"]
+    if gone:
+        report.tally("projects", "missing",
+                     catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILENAME}"))
+
+
+def _dataset_records(catalog: Catalog, root: Path, document: SetupDocument,
+                     problems: list[InputError]) -> list[dict]:
+    existing = {row["name"]: row for row in catalog.datasets()}
+    records = []
+    for entry in document.datasets:
+        previous = existing.get(entry.title)
+        record: dict[str, Any] = {
+            "name": entry.title, "origin": "setup",
+            "project": entry.project or document.default_project,
+            "resolution": None if entry.resolution is None else list(entry.resolution),
+            "_was": previous["state"] if previous else None}
+        try:
+            layout = dataset_layout(root, entry.location)
+        except InputError as exc:  # a symlink inside it leads out of the data folder
+            record.update(location=entry.location, state="error", error=exc.reason,
+                          fingerprint=None)
+            problems.append(SetupError(exc.reason, source=SETUP_FILENAME, where=entry.where))
+            records.append(record)
+            continue
+        record["ground_truth"] = layout.ground_truth or legacy_ground_truth(root, entry.title)
+        if layout.volume is None:
+            exists = resolve_inside(root, layout.searched).exists()
+            reason = ("no image files (a multi-page TIFF or a folder of TIFF or PNG slices)"
+                      if exists else "not found")
+            record.update(location=layout.searched, state="error" if exists else "missing",
+                          error=f"{layout.searched}: {reason}", fingerprint=None)
+            problems.append(SetupError(f"dataset {entry.title!r}: {layout.searched}: {reason}",
+                                       source=SETUP_FILENAME, where=entry.where))
+            records.append(record)
+            continue
+        volume = layout.volume
+        if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:
+            volume = layout.searched  # a one-slice folder is still a folder of slices
+        record["location"] = volume
+        record.update(dataset_facts(root, volume, file_type=entry.file_type,
+                                    previous=previous))
+        if entry.voxel_size is not None:
+            record["voxel_size"] = list(entry.voxel_size)
+        if record["state"] != "ok":
+            problems.append(SetupError(f"dataset {entry.title!r}: {record['error']}",
+                                       source=SETUP_FILENAME, where=entry.where))
+        elif entry.resolution is not None and record.get("shape"):
+            stated = list(entry.resolution)
+            z, y, x = record["shape"]
+            actual = [x, y, z][:len(stated)]
+            if stated != actual:
+                problems.append(SetupError(
+                    f"resolution {stated} (x, y, z) does not match the files, which hold "
+                    f"{actual}; the files win", source=SETUP_FILENAME,
+                    where=f"{entry.where}.resolution"))
+        records.append(record)
+    return records
+
+
+def _model_records(catalog: Catalog, root: Path, document: SetupDocument,
+                   problems: list[InputError]) -> list[dict]:
+    existing = {row["name"]: row for row in catalog.models()}
+    records = []
+    for entry in document.models:
+        previous = existing.get(entry.title)
+        record: dict[str, Any] = {"name": entry.title, "origin": "setup",
+                                  "project": entry.project or document.default_project,
+                                  "_was": previous["state"] if previous else None}
+        location = entry.location
+        if location is not None and resolve_inside(root, location).is_dir():
+            location = join(location, MODEL_WEIGHTS)
+        if location is None:
+            location = model_weights_location(root, entry.title)
+        if location is None or not resolve_inside(root, location).is_file():
+            searched = location or f"models/{entry.title}/{MODEL_WEIGHTS}"
+            record.update(location=searched, state="missing", error=f"{searched}: not found")
+            problems.append(SetupError(f"model {entry.title!r}: {searched}: not found",
+                                       source=SETUP_FILENAME, where=entry.where))
+            records.append(record)
+            continue
+        record["location"] = location
+        record.update(model_facts(root, location, previous=previous))
+        if record["state"] != "ok":
+            problems.append(SetupError(f"model {entry.title!r}: {record['error']}",
+                                       source=SETUP_FILENAME, where=entry.where))
+        records.append(record)
+    return records
+
+
+def _segmentation_records(catalog: Catalog, root: Path, document: SetupDocument,
+                          problems: list[InputError]) -> list[dict]:
+    existing = {entity_key("segmentations", row): row for row in catalog.segmentations()}
+    records = []
+    for entry in document.segmentations:
+        previous = existing.get((entry.dataset, entry.title))
+        record: dict[str, Any] = {"dataset": entry.dataset, "name": entry.title,
+                                  "model": entry.model, "origin": "setup",
+                                  "_was": previous["state"] if previous else None}
+        location = segmentation_volume_location(root, entry.location)
+        if location is None:
+            record.update(location=entry.location, state="missing",
+                          error=f"{entry.location}: not found")
+            problems.append(SetupError(f"segmentation {entry.title!r}: {entry.location}: not "
+                                       "found", source=SETUP_FILENAME, where=entry.where))
+        else:
+            record["location"] = location
+            record.update(segmentation_facts(root, location, previous=previous))
+            if record["state"] != "ok":
+                problems.append(SetupError(f"segmentation {entry.title!r}: {record['error']}",
+                                           source=SETUP_FILENAME, where=entry.where))
+        records.append(record)
+    return records
+
+
+def _annotation_records(catalog: Catalog, root: Path, document: SetupDocument,
+                        problems: list[InputError]) -> list[dict]:
+    existing = {entity_key("annotations", row): row for row in catalog.annotations()}
+    records = []
+    for entry in document.annotations:
+        previous = existing.get((entry.dataset, entry.title))
+        record: dict[str, Any] = {"dataset": entry.dataset, "name": entry.title,
+                                  "origin": "setup", "_was": previous["state"] if previous else None}
+        path = resolve_inside(root, entry.location)
+        folder = entry.location
+        if path.is_file():
+            # The old stack pointed at its annotations.json; slices go to a folder of their own.
+            folder = join("annotations", entry.dataset, entry.title)
+            import_legacy_file(catalog, root, entry.dataset, entry.location, folder, problems)
+        elif (path / LEGACY_ANNOTATIONS).is_file():
+            import_legacy_file(catalog, root, entry.dataset, join(folder, LEGACY_ANNOTATIONS),
+                               folder, problems)
+        record["location"] = folder
+        record.update(annotation_facts(root, folder, previous=previous))
+        if record["state"] != "ok":
+            problems.append(SetupError(f"annotation {entry.title!r}: {record['error']}",
+                                       source=SETUP_FILENAME, where=entry.where))
+        records.append(record)
+    return records
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _rows(catalog: Catalog, table: str) -> list[dict]:
+    return {"datasets": catalog.datasets, "models": catalog.models,
+            "segmentations": catalog.segmentations, "annotations": catalog.annotations}[table]()
+
+
+def _release_all(catalog: Catalog, report: CatalogReport) -> None:
+    for table in ("datasets", "models", "segmentations", "annotations"):
+        catalog.set_origin(table, [entity_key(table, row) for row in _rows(catalog, table)
+                                   if row["origin"] == "setup"], "scan")
+    gone = [(row["name"],) for row in catalog.projects()
+            if row["origin"] == "setup" and row["state"] != "missing"]
+    if gone:
+        report.tally("projects", "missing",
+                     catalog.mark_missing_many("projects", gone, reason=f"{SETUP_FILENAME} removed"))
+
+
+def _keep_last_good(root: Path, document: SetupDocument) -> None:
+    """Copy the file just applied, so an invalid edit later still leaves its facts known."""
+    from biosegment.volumes.atomic import AtomicFile
+
+    try:
+        content = document.path.read_bytes()
+    except OSError:
+        return
+    target = root / CATALOG_DIRNAME / LAST_GOOD_FILENAME
+    try:
+        if target.read_bytes() == content:
+            return
+    except OSError:
+        pass
+    with AtomicFile(target) as handle:
+        handle.file.write(content)

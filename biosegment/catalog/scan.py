@@ -1,0 +1,305 @@
+"""Register what the data folder holds: the folder is the truth (SPEC 2).
+
+``scan_data_folder`` walks the fixed layout (``EM/``, ``models/``, ``segmentations/``,
+``annotations/``), probes what it finds through :mod:`~biosegment.catalog.probe` (headers only,
+skipped when a size+mtime fingerprint is unchanged) and upserts one row per thing with origin
+``scan``. Rows the scan created whose files are gone are marked ``missing``, never removed, and
+come back to ``ok`` when the files return. Rows that ``setup.json`` or the UI own are left to their
+owner; the scan only avoids registering the same location twice under another name. Temporary
+names (files being copied or written) and ``.biosegment/`` are ignored. An unreadable thing is a row
+in state ``error`` naming the file, and never stops the scan of everything else. Old-stack
+``annotations.json`` files are imported on sight (:mod:`~biosegment.catalog.legacy_annotations`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from biosegment.catalog.layout import (
+    ANNOTATIONS_DIR,
+    DatasetLayout,
+    LEGACY_ANNOTATIONS,
+    MODEL_SUFFIX,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    SEGMENTATIONS_DIR,
+    dataset_layout,
+    join,
+    legacy_ground_truth,
+    segmentation_volume_location,
+)
+from biosegment.catalog.legacy_annotations import ANNOTATION_META, import_legacy_annotations
+from biosegment.catalog.probe import (
+    ANNOTATION_SLICE,
+    annotation_facts,
+    dataset_facts,
+    model_facts,
+    segmentation_facts,
+)
+from biosegment.catalog.report import CatalogReport
+from biosegment.catalog.setup_file import SetupDocument
+from biosegment.catalog.store import Catalog, entity_key
+from biosegment.errors import InputError
+from biosegment.paths import is_temporary_name, resolve_inside
+
+__all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
+
+#: Name under which the scan's problems are recorded (``Catalog.problems(reported_by=...)``).
+SCAN_REPORTER = "scan"
+
+
+def scan_data_folder(catalog: Catalog, root: Path, *,
+                     setup: SetupDocument | None = None) -> CatalogReport:
+    """Register every dataset, model, segmentation and annotation the folder holds.
+
+    ``setup`` (the last valid ``setup.json``) says where the images live (``EM_location``) and
+    which project undeclared datasets join; without it they are ``EM`` and none.
+    """
+    started = time.perf_counter()
+    root = Path(root)
+    report = CatalogReport()
+    problems: list[InputError] = []
+    em = setup.em_location if setup else "EM"
+    project = setup.default_project if setup else None
+
+    # Datasets first: importing old annotations needs their slice size.
+    _apply(catalog, "datasets", _find_datasets(root, em, project, problems), report, problems)
+    _apply(catalog, "models", _find_models(root, problems), report, problems)
+    _apply(catalog, "segmentations", _find_segmentations(root, problems), report, problems)
+    _apply(catalog, "annotations", _find_annotations(catalog, root, problems), report, problems)
+
+    catalog.set_problems(SCAN_REPORTER, problems)
+    report.add_problems(problems)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def import_legacy_file(catalog: Catalog, root: Path, dataset: str, source: str,
+                       destination: str, problems: list[InputError]) -> None:
+    """Import an old-stack annotations.json for ``dataset`` once its slice size is known."""
+    try:
+        row = catalog.dataset(dataset)
+    except Exception:
+        row = None
+    if row is None or not row.get("shape"):
+        problems.append(InputError(f"dataset {dataset!r} is not (yet) readable, so the slice "
+                                   "size is unknown; import postponed", source=source))
+        return
+    _, height, width = row["shape"]
+    try:
+        result = import_legacy_annotations(root, source, destination, (height, width))
+    except OSError as exc:
+        problems.append(InputError(f"cannot write {destination}: {exc}", source=source))
+        return
+    problems.extend(result.problems)
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Found:
+    """One thing found on disk: its key columns, location, and how to probe it."""
+
+    key: dict[str, str]
+    location: str
+    facts: Callable[[dict | None], dict]   #: previous row (or None) -> column values
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """Visible, finished entries of ``folder`` in a stable order (none if it does not exist)."""
+    try:
+        with os.scandir(folder) as entries:
+            kept = [e for e in entries if not is_temporary_name(e.name)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(kept, key=lambda e: e.name)
+
+
+def _find_datasets(root: Path, em: str, project: str | None,
+                   problems: list[InputError]) -> Iterator[_Found]:
+    from biosegment.volumes import IMAGE_SUFFIXES
+
+    for entry in _entries(resolve_inside(root, em)):
+        location = join(em, entry.name)
+        if entry.is_dir():
+            name = entry.name
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            name = os.path.splitext(entry.name)[0]
+        else:
+            continue
+        try:
+            layout = dataset_layout(root, location)
+        except InputError as exc:  # a symlink out of the data folder
+            problems.append(InputError(exc.reason, source=location))
+            continue
+        yield _Found({"name": name}, layout.volume or layout.searched,
+                     partial(_dataset_facts, root, name, layout, project))
+
+
+def _dataset_facts(root: Path, name: str, layout: DatasetLayout, project: str | None,
+                   previous: dict | None) -> dict:
+    facts: dict[str, Any] = {"ground_truth": layout.ground_truth or legacy_ground_truth(root, name)}
+    if previous is None or previous.get("project") is None:
+        facts["project"] = project
+    if layout.volume is None:
+        facts.update(state="error", fingerprint=None,
+                     error=f"{layout.searched}: no image files (a multi-page TIFF or a folder of "
+                           "TIFF or PNG slices)")
+        return facts
+    facts.update(dataset_facts(root, layout.volume, previous=previous))
+    return facts
+
+
+def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
+    for entry in _entries(resolve_inside(root, MODELS_DIR)):
+        if entry.is_dir() and os.path.isfile(os.path.join(entry.path, MODEL_WEIGHTS)):
+            name, location = entry.name, join(MODELS_DIR, entry.name, MODEL_WEIGHTS)
+        elif entry.is_file() and entry.name.endswith(MODEL_SUFFIX):
+            name, location = entry.name[:-len(MODEL_SUFFIX)], join(MODELS_DIR, entry.name)
+        else:
+            continue
+        yield _Found({"name": name}, location,
+                     lambda previous, location=location: model_facts(root, location,
+                                                                     previous=previous))
+
+
+def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Found]:
+    for dataset_entry in _entries(resolve_inside(root, SEGMENTATIONS_DIR)):
+        if not dataset_entry.is_dir():
+            continue
+        for entry in _entries(Path(dataset_entry.path)):
+            # labels/ is ground truth in the older layout, registered with its dataset
+            if not entry.is_dir() or entry.name == "labels":
+                continue
+            folder = join(SEGMENTATIONS_DIR, dataset_entry.name, entry.name)
+            try:
+                location = segmentation_volume_location(root, folder)
+            except InputError as exc:
+                problems.append(InputError(exc.reason, source=folder))
+                continue
+            if location is None:
+                continue  # nothing written yet
+            yield _Found({"dataset": dataset_entry.name, "name": entry.name}, location,
+                         partial(_segmentation_facts, root, location, Path(entry.path)))
+
+
+def _segmentation_facts(root: Path, location: str, folder: Path, previous: dict | None) -> dict:
+    facts = segmentation_facts(root, location, previous=previous)
+    model = _side_file_value(folder / "segmentation.json", "model")
+    if isinstance(model, str):
+        facts["model"] = model
+    return facts
+
+
+def _find_annotations(catalog: Catalog, root: Path,
+                      problems: list[InputError]) -> Iterator[_Found]:
+    for dataset_entry in _entries(resolve_inside(root, ANNOTATIONS_DIR)):
+        if not dataset_entry.is_dir():
+            continue
+        dataset = dataset_entry.name
+        base = join(ANNOTATIONS_DIR, dataset)
+        if os.path.isfile(os.path.join(dataset_entry.path, LEGACY_ANNOTATIONS)):
+            # annotations/<dataset>/annotations.json gets a folder of its own, named by its stem
+            import_legacy_file(catalog, root, dataset, join(base, LEGACY_ANNOTATIONS),
+                               join(base, Path(LEGACY_ANNOTATIONS).stem), problems)
+        for entry in _entries(Path(dataset_entry.path)):
+            if not entry.is_dir():
+                continue
+            location = join(base, entry.name)
+            folder = Path(entry.path)
+            if (folder / LEGACY_ANNOTATIONS).is_file():
+                import_legacy_file(catalog, root, dataset, join(location, LEGACY_ANNOTATIONS),
+                                   location, problems)
+            if not (folder / ANNOTATION_META).is_file() and not any(
+                    ANNOTATION_SLICE.match(n) for n in os.listdir(folder)):
+                continue  # not an annotation (yet)
+            yield _Found({"dataset": dataset, "name": entry.name}, location,
+                         lambda previous, location=location: annotation_facts(
+                             root, location, previous=previous))
+
+
+# -- applying -------------------------------------------------------------------------------
+
+
+def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: CatalogReport,
+           problems: list[InputError]) -> None:
+    """Upsert what was found; mark what the scan registered before but did not find missing.
+
+    A location that setup.json owns is its reconciler's business; one the UI owns gets fresh
+    facts but keeps its name and origin. A name already taken by either is a problem.
+    """
+    rows = _ROW_LISTS[table](catalog)
+    by_key = {entity_key(table, row): row for row in rows}
+    owned = {row["location"]: row for row in rows if row["origin"] != "scan" and row["location"]}
+    records: list[dict] = []
+    seen: dict[tuple, str] = {}
+    for item in found:
+        key = tuple(item.key.values())
+        owner = owned.get(item.location)
+        if owner is not None:
+            if owner["origin"] == "ui":
+                records.append({**_key_fields(table, owner), **item.facts(owner)})
+            seen[entity_key(table, owner)] = item.location
+            continue
+        previous = by_key.get(key)
+        if previous is not None and previous["origin"] != "scan":
+            problems.append(InputError(
+                f"name {'/'.join(key)!r} is already used by {previous['location']} (from "
+                f"{previous['origin']}); rename one of them", source=item.location))
+            continue
+        if key in seen:
+            problems.append(InputError(f"name {'/'.join(key)!r} is already used by "
+                                       f"{seen[key]}; rename one of them", source=item.location))
+            continue
+        seen[key] = item.location
+        records.append({**item.key, "location": item.location, "origin": "scan",
+                        **item.facts(previous)})
+    report.add_counts(table, catalog.upsert_many(table, records))
+    gone = [entity_key(table, row) for row in rows
+            if row["state"] != "missing" and entity_key(table, row) not in seen
+            and (row["origin"] == "scan" or _vanished_ui_row(catalog.root, row))]
+    if gone:
+        report.tally(table, "missing",
+                     catalog.mark_missing_many(table, gone, reason="no longer in the data folder"))
+
+
+def _vanished_ui_row(root: Path, row: dict) -> bool:
+    """A UI row is missing once its files were seen (it has a fingerprint) and are gone now.
+
+    One that was never seen may be output a job has not written yet, so it is left alone.
+    """
+    if row["origin"] != "ui" or not row.get("fingerprint") or not row.get("location"):
+        return False
+    try:
+        return not resolve_inside(root, row["location"]).exists()
+    except InputError:
+        return True
+
+
+def _key_fields(table: str, row: dict) -> dict:
+    return dict(zip(("dataset", "name") if table in ("segmentations", "annotations")
+                    else ("name",), entity_key(table, row)))
+
+
+_ROW_LISTS: dict[str, Callable[[Catalog], list[dict]]] = {
+    "datasets": Catalog.datasets,
+    "models": Catalog.models,
+    "segmentations": Catalog.segmentations,
+    "annotations": Catalog.annotations,
+}
+
+
+def _side_file_value(path: Path, key: str) -> Any:
+    """One value from a small JSON side file (segmentation.json), or None if unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
