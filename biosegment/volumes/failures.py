@@ -21,7 +21,8 @@ import numpy as np
 from biosegment.errors import BioSegmentError, VolumeError
 from biosegment.volumes.base import SUPPORTED_DTYPES
 
-__all__ = ["volume_errors", "checked_dtype", "checked_file_size", "multichannel_error", "MULTICHANNEL_REASON"]
+__all__ = ["volume_errors", "checked_dtype", "checked_file_size", "multichannel_error",
+           "MULTICHANNEL_REASON"]
 
 MULTICHANNEL_REASON = ("has {detail}; multichannel (RGB or several channels) images are not "
                        "supported yet: save one greyscale channel per volume")

@@ -14,8 +14,8 @@ from pathlib import Path
 from biosegment.errors import VolumeError
 from biosegment.paths import is_temporary_name
 
-__all__ = ["IMAGE_SUFFIXES", "TIFF_SUFFIXES", "PNG_SUFFIXES", "natural_sort_key", "list_image_files",
-           "is_image_file"]
+__all__ = ["IMAGE_SUFFIXES", "TIFF_SUFFIXES", "PNG_SUFFIXES", "natural_sort_key",
+           "list_image_files", "is_image_file"]
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PNG_SUFFIXES = frozenset({".png"})
@@ -28,11 +28,14 @@ _DIGIT_RUNS = re.compile(r"(\d+)")
 def natural_sort_key(name: str) -> tuple:
     """Key that orders runs of digits by value, so ``z2`` sorts before ``z10``.
 
-    ``re.split`` with a capturing group alternates text and digits, so text and numbers always
-    meet their own kind when two keys are compared. The full name breaks ties (``z01``/``z1``).
+    The stem is compared before the suffix (``z.png`` before ``z1.png``). ``re.split`` with a
+    capturing group alternates text and digits, so text and numbers always meet their own kind
+    when two keys are compared. Ties (``z01``/``z1``, ``A``/``a``) fall back to the names.
     """
-    pieces = _DIGIT_RUNS.split(name.casefold())
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(pieces)), name
+    stem, suffix = os.path.splitext(name)
+    pieces = _DIGIT_RUNS.split(stem.casefold())
+    numbered = tuple(int(p) if i % 2 else p for i, p in enumerate(pieces))
+    return numbered, suffix.casefold(), name.casefold(), name
 
 
 def is_image_file(name: str) -> bool:

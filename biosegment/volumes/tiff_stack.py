@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from biosegment.errors import VolumeError
 from biosegment.volumes.base import VolumeInfo, VolumeReader
 from biosegment.volumes.failures import checked_file_size, volume_errors
 from biosegment.volumes.tiff_layout import TiffLayout, check_page_geometry, read_tiff_layout

@@ -40,7 +40,8 @@ def _pixels_per_unit(tag_value: object) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def voxel_size_from_tiff(tags: dict, imagej_metadata: dict | None) -> tuple[float, float, float] | None:
+def voxel_size_from_tiff(tags: dict, imagej_metadata: dict | None,
+                         ) -> tuple[float, float, float] | None:
     """Voxel size in nm (z, y, x) from a first page's resolution tags and its ImageJ metadata.
 
     ``imagej_metadata`` may also be a tifffile JSON description with ``unit``/``spacing``

@@ -117,7 +117,8 @@ class LabelVolumeWriter:
         self.shape = _checked_shape(shape)
         self.dtype = np.dtype(dtype)
         if self.dtype not in SUPPORTED_DTYPES:
-            raise ValueError(f"{self.path}: cannot write {self.dtype}; use uint8, uint16 or float32")
+            raise ValueError(f"{self.path}: cannot write {self.dtype}; "
+                             "use uint8, uint16 or float32")
         if compression in ("none", ""):
             compression = None
         bigtiff = self.shape[0] * self.shape[1] * self.shape[2] * self.dtype.itemsize \
