@@ -1,0 +1,154 @@
+"""API views of what the data folder holds: projects, datasets, models, segmentations, problems.
+
+Everything here reads the catalog, which the daemon keeps in step with the folder. The dashboard
+document bundles it all with a content ETag, so the dashboard page polls it cheaply and redraws
+only when the daemon registered something.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flask import jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from biosegment.webui.api import API_PREFIX
+from biosegment.webui.api.http import conditional, etag_for, json_conditional
+from biosegment.webui.api.schemas import DatasetFilter, DatasetPath, ModelPath, SegmentationPath
+from biosegment.webui.context import web_state
+from biosegment.webui.layers import AXES, LayerRef, plane_shape
+from biosegment.webui.summaries import best_metrics, dataset_classes
+from biosegment.webui.tiles import encode_png, pyramid
+
+__all__ = ["api", "dashboard_document", "THUMBNAIL_SIZE"]
+
+api = APIBlueprint("catalog_api", __name__, url_prefix=API_PREFIX,
+                   abp_tags=[Tag(name="catalog", description="What the data folder holds")])
+
+THUMBNAIL_SIZE = 160
+_RECENT_JOBS = 20
+
+
+def _dataset_summary(row: dict) -> dict:
+    summary = dict(row)
+    version = etag_for(row.get("fingerprint"), row.get("updated_at"))
+    summary["thumbnail_url"] = (f"{API_PREFIX}/datasets/{row['name']}/thumbnail.png?v={version}"
+                                if row.get("state") == "ok" and row.get("shape") else None)
+    summary["viewer_url"] = f"/datasets/{row['name']}"
+    return summary
+
+
+def _model_summary(row: dict) -> dict:
+    summary = dict(row)
+    summary["best_metrics"] = best_metrics(row.get("metrics"))
+    summary["page_url"] = f"/models/{row['name']}"
+    return summary
+
+
+def dashboard_document(catalog) -> dict:
+    """Everything the dashboard shows, as one JSON-ready dict."""
+    try:
+        recent_jobs = catalog.jobs(limit=_RECENT_JOBS)
+    except Exception:  # an old catalog without jobs must not hide the rest of the dashboard
+        recent_jobs = []
+    return {
+        "projects": catalog.projects(),
+        "datasets": [_dataset_summary(row) for row in catalog.datasets()],
+        "models": [_model_summary(row) for row in catalog.models()],
+        "segmentations": catalog.segmentations(),
+        "annotations": catalog.annotations(),
+        "problems": catalog.problems(),
+        "counts": catalog.counts(),
+        "jobs": recent_jobs,
+    }
+
+
+@api.get("/dashboard", responses={200: None, 304: None})
+def get_dashboard():
+    """Projects, datasets, models, segmentations, annotations, problems, counts and recent jobs.
+
+    Answers 304 to a matching ``If-None-Match``: poll it to learn when anything changed.
+    """
+    return json_conditional(dashboard_document(web_state().catalog()))
+
+
+@api.get("/projects")
+def list_projects():
+    """Projects with their classes and default model."""
+    return jsonify(web_state().catalog().projects())
+
+
+@api.get("/problems")
+def list_problems():
+    """Problems found in setup.json and the data folder: file, key or line, and reason."""
+    return jsonify(web_state().catalog().problems())
+
+
+@api.get("/datasets")
+def list_datasets():
+    """Every dataset with shape, voxel size, state and thumbnail URL."""
+    return jsonify([_dataset_summary(row) for row in web_state().catalog().datasets()])
+
+
+@api.get("/datasets/<dataset>", responses={200: None, 404: None})
+def get_dataset(path: DatasetPath):
+    """One dataset, with its classes, layers and the tile pyramid of each axis."""
+    state = web_state()
+    catalog = state.catalog()
+    row = catalog.dataset(path.dataset)
+    document = _dataset_summary(row)
+    document["classes"] = dataset_classes(catalog, row)
+    layers = [{"kind": "raw", "name": "", "label": "image"}]
+    if row.get("ground_truth"):
+        layers.append({"kind": "ground_truth", "name": "", "label": "ground truth"})
+    layers += [{"kind": "segmentation", "name": s["name"], "label": f"segmentation {s['name']}",
+                "model": s.get("model"), "state": s.get("state")}
+               for s in catalog.segmentations(path.dataset)]
+    layers += [{"kind": "annotation", "name": a["name"], "label": f"annotation {a['name']}",
+                "state": a.get("state"), "slices": a.get("slices") or []}
+               for a in catalog.annotations(path.dataset)]
+    document["layers"] = layers
+    if row.get("shape"):
+        document["pyramid"] = {axis: pyramid(*plane_shape(row["shape"], axis)) for axis in AXES}
+    return jsonify(document)
+
+
+@api.get("/datasets/<dataset>/thumbnail.png", responses={200: None, 404: None})
+def get_thumbnail(path: DatasetPath):
+    """A small PNG of the dataset's middle slice."""
+    state = web_state()
+    catalog = state.catalog()
+    ref = LayerRef(path.dataset, "raw")
+    shape = state.layers.shape(catalog, ref)
+    version = state.layers.version(catalog, ref)
+
+    def render() -> bytes:
+        plane = state.layers.read_plane(catalog, ref, "z", shape[0] // 2)
+        step = max(1, int(np.ceil(max(plane.shape) / THUMBNAIL_SIZE)))
+        return encode_png(np.ascontiguousarray(plane[::step, ::step]))
+
+    return conditional(etag_for("thumb", path.dataset, version), render, mimetype="image/png",
+                       cache_control="private, max-age=3600")
+
+
+@api.get("/models")
+def list_models():
+    """Every model with classes, parent and best metrics."""
+    return jsonify([_model_summary(row) for row in web_state().catalog().models()])
+
+
+@api.get("/models/<model>", responses={200: None, 404: None})
+def get_model(path: ModelPath):
+    """One model: architecture, classes, parent, per-epoch metrics and their best values."""
+    return jsonify(_model_summary(web_state().catalog().model(path.model)))
+
+
+@api.get("/segmentations")
+def list_segmentations(query: DatasetFilter):
+    """Segmentations, optionally of one dataset."""
+    return jsonify(web_state().catalog().segmentations(query.dataset))
+
+
+@api.get("/datasets/<dataset>/segmentations/<name>", responses={200: None, 404: None})
+def get_segmentation(path: SegmentationPath):
+    """One segmentation of a dataset, with the model that made it."""
+    return jsonify(web_state().catalog().segmentation(path.dataset, path.name))

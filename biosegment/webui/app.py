@@ -1,0 +1,64 @@
+"""The application factory: ``create_app(config)`` builds BioSegment's web UI for one data folder.
+
+It wires the JSON API (``/api/v1``, documented by flask-openapi3 from the request models and view
+docstrings, the document at ``/api/v1/openapi.json``), the interactive docs (``/docs``, Swagger UI
+shipped inside the flask-openapi3-swagger package, so nothing comes from the network), the pages,
+the error handlers and the request size bound. The same app runs under the daemon's waitress
+server or alone in tests.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify
+from flask_openapi3 import Info, OpenAPI
+
+from biosegment import __version__
+from biosegment.config import Config
+from biosegment.webui.api import API_PREFIX, api_blueprints
+from biosegment.webui.context import EXTENSION_KEY, WebState
+from biosegment.webui.errors import register_error_handlers, validation_error_response
+
+__all__ = ["create_app", "DOCS_PREFIX", "OPENAPI_URL"]
+
+DOCS_PREFIX = "/docs"
+OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+
+
+def _docs_page() -> str:
+    """Swagger UI's page from the plugin package, pointed at our document (served locally)."""
+    from flask_openapi3_swagger.templates import swagger_html_string
+
+    return (swagger_html_string
+            .replace("{{doc_url}}", OPENAPI_URL)
+            .replace("{{ swagger_config|default('{}')|tojson }}", '{"docExpansion": "list"}')
+            .replace("{{ oauth_config|tojson }}", "null")
+            .replace("<title>Swagger UI</title>", "<title>BioSegment API</title>"))
+
+
+def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
+    """Build the app for ``config.data_dir``.
+
+    ``jobs`` is the job service (or its class, built with ``config`` on first use); by default
+    :class:`biosegment.tasks.JobService` is built when a job request first needs it.
+    """
+    app = OpenAPI(
+        __name__,
+        info=Info(title="BioSegment API", version=__version__,
+                  description="Datasets, models, annotations, tiles and jobs of one BioSegment "
+                              "data folder."),
+        doc_prefix=DOCS_PREFIX,
+        doc_url="/openapi.json",
+        validation_error_status=400,
+        validation_error_callback=validation_error_response,
+    )
+    app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
+    app.config["OPENAPI_HTML_STRING"] = _docs_page()
+    app.extensions[EXTENSION_KEY] = WebState(config, jobs=jobs)
+    register_error_handlers(app)
+    for blueprint in api_blueprints():
+        app.register_api(blueprint)
+    app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
+
+    from biosegment.webui import pages
+    app.register_blueprint(pages.bp)
+    return app

@@ -1,0 +1,102 @@
+"""How the API reports bad requests: one JSON shape, ``{"error": ..., "field": ...}``.
+
+Views raise :class:`ApiError` (or let BioSegment's own errors through); the handlers registered by
+:func:`register_error_handlers` turn every failure under ``/api/`` into that JSON with the right
+status, so a script always gets a readable reason and the name of the field to fix. Pages keep
+Flask's HTML error pages.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+
+from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from biosegment.errors import InputError, NotFoundError
+
+__all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP ``status``, a readable ``message``, the ``field`` at fault."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def error_response(status: int, message: str, field: str | None = None) -> Response:
+    response = jsonify({"error": message, "field": field})
+    response.status_code = status
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _malformed_json_reason() -> str | None:
+    """Why the request body is not JSON, or None when it parses (or there is none)."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return "a JSON object is required"
+    try:
+        json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"malformed JSON: {exc}"
+    return None
+
+
+def validation_error_response(error: ValidationError) -> Response:
+    """flask-openapi3's hook: pydantic errors become a 400 naming the first bad field."""
+    problems = error.errors(include_url=False)
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+    location = [str(part) for part in first.get("loc", ())]
+    if not location and request.method in ("POST", "PUT", "PATCH"):
+        reason = _malformed_json_reason()
+        if reason:
+            return error_response(400, reason, "body")
+    field = ".".join(location) or "body"
+    return error_response(400, f"{field}: {first.get('msg', 'invalid value')}", field)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.message, exc.field)
+
+    @app.errorhandler(NotFoundError)
+    def _not_found(exc: NotFoundError):
+        if not _wants_json():
+            return Response(f"Not found: {html.escape(str(exc))}", status=404, mimetype="text/html")
+        return error_response(404, str(exc), None)
+
+    @app.errorhandler(InputError)
+    def _input_error(exc: InputError):
+        return error_response(400, exc.reason, exc.where)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        field = "body" if exc.code == 413 else None
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"request body too large: {message}"
+        return error_response(exc.code or 500, message, field)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error serving %s", request.path)
+        if not _wants_json():
+            return Response("Internal error; see the BioSegment log.", status=500,
+                            mimetype="text/plain")
+        return error_response(500, f"internal error: {type(exc).__name__}", None)

@@ -1,0 +1,214 @@
+"""Find and read the image layers of a dataset: its raw data and every label volume over it.
+
+A layer is the raw volume, its ground truth, one segmentation, or one sparse annotation. The
+viewer addresses a layer by ``kind`` and ``name``; :func:`read_plane` returns one plane of it
+along an axis (``z`` for the usual slice, ``y`` and ``x`` for the orthogonal views) as uint8:
+raw data mapped to display grey levels, label layers as class ids (0/255 masks become 0/1,
+annotations keep 255 for "not painted"). Planes are cached by file fingerprint, so rewriting a
+file shows the new content on the next request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
+from biosegment.errors import NotFoundError
+from biosegment.paths import resolve_inside
+from biosegment.volumes import (VolumeReader, annotation_slice_name, is_binary_mask, open_volume,
+                                read_class_ids, read_png_slice)
+from biosegment.webui.caches import ByteBudgetCache, ReaderCache
+from biosegment.webui.errors import ApiError
+
+__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED"]
+
+LAYER_KINDS = ("raw", "ground_truth", "segmentation", "annotation")
+AXES = ("z", "y", "x")
+#: Annotation value for "nothing painted here" (SPEC 4).
+UNPAINTED = 255
+_SEGMENTATION_FILE = "labels.tif"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRef:
+    """Which layer of which dataset: ``kind`` in :data:`LAYER_KINDS`, ``name`` for named kinds."""
+
+    dataset: str
+    kind: str
+    name: str = ""
+
+
+@dataclass(slots=True)
+class _OpenVolume:
+    reader: VolumeReader
+    binary_mask: bool = False                       # label volume stored as 0/255
+    window: tuple[float, float] | None = None      # raw grey levels mapped to 0..255
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def plane_shape(shape: tuple[int, int, int] | list[int], axis: str) -> tuple[int, int]:
+    """The (rows, columns) of a plane across ``axis`` of a (z, y, x) volume."""
+    z, y, x = shape
+    return {"z": (y, x), "y": (z, x), "x": (z, y)}[axis]
+
+
+class LayerStore:
+    """Resolves layers through the catalog and serves their planes from a shared cache."""
+
+    def __init__(self, root: Path, *, plane_budget_bytes: int = 768 * 2**20):
+        self.root = Path(root)
+        self.planes = ByteBudgetCache(plane_budget_bytes)
+        self.readers = ReaderCache(capacity=24)
+        self._lock = threading.Lock()
+
+    # -- locating ------------------------------------------------------------------------------
+
+    def layer_path(self, catalog, ref: LayerRef) -> Path:
+        """The file or folder that holds the layer (404 when the catalog has no such layer)."""
+        dataset = catalog.dataset(ref.dataset)
+        if ref.kind == "raw":
+            location = dataset.get("location")
+        elif ref.kind == "ground_truth":
+            location = dataset.get("ground_truth")
+            if not location:
+                raise NotFoundError(f"dataset {ref.dataset!r} has no ground truth")
+        elif ref.kind == "segmentation":
+            location = catalog.segmentation(ref.dataset, ref.name).get("location")
+        elif ref.kind == "annotation":
+            location = catalog.annotation(ref.dataset, ref.name).get("location")
+        else:
+            raise ApiError(400, f"unknown layer kind {ref.kind!r}; expected one of "
+                                f"{', '.join(LAYER_KINDS)}", field="kind")
+        if not location:
+            raise NotFoundError(f"{ref.kind} {ref.name or ref.dataset!r} has no files")
+        path = resolve_inside(self.root, location)
+        if ref.kind == "segmentation" and path.is_dir() and (path / _SEGMENTATION_FILE).is_file():
+            path = path / _SEGMENTATION_FILE
+        if not path.exists() and ref.kind != "annotation":
+            raise NotFoundError(f"{location} is missing from the data folder")
+        return path
+
+    def version(self, catalog, ref: LayerRef) -> str:
+        """A token that changes whenever the layer's files change (for ETags and cache keys)."""
+        return fingerprint(self.layer_path(catalog, ref)) or "absent"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _open(self, path: Path, kind: str, file_type: str | None) -> _OpenVolume:
+        key = (str(path), fingerprint(path), kind)
+
+        def open_() -> _OpenVolume:
+            reader = open_volume(path, file_type if kind == "raw" else None)
+            opened = _OpenVolume(reader)
+            if kind == "raw":
+                opened.window = _display_window(reader)
+            elif reader.dtype == np.uint8:
+                opened.binary_mask = is_binary_mask(reader)
+            return opened
+
+        return self.readers.get_or_open(key, open_)
+
+    def shape(self, catalog, ref: LayerRef) -> tuple[int, int, int]:
+        dataset = catalog.dataset(ref.dataset)
+        if dataset.get("shape"):
+            return tuple(dataset["shape"])
+        opened = self._open(self.layer_path(catalog, LayerRef(ref.dataset, "raw")), "raw",
+                            dataset.get("file_type"))
+        return opened.reader.shape
+
+    def read_plane(self, catalog, ref: LayerRef, axis: str, index: int) -> np.ndarray:
+        """Plane ``index`` across ``axis`` of the layer, as uint8 (display levels or class ids)."""
+        if axis not in AXES:
+            raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
+        shape = self.shape(catalog, ref)
+        limit = shape[AXES.index(axis)]
+        if not 0 <= index < limit:
+            raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+        path = self.layer_path(catalog, ref)
+        version = fingerprint(path) or "absent"
+        key = (str(path), version, ref.kind, axis, index)
+        if ref.kind == "annotation":
+            return self.planes.get_or_compute(
+                key, lambda: _annotation_plane(path, shape, axis, index))
+        file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
+        opened = self._open(path, ref.kind, file_type)
+        if tuple(opened.reader.shape) != tuple(shape):
+            raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
+                                f", the dataset {list(shape)}", field="kind")
+        return self.planes.get_or_compute(key, lambda: _volume_plane(opened, ref.kind, axis, index))
+
+    def voxel(self, catalog, ref: LayerRef, z: int, y: int, x: int) -> float | int:
+        """The stored value at one voxel (raw grey value, or class id for label layers)."""
+        if ref.kind == "raw":
+            dataset = catalog.dataset(ref.dataset)
+            opened = self._open(self.layer_path(catalog, ref), "raw", dataset.get("file_type"))
+            value = opened.reader.read_block(z, z + 1, slice(y, y + 1), slice(x, x + 1))[0, 0, 0]
+            return value.item()
+        return int(self.read_plane(catalog, ref, "z", z)[y, x])
+
+    def close(self) -> None:
+        self.readers.close()
+        self.planes.clear()
+
+
+def _display_window(reader: VolumeReader) -> tuple[float, float] | None:
+    """Grey levels that map to black and white; None for uint8, shown as stored."""
+    if reader.dtype == np.uint8:
+        return None
+    middle = reader.read_slice(reader.shape[0] // 2)
+    low, high = np.percentile(middle, [0.5, 99.5])
+    if high <= low:
+        high = low + 1
+    return float(low), float(high)
+
+
+def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int) -> np.ndarray:
+    reader = opened.reader
+    if axis == "z":
+        plane = reader.read_slice(index)
+    elif axis == "y":
+        plane = reader.read_block(0, reader.shape[0], slice(index, index + 1), None)[:, 0, :]
+    else:
+        plane = reader.read_block(0, reader.shape[0], None, slice(index, index + 1))[:, :, 0]
+    if kind == "raw":
+        if opened.window is None:
+            return np.ascontiguousarray(plane)
+        low, high = opened.window
+        scaled = (plane.astype(np.float32) - low) * (255.0 / (high - low))
+        return np.clip(scaled, 0, 255).astype(np.uint8)
+    if plane.dtype != np.uint8:
+        plane = np.clip(plane, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(read_class_ids(plane, binary=opened.binary_mask))
+
+
+def _annotation_plane(folder: Path, shape, axis: str, index: int) -> np.ndarray:
+    """A plane of a sparse annotation: painted slices where they exist, 255 elsewhere."""
+    nz, ny, nx = shape
+    if axis == "z":
+        file = folder / annotation_slice_name(index)
+        if not file.is_file():
+            return np.full((ny, nx), UNPAINTED, dtype=np.uint8)
+        return _checked_slice(read_png_slice(file), (ny, nx), file)
+    plane = np.full(plane_shape(shape, axis), UNPAINTED, dtype=np.uint8)
+    if folder.is_dir():
+        for name in os.listdir(folder):
+            match = ANNOTATION_SLICE.match(name)
+            if not match or int(match.group(1)) >= nz:
+                continue
+            painted = _checked_slice(read_png_slice(folder / name), (ny, nx), folder / name)
+            plane[int(match.group(1))] = painted[index, :] if axis == "y" else painted[:, index]
+    return plane
+
+
+def _checked_slice(array: np.ndarray, expected: tuple[int, int], file: Path) -> np.ndarray:
+    if array.shape != expected:
+        raise ApiError(409, f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
+                            f"slices {expected[1]}x{expected[0]}", field="z")
+    return array

@@ -1,0 +1,57 @@
+"""Short summaries of catalog rows for the dashboard: a model's best metrics, a dataset's classes.
+
+Models store their training history as one dict per epoch (SPEC 5); the dashboard shows the best
+value of each metric over that history (lowest for losses and errors, highest for the rest).
+Classes come from the dataset's project in ``setup.json``, with background (0) always first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from biosegment.errors import NotFoundError
+
+__all__ = ["best_metrics", "dataset_classes", "BACKGROUND", "DEFAULT_CLASSES"]
+
+BACKGROUND = {"id": 0, "name": "background", "color": "#3a7bff"}
+DEFAULT_CLASSES = [{"id": 1, "name": "class 1", "color": "#ff3030"}]
+_LOWER_IS_BETTER = ("loss", "error", "vi", "rand")
+
+
+def _lower_is_better(metric: str) -> bool:
+    return any(word in metric.lower() for word in _LOWER_IS_BETTER)
+
+
+def best_metrics(metrics: Any) -> dict[str, float]:
+    """Best value per metric over a list of per-epoch dicts (a plain dict is returned as is)."""
+    if isinstance(metrics, dict):
+        return {k: v for k, v in metrics.items() if isinstance(v, (int, float))
+                and not isinstance(v, bool)}
+    best: dict[str, float] = {}
+    for epoch in metrics or []:
+        if not isinstance(epoch, dict):
+            continue
+        for key, value in epoch.items():
+            if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key not in best:
+                best[key] = value
+            elif _lower_is_better(key):
+                best[key] = min(best[key], value)
+            else:
+                best[key] = max(best[key], value)
+    return best
+
+
+def dataset_classes(catalog, dataset: dict) -> list[dict]:
+    """Background plus the classes of the dataset's project (or one default class)."""
+    classes = None
+    project = dataset.get("project")
+    if project:
+        try:
+            classes = catalog.project(project).get("classes")
+        except NotFoundError:
+            classes = None
+    listed = [c for c in (classes or DEFAULT_CLASSES) if isinstance(c, dict) and c.get("id") != 0]
+    return [dict(BACKGROUND)] + [{"id": int(c["id"]), "name": str(c.get("name", c["id"])),
+                                  "color": str(c.get("color", "#ff3030"))} for c in listed]
