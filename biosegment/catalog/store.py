@@ -191,10 +191,15 @@ class Catalog(JobStore):
         now = now_iso()
         with self._write() as conn:
             for key in keys:
-                cursor = conn.execute(
-                    f"UPDATE {table} SET state = 'missing', error = ?, updated_at = ? "
-                    f"WHERE {where} AND (state != 'missing' OR error IS NOT ?)",
-                    (reason, now, *key, reason))
+                if table == "projects":  # a project is a declaration: no files, no error text
+                    cursor = conn.execute(
+                        f"UPDATE projects SET state = 'missing', updated_at = ? "
+                        f"WHERE {where} AND state != 'missing'", (now, *key))
+                else:
+                    cursor = conn.execute(
+                        f"UPDATE {table} SET state = 'missing', error = ?, updated_at = ? "
+                        f"WHERE {where} AND (state != 'missing' OR error IS NOT ?)",
+                        (reason, now, *key, reason))
                 changed += cursor.rowcount
         return changed
 
