@@ -220,3 +220,26 @@ def test_uint16_and_float32_normalise_to_unit_range(tmp_path):
         scaled = normalise(reader.read_slice(0))
         assert scaled.dtype == np.float32
         np.testing.assert_allclose(scaled, [[0.0, 0.25, 1.0]])
+
+
+def test_ome_tiff_stack_and_physical_sizes(tmp_path):
+    array = sample()
+    path = write(tmp_path / "stack.ome.tif", array, ome=True,
+                 metadata={"axes": "ZYX", "PhysicalSizeX": 0.004, "PhysicalSizeY": 0.005,
+                           "PhysicalSizeZ": 50, "PhysicalSizeZUnit": "nm"})
+    info = probe_volume(path)
+    assert info.shape == array.shape
+    assert info.voxel_size == pytest.approx((50.0, 5.0, 4.0))
+    with open_volume(path) as reader:
+        np.testing.assert_array_equal(reader.read_block(0, 7), array)
+
+
+def test_ome_tiff_time_series_is_read_as_a_stack_and_channels_are_refused(tmp_path):
+    array = sample(shape=(5, 16, 16))
+    series = write(tmp_path / "t.ome.tif", array, ome=True, compression="zlib",
+                   metadata={"axes": "TYX"})
+    assert probe_volume(series).shape == (5, 16, 16)
+    channels = write(tmp_path / "c.ome.tif", np.zeros((3, 2, 16, 16), np.uint8), ome=True,
+                     metadata={"axes": "ZCYX"})
+    with pytest.raises(VolumeError, match=r"c\.ome\.tif: has 2 OME channels"):
+        probe_volume(channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -233,3 +234,30 @@ def test_read_png_slice_rejects_16_bit(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "z00001.png")
     with pytest.raises(VolumeError, match=r"z00001\.png.*8-bit"):
         read_png_slice(tmp_path / "z00001.png")
+
+
+@pytest.mark.parametrize("compression", ["zlib", None])
+def test_bigtiff_output_keeps_shape_and_calibration(tmp_path, compression):
+    array = labels(shape=(4, 20, 30))
+    path = tmp_path / "big.tif"
+    with LabelVolumeWriter(path, array.shape, compression=compression, bigtiff=True,
+                           voxel_size=(45.0, 6.0, 7.0)) as writer:
+        writer.write_block(0, array)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_bigtiff and not tif.is_imagej
+        assert tif.series[0].shape == array.shape
+    info = probe_volume(path)
+    assert info.shape == array.shape and info.voxel_size == pytest.approx((45.0, 6.0, 7.0))
+    with open_volume(path) as reader:
+        np.testing.assert_array_equal(reader.read_block(0, 4), array)
+
+
+def test_forgotten_writer_leaves_no_temporary_file(tmp_path):
+    writer = LabelVolumeWriter(tmp_path / "labels.tif", (3, 8, 8))
+    writer.write_slice(0, np.zeros((8, 8), np.uint8))
+    temp_path = writer.temp_path
+    assert temp_path.exists()
+    del writer
+    gc.collect()
+    assert not temp_path.exists()
+    assert folder_names(tmp_path) == []

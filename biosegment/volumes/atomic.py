@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import weakref
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +36,9 @@ class AtomicFile:
         self.temp_path = temporary_name_for(self.path)
         self._file: BinaryIO | None = open(self.temp_path, "xb")  # noqa: SIM115 - closed below
         self.done = False
+        # A writer dropped without commit or abort (a crashed job) must not leave its
+        # temporary file behind: discard it when the object is collected or at exit.
+        self._discard = weakref.finalize(self, _discard_temporary, self._file, self.temp_path)
 
     @property
     def file(self) -> BinaryIO:
@@ -54,22 +58,15 @@ class AtomicFile:
         except BaseException:
             self.abort()
             raise
+        self._discard.detach()
         self.done = True
         _sync_folder(self.path.parent)
         return self.path
 
     def abort(self) -> None:
         """Discard the temporary file; the destination keeps its previous content."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass  # a full disk can fail the final flush; the file is discarded anyway
-            self._file = None
-        try:
-            os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
+        self._file = None
+        self._discard()  # runs at most once, so aborting twice is harmless
         self.done = True
 
     def __enter__(self) -> AtomicFile:
@@ -82,6 +79,17 @@ class AtomicFile:
             self.commit()
         else:
             self.abort()
+
+
+def _discard_temporary(handle: BinaryIO, temp_path: Path) -> None:
+    try:
+        handle.close()
+    except OSError:
+        pass  # a full disk can fail the final flush; the file is discarded anyway
+    try:
+        os.unlink(temp_path)
+    except FileNotFoundError:
+        pass
 
 
 def _sync_folder(folder: Path) -> None:

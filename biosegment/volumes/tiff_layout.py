@@ -1,11 +1,12 @@
 """Work out from a TIFF's headers where its slices are, without reading any pixels.
 
-A multi-page TIFF holds one slice per page. ImageJ and tifffile write the stack shape into the
-first page's description and usually store all pixel data as one contiguous block: then the
-stack can be memory-mapped and the page chain need not be walked at all (a file of thousands of
-pages probes in the time it takes to read one header). Other files are indexed by walking the
-chain of page offsets, which reads a few bytes per page and decodes no tags. Either way the
-byte ranges are checked against the file size, so a truncated file is reported at probe time.
+A multi-page TIFF holds one slice per page. ImageJ, OME-TIFF writers and tifffile record the
+stack shape in the first page's description and usually store all pixel data as one
+contiguous block: then the stack can be memory-mapped and the page chain need not be walked
+at all (a file of thousands of pages probes in the time it takes to read one header). Other
+files are indexed by walking the chain of page offsets, which reads a few bytes per page and
+decodes no tags. Either way the byte ranges are checked against the file size, so a
+truncated file is reported at probe time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tifffile
 
 from biosegment.errors import VolumeError
 from biosegment.volumes.failures import checked_dtype, multichannel_error
+from biosegment.volumes.ome import OmeStack, read_ome_stack
 from biosegment.volumes.voxel_size import voxel_size_from_tiff
 
 __all__ = ["TiffLayout", "read_tiff_layout", "check_page_geometry"]
@@ -52,9 +54,13 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
     file_dtype = np.dtype(tif.byteorder + dtype.char) if dtype.itemsize > 1 else dtype
     slice_bytes = height * width * dtype.itemsize
     _check_extents(first, path, file_size, "page 0")
-    voxel_size = voxel_size_from_tiff(_resolution_tags(first), _calibration_metadata(tif))
-
-    declared = _declared_depth(tif, path, (height, width))
+    ome = read_ome_stack(first.description) if tif.is_ome else None
+    if ome is not None:
+        voxel_size = ome.voxel_size
+        declared = _ome_depth(ome, path)
+    else:
+        voxel_size = voxel_size_from_tiff(_resolution_tags(first), _calibration_metadata(tif))
+        declared = _declared_depth(tif, path, (height, width))
     if declared is not None and first.is_final:
         start = first.dataoffsets[0]
         needed = start + declared * slice_bytes
@@ -150,8 +156,17 @@ def _calibration_metadata(tif: tifffile.TiffFile) -> dict | None:
     return None
 
 
+def _ome_depth(ome: OmeStack, path: Path) -> int:
+    if ome.size_c > 1:
+        raise multichannel_error(path, f"{ome.size_c} OME channels")
+    if ome.size_z > 1 and ome.size_t > 1:
+        raise VolumeError(f"OME-TIFF with {ome.size_t} time points of {ome.size_z} slices; "
+                          "only one 3-D stack per file is supported", source=path)
+    return ome.size_z * ome.size_t
+
+
 def _declared_depth(tif: tifffile.TiffFile, path: Path, plane: tuple[int, int]) -> int | None:
-    """Number of slices the ImageJ or tifffile description declares, if it declares one."""
+    """Number of slices an ImageJ or tifffile description declares, if it declares one."""
     imagej = tif.imagej_metadata if tif.is_imagej else None
     if imagej:
         channels = int(imagej.get("channels", 1) or 1)

@@ -15,6 +15,8 @@ description instead, since ImageJ cannot read BigTIFF.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,7 +74,8 @@ class _CompressedPages:
                  compression: str):
         metadata, self._resolution = _calibration(voxel_size)
         if bigtiff:
-            self._description = tifffile.shaped_description(shape, **metadata)
+            # tifffile's JSON "shaped" description, which its readers and ours understand
+            self._description = json.dumps({"shape": list(shape), **metadata})
         else:
             calibration = {k: v for k, v in metadata.items() if k != "axes"}
             self._description = tifffile.imagej_description(shape, "ZYX", **calibration)
@@ -106,13 +109,15 @@ class LabelVolumeWriter:
 
     ``dtype`` is uint8 (class ids, the default), uint16 or float32; ``compression`` any
     tifffile codec name (``"zlib"``, ``"zstd"``, ``"lzw"``) or None; ``voxel_size`` (z, y, x)
-    in nm. One writer per destination at a time is the caller's business; two racing writers
+    in nm; ``bigtiff`` forces BigTIFF on or off (default: only when classic TIFF cannot hold
+    the data). One writer per destination at a time is the caller's business; two racing writers
     still never mix their data (each has its own temporary file, the last commit wins).
     """
 
     def __init__(self, path: Path, shape: tuple[int, int, int], *, dtype: str = "uint8",
                  compression: str | None = "zlib",
-                 voxel_size: tuple[float, float, float] | None = None):
+                 voxel_size: tuple[float, float, float] | None = None,
+                 bigtiff: bool | None = None):
         self.path = Path(path)
         self.shape = _checked_shape(shape)
         self.dtype = np.dtype(dtype)
@@ -121,8 +126,8 @@ class LabelVolumeWriter:
                              "use uint8, uint16 or float32")
         if compression in ("none", ""):
             compression = None
-        bigtiff = self.shape[0] * self.shape[1] * self.shape[2] * self.dtype.itemsize \
-            > BIGTIFF_THRESHOLD
+        if bigtiff is None:
+            bigtiff = math.prod(self.shape) * self.dtype.itemsize > BIGTIFF_THRESHOLD
         self._next_z = 0
         self._target = AtomicFile(self.path)
         try:
