@@ -19,7 +19,7 @@ import sqlite_utils
 
 from biosegment.errors import BioSegmentError
 
-__all__ = ["CatalogConnection", "BUSY_TIMEOUT_S", "connect"]
+__all__ = ["CatalogConnection", "BUSY_TIMEOUT_S", "connect", "corrupt_catalog_error"]
 
 #: How long a process waits for another one's write to finish before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -36,11 +36,17 @@ def connect(path: Path) -> sqlite3.Connection:
         # NORMAL is durable across application crashes in WAL mode; only a power cut can lose
         # the last commits, which a rescan of the data folder restores.
         conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.OperationalError as exc:  # locked for too long, no permission, ...
+        raise BioSegmentError(f"{path}: cannot open the catalog: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise BioSegmentError(
-            f"{path}: cannot open the catalog ({exc}); `biosegment reindex` rebuilds it from "
-            "the data folder") from exc
+        raise corrupt_catalog_error(path, exc) from exc
     return conn
+
+
+def corrupt_catalog_error(path: Path, exc: BaseException) -> BioSegmentError:
+    """The error for a catalog file SQLite cannot make sense of, with the way out."""
+    return BioSegmentError(f"{path}: the catalog is damaged ({exc}); `biosegment reindex` "
+                           "rebuilds it from the data folder and keeps the damaged file aside")
 
 
 class CatalogConnection:

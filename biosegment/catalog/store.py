@@ -11,10 +11,11 @@ person created in the UI is never taken over, and so never dropped, by a rescan.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from biosegment.catalog.connection import connect
+from biosegment.catalog.connection import connect, corrupt_catalog_error
 from biosegment.catalog.jobs import JobStore
 from biosegment.catalog.migrations import migrate
 from biosegment.catalog.rows import (
@@ -26,7 +27,7 @@ from biosegment.catalog.rows import (
     encode_fields,
     now_iso,
 )
-from biosegment.errors import InputError, NotFoundError
+from biosegment.errors import BioSegmentError, InputError, NotFoundError
 
 __all__ = ["Catalog", "open_catalog", "CATALOG_DIRNAME", "CATALOG_FILENAME", "catalog_path",
            "entity_key"]
@@ -64,6 +65,11 @@ def open_catalog(root: Path) -> "Catalog":
     conn = connect(path)
     try:
         migrate(conn, source=path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise BioSegmentError(f"{path}: cannot prepare the catalog: {exc}") from exc
+        raise corrupt_catalog_error(path, exc) from exc
     except BaseException:
         conn.close()
         raise
