@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import tifffile
 from biosegment.errors import VolumeError
 from biosegment.volumes import detect_file_type, normalise, open_volume, probe_volume
 
+REPO = Path(__file__).resolve().parents[1]
 DTYPES = ["uint8", "uint16", "float32"]
 
 
@@ -243,3 +247,30 @@ def test_ome_tiff_time_series_is_read_as_a_stack_and_channels_are_refused(tmp_pa
                      metadata={"axes": "ZCYX"})
     with pytest.raises(VolumeError, match=r"c\.ome\.tif: has 2 OME channels"):
         probe_volume(channels)
+
+
+SHRINK_SCRIPT = """
+import os, sys
+from biosegment.errors import VolumeError
+from biosegment.volumes import open_volume
+path = sys.argv[1]
+with open_volume(path) as reader:
+    assert reader.is_memory_mapped
+    reader.read_slice(6)
+    os.truncate(path, os.path.getsize(path) // 3)  # a copy tool overwriting in place
+    try:
+        reader.read_slice(6)
+    except VolumeError as error:
+        print("VolumeError:", error)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="in-place truncation of a mapped file is POSIX")
+def test_memory_mapped_file_shrinking_underneath_is_an_error_not_a_crash(tmp_path):
+    """Reading a mapped page past a file's new end would kill the process with SIGBUS; the
+    subprocess keeps that from taking the test run down if the guard ever goes missing."""
+    path = write(tmp_path / "stack.tif", sample(), **LAYOUTS["imagej"])
+    result = subprocess.run([sys.executable, "-c", SHRINK_SCRIPT, str(path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
+    assert "VolumeError:" in result.stdout and "stack.tif: file shrank" in result.stdout

@@ -8,12 +8,14 @@ reads headers only; see :mod:`biosegment.volumes.tiff_layout`.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from biosegment.errors import VolumeError
 from biosegment.volumes.base import VolumeInfo, VolumeReader
 from biosegment.volumes.failures import checked_file_size, volume_errors
 from biosegment.volumes.tiff_layout import TiffLayout, check_page_geometry, read_tiff_layout
@@ -69,10 +71,19 @@ class TiffStackReader(VolumeReader):
         # tifffile shares one file position between all pages; reads must not interleave.
         self._lock = threading.Lock()
         self._memmap: np.memmap | None = None
+        self._mapped_file = None
         if tif is None:
+            assert layout.data_offset is not None
+            self._mapped_end = layout.data_offset + info.nbytes
             with volume_errors(info.path, "memory-mapping the TIFF"):
-                self._memmap = np.memmap(info.path, dtype=layout.file_dtype, mode="r",
-                                         offset=layout.data_offset, shape=layout.shape)
+                self._mapped_file = open(info.path, "rb")  # noqa: SIM115 - closed in close()
+                try:
+                    self._memmap = np.memmap(self._mapped_file, dtype=layout.file_dtype,
+                                             mode="r", offset=layout.data_offset,
+                                             shape=layout.shape)
+                except BaseException:
+                    self._mapped_file.close()
+                    raise
 
     @property
     def info(self) -> VolumeInfo:
@@ -106,10 +117,18 @@ class TiffStackReader(VolumeReader):
         return self._from_memmap(np.s_[z0:z1, ys, xs])
 
     def _from_memmap(self, index) -> np.ndarray:
-        assert self._memmap is not None
+        memmap, handle = self._memmap, self._mapped_file
+        if memmap is None or handle is None or handle.closed:
+            raise ValueError(f"{self._info.path} is closed")
+        # Touching a mapped page past the end of a file that shrank (a copy tool overwriting
+        # it in place) kills the process with SIGBUS, so check the size before every read.
+        # Atomic replacement is harmless: the map keeps the old file alive.
+        if os.fstat(handle.fileno()).st_size < self._mapped_end:
+            raise VolumeError("file shrank since it was opened (is it being overwritten?); "
+                              "open it again", source=self._info.path)
         with volume_errors(self._info.path, "reading the memory-mapped TIFF"):
             # np.array copies (and fixes byte order), so no caller holds on to the map.
-            return np.array(self._memmap[index], dtype=self._layout.dtype)
+            return np.array(memmap[index], dtype=self._layout.dtype)
 
     def _decode_page(self, z: int) -> np.ndarray:
         path = self._info.path
@@ -134,3 +153,6 @@ class TiffStackReader(VolumeReader):
         # Dropping the reference unmaps once no slice view is in use; closing the mmap
         # explicitly would fail (or crash a reader) while another thread still copies from it.
         self._memmap = None
+        if self._mapped_file is not None:
+            self._mapped_file.close()
+            self._mapped_file = None
