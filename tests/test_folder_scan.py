@@ -229,3 +229,22 @@ def test_two_hundred_datasets_refresh_and_rescan_quickly(tmp_path, catalog):
     again = refresh(catalog, tmp_path)
     assert not again.changed and again.count("unchanged", "datasets") == 200
     assert len(catalog.datasets()) == 200
+
+
+def test_symlinks_that_leave_the_data_folder_are_problems_not_rows(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_stack(outside / "secret" / "raw" / "stack.tif")
+    write_stack(outside / "labels.tif")
+    Image.fromarray(np.full((16, 24), 255, np.uint8)).save(outside / "z00001.png")
+    write_stack(root / "EM" / "fine.tif")
+    (root / "EM" / "secret").symlink_to(outside / "secret", target_is_directory=True)
+    (root / "segmentations" / "fine" / "auto").mkdir(parents=True)
+    (root / "segmentations" / "fine" / "auto" / "labels.tif").symlink_to(outside / "labels.tif")
+    (root / "annotations" / "fine").mkdir(parents=True)
+    (root / "annotations" / "fine" / "away").symlink_to(outside, target_is_directory=True)
+    with open_catalog(root) as catalog:
+        scan_data_folder(catalog, root)
+        assert [d["name"] for d in catalog.datasets()] == ["fine"]
+        assert catalog.segmentations() == [] and catalog.annotations() == []
+        sources = {p["source"] for p in catalog.problems("scan")}
+    assert sources == {"EM/secret", "segmentations/fine/auto/labels.tif", "annotations/fine/away"}

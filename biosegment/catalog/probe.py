@@ -111,8 +111,10 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
     print_ = fingerprint(path)
     if print_ is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
-    if _unchanged(previous, location, print_) and (file_type is None
-                                                   or previous.get("file_type") == file_type):
+    if file_type is not None:
+        # A different declared type is a different reading of the same files: probe again.
+        print_ = f"{print_}|{file_type}"
+    if _unchanged(previous, location, print_):
         return {column: previous.get(column) for column in (*_DATASET_FACTS, "state", "error",
                                                              "fingerprint")}
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from biosegment.catalog.layout import (
+    ANNOTATIONS_DIR,
     LEGACY_ANNOTATIONS,
     MODEL_WEIGHTS,
     dataset_layout,
@@ -93,26 +94,41 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
     report = CatalogReport(setup="valid")
     problems: list[InputError] = []
     _apply_projects(catalog, document, report)
-    tables = (("datasets", _dataset_records), ("models", _model_records),
-              ("segmentations", _segmentation_records), ("annotations", _annotation_records))
-    for table, make_records in tables:
+    tables = (("datasets", document.datasets, _dataset_record),
+              ("models", document.models, _model_record),
+              ("segmentations", document.segmentations, _segmentation_record),
+              ("annotations", document.annotations, _annotation_record))
+    for table, entries, make_record in tables:
+        existing = {entity_key(table, row): row for row in _rows(catalog, table)}
+        records, newly_missing = [], 0
         # Records are built (files probed) before the short write transaction that stores them.
-        records = make_records(catalog, root, document, problems)
-        before = [record.pop("_was", None) for record in records]
+        for entry in entries:
+            key = (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
+            previous = existing.get(key)
+            try:
+                record = make_record(catalog, root, document, entry, previous, problems)
+            except InputError as exc:  # e.g. a symlink inside the entry leads out of the folder
+                record = {"state": "error", "error": exc.reason}
+                problems.append(SetupError(exc.reason, source=SETUP_FILENAME, where=entry.where))
+            record.update(zip(_KEYS[table], key), origin="setup")
+            if record["state"] == "missing" and (previous or {}).get("state") != "missing":
+                newly_missing += 1
+            records.append(record)
         report.add_counts(table, catalog.upsert_many(table, records))
-        report.tally(table, "missing", sum(1 for record, was in zip(records, before)
-                                           if record.get("state") == "missing"
-                                           and was != "missing"))
+        report.tally(table, "missing", newly_missing)
         declared = {entity_key(table, record) for record in records}
-        released = [entity_key(table, row) for row in _rows(catalog, table)
-                    if row["origin"] == "setup" and entity_key(table, row) not in declared]
+        released = [key for key, row in existing.items()
+                    if row["origin"] == "setup" and key not in declared]
         catalog.set_origin(table, released, "scan")
     catalog.set_problems(SETUP_FILENAME, problems)
     report.add_problems(problems)
     return report
 
 
-# -- per table ------------------------------------------------------------------------------
+# -- per entry ------------------------------------------------------------------------------
+
+_KEYS = {"datasets": ("name",), "models": ("name",), "segmentations": ("dataset", "name"),
+         "annotations": ("dataset", "name")}
 
 
 def _apply_projects(catalog: Catalog, document: SetupDocument, report: CatalogReport) -> None:
@@ -132,139 +148,100 @@ def _apply_projects(catalog: Catalog, document: SetupDocument, report: CatalogRe
                      catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILENAME}"))
 
 
-def _dataset_records(catalog: Catalog, root: Path, document: SetupDocument,
-                     problems: list[InputError]) -> list[dict]:
-    existing = {row["name"]: row for row in catalog.datasets()}
-    records = []
-    for entry in document.datasets:
-        previous = existing.get(entry.title)
-        record: dict[str, Any] = {
-            "name": entry.title, "origin": "setup",
-            "project": entry.project or document.default_project,
-            "resolution": None if entry.resolution is None else list(entry.resolution),
-            "_was": previous["state"] if previous else None}
-        try:
-            layout = dataset_layout(root, entry.location)
-        except InputError as exc:  # a symlink inside it leads out of the data folder
-            record.update(location=entry.location, state="error", error=exc.reason,
-                          fingerprint=None)
-            problems.append(SetupError(exc.reason, source=SETUP_FILENAME, where=entry.where))
-            records.append(record)
-            continue
-        record["ground_truth"] = layout.ground_truth or legacy_ground_truth(root, entry.title)
-        if layout.volume is None:
-            exists = resolve_inside(root, layout.searched).exists()
-            reason = ("no image files (a multi-page TIFF or a folder of TIFF or PNG slices)"
-                      if exists else "not found")
-            record.update(location=layout.searched, state="error" if exists else "missing",
-                          error=f"{layout.searched}: {reason}", fingerprint=None)
-            problems.append(SetupError(f"dataset {entry.title!r}: {layout.searched}: {reason}",
-                                       source=SETUP_FILENAME, where=entry.where))
-            records.append(record)
-            continue
-        volume = layout.volume
-        if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:
-            volume = layout.searched  # a one-slice folder is still a folder of slices
-        record["location"] = volume
-        record.update(dataset_facts(root, volume, file_type=entry.file_type,
-                                    previous=previous))
-        if entry.voxel_size is not None:
-            record["voxel_size"] = list(entry.voxel_size)
-        if record["state"] != "ok":
-            problems.append(SetupError(f"dataset {entry.title!r}: {record['error']}",
-                                       source=SETUP_FILENAME, where=entry.where))
-        elif entry.resolution is not None and record.get("shape"):
-            stated = list(entry.resolution)
-            z, y, x = record["shape"]
-            actual = [x, y, z][:len(stated)]
-            if stated != actual:
-                problems.append(SetupError(
-                    f"resolution {stated} (x, y, z) does not match the files, which hold "
-                    f"{actual}; the files win", source=SETUP_FILENAME,
-                    where=f"{entry.where}.resolution"))
-        records.append(record)
-    return records
+def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
+                    problems: list[InputError]) -> dict:
+    record: dict[str, Any] = {
+        "project": entry.project or document.default_project,
+        "resolution": None if entry.resolution is None else list(entry.resolution)}
+    layout = dataset_layout(root, entry.location)
+    record["ground_truth"] = layout.ground_truth or legacy_ground_truth(root, entry.title)
+    if layout.volume is None:
+        exists = resolve_inside(root, layout.searched).exists()
+        reason = ("no image files (a multi-page TIFF or a folder of TIFF or PNG slices)"
+                  if exists else "not found")
+        record.update(location=layout.searched, state="error" if exists else "missing",
+                      error=f"{layout.searched}: {reason}", fingerprint=None)
+        problems.append(SetupError(f"dataset {entry.title!r}: {layout.searched}: {reason}",
+                                   source=SETUP_FILENAME, where=entry.where))
+        return record
+    volume = layout.volume
+    if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:
+        volume = layout.searched  # a one-slice folder is still a folder of slices
+    record["location"] = volume
+    record.update(dataset_facts(root, volume, file_type=entry.file_type, previous=previous))
+    if entry.voxel_size is not None:
+        record["voxel_size"] = list(entry.voxel_size)
+    if record["state"] != "ok":
+        problems.append(SetupError(f"dataset {entry.title!r}: {record['error']}",
+                                   source=SETUP_FILENAME, where=entry.where))
+    elif entry.resolution is not None and record.get("shape"):
+        stated = list(entry.resolution)
+        z, y, x = record["shape"]
+        actual = [x, y, z][:len(stated)]
+        if stated != actual:
+            problems.append(SetupError(
+                f"resolution {stated} (x, y, z) does not match the files, which hold {actual}; "
+                "the files win", source=SETUP_FILENAME, where=f"{entry.where}.resolution"))
+    return record
 
 
-def _model_records(catalog: Catalog, root: Path, document: SetupDocument,
-                   problems: list[InputError]) -> list[dict]:
-    existing = {row["name"]: row for row in catalog.models()}
-    records = []
-    for entry in document.models:
-        previous = existing.get(entry.title)
-        record: dict[str, Any] = {"name": entry.title, "origin": "setup",
-                                  "project": entry.project or document.default_project,
-                                  "_was": previous["state"] if previous else None}
-        location = entry.location
-        if location is not None and resolve_inside(root, location).is_dir():
-            location = join(location, MODEL_WEIGHTS)
-        if location is None:
-            location = model_weights_location(root, entry.title)
-        if location is None or not resolve_inside(root, location).is_file():
-            searched = location or f"models/{entry.title}/{MODEL_WEIGHTS}"
-            record.update(location=searched, state="missing", error=f"{searched}: not found")
-            problems.append(SetupError(f"model {entry.title!r}: {searched}: not found",
-                                       source=SETUP_FILENAME, where=entry.where))
-            records.append(record)
-            continue
-        record["location"] = location
-        record.update(model_facts(root, location, previous=previous))
-        if record["state"] != "ok":
-            problems.append(SetupError(f"model {entry.title!r}: {record['error']}",
-                                       source=SETUP_FILENAME, where=entry.where))
-        records.append(record)
-    return records
+def _model_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
+                  problems: list[InputError]) -> dict:
+    record: dict[str, Any] = {"project": entry.project or document.default_project}
+    location = entry.location
+    if location is not None and resolve_inside(root, location).is_dir():
+        location = join(location, MODEL_WEIGHTS)
+    if location is None:
+        location = model_weights_location(root, entry.title)
+    if location is None or not resolve_inside(root, location).is_file():
+        searched = location or join("models", entry.title, MODEL_WEIGHTS)
+        record.update(location=searched, state="missing", error=f"{searched}: not found")
+        problems.append(SetupError(f"model {entry.title!r}: {searched}: not found",
+                                   source=SETUP_FILENAME, where=entry.where))
+        return record
+    record["location"] = location
+    record.update(model_facts(root, location, previous=previous))
+    if record["state"] != "ok":
+        problems.append(SetupError(f"model {entry.title!r}: {record['error']}",
+                                   source=SETUP_FILENAME, where=entry.where))
+    return record
 
 
-def _segmentation_records(catalog: Catalog, root: Path, document: SetupDocument,
-                          problems: list[InputError]) -> list[dict]:
-    existing = {entity_key("segmentations", row): row for row in catalog.segmentations()}
-    records = []
-    for entry in document.segmentations:
-        previous = existing.get((entry.dataset, entry.title))
-        record: dict[str, Any] = {"dataset": entry.dataset, "name": entry.title,
-                                  "model": entry.model, "origin": "setup",
-                                  "_was": previous["state"] if previous else None}
-        location = segmentation_volume_location(root, entry.location)
-        if location is None:
-            record.update(location=entry.location, state="missing",
-                          error=f"{entry.location}: not found")
-            problems.append(SetupError(f"segmentation {entry.title!r}: {entry.location}: not "
-                                       "found", source=SETUP_FILENAME, where=entry.where))
-        else:
-            record["location"] = location
-            record.update(segmentation_facts(root, location, previous=previous))
-            if record["state"] != "ok":
-                problems.append(SetupError(f"segmentation {entry.title!r}: {record['error']}",
-                                           source=SETUP_FILENAME, where=entry.where))
-        records.append(record)
-    return records
+def _segmentation_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
+                         problems: list[InputError]) -> dict:
+    record: dict[str, Any] = {"model": entry.model}
+    location = segmentation_volume_location(root, entry.location)
+    if location is None:
+        record.update(location=entry.location, state="missing",
+                      error=f"{entry.location}: not found")
+        problems.append(SetupError(f"segmentation {entry.title!r}: {entry.location}: not found",
+                                   source=SETUP_FILENAME, where=entry.where))
+        return record
+    record["location"] = location
+    record.update(segmentation_facts(root, location, previous=previous))
+    if record["state"] != "ok":
+        problems.append(SetupError(f"segmentation {entry.title!r}: {record['error']}",
+                                   source=SETUP_FILENAME, where=entry.where))
+    return record
 
 
-def _annotation_records(catalog: Catalog, root: Path, document: SetupDocument,
-                        problems: list[InputError]) -> list[dict]:
-    existing = {entity_key("annotations", row): row for row in catalog.annotations()}
-    records = []
-    for entry in document.annotations:
-        previous = existing.get((entry.dataset, entry.title))
-        record: dict[str, Any] = {"dataset": entry.dataset, "name": entry.title,
-                                  "origin": "setup", "_was": previous["state"] if previous else None}
-        path = resolve_inside(root, entry.location)
-        folder = entry.location
-        if path.is_file():
-            # The old stack pointed at its annotations.json; slices go to a folder of their own.
-            folder = join("annotations", entry.dataset, entry.title)
-            import_legacy_file(catalog, root, entry.dataset, entry.location, folder, problems)
-        elif (path / LEGACY_ANNOTATIONS).is_file():
-            import_legacy_file(catalog, root, entry.dataset, join(folder, LEGACY_ANNOTATIONS),
-                               folder, problems)
-        record["location"] = folder
-        record.update(annotation_facts(root, folder, previous=previous))
-        if record["state"] != "ok":
-            problems.append(SetupError(f"annotation {entry.title!r}: {record['error']}",
-                                       source=SETUP_FILENAME, where=entry.where))
-        records.append(record)
-    return records
+def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
+                       problems: list[InputError]) -> dict:
+    path = resolve_inside(root, entry.location)
+    folder = entry.location
+    if path.is_file():
+        # The old stack pointed at its annotations.json; slices go to a folder of their own.
+        folder = join(ANNOTATIONS_DIR, entry.dataset, entry.title)
+        import_legacy_file(catalog, root, entry.dataset, entry.location, folder, problems)
+    elif (path / LEGACY_ANNOTATIONS).is_file():
+        import_legacy_file(catalog, root, entry.dataset, join(folder, LEGACY_ANNOTATIONS),
+                           folder, problems)
+    record: dict[str, Any] = {"location": folder}
+    record.update(annotation_facts(root, folder, previous=previous))
+    if record["state"] != "ok":
+        problems.append(SetupError(f"annotation {entry.title!r}: {record['error']}",
+                                   source=SETUP_FILENAME, where=entry.where))
+    return record
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -4,11 +4,15 @@
 ``annotations/``), probes what it finds through :mod:`~biosegment.catalog.probe` (headers only,
 skipped when a size+mtime fingerprint is unchanged) and upserts one row per thing with origin
 ``scan``. Rows the scan created whose files are gone are marked ``missing``, never removed, and
-come back to ``ok`` when the files return. Rows that ``setup.json`` or the UI own are left to their
-owner; the scan only avoids registering the same location twice under another name. Temporary
-names (files being copied or written) and ``.biosegment/`` are ignored. An unreadable thing is a row
-in state ``error`` naming the file, and never stops the scan of everything else. Old-stack
-``annotations.json`` files are imported on sight (:mod:`~biosegment.catalog.legacy_annotations`).
+come back to ``ok`` when the files return. Rows ``setup.json`` declares are its reconciler's; rows
+created in the UI keep their name and origin, get fresh facts when the scan meets their files, and
+are marked missing only once their files were seen and are gone (a UI row whose output a job has
+not written yet is left alone). A location is never registered twice under two names, and a name
+is never taken from its owner: both are reported as problems. Temporary names (files being copied
+or written) and ``.biosegment/`` are ignored. An unreadable thing is a row in state ``error``
+naming the file and never stops the scan of everything else; a symlink that leads out of the data
+folder is a problem, not a row. Old-stack ``annotations.json`` files are imported on sight
+(:mod:`~biosegment.catalog.legacy_annotations`).
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ def import_legacy_file(catalog: Catalog, root: Path, dataset: str, source: str,
     _, height, width = row["shape"]
     try:
         result = import_legacy_annotations(root, source, destination, (height, width))
+    except InputError as exc:  # a symlink on the way leads out of the data folder
+        problems.append(InputError(exc.reason, source=source))
+        return
     except OSError as exc:
         problems.append(InputError(f"cannot write {destination}: {exc}", source=source))
         return
@@ -245,7 +252,9 @@ def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: Catalo
         owner = owned.get(item.location)
         if owner is not None:
             if owner["origin"] == "ui":
-                records.append({**_key_fields(table, owner), **item.facts(owner)})
+                facts = _facts_or_problem(item, owner, problems)
+                if facts is not None:
+                    records.append({**_key_fields(table, owner), **facts})
             seen[entity_key(table, owner)] = item.location
             continue
         previous = by_key.get(key)
@@ -258,9 +267,11 @@ def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: Catalo
             problems.append(InputError(f"name {'/'.join(key)!r} is already used by "
                                        f"{seen[key]}; rename one of them", source=item.location))
             continue
+        facts = _facts_or_problem(item, previous, problems)
+        if facts is None:
+            continue
         seen[key] = item.location
-        records.append({**item.key, "location": item.location, "origin": "scan",
-                        **item.facts(previous)})
+        records.append({**item.key, "location": item.location, "origin": "scan", **facts})
     report.add_counts(table, catalog.upsert_many(table, records))
     gone = [entity_key(table, row) for row in rows
             if row["state"] != "missing" and entity_key(table, row) not in seen
@@ -268,6 +279,16 @@ def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: Catalo
     if gone:
         report.tally(table, "missing",
                      catalog.mark_missing_many(table, gone, reason="no longer in the data folder"))
+
+
+def _facts_or_problem(item: _Found, previous: dict | None,
+                      problems: list[InputError]) -> dict | None:
+    """Probe one thing; a location that leads out of the data folder is a problem, not a row."""
+    try:
+        return item.facts(previous)
+    except InputError as exc:
+        problems.append(InputError(exc.reason, source=item.location))
+        return None
 
 
 def _vanished_ui_row(root: Path, row: dict) -> bool:
