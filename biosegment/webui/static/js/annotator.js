@@ -1,0 +1,243 @@
+// The annotation editor: paints class ids into one slice at full resolution, with brush,
+// eraser and flood fill chosen from a dispatch table, undo and redo per slice, and autosave of
+// the slice to the sparse per-slice format (255 = not painted) shortly after every change.
+import { API, ApiFailure } from "./common.js";
+
+export const UNPAINTED = 255;
+const SAVE_DELAY_MS = 400;
+
+// Tools: each handles down/move/up on plane coordinates (fractional row, col).
+const TOOLS = {
+  pan: null,
+  brush: {
+    down(editor, at) { editor.stamp(at, editor.classId); editor.last = at; },
+    move(editor, at) { editor.line(editor.last, at, editor.classId); editor.last = at; },
+  },
+  eraser: {
+    down(editor, at) { editor.stamp(at, UNPAINTED); editor.last = at; },
+    move(editor, at) { editor.line(editor.last, at, UNPAINTED); editor.last = at; },
+  },
+  fill: {
+    down(editor, at) { editor.fill(at, editor.classId); },
+    move() {},
+  },
+};
+
+export class AnnotationEditor {
+  constructor({ dataset, height, width, onChange, onSaveState }) {
+    Object.assign(this, { dataset, height, width, onChange, onSaveState });
+    this.canvas = document.createElement("canvas");
+    this.canvas.width = width; this.canvas.height = height;
+    this.ctx = this.canvas.getContext("2d");
+    this.image = this.ctx.createImageData(width, height);
+    this.labels = new Uint8Array(width * height).fill(UNPAINTED);
+    this.palette = new Uint8ClampedArray(256 * 4);
+    this.tool = "brush"; this.classId = 1; this.brushSize = 8;
+    this.name = null; this.z = null;
+    this.history = new Map();   // z -> {undo: [], redo: []}
+    this.stroke = null;
+    this.saveTimer = null; this.saving = Promise.resolve(); this.dirty = false;
+  }
+
+  get active() { return this.name !== null; }
+
+  setPalette(palette) { this.palette = palette; this.render(0, 0, this.width, this.height); }
+
+  async open(name, z) {
+    await this.flush();
+    this.name = name; this.z = null;
+    if (name !== null) await this.load(z);
+  }
+
+  async load(z) {
+    await this.flush();
+    this.z = z;
+    const response = await fetch(`${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
+      `${encodeURIComponent(this.name)}/slices/${z}`, { cache: "no-store" });
+    if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (this.z !== z) return;  // the person moved on while this slice loaded
+    this.labels.set(bytes);
+    this.render(0, 0, this.width, this.height);
+  }
+
+  slot() {
+    if (!this.history.has(this.z)) this.history.set(this.z, { undo: [], redo: [] });
+    return this.history.get(this.z);
+  }
+
+  // -- pointer ------------------------------------------------------------------------------
+
+  wants() { return this.active && TOOLS[this.tool] !== null && this.z !== null; }
+
+  down(at) {
+    this.stroke = { indices: [], before: [], seen: new Set() };
+    this.box = null;
+    TOOLS[this.tool].down(this, at);
+    this.flushRender();
+  }
+
+  move(at) {
+    if (!this.stroke) return;
+    TOOLS[this.tool].move(this, at);
+    this.flushRender();
+  }
+
+  up() {
+    const stroke = this.stroke;
+    this.stroke = null;
+    if (!stroke || stroke.indices.length === 0) return;
+    const indices = Int32Array.from(stroke.indices);
+    const before = Uint8Array.from(stroke.before);
+    const after = indices.map((i) => this.labels[i]);
+    this.slot().undo.push({ indices, before, after: Uint8Array.from(after) });
+    this.slot().redo.length = 0;
+    this.changed();
+  }
+
+  // -- painting primitives -------------------------------------------------------------------
+
+  set(index, value) {
+    if (this.labels[index] === value) return;
+    if (!this.stroke.seen.has(index)) {
+      this.stroke.seen.add(index);
+      this.stroke.indices.push(index);
+      this.stroke.before.push(this.labels[index]);
+    }
+    this.labels[index] = value;
+  }
+
+  grow(r0, c0, r1, c1) {
+    const b = this.box;
+    this.box = b ? [Math.min(b[0], r0), Math.min(b[1], c0), Math.max(b[2], r1), Math.max(b[3], c1)]
+      : [r0, c0, r1, c1];
+  }
+
+  stamp([row, col], value) {
+    const radius = this.brushSize / 2;
+    const r0 = Math.max(0, Math.floor(row - radius)), r1 = Math.min(this.height - 1, Math.ceil(row + radius));
+    const c0 = Math.max(0, Math.floor(col - radius)), c1 = Math.min(this.width - 1, Math.ceil(col + radius));
+    const limit = radius * radius;
+    for (let r = r0; r <= r1; r++) {
+      for (let c = c0; c <= c1; c++) {
+        const dr = r + 0.5 - row, dc = c + 0.5 - col;
+        if (dr * dr + dc * dc <= limit) this.set(r * this.width + c, value);
+      }
+    }
+    if (r0 <= r1 && c0 <= c1) this.grow(r0, c0, r1, c1);
+  }
+
+  line(from, to, value) {
+    const distance = Math.hypot(to[0] - from[0], to[1] - from[1]);
+    const steps = Math.max(1, Math.ceil(distance / Math.max(0.5, this.brushSize / 4)));
+    for (let i = 1; i <= steps; i++) {
+      const t = i / steps;
+      this.stamp([from[0] + (to[0] - from[0]) * t, from[1] + (to[1] - from[1]) * t], value);
+    }
+  }
+
+  // Flood fill of the 4-connected region that has the seed pixel's label, within this slice.
+  fill([row, col], value) {
+    const r = Math.floor(row), c = Math.floor(col);
+    if (r < 0 || c < 0 || r >= this.height || c >= this.width) return;
+    const w = this.width, h = this.height;
+    const target = this.labels[r * w + c];
+    if (target === value) return;
+    const stack = [r * w + c];
+    let minR = r, maxR = r, minC = c, maxC = c;
+    while (stack.length) {
+      const index = stack.pop();
+      if (this.labels[index] !== target) continue;
+      const y = Math.floor(index / w);
+      let x0 = index - y * w, x1 = x0;
+      while (x0 > 0 && this.labels[y * w + x0 - 1] === target) x0--;
+      while (x1 < w - 1 && this.labels[y * w + x1 + 1] === target) x1++;
+      for (let x = x0; x <= x1; x++) {
+        this.set(y * w + x, value);
+        if (y > 0 && this.labels[(y - 1) * w + x] === target) stack.push((y - 1) * w + x);
+        if (y < h - 1 && this.labels[(y + 1) * w + x] === target) stack.push((y + 1) * w + x);
+      }
+      minR = Math.min(minR, y); maxR = Math.max(maxR, y);
+      minC = Math.min(minC, x0); maxC = Math.max(maxC, x1);
+    }
+    this.grow(minR, minC, maxR, maxC);
+  }
+
+  // -- undo and redo -------------------------------------------------------------------------
+
+  undo() { this.replay("undo", "redo", "before"); }
+  redo() { this.replay("redo", "undo", "after"); }
+
+  replay(from, to, values) {
+    if (!this.active || this.z === null) return;
+    const entry = this.slot()[from].pop();
+    if (!entry) return;
+    entry.indices.forEach((index, i) => { this.labels[index] = entry[values][i]; });
+    this.slot()[to].push(entry);
+    this.render(0, 0, this.width, this.height);
+    this.changed();
+  }
+
+  canUndo() { return this.active && this.z !== null && this.slot().undo.length > 0; }
+  canRedo() { return this.active && this.z !== null && this.slot().redo.length > 0; }
+
+  // -- drawing and saving --------------------------------------------------------------------
+
+  flushRender() {
+    if (!this.box) return;
+    const [r0, c0, r1, c1] = this.box;
+    this.render(r0, c0, r1 - r0 + 1, c1 - c0 + 1);
+    this.box = null;
+    if (this.onChange) this.onChange();
+  }
+
+  render(r0, c0, height, width) {
+    const data = this.image.data, labels = this.labels, palette = this.palette;
+    for (let r = r0; r < r0 + height; r++) {
+      for (let c = c0; c < c0 + width; c++) {
+        const i = r * this.width + c, o = i * 4, p = labels[i] * 4;
+        data[o] = palette[p]; data[o + 1] = palette[p + 1];
+        data[o + 2] = palette[p + 2]; data[o + 3] = palette[p + 3];
+      }
+    }
+    this.ctx.putImageData(this.image, 0, 0, c0, r0, width, height);
+  }
+
+  changed() {
+    this.dirty = true;
+    this.onSaveState("pending");
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.save(), SAVE_DELAY_MS);
+    if (this.onChange) this.onChange();
+  }
+
+  save() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    if (!this.dirty || this.name === null || this.z === null) return this.saving;
+    this.dirty = false;
+    const body = this.labels.slice();
+    const url = `${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
+      `${encodeURIComponent(this.name)}/slices/${this.z}`;
+    this.onSaveState("saving");
+    this.saving = this.saving.then(() => upload(url, body)).then(
+      () => { if (!this.dirty) this.onSaveState("saved"); },
+      (error) => { this.dirty = true; this.onSaveState("error", error.message); });
+    return this.saving;
+  }
+
+  // Save now whatever is pending (before changing slice or annotation, or leaving the page).
+  flush() { return this.save(); }
+}
+
+async function upload(url, labels) {
+  let body = labels, headers = { "Content-Type": "application/octet-stream" };
+  if (typeof CompressionStream === "function" && labels.length > 1 << 20) {
+    // large slices travel gzip-compressed: mostly 255 with a few strokes compresses ~100x
+    const stream = new Blob([labels]).stream().pipeThrough(new CompressionStream("gzip"));
+    body = await new Response(stream).arrayBuffer();
+    headers["Content-Encoding"] = "gzip";
+  }
+  const response = await fetch(url, { method: "PUT", headers, body });
+  if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
+}

@@ -1,0 +1,53 @@
+// Dashboard: everything the data folder holds, redrawn whenever the catalog changes.
+import { el, poll, stateBadge } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+
+function classList(classes) {
+  return (classes || []).map((c) => el("span", { class: "swatch" },
+    el("i", { style: `display:inline-block;width:10px;height:10px;background:${c.color || "#888"}` }),
+    `${c.id} ${c.name}`));
+}
+
+function metricsText(best) {
+  return Object.entries(best || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+}
+
+function datasetCard(d) {
+  const shape = d.shape ? d.shape.join(" x ") : "?";
+  const voxel = d.voxel_size ? `${d.voxel_size.join(" x ")} nm` : "voxel size unknown";
+  return el("div", { class: "card", dataset: { name: d.name } },
+    d.thumbnail_url ? el("img", { src: d.thumbnail_url, alt: `${d.name} middle slice` })
+      : el("div", { class: "muted", style: "height:200px" }, "no preview"),
+    el("div", {}, el("a", { class: "name", href: d.viewer_url }, d.name)),
+    el("div", { class: "muted" }, `${shape} (z y x) ${d.dtype || ""}`),
+    el("div", { class: "muted" }, voxel),
+    el("div", {}, stateBadge(d.state), d.project ? ` ${d.project}` : ""),
+    d.error ? el("div", { class: "muted" }, d.error) : null);
+}
+
+function render(doc) {
+  const problems = doc.problems || [];
+  $("problems").hidden = problems.length === 0;
+  $("problem-list").replaceChildren(...problems.map((p) =>
+    el("li", {}, [p.source, p.where].filter(Boolean).join(": "), ": ", p.reason)));
+  $("projects").replaceChildren(...doc.projects.map((p) => el("tr", {},
+    el("td", {}, p.name), el("td", {}, classList(p.classes)), el("td", {}, p.default_model || ""),
+    el("td", {}, stateBadge(p.state)))));
+  $("datasets").replaceChildren(...doc.datasets.map(datasetCard));
+  $("models").replaceChildren(...doc.models.map((m) => el("tr", { dataset: { name: m.name } },
+    el("td", {}, el("a", { href: m.page_url }, m.name)), el("td", {}, classList(m.classes)),
+    el("td", {}, m.parent || ""), el("td", {}, metricsText(m.best_metrics)),
+    el("td", {}, stateBadge(m.state)))));
+  $("segmentations").replaceChildren(...doc.segmentations.map((s) => el("tr", {},
+    el("td", {}, el("a", { href: `/datasets/${encodeURIComponent(s.dataset)}` }, s.dataset)),
+    el("td", {}, s.name), el("td", {}, s.model || ""), el("td", {}, stateBadge(s.state)))));
+  $("annotations").replaceChildren(...doc.annotations.map((a) => el("tr", {},
+    el("td", {}, el("a", { href: `/datasets/${encodeURIComponent(a.dataset)}` }, a.dataset)),
+    el("td", {}, a.name), el("td", {}, (a.slices || []).join(", ")),
+    el("td", {}, stateBadge(a.state)))));
+  $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  document.body.dataset.datasets = String(doc.datasets.length);
+}
+
+poll("/dashboard", 2000, render);

@@ -1,0 +1,81 @@
+// Jobs page: every job with live progress and ETA; the selected one with its training curves,
+// its log, cancel and retry, and a link to what it produced.
+import { API, el, getJSON, jobSummary, poll, progressBar, duration, sendJSON, stateBadge, percent } from "./common.js";
+import { drawChart } from "./charts.js";
+
+const $ = (id) => document.getElementById(id);
+let selected = location.hash ? decodeURIComponent(location.hash.slice(1)) : null;
+let jobsById = new Map();
+
+function resultLink(job) {
+  const result = job.result || {};
+  const p = job.params || {};
+  if (job.state !== "succeeded") return null;
+  if (job.kind === "train" && (result.model || p.name)) {
+    const name = result.model || p.name;
+    return el("a", { href: `/models/${encodeURIComponent(name)}`, id: "job-result-link" }, `model ${name}`);
+  }
+  if (job.kind === "segment") {
+    const name = result.segmentation || result.name || p.name || "";
+    return el("a", { href: `/datasets/${encodeURIComponent(p.dataset)}`, id: "job-result-link" },
+      `segmentation ${name} of ${p.dataset}`);
+  }
+  return null;
+}
+
+function renderRows(jobs) {
+  jobsById = new Map(jobs.map((j) => [j.id, j]));
+  $("no-jobs").hidden = jobs.length > 0;
+  if (!selected && jobs.length) selected = jobs[0].id;
+  $("job-rows").replaceChildren(...jobs.map((job) => el("tr", {
+    class: job.id === selected ? "selected" : "", dataset: { job: job.id, state: job.state },
+    onclick: () => { selected = job.id; location.hash = job.id; renderRows([...jobsById.values()]); renderDetail(); },
+  },
+  el("td", {}, job.id.slice(0, 8)), el("td", {}, jobSummary(job)), el("td", {}, stateBadge(job.state)),
+  el("td", {}, progressBar(job.progress)), el("td", {}, job.state === "running" ? duration(job.eta) : ""),
+  el("td", {}, job.state === "queued" || job.state === "running"
+    ? el("button", { onclick: (e) => { e.stopPropagation(); act(job.id, "cancel"); } }, "Cancel")
+    : job.state === "failed" || job.state === "cancelled"
+      ? el("button", { onclick: (e) => { e.stopPropagation(); act(job.id, "retry"); } }, "Retry") : null))));
+  renderDetail();
+}
+
+async function act(id, action) {
+  try { await sendJSON("POST", `/jobs/${encodeURIComponent(id)}/${action}`); }
+  catch (error) { $("job-message").textContent = error.message; }
+}
+
+let lastLog = null;
+async function renderDetail() {
+  const job = jobsById.get(selected);
+  $("job-detail").hidden = !job;
+  if (!job) return;
+  $("job-detail").dataset.job = job.id;
+  $("job-detail").dataset.state = job.state;
+  $("job-title").textContent = `${jobSummary(job)} (${job.id.slice(0, 8)})`;
+  $("job-state").replaceWith(Object.assign(stateBadge(job.state), { id: "job-state" }));
+  $("job-message").textContent = job.message || "";
+  $("job-bar").style.width = `${100 * (job.progress || 0)}%`;
+  $("job-progress").textContent = percent(job.progress);
+  $("job-eta").textContent = job.state === "running" && job.eta ? `about ${duration(job.eta)} left` : "";
+  $("job-cancel").disabled = !(job.state === "queued" || job.state === "running");
+  $("job-retry").disabled = !(job.state === "failed" || job.state === "cancelled");
+  $("job-cancel").onclick = () => act(job.id, "cancel");
+  $("job-retry").onclick = () => act(job.id, "retry");
+  $("job-result").replaceChildren(resultLink(job) || "");
+  drawChart($("job-chart"), job.metrics);
+  try {
+    const response = await fetch(`${API}/jobs/${encodeURIComponent(job.id)}/log`, { cache: "no-store" });
+    const text = response.ok ? await response.text() : "";
+    if (text !== lastLog) {
+      lastLog = text;
+      const log = $("job-log");
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      log.textContent = text || "(no log yet)";
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    }
+  } catch (_) { /* the log appears once the job starts */ }
+}
+
+poll("/jobs?limit=100", 1000, renderRows);
+window.addEventListener("resize", renderDetail);

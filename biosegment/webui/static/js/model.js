@@ -1,0 +1,23 @@
+// Model page: what the model is, where it came from, and its training curves.
+import { el, getJSON } from "./common.js";
+import { drawChart } from "./charts.js";
+
+const root = document.getElementById("model-page");
+const name = root.dataset.model;
+
+async function show() {
+  const model = await getJSON(`/models/${encodeURIComponent(name)}`);
+  const arch = model.architecture || {};
+  const facts = [
+    ["State", model.state], ["Location", model.location],
+    ["Parent", model.parent ? el("a", { href: `/models/${encodeURIComponent(model.parent)}` }, model.parent) : "none"],
+    ["Classes", (model.classes || []).map((c) => `${c.id} ${c.name}`).join(", ")],
+    ["Architecture", Object.entries(arch).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")],
+    ["Best metrics", Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ")],
+  ];
+  document.getElementById("model-facts").replaceChildren(...facts.map(([k, v]) =>
+    el("tr", {}, el("th", {}, k), el("td", {}, v ?? ""))));
+  drawChart(document.getElementById("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
+}
+
+show();
