@@ -55,7 +55,7 @@ def init(app: AppContext, path: str | None, demo: bool, as_json: bool) -> None:
         click.echo(f"  created {item}")
     if report.kept:
         click.echo(f"  kept {len(report.kept)} existing item(s) unchanged")
-    click.echo(f"Catalog: {counts.get('datasets', 0)} dataset(s), {counts.get('models', 0)} model(s)")
+    click.echo(f"Catalog: {_total(counts, 'datasets')} dataset(s), {_total(counts, 'models')} model(s)")
     if report.config_file is not None:
         click.echo(f"Use it with: biosegment --config {report.config_file} status")
 
@@ -82,7 +82,8 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo(f"Data folder: {document['data_dir']}")
     click.echo(f"Config:      {document['config_file'] or '(built-in defaults)'}")
     click.echo(f"Catalog:     {document['catalog']}")
-    click.echo("Counts:      " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for table, by_state in counts.items():
+        click.echo(f"{table + ':':<15}{_describe_counts(by_state)}")
     if problems:
         click.echo(f"Problems ({len(problems)}):")
         for p in problems:
@@ -90,6 +91,18 @@ def status(app: AppContext, as_json: bool) -> None:
             click.echo(f"  {p.get('source') or ''}{where}: {p.get('reason')}")
     else:
         click.echo("Problems:    none")
+
+
+def _total(counts: dict, table: str) -> int:
+    value = counts.get(table, 0)
+    return value.get("total", 0) if isinstance(value, dict) else int(value)
+
+
+def _describe_counts(by_state) -> str:
+    if not isinstance(by_state, dict):
+        return str(by_state)
+    details = ", ".join(f"{n} {state}" for state, n in by_state.items() if state != "total" and n)
+    return f"{by_state.get('total', 0)}" + (f" ({details})" if details else "")
 
 
 def _dataset_row(d: dict) -> list[str]:
