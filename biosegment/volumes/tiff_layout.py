@@ -63,13 +63,13 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
         declared = _declared_depth(tif, path, (height, width))
     if declared is not None and first.is_final:
         start = first.dataoffsets[0]
-        needed = start + declared * slice_bytes
-        if needed > file_size:
-            raise VolumeError(
-                f"truncated: the header declares {declared} slices of {height}x{width} "
-                f"{dtype.name}, which need {needed} bytes, but the file has {file_size}",
-                source=path)
         if declared == 1 or _second_page_follows_data(tif, start + slice_bytes):
+            needed = start + declared * slice_bytes
+            if needed > file_size:
+                raise VolumeError(
+                    f"truncated: the header declares {declared} slices of {height}x{width} "
+                    f"{dtype.name}, which need {needed} bytes, but the file has {file_size}",
+                    source=path)
             return TiffLayout((declared, height, width), dtype, file_dtype, start, voxel_size)
 
     # Walking the page chain reads each page's offset only; tifffile logs (not raises) a

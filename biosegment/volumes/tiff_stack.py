@@ -141,8 +141,7 @@ class TiffStackReader(VolumeReader):
                 keyframe = getattr(page, "keyframe", page)
                 check_page_geometry(keyframe, path, where=where, expected=self._info.shape[1:],
                                     expected_dtype=self._layout.dtype)
-                plane = page.asarray()
-        plane = np.asarray(plane).reshape(self._info.shape[1:])
+                plane = np.asarray(page.asarray()).reshape(self._info.shape[1:])
         return plane.astype(self._layout.dtype, copy=False)
 
     def close(self) -> None:
