@@ -1,0 +1,319 @@
+"""Turn labelled volumes into training batches and a validation set.
+
+Training data arrives as (image, labels) pairs. Labels are class ids with 255 for unlabelled
+pixels, either dense ground truth (a whole volume) or sparse annotations: a mapping from slice
+index to a painted slice, or a volume where unpainted slices are all 255. Only the slices that
+carry labels are read into memory (a volume reader costs one slice of I/O per labelled slice),
+kept in their raw dtype and scaled to [0, 1] per crop.
+
+Validation is carved out of the labelled material itself, never out of a fixed z range:
+whole labelled slices are held out when there are enough of them, otherwise the right-most
+part (by x) of the labelled pixels of every slice, so even a single painted slice yields a
+validation region. Crops are drawn around labelled pixels, so sparse scribbles are seen as
+often as dense ground truth would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biosegment.engine.augment import AugmentConfig, augment_pair, crop_at
+from biosegment.engine.metrics import IGNORE_LABEL
+from biosegment.errors import InputError
+from biosegment.volumes.base import VolumeReader, normalise
+
+__all__ = [
+    "IGNORE_LABEL",
+    "TrainingPair",
+    "LabelledStack",
+    "collect_stacks",
+    "split_validation",
+    "describe_stacks",
+    "SamplePool",
+]
+
+# Above this labelled fraction a stack counts as dense and crops are placed uniformly.
+_DENSE_FRACTION = 0.5
+# Tries to find a crop holding at least one labelled pixel before falling back to an anchor.
+_UNIFORM_TRIES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPair:
+    """One image volume with its labels, as a caller hands it to training.
+
+    ``image`` is a ``(z, y, x)`` or ``(y, x)`` array or a :class:`VolumeReader`; ``labels``
+    is an array of the same shape, or a mapping from slice index to a ``(y, x)`` slice of
+    class ids. ``name`` identifies the pair in errors and in the model card.
+    """
+
+    image: np.ndarray | VolumeReader
+    labels: np.ndarray | Mapping[int, np.ndarray]
+    name: str = "training data"
+
+
+@dataclass(slots=True)
+class LabelledStack:
+    """Consecutive slices of one pair that hold labels, kept in memory.
+
+    2-D training keeps one slice per stack; 3-D training keeps a whole labelled z range.
+    """
+
+    source: str                  #: the pair's name
+    z_start: int                 #: index of the first slice in the source volume
+    image: np.ndarray            #: raw pixels, ``(z, y, x)``
+    labels: np.ndarray           #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
+    _labelled_index: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def labelled_pixels(self) -> int:
+        return int(np.count_nonzero(self.labels != IGNORE_LABEL))
+
+    @property
+    def is_dense(self) -> bool:
+        return self.labelled_pixels >= _DENSE_FRACTION * self.labels.size
+
+    @property
+    def is_fully_labelled(self) -> bool:
+        return not (self.labels == IGNORE_LABEL).any()
+
+    def labelled_index(self) -> np.ndarray:
+        """Flat indices of the labelled pixels (cached: drawn from on every sparse crop)."""
+        if self._labelled_index is None:
+            self._labelled_index = np.flatnonzero(self.labels != IGNORE_LABEL)
+        return self._labelled_index
+
+
+
+def _image_shape(image: np.ndarray | VolumeReader) -> tuple[int, ...]:
+    return tuple(image.shape)
+
+
+def _read_image_slices(image: np.ndarray | VolumeReader, z0: int, z1: int) -> np.ndarray:
+    if isinstance(image, VolumeReader):
+        return image.read_block(z0, z1)
+    return np.array(image[z0:z1])
+
+
+def _as_label_volume(pair: TrainingPair, shape: tuple[int, int, int]) -> dict[int, np.ndarray]:
+    """Labelled slices of a pair as ``{z: (y, x) uint8}``, checked against the image."""
+    labels = pair.labels
+    if isinstance(labels, Mapping):
+        planes = dict(labels)
+    else:
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels[np.newaxis]
+        if labels.shape != shape:
+            raise InputError(f"labels have shape {labels.shape} but the image has {shape}",
+                             source=pair.name, where="labels")
+        planes = {z: labels[z] for z in range(shape[0])}
+    checked = {}
+    for z, plane in sorted(planes.items()):
+        z = int(z)
+        plane = np.asarray(plane)
+        if not 0 <= z < shape[0]:
+            raise InputError(f"labelled slice {z} outside the volume's 0..{shape[0] - 1}",
+                             source=pair.name, where=f"labels[{z}]")
+        if plane.shape != shape[1:]:
+            raise InputError(f"labelled slice has shape {plane.shape}, the image's slices "
+                             f"{shape[1:]}", source=pair.name, where=f"labels[{z}]")
+        if plane.dtype.kind not in "ui" or (plane.size and (plane.min() < 0
+                                                              or plane.max() > IGNORE_LABEL)):
+            raise InputError("labels must be integer class ids 0..254, 255 for unlabelled",
+                             source=pair.name, where=f"labels[{z}]")
+        if (plane != IGNORE_LABEL).any():
+            checked[z] = plane.astype(np.uint8, copy=False)
+    return checked
+
+
+def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2) -> list[LabelledStack]:
+    """Read the labelled parts of every pair into memory.
+
+    :param pairs: the training data.
+    :param dims: 2 gives one stack per labelled slice; 3 gives one stack per run of
+        consecutive labelled slices (a 3-D crop needs its neighbours).
+    :returns: the stacks, in pair and z order.
+    :raises InputError: naming the pair for mismatched shapes, bad ids, or no labels at all.
+    """
+    stacks: list[LabelledStack] = []
+    for pair in pairs:
+        shape = _image_shape(pair.image)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3:
+            raise InputError(f"image must be 2-D or 3-D, got shape {shape}", source=pair.name,
+                             where="image")
+        planes = _as_label_volume(pair, shape)
+        if not planes:
+            raise InputError("no labelled pixels (every label is 255)", source=pair.name,
+                             where="labels")
+        image = pair.image
+        if not isinstance(image, VolumeReader):
+            image = np.asarray(image)
+            if image.ndim == 2:
+                image = image[np.newaxis]
+        for z0, z1 in _runs(sorted(planes), split=(dims == 2)):
+            labels = np.stack([planes.get(z, np.full(shape[1:], IGNORE_LABEL, np.uint8))
+                               for z in range(z0, z1)])
+            raw = _read_image_slices(image, z0, z1)
+            if raw.dtype not in (np.uint8, np.uint16, np.float32):
+                raise InputError(f"unsupported pixel type {raw.dtype}", source=pair.name,
+                                 where="image")
+            stacks.append(LabelledStack(pair.name, z0, raw, labels))
+    return stacks
+
+
+def _runs(indices: list[int], *, split: bool) -> list[tuple[int, int]]:
+    """Half-open z ranges: one per index when ``split``, else one per consecutive run."""
+    if split:
+        return [(z, z + 1) for z in indices]
+    runs: list[tuple[int, int]] = []
+    for z in indices:
+        if runs and runs[-1][1] == z:
+            runs[-1] = (runs[-1][0], z + 1)
+        else:
+            runs.append((z, z + 1))
+    return runs
+
+
+def _hold_out_region(stack: LabelledStack, fraction: float
+                     ) -> tuple[LabelledStack | None, LabelledStack | None]:
+    """Split one stack's labelled pixels by x: the right-most ``fraction`` validates."""
+    columns = np.nonzero(stack.labels != IGNORE_LABEL)[2]
+    threshold = np.quantile(columns, 1.0 - fraction, method="higher")
+    if threshold == columns.min():
+        return stack, None  # the labels span too few columns to split
+    x = np.arange(stack.labels.shape[2])
+    in_validation = (x >= threshold)[np.newaxis, np.newaxis, :]
+    train_labels = np.where(in_validation, IGNORE_LABEL, stack.labels).astype(np.uint8)
+    validation_labels = np.where(in_validation, stack.labels, IGNORE_LABEL).astype(np.uint8)
+    train = LabelledStack(stack.source, stack.z_start, stack.image, train_labels)
+    validation = LabelledStack(stack.source, stack.z_start, stack.image, validation_labels)
+    return train, validation
+
+
+def split_validation(stacks: list[LabelledStack], *, fraction: float
+                     ) -> tuple[list[LabelledStack], list[LabelledStack], str]:
+    """Set part of the labelled material aside to choose and report the best model.
+
+    With at least ``1 / fraction`` stacks, ``round(n * fraction)`` whole stacks are held out,
+    spread evenly over the sorted list (so over the annotated z range, wherever that is).
+    With fewer, every stack gives its right-most ``fraction`` of labelled pixels (by x).
+
+    :param stacks: the labelled material from :func:`collect_stacks`.
+    :param fraction: share to hold out, 0 for none (then the validation list is empty).
+    :returns: training stacks, validation stacks, and ``"slices"``, ``"regions"`` or
+        ``"none"``, the method used.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise InputError(f"validation fraction must be in [0, 1), not {fraction}",
+                         where="validation_fraction")
+    if fraction == 0.0 or not stacks:
+        return list(stacks), [], "none"
+    count = len(stacks)
+    if count * fraction >= 1.0:
+        held = max(1, round(count * fraction))
+        # Evenly spaced positions, away from the two ends: covers the annotated range.
+        positions = {int(round(p)) for p in np.linspace(0, count - 1, held + 2)[1:-1]}
+        train = [s for i, s in enumerate(stacks) if i not in positions]
+        validation = [s for i, s in enumerate(stacks) if i in positions]
+        return train, validation, "slices"
+    train, validation = [], []
+    for stack in stacks:
+        kept, held_out = _hold_out_region(stack, fraction)
+        train.append(kept)
+        if held_out is not None:
+            validation.append(held_out)
+    return train, validation, ("regions" if validation else "none")
+
+
+def describe_stacks(stacks: Sequence[LabelledStack]) -> list[dict]:
+    """Per source: which slices were used and how many labelled pixels (for model cards)."""
+    summary: dict[str, dict] = {}
+    for stack in stacks:
+        entry = summary.setdefault(stack.source, {"source": stack.source, "slices": [],
+                                                  "labelled_pixels": 0})
+        entry["slices"].extend(range(stack.z_start, stack.z_start + stack.labels.shape[0]))
+        entry["labelled_pixels"] += stack.labelled_pixels
+    return list(summary.values())
+
+
+class SamplePool:
+    """Draws augmented training batches from labelled stacks.
+
+    :param stacks: training material from :func:`collect_stacks` / :func:`split_validation`.
+    :param crop_size: crop size per spatial axis: ``(y, x)`` for 2-D, ``(z, y, x)`` for 3-D.
+    :param augment: which augmentations to apply to each crop.
+    """
+
+    def __init__(self, stacks: list[LabelledStack], *, crop_size: tuple[int, ...],
+                 augment: AugmentConfig):
+        self.stacks = [s for s in stacks if s.labelled_pixels]
+        if not self.stacks:
+            raise InputError("no labelled pixels left for training after setting validation "
+                             "aside", where="training")
+        self.crop_size = tuple(int(c) for c in crop_size)
+        self.augment = augment
+        counts = np.array([s.labelled_pixels for s in self.stacks], dtype=np.float64)
+        # Stacks are drawn by their share of labels, so every labelled pixel is equally likely.
+        self._weights = counts / counts.sum()
+
+    @property
+    def labelled_pixels(self) -> int:
+        return int(sum(s.labelled_pixels for s in self.stacks))
+
+    def _crop_size_3d(self) -> tuple[int, int, int]:
+        return self.crop_size if len(self.crop_size) == 3 else (1, *self.crop_size)
+
+    def _corner_around_anchor(self, stack: LabelledStack, rng: np.random.Generator,
+                              size: tuple[int, int, int]) -> tuple[int, ...]:
+        index = stack.labelled_index()
+        anchor = np.unravel_index(index[rng.integers(0, index.size)], stack.labels.shape)
+        corner = []
+        for position, length, extent in zip(anchor, size, stack.labels.shape):
+            start = int(position) - int(rng.integers(0, length))
+            if extent >= length:  # keep the crop inside when it fits: less padding
+                start = min(max(start, 0), extent - length)
+            corner.append(start)
+        return tuple(corner)
+
+    def draw_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented crop holding at least one labelled pixel.
+
+        :returns: image ``float32`` and labels ``uint8`` of the crop size (2-D crops drop
+            the z axis).
+        """
+        size = self._crop_size_3d()
+        stack = self.stacks[int(rng.choice(len(self.stacks), p=self._weights))]
+        corner = None
+        if stack.is_dense:
+            for _ in range(_UNIFORM_TRIES):
+                candidate = tuple(int(rng.integers(0, max(e - n, 0) + 1))
+                                  for e, n in zip(stack.labels.shape, size))
+                window = tuple(slice(max(c, 0), c + n) for c, n in zip(candidate, size))
+                if (stack.labels[window] != IGNORE_LABEL).any():
+                    corner = candidate
+                    break
+        if corner is None:
+            corner = self._corner_around_anchor(stack, rng, size)
+        raw, labels = crop_at(stack.image, stack.labels, corner, size)
+        image = normalise(raw)
+        if len(self.crop_size) == 2:
+            image, labels = image[0], labels[0]
+        return augment_pair(image, labels, rng, self.augment)
+
+    def draw_batch(self, rng: np.random.Generator, batch_size: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch for the network.
+
+        :returns: images ``(batch, 1, *crop_size)`` float32 and labels ``(batch, *crop_size)``
+            int64 (the dtype cross-entropy wants).
+        """
+        crops = [self.draw_crop(rng) for _ in range(batch_size)]
+        images = np.stack([image for image, _ in crops])[:, np.newaxis]
+        labels = np.stack([labels for _, labels in crops]).astype(np.int64)
+        return images, labels
