@@ -12,7 +12,7 @@ import torch
 
 from biosegment.errors import InputError
 
-__all__ = ["resolve_device", "available_devices"]
+__all__ = ["resolve_device", "available_devices", "has_fast_bfloat16"]
 
 
 def _mps_available() -> bool:
@@ -66,3 +66,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return device
     raise InputError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:<n> or mps",
                      where="device")
+
+
+def has_fast_bfloat16(device: torch.device) -> bool:
+    """True when ``device`` multiplies bfloat16 in hardware (AMX or AVX-512 BF16 CPUs, CUDA
+    GPUs from Ampere on); elsewhere bfloat16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return torch.cuda.get_device_capability(index)[0] >= 8
+    if device.type == "cpu":
+        checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        # Private probes, guarded: an older or newer torch without them means "no".
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UNet", "NORMS", "architecture_dict", "size_multiple"]
+__all__ = ["UNet", "NORMS", "architecture_dict", "size_multiple", "flops_per_voxel"]
 
 #: Norm layers a U-Net may use after each 3x3 convolution.
 NORMS = ("instance", "batch", "none")
@@ -53,6 +53,34 @@ def architecture_dict(*, dims: int = 2, in_channels: int = 1, num_classes: int =
 def size_multiple(levels: int) -> int:
     """Every spatial size fed to a U-Net with ``levels`` poolings must be a multiple of this."""
     return 2 ** levels
+
+
+def flops_per_voxel(config: dict) -> float:
+    """Useful floating-point operations per output voxel of one forward pass.
+
+    Counts the multiply-adds of every convolution (2 FLOPs each) from its shape, scaled by
+    the share of voxels its level has; norms, ReLUs, pooling and biases are left out. This is
+    the figure throughput is measured against (about 92 kFLOP for a 2-D fm16 4-level net).
+
+    :param config: a U-Net architecture dict (:attr:`UNet.config`).
+    :returns: FLOPs per voxel of output.
+    """
+    dims, fm, levels = config["dims"], config["feature_maps"], config["levels"]
+    taps = 3 ** dims
+    total = 0.0
+    channels_in = config["in_channels"]
+    for level in range(levels + 1):  # the last "level" is the centre block
+        share = 1.0 / 2 ** (dims * level)
+        channels = fm * 2 ** level
+        total += share * 2 * taps * (channels_in * channels + channels * channels)
+        channels_in = channels
+    for level in range(levels):  # decoder: up-sampling into this level, then its two convs
+        share = 1.0 / 2 ** (dims * level)
+        channels = fm * 2 ** level
+        total += share * 2 * (2 * channels) * channels  # each output voxel gets one tap
+        total += share * 2 * taps * (2 * channels * channels + channels * channels)
+    total += 2 * fm * config["num_classes"]
+    return total
 
 
 class _ConvNormRelu(nn.Module):

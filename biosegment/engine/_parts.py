@@ -1,0 +1,130 @@
+"""The parts folder that lets a segmentation resume and be shared between workers.
+
+Each finished z-block's class ids (and, when asked for, its class probabilities) are saved as
+``z00000-00016.npy`` (``z00000-00016.prob.npy``) in a hidden folder beside the output,
+written under a temporary name and renamed, so a part either exists whole or not at all. A
+``plan.json`` records the volume shape, the block plan and a fingerprint of the model,
+volume and settings, so parts from a different run are never mixed into this one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biosegment.errors import InputError
+from biosegment.volumes.atomic import AtomicFile
+
+__all__ = ["PartsPlan", "PartsFolder", "default_parts_dir"]
+
+_PLAN_NAME = "plan.json"
+_PLAN_VERSION = 1
+
+
+def default_parts_dir(output: Path) -> Path:
+    """``<folder>/.<name>.parts``: hidden, so the data-folder watcher ignores it."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.parts")
+
+
+@dataclass(frozen=True, slots=True)
+class PartsPlan:
+    """What a parts folder holds: which blocks of which volume, from which computation."""
+
+    shape: tuple[int, int, int]
+    blocks: tuple[tuple[int, int], ...]
+    num_classes: int
+    probabilities: bool
+    fingerprint: str
+
+    def as_dict(self) -> dict:
+        return {"version": _PLAN_VERSION, "shape": list(self.shape),
+                "blocks": [list(b) for b in self.blocks], "num_classes": self.num_classes,
+                "probabilities": self.probabilities, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: Path) -> PartsPlan:
+        try:
+            return cls(shape=tuple(int(v) for v in data["shape"]),
+                       blocks=tuple((int(a), int(b)) for a, b in data["blocks"]),
+                       num_classes=int(data["num_classes"]),
+                       probabilities=bool(data["probabilities"]),
+                       fingerprint=str(data["fingerprint"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"unreadable parts plan ({exc})", source=source) from None
+
+
+class PartsFolder:
+    """One parts folder; several processes may write different blocks into it at once."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @property
+    def plan_path(self) -> Path:
+        return self.folder / _PLAN_NAME
+
+    def read_plan(self) -> PartsPlan | None:
+        if not self.plan_path.is_file():
+            return None
+        try:
+            data = json.loads(self.plan_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"unreadable parts plan ({exc})", source=self.plan_path) from None
+        return PartsPlan.from_dict(data, source=self.plan_path)
+
+    def adopt(self, plan: PartsPlan, *, discard_other: bool) -> None:
+        """Make this folder hold parts of ``plan``.
+
+        A folder holding another plan's parts is cleared when ``discard_other`` (one process
+        owns the whole run), else refused: two different runs must not share a folder.
+        """
+        current = self.read_plan()
+        if current == plan:
+            return
+        if current is not None:
+            if not discard_other:
+                raise InputError("parts folder belongs to a different segmentation (other "
+                                 "model, volume or settings)", source=self.folder)
+            self.remove()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with AtomicFile(self.plan_path) as handle:
+            handle.file.write(json.dumps(plan.as_dict(), indent=1).encode("utf-8"))
+
+    def _path(self, z0: int, z1: int, kind: str) -> Path:
+        suffix = ".prob.npy" if kind == "probabilities" else ".npy"
+        return self.folder / f"z{z0:05d}-{z1:05d}{suffix}"
+
+    def has(self, z0: int, z1: int, *, probabilities: bool) -> bool:
+        if not self._path(z0, z1, "labels").is_file():
+            return False
+        return not probabilities or self._path(z0, z1, "probabilities").is_file()
+
+    def save(self, z0: int, z1: int, labels: np.ndarray,
+             probabilities: np.ndarray | None) -> None:
+        # Probabilities first: a labels part is the marker that the whole block is done.
+        if probabilities is not None:
+            self._save_array(self._path(z0, z1, "probabilities"), probabilities)
+        self._save_array(self._path(z0, z1, "labels"), labels)
+
+    def load(self, z0: int, z1: int, kind: str = "labels") -> np.ndarray:
+        path = self._path(z0, z1, kind)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"unreadable segmentation part ({exc})", source=path) from None
+
+    def missing(self, plan: PartsPlan) -> list[tuple[int, int]]:
+        return [b for b in plan.blocks if not self.has(*b, probabilities=plan.probabilities)]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @staticmethod
+    def _save_array(path: Path, array: np.ndarray) -> None:
+        with AtomicFile(path) as handle:
+            np.save(handle.file, np.ascontiguousarray(array), allow_pickle=False)

@@ -1,0 +1,625 @@
+"""Segment an image volume with a U-Net, streaming it block by block.
+
+The volume is cut into z-blocks (:func:`plan_blocks`); each block is read, scaled to [0, 1],
+covered by sliding windows that the network sees in batches, blended back together, and
+turned into class ids (:func:`segment_block`). Peak memory depends on the block and window
+sizes, never on the volume's size: very large slices are also cut into bands of rows. With an
+output file, every finished block is saved in a hidden parts folder first, so a cancelled or
+crashed run resumes where it stopped and several workers can share one volume; when all
+blocks are there, :func:`assemble_parts` writes the final TIFF atomically and removes the
+parts. :func:`segment_volume` does all of that in one call.
+
+The defaults are the fast ones: one window per slice when the slice fits (up to 512x512, so
+no voxel is computed twice), channels-last memory, and bfloat16 arithmetic on hardware that
+multiplies it natively (labels agree with float32 to well within 0.5 % Dice; see
+``benchmarks/RESULTS.md``). ``window=(256, 256), step=(128, 128)`` reproduces the old
+``neuralnets`` sliding window with its Gaussian blend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biosegment.engine._fast_forward import FastUNet
+from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
+from biosegment.engine._windows import (auto_axis_window, gaussian_weights, kept_ranges,
+                                        round_up, window_starts)
+from biosegment.engine.device import has_fast_bfloat16, resolve_device
+from biosegment.engine.unet import UNet, size_multiple
+from biosegment.errors import CancelledError, InputError
+from biosegment.volumes.base import VolumeReader, normalise
+
+__all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
+           "block_plan", "segment_block", "assemble_parts", "segment_volume",
+           "resolve_precision", "default_parts_dir"]
+
+#: How overlapping windows are combined: weighted by a centred Gaussian (as neuralnets did),
+#: or cut at the middle of each overlap so every voxel comes from one window.
+BLENDS = ("gaussian", "crop")
+#: ``auto`` picks bfloat16 where the device multiplies it in hardware, else float32.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# Largest automatic window per axis. 512x512 (2**18 voxels) per forward pass keeps every
+# activation of an fm16 net small enough for the allocator to reuse memory instead of
+# mapping fresh pages each time, which more than halves the speed of larger windows on CPU.
+_LARGEST_WINDOW = {2: 512, 3: 64}
+_WINDOW_VOXELS = 2 ** 18
+_DEFAULT_BLOCK_Z = 16
+# Bytes a block's working arrays (raw, scaled, accumulators, labels) may take before the
+# slices are cut into bands of rows.
+_REGION_BUDGET = 256 * 2 ** 20
+
+ProgressCallback = Callable[[float], None]
+CancelCallback = Callable[[], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceSettings:
+    """How a volume is cut into windows and computed; ``None`` means "choose for me".
+
+    - ``window``: (y, x) for 2-D networks, (z, y, x) for 3-D ones; rounded up to a multiple
+      of ``2 ** levels``. Default: one window per slice up to 512x512 (3-D: 64 per axis).
+    - ``overlap``: voxels shared by neighbouring windows, one number or one per axis.
+      Default: none when one window covers an axis, else ``2 ** (levels + 1)`` (at most a
+      quarter window). It is also the context read beyond a block or band edge.
+    - ``blend``: ``gaussian`` (sigma = ``sigma_scale`` * window) or ``crop``.
+    - ``batch_size``: windows per forward pass; default fills 2**18 voxels.
+    - ``precision``: ``auto``, ``fp32`` or ``bf16``; ``device``: see ``resolve_device``.
+    - ``block_z``: slices per block (the unit of resuming and of work split between workers).
+    """
+
+    window: tuple[int, ...] | None = None
+    overlap: int | tuple[int, ...] | None = None
+    blend: str = "gaussian"
+    sigma_scale: float = 0.25
+    batch_size: int | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    block_z: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.blend not in BLENDS:
+            raise InputError(f"unknown blend {self.blend!r}; use {' or '.join(BLENDS)}",
+                             where="blend")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; use "
+                             f"{', '.join(PRECISIONS)}", where="precision")
+        if not (isinstance(self.sigma_scale, (int, float)) and self.sigma_scale > 0):
+            raise InputError("sigma_scale must be a positive number", where="sigma_scale")
+        for name in ("batch_size", "block_z"):
+            value = getattr(self, name)
+            if value is not None and not _positive_int(value):
+                raise InputError(f"{name} must be a positive integer", where=name)
+        if self.window is not None:
+            object.__setattr__(self, "window", tuple(self.window))
+            if not self.window or not all(_positive_int(v) for v in self.window):
+                raise InputError("window must be positive sizes", where="window")
+        if isinstance(self.overlap, (list, tuple)):
+            object.__setattr__(self, "overlap", tuple(self.overlap))
+        overlaps = self.overlap if isinstance(self.overlap, tuple) else (self.overlap,)
+        if self.overlap is not None and not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in overlaps):
+            raise InputError("overlap must be non-negative integers", where="overlap")
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dict, e.g. to pass the settings to a worker."""
+        data = asdict(self)
+        for key in ("window", "overlap"):
+            if isinstance(data[key], tuple):
+                data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InferenceSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """Class ids (uint8, ``(z1 - z0, Y, X)``) of one z-block, and optionally probabilities
+    (uint8, ``(classes, z1 - z0, Y, X)``, 0..255 for 0..1)."""
+
+    z0: int
+    z1: int
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for ``precision`` on ``device`` (``auto``: bf16 where it is fast)."""
+    if precision == "auto":
+        return "bf16" if has_fast_bfloat16(device) else "fp32"
+    return precision
+
+
+def plan_blocks(shape: tuple[int, int, int], block_z: int) -> list[tuple[int, int]]:
+    """Split ``shape[0]`` slices into ``[z0, z1)`` blocks of ``block_z`` (the last may be short).
+
+    :param shape: the volume's (z, y, x).
+    :param block_z: slices per block.
+    :returns: the blocks in order; together they cover every slice once.
+    """
+    if not _positive_int(block_z):
+        raise ValueError(f"block_z must be a positive integer, not {block_z!r}")
+    depth = int(shape[0])
+    return [(z0, min(z0 + block_z, depth)) for z0 in range(0, depth, block_z)]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Settings made concrete for one network and one volume shape (always z, y, x)."""
+
+    dims: int
+    window: tuple[int, int, int]
+    overlap: tuple[int, int, int]
+    blend: str
+    sigma_scale: float
+    batch_size: int
+    block_z: int
+    band_rows: int          # rows of a band's core; >= the volume's height means no bands
+    num_classes: int
+
+
+def _make_plan(settings: InferenceSettings, config: dict, shape: tuple[int, int, int],
+               itemsize: int, probabilities: bool) -> _Plan:
+    dims, multiple = config["dims"], size_multiple(config["levels"])
+    spatial = shape[1:] if dims == 2 else shape
+    if settings.window is not None and len(settings.window) != dims:
+        raise InputError(f"a {dims}-D network needs a window of {dims} sizes, got "
+                         f"{list(settings.window)}", where="window")
+    overlaps = settings.overlap
+    if isinstance(overlaps, tuple) and len(overlaps) != dims:
+        raise InputError(f"overlap needs {dims} values, got {list(overlaps)}", where="overlap")
+    window, overlap = [], []
+    for axis, length in enumerate(spatial):
+        wanted = None if not isinstance(overlaps, tuple) else overlaps[axis]
+        wanted = overlaps if isinstance(overlaps, int) else wanted
+        if settings.window is None:
+            size, auto_overlap = auto_axis_window(
+                length, largest=_LARGEST_WINDOW[dims], multiple=multiple,
+                overlap=2 ** (config["levels"] + 1))
+        else:
+            size = round_up(int(settings.window[axis]), multiple)
+            auto_overlap = 0 if size >= length else min(2 ** (config["levels"] + 1), size // 4)
+        size_overlap = auto_overlap if wanted is None else int(wanted)
+        if size_overlap >= size:
+            raise InputError(f"overlap {size_overlap} must be smaller than the window "
+                             f"{size}", where="overlap")
+        window.append(size)
+        overlap.append(size_overlap)
+    if dims == 2:
+        window, overlap = [1, *window], [0, *overlap]
+    window_voxels = math.prod(window)
+    batch_size = settings.batch_size or max(1, _WINDOW_VOXELS // window_voxels)
+    block_z = settings.block_z or (_DEFAULT_BLOCK_Z if dims == 2 else window[0])
+    classes = config["num_classes"]
+    region_z = min(shape[0], block_z + 2 * overlap[0])
+    # Per row of a band: raw and scaled pixels, labels, and the blend's accumulators.
+    per_voxel = itemsize + 4 + 1 + (classes + 1) * 4 + (classes if probabilities else 0)
+    per_row = max(1, region_z * shape[2] * per_voxel)
+    band_rows = max(window[1], _REGION_BUDGET // per_row - 2 * overlap[1])
+    return _Plan(dims=dims, window=tuple(window), overlap=tuple(overlap), blend=settings.blend,
+                 sigma_scale=float(settings.sigma_scale), batch_size=batch_size,
+                 block_z=block_z, band_rows=band_rows, num_classes=classes)
+
+
+def _check_inputs(volume: VolumeReader, model: UNet) -> None:
+    config = model.config
+    if config["in_channels"] != 1:
+        raise InputError(f"the model expects {config['in_channels']} input channels but "
+                         "volumes have one", where="model")
+    if config["num_classes"] > 255:
+        raise InputError("more than 255 classes cannot be stored as uint8 class ids",
+                         where="model")
+    if np.dtype(volume.dtype) not in (np.uint8, np.uint16, np.float32):
+        raise InputError(f"cannot segment {volume.dtype} pixels", source=volume.info.path)
+
+
+# --------------------------------------------------------------------------- computing
+
+
+class _Runner:
+    """The prepared network plus the per-call state that every window of a run shares."""
+
+    def __init__(self, model: UNet, plan: _Plan, settings: InferenceSettings):
+        self.device = resolve_device(settings.device)
+        self.precision = resolve_precision(settings.precision, self.device)
+        self.network = FastUNet(model, self.device, self.precision)
+        self.plan = plan
+        window = plan.window[1:] if plan.dims == 2 else plan.window
+        weights = gaussian_weights(tuple(window), plan.sigma_scale)
+        self.weights = torch.from_numpy(weights.reshape(plan.window))
+
+    def logits(self, batch: np.ndarray) -> torch.Tensor:
+        """Float32 logits on the CPU, ``(B, classes, wz, wy, wx)``, for windows ``(B, wz, wy, wx)``."""
+        x = torch.from_numpy(batch)
+        x = x[:, None, 0] if self.plan.dims == 2 else x[:, None]
+        logits = self.network(x)
+        if self.plan.dims == 2:
+            logits = logits[:, :, None]
+        return logits.to("cpu")
+
+
+def _window_starts(shape: tuple[int, ...], plan: _Plan) -> list[list[int]]:
+    return [window_starts(length, plan.window[axis], plan.overlap[axis])
+            for axis, length in enumerate(shape)]
+
+
+def _accumulates(starts: list[list[int]], plan: _Plan) -> bool:
+    """Whether windows overlap somewhere and the blend weighs them (else each voxel has one)."""
+    if plan.blend == "crop":
+        return False
+    return any(len(s) > 1 and plan.window[axis] > 1 for axis, s in enumerate(starts))
+
+
+def _intersect(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None:
+    lo, hi = max(a[0], b[0]), min(a[1], b[1])
+    return (lo, hi) if lo < hi else None
+
+
+def _jobs(shape: tuple[int, ...], core: tuple[tuple[int, int], ...],
+          plan: _Plan) -> list[tuple[tuple[int, ...], tuple]]:
+    """The windows over a region of ``shape`` that contribute to its ``core``, each with the
+    region box it answers for. Windows that only touch the context margin are skipped."""
+    starts = _window_starts(shape, plan)
+    accumulate = _accumulates(starts, plan)
+    kept = [kept_ranges(s, plan.window[axis], shape[axis]) for axis, s in enumerate(starts)]
+    jobs = []
+    for index in product(*(range(len(s)) for s in starts)):
+        start = tuple(starts[axis][i] for axis, i in enumerate(index))
+        box = []
+        for axis, i in enumerate(index):
+            extent = ((start[axis], min(start[axis] + plan.window[axis], shape[axis]))
+                      if accumulate else kept[axis][i])
+            piece = _intersect(extent, core[axis])
+            if piece is None:
+                break
+            box.append(piece)
+        else:
+            jobs.append((start, tuple(box)))
+    return jobs
+
+
+def _cut_window(pixels: np.ndarray, start: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
+    piece = pixels[tuple(slice(s, s + w) for s, w in zip(start, window))]
+    missing = [(0, w - n) for w, n in zip(window, piece.shape)]
+    if any(after for _, after in missing):
+        # The window is larger than the data along this axis: mirror the image into the gap,
+        # which disturbs the network (and instance-norm statistics) less than zeros would.
+        piece = np.pad(piece, missing, mode="reflect" if min(piece.shape) > 1 else "edge")
+    return piece
+
+
+def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runner: _Runner,
+                    want_probabilities: bool, tick: Callable[[int], None]
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class ids (and probabilities) of the ``core`` of a scaled region ``(rz, ry, rx)``."""
+    plan = runner.plan
+    core_shape = tuple(b - a for a, b in core)
+    core_origin = tuple(a for a, _ in core)
+    jobs = _jobs(pixels.shape, core, plan)
+    accumulate = _accumulates(_window_starts(pixels.shape, plan), plan)
+    classes = plan.num_classes
+    labels = np.empty(core_shape, dtype=np.uint8)
+    probabilities = (np.empty((classes, *core_shape), dtype=np.uint8)
+                     if want_probabilities else None)
+    if accumulate:
+        # float32 sums: the old library's float64 changes no label and costs twice the memory.
+        scores = torch.zeros((classes, *core_shape), dtype=torch.float32)
+        weight_sum = torch.zeros(core_shape, dtype=torch.float32) if want_probabilities else None
+    for first in range(0, len(jobs), plan.batch_size):
+        batch_jobs = jobs[first:first + plan.batch_size]
+        batch = np.stack([_cut_window(pixels, start, plan.window) for start, _ in batch_jobs])
+        logits = runner.logits(batch)
+        for (start, box), window_logits in zip(batch_jobs, logits):
+            local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
+            target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
+            part = window_logits[(slice(None), *local)]
+            if accumulate:
+                weights = runner.weights[local]
+                scores[(slice(None), *target)] += torch.softmax(part, dim=0) * weights
+                if weight_sum is not None:
+                    weight_sum[target] += weights
+                continue
+            labels[target] = part.argmax(dim=0).to(torch.uint8).numpy()
+            if probabilities is not None:
+                probabilities[(slice(None), *target)] = _to_uint8(torch.softmax(part, dim=0))
+        tick(len(batch_jobs))
+    if accumulate:
+        labels[...] = scores.argmax(dim=0).to(torch.uint8).numpy()
+        if probabilities is not None:
+            probabilities[...] = _to_uint8(scores / weight_sum)
+    return labels, probabilities
+
+
+def _to_uint8(probabilities: torch.Tensor) -> np.ndarray:
+    return (probabilities * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def _bands(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
+    """Row bands ``(core_a, core_b, read_a, read_b)`` covering ``[0, height)``."""
+    for a in range(0, height, rows):
+        b = min(a + rows, height)
+        yield a, b, max(0, a - halo), min(height, b + halo)
+
+
+def _regions(shape: tuple[int, int, int], plan: _Plan, z0: int, z1: int
+             ) -> Iterator[tuple[tuple[int, int, int, int], tuple[tuple[int, int], ...]]]:
+    """What to read for block ``[z0, z1)``: ``(rz0, rz1, ra, rb)`` and the core inside it."""
+    depth, height, width = shape
+    rz0, rz1 = max(0, z0 - plan.overlap[0]), min(depth, z1 + plan.overlap[0])
+    for a, b, ra, rb in _bands(height, plan.band_rows, plan.overlap[1]):
+        yield (rz0, rz1, ra, rb), ((z0 - rz0, z1 - rz0), (a - ra, b - ra), (0, width))
+
+
+def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
+                   want_probabilities: bool, progress: ProgressCallback | None,
+                   should_cancel: CancelCallback | None) -> BlockResult:
+    plan = runner.plan
+    _, height, width = volume.shape
+    labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
+    probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
+                     if want_probabilities else None)
+    regions = list(_regions(volume.shape, plan, z0, z1))
+    total = sum(len(_jobs((rz1 - rz0, rb - ra, width), core, plan))
+                for (rz0, rz1, ra, rb), core in regions)
+    done = 0
+
+    def tick(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(min(1.0, done / max(total, 1)))
+        if should_cancel is not None and should_cancel():
+            raise CancelledError("segmentation cancelled")
+
+    tick(0)
+    for (rz0, rz1, ra, rb), core in regions:
+        pixels = normalise(volume.read_block(rz0, rz1, slice(ra, rb), None))
+        band_labels, band_probabilities = _predict_region(pixels, core, runner,
+                                                          want_probabilities, tick)
+        rows = slice(core[1][0] + ra, core[1][1] + ra)
+        labels[:, rows] = band_labels
+        if probabilities is not None:
+            probabilities[:, :, rows] = band_probabilities
+    return BlockResult(z0, z1, labels, probabilities)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _fingerprint(volume: VolumeReader, model: UNet, settings: InferenceSettings,
+                 probabilities: bool) -> str:
+    """Identify the computation, so parts of another model, volume or setting never mix."""
+    digest = hashlib.sha256()
+    info = volume.info
+    try:
+        modified = Path(info.path).stat().st_mtime_ns
+    except OSError:
+        modified = None
+    # The device is left out: workers on different machines may share one segmentation.
+    chosen = {k: v for k, v in settings.as_dict().items() if k != "device"}
+    digest.update(json.dumps({"volume": str(info.path), "shape": list(info.shape),
+                              "dtype": info.dtype, "modified": modified,
+                              "model": model.config, "settings": chosen,
+                              "probabilities": probabilities}, sort_keys=True).encode())
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _parts_plan(volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: _Plan,
+                probabilities: bool) -> PartsPlan:
+    return PartsPlan(shape=tuple(volume.shape), blocks=tuple(plan_blocks(volume.shape,
+                                                                         plan.block_z)),
+                     num_classes=plan.num_classes, probabilities=probabilities,
+                     fingerprint=_fingerprint(volume, model, settings, probabilities))
+
+
+def block_plan(volume: VolumeReader, model: UNet,
+               settings: InferenceSettings | None = None) -> list[tuple[int, int]]:
+    """The z-blocks :func:`segment_block` expects for this volume, model and settings."""
+    settings = settings or InferenceSettings()
+    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, False)
+    return plan_blocks(volume.shape, plan.block_z)
+
+
+def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
+                  settings: InferenceSettings | None = None, parts_dir: Path | None = None,
+                  probabilities: bool = False, progress: ProgressCallback | None = None,
+                  should_cancel: CancelCallback | None = None) -> BlockResult:
+    """Segment slices ``[z0, z1)`` of ``volume``; one task of a split segmentation.
+
+    :param volume: the open volume.
+    :param model: the network (left unchanged; a prepared copy of its weights is used).
+    :param z0: first slice of the block.
+    :param z1: one past its last slice.
+    :param settings: windows, blend, precision, device, block size.
+    :param parts_dir: when given, ``(z0, z1)`` must be one of :func:`block_plan`'s blocks; a
+        part already there is returned without computing, a new one is saved there.
+    :param probabilities: also return (and save) class probabilities.
+    :param progress: called with the fraction of this block done, after each batch.
+    :param should_cancel: polled between batches; when it returns True the block stops with
+        :class:`CancelledError` (nothing is saved for it).
+    :returns: the block's class ids (and probabilities).
+    :raises InputError: for settings that do not fit the model, or a parts folder of another
+        segmentation.
+    """
+    settings = settings or InferenceSettings()
+    _check_inputs(volume, model)
+    if not (0 <= z0 < z1 <= volume.shape[0]):
+        raise ValueError(f"block {z0}:{z1} outside the volume's {volume.shape[0]} slices")
+    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
+                      probabilities)
+    folder = None
+    if parts_dir is not None:
+        folder = PartsFolder(parts_dir)
+        parts_plan = _parts_plan(volume, model, settings, plan, probabilities)
+        if (z0, z1) not in parts_plan.blocks:
+            raise ValueError(f"block {z0}:{z1} is not in the block plan {parts_plan.blocks}")
+        folder.adopt(parts_plan, discard_other=False)
+        if folder.has(z0, z1, probabilities=probabilities):
+            return _load_part(folder, z0, z1, probabilities)
+    runner = _Runner(model, plan, settings)
+    with torch.inference_mode():
+        result = _segment_range(volume, runner, z0, z1, probabilities, progress, should_cancel)
+    if folder is not None:
+        folder.save(z0, z1, result.labels, result.probabilities)
+    return result
+
+
+def _load_part(folder: PartsFolder, z0: int, z1: int, probabilities: bool) -> BlockResult:
+    return BlockResult(z0, z1, folder.load(z0, z1),
+                       folder.load(z0, z1, "probabilities") if probabilities else None)
+
+
+def assemble_parts(parts_dir: Path, output: Path, *, probabilities: Path | None = None,
+                   voxel_size: tuple[float, float, float] | None = None,
+                   compression: str | None = "zlib") -> Path:
+    """Write the finished parts as one label TIFF at ``output`` and remove the parts folder.
+
+    :param parts_dir: the folder :func:`segment_block` saved into.
+    :param output: the label volume to write (uint8 class ids), atomically.
+    :param probabilities: a folder for ``class_<id>.tif`` probability volumes (uint8,
+        255 = 1.0); the parts must have been computed with probabilities.
+    :param voxel_size: (z, y, x) in nm, recorded in the TIFF.
+    :param compression: TIFF compression of the outputs.
+    :returns: ``output``.
+    :raises InputError: when the folder holds no plan or some blocks are still missing (the
+        parts are then left in place).
+    """
+    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
+
+    folder = PartsFolder(parts_dir)
+    plan = folder.read_plan()
+    if plan is None:
+        raise InputError("no segmentation parts here", source=folder.folder)
+    missing = folder.missing(plan)
+    if missing:
+        shown = ", ".join(f"{a}-{b}" for a, b in missing[:5])
+        raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented yet "
+                         f"(z {shown}{', ...' if len(missing) > 5 else ''})",
+                         source=folder.folder)
+    if probabilities is not None and not plan.probabilities:
+        raise InputError("these parts were computed without probabilities",
+                         source=folder.folder)
+    with LabelVolumeWriter(Path(output), plan.shape, dtype="uint8", compression=compression,
+                           voxel_size=voxel_size) as writer:
+        for z0, z1 in plan.blocks:
+            writer.write_block(z0, folder.load(z0, z1))
+    if probabilities is not None:
+        Path(probabilities).mkdir(parents=True, exist_ok=True)
+        for class_id in range(plan.num_classes):
+            with LabelVolumeWriter(Path(probabilities) / f"class_{class_id}.tif", plan.shape,
+                                   dtype="uint8", compression=compression,
+                                   voxel_size=voxel_size) as writer:
+                for z0, z1 in plan.blocks:
+                    writer.write_block(z0, folder.load(z0, z1, "probabilities")[class_id])
+    folder.remove()
+    return Path(output)
+
+
+def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = None,
+                   probabilities: Path | None = None,
+                   window: tuple[int, ...] | None = None,
+                   overlap: int | tuple[int, ...] | None = None,
+                   step: int | tuple[int, ...] | None = None, blend: str = "gaussian",
+                   sigma_scale: float = 0.25, batch_size: int | None = None,
+                   device: str = "auto", precision: str = "auto", block_z: int | None = None,
+                   parts_dir: Path | None = None, compression: str | None = "zlib",
+                   progress: ProgressCallback | None = None,
+                   should_cancel: CancelCallback | None = None) -> np.ndarray | Path:
+    """Segment a whole volume into class ids.
+
+    :param volume: the open volume (any :class:`VolumeReader`).
+    :param model: the U-Net (2-D networks run slice by slice, 3-D ones on 3-D windows).
+    :param output: label TIFF to write. Without it the labels are returned as an array
+        (memory grows with the volume: for small volumes and tests).
+    :param probabilities: folder for per-class probability TIFFs (needs ``output``).
+    :param window: window size, see :class:`InferenceSettings`; default: whole slices.
+    :param overlap: voxels shared by neighbouring windows.
+    :param step: the old library's way to say overlap: ``window - step`` (needs ``window``).
+    :param blend: ``gaussian`` or ``crop``; ``sigma_scale``: Gaussian sigma / window size.
+    :param batch_size: windows per forward pass.
+    :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``.
+    :param precision: ``auto`` (bfloat16 where the hardware has it), ``fp32`` or ``bf16``.
+    :param block_z: slices per block: the unit of resuming.
+    :param parts_dir: where finished blocks wait (default: ``.<output name>.parts`` beside
+        ``output``); a rerun with the same model, volume and settings skips them.
+    :param compression: TIFF compression of the outputs.
+    :param progress: called with the fraction done (0..1) as batches finish.
+    :param should_cancel: polled between batches; True stops the run with
+        :class:`CancelledError`; finished blocks stay in the parts folder for a rerun.
+    :returns: ``output`` when given, else the uint8 class ids ``(z, y, x)``.
+    :raises InputError: for invalid settings or a model that does not fit the volume.
+    """
+    if step is not None:
+        if window is None:
+            raise InputError("step needs an explicit window", where="step")
+        steps = (step,) * len(window) if isinstance(step, int) else tuple(step)
+        if overlap is not None or len(steps) != len(window) or min(steps) < 1:
+            raise InputError("give step (one positive value per window axis) or overlap, "
+                             "not both", where="step")
+        overlap = tuple(max(0, w - s) for w, s in zip(window, steps))
+    if probabilities is not None and output is None:
+        raise InputError("probabilities are written beside an output file; give output",
+                         where="probabilities")
+    settings = InferenceSettings(window=window, overlap=overlap, blend=blend,
+                                 sigma_scale=sigma_scale, batch_size=batch_size,
+                                 precision=precision, device=device, block_z=block_z)
+    _check_inputs(volume, model)
+    want_probabilities = probabilities is not None
+    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
+                      want_probabilities)
+    blocks = plan_blocks(volume.shape, plan.block_z)
+    folder = None
+    if output is not None:
+        folder = PartsFolder(parts_dir or default_parts_dir(Path(output)))
+        folder.adopt(_parts_plan(volume, model, settings, plan, want_probabilities),
+                     discard_other=True)
+        blocks = [b for b in blocks if not folder.has(*b, probabilities=want_probabilities)]
+    labels = None if output is not None else np.empty(volume.shape, dtype=np.uint8)
+    runner = _Runner(model, plan, settings) if blocks else None
+    depth = volume.shape[0]
+    remaining = sum(z1 - z0 for z0, z1 in blocks)
+    finished = depth - remaining
+    with torch.inference_mode():
+        for z0, z1 in blocks:
+            block_progress = None
+            if progress is not None:
+                def block_progress(fraction, _done=finished, _size=z1 - z0):
+                    progress((_done + fraction * _size) / depth)
+            result = _segment_range(volume, runner, z0, z1, want_probabilities,
+                                    block_progress, should_cancel)
+            if folder is not None:
+                folder.save(z0, z1, result.labels, result.probabilities)
+            else:
+                labels[z0:z1] = result.labels
+            finished += z1 - z0
+    if folder is None:
+        if progress is not None:
+            progress(1.0)
+        return labels
+    written = assemble_parts(folder.folder, Path(output), probabilities=probabilities,
+                             voxel_size=volume.voxel_size, compression=compression)
+    if progress is not None:
+        progress(1.0)
+    return written
