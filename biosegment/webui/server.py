@@ -27,6 +27,12 @@ SERVER_THREADS = 8
 _LOOP_ROUND_S = 0.25
 
 
+def _transport_limit(app) -> int:
+    """waitress's own cap, above Flask's: bodies a little too large still reach Flask and get
+    its JSON 413 naming the field; far larger ones are cut off before they are buffered."""
+    return 2 * app.config["MAX_CONTENT_LENGTH"] + 2**20
+
+
 class WebServer:
     """A bound waitress server around one app; ``serve_forever()`` blocks until ``close()``."""
 
@@ -34,7 +40,7 @@ class WebServer:
         self.app = app
         self._server = waitress_server(app, host=host, port=port, threads=threads,
                                        ident="BioSegment", clear_untrusted_proxy_headers=True,
-                                       max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+                                       max_request_body_size=_transport_limit(app))
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._serving = False

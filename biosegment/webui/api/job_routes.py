@@ -61,7 +61,7 @@ def post_segment(body: SegmentRequest):
     catalog = state.catalog()
     _require(catalog.dataset, body.dataset, field="dataset")
     _require(catalog.model, body.model, field="model")
-    options = {}
+    options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
     job = state.jobs().submit_segment(body.dataset, body.model, **options)
@@ -78,7 +78,7 @@ def post_train(body: TrainRequest):
         _require(catalog.annotation, body.dataset, body.annotation, field="annotation")
     if body.base_model:
         _require(catalog.model, body.base_model, field="base_model")
-    options = {}
+    options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
     job = state.jobs().submit_train(annotation=body.annotation, dataset=body.dataset,
