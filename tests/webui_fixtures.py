@@ -25,7 +25,8 @@ from biosegment.datafolder import DEMO_DATASET, init_data_folder
 from biosegment.webui.server import create_server
 
 __all__ = ["make_demo_folder", "config_for", "serve", "Http", "Reply", "png_pixels",
-           "make_tiny_model", "CHROMIUM", "chromium_or_skip", "DEMO_DATASET"]
+           "make_tiny_model", "CHROMIUM", "chromium_or_skip", "chromium_page", "SCREENSHOTS",
+           "DEMO_DATASET"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -136,3 +137,43 @@ def chromium_or_skip():
     except ImportError:
         pytest.skip("playwright (Python package) not installed; `make test` installs it")
     return str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+class chromium_page:
+    """Context manager: a page in headless Debian Chromium driven by Playwright.
+
+    Console errors and uncaught page errors are collected in ``.errors`` so tests can assert
+    that the page ran cleanly.
+    """
+
+    def __init__(self, *, width: int = 1400, height: int = 850):
+        self.executable = chromium_or_skip()
+        self.size = {"width": width, "height": height}
+        self.errors: list[str] = []
+
+    def __enter__(self):
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(executable_path=self.executable,
+                                                          args=CHROMIUM_ARGS)
+        page = self._browser.new_page(viewport=self.size)
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("console", lambda message: message.type == "error" and self.errors.append(
+            f"console: {message.text}"))
+        page.set_default_timeout(20_000)
+        self.page = page
+        return self
+
+    def __exit__(self, *exc):
+        self._browser.close()
+        self._playwright.stop()
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / name
+        self.page.screenshot(path=str(path))
+        return path
