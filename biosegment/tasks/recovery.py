@@ -1,0 +1,67 @@
+"""Pick up jobs that lost their runner, so nothing stays "running" forever.
+
+A job whose process was killed (``kill -9``, a power cut, a worker machine that vanished) stays
+``running`` in the catalog, and its queue message is gone: Huey removes a message when a worker
+takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (see
+:mod:`biosegment.daemon.pidlock`), puts them back to ``queued`` and onto the queue; the handlers
+then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
+the catalog but have no message on the queue (a crash between the two writes) are enqueued
+again. A job whose cancel was requested before its runner died is marked ``cancelled``.
+Running this twice, or in two processes at once, is harmless: a runner only claims a job that
+is still ``queued``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from biosegment.daemon.pidlock import runner_alive
+from biosegment.tasks.queue import pending_job_messages, queue_tasks
+
+__all__ = ["recover_jobs", "RecoveryReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    requeued: list[str] = field(default_factory=list)    #: orphaned running jobs, queued again
+    enqueued: list[str] = field(default_factory=list)    #: queued jobs missing from the queue
+    cancelled: list[str] = field(default_factory=list)   #: orphans whose cancel was requested
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.enqueued or self.cancelled)
+
+
+def recover_jobs(catalog, huey, root: Path) -> RecoveryReport:
+    """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring."""
+    report = RecoveryReport()
+    tasks = queue_tasks(huey)
+    pending = {args[0] for kind, args in pending_job_messages(huey)
+               if kind == "run_job" and args}
+    for job in catalog.jobs_in_state("running"):
+        if runner_alive(root, job.get("worker")):
+            continue
+        if job.get("cancel_requested"):
+            catalog.update_job(job["id"], state="cancelled", eta=None,
+                               message="cancelled (its runner stopped before it could)")
+            report.cancelled.append(job["id"])
+            continue
+        catalog.update_job(job["id"], state="queued", eta=None,
+                           message=f"its runner ({job.get('worker') or 'unknown'}) stopped; "
+                                   "resuming from the last checkpoint")
+        if job["id"] not in pending:
+            tasks.run_job(job["id"])
+            pending.add(job["id"])
+        report.requeued.append(job["id"])
+    for job in catalog.jobs_in_state("queued"):
+        if job["id"] not in pending:
+            tasks.run_job(job["id"])
+            pending.add(job["id"])
+            report.enqueued.append(job["id"])
+    if report:
+        log.info("recovered jobs: requeued %s, enqueued %s, cancelled %s",
+                 report.requeued, report.enqueued, report.cancelled)
+    return report

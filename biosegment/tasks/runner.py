@@ -1,0 +1,204 @@
+"""Run jobs: claim a job row, run its kind's handler, and record how it ended.
+
+A :class:`JobRunner` lives in every process that runs jobs: the daemon's consumer threads, each
+``biosegment worker``, and a CLI that runs a job in-process. It holds a presence lock (so others
+can tell when it died), claims a queued job in the catalog before working on it (a job that is no
+longer queued, say cancelled or already taken, is skipped), and turns the handler's outcome into
+the job's final state: ``succeeded`` with a result, ``failed`` with the reason, ``cancelled``, or
+back to ``queued`` (and onto the queue again) when this process is shutting down, so the job
+resumes from its checkpoint or last finished block wherever it runs next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import TYPE_CHECKING, Callable
+
+from biosegment.catalog import open_catalog
+from biosegment.config import Config
+from biosegment.daemon.pidlock import PresenceLock
+from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
+from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
+from biosegment.tasks.joblog import JobLog
+from biosegment.tasks.workspace import JobWorkspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huey import Huey
+
+__all__ = ["JobRunner", "CONTINUES", "job_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+class _Continues:
+    """Returned by a handler whose job goes on in other tasks (the blocks of a segmentation)."""
+
+    def __repr__(self) -> str:
+        return "CONTINUES"
+
+
+CONTINUES = _Continues()
+
+
+def job_handlers() -> dict[str, Callable]:
+    """Kind -> handler(ctx, runner). Imported on first use: they pull in torch."""
+    from biosegment.tasks.segment import run_segment
+    from biosegment.tasks.train import run_train
+    return {"segment": run_segment, "train": run_train}
+
+
+class JobRunner:
+    """Runs jobs of one data folder in this process.
+
+    :param config: the configuration (data folder, engine device, ...).
+    :param role: ``daemon``, ``worker`` or ``cli``: part of the identity written to job rows.
+    :param huey: the queue, to put interrupted work back and to hand out z-blocks; None runs
+        everything inline and re-queues nothing (a CLI without a queue).
+    :param stop_event: set when this process shuts down: running jobs stop at the next batch.
+    """
+
+    def __init__(self, config: Config, *, role: str = "worker", huey: "Huey | None" = None,
+                 stop_event: threading.Event | None = None):
+        self.config = config
+        self.huey = huey
+        self.stop_event = stop_event or threading.Event()
+        self._presence = PresenceLock(config.data_dir, role).acquire()
+        self.identity = self._presence.identity
+
+    def close(self) -> None:
+        self._presence.release()
+
+    # -- queue entry points ----------------------------------------------------------------
+
+    def run_queued(self, job_id: str) -> dict | None:
+        """Claim and run a queued job; split segmentations hand their blocks to the queue."""
+        return self._claim_and_run(job_id, inline=False)
+
+    def run_now(self, job_id: str) -> dict | None:
+        """Claim and run a queued job entirely in this thread (``--wait`` without a daemon)."""
+        return self._claim_and_run(job_id, inline=True)
+
+    def run_block(self, job_id: str, index: int) -> None:
+        """Run one z-block of a split segmentation (and assemble it if it was the last)."""
+        from biosegment.tasks.segment import run_segment_block
+
+        catalog = open_catalog(self.config.data_dir)
+        try:
+            try:
+                row = catalog.job(job_id)
+            except NotFoundError:
+                log.warning("block %s of unknown job %s skipped", index, job_id)
+                return
+            if row["state"] != "running":
+                return  # cancelled, failed, finished, or re-queued for a fresh plan
+            row = catalog.update_job(job_id, worker=self.identity)
+            self._execute(catalog, row, lambda ctx: run_segment_block(ctx, self, index),
+                          on_shutdown=lambda ctx: self._block_interrupted(catalog, ctx, index),
+                          label=f"block {index}")
+        finally:
+            catalog.close()
+
+    # -- queue helpers ---------------------------------------------------------------------
+
+    def enqueue_job(self, job_id: str) -> bool:
+        if self.huey is None:
+            return False
+        from biosegment.tasks.queue import queue_tasks
+        queue_tasks(self.huey).run_job(job_id)
+        return True
+
+    def enqueue_block(self, job_id: str, index: int) -> bool:
+        if self.huey is None:
+            return False
+        from biosegment.tasks.queue import queue_tasks
+        queue_tasks(self.huey).segment_block(job_id, index)
+        return True
+
+    # -- the work --------------------------------------------------------------------------
+
+    def _claim_and_run(self, job_id: str, *, inline: bool) -> dict | None:
+        catalog = open_catalog(self.config.data_dir)
+        try:
+            try:
+                row = catalog.job(job_id)
+            except NotFoundError:
+                log.warning("job %s is not in the catalog; queue message dropped", job_id)
+                return None
+            if row["state"] != "queued":
+                # Another runner has it, or it was cancelled or finished meanwhile.
+                return row
+            row = catalog.claim_job(job_id, self.identity)
+            if row["state"] != "running":
+                return row
+            handlers = job_handlers()
+            handler = handlers.get(row["kind"])
+            if handler is None:
+                return catalog.update_job(job_id, state="failed",
+                                          message=f"unknown job kind {row['kind']!r}")
+            self._execute(catalog, row, lambda ctx: handler(ctx, self, inline=inline),
+                          on_shutdown=lambda ctx: self._job_interrupted(catalog, ctx),
+                          label=row["kind"])
+            return catalog.job(job_id)
+        finally:
+            catalog.close()
+
+    def _execute(self, catalog, row: dict, work: Callable, *,
+                 on_shutdown: Callable[[JobContext], None], label: str) -> None:
+        job_id = row["id"]
+        workspace = JobWorkspace.of(self.config, job_id).create()
+        job_log = JobLog(workspace.log_file)
+        if row.get("log_path") != workspace.log_location:
+            catalog.update_job(job_id, log_path=workspace.log_location)
+        with job_log, JobContext(catalog, row, workspace=workspace, log=job_log,
+                                 stop_event=self.stop_event, identity=self.identity) as ctx:
+            job_log.write(f"{label}: attempt {row.get('attempts')} on {self.identity}")
+            ctx.report(None, f"{label} started on {self.identity}", force=True)
+            try:
+                outcome = work(ctx)
+            except CancelledError:
+                if ctx.stop_reason == STOP_SHUTDOWN:
+                    ctx.log.write("interrupted by shutdown; the work done so far is kept")
+                    on_shutdown(ctx)
+                else:
+                    job_log.write("cancelled")
+                    self._finish(catalog, job_id, state="cancelled", eta=None,
+                                 message="cancelled")
+            except KeyboardInterrupt:
+                ctx.log.write("interrupted (Ctrl-C); the work done so far is kept")
+                on_shutdown(ctx)
+                raise
+            except BioSegmentError as exc:
+                job_log.write(f"failed: {exc}", level="ERROR")
+                self._finish(catalog, job_id, state="failed", message=str(exc))
+            except Exception as exc:  # a bug or a broken file: the job fails, the worker lives
+                job_log.write(traceback.format_exc(), level="ERROR")
+                self._finish(catalog, job_id, state="failed",
+                             message=f"{type(exc).__name__}: {exc}")
+            else:
+                if outcome is CONTINUES:
+                    ctx.flush()
+                    return
+                ctx.flush()
+                job_log.write("succeeded")
+                self._finish(catalog, job_id, state="succeeded", progress=1.0, eta=0.0,
+                             message="done", result=outcome)
+
+    def _job_interrupted(self, catalog, ctx: JobContext) -> None:
+        catalog.update_job(ctx.job_id, state="queued", eta=None,
+                           message="interrupted by shutdown; resumes where it stopped")
+        if not self.enqueue_job(ctx.job_id):
+            ctx.log.write("no queue here: the next daemon or worker start resumes it")
+
+    def _block_interrupted(self, catalog, ctx: JobContext, index: int) -> None:
+        # Other blocks may still be running elsewhere: only this block goes back on the queue;
+        # if no runner is left, recovery re-plans the job from its finished blocks.
+        catalog.update_job(ctx.job_id, message=f"block {index} interrupted; re-queued")
+        self.enqueue_block(ctx.job_id, index)
+
+    @staticmethod
+    def _finish(catalog, job_id: str, **fields) -> None:
+        if catalog.job(job_id)["state"] in ("succeeded", "failed", "cancelled"):
+            return  # another block already settled the job
+        catalog.update_job(job_id, **fields)

@@ -1,0 +1,291 @@
+"""The one door to jobs for the web UI and the CLI: submit, cancel, retry, list, read logs.
+
+:class:`JobService` checks a request against the catalog (the dataset, model and annotation must
+exist; option names and output names must be valid), creates the job's catalog row and puts the
+job id on the queue. Callers never touch ``queue.db`` or Redis themselves. Every method returns
+plain job rows (dicts), the same ones ``biosegment jobs --json`` prints. Errors name what was
+wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset, model or job,
+:class:`~biosegment.errors.InputError` for a bad option or a job in the wrong state.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from biosegment.catalog import open_catalog
+from biosegment.config import Config
+from biosegment.errors import InputError, NotFoundError
+from biosegment.paths import resolve_inside
+from biosegment.tasks.naming import checked_name, unique_name
+from biosegment.tasks.workspace import JobWorkspace
+
+__all__ = ["JobService", "SEGMENT_OPTIONS", "TRAIN_OPTIONS", "DEFAULT_EPOCHS", "LOG_TAIL_BYTES"]
+
+#: Options ``submit_segment`` accepts, and the type each must have.
+SEGMENT_OPTIONS: dict[str, type | tuple] = {
+    "block_z": int,          # slices per z-block; a volume of several blocks is shared by workers
+    "batch_size": int,       # windows per forward pass
+    "window": int,           # window edge (default: whole slices up to 512x512)
+    "precision": str,        # auto, fp32 or bf16
+    "device": str,           # overrides [engine] device
+    "trigger": str,          # who asked: "cli", "ui", "auto"
+}
+#: Options ``submit_train`` accepts.
+TRAIN_OPTIONS: dict[str, type | tuple] = {
+    "steps_per_epoch": int,
+    "max_steps": int,
+    "time_budget_s": (int, float),
+    "batch_size": int,
+    "crop_size": int,
+    "learning_rate": (int, float),
+    "validation_fraction": (int, float),
+    "feature_maps": int,     # a new network (no base model): its width ...
+    "levels": int,           # ... and depth
+    "dims": int,
+    "norm": str,
+    "seed": int,
+    "device": str,
+    "trigger": str,
+}
+DEFAULT_EPOCHS = 10
+#: ``job_log`` returns at most this much of the end of a log.
+LOG_TAIL_BYTES = 1_000_000
+_ACTIVE = ("queued", "running")
+
+
+def _checked_options(options: Mapping[str, Any], allowed: Mapping[str, type | tuple]) -> dict:
+    checked = {}
+    for key, value in options.items():
+        if key not in allowed:
+            raise InputError(f"unknown option; expected one of {', '.join(sorted(allowed))}",
+                             where=key)
+        if value is None:
+            continue
+        kind = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise InputError(f"expected {getattr(kind, '__name__', 'a number')}, got {value!r}",
+                             where=key)
+        if isinstance(value, (int, float)) and key != "learning_rate" and value < 0:
+            raise InputError("must not be negative", where=key)
+        checked[key] = value
+    return checked
+
+
+class JobService:
+    """Submit and manage the jobs of one data folder (thread-safe; one per web server is fine).
+
+    :param config: the configuration; its data folder must exist.
+    :param huey: the queue to use (default: :func:`biosegment.tasks.make_huey` on first enqueue).
+    """
+
+    def __init__(self, config: Config, *, huey=None):
+        self.config = config
+        self.root = Path(config.data_dir)
+        self._huey = huey
+        self._catalog = None
+        self._lock = threading.RLock()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def catalog(self):
+        with self._lock:
+            if self._catalog is None:
+                self._catalog = open_catalog(self.root)
+            return self._catalog
+
+    @property
+    def huey(self):
+        with self._lock:
+            if self._huey is None:
+                from biosegment.tasks.queue import make_huey
+                self._huey = make_huey(self.config)
+            return self._huey
+
+    def close(self) -> None:
+        with self._lock:
+            if self._catalog is not None:
+                self._catalog.close()
+                self._catalog = None
+
+    def enqueue(self, job_id: str) -> None:
+        """Put a job id on the queue (the job row must exist and be ``queued``)."""
+        from biosegment.tasks.queue import queue_tasks
+        queue_tasks(self.huey).run_job(job_id)
+
+    def _create(self, kind: str, params: dict, enqueue: bool) -> dict:
+        catalog = self.catalog
+        row = catalog.create_job(kind, params)
+        workspace = JobWorkspace.of(self.config, row["id"])
+        row = catalog.update_job(row["id"], log_path=workspace.log_location,
+                                 message="waiting for a worker" if enqueue else "starting")
+        if enqueue:
+            try:
+                self.enqueue(row["id"])
+            except Exception as exc:
+                # A job nobody will ever run must not sit in the list as "queued".
+                catalog.update_job(row["id"], state="failed",
+                                   message=f"could not be queued: {exc}")
+                raise
+        return catalog.job(row["id"])
+
+    def _names_in_use(self, kind: str, key: str, **match: str) -> set[str]:
+        """Output names of unfinished jobs of ``kind`` (so two jobs never pick the same one)."""
+        names = set()
+        for state in _ACTIVE:
+            for job in self.catalog.jobs_in_state(state):
+                params = job.get("params") or {}
+                if job["kind"] == kind and all(params.get(k) == v for k, v in match.items()):
+                    if params.get(key):
+                        names.add(params[key])
+        return names
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit_segment(self, dataset: str, model: str, *, name: str | None = None,
+                       enqueue: bool = True, **options) -> dict:
+        """Queue a segmentation of ``dataset`` with ``model``; return its job row.
+
+        The result goes to ``segmentations/<dataset>/<name>/`` (default name: the model's,
+        made unique). ``enqueue=False`` only creates the row, for a caller that runs it itself.
+        """
+        catalog = self.catalog
+        dataset_row = catalog.dataset(dataset)
+        if dataset_row.get("state") != "ok":
+            raise InputError(f"dataset {dataset!r} is {dataset_row.get('state')}: "
+                             f"{dataset_row.get('error') or 'its files are not readable'}",
+                             where="dataset")
+        model_row = catalog.model(model)
+        if model_row.get("state") != "ok":
+            raise InputError(f"model {model!r} is {model_row.get('state')}: "
+                             f"{model_row.get('error') or 'its file is not readable'}",
+                             where="model")
+        checked = _checked_options(options, SEGMENT_OPTIONS)
+        if checked.get("block_z") == 0:
+            raise InputError("must be at least 1", where="block_z")
+        existing = {s["name"] for s in catalog.segmentations(dataset)}
+        on_disk = self.root / "segmentations" / dataset
+        if on_disk.is_dir():
+            existing |= {p.name for p in on_disk.iterdir()}
+        existing |= self._names_in_use("segment", "name", dataset=dataset)
+        if name is not None:
+            checked_name(name, where="name")
+            if name in existing:
+                raise InputError(f"segmentation {dataset}/{name} already exists or is being "
+                                 "made; choose another name", where="name")
+        else:
+            name = unique_name(model, existing)
+        params = {"dataset": dataset, "model": model, "name": name, **checked}
+        return self._create("segment", params, enqueue)
+
+    def submit_train(self, *, annotation: str | None = None, dataset: str | None = None,
+                     base_model: str | None = None, epochs: int = DEFAULT_EPOCHS,
+                     name: str | None = None, enqueue: bool = True, **options) -> dict:
+        """Queue a training run; return its job row.
+
+        Training data: an annotation (``name`` or ``dataset/name``), or the ground truth of
+        ``dataset`` when no annotation is given. ``base_model`` is fine-tuned (its weights are
+        the start); without one a new U-Net is trained. The model goes to ``models/<name>/``.
+        """
+        catalog = self.catalog
+        source_dataset, annotation_name = self._training_source(annotation, dataset)
+        if base_model is not None:
+            base_row = catalog.model(base_model)
+            if base_row.get("state") != "ok":
+                raise InputError(f"model {base_model!r} is {base_row.get('state')}",
+                                 where="base_model")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise InputError(f"expected a whole number of at least 1, got {epochs!r}",
+                             where="epochs")
+        checked = _checked_options(options, TRAIN_OPTIONS)
+        existing = {m["name"] for m in catalog.models()}
+        models_dir = self.root / "models"
+        if models_dir.is_dir():
+            existing |= {p.name.removesuffix(".pytorch") for p in models_dir.iterdir()}
+        existing |= self._names_in_use("train", "name")
+        if name is not None:
+            checked_name(name, where="name")
+            if name in existing:
+                raise InputError(f"model {name!r} already exists or is being trained; choose "
+                                 "another name", where="name")
+        else:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+            base = f"{base_model or 'unet'}-{source_dataset}-{stamp}"
+            name = unique_name(base, existing)
+        params = {"dataset": source_dataset, "annotation": annotation_name,
+                  "base_model": base_model, "epochs": epochs, "name": name, **checked}
+        return self._create("train", params, enqueue)
+
+    def _training_source(self, annotation: str | None, dataset: str | None) -> tuple[str, str | None]:
+        catalog = self.catalog
+        if annotation is None:
+            if dataset is None:
+                raise InputError("give an annotation, or a dataset with ground truth",
+                                 where="annotation")
+            row = catalog.dataset(dataset)
+            if not row.get("ground_truth"):
+                raise InputError(f"dataset {dataset!r} has no ground truth (EM/{dataset}/labels/); "
+                                 "give an annotation to train from", where="dataset")
+            return dataset, None
+        if "/" in annotation:
+            dataset_part, name_part = annotation.split("/", 1)
+            if dataset is not None and dataset != dataset_part:
+                raise InputError(f"annotation {annotation!r} belongs to dataset {dataset_part!r},"
+                                 f" not {dataset!r}", where="annotation")
+            dataset, annotation = dataset_part, name_part
+        if dataset is not None:
+            catalog.annotation(dataset, annotation)  # raises NotFoundError
+            return dataset, annotation
+        matches = [a for a in catalog.annotations() if a["name"] == annotation]
+        if not matches:
+            raise NotFoundError(f"no annotation {annotation!r}")
+        if len(matches) > 1:
+            choices = ", ".join(f"{a['dataset']}/{a['name']}" for a in matches)
+            raise InputError(f"annotation name {annotation!r} is used in several datasets; "
+                             f"write dataset/name: {choices}", where="annotation")
+        return matches[0]["dataset"], annotation
+
+    # -- managing --------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued job now, or ask a running one to stop at its next batch."""
+        return self.catalog.request_cancel(job_id)
+
+    def retry(self, job_id: str, *, enqueue: bool = True) -> dict:
+        """Submit a failed or cancelled job again, as a new job with the same parameters."""
+        old = self.catalog.job(job_id)
+        if old["state"] not in ("failed", "cancelled"):
+            raise InputError(f"job {old['id']} is {old['state']}; only failed or cancelled jobs "
+                             "can be retried", where="job")
+        params = {k: v for k, v in (old.get("params") or {}).items() if k != "retry_of"}
+        params["retry_of"] = old["id"]
+        return self._create(old["kind"], params, enqueue=enqueue)
+
+    def job(self, job_id: str) -> dict:
+        return self.catalog.job(job_id)
+
+    def jobs(self, **filters) -> list[dict]:
+        """Jobs newest first; filters: ``state``, ``kind``, ``limit``."""
+        unknown = set(filters) - {"state", "kind", "limit"}
+        if unknown:
+            raise InputError(f"unknown filter; expected state, kind or limit",
+                             where=", ".join(sorted(unknown)))
+        return self.catalog.jobs(**filters)
+
+    def job_log(self, job_id: str) -> str:
+        """The end of the job's log file ("" while it has not started)."""
+        row = self.catalog.job(job_id)
+        location = row.get("log_path")
+        if not location:
+            return ""
+        path = resolve_inside(self.root, location, source="catalog", where=f"jobs.{row['id']}")
+        try:
+            with open(path, "rb") as handle:
+                size = handle.seek(0, 2)
+                handle.seek(max(0, size - LOG_TAIL_BYTES))
+                return handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""

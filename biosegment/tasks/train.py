@@ -1,0 +1,204 @@
+"""The ``train`` job: annotations or ground truth (+ a base model) -> ``models/<name>/``.
+
+Training data is a dataset's image volume with either a sparse annotation (one PNG of class ids
+per painted slice, 255 where nothing was painted) or the dataset's ground truth
+(``EM/<dataset>/labels/``; 0/255 masks count as classes 0/1). The engine trains in the job's
+own folder (``.biosegment/jobs/<id>/model/``) and saves a resumable state after every epoch and
+on cancel, so a job re-run after a shutdown or a ``kill -9`` goes on from its last epoch. Each
+epoch's metrics go to the job row as they come. When training ends the folder is renamed into
+``models/<name>/`` in one step (the weights, ``model.json`` and the TensorBoard ``logs/``) and
+registered in the catalog with the base model as its parent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from biosegment.errors import InputError
+from biosegment.paths import relative_to_root, resolve_inside
+from biosegment.tasks.context import JobContext
+
+__all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
+
+#: A new network (no base model) unless the job's options say otherwise.
+DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
+# Files of the training folder that are working state, not part of the published model.
+_WORKING_FILES = ("training_state.pt", "last")
+_TRAIN_KEYS = ("steps_per_epoch", "max_steps", "time_budget_s", "batch_size", "crop_size",
+               "learning_rate", "validation_fraction", "seed")
+
+
+def training_folder(ctx: JobContext) -> Path:
+    return ctx.workspace.folder / "model"
+
+
+def _labels_from_annotation(root: Path, row: dict) -> dict[int, np.ndarray]:
+    from biosegment.volumes import annotation_slice_name, read_png_slice
+
+    folder = resolve_inside(root, row["location"], source="catalog", where="annotations.location")
+    slices = row.get("slices") or []
+    if not slices:
+        raise InputError("the annotation has no painted slices yet",
+                         source=row["location"], where="slices")
+    return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
+
+
+def _labels_from_ground_truth(root: Path, dataset: dict) -> np.ndarray:
+    from biosegment.volumes import is_binary_mask, open_volume, read_class_ids
+
+    location = dataset.get("ground_truth")
+    if not location:
+        raise InputError(f"dataset {dataset['name']!r} has no ground truth", where="dataset")
+    with open_volume(resolve_inside(root, location, source="catalog",
+                                    where="datasets.ground_truth")) as labels:
+        binary = is_binary_mask(labels)
+        return np.asarray(read_class_ids(labels.read_block(0, labels.shape[0]), binary=binary),
+                          dtype=np.uint8)
+
+
+def _classes_for(ctx: JobContext, dataset: dict) -> list[dict] | None:
+    """The project's classes (with 0 = background) when it declares them; else the engine's."""
+    project = dataset.get("project")
+    if not project:
+        return None
+    try:
+        classes = ctx.catalog.project(project).get("classes")
+    except Exception:
+        return None
+    if not classes:
+        return None
+    by_id = {int(c["id"]): c for c in classes if isinstance(c, dict) and "id" in c}
+    by_id.setdefault(0, {"id": 0, "name": "background", "color": "#000000"})
+    if sorted(by_id) != list(range(len(by_id))):
+        return None  # gaps in the ids: let the engine name the classes
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
+    """Handler of a claimed ``train`` job; see the module docstring."""
+    from biosegment.engine.train_state import load_training_state
+    from biosegment.engine.training import train_model
+    from biosegment.volumes import open_volume
+
+    params = ctx.params
+    root = Path(runner.config.data_dir)
+    final = resolve_inside(root, f"models/{params['name']}")
+    if _published_by(final, ctx.job_id):
+        return _register(ctx, runner, final)
+    catalog = ctx.catalog
+    dataset = catalog.dataset(params["dataset"])
+    if dataset.get("state") != "ok":
+        raise InputError(f"dataset {dataset['name']!r} is {dataset.get('state')}",
+                         where="dataset")
+    if params.get("annotation"):
+        annotation = catalog.annotation(params["dataset"], params["annotation"])
+        labels = _labels_from_annotation(root, annotation)
+        source = f"annotations/{params['dataset']}/{params['annotation']}"
+    else:
+        labels = _labels_from_ground_truth(root, dataset)
+        source = dataset.get("ground_truth")
+    base_path = None
+    if params.get("base_model"):
+        base_row = catalog.model(params["base_model"])
+        base_path = resolve_inside(root, base_row["location"], source="catalog",
+                                   where="models.location")
+    folder = training_folder(ctx)
+    state = load_training_state(folder)
+    if state is not None:
+        ctx.log.write(f"resuming from epoch {state.get('epoch')} (step {state.get('step')})")
+        ctx.report(None, f"resuming from epoch {state.get('epoch')}", force=True)
+    architecture = {key: params[key] for key in DEFAULT_ARCHITECTURE if key in params}
+    architecture = {**DEFAULT_ARCHITECTURE, **architecture}
+    options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
+    with open_volume(resolve_inside(root, dataset["location"], source="catalog",
+                                    where="datasets.location"),
+                     dataset.get("file_type")) as volume:
+        result = train_model(
+            training=[(volume, labels)], output=folder,
+            architecture=None if base_path else architecture, base_model=base_path,
+            classes=_classes_for(ctx, dataset) if base_path is None else None,
+            name=params["name"], epochs=params.get("epochs"),
+            device=params.get("device") or runner.config.engine.device,
+            parent=params.get("base_model"), resume=True,
+            provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
+            on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
+            on_epoch=lambda record: ctx.add_metrics(_json_ready(record)),
+            should_cancel=ctx.should_cancel, **options)
+    # The row gets the run's complete history: epochs from before a restart included, once each.
+    catalog.update_job(ctx.job_id, metrics=[_json_ready(r) for r in result.history])
+    if result.best_epoch is None or not result.checkpoint.is_file():
+        raise InputError("training ended before a single epoch finished; nothing to save",
+                         where="epochs")
+    _publish(ctx, folder, final)
+    return _register(ctx, runner, final, stopped_by=result.stopped_by,
+                     best_epoch=result.best_epoch)
+
+
+def _json_ready(record: dict) -> dict:
+    def convert(value):
+        if isinstance(value, dict):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+    return convert(record)
+
+
+def _published_by(final: Path, job_id: str) -> bool:
+    """True when ``models/<name>/`` is this job's output (a re-run after the rename)."""
+    from biosegment.engine.model_card import ModelCard
+
+    card_path = final / "model.json"
+    if not card_path.is_file():
+        return False
+    try:
+        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+    except Exception:
+        return False
+    return (card.training.get("provenance") or {}).get("job") == job_id
+
+
+def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
+    if final.exists():
+        raise InputError(f"models/{final.name} appeared while this job ran; nothing was "
+                         "overwritten (the trained model stays in the job folder)",
+                         where="name")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # One rename publishes the model; the working files go after it, so a crash in between
+    # leaves either a resumable job folder or a published model, never neither.
+    os.replace(folder, final)
+    _drop_working_files(final)
+    ctx.log.write(f"model saved to models/{final.name}/")
+
+
+def _drop_working_files(folder: Path) -> None:
+    for name in _WORKING_FILES:
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+
+
+def _register(ctx: JobContext, runner, final: Path, **extra) -> dict:
+    from biosegment.engine import load_model
+
+    root = Path(runner.config.data_dir)
+    _drop_working_files(final)
+    _, card = load_model(final)
+    location = relative_to_root(root, final / "model.pytorch")
+    ctx.catalog.upsert_model(name=final.name, location=location,
+                             architecture=dict(card.architecture), classes=list(card.classes),
+                             parent=ctx.params.get("base_model"),
+                             metrics=_json_ready(list(card.metrics)) or None,
+                             state="ok", error=None, origin="scan")
+    best = next((m for m in card.metrics if m.get("epoch") == extra.get("best_epoch")), None)
+    return {"model": final.name, "location": location, "parent": ctx.params.get("base_model"),
+            "epochs": len([m for m in card.metrics if m.get("epoch")]), **extra,
+            "best": _json_ready(best) if best else None}

@@ -1,0 +1,63 @@
+"""Where one job keeps its working files: ``.biosegment/jobs/<id>/``.
+
+A job's log, its training checkpoint and the finished z-blocks of a segmentation live in its own
+folder inside the data folder's state directory, so any process that mounts the data folder (a
+worker on another machine, the daemon after a restart) can read the log and resume the work.
+Nothing here is an output: results are renamed into ``segmentations/`` or ``models/`` when whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from biosegment.paths import relative_to_root
+
+__all__ = ["JobWorkspace", "JOBS_DIR_NAME"]
+
+JOBS_DIR_NAME = "jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class JobWorkspace:
+    """The working folder of one job, and the names of the files in it."""
+
+    root: Path          #: the data folder
+    state_dir: Path     #: ``<root>/.biosegment``
+    job_id: str
+
+    @classmethod
+    def of(cls, config, job_id: str) -> JobWorkspace:
+        return cls(root=Path(config.data_dir), state_dir=Path(config.state_dir), job_id=job_id)
+
+    @property
+    def folder(self) -> Path:
+        return self.state_dir / JOBS_DIR_NAME / self.job_id
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "job.log"
+
+    @property
+    def log_location(self) -> str:
+        """The log's location relative to the data folder (what the job row stores)."""
+        return relative_to_root(self.root, self.log_file)
+
+    @property
+    def checkpoint_file(self) -> Path:
+        """Training state written after every epoch, read back when a job resumes."""
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def parts_dir(self) -> Path:
+        """Finished z-blocks of a segmentation, one file per block."""
+        return self.folder / "parts"
+
+    @property
+    def assembly_claim(self) -> Path:
+        """Created exclusively by the one runner that assembles a split segmentation."""
+        return self.folder / "assembling"
+
+    def create(self) -> JobWorkspace:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
