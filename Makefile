@@ -26,7 +26,7 @@ setup: $(STAMP)
 
 run: setup
 	@if [ ! -f "$(DATA)/setup.json" ]; then $(BIN)/biosegment init "$(DATA)" --demo; fi
-	$(BIN)/biosegment --data "$(DATA)" status
+	$(BIN)/biosegment --data "$(DATA)" run
 
 system-deps:
 	bash packaging/install-system-deps.sh
