@@ -16,6 +16,9 @@ __all__ = ["best_metrics", "dataset_classes", "BACKGROUND", "DEFAULT_CLASSES"]
 BACKGROUND = {"id": 0, "name": "background", "color": "#3a7bff"}
 DEFAULT_CLASSES = [{"id": 1, "name": "class 1", "color": "#ff3030"}]
 _LOWER_IS_BETTER = ("loss", "error", "vi", "rand")
+#: Per-epoch bookkeeping that is not a measure of quality.
+_NOT_METRICS = frozenset({"epoch", "step", "steps", "elapsed_s", "seconds", "labelled_pixels",
+                          "learning_rate", "lr", "batch_size"})
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -32,7 +35,7 @@ def best_metrics(metrics: Any) -> dict[str, float]:
         if not isinstance(epoch, dict):
             continue
         for key, value in epoch.items():
-            if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if key not in best:
                 best[key] = value

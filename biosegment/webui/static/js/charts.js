@@ -2,7 +2,15 @@
 // Losses use the left axis; metrics in [0, 1] (Dice, IoU, accuracy) use the right axis.
 const COLOURS = ["#4f9cff", "#ef5350", "#3fbf6f", "#e5b73b", "#b980ff", "#29c5c5", "#ff8a3d"];
 
-function isLoss(name) { return /loss|error/i.test(name); }
+function isLoss(name) { return /loss/i.test(name); }
+// Bookkeeping numbers a run reports per epoch that are not quality curves.
+const NOT_CURVES = new Set(["epoch", "step", "steps", "elapsed_s", "seconds", "labelled_pixels",
+  "learning_rate", "lr", "batch_size"]);
+
+function isCurve(name, points) {
+  if (NOT_CURVES.has(name)) return false;
+  return isLoss(name) || points.every(([, v]) => v >= 0 && v <= 1);
+}
 
 export function seriesFromEpochs(epochs) {
   const series = new Map();
@@ -14,6 +22,7 @@ export function seriesFromEpochs(epochs) {
       series.get(name).push([x, value]);
     }
   });
+  for (const [name, points] of [...series]) if (!isCurve(name, points)) series.delete(name);
   return series;
 }
 
@@ -24,7 +33,7 @@ export function drawChart(canvas, epochs) {
   canvas.height = Math.max(1, Math.round(box.height * ratio));
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  const w = box.width, h = box.height, pad = { l: 48, r: 48, t: 12, b: 38 };
+  const w = box.width, h = box.height, pad = { l: 48, r: 48, t: 12, b: 50 };
   ctx.clearRect(0, 0, w, h);
   ctx.font = "11px sans-serif";
   const series = seriesFromEpochs(epochs);
@@ -49,10 +58,10 @@ export function drawChart(canvas, epochs) {
     ctx.fillText((1 - i / 4).toFixed(2), w - pad.r + 6, y + 4);
   }
   ctx.stroke();
-  ctx.fillText("epoch", w / 2, h - 4);
+  ctx.fillText("epoch", w / 2 - 14, h - pad.b + 14);
   ctx.fillText(String(xMin), pad.l, h - pad.b + 14);
   ctx.fillText(String(xMax), w - pad.r - 10, h - pad.b + 14);
-  let legendX = pad.l;
+  let legendX = pad.l, legendY = h - pad.b + 28;
   [...series].forEach(([name, points], i) => {
     const colour = COLOURS[i % COLOURS.length];
     ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 2;
@@ -60,9 +69,11 @@ export function drawChart(canvas, epochs) {
     points.forEach(([x, v], j) => (j ? ctx.lineTo(X(x), Y(v, isLoss(name))) : ctx.moveTo(X(x), Y(v, isLoss(name)))));
     ctx.stroke();
     for (const [x, v] of points) ctx.fillRect(X(x) - 2, Y(v, isLoss(name)) - 2, 4, 4);
-    const label = `${name}${isLoss(name) ? " (left)" : ""}`;
-    ctx.fillText(label, legendX, h - pad.b + 28);
-    legendX += ctx.measureText(label).width + 16;
+    const label = `${name}${isLoss(name) ? " (left axis)" : ""}`;
+    const width = ctx.measureText(label).width;
+    if (legendX + width > w - 8) { legendX = pad.l; legendY += 13; }
+    ctx.fillText(label, legendX, legendY);
+    legendX += width + 16;
   });
   ctx.lineWidth = 1;
 }

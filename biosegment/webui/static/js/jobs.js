@@ -11,13 +11,14 @@ function resultLink(job) {
   const result = job.result || {};
   const p = job.params || {};
   if (job.state !== "succeeded") return null;
-  if (job.kind === "train" && (result.model || p.name)) {
-    const name = result.model || p.name;
+  if (job.kind === "train" && (p.name || result.model)) {
+    const name = p.name || result.model;
     return el("a", { href: `/models/${encodeURIComponent(name)}`, id: "job-result-link" }, `model ${name}`);
   }
   if (job.kind === "segment") {
-    const name = result.segmentation || result.name || p.name || "";
-    return el("a", { href: `/datasets/${encodeURIComponent(p.dataset)}`, id: "job-result-link" },
+    const name = p.name || result.name || "";
+    const show = encodeURIComponent(`segmentation:${name}`);
+    return el("a", { href: `/datasets/${encodeURIComponent(p.dataset)}?show=${show}`, id: "job-result-link" },
       `segmentation ${name} of ${p.dataset}`);
   }
   return null;

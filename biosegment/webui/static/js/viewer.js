@@ -236,8 +236,9 @@ async function start() {
   page.shape = doc.shape;
   page.classes = doc.classes;
   const versionOf = (layer) => layer.kind === "raw" ? (doc.fingerprint || "") : (layer.state || "");
+  const shown = new Set(new URLSearchParams(location.search).getAll("show"));
   page.layers = doc.layers.map((l) => ({
-    ...l, visible: l.kind === "raw", opacity: l.kind === "raw" ? 1 : 0.5, hiddenClasses: new Set(),
+    ...l, visible: l.kind === "raw" || shown.has(layerKey(l)), opacity: l.kind === "raw" ? 1 : 0.5, hiddenClasses: new Set(),
     version: versionOf(l),
   }));
   const voxel = doc.voxel_size || [1, 1, 1];

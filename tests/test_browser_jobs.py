@@ -1,0 +1,80 @@
+"""Browser: start a segmentation from the viewer and watch its progress reach 100 % live.
+
+A real daemon runs in this process (watcher, queue consumer and web server), exactly what
+``biosegment run --headless`` starts; the model is a tiny untrained U-Net so the job is quick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from biosegment.daemon import Daemon
+from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, make_tiny_model
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    make_tiny_model(root)
+    config = config_for(root)
+    config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, device="cpu",
+                                                                    threads=1))
+    running = Daemon(config).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
+    with chromium_page() as browser:
+        page = browser.page
+        page.goto(f"{daemon.url}datasets/{DEMO_DATASET}")
+        page.wait_for_selector("#viewer[data-ready=true]")
+        page.select_option("#segment-model", "tiny-membrane")
+        page.click("#segment-start")
+        link = page.wait_for_selector("#run-message a")
+        assert link.inner_text().startswith("job ")
+        link.click()
+        page.wait_for_selector("#job-detail:not([hidden])")
+        seen = set()
+        for _ in range(600):
+            state = page.get_attribute("#job-detail", "data-state")
+            seen.add(page.inner_text("#job-progress"))
+            if state in ("succeeded", "failed", "cancelled"):
+                break
+            page.wait_for_timeout(100)
+        assert state == "succeeded", page.inner_text("#job-log")
+        page.wait_for_function("() => document.getElementById('job-progress').textContent === '100 %'")
+        seen.add(page.inner_text("#job-progress"))
+        assert "100 %" in seen and len(seen) >= 2, seen   # updated live, from below 100 %
+        assert page.inner_text("#job-result-link").startswith("segmentation tiny-membrane")
+        assert "segment isbi2012-demo with tiny-membrane" in page.text_content("#job-title")
+        assert page.inner_text("#job-log").strip()
+        # the new segmentation is offered as an overlay in the viewer
+        page.click("#job-result-link")
+        page.wait_for_selector("#viewer[data-ready=true]")
+        page.wait_for_selector("[data-layer='segmentation:tiny-membrane']")
+        assert page.is_checked("#layer-segmentation\\:tiny-membrane-visible")
+        page.wait_for_function("() => document.getElementById('view-z').dataset.complete === 'true'")
+        assert browser.errors == []
+
+
+def test_jobs_page_draws_training_curves(daemon):
+    job = daemon.jobs.submit_train(dataset=DEMO_DATASET, epochs=3, name="curvy",
+                                   steps_per_epoch=2, crop_size=64, batch_size=2,
+                                   feature_maps=4, levels=2)
+    with chromium_page() as browser:
+        page = browser.page
+        page.goto(f"{daemon.url}jobs#{job['id']}")
+        page.wait_for_selector(f"#job-detail[data-job='{job['id']}'][data-state=succeeded]",
+                               timeout=180_000)
+        page.wait_for_function("() => Number(document.getElementById('job-chart').dataset.points) >= 3")
+        assert page.inner_text("#job-progress") == "100 %"
+        assert page.inner_text("#job-result-link") == "model curvy"
+        browser.screenshot("jobs.png")
+        assert browser.errors == []
