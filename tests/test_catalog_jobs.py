@@ -112,7 +112,7 @@ def _write_jobs(root, shared_id, worker, start):
 def test_two_processes_writing_at_once_lose_no_writes(tmp_path):
     with open_catalog(tmp_path) as catalog:
         shared = catalog.create_job("train", {})
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     start = context.Event()
     workers = [context.Process(target=_write_jobs, args=(tmp_path, shared["id"], w, start))
                for w in ("a", "b")]

@@ -67,7 +67,7 @@ def _open_and_close(root):
 
 
 def test_processes_opening_a_new_folder_together_migrate_it_once(tmp_path):
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_open_and_close, args=(tmp_path,)) for _ in range(3)]
     for worker in workers:
         worker.start()

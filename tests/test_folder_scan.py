@@ -248,3 +248,70 @@ def test_symlinks_that_leave_the_data_folder_are_problems_not_rows(tmp_path):
         assert catalog.segmentations() == [] and catalog.annotations() == []
         sources = {p["source"] for p in catalog.problems("scan")}
     assert sources == {"EM/secret", "segmentations/fine/auto/labels.tif", "annotations/fine/away"}
+
+
+def _full_folder(root: Path, *, with_model: bool = True) -> None:
+    """One of everything: setup.json, every dataset layout, models, outputs, old annotations."""
+    write_stack(root / "EM" / "EPFL" / "raw" / "stack.tif")
+    write_stack(root / "EM" / "EPFL" / "labels" / "gt.tif")
+    write_stack(root / "EM" / "loose.tif")
+    write_slices(root / "EM" / "slices")
+    (root / "EM" / "broken.tif").write_bytes(b"")
+    (root / "models").mkdir()
+    if with_model:
+        shutil.copy(checkpoint(), root / "models" / "mito_2d.pytorch")
+    write_stack(root / "segmentations" / "EPFL" / "auto" / "labels.tif")
+    legacy = root / "annotations" / "EPFL" / "old"
+    legacy.mkdir(parents=True)
+    (legacy / "annotations.json").write_text(json.dumps({"1": [
+        {"type": "path", "path": "M1,1L9,1", "line": {"color": "#00FE35", "width": 3}}]}))
+    (root / "setup.json").write_text(json.dumps({
+        "projects": [{"title": "Main"}], "datasets": [{"title": "EPFL", "file_type": "tif3d"}],
+        "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch"}]}))
+
+
+def _everything(catalog) -> tuple:
+    return (catalog.datasets(), catalog.models(), catalog.segmentations(),
+            catalog.annotations(), catalog.projects(), catalog.problems())
+
+
+def test_a_second_refresh_of_a_full_folder_changes_nothing(tmp_path, catalog):
+    _full_folder(tmp_path)
+    refresh(catalog, tmp_path)
+    before = _everything(catalog)
+    assert catalog.annotation("EPFL", "old")["slices"] == [1]
+    report = refresh(catalog, tmp_path)
+    assert not report.changed
+    assert _everything(catalog) == before  # timestamps included
+
+
+def _refresh_in_process(root, start):
+    with open_catalog(root) as catalog:
+        start.wait(10)
+        for _ in range(3):
+            refresh(catalog, root)
+
+
+def test_processes_refreshing_the_same_folder_at_once_agree(tmp_path):
+    import multiprocessing
+
+    # No model here: the point is the catalog's writes, and loading torch in two fresh
+    # processes would only make the test slow. Spawn, not fork: the test process may hold
+    # torch's thread pool from earlier tests, which a forked child can deadlock on.
+    _full_folder(tmp_path, with_model=False)
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=_refresh_in_process, args=(tmp_path, start))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    with open_catalog(tmp_path) as catalog:
+        assert {d["name"] for d in catalog.datasets()} == {"EPFL", "loose", "slices", "broken"}
+        assert [m["name"] for m in catalog.models()] == ["mito 2D"]
+        assert catalog.model("mito 2D")["state"] == "missing"
+        assert len(catalog.segmentations()) == 1 and len(catalog.annotations()) == 1
+        assert not refresh(catalog, tmp_path).changed
