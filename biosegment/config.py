@@ -33,6 +33,7 @@ __all__ = [
     "default_data_dir",
     "config_from_mapping",
     "render_config",
+    "display_available",
     "CONFIG_FILE_NAME",
 ]
 
@@ -263,6 +264,16 @@ def load_config(explicit: str | os.PathLike | None = None, *, data_dir: str | os
     if override:
         config = config.with_data_dir(Path(override))
     return config
+
+
+def display_available(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a desktop window can be shown: always on Windows and macOS; on other systems
+    when an X11 or Wayland display is set, or Qt is told to render offscreen (tests)."""
+    env = os.environ if env is None else env
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+                or env.get("QT_QPA_PLATFORM") == "offscreen")
 
 
 def render_config(data_dir: str) -> str:
