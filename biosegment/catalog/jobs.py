@@ -80,8 +80,8 @@ class JobStore(CatalogConnection):
         """Set ``fields`` of a job and return the new row.
 
         Moving to ``running`` stamps ``started_at`` (once); moving to a finished state stamps
-        ``finished_at``. ``progress`` must lie in [0, 1]; ``params``, ``metrics`` and ``result``
-        may be given as Python objects.
+        ``finished_at``. ``progress`` must lie in [0, 1]; ``eta`` is the estimated seconds left;
+        ``params``, ``metrics`` and ``result`` may be given as Python objects.
         """
         if "state" in fields and fields["state"] not in JOB_STATES:
             raise ValueError(f"unknown job state {fields['state']!r}; "

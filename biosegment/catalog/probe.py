@@ -108,23 +108,23 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
     from biosegment.volumes import probe_volume
 
     path = resolve_inside(root, location)
-    print_ = fingerprint(path)
-    if print_ is None:
+    stamp = fingerprint(path)
+    if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
     if file_type is not None:
         # A different declared type is a different reading of the same files: probe again.
-        print_ = f"{print_}|{file_type}"
-    if _unchanged(previous, location, print_):
+        stamp = f"{stamp}|{file_type}"
+    if _unchanged(previous, location, stamp):
         return {column: previous.get(column) for column in (*_DATASET_FACTS, "state", "error",
                                                              "fingerprint")}
     try:
         info = probe_volume(path, file_type=file_type)
     except Exception as exc:  # any reader failure is this dataset's error, never the scan's
         return {"file_type": file_type, "shape": None, "dtype": None, "voxel_size": None,
-                "state": "error", "error": describe_error(root, exc), "fingerprint": print_}
+                "state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
     return {"file_type": info.file_type, "shape": list(info.shape), "dtype": str(info.dtype),
             "voxel_size": None if info.voxel_size is None else list(info.voxel_size),
-            "state": "ok", "error": None, "fingerprint": print_}
+            "state": "ok", "error": None, "fingerprint": stamp}
 
 
 def segmentation_facts(root: Path, location: str, *,
@@ -133,16 +133,16 @@ def segmentation_facts(root: Path, location: str, *,
     from biosegment.volumes import probe_volume
 
     path = resolve_inside(root, location)
-    print_ = fingerprint(path)
-    if print_ is None:
+    stamp = fingerprint(path)
+    if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
-    if _unchanged(previous, location, print_):
-        return {"state": previous["state"], "error": previous["error"], "fingerprint": print_}
+    if _unchanged(previous, location, stamp):
+        return {"state": previous["state"], "error": previous["error"], "fingerprint": stamp}
     try:
         probe_volume(path)
     except Exception as exc:
-        return {"state": "error", "error": describe_error(root, exc), "fingerprint": print_}
-    return {"state": "ok", "error": None, "fingerprint": print_}
+        return {"state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
+    return {"state": "ok", "error": None, "fingerprint": stamp}
 
 
 def model_facts(root: Path, location: str, *,
@@ -154,13 +154,13 @@ def model_facts(root: Path, location: str, *,
     """
     path = resolve_inside(root, location)
     card_path = path.with_suffix(".json")
-    print_ = fingerprint(path)
-    if print_ is None:
+    stamp = fingerprint(path)
+    if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
     card_print = fingerprint(card_path)
     if card_print is not None:
-        print_ = f"{print_}+{card_print}"
-    if _unchanged(previous, location, print_):
+        stamp = f"{stamp}+{card_print}"
+    if _unchanged(previous, location, stamp):
         return {column: previous.get(column) for column in ("architecture", "classes", "parent",
                                                             "metrics", "state", "error",
                                                             "fingerprint")}
@@ -171,26 +171,26 @@ def model_facts(root: Path, location: str, *,
         _, card = load_model(path)
     except Exception as exc:
         return {"architecture": None, "classes": None, "parent": None, "metrics": None,
-                "state": "error", "error": describe_error(root, exc), "fingerprint": print_}
+                "state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
     return {"architecture": dict(card.architecture), "classes": list(card.classes),
             "parent": card.parent, "metrics": list(card.metrics) or None,
-            "state": "ok", "error": None, "fingerprint": print_}
+            "state": "ok", "error": None, "fingerprint": stamp}
 
 
 def annotation_facts(root: Path, location: str, *,
                      previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Annotated slices and classes of the sparse annotation folder at ``location``."""
     folder = resolve_inside(root, location)
-    print_ = fingerprint(folder) if folder.is_dir() else None
-    if print_ is None:
+    stamp = fingerprint(folder) if folder.is_dir() else None
+    if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
-    if _unchanged(previous, location, print_):
+    if _unchanged(previous, location, stamp):
         return {column: previous.get(column) for column in ("classes", "slices", "state",
                                                             "error", "fingerprint")}
     slices = sorted(int(m.group(1)) for name in os.listdir(folder)
                     if (m := ANNOTATION_SLICE.match(name)))
     facts: dict[str, Any] = {"slices": slices, "classes": None, "state": "ok", "error": None,
-                             "fingerprint": print_}
+                             "fingerprint": stamp}
     meta_path = folder / "annotation.json"
     if meta_path.is_file():
         try:
@@ -204,9 +204,9 @@ def annotation_facts(root: Path, location: str, *,
     return facts
 
 
-def _unchanged(previous: Mapping[str, Any] | None, location: str, print_: str) -> bool:
+def _unchanged(previous: Mapping[str, Any] | None, location: str, stamp: str) -> bool:
     return (previous is not None and previous.get("location") == location
-            and previous.get("fingerprint") == print_
+            and previous.get("fingerprint") == stamp
             and previous.get("state") in ("ok", "error"))
 
 

@@ -140,12 +140,6 @@ class Catalog(JobStore):
         result["problems"] = {"total": problems}
         return result
 
-    def find_by_location(self, table: str, location: str) -> dict | None:
-        """The row of ``table`` whose location is ``location``, if any."""
-        row = self._row(f"SELECT * FROM {_entity(table)} WHERE location = ? ORDER BY id LIMIT 1",
-                        (location,))
-        return decode_row(table, row)
-
     # -- writing ----------------------------------------------------------------------------
 
     def upsert_project(self, **fields: Any) -> dict:
