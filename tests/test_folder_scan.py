@@ -242,12 +242,14 @@ def test_symlinks_that_leave_the_data_folder_are_problems_not_rows(tmp_path):
     (root / "segmentations" / "fine" / "auto" / "labels.tif").symlink_to(outside / "labels.tif")
     (root / "annotations" / "fine").mkdir(parents=True)
     (root / "annotations" / "fine" / "away").symlink_to(outside, target_is_directory=True)
+    (root / "models").symlink_to(outside, target_is_directory=True)
     with open_catalog(root) as catalog:
         scan_data_folder(catalog, root)
         assert [d["name"] for d in catalog.datasets()] == ["fine"]
         assert catalog.segmentations() == [] and catalog.annotations() == []
         sources = {p["source"] for p in catalog.problems("scan")}
-    assert sources == {"EM/secret", "segmentations/fine/auto/labels.tif", "annotations/fine/away"}
+    assert sources == {"EM/secret", "segmentations/fine/auto/labels.tif", "annotations/fine/away",
+                       "models"}
 
 
 def _full_folder(root: Path, *, with_model: bool = True) -> None:

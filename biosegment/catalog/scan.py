@@ -49,7 +49,7 @@ from biosegment.catalog.probe import (
 from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.setup_file import SetupDocument
 from biosegment.catalog.store import Catalog, entity_key
-from biosegment.errors import InputError
+from biosegment.errors import InputError, NotFoundError
 from biosegment.paths import is_temporary_name, resolve_inside
 
 __all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
@@ -89,7 +89,7 @@ def import_legacy_file(catalog: Catalog, root: Path, dataset: str, source: str,
     """Import an old-stack annotations.json for ``dataset`` once its slice size is known."""
     try:
         row = catalog.dataset(dataset)
-    except Exception:
+    except NotFoundError:
         row = None
     if row is None or not row.get("shape"):
         problems.append(InputError(f"dataset {dataset!r} is not (yet) readable, so the slice "
@@ -119,8 +119,19 @@ class _Found:
     facts: Callable[[dict | None], dict]   #: previous row (or None) -> column values
 
 
-def _entries(folder: Path) -> list[os.DirEntry]:
+def _top_folder(root: Path, location: str, problems: list[InputError]) -> Path | None:
+    """One of the data folder's top-level folders, unless a symlink takes it elsewhere."""
+    try:
+        return resolve_inside(root, location)
+    except InputError as exc:
+        problems.append(InputError(exc.reason, source=location))
+        return None
+
+
+def _entries(folder: Path | None) -> list[os.DirEntry]:
     """Visible, finished entries of ``folder`` in a stable order (none if it does not exist)."""
+    if folder is None:
+        return []
     try:
         with os.scandir(folder) as entries:
             kept = [e for e in entries if not is_temporary_name(e.name)]
@@ -133,7 +144,7 @@ def _find_datasets(root: Path, em: str, project: str | None,
                    problems: list[InputError]) -> Iterator[_Found]:
     from biosegment.volumes import IMAGE_SUFFIXES
 
-    for entry in _entries(resolve_inside(root, em)):
+    for entry in _entries(_top_folder(root, em, problems)):
         location = join(em, entry.name)
         if entry.is_dir():
             name = entry.name
@@ -165,7 +176,7 @@ def _dataset_facts(root: Path, name: str, layout: DatasetLayout, project: str | 
 
 
 def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
-    for entry in _entries(resolve_inside(root, MODELS_DIR)):
+    for entry in _entries(_top_folder(root, MODELS_DIR, problems)):
         if entry.is_dir() and os.path.isfile(os.path.join(entry.path, MODEL_WEIGHTS)):
             name, location = entry.name, join(MODELS_DIR, entry.name, MODEL_WEIGHTS)
         elif entry.is_file() and entry.name.endswith(MODEL_SUFFIX):
@@ -178,7 +189,7 @@ def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
 
 
 def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Found]:
-    for dataset_entry in _entries(resolve_inside(root, SEGMENTATIONS_DIR)):
+    for dataset_entry in _entries(_top_folder(root, SEGMENTATIONS_DIR, problems)):
         if not dataset_entry.is_dir():
             continue
         for entry in _entries(Path(dataset_entry.path)):
@@ -207,7 +218,7 @@ def _segmentation_facts(root: Path, location: str, folder: Path, previous: dict 
 
 def _find_annotations(catalog: Catalog, root: Path,
                       problems: list[InputError]) -> Iterator[_Found]:
-    for dataset_entry in _entries(resolve_inside(root, ANNOTATIONS_DIR)):
+    for dataset_entry in _entries(_top_folder(root, ANNOTATIONS_DIR, problems)):
         if not dataset_entry.is_dir():
             continue
         dataset = dataset_entry.name
