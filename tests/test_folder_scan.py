@@ -317,3 +317,17 @@ def test_processes_refreshing_the_same_folder_at_once_agree(tmp_path):
         assert catalog.model("mito 2D")["state"] == "missing"
         assert len(catalog.segmentations()) == 1 and len(catalog.annotations()) == 1
         assert not refresh(catalog, tmp_path).changed
+
+
+def test_the_isbi_stack_with_its_labels_is_registered_from_headers(tmp_path, catalog, isbi_dir):
+    raw = tmp_path / "EM" / "isbi2012" / "raw"
+    labels = tmp_path / "EM" / "isbi2012" / "labels"
+    raw.mkdir(parents=True)
+    labels.mkdir()
+    shutil.copy(isbi_dir / "train-volume.tif", raw / "train-volume.tif")
+    shutil.copy(isbi_dir / "train-labels.tif", labels / "train-labels.tif")
+    scan_data_folder(catalog, tmp_path)
+    row = catalog.dataset("isbi2012")
+    assert row["shape"] == [30, 512, 512] and row["dtype"] == "uint8"
+    assert row["file_type"] == "tif3d" and row["state"] == "ok"
+    assert row["ground_truth"] == "EM/isbi2012/labels/train-labels.tif"
