@@ -23,7 +23,7 @@ import torch
 
 from biosegment.engine.augment import AugmentConfig
 from biosegment.engine.checkpoint import load_model, save_model
-from biosegment.engine.device import resolve_device
+from biosegment.engine.device import has_fast_bfloat16, resolve_device
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.model_card import ModelCard, default_classes
@@ -85,16 +85,8 @@ def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision not in _PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}",
                          where="precision")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
+    if precision == "bf16" or (precision == "auto" and has_fast_bfloat16(device)):
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-            getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-        return torch.bfloat16 if native else None
     return None
 
 
