@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_viewer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

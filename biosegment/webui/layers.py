@@ -123,26 +123,30 @@ class LayerStore:
                             dataset.get("file_type"))
         return opened.reader.shape
 
-    def read_plane(self, catalog, ref: LayerRef, axis: str, index: int) -> np.ndarray:
-        """Plane ``index`` across ``axis`` of the layer, as uint8 (display levels or class ids)."""
+    def read_plane(self, catalog, ref: LayerRef, axis: str, index: int, *,
+                   level: int = 0) -> np.ndarray:
+        """Plane ``index`` across ``axis`` as uint8 (display levels or class ids), keeping every
+        ``2**level``-th pixel: a zoomed-out view of a huge slice reads only the rows it shows."""
         if axis not in AXES:
             raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
         shape = self.shape(catalog, ref)
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
             raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+        step = 2 ** level
         path = self.layer_path(catalog, ref)
         version = fingerprint(path) or "absent"
-        key = (str(path), version, ref.kind, axis, index)
+        key = (str(path), version, ref.kind, axis, index, step)
         if ref.kind == "annotation":
             return self.planes.get_or_compute(
-                key, lambda: _annotation_plane(path, shape, axis, index))
+                key, lambda: _annotation_plane(path, shape, axis, index)[::step, ::step].copy())
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
             raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
                                 f", the dataset {list(shape)}", field="kind")
-        return self.planes.get_or_compute(key, lambda: _volume_plane(opened, ref.kind, axis, index))
+        return self.planes.get_or_compute(
+            key, lambda: _volume_plane(opened, ref.kind, axis, index, step))
 
     def voxel(self, catalog, ref: LayerRef, z: int, y: int, x: int) -> float | int:
         """The stored value at one voxel (raw grey value, or class id for label layers)."""
@@ -169,14 +173,21 @@ def _display_window(reader: VolumeReader) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int) -> np.ndarray:
+def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
+                  step: int = 1) -> np.ndarray:
     reader = opened.reader
-    if axis == "z":
+    if axis == "z" and step > 1:
+        # strided read: a memory-mapped stack touches only the rows the zoom level shows
+        every = slice(None, None, step)
+        plane = reader.read_block(index, index + 1, every, every)[0]
+    elif axis == "z":
         plane = reader.read_slice(index)
     elif axis == "y":
         plane = reader.read_block(0, reader.shape[0], slice(index, index + 1), None)[:, 0, :]
     else:
         plane = reader.read_block(0, reader.shape[0], None, slice(index, index + 1))[:, :, 0]
+    if axis != "z" and step > 1:
+        plane = plane[::step, ::step]
     if kind == "raw":
         if opened.window is None:
             return np.ascontiguousarray(plane)

@@ -17,8 +17,8 @@ from biosegment.webui.api.http import conditional, etag_for
 from biosegment.webui.api.schemas import DatasetPath, TilePath, TileQuery, VoxelQuery
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
-from biosegment.webui.layers import LayerRef
-from biosegment.webui.tiles import TileAddress, cut_tile, encode_png
+from biosegment.webui.layers import LayerRef, plane_shape
+from biosegment.webui.tiles import TileAddress, check_address, cut_tile, encode_png
 
 __all__ = ["api", "parse_layer_list"]
 
@@ -45,11 +45,13 @@ def get_tile(path: TilePath, query: TileQuery):
     ref = _layer(path.dataset, path.kind, query.name)
     version = state.layers.version(catalog, ref)
     address = TileAddress(path.level, path.row, path.col)
+    shape = state.layers.shape(catalog, ref)
+    check_address(*plane_shape(shape, path.axis), address)
     etag = etag_for(ref, version, path.axis, path.index, address)
 
     def render() -> bytes:
-        plane = state.layers.read_plane(catalog, ref, path.axis, path.index)
-        return encode_png(cut_tile(plane, address))
+        plane = state.layers.read_plane(catalog, ref, path.axis, path.index, level=path.level)
+        return encode_png(cut_tile(plane, address), compress=ref.kind != "raw")
 
     # Revalidate every time: label layers change while people paint and jobs write.
     return conditional(etag, render, mimetype="image/png",
