@@ -239,9 +239,10 @@ def test_time_budget_stops_training_and_progress_reaches_one(tmp_path):
                          steps_per_epoch=4, on_progress=lambda f, eta: reports.append((f, eta)),
                          on_epoch=epochs.append, **FAST)
     assert result.stopped_by == "time_budget"
-    assert result.elapsed_s < 1.5 + 3.0  # one step or validation may overrun on a busy CPU
+    # Generous: on a busy CPU one step or validation may take longer than the one before.
+    assert result.elapsed_s < 10.0
     fractions = [f for f, _ in reports]
-    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert all(eta is None or eta >= 0 for _, eta in reports)
     assert len(epochs) == len(result.history) >= 1
     assert math.isfinite(epochs[-1]["train_loss"])

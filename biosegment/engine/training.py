@@ -495,7 +495,9 @@ class _TrainingRun:
                 self._finish_epoch(batches=0, record_only=True)
             stopped_by = self._loop()
             self._save_state(finished=True, stopped_by=stopped_by)
-            self._report_progress(force=True)
+            if self.on_progress is not None:
+                # A time budget stops a little early (no step may overrun it): say "done".
+                self.on_progress(1.0, 0.0)
             return self._result(stopped_by)
         finally:
             self.writer.close()
