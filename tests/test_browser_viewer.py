@@ -73,6 +73,19 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         wait_drawn(page, 1)
         page.fill("#slice", "1")
 
+        # the voxel under the cursor, read from the server
+        x, y = page.evaluate(PLANE_TO_SCREEN, [40, 41])
+        page.mouse.move(x, y)
+        page.wait_for_function("() => document.getElementById('voxel').textContent.includes('value')")
+        assert "z 1  y 40  x 41" in page.inner_text("#voxel")
+
+        # zoom in around the centre and back: finer tiles load, the scale changes
+        scale = page.evaluate("() => window.biosegmentViewer.views.z.scale")
+        page.click("#zoom-in")
+        page.wait_for_function(f"() => window.biosegmentViewer.views.z.scale > {scale}")
+        wait_drawn(page, 1)
+        page.click("#zoom-fit")
+
         # toggle the ground-truth overlay: membrane-coloured pixels appear, then go again
         assert page.evaluate(REDDISH_PIXELS) == 0
         page.check("#layer-ground_truth-visible")
@@ -93,10 +106,22 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         drag(page, [(200, 50), (200, 200)])
         page.click("#tool-eraser")
         drag(page, [(185, 120), (215, 120)])
-        page.click("#tool-brush")
+        label_at = "([r, c]) => window.biosegmentViewer.editor.labels[r * 512 + c]"
+        # flood fill of the unpainted region with membrane, then undone
+        page.click("#tool-fill")
         page.click("button[data-class-id='1']")
-        drag(page, [(300, 50), (300, 200)])
+        drag(page, [(400, 400)], steps=1)
+        assert page.evaluate(label_at, [400, 400]) == 1 and page.evaluate(label_at, [5, 5]) == 1
+        assert page.evaluate(label_at, [200, 60]) == 0          # other labels stop the fill
         page.keyboard.press("Control+z")
+        assert page.evaluate(label_at, [400, 400]) == 255
+        page.click("#tool-brush")
+        drag(page, [(300, 50), (300, 200)])
+        page.keyboard.press("Control+z")                         # undo the last stroke ...
+        assert page.evaluate(label_at, [300, 100]) == 255
+        page.keyboard.press("Control+y")                         # ... redo it ...
+        assert page.evaluate(label_at, [300, 100]) == 1
+        page.click("#undo")                                      # ... and undo it again
         page.wait_for_selector("#save-state[data-state=saved]")
 
         saved = read_png_slice(root / "annotations" / DEMO_DATASET / "scribbles" / "z00001.png")

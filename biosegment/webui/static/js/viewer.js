@@ -206,7 +206,8 @@ function applyFilter() {
 
 function bindKeys() {
   document.addEventListener("keydown", (event) => {
-    if (event.target.matches("input[type=text], input[type=number], select")) return;
+    // sliders and fields handle their own keys (the slice slider steps slices itself)
+    if (event.target.matches("input[type=text], input[type=number], input[type=range], select")) return;
     const key = event.key;
     if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") {
       event.preventDefault();
