@@ -2,8 +2,10 @@
 
 A volume is a 3-D single-channel image stack indexed ``(z, y, x)``. Readers are lazy: opening
 or probing one reads headers only, ``read_slice`` costs one slice of I/O and ``read_block`` only
-the slices it covers. Formats subclass :class:`VolumeReader`; callers never type-check readers,
-they ask the capability properties instead.
+the slices (or, for chunked formats, the chunks) it covers. Formats subclass
+:class:`VolumeReader`; callers never type-check readers, they ask the capability properties
+instead: ``chunks`` (the storage grid to align reads with), ``levels`` and ``level(i)`` (the
+resolution pyramid a viewer zooms through; one level for formats without one).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VolumeInfo", "VolumeReader", "SUPPORTED_DTYPES", "normalise"]
+__all__ = ["VolumeInfo", "VolumeReader", "PyramidLevel", "SUPPORTED_DTYPES", "normalise"]
 
 #: Pixel types BioSegment reads; anything else is rejected with a VolumeError naming the file.
 SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
@@ -25,11 +27,12 @@ class VolumeInfo:
     """What probing a volume tells without reading its pixels."""
 
     path: Path                       #: the file or folder that holds the volume
-    file_type: str                   #: ``tif3d``, ``tif2d``, ``tifseq`` or ``pngseq``
+    file_type: str                   #: one of ``opening.FILE_TYPES`` (``tif3d``, ``omezarr``, ...)
     shape: tuple[int, int, int]      #: (z, y, x) in voxels
     dtype: str                       #: numpy dtype name: ``uint8``, ``uint16`` or ``float32``
     voxel_size: tuple[float, float, float] | None = None  #: (z, y, x) in nm, when the file says
     files: tuple[Path, ...] = field(default=())           #: the files read, in slice order
+    key: str | None = None           #: the array inside a container (HDF5, Zarr, N5), if any
 
     @property
     def nbytes(self) -> int:
@@ -43,7 +46,23 @@ class VolumeInfo:
             "shape": list(self.shape),
             "dtype": self.dtype,
             "voxel_size": None if self.voxel_size is None else list(self.voxel_size),
+            **({"key": self.key} if self.key is not None else {}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PyramidLevel:
+    """One resolution level of a volume; level 0 is the full-resolution data.
+
+    ``factors`` is how many level-0 voxels one voxel of this level spans along (z, y, x):
+    ``(1, 2, 2)`` for the first level of a pyramid that halves each slice. Level ``i`` of a
+    reader is read through ``reader.level(i)``.
+    """
+
+    index: int
+    shape: tuple[int, int, int]
+    factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    chunks: tuple[int, int, int] | None = None
 
 
 class VolumeReader(ABC):
@@ -70,6 +89,32 @@ class VolumeReader(ABC):
     def is_memory_mapped(self) -> bool:
         """True when slices come straight from a memory map (no decode step)."""
         return False
+
+    @property
+    def chunks(self) -> tuple[int, int, int] | None:
+        """The (z, y, x) storage chunk of chunked formats, None for the others.
+
+        A read whose box starts and ends on multiples of it decodes no chunk twice.
+        """
+        return None
+
+    @property
+    def levels(self) -> tuple[PyramidLevel, ...]:
+        """The resolution levels stored with the volume, full resolution first.
+
+        Formats without a pyramid have one level: the volume itself.
+        """
+        return (PyramidLevel(0, self.shape, (1.0, 1.0, 1.0), self.chunks),)
+
+    def level(self, index: int) -> VolumeReader:
+        """A reader for resolution level ``index`` (0: this reader).
+
+        Level readers share their parent's open files: they stay usable while the parent is
+        open, and closing one of them releases nothing.
+        """
+        if index == 0:
+            return self
+        raise IndexError(f"level {index} outside 0:{len(self.levels)}")
 
     @abstractmethod
     def read_slice(self, z: int) -> np.ndarray:
