@@ -11,7 +11,8 @@ import dataclasses
 import pytest
 
 from biosegment.daemon import Daemon
-from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, make_tiny_model
+from webui_fixtures import (DEMO_DATASET, chromium_page, config_for, make_demo_folder,
+                            make_tiny_model)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,7 +50,8 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
                 break
             page.wait_for_timeout(100)
         assert state == "succeeded", page.inner_text("#job-log")
-        page.wait_for_function("() => document.getElementById('job-progress').textContent === '100 %'")
+        page.wait_for_function(
+            "() => document.getElementById('job-progress').textContent === '100 %'")
         seen.add(page.inner_text("#job-progress"))
         assert "100 %" in seen and len(seen) >= 2, seen   # updated live, from below 100 %
         assert page.inner_text("#job-result-link").startswith("segmentation tiny-membrane")
@@ -60,7 +62,8 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
         page.wait_for_selector("#viewer[data-ready=true]")
         page.wait_for_selector("[data-layer='segmentation:tiny-membrane']")
         assert page.is_checked("#layer-segmentation\\:tiny-membrane-visible")
-        page.wait_for_function("() => document.getElementById('view-z').dataset.complete === 'true'")
+        page.wait_for_function(
+            "() => document.getElementById('view-z').dataset.complete === 'true'")
         assert browser.errors == []
 
 
@@ -73,7 +76,8 @@ def test_jobs_page_draws_training_curves(daemon):
         page.goto(f"{daemon.url}jobs#{job['id']}")
         page.wait_for_selector(f"#job-detail[data-job='{job['id']}'][data-state=succeeded]",
                                timeout=180_000)
-        page.wait_for_function("() => Number(document.getElementById('job-chart').dataset.points) >= 3")
+        page.wait_for_function(
+            "() => Number(document.getElementById('job-chart').dataset.points) >= 3")
         assert page.inner_text("#job-progress") == "100 %"
         assert page.inner_text("#job-result-link") == "model curvy"
         browser.screenshot("jobs.png")

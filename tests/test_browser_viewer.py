@@ -26,7 +26,9 @@ REDDISH_PIXELS = """() => {
   const canvas = document.getElementById('view-z');
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   let n = 0;
-  for (let i = 0; i < data.length; i += 4) if (data[i] > data[i + 1] + 60 && data[i] > data[i + 2] + 60) n++;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] > data[i + 1] + 60 && data[i] > data[i + 2] + 60) n++;
+  }
   return n;
 }"""
 
@@ -76,7 +78,8 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         # the voxel under the cursor, read from the server
         x, y = page.evaluate(PLANE_TO_SCREEN, [40, 41])
         page.mouse.move(x, y)
-        page.wait_for_function("() => document.getElementById('voxel').textContent.includes('value')")
+        page.wait_for_function(
+            "() => document.getElementById('voxel').textContent.includes('value')")
         assert "z 1  y 40  x 41" in page.inner_text("#voxel")
 
         # zoom in around the centre and back: finer tiles load, the scale changes

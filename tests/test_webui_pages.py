@@ -20,7 +20,8 @@ def site(tmp_path_factory):
     make_tiny_model(root)
     folder = root / "EM" / HOSTILE
     folder.mkdir()
-    tifffile.imwrite(folder / "stack.tif", np.zeros((2, 64, 64), np.uint8), photometric="minisblack")
+    tifffile.imwrite(folder / "stack.tif", np.zeros((2, 64, 64), np.uint8),
+                     photometric="minisblack")
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     with serve(config_for(root)) as server:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """A request the API refuses: HTTP ``status``, a readable ``message``, the ``field`` at fault."""
+    """A refused request: HTTP ``status``, a readable ``message``, the ``field`` at fault."""
 
     def __init__(self, status: int, message: str, *, field: str | None = None):
         super().__init__(message)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,14 @@ class _OpenVolume:
     reader: VolumeReader
     binary_mask: bool = False                       # label volume stored as 0/255
     window: tuple[float, float] | None = None      # raw grey levels mapped to 0..255
+    # Decoding readers seek one file handle; memory-mapped ones are read concurrently.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, read):
+        if self.reader.is_memory_mapped:
+            return read(self.reader)
+        with self.lock:
+            return read(self.reader)
 
     def close(self) -> None:
         self.reader.close()
@@ -153,8 +161,8 @@ class LayerStore:
         if ref.kind == "raw":
             dataset = catalog.dataset(ref.dataset)
             opened = self._open(self.layer_path(catalog, ref), "raw", dataset.get("file_type"))
-            value = opened.reader.read_block(z, z + 1, slice(y, y + 1), slice(x, x + 1))[0, 0, 0]
-            return value.item()
+            block = opened.read(lambda r: r.read_block(z, z + 1, slice(y, y + 1), slice(x, x + 1)))
+            return block[0, 0, 0].item()
         return int(self.read_plane(catalog, ref, "z", z)[y, x])
 
     def close(self) -> None:
@@ -175,17 +183,19 @@ def _display_window(reader: VolumeReader) -> tuple[float, float] | None:
 
 def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
                   step: int = 1) -> np.ndarray:
-    reader = opened.reader
+    depth = opened.reader.shape[0]
     if axis == "z" and step > 1:
         # strided read: a memory-mapped stack touches only the rows the zoom level shows
         every = slice(None, None, step)
-        plane = reader.read_block(index, index + 1, every, every)[0]
+        plane = opened.read(lambda r: r.read_block(index, index + 1, every, every))[0]
     elif axis == "z":
-        plane = reader.read_slice(index)
+        plane = opened.read(lambda r: r.read_slice(index))
     elif axis == "y":
-        plane = reader.read_block(0, reader.shape[0], slice(index, index + 1), None)[:, 0, :]
+        rows = slice(index, index + 1)
+        plane = opened.read(lambda r: r.read_block(0, depth, rows, None))[:, 0, :]
     else:
-        plane = reader.read_block(0, reader.shape[0], None, slice(index, index + 1))[:, :, 0]
+        columns = slice(index, index + 1)
+        plane = opened.read(lambda r: r.read_block(0, depth, None, columns))[:, :, 0]
     if axis != "z" and step > 1:
         plane = plane[::step, ::step]
     if kind == "raw":

@@ -35,7 +35,8 @@ def best_metrics(metrics: Any) -> dict[str, float]:
         if not isinstance(epoch, dict):
             continue
         for key, value in epoch.items():
-            if key in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if (key in _NOT_METRICS or isinstance(value, bool)
+                    or not isinstance(value, (int, float))):
                 continue
             if key not in best:
                 best[key] = value
