@@ -69,6 +69,9 @@ def test_pyramid_levels_and_edge_tiles_of_a_large_uint16_slice(site):
     source = big[1, ::4, ::4].astype(np.int64)
     order = np.argsort(source.ravel())
     assert np.all(np.diff(coarse.ravel()[order].astype(int)) >= 0)
+    segmentation = http.get("/api/v1/datasets/big/segmentations/mask").json()
+    assert segmentation["location"].startswith("segmentations/big/mask")
+    assert [layer["kind"] for layer in doc["layers"]] == ["raw", "segmentation"]
     mask = png_pixels(http.get("/api/v1/datasets/big/tiles/segmentation/z/0/0/0/0.png"
                                "?name=mask").body)
     np.testing.assert_array_equal(mask, (labels[0, :512, :512] == 255).astype(np.uint8))
