@@ -234,6 +234,10 @@ function bindKeys() {
 async function start() {
   const doc = await getJSON(`/datasets/${enc(datasetName)}`);
   const models = await getJSON("/models");
+  if (!doc.shape || !doc.pyramid) {
+    throw new Error(`dataset ${datasetName} cannot be shown: it is ${doc.state}` +
+      (doc.error ? ` (${doc.error})` : ""));
+  }
   page.shape = doc.shape;
   page.classes = doc.classes;
   const versionOf = (layer) => layer.kind === "raw" ? (doc.fingerprint || "") : (layer.state || "");
