@@ -202,10 +202,10 @@ class N5Dataset:
         if ndim != self.ndim or mode not in (0, 1):
             raise VolumeError(f"N5 block of mode {mode} with {ndim} axes does not fit a "
                               f"{self.ndim}-D dataset", source=path, where=where)
-        offset = _HEADER.size + 4 * ndim
+        offset = _HEADER.size + 4 * ndim + (4 if mode == 1 else 0)  # mode 1 adds a count
+        if len(data) < offset:
+            raise VolumeError("truncated N5 block header", source=path, where=where)
         sizes = struct.unpack_from(f">{ndim}I", data, _HEADER.size)
-        if mode == 1:
-            offset += 4  # element count of varlength blocks; the sizes say the same here
         try:
             raw = self._decode(data[offset:])
         except Exception as exc:  # each codec fails its own way on corrupt data
