@@ -120,3 +120,16 @@ def test_run_without_a_display_serves_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_display_is_found_from_the_environment_given(monkeypatch):
+    from biosegment import config
+
+    monkeypatch.setattr(config.sys, "platform", "linux")
+    assert not config.display_available({})
+    assert config.display_available({"DISPLAY": ":0"})
+    assert config.display_available({"WAYLAND_DISPLAY": "wayland-0"})
+    assert config.display_available({"QT_QPA_PLATFORM": "offscreen"})
+    assert not config.display_available({"QT_QPA_PLATFORM": "xcb"})
+    monkeypatch.setattr(config.sys, "platform", "darwin")
+    assert config.display_available({})
