@@ -189,8 +189,7 @@ def _make_plan(settings: InferenceSettings, config: dict, shape: tuple[int, int,
         raise InputError(f"overlap needs {dims} values, got {list(overlaps)}", where="overlap")
     window, overlap = [], []
     for axis, length in enumerate(spatial):
-        wanted = None if not isinstance(overlaps, tuple) else overlaps[axis]
-        wanted = overlaps if isinstance(overlaps, int) else wanted
+        wanted = overlaps[axis] if isinstance(overlaps, tuple) else overlaps
         if settings.window is None:
             size, auto_overlap = auto_axis_window(
                 length, largest=_LARGEST_WINDOW[dims], multiple=multiple,
