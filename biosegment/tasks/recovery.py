@@ -5,8 +5,8 @@ A job whose process was killed (``kill -9``, a power cut, a worker machine that 
 takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (see
 :mod:`biosegment.daemon.pidlock`), puts them back to ``queued`` and onto the queue; the handlers
 then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
-the catalog but have no message on the queue (a crash between the two writes) are enqueued
-again. A job whose cancel was requested before its runner died is marked ``cancelled``.
+the catalog but have had no message on the queue for a while (a crash between the two writes)
+are enqueued again. A job whose cancel was requested before its runner died is marked ``cancelled``.
 Running this twice, or in two processes at once, is harmless: a runner only claims a job that
 is still ``queued``.
 """
@@ -15,14 +15,31 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment.daemon.pidlock import runner_alive
 from biosegment.tasks.queue import pending_job_messages, queue_tasks
 
-__all__ = ["recover_jobs", "RecoveryReport"]
+__all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S"]
 
 log = logging.getLogger(__name__)
+
+#: A queued job is only re-enqueued when its row is older than this: a JobService puts the
+#: message on the queue a moment after creating the row, and must not be raced.
+QUEUED_GRACE_S = 30.0
+
+
+def _age_seconds(timestamp: str | None) -> float:
+    if not timestamp:
+        return float("inf")
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return float("inf")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - moment).total_seconds()
 
 
 @dataclass(slots=True)
@@ -57,7 +74,7 @@ def recover_jobs(catalog, huey, root: Path) -> RecoveryReport:
             pending.add(job["id"])
         report.requeued.append(job["id"])
     for job in catalog.jobs_in_state("queued"):
-        if job["id"] not in pending:
+        if job["id"] not in pending and _age_seconds(job.get("updated_at")) > QUEUED_GRACE_S:
             tasks.run_job(job["id"])
             pending.add(job["id"])
             report.enqueued.append(job["id"])
