@@ -1,0 +1,35 @@
+"""``biosegment doctor``: find what is broken in a data folder's state and rebuild it.
+
+:func:`run_doctor` examines, in order, who is using the folder, its layout, the catalog
+(``catalog.db``) and the job queue (``queue.db``), and with ``repair`` rebuilds what is missing
+or damaged from the files in the data folder: the catalog from a folder scan plus whatever rows
+the damaged file still yields, the queue from the catalog's jobs. Damaged files are kept beside
+the new ones, never deleted. While a daemon or worker uses the folder it only reports.
+"""
+
+from __future__ import annotations
+
+from biosegment.config import Config
+from biosegment.doctor.catalog_check import check_catalog
+from biosegment.doctor.folder_checks import check_daemon, check_layout
+from biosegment.doctor.queue_check import check_queue
+from biosegment.doctor.report import DoctorReport, Finding
+from biosegment.errors import NotFoundError
+
+__all__ = ["run_doctor", "DoctorReport", "Finding"]
+
+
+def run_doctor(config: Config, *, repair: bool = True) -> DoctorReport:
+    """Check (and with ``repair``, fix) the state of ``config.data_dir``."""
+    root = config.data_dir
+    if not root.is_dir():
+        raise NotFoundError(f"data folder {root} does not exist; create it with biosegment init")
+    report = DoctorReport(data_dir=str(root), repair=repair)
+    daemon = check_daemon(root)
+    report.findings.append(daemon)
+    repair = repair and daemon.state == "ok"
+    report.findings.append(check_layout(root, repair=repair))
+    report.findings.append(check_catalog(root, repair=repair))
+    # The queue is refilled from the catalog: it is checked once the catalog is whole again.
+    report.findings.append(check_queue(config, repair=repair))
+    return report
