@@ -1,0 +1,141 @@
+"""The job commands as people type them: real ``biosegment`` subprocesses on a data folder.
+
+Without a daemon, ``--wait`` runs the job in the calling process; with one, it follows the
+queued job. Either way the job row, outputs and exit status must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from biosegment.catalog import open_catalog
+from biosegment.daemon import daemon_running
+from job_fixtures import (DEMO_DATASET, REPO, TINY_MODEL, TRAIN_DATASET, biosegment_env,
+                          job_row, make_folder, run_biosegment, start_biosegment, stop_process,
+                          wait_for)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path, training=True)
+
+
+def jobs_json(root, *args) -> list[dict]:
+    result = run_biosegment(root, "jobs", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_segment_wait_without_a_daemon_runs_here_with_a_job_row(folder):
+    root, _ = folder
+    result = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--block-z",
+                            "2", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "running here" in result.stderr
+    assert f"segmentations/{DEMO_DATASET}/{TINY_MODEL}/labels.tif" in result.stdout
+    assert "100.0%" in result.stderr  # the progress reached the end
+    [job] = jobs_json(root)
+    assert job["state"] == "succeeded" and job["progress"] == 1.0
+    assert job["worker"].endswith(":cli") and job["params"]["block_z"] == 2
+    assert (root / "segmentations" / DEMO_DATASET / TINY_MODEL / "segmentation.json").is_file()
+    detail = run_biosegment(root, "jobs", job["id"][:6])
+    assert detail.returncode == 0 and "block 3/3 (z 4-4) done" in detail.stdout
+
+
+def test_train_wait_without_a_daemon_publishes_the_model(folder):
+    root, _ = folder
+    result = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--base-model",
+                            TINY_MODEL, "--epochs", "2", "--steps-per-epoch", "2",
+                            "--crop-size", "32", "--batch-size", "2", "--name", "cli-model",
+                            "--wait", "--json")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["state"] == "succeeded" and [m["epoch"] for m in row["metrics"]][-2:] == [1, 2]
+    assert (root / "models" / "cli-model" / "model.pytorch").is_file()
+    models = json.loads(run_biosegment(root, "models", "--json").stdout)
+    assert {m["name"]: m["parent"] for m in models}["cli-model"] == TINY_MODEL
+
+
+def test_queue_cancel_retry_and_list_without_waiting(folder):
+    root, _ = folder
+    queued = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--json")
+    assert queued.returncode == 0, queued.stderr
+    job = json.loads(queued.stdout)
+    assert job["state"] == "queued"
+    listing = run_biosegment(root, "jobs")
+    assert job["id"] in listing.stdout and "queued" in listing.stdout
+
+    cancelled = run_biosegment(root, "cancel", job["id"], "--json")
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    retried = run_biosegment(root, "retry", job["id"], "--json")
+    assert retried.returncode == 0, retried.stderr
+    again = json.loads(retried.stdout)
+    assert again["state"] == "queued" and again["params"]["retry_of"] == job["id"]
+    assert [j["state"] for j in jobs_json(root, "--state", "queued")] == ["queued"]
+
+    refused = run_biosegment(root, "retry", again["id"])
+    assert refused.returncode == 1 and "only failed or cancelled" in refused.stderr
+    unknown = run_biosegment(root, "cancel", "ffffffff")
+    assert unknown.returncode == 1 and "no job" in unknown.stderr
+    bad = run_biosegment(root, "segment", "no-such-dataset", "--model", TINY_MODEL)
+    assert bad.returncode == 1 and "no-such-dataset" in bad.stderr
+
+
+def test_wait_follows_a_queued_job_when_a_daemon_serves_the_folder(folder, tmp_path):
+    root, _ = folder
+    daemon = start_biosegment(root, "run", "--headless", log=tmp_path / "daemon.log")
+    try:
+        assert wait_for(lambda: daemon_running(root), 60)
+        result = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--wait")
+        assert result.returncode == 0, result.stderr
+        assert "queued" in result.stderr and "running here" not in result.stderr
+        [job] = jobs_json(root)
+        assert job["state"] == "succeeded" and job["worker"].endswith(":daemon")
+    finally:
+        assert stop_process(daemon) == 0
+
+
+def test_a_failed_job_exits_1_and_names_the_file(folder):
+    root, _ = folder
+    stack = root / "EM" / DEMO_DATASET / "raw" / f"{DEMO_DATASET}.tif"
+    # Damaged after it was registered: the catalog still says ok, the job finds out.
+    stack.write_bytes(stack.read_bytes()[:4096])
+    result = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--wait")
+    assert result.returncode == 1, result.stderr
+    assert "failed" in result.stderr and f"{DEMO_DATASET}.tif" in result.stderr
+    [job] = jobs_json(root)
+    assert job["state"] == "failed" and f"{DEMO_DATASET}.tif" in job["message"]
+
+
+def test_ctrl_c_of_an_in_process_job_requeues_it(folder):
+    root, _ = folder
+    process = subprocess.Popen(
+        [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"),
+         "train", "--dataset", TRAIN_DATASET, "--epochs", "500", "--steps-per-epoch", "1",
+         "--crop-size", "32", "--batch-size", "2", "--feature-maps", "4", "--levels", "2",
+         "--wait"], cwd=str(REPO), env=biosegment_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        def first_epochs():
+            catalog = open_catalog(root)
+            try:
+                rows = catalog.jobs()
+            finally:
+                catalog.close()
+            return rows and len(rows[0]["metrics"]) >= 2 and rows[0]
+        job = wait_for(first_epochs, timeout=120, interval=0.05)
+        assert job, process.stderr.read() if process.poll() is not None else "no progress"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "re-queued" in stderr
+    row = job_row(root, job["id"])
+    assert row["state"] == "queued" and "interrupted" in row["message"]
