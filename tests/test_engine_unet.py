@@ -95,3 +95,66 @@ def test_wrong_number_of_dimensions_is_refused():
 def test_invalid_hyper_parameters_are_refused(bad):
     with pytest.raises(ValueError):
         architecture_dict(**bad)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", ["unet2d_fm8_l3_batch", "unet3d_fm4_l2_instance"])
+def test_fast_inference_pass_matches_the_fixture_outputs(name):
+    from biosegment.engine._fast_forward import FastUNet
+
+    model = UNet(**FIXTURE_ARCHITECTURES[name])
+    model.load_state_dict(_fixture_state(name))
+    io = np.load(FIXTURES / f"{name}_io.npz")
+    x = torch.from_numpy(io["input"])
+    with torch.inference_mode():
+        fp32 = FastUNet(model.eval(), torch.device("cpu"), "fp32")(x).numpy()
+        bf16 = FastUNet(model, torch.device("cpu"), "bf16")(x).numpy()
+    np.testing.assert_allclose(fp32, io["output"], atol=1e-4, rtol=0)
+    # bfloat16 keeps about three significant digits: close logits, nearly the same labels.
+    assert np.abs(bf16 - io["output"]).max() < 0.05 * np.abs(io["output"]).max()
+    assert np.mean(bf16.argmax(1) == io["output"].argmax(1)) > 0.99
+
+
+def test_fast_inference_pass_handles_batches_of_instance_norm_samples():
+    from biosegment.engine._fast_forward import FastUNet
+
+    torch.manual_seed(0)
+    model = UNet(feature_maps=4, levels=2).eval()
+    x = torch.rand(3, 1, 32, 48)
+    with torch.inference_mode():
+        np.testing.assert_allclose(FastUNet(model, torch.device("cpu"))(x).numpy(),
+                                   model(x).numpy(), atol=1e-5, rtol=0)
+
+
+def _counted_flops_per_voxel(model: UNet, shape: tuple[int, ...]) -> float:
+    """FLOPs of one forward pass counted from the convolutions actually run, per voxel."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        in_channels = inputs[0].shape[1]
+        taps = 1 if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)) \
+            else int(np.prod(module.kernel_size))
+        total += 2 * output.numel() * in_channels * taps
+
+    kinds = (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, kinds)]
+    with torch.inference_mode():
+        model(torch.zeros(shape))
+    for hook in hooks:
+        hook.remove()
+    return total / np.prod(shape[2:])
+
+
+@pytest.mark.parametrize("config, shape", [
+    (dict(), (1, 1, 64, 64)),
+    (dict(dims=3, feature_maps=4, levels=2, num_classes=3), (1, 1, 8, 8, 8)),
+])
+def test_flop_count_matches_the_convolutions_run(config, shape):
+    from biosegment.engine.unet import flops_per_voxel
+
+    model = UNet(**config).eval()
+    assert flops_per_voxel(model.config) == pytest.approx(
+        _counted_flops_per_voxel(model, shape), rel=1e-9)
+    if not config:
+        assert flops_per_voxel(model.config) == pytest.approx(92_000, rel=0.01)  # SPEC 9
