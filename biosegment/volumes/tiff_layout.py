@@ -136,6 +136,16 @@ def _check_extents(page, path: Path, file_size: int, where: str) -> None:
     if max(ends) > file_size:
         raise VolumeError(f"truncated: pixel data run to byte {max(ends)} but the file has "
                           f"{file_size}", source=path, where=where)
+    # An uncompressed page must hold every pixel it declares; a few bytes declaring
+    # gigapixels (a "TIFF bomb") would otherwise probe as a valid, enormous volume.
+    if int(getattr(page, "compression", 1) or 1) == 1:
+        bits = int(getattr(page, "bitspersample", 8) or 8)
+        needed = int(page.imagelength) * int(page.imagewidth) * max(1, (bits + 7) // 8)
+        held = sum(page.databytecounts)
+        if held < needed:
+            raise VolumeError(f"truncated: the page declares {page.imagelength}x"
+                              f"{page.imagewidth} pixels ({needed} bytes) but its pixel data "
+                              f"hold {held} bytes", source=path, where=where)
 
 
 def _resolution_tags(page) -> dict:
