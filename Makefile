@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_viewer.py
+	$(BIN)/python benchmarks/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
