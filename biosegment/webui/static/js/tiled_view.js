@@ -41,8 +41,9 @@ export class TiledView {
     this.width = this.pyramid[0].width;
     this.tiles = new TileCache(() => this.requestDraw());
     this.scale = 1; this.left = 0; this.top = 0;
+    this.autoFit = true;       // keep fitting the plane to the view until someone zooms or pans
     this.bindEvents();
-    new ResizeObserver(() => { this.resize(); }).observe(canvas);
+    new ResizeObserver(() => { this.resize(); if (this.autoFit) this.fit(); }).observe(canvas);
     this.resize();
     this.fit();
   }
@@ -65,6 +66,7 @@ export class TiledView {
   }
 
   zoomBy(factor, cx = this.canvas.width / 2, cy = this.canvas.height / 2) {
+    this.autoFit = false;
     const [row, col] = this.toPlane(cx, cy, false);
     this.scale = Math.max(0.01, Math.min(64, this.scale * factor));
     this.left = col - cx / this.scale;
@@ -115,6 +117,7 @@ export class TiledView {
       if (!drag) return;
       if (drag.paint) this.onPointer.move(this.toPlane(x, y, false));
       else {
+        this.autoFit = false;
         this.left = drag.left - (x - drag.x) / this.scale;
         this.top = drag.top - (y - drag.y) / (this.scale * this.rowAspect);
         this.changed();

@@ -223,7 +223,7 @@ function bindKeys() {
     if (tools[key]) { selectTool(tools[key]); return; }
     if (key === "+" || key === "=") page.views.z.zoomBy(1.25);
     if (key === "-") page.views.z.zoomBy(0.8);
-    if (key === "0") page.views.z.fit();
+    if (key === "0") { page.views.z.autoFit = true; page.views.z.fit(); }
     if (/^[1-9]$/.test(key)) {
       const cls = page.classes.find((c) => c.id === Number(key));
       if (cls) { page.editor.classId = cls.id; renderClassButtons(); }
@@ -295,7 +295,7 @@ async function start() {
   $("slice").addEventListener("input", (e) => setSlice(Number(e.target.value)));
   $("zoom-in").onclick = () => page.views.z.zoomBy(1.25);
   $("zoom-out").onclick = () => page.views.z.zoomBy(0.8);
-  $("zoom-fit").onclick = () => page.views.z.fit();
+  $("zoom-fit").onclick = () => { page.views.z.autoFit = true; page.views.z.fit(); };
   $("brightness").addEventListener("input", applyFilter);
   $("contrast").addEventListener("input", applyFilter);
   $("brush-size").addEventListener("input", (e) => { page.editor.brushSize = Number(e.target.value); $("brush-size-label").textContent = e.target.value; });
