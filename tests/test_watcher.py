@@ -220,3 +220,60 @@ def test_polling_mode_registers_a_file_once_its_size_settles(folder, watcher):
         assert row and row[0]["state"] == "ok" and row[0]["shape"] == [8, 128, 128]
     finally:
         catalog.close()
+
+
+# -- the completeness rules, with the clock passed in -----------------------------------------
+
+def test_an_open_file_waits_for_its_close_however_long_the_writer_pauses(tmp_path):
+    from biosegment.daemon.changes import ChangeTracker
+
+    tracker = ChangeTracker(settle_seconds=1.0, quiet_seconds=0.2, lost_close_seconds=10.0)
+    path = tmp_path / "a.tif"
+    path.write_bytes(b"half")
+    tracker.note_writing("EM", path, now=0.0)
+    tracker.note_opened(path)
+    assert tracker.due(now=0.5) == set()
+    assert tracker.due(now=5.0) == set(), "a pause longer than the settle window is not the end"
+    tracker.note_complete("EM", path, now=6.0, closed=True)
+    assert tracker.due(now=6.1) == set(), "still inside the quiet window"
+    assert tracker.due(now=6.3) == {"EM"}
+    assert tracker.due(now=7.0) == set()
+
+
+def test_a_file_seen_without_an_open_settles_by_size_and_mtime(tmp_path):
+    from biosegment.daemon.changes import ChangeTracker
+
+    tracker = ChangeTracker(settle_seconds=1.0, quiet_seconds=0.2)
+    path = tmp_path / "b.tif"
+    path.write_bytes(b"x" * 10)
+    tracker.note_writing("EM", path, now=0.0)
+    assert tracker.due(now=0.5) == set()
+    path.write_bytes(b"x" * 20)  # it grew: the window starts again
+    assert tracker.due(now=0.9) == set()
+    assert tracker.due(now=1.5) == set()
+    assert tracker.due(now=2.0) == {"EM"}
+
+
+def test_a_lost_close_event_and_an_endless_writer_do_not_block_forever(tmp_path):
+    from biosegment.daemon.changes import ChangeTracker
+
+    tracker = ChangeTracker(settle_seconds=1.0, lost_close_seconds=10.0, max_wait_seconds=60.0)
+    quiet = tmp_path / "quiet.tif"
+    quiet.write_bytes(b"x")
+    tracker.note_writing("EM", quiet, now=0.0)
+    tracker.note_opened(quiet)
+    assert tracker.due(now=1.0) == set()
+    assert tracker.due(now=11.0) == {"EM"}, "silent and stable for the lost-close window"
+
+    endless = tmp_path / "endless.log.tif"
+    endless.write_bytes(b"x")
+    tracker.note_writing("EM", endless, now=20.0)
+    tracker.note_opened(endless)
+    for t in range(21, 120, 3):
+        endless.write_bytes(b"x" * t)  # keeps growing
+        tracker.note_writing("EM", endless, now=float(t))
+        if tracker.due(now=t + 0.5):
+            assert t + 0.5 - 20.0 >= 60.0
+            break
+    else:
+        pytest.fail("an endless writer held registration back for good")
