@@ -1,0 +1,156 @@
+"""CLI commands that move models between BioSegment and other tools: ``models export`` and
+``models import``.
+
+``biosegment models`` on its own still lists the models (the listing command becomes the
+group's default action, with its ``--json`` option), so scripts that call it keep working.
+Export writes TorchScript, ONNX or a bioimage.io package; import brings a bioimage.io package
+whose weights are a U-Net into the data folder's ``models/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from biosegment.cli import main
+from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.errors import InputError
+
+__all__ = ["models_group", "export_model", "import_model"]
+
+JSON_HELP = "Print machine-readable JSON instead of text."
+_FORMATS = ("onnx", "torchscript", "bioimageio")
+
+
+def _group_around(listing: click.Command | None) -> click.Group:
+    """The ``models`` group: lists models when no subcommand is given."""
+    if isinstance(listing, click.Group):
+        return listing
+
+    def list_or_continue(**params) -> None:
+        context = click.get_current_context()
+        if context.invoked_subcommand is None and listing is not None:
+            context.invoke(listing, **params)
+
+    return click.Group(
+        name="models", callback=list_or_continue, invoke_without_command=True,
+        params=list(listing.params) if listing is not None else [],
+        help=((listing.help or "List the models in the data folder.").strip()
+              + "\n\nWith a subcommand: export a model for other tools, or import one."),
+        short_help="List, export and import models.")
+
+
+models_group = _group_around(main.commands.get("models"))
+main.add_command(models_group)
+
+
+def _resolve_model(app: AppContext, model: str) -> Path:
+    """A model's checkpoint: a path to a file or model folder, else a catalog name."""
+    candidate = Path(model)
+    if candidate.exists():
+        return candidate
+    from biosegment.cli.data_commands import refresh_catalog
+    from biosegment.paths import resolve_inside
+
+    row = refresh_catalog(app).model(model)
+    if row.get("state") != "ok" or not row.get("location"):
+        raise InputError(f"model {model!r} is {row.get('state')}: "
+                         f"{row.get('error') or 'not readable'}", where="model")
+    return resolve_inside(app.root, row["location"], source="catalog", where="models.location")
+
+
+def _test_slice(app: AppContext, dataset: str | None):
+    if dataset is None:
+        return None
+    from biosegment.cli.data_commands import refresh_catalog
+    from biosegment.paths import resolve_inside
+    from biosegment.volumes import open_volume
+
+    row = refresh_catalog(app).dataset(dataset)
+    path = resolve_inside(app.root, row["location"], source="catalog", where="datasets.location")
+    with open_volume(path, row.get("file_type")) as reader:
+        if reader.dtype.name != "uint8":
+            raise InputError(f"dataset {dataset!r} holds {reader.dtype.name}; the test image of "
+                             "a package must be uint8", where="test-dataset")
+        return reader.read_slice(reader.shape[0] // 2)
+
+
+@models_group.command("export")
+@click.argument("model")
+@click.option("--format", "export_format", type=click.Choice(_FORMATS), required=True,
+              help="onnx (onnxruntime, OpenCV, DJL), torchscript (PyTorch, deepImageJ) or "
+                   "bioimageio (a Model Zoo package with all three weight formats).")
+@click.option("--output", "-o", type=click.Path(dir_okay=True), default=None,
+              help="File to write (default: <model>.onnx, <model>.torchscript.pt or "
+                   "<model>.bioimageio.zip in the current folder).")
+@click.option("--test-dataset", default=None,
+              help="bioimageio only: dataset whose middle slice becomes the package's test "
+                   "image (default: random pixels).")
+@click.option("--author", "authors", multiple=True,
+              help="bioimageio only: an author's name; repeat for several.")
+@click.option("--license", "license_id", default="MIT", show_default=True,
+              help="bioimageio only: SPDX licence identifier of the weights.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def export_model(app: AppContext, model: str, export_format: str, output: str | None,
+                 test_dataset: str | None, authors: tuple[str, ...], license_id: str,
+                 as_json: bool) -> None:
+    """Export MODEL (a name from `biosegment models`, or a .pytorch file or model folder).
+
+    The exported network computes one logit per class for input scaled to [0, 1] (uint8
+    divided by 255); the class id is the argmax over classes.
+    """
+    from biosegment.engine import load_model
+    from biosegment.engine.export import FILE_SUFFIXES, export_onnx, export_torchscript
+
+    checkpoint = _resolve_model(app, model)
+    network, card = load_model(checkpoint)
+    target = Path(output) if output else Path.cwd() / f"{card.name}{FILE_SUFFIXES[export_format]}"
+    if export_format == "onnx":
+        export_onnx(network, target, card=card)
+    elif export_format == "torchscript":
+        export_torchscript(network, target, card=card)
+    else:
+        from biosegment.engine.bioimageio import export_bioimageio
+
+        export_bioimageio(network, card, target, test_input=_test_slice(app, test_dataset),
+                          authors=[{"name": a} for a in authors] or None,
+                          license_id=license_id)
+    document = {"model": card.name, "format": export_format, "output": str(target),
+                "bytes": _size(target)}
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(f"Exported {card.name} as {export_format}: {target}")
+
+
+@models_group.command("import")
+@click.argument("package", type=click.Path(exists=True))
+@click.option("--name", default=None,
+              help="Name of the new model folder under models/ (default: the package's name).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_app
+def import_model(app: AppContext, package: str, name: str | None, as_json: bool) -> None:
+    """Import a bioimage.io model PACKAGE (zip or folder) whose weights are a U-Net.
+
+    The network is rebuilt from its state-dict weights and must reproduce the package's test
+    output; it is saved as models/<name>/ and appears in the catalog.
+    """
+    from biosegment.cli.data_commands import refresh_catalog
+    from biosegment.engine.bioimageio import import_bioimageio
+
+    root = app.require_root()
+    checkpoint = import_bioimageio(Path(package), root / "models", name=name)
+    refresh_catalog(app)
+    document = {"model": checkpoint.parent.name, "location": str(checkpoint.relative_to(root))}
+    if as_json:
+        emit_json(document)
+        return
+    click.echo(f"Imported {package} as model {document['model']} ({document['location']})")
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
