@@ -110,9 +110,14 @@ def plain_config(root: Path, **sections):
     return config_from_mapping({"data_dir": str(root), **sections})
 
 
+#: Removed from the environment of ``biosegment`` subprocesses: no config redirection, and no
+#: display, so ``run`` never opens a window during tests.
+_HIDDEN_ENVIRONMENT = ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER", "DISPLAY",
+                       "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+
+
 def biosegment_env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")}
+    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_ENVIRONMENT}
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env

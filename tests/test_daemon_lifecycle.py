@@ -45,17 +45,20 @@ def problems(root) -> list[dict]:
         catalog.close()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_headless_daemon_serves_alone_and_stops_cleanly_on_signal(tmp_path, sig):
+@pytest.mark.parametrize("sig, args", [(signal.SIGTERM, ("--headless",)), (signal.SIGINT, ())],
+                         ids=["headless-SIGTERM", "no-display-SIGINT"])
+def test_daemon_serves_alone_and_stops_cleanly_on_signal(tmp_path, sig, args):
     root, config = make_folder(tmp_path)
     log = tmp_path / "daemon.log"
-    daemon = start_biosegment(root, "run", "--headless", log=log)
+    daemon = start_biosegment(root, "run", *args, log=log)
     try:
         assert wait_for(lambda: daemon_running(root) or daemon.poll() is not None, 60)
         info = wait_for(lambda: (daemon_info(root) or {}).get("url") and daemon_info(root), 30)
         assert info and info["pid"] == daemon.pid, log.read_text()
         assert wait_for(lambda: "serves" in log.read_text(), 10)
         assert info["url"] in log.read_text()
+        if not args:  # no display: the window falls back to printing where the UI is
+            assert wait_for(lambda: "No display found" in log.read_text(), 10), log.read_text()
         with urllib.request.urlopen(info["url"] + "api/v1/jobs", timeout=10) as response:
             assert response.status == 200 and json.loads(response.read()) == []
 
