@@ -139,7 +139,7 @@ def test_a_title_that_climbs_out_is_rejected_too(tmp_path):
 
 
 def test_unknown_file_type_is_rejected_naming_the_key(tmp_path):
-    write_setup(tmp_path, {"datasets": [{"title": "a", "file_type": "hdf5"}]})
+    write_setup(tmp_path, {"datasets": [{"title": "a", "file_type": "nifti"}]})
     with pytest.raises(SetupError) as caught:
         load_setup(tmp_path)
     assert caught.value.where == "datasets[0].file_type"
@@ -170,7 +170,7 @@ def test_wrong_types_are_rejected_naming_the_key(tmp_path, content, where):
 
 
 def test_every_problem_of_a_bad_file_is_recorded(tmp_path):
-    write_setup(tmp_path, {"datasets": [{"title": "a", "file_type": "zarr"},
+    write_setup(tmp_path, {"datasets": [{"title": "a", "file_type": "nifti"},
                                         {"title": "b", "location": "/abs"}]})
     with open_catalog(tmp_path) as catalog:
         report = reconcile_setup(catalog, tmp_path)

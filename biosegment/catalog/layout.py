@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_WEIGHTS",
     "MODEL_SUFFIX",
     "SEGMENTATION_LABELS",
+    "SEGMENTATION_OME_ZARR",
     "LEGACY_ANNOTATIONS",
     "DatasetLayout",
     "dataset_layout",
@@ -39,6 +40,8 @@ ANNOTATIONS_DIR = "annotations"
 MODEL_WEIGHTS = "model.pytorch"
 MODEL_SUFFIX = ".pytorch"
 SEGMENTATION_LABELS = "labels.tif"
+#: The label volume of a segmentation written as OME-Zarr (napari, Fiji, the Zarr tools).
+SEGMENTATION_OME_ZARR = "labels.ome.zarr"
 LEGACY_ANNOTATIONS = "annotations.json"
 
 
@@ -87,13 +90,16 @@ def model_weights_location(root: Path, title: str) -> str | None:
 
 
 def segmentation_volume_location(root: Path, location: str) -> str | None:
-    """The label volume of a segmentation: the file itself, ``labels.tif`` in its folder, or
-    the folder when it holds slices. None when there is nothing (yet)."""
+    """The label volume of a segmentation: the file itself, ``labels.tif`` or
+    ``labels.ome.zarr`` in its folder, or the folder when it holds slices. None when there is
+    nothing (yet)."""
     path = resolve_inside(root, location)
     if path.is_file():
         return location
     if (path / SEGMENTATION_LABELS).is_file():
         return join(location, SEGMENTATION_LABELS)
+    if (path / SEGMENTATION_OME_ZARR).is_dir():
+        return join(location, SEGMENTATION_OME_ZARR)
     if image_files(path):
         return location
     return None

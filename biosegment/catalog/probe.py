@@ -61,7 +61,11 @@ def fingerprint(path: Path) -> str | None:
     try:
         stat = os.stat(path)
     except OSError:
-        return None
+        # A dataset inside an HDF5 file (``EM/a.h5/volumes/raw``) changes with its file.
+        from biosegment.volumes import storage_path
+
+        container = storage_path(Path(path))
+        return None if container == Path(path) else fingerprint(container)
     if not os.path.isdir(path):
         return f"{stat.st_size}:{stat.st_mtime_ns}"
     count, total, newest = 0, 0, stat.st_mtime_ns
@@ -77,13 +81,17 @@ def fingerprint(path: Path) -> str | None:
 
 
 def volume_location(folder: Path) -> Path | None:
-    """The volume a dataset folder holds: its single TIFF file, or the folder of slices.
+    """The volume a dataset folder holds: its single TIFF file, the folder of slices, or (with
+    no image files) the folder itself when it is a Zarr/N5 store, or the one container (HDF5,
+    MRC, Zarr, N5) inside it.
 
-    None when the folder holds no image files.
+    None when the folder holds none of these.
     """
     files = image_files(folder)
     if not files:
-        return None
+        from biosegment.volumes import find_volume_in_folder
+
+        return find_volume_in_folder(Path(folder))
     if len(files) == 1 and os.path.splitext(files[0].name)[1].lower() in (".tif", ".tiff"):
         return Path(files[0].path)
     return Path(folder)

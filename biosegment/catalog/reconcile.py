@@ -167,6 +167,8 @@ def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry
     volume = layout.volume
     if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:
         volume = layout.searched  # a one-slice folder is still a folder of slices
+    if entry.key:
+        volume = join(volume, entry.key)  # the array inside its HDF5/Zarr/N5 container
     record["location"] = volume
     record.update(dataset_facts(root, volume, file_type=entry.file_type, previous=previous))
     if entry.voxel_size is not None:

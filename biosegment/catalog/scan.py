@@ -142,13 +142,13 @@ def _entries(folder: Path | None) -> list[os.DirEntry]:
 
 def _find_datasets(root: Path, em: str, project: str | None,
                    problems: list[InputError]) -> Iterator[_Found]:
-    from biosegment.volumes import IMAGE_SUFFIXES
+    from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
 
     for entry in _entries(_top_folder(root, em, problems)):
         location = join(em, entry.name)
         if entry.is_dir():
-            name = entry.name
-        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            name = volume_stem(entry.name)  # EM/cells.ome.zarr is the dataset "cells"
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES | CONTAINER_FILE_SUFFIXES:
             name = os.path.splitext(entry.name)[0]
         else:
             continue

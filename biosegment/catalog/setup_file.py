@@ -66,6 +66,7 @@ class SetupDataset:
     location: str                                #: the dataset folder (or file), relative
     file_type: str | None = None
     resolution: tuple[int, ...] | None = None    #: x, y, z in voxels, as the old stack wrote it
+    key: str | None = None                       #: the array inside an HDF5/Zarr/N5 container
     voxel_size: tuple[float, float, float] | None = None
     project: str | None = None
 
@@ -248,10 +249,15 @@ class _Checker:
         resolution = self.numbers(entry.get("resolution"), f"{where}.resolution", integers=True)
         voxel_size = self.numbers(entry.get("voxel_size"), f"{where}.voxel_size", length=3)
         project = self.text(entry.get("project"), f"{where}.project")
+        key = self.text(entry.get("key"), f"{where}.key")
+        if key is not None and ".." in key.replace("\\", "/").split("/"):
+            self.fail(f"{where}.key", f"key {key!r} must not contain '..'")
+            key = None
         if title is None or location is None:
             return None
         return SetupDataset(title=title, where=where, location=location, file_type=file_type,
-                            resolution=resolution, voxel_size=voxel_size, project=project)
+                            resolution=resolution, voxel_size=voxel_size, project=project,
+                            key=key)
 
     def model(self, entry: dict, where: str) -> SetupModel | None:
         title = self.text(entry.get("title"), f"{where}.title", required=True)

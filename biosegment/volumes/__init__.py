@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from biosegment.volumes.base import (SUPPORTED_DTYPES, PyramidLevel, VolumeInfo, VolumeReader,
                                      normalise)
-from biosegment.volumes.containers import storage_path
+from biosegment.volumes.containers import CONTAINER_FILE_SUFFIXES, storage_path, volume_stem
 from biosegment.volumes.labels import is_binary_mask, read_class_ids
 from biosegment.volumes.naming import IMAGE_SUFFIXES, natural_sort_key
 from biosegment.volumes.opening import (CONTAINER_TYPES, FILE_TYPES, detect_file_type,
@@ -38,6 +38,8 @@ __all__ = [
     "find_volume_in_folder",
     "is_volume_container",
     "storage_path",
+    "volume_stem",
+    "CONTAINER_FILE_SUFFIXES",
     "natural_sort_key",
     "LabelVolumeWriter",
     "write_volume",

@@ -20,13 +20,16 @@ from biosegment.errors import VolumeError
 
 __all__ = ["HDF5_SUFFIXES", "MRC_SUFFIXES", "ZARR_SUFFIX", "N5_SUFFIX", "PREFERRED_KEYS",
            "is_zarr_folder", "is_n5_folder", "is_container_file", "container_type_of_file",
-           "split_container_path", "choose_key", "normalise_key", "storage_path"]
+           "split_container_path", "choose_key", "normalise_key", "storage_path",
+           "CONTAINER_FILE_SUFFIXES", "volume_stem"]
 
 HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf", ".he5"})
 #: Suffixes of MRC files: maps, tomograms (``.rec``), tilt series (``.st``, ``.ali``).
 MRC_SUFFIXES = frozenset({".mrc", ".map", ".rec", ".st", ".ali", ".mrcs"})
 ZARR_SUFFIX = ".zarr"
 N5_SUFFIX = ".n5"
+#: Suffixes of single files that hold a whole volume (beside TIFF).
+CONTAINER_FILE_SUFFIXES = HDF5_SUFFIXES | MRC_SUFFIXES
 
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 _N5_MARKER = "attributes.json"
@@ -54,6 +57,15 @@ def is_n5_folder(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(attributes, dict) and ("n5" in attributes or "dimensions" in attributes)
+
+
+def volume_stem(name: str) -> str:
+    """A volume's name without its storage suffix: ``cells.ome.zarr`` -> ``cells``."""
+    lowered = name.lower()
+    for suffix in (".ome.zarr", ZARR_SUFFIX, N5_SUFFIX):
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return name
 
 
 def container_type_of_file(path: Path) -> str | None:
