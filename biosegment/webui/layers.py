@@ -21,7 +21,7 @@ from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.errors import NotFoundError
 from biosegment.paths import resolve_inside
 from biosegment.volumes import (VolumeReader, annotation_slice_name, is_binary_mask, open_volume,
-                                read_class_ids, read_png_slice)
+                                read_class_ids, read_png_slice, storage_path)
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
 from biosegment.webui.errors import ApiError
 
@@ -99,7 +99,8 @@ class LayerStore:
         path = resolve_inside(self.root, location)
         if ref.kind == "segmentation" and path.is_dir() and (path / _SEGMENTATION_FILE).is_file():
             path = path / _SEGMENTATION_FILE
-        if not path.exists() and ref.kind != "annotation":
+        # storage_path: a dataset inside an HDF5 file (EM/a.h5/raw) exists when its file does
+        if not storage_path(path).exists() and ref.kind != "annotation":
             raise NotFoundError(f"{location} is missing from the data folder")
         return path
 
