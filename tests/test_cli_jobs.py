@@ -100,16 +100,28 @@ def test_wait_follows_a_queued_job_when_a_daemon_serves_the_folder(folder, tmp_p
         assert stop_process(daemon) == 0
 
 
-def test_a_failed_job_exits_1_and_names_the_file(folder):
+def test_a_damaged_dataset_is_refused_before_any_job_is_made(folder):
     root, _ = folder
     stack = root / "EM" / DEMO_DATASET / "raw" / f"{DEMO_DATASET}.tif"
-    # Damaged after it was registered: the catalog still says ok, the job finds out.
     stack.write_bytes(stack.read_bytes()[:4096])
     result = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--wait")
     assert result.returncode == 1, result.stderr
-    assert "failed" in result.stderr and f"{DEMO_DATASET}.tif" in result.stderr
+    assert f"{DEMO_DATASET}.tif" in result.stderr
+    assert jobs_json(root) == []
+
+
+def test_a_failed_job_exits_1_and_names_the_file(folder):
+    root, _ = folder
+    # The scan lists annotation slices without decoding them: the job is the first to read it.
+    annotation = root / "annotations" / TRAIN_DATASET / "broken"
+    annotation.mkdir(parents=True)
+    (annotation / "z00001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    result = run_biosegment(root, "train", "--annotation", "broken", "--epochs", "1",
+                            "--wait")
+    assert result.returncode == 1, result.stderr
+    assert "failed" in result.stderr and "z00001.png" in result.stderr
     [job] = jobs_json(root)
-    assert job["state"] == "failed" and f"{DEMO_DATASET}.tif" in job["message"]
+    assert job["state"] == "failed" and "z00001.png" in job["message"]
 
 
 def test_ctrl_c_of_an_in_process_job_requeues_it(folder):

@@ -18,7 +18,7 @@ import tifffile
 from biosegment.catalog import open_catalog
 from biosegment.daemon import Daemon, DaemonAlreadyRunning, daemon_info, daemon_running
 from biosegment.daemon.housekeeping import clean_state_folder
-from job_fixtures import (DEMO_DATASET, TINY_MODEL, job_row, make_folder, run_biosegment,
+from job_fixtures import (TINY_MODEL, job_row, make_folder, run_biosegment,
                           start_biosegment, stop_process, wait_for)
 
 

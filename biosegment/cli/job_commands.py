@@ -99,7 +99,7 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
     thread = threading.Thread(target=work, name=f"job-{job['id']}", daemon=True)
     thread.start()
     try:
-        row = follow_job(service, job["id"], done=done)
+        follow_job(service, job["id"], done=done)
         thread.join()
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping at the next batch; the job is re-queued "
@@ -117,10 +117,17 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
 def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool) -> None:
     from biosegment.tasks import JobService
 
+    from biosegment.catalog import refresh
+    from biosegment.daemon.pidlock import daemon_running
+
     config = app.config
     app.require_root()
     service = JobService(config)
     try:
+        if not daemon_running(config.data_dir):
+            # Nobody keeps the catalog current: catch up with the folder (cheap when unchanged),
+            # so a stack copied in a moment ago can be named.
+            refresh(service.catalog, config.data_dir)
         in_process = wait and not _queue_has_consumers(config)
         job = submit(service, enqueue=not in_process)
         if not as_json:

@@ -271,7 +271,7 @@ class JobService:
         """Jobs newest first; filters: ``state``, ``kind``, ``limit``."""
         unknown = set(filters) - {"state", "kind", "limit"}
         if unknown:
-            raise InputError(f"unknown filter; expected state, kind or limit",
+            raise InputError("unknown filter; expected state, kind or limit",
                              where=", ".join(sorted(unknown)))
         return self.catalog.jobs(**filters)
 
