@@ -52,8 +52,13 @@ class RecoveryReport:
         return bool(self.requeued or self.enqueued or self.cancelled)
 
 
-def recover_jobs(catalog, huey, root: Path) -> RecoveryReport:
-    """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring."""
+def recover_jobs(catalog, huey, root: Path, *,
+                 queued_grace_s: float = QUEUED_GRACE_S) -> RecoveryReport:
+    """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring.
+
+    ``queued_grace_s``: how old a queued job's row must be before a missing queue message is
+    replaced (0 when the queue is known to be empty or new, as after a repair).
+    """
     report = RecoveryReport()
     tasks = queue_tasks(huey)
     pending = {args[0] for kind, args in pending_job_messages(huey)
@@ -74,7 +79,7 @@ def recover_jobs(catalog, huey, root: Path) -> RecoveryReport:
             pending.add(job["id"])
         report.requeued.append(job["id"])
     for job in catalog.jobs_in_state("queued"):
-        if job["id"] not in pending and _age_seconds(job.get("updated_at")) > QUEUED_GRACE_S:
+        if job["id"] not in pending and _age_seconds(job.get("updated_at")) >= queued_grace_s:
             tasks.run_job(job["id"])
             pending.add(job["id"])
             report.enqueued.append(job["id"])
