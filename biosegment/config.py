@@ -57,6 +57,7 @@ class QueueConfig:
 class EngineConfig:
     device: str = "auto"   # auto | cpu | cuda | cuda:N | mps
     threads: int = 0       # torch intra-op threads; 0 lets torch decide
+    segmentation_format: str = "tiff"  # tiff (labels.tif) | ome-zarr (labels.ome.zarr, a pyramid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,9 @@ def _validate(config: Config) -> None:
         raise InputError("must be at least 1", source=src, where="queue.workers")
     if config.log.level.upper() not in _LOG_LEVELS:
         raise InputError(f"expected one of {', '.join(_LOG_LEVELS)}", source=src, where="log.level")
+    if config.engine.segmentation_format not in ("tiff", "ome-zarr"):
+        raise InputError("expected tiff or ome-zarr", source=src,
+                         where="engine.segmentation_format")
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise InputError("expected auto, cpu, cuda, cuda:N or mps", source=src, where="engine.device")

@@ -219,7 +219,7 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
 
 
 def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
-    from biosegment.engine.inference import assemble_parts
+    from biosegment.engine.label_output import assemble_labels, label_file_name
     from biosegment.tasks.runner import CONTINUES
 
     if not _claim_assembly(ctx, runner):
@@ -238,10 +238,14 @@ def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
     # A dot-name: the watcher and the scan ignore the folder until it is renamed into place.
     staging = final.with_name(f".{name}.{ctx.job_id}.tmp")
     staging.mkdir(parents=True, exist_ok=True)
-    labels = staging / SEGMENTATION_LABELS
-    if not labels.is_file():
-        assemble_parts(ctx.workspace.parts_dir, labels, voxel_size=inputs.volume.voxel_size)
-    card = _card(ctx, inputs, f"segmentations/{dataset}/{name}/{SEGMENTATION_LABELS}")
+    # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
+    output_format = ctx.params.get("output_format") or runner.config.engine.segmentation_format
+    labels_name = label_file_name(output_format)
+    if not (staging / labels_name).exists():
+        assemble_labels(ctx.workspace.parts_dir, staging, output_format=output_format,
+                        voxel_size=inputs.volume.voxel_size, classes=inputs.card.classes)
+    card = _card(ctx, inputs, f"segmentations/{dataset}/{name}/{labels_name}")
+    card["labels"] = labels_name
     (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n",
                                              encoding="utf-8")
     os.replace(staging, final)
@@ -268,7 +272,8 @@ def _read_card(folder: Path) -> dict:
 
 
 def _register(ctx: JobContext, runner, final: Path, card: dict) -> dict:
-    location = relative_to_root(runner.config.data_dir, final / SEGMENTATION_LABELS)
+    location = relative_to_root(runner.config.data_dir,
+                                final / card.get("labels", SEGMENTATION_LABELS))
     ctx.catalog.upsert_segmentation(dataset=ctx.params["dataset"], name=ctx.params["name"],
                                     model=ctx.params["model"], location=location, state="ok",
                                     error=None, origin="scan")

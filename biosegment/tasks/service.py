@@ -32,6 +32,7 @@ SEGMENT_OPTIONS: dict[str, type | tuple] = {
     "precision": str,        # auto, fp32 or bf16
     "device": str,           # overrides [engine] device
     "trigger": str,          # who asked: "cli", "ui", "auto"
+    "output_format": str,    # tiff or ome-zarr; overrides [engine] segmentation_format
 }
 #: Options ``submit_train`` accepts.
 TRAIN_OPTIONS: dict[str, type | tuple] = {
@@ -164,6 +165,10 @@ class JobService:
                              f"{model_row.get('error') or 'its file is not readable'}",
                              where="model")
         checked = _checked_options(options, SEGMENT_OPTIONS)
+        if "output_format" in checked:
+            from biosegment.engine.label_output import label_file_name
+
+            label_file_name(checked["output_format"])  # an unknown format fails now, not at the end
         if checked.get("block_z") == 0:
             raise InputError("must be at least 1", where="block_z")
         existing = {s["name"] for s in catalog.segmentations(dataset)}
