@@ -29,6 +29,7 @@ from biosegment.daemon.scheduler import (
     make_scheduler,
 )
 from biosegment.daemon.watcher import DataFolderWatcher, RefreshOutcome
+from biosegment.errors import BioSegmentError
 from biosegment.tasks.service import JobService
 
 __all__ = ["Daemon", "WEB_SERVER_MODULE"]
@@ -118,7 +119,13 @@ class Daemon:
         if factory is None:
             log.info("web UI not installed; running without it")
             return
-        self._server = factory(self.config, jobs=self.jobs)
+        try:
+            self._server = factory(self.config, jobs=self.jobs)
+        except OSError as exc:
+            where = f"{self.config.server.host}:{self.config.server.port}"
+            raise BioSegmentError(
+                f"cannot serve the web UI on {where} ({exc.strerror or exc}); another program "
+                "may use that port: set [server] port in biosegment.toml") from None
         self.url = self._server.url
         self._server_thread = threading.Thread(target=self._server.serve_forever,
                                                name="biosegment-web", daemon=True)
