@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test system-deps bench clean
+.PHONY: help setup run test system-deps bench docs clean
 
 help:
 	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
 	@echo "make test   set up .venv and the system packages the tests need, run the test suite"
 	@echo "make bench  run the benchmarks (prints figures; see benchmarks/RESULTS.md)"
+	@echo "make docs   build the documentation site into build/docs-site (works offline)"
 	@echo "make clean  remove .venv (your data folder is never touched)"
 
 $(STAMP): pyproject.toml packaging/constraints.txt
@@ -40,6 +41,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_viewer.py
 	$(BIN)/python benchmarks/bench_daemon.py
+
+docs: setup
+	$(BIN)/python -m mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build *.egg-info
