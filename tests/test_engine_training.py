@@ -263,6 +263,8 @@ def test_no_validation_keeps_the_last_epoch(tmp_path):
     ({"select_best_by": "luck"}, "select_best_by"),
     ({"architecture": {"levels": 0}}, "architecture"),
     ({"classes": [{"id": 0, "name": "bg"}]}, "labels"),
+    ({"class_weights": [1.0]}, "class_weights"),
+    ({"precision": "fp8"}, "precision"),
 ])
 def test_bad_parameters_are_input_errors_that_name_the_argument(tmp_path, change, where):
     image, labels = _blobs(depth=2)

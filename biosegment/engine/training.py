@@ -12,6 +12,7 @@ folder resumes where the run stopped, as if it had never been interrupted.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -142,7 +143,8 @@ def _adapt_output_classes(model: UNet, num_classes: int) -> UNet:
 def _load_base(base_model) -> tuple[UNet, ModelCard, str]:
     if isinstance(base_model, tuple):
         model, card = base_model
-        return model, card, card.name or "base model"
+        # Train a copy: the caller's network (perhaps serving segmentations) stays as it was.
+        return copy.deepcopy(model), card, card.name or "base model"
     path = Path(base_model)
     model, card = load_model(path)
     return model, card, str(path)
@@ -168,6 +170,29 @@ def _crop_shape(crop_size, dims: int, levels: int) -> tuple[int, ...]:
         raise InputError(f"crop size {crop_size} must give {dims} sizes, each a multiple of "
                          f"{multiple} (2 ** levels)", where="crop_size")
     return size
+
+
+def _network(architecture: Mapping | None, base: tuple[UNet, ModelCard, str] | None,
+             classes: Sequence[Mapping] | None, stacks: Sequence[LabelledStack]) -> UNet:
+    """The network to train: the base model (with an output row per class) or a new one."""
+    highest, highest_source = _highest_label(stacks)
+    if base is not None:
+        model = base[0]
+        wanted = len(classes) if classes is not None else max(model.num_classes, highest + 1)
+        if wanted != model.num_classes:
+            model = _adapt_output_classes(model, wanted)
+    else:
+        config = dict(architecture or {})
+        config.setdefault("num_classes",
+                          len(classes) if classes is not None else max(2, highest + 1))
+        try:
+            model = UNet(**config)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), where="architecture") from None
+    if highest >= model.num_classes:
+        raise InputError(f"label id {highest} but the model has classes "
+                         f"0..{model.num_classes - 1}", source=highest_source, where="labels")
+    return model
 
 
 def _is_better(score: float | None, best: float | None, higher_is_better: bool) -> bool:
@@ -267,45 +292,25 @@ def train_model(*, training: Sequence, output: Path | str,
 
     # Seed before building the network: its initial weights are part of the repeatable run.
     torch.manual_seed(seed)
-    base_card, parent_location = None, parent
-    if base_model is not None:
-        model, base_card, base_location = _load_base(base_model)
-        parent_location = parent or base_location
-        dims = model.dims
-    else:
-        dims = int((architecture or {}).get("dims", 2))
+    base = _load_base(base_model) if base_model is not None else None
+    dims = base[0].dims if base else int((architecture or {}).get("dims", 2))
     stacks = collect_stacks(pairs, dims=dims)
-    highest, highest_source = _highest_label(stacks)
-
-    if base_model is not None:
-        wanted = len(classes) if classes is not None else max(model.num_classes, highest + 1)
-        if wanted != model.num_classes:
-            model = _adapt_output_classes(model, wanted)
-    else:
-        config = dict(architecture or {})
-        config.setdefault("num_classes",
-                          len(classes) if classes is not None else max(2, highest + 1))
-        try:
-            model = UNet(**config)
-        except (TypeError, ValueError) as exc:
-            raise InputError(str(exc), where="architecture") from None
-    if highest >= model.num_classes:
-        raise InputError(f"label id {highest} but the model has classes 0..{model.num_classes - 1}",
-                         source=highest_source, where="labels")
-    class_list = _class_list(classes, model.num_classes,
-                             base_card.classes if base_card is not None else None)
-    crop_shape = _crop_shape(crop_size, model.dims, model.levels)
-
     if validation is not None:
         validation_stacks = collect_stacks(_as_pairs(validation, label="validation"), dims=dims)
         train_stacks, validation_method = stacks, "given"
     else:
         train_stacks, validation_stacks, validation_method = split_validation(
             stacks, fraction=validation_fraction)
+    model = _network(architecture, base, classes, [*stacks, *validation_stacks])
+    class_list = _class_list(classes, model.num_classes, base[1].classes if base else None)
+    crop_shape = _crop_shape(crop_size, model.dims, model.levels)
     pool = SamplePool(train_stacks, crop_size=crop_shape, augment=augment or AugmentConfig())
     if steps_per_epoch is None:
         coverage = math.ceil(pool.labelled_pixels / (batch_size * math.prod(crop_shape)))
         steps_per_epoch = min(max(coverage, 50), 1000)
+    if class_weights is not None and len(class_weights) != model.num_classes:
+        raise InputError(f"{len(class_weights)} class weights for {model.num_classes} classes",
+                         where="class_weights")
 
     run = _TrainingRun(
         folder=folder, model=model.to(torch_device), device=torch_device,
@@ -320,8 +325,9 @@ def train_model(*, training: Sequence, output: Path | str,
                                     weight_decay=weight_decay),
         on_progress=on_progress, on_epoch=on_epoch, should_cancel=should_cancel)
     run.card_template = ModelCard(
-        name=name or folder.name, classes=class_list, parent=parent_location,
-        normalisation=dict(base_card.normalisation) if base_card else ModelCard().normalisation,
+        name=name or folder.name, classes=class_list,
+        parent=(parent or base[2]) if base else parent,
+        normalisation=dict(base[1].normalisation) if base else ModelCard().normalisation,
         training={
             "data": describe_stacks(train_stacks),
             "validation": {"method": validation_method,
