@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biosegment.engine._fast_forward import FastUNet
 from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
+from biosegment.engine._runner import WindowRunner
 from biosegment.engine._windows import (auto_axis_window, gaussian_weights, kept_ranges,
                                         round_up, window_starts)
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
@@ -234,26 +234,16 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 # --------------------------------------------------------------------------- computing
 
 
-class _Runner:
-    """The prepared network plus the per-call state that every window of a run shares."""
+class _Runner(WindowRunner):
+    """The window runner plus the plan and blend weights every window of a run shares."""
 
     def __init__(self, model: UNet, plan: _Plan, settings: InferenceSettings):
-        self.device = resolve_device(settings.device)
-        self.precision = resolve_precision(settings.precision, self.device)
-        self.network = FastUNet(model, self.device, self.precision)
+        device = resolve_device(settings.device)
+        super().__init__(model, device, resolve_precision(settings.precision, device))
         self.plan = plan
         window = plan.window[1:] if plan.dims == 2 else plan.window
         weights = gaussian_weights(tuple(window), plan.sigma_scale)
         self.weights = torch.from_numpy(weights.reshape(plan.window))
-
-    def logits(self, batch: np.ndarray) -> torch.Tensor:
-        """Float32 logits on the CPU, ``(B, classes, wz, wy, wx)``, for windows ``(B, wz, wy, wx)``."""
-        x = torch.from_numpy(batch)
-        x = x[:, None, 0] if self.plan.dims == 2 else x[:, None]
-        logits = self.network(x)
-        if self.plan.dims == 2:
-            logits = logits[:, :, None]
-        return logits.to("cpu")
 
 
 def _window_starts(shape: tuple[int, ...], plan: _Plan) -> list[list[int]]:
@@ -323,10 +313,10 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
         # float32 sums: the old library's float64 changes no label and costs twice the memory.
         scores = torch.zeros((classes, *core_shape), dtype=torch.float32)
         weight_sum = torch.zeros(core_shape, dtype=torch.float32) if want_probabilities else None
-    for first in range(0, len(jobs), plan.batch_size):
-        batch_jobs = jobs[first:first + plan.batch_size]
-        batch = np.stack([_cut_window(pixels, start, plan.window) for start, _ in batch_jobs])
-        logits = runner.logits(batch)
+    job_batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
+    windows = (np.stack([_cut_window(pixels, start, plan.window) for start, _ in batch_jobs])
+               for batch_jobs in job_batches)
+    for batch_jobs, logits in zip(job_batches, runner.map(windows)):
         for (start, box), window_logits in zip(batch_jobs, logits):
             local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
             target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
@@ -477,8 +467,7 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
         folder.adopt(parts_plan, discard_other=False)
         if folder.has(z0, z1, probabilities=probabilities):
             return _load_part(folder, z0, z1, probabilities)
-    runner = _Runner(model, plan, settings)
-    with torch.inference_mode():
+    with _Runner(model, plan, settings) as runner, torch.inference_mode():
         result = _segment_range(volume, runner, z0, z1, probabilities, progress, should_cancel)
     if folder is not None:
         folder.save(z0, z1, result.labels, result.probabilities)
@@ -596,11 +585,10 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                      discard_other=True)
         blocks = [b for b in blocks if not folder.has(*b, probabilities=want_probabilities)]
     labels = None if output is not None else np.empty(volume.shape, dtype=np.uint8)
-    runner = _Runner(model, plan, settings) if blocks else None
     depth = volume.shape[0]
     remaining = sum(z1 - z0 for z0, z1 in blocks)
     finished = depth - remaining
-    with torch.inference_mode():
+    with _Runner(model, plan, settings) as runner, torch.inference_mode():
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:
