@@ -338,3 +338,27 @@ def test_device_names_resolve_or_fail_clearly():
     if torch.cuda.device_count() < 8:
         with pytest.raises(InputError, match="cuda:7"):
             resolve_device("cuda:7")
+
+
+def test_parallel_windows_match_one_thread_and_leave_thread_settings_alone(tmp_path):
+    import threading
+
+    array = _random_stack((3, 48, 48), seed=11)
+    model = _tiny(norm="instance")
+    volume = open_volume(_volume_file(tmp_path, array))
+    options = dict(window=(16, 16), overlap=8, precision="fp32")
+    original = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = segment_volume(volume, model, **options)
+        seen_by_new_thread = []
+        worker = threading.Thread(target=lambda: seen_by_new_thread.append(
+            torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert torch.get_num_threads() == 2 and seen_by_new_thread == [2]
+        torch.set_num_threads(1)
+        serial = segment_volume(volume, model, **options)
+    finally:
+        torch.set_num_threads(original)
+    np.testing.assert_array_equal(parallel, serial)
