@@ -174,25 +174,30 @@ def test_window_positions_cover_the_axis_and_crops_partition_it():
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
-def test_large_slices_are_cut_into_bands(tmp_path):
+def test_small_memory_budget_chunks_slices_then_tiles_them(tmp_path):
     from biosegment.engine import inference
 
-    array = _random_stack((2, 96, 64), seed=6)
-    model = _tiny(norm="none")
+    array = _random_stack((4, 96, 80), seed=6)
+    model = _tiny(norm="none")  # 3 classes
     volume = open_volume(_volume_file(tmp_path, array))
-    whole = segment_volume(volume, model, precision="fp32", window=(32, 64), overlap=16,
-                           blend="crop")
+    options = dict(precision="fp32", window=(32, 32), overlap=16, blend="crop")
+    whole = segment_volume(volume, model, **options)
+    settings = InferenceSettings(window=(32, 32), overlap=16, blend="crop")
+    bytes_per_voxel = 1 + 4 + 1 + (3 + 1) * 4
     budget = inference._REGION_BUDGET
     try:
-        inference._REGION_BUDGET = 64 * 2 * 64 * 30  # a few rows per band
-        banded = segment_volume(volume, model, precision="fp32", window=(32, 64), overlap=16,
-                                blend="crop")
-        plan = inference._make_plan(InferenceSettings(window=(32, 64), overlap=16),
-                                    model.config, volume.shape, 1, False)
-        assert plan.band_rows < 96
+        inference._REGION_BUDGET = bytes_per_voxel * 96 * 80 * 2  # two slices at a time
+        plan = inference._make_plan(settings, model.config, volume.shape, 1, False)
+        assert (plan.chunk_z, plan.tile) == (2, (96, 80))
+        np.testing.assert_array_equal(segment_volume(volume, model, **options), whole)
+
+        inference._REGION_BUDGET = bytes_per_voxel * 3000  # less than one slice
+        plan = inference._make_plan(settings, model.config, volume.shape, 1, False)
+        assert plan.chunk_z == 1 and plan.tile[0] < 96 and plan.tile[1] < 80
+        tiled = segment_volume(volume, model, **options)
     finally:
         inference._REGION_BUDGET = budget
-    assert np.mean(banded == whole) >= 0.99
+    assert np.mean(tiled == whole) >= 0.99
 
 
 # --------------------------------------------------------------- files, parts, resume

@@ -3,7 +3,7 @@
 The volume is cut into z-blocks (:func:`plan_blocks`); each block is read, scaled to [0, 1],
 covered by sliding windows that the network sees in batches, blended back together, and
 turned into class ids (:func:`segment_block`). Peak memory depends on the block and window
-sizes, never on the volume's size: very large slices are also cut into bands of rows. With an
+sizes, never on the volume's size: very large slices are also cut into tiles. With an
 output file, every finished block is saved in a hidden parts folder first, so a cancelled or
 crashed run resumes where it stopped and several workers can share one volume; when all
 blocks are there, :func:`assemble_parts` writes the final TIFF atomically and removes the
@@ -54,8 +54,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 _LARGEST_WINDOW = {2: 512, 3: 64}
 _WINDOW_VOXELS = 2 ** 18
 _DEFAULT_BLOCK_Z = 16
-# Bytes a block's working arrays (raw, scaled, accumulators, labels) may take before the
-# slices are cut into bands of rows.
+# Bytes one region's working arrays (raw, scaled, accumulators, labels) may take before a
+# block is computed a few slices at a time, or its slices are cut into tiles.
 _REGION_BUDGET = 256 * 2 ** 20
 
 ProgressCallback = Callable[[float], None]
@@ -70,7 +70,7 @@ class InferenceSettings:
       of ``2 ** levels``. Default: one window per slice up to 512x512 (3-D: 64 per axis).
     - ``overlap``: voxels shared by neighbouring windows, one number or one per axis.
       Default: none when one window covers an axis, else ``2 ** (levels + 1)`` (at most a
-      quarter window). It is also the context read beyond a block or band edge.
+      quarter window). It is also the context read beyond a block or tile edge.
     - ``blend``: ``gaussian`` (sigma = ``sigma_scale`` * window) or ``crop``.
     - ``batch_size``: windows per forward pass; default fills 2**18 voxels.
     - ``precision``: ``auto``, ``fp32`` or ``bf16``; ``device``: see ``resolve_device``.
@@ -173,7 +173,8 @@ class _Plan:
     sigma_scale: float
     batch_size: int
     block_z: int
-    band_rows: int          # rows of a band's core; >= the volume's height means no bands
+    chunk_z: int            # slices computed together (2-D networks: may be < block_z)
+    tile: tuple[int, int]   # (rows, columns) of a region's core; the whole slice if it fits
     num_classes: int
 
 
@@ -191,9 +192,10 @@ def _make_plan(settings: InferenceSettings, config: dict, shape: tuple[int, int,
     for axis, length in enumerate(spatial):
         wanted = overlaps[axis] if isinstance(overlaps, tuple) else overlaps
         if settings.window is None:
+            largest = _LARGEST_WINDOW[dims]
             size, auto_overlap = auto_axis_window(
-                length, largest=_LARGEST_WINDOW[dims], multiple=multiple,
-                overlap=2 ** (config["levels"] + 1))
+                length, largest=largest, multiple=multiple,
+                overlap=min(2 ** (config["levels"] + 1), largest // 4))
         else:
             size = round_up(int(settings.window[axis]), multiple)
             auto_overlap = 0 if size >= length else min(2 ** (config["levels"] + 1), size // 4)
@@ -209,14 +211,38 @@ def _make_plan(settings: InferenceSettings, config: dict, shape: tuple[int, int,
     batch_size = settings.batch_size or max(1, _WINDOW_VOXELS // window_voxels)
     block_z = settings.block_z or (_DEFAULT_BLOCK_Z if dims == 2 else window[0])
     classes = config["num_classes"]
-    region_z = min(shape[0], block_z + 2 * overlap[0])
-    # Per row of a band: raw and scaled pixels, labels, and the blend's accumulators.
-    per_voxel = itemsize + 4 + 1 + (classes + 1) * 4 + (classes if probabilities else 0)
-    per_row = max(1, region_z * shape[2] * per_voxel)
-    band_rows = max(window[1], _REGION_BUDGET // per_row - 2 * overlap[1])
+    chunk_z, tile = _region_size(shape, dims, block_z, window, overlap,
+                                 itemsize + 4 + 1 + (classes + 1) * 4
+                                 + (classes if probabilities else 0))
     return _Plan(dims=dims, window=tuple(window), overlap=tuple(overlap), blend=settings.blend,
                  sigma_scale=float(settings.sigma_scale), batch_size=batch_size,
-                 block_z=block_z, band_rows=band_rows, num_classes=classes)
+                 block_z=block_z, chunk_z=chunk_z, tile=tile, num_classes=classes)
+
+
+def _region_size(shape: tuple[int, int, int], dims: int, block_z: int, window: list[int],
+                 overlap: list[int], bytes_per_voxel: int) -> tuple[int, tuple[int, int]]:
+    """Slices per chunk and (rows, columns) per tile so one region's arrays fit the budget.
+
+    Whole slices of the whole block when they fit; else a 2-D network takes fewer slices at
+    a time, and when even one slice is too big (or the network is 3-D) slices are cut into
+    tiles, each read with ``overlap`` of context around it.
+    """
+    depth, height, width = shape
+    voxels = max(1, _REGION_BUDGET // bytes_per_voxel)
+    region_z = min(depth, block_z + 2 * overlap[0])
+    if region_z * height * width <= voxels:
+        return block_z, (height, width)
+    chunk_z = block_z
+    if dims == 2:
+        chunk_z = max(1, min(block_z, voxels // (height * width)))
+        region_z = chunk_z
+        if height * width <= voxels:
+            return chunk_z, (height, width)
+    area = max(1, voxels // region_z)
+    side = math.isqrt(area)
+    rows = min(height, max(window[1], side - 2 * overlap[1]))
+    columns = min(width, max(window[2], area // (rows + 2 * overlap[1]) - 2 * overlap[2]))
+    return chunk_z, (rows, columns)
 
 
 def _check_inputs(volume: VolumeReader, model: UNet) -> None:
@@ -342,20 +368,26 @@ def _to_uint8(probabilities: torch.Tensor) -> np.ndarray:
     return (probabilities * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).numpy()
 
 
-def _bands(height: int, rows: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
-    """Row bands ``(core_a, core_b, read_a, read_b)`` covering ``[0, height)``."""
-    for a in range(0, height, rows):
-        b = min(a + rows, height)
-        yield a, b, max(0, a - halo), min(height, b + halo)
+def _spans(length: int, size: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
+    """Pieces ``(core_a, core_b, read_a, read_b)`` of ``[0, length)``, read with context."""
+    for a in range(0, length, size):
+        b = min(a + size, length)
+        yield a, b, max(0, a - halo), min(length, b + halo)
 
 
 def _regions(shape: tuple[int, int, int], plan: _Plan, z0: int, z1: int
-             ) -> Iterator[tuple[tuple[int, int, int, int], tuple[tuple[int, int], ...]]]:
-    """What to read for block ``[z0, z1)``: ``(rz0, rz1, ra, rb)`` and the core inside it."""
+             ) -> Iterator[tuple[tuple[slice, slice, slice], tuple[tuple[int, int], ...]]]:
+    """What to read for block ``[z0, z1)``, region by region: the (z, y, x) slices of the
+    volume, and the core (the part the region answers for) in region coordinates."""
     depth, height, width = shape
-    rz0, rz1 = max(0, z0 - plan.overlap[0]), min(depth, z1 + plan.overlap[0])
-    for a, b, ra, rb in _bands(height, plan.band_rows, plan.overlap[1]):
-        yield (rz0, rz1, ra, rb), ((z0 - rz0, z1 - rz0), (a - ra, b - ra), (0, width))
+    oz, oy, ox = plan.overlap
+    for za, zb, _, _ in _spans(z1 - z0, plan.chunk_z, 0):
+        ca, cb = z0 + za, z0 + zb
+        rz0, rz1 = max(0, ca - oz), min(depth, cb + oz)
+        for ya, yb, ry0, ry1 in _spans(height, plan.tile[0], oy):
+            for xa, xb, rx0, rx1 in _spans(width, plan.tile[1], ox):
+                yield ((slice(rz0, rz1), slice(ry0, ry1), slice(rx0, rx1)),
+                       ((ca - rz0, cb - rz0), (ya - ry0, yb - ry0), (xa - rx0, xb - rx0)))
 
 
 def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
@@ -367,8 +399,8 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
                      if want_probabilities else None)
     regions = list(_regions(volume.shape, plan, z0, z1))
-    total = sum(len(_jobs((rz1 - rz0, rb - ra, width), core, plan))
-                for (rz0, rz1, ra, rb), core in regions)
+    total = sum(len(_jobs(tuple(s.stop - s.start for s in read), core, plan))
+                for read, core in regions)
     done = 0
 
     def tick(count: int) -> None:
@@ -380,14 +412,16 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
             raise CancelledError("segmentation cancelled")
 
     tick(0)
-    for (rz0, rz1, ra, rb), core in regions:
-        pixels = normalise(volume.read_block(rz0, rz1, slice(ra, rb), None))
-        band_labels, band_probabilities = _predict_region(pixels, core, runner,
-                                                          want_probabilities, tick)
-        rows = slice(core[1][0] + ra, core[1][1] + ra)
-        labels[:, rows] = band_labels
+    for (zs, ys, xs), core in regions:
+        pixels = normalise(volume.read_block(zs.start, zs.stop, ys, xs))
+        region_labels, region_probabilities = _predict_region(pixels, core, runner,
+                                                              want_probabilities, tick)
+        # The core in block coordinates.
+        where = tuple(slice(a + s.start - offset, b + s.start - offset)
+                      for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0)))
+        labels[where] = region_labels
         if probabilities is not None:
-            probabilities[:, :, rows] = band_probabilities
+            probabilities[(slice(None), *where)] = region_probabilities
     return BlockResult(z0, z1, labels, probabilities)
 
 
