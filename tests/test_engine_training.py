@@ -274,3 +274,15 @@ def test_bad_parameters_are_input_errors_that_name_the_argument(tmp_path, change
         train_model(**settings)
     assert caught.value.where == where
     assert not (tmp_path / "m" / "model.pytorch").exists()
+
+
+def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(tmp_path):
+    image, labels = _blobs()
+    settings = dict(training=[(image, labels)], epochs=3, steps_per_epoch=2,
+                    validation_fraction=0.0, learning_rate=0.01, **FAST)
+    cosine = train_model(output=tmp_path / "cosine", **settings)
+    rates = [record["learning_rate"] for record in cosine.history]
+    assert rates == sorted(rates, reverse=True) and rates[0] < 0.01
+    assert rates[-1] == pytest.approx(0.01 * 0.02)  # ends at 2 % of the initial rate
+    constant = train_model(output=tmp_path / "constant", lr_schedule="constant", **settings)
+    assert [record["learning_rate"] for record in constant.history] == [0.01] * 3
