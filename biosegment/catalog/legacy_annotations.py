@@ -103,7 +103,7 @@ def import_legacy_annotations(root: Path, source: str, destination: str,
         result.problems.append(InputError(f"invalid JSON: {exc.msg}", source=source,
                                           where=f"line {exc.lineno}, column {exc.colno}"))
         return result
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
         result.problems.append(InputError(f"cannot read: {exc}", source=source))
         return result
     shapes_by_slice = _shapes_by_slice(data, source, result.problems)
@@ -307,7 +307,7 @@ def _dot(draw: ImageDraw.ImageDraw, point: tuple[float, float], width: float, va
 def _read_meta(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -206,7 +206,7 @@ def annotation_facts(root: Path, location: str, *,
             if not isinstance(meta, dict):
                 raise ValueError("expected a JSON object")
             facts["classes"] = meta.get("classes")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             facts.update(state="error",
                          error=f"{_relative(root, meta_path)}: cannot read: {exc}")
     return facts

@@ -332,6 +332,6 @@ def _side_file_value(path: Path, key: str) -> Any:
     """One value from a small JSON side file (segmentation.json), or None if unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data.get(key) if isinstance(data, dict) else None

@@ -153,6 +153,9 @@ def validate_setup(root: Path) -> tuple[SetupDocument | None, list[SetupError]]:
     except json.JSONDecodeError as exc:
         return None, [SetupError(f"invalid JSON: {exc.msg}", source=SETUP_FILENAME,
                                  where=f"line {exc.lineno}, column {exc.colno}")]
+    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+        return None, [SetupError("invalid JSON: nested too deeply", source=SETUP_FILENAME,
+                                 where="(top level)")]
     return check_setup_data(root, data)
 
 

@@ -96,6 +96,8 @@ class ModelCard:
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON: {exc.msg}", source=source,
                              where=f"line {exc.lineno}, column {exc.colno}") from None
+        except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+            raise InputError("invalid JSON: nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
 
 
