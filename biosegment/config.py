@@ -34,7 +34,9 @@ __all__ = [
     "config_from_mapping",
     "render_config",
     "display_available",
+    "secrets_from_environment",
     "CONFIG_FILE_NAME",
+    "SECRET_ENVIRONMENT",
 ]
 
 CONFIG_FILE_NAME = "biosegment.toml"
@@ -278,6 +280,16 @@ def display_available(env: Mapping[str, str] | None = None) -> bool:
         return True
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
                 or env.get("QT_QPA_PLATFORM") == "offscreen")
+
+
+#: Secrets that may come from the environment instead of ``secrets.toml`` (which they override).
+SECRET_ENVIRONMENT = {"session_key": "BIOSEGMENT_SESSION_KEY"}
+
+
+def secrets_from_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The secrets set in the environment, by their ``secrets.toml`` key (see secret_store)."""
+    env = os.environ if env is None else env
+    return {key: env[name] for key, name in SECRET_ENVIRONMENT.items() if env.get(name)}
 
 
 def render_config(data_dir: str) -> str:
