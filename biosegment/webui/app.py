@@ -17,6 +17,7 @@ from biosegment.config import Config
 from biosegment.webui.api import API_PREFIX, api_blueprints
 from biosegment.webui.context import EXTENSION_KEY, WebState
 from biosegment.webui.errors import register_error_handlers, validation_error_response
+from biosegment.webui.security import install_security
 
 __all__ = ["create_app", "DOCS_PREFIX", "OPENAPI_URL"]
 
@@ -58,6 +59,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
     for blueprint in api_blueprints():
         app.register_api(blueprint)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
+    install_security(app, config)  # logins beyond 127.0.0.1, CSRF, request bounds (SPEC 8)
 
     from biosegment.webui import pages
     app.register_blueprint(pages.bp)

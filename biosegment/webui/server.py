@@ -8,13 +8,13 @@ so that stopping never has to close sockets under a loop that is still polling t
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 
 from waitress.server import create_server as waitress_server
 from waitress import wasyncore
 
+from biosegment.accounts import require_accounts_for_exposure
 from biosegment.config import Config
 from biosegment.webui.app import create_app
 from biosegment.webui.context import EXTENSION_KEY
@@ -101,18 +101,8 @@ class WebServer:
 def create_server(config: Config, jobs: object | None = None, *, host: str | None = None,
                   port: int | None = None) -> WebServer:
     """Build the app for ``config`` and bind it to ``config.server`` (or ``host``/``port``)."""
-    app = create_app(config, jobs=jobs)
     host = host or config.server.host
-    if not _is_loopback(host):
-        # SPEC 8 asks for accounts before listening beyond this machine; until they exist, say
-        # loudly that everyone who can reach the address can read and change the data folder.
-        log.warning("the web UI listens on %s without accounts: anyone who can reach this "
-                    "address can use it; prefer 127.0.0.1", host)
+    # SPEC 8: beyond 127.0.0.1 only with accounts; the app then asks every request for them.
+    config = require_accounts_for_exposure(config, host)
+    app = create_app(config, jobs=jobs)
     return WebServer(app, host=host, port=config.server.port if port is None else port)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
