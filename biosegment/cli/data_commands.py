@@ -28,10 +28,12 @@ def refresh_catalog(app: AppContext):
 @click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--demo", is_flag=True, help="Also add the demo dataset (ISBI 2012 slices with "
               "ground truth) and the demo model.")
+@click.option("--admin", is_flag=True, help="Also create the first administrator account, with a "
+              "password shown once (done anyway when the config listens beyond 127.0.0.1).")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
 @friendly_errors
-def init(app: AppContext, path: str | None, demo: bool, as_json: bool) -> None:
+def init(app: AppContext, path: str | None, demo: bool, admin: bool, as_json: bool) -> None:
     """Create a data folder with its layout and a setup.json.
 
     PATH defaults to the configured data folder. Existing files are never overwritten.
@@ -47,8 +49,11 @@ def init(app: AppContext, path: str | None, demo: bool, as_json: bool) -> None:
         counts = catalog.counts()
     finally:
         catalog.close()
+    from biosegment.cli.accounts_commands import echo_first_admin, setup_first_admin
+    first_admin = setup_first_admin(app, report.root, requested=admin,
+                                    config_file=report.config_file)
     if as_json:
-        emit_json({**report.as_dict(), "counts": counts})
+        emit_json({**report.as_dict(), "counts": counts, "admin": first_admin})
         return
     click.echo(f"Data folder: {report.root}")
     for item in report.created:
@@ -56,6 +61,7 @@ def init(app: AppContext, path: str | None, demo: bool, as_json: bool) -> None:
     if report.kept:
         click.echo(f"  kept {len(report.kept)} existing item(s) unchanged")
     click.echo(f"Catalog: {_total(counts, 'datasets')} dataset(s), {_total(counts, 'models')} model(s)")
+    echo_first_admin(first_admin)
     if report.config_file is not None:
         click.echo(f"Use it with: biosegment --config {report.config_file} status")
 
