@@ -229,3 +229,50 @@ def test_missing_layout_folders_come_back_empty(folder):
     finding = next(f for f in report["findings"] if f["subject"] == "layout")
     assert finding["state"] == "repaired" and finding["recovered"]["folders"] == ["segmentations"]
     assert (folder / "segmentations").is_dir() and (folder / "EM" / DEMO_DATASET).exists()
+
+
+def add_people(root: Path) -> None:
+    from biosegment.accounts import open_accounts
+
+    with open_accounts(root) as accounts:
+        accounts.add_user("ada", "admin", "a long enough password")
+        accounts.add_user("vic", "viewer", "another long password")
+        accounts.create_token("vic", "nightly")
+        for n in range(200):   # enough audit rows to fill pages of their own
+            accounts.record("ada", "job.segment", target=f"job{n}", detail={"n": n})
+    checkpoint(root / ".biosegment" / "accounts.db")
+
+
+def test_a_damaged_accounts_database_gives_back_its_people_and_tokens(folder):
+    from biosegment.accounts import open_accounts
+
+    add_people(folder)
+    accounts_db = folder / ".biosegment" / "accounts.db"
+    smash_page(accounts_db, "sessions")
+    report = json.loads(biosegment(folder, "doctor", "--json").stdout)
+    finding = next(f for f in report["findings"] if f["subject"] == "accounts")
+    assert finding["state"] == "repaired", finding
+    assert finding["recovered"]["users"] == 2 and finding["recovered"]["api_tokens"] == 1
+    assert finding["recovered"]["audit"] == 200
+    with open_accounts(folder) as accounts:
+        user, _ = accounts.authenticate("ada", "a long enough password")
+        assert user is not None and user["role"] == "admin"
+        assert [t["user"] for t in accounts.tokens()] == ["vic"]
+    assert Path(finding["moved_aside"]).is_file()
+
+
+def test_an_accounts_database_with_nothing_left_says_how_to_get_back_in(folder):
+    add_people(folder)
+    smash_header(folder / ".biosegment" / "accounts.db")
+    proc = biosegment(folder, "doctor", check=False)
+    assert proc.returncode == 1
+    assert "accounts PROBLEM" in proc.stdout and "users add NAME --role admin" in proc.stdout
+
+
+def test_a_secrets_file_others_can_read_is_made_private(folder):
+    secrets_file = folder / "secrets.toml"
+    secrets_file.write_text('session_key = "' + "k" * 64 + '"\n')
+    secrets_file.chmod(0o644)
+    report = json.loads(biosegment(folder, "doctor", "--json").stdout)
+    finding = next(f for f in report["findings"] if f["subject"] == "secrets")
+    assert finding["state"] == "repaired" and oct(secrets_file.stat().st_mode & 0o777) == "0o600"

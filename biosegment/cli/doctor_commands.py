@@ -22,7 +22,9 @@ def doctor(app: AppContext, check_only: bool, as_json: bool) -> None:
 
     A missing or damaged catalog.db is rebuilt from the files in the data folder (with the
     jobs still readable in the damaged file); a missing or damaged queue.db is recreated and
-    refilled with the catalog's waiting jobs. Damaged files are kept beside the new ones.
+    refilled with the catalog's waiting jobs; a damaged accounts.db gives back the accounts,
+    tokens and audit entries it still holds; a secrets.toml others can read is made private.
+    Damaged files are kept beside the new ones.
     Stop the daemon and workers first: while they run, doctor only reports. Exits with
     status 1 when something is still broken.
     """

@@ -1,15 +1,17 @@
 """``biosegment doctor``: find what is broken in a data folder's state and rebuild it.
 
 :func:`run_doctor` examines, in order, who is using the folder, its layout, the catalog
-(``catalog.db``) and the job queue (``queue.db``), and with ``repair`` rebuilds what is missing
-or damaged from the files in the data folder: the catalog from a folder scan plus whatever rows
-the damaged file still yields, the queue from the catalog's jobs. Damaged files are kept beside
+(``catalog.db``), the job queue (``queue.db``), the accounts (``accounts.db``) and
+``secrets.toml``, and with ``repair`` rebuilds what is missing or damaged: the catalog from a
+folder scan plus whatever rows the damaged file still yields, the queue from the catalog's
+jobs, the accounts from what the damaged file still yields. Damaged files are kept beside
 the new ones, never deleted. While a daemon or worker uses the folder it only reports.
 """
 
 from __future__ import annotations
 
 from biosegment.config import Config
+from biosegment.doctor.accounts_check import check_accounts, check_secrets
 from biosegment.doctor.catalog_check import check_catalog
 from biosegment.doctor.folder_checks import check_daemon, check_layout
 from biosegment.doctor.queue_check import check_queue
@@ -32,4 +34,6 @@ def run_doctor(config: Config, *, repair: bool = True) -> DoctorReport:
     report.findings.append(check_catalog(root, repair=repair))
     # The queue is refilled from the catalog: it is checked once the catalog is whole again.
     report.findings.append(check_queue(config, repair=repair))
+    report.findings.append(check_accounts(config, repair=repair))
+    report.findings.append(check_secrets(config, repair=repair))
     return report
