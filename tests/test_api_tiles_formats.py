@@ -56,7 +56,13 @@ def test_raw_tiles_of_container_datasets(site):
 def test_zoomed_out_and_overlay_tiles_of_ome_zarr(site):
     http, volumes, labels = site
     reply = http.get("/api/v1/datasets/cells/tiles/raw/z/0/1/0/0.png")
-    assert reply.status == 200 and png_pixels(reply.body).shape == (300, 260)
+    zoomed = png_pixels(reply.body)
+    assert reply.status == 200 and zoomed.shape == (300, 260)
+    # Served from the stored pyramid level (2x2 means), not by striding through level 0.
+    pixels = volumes["cells"][0].astype(np.float64)
+    means = np.rint((pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2]
+                     + pixels[1::2, 1::2]) / 4).astype(np.uint8)
+    np.testing.assert_array_equal(zoomed, means)
     reply = http.get("/api/v1/datasets/cells/tiles/segmentation/z/3/0/0/1.png?name=zarr+run")
     assert reply.status == 200, reply.body
     np.testing.assert_array_equal(png_pixels(reply.body), labels[3, :512, 512:])

@@ -182,10 +182,24 @@ def _display_window(reader: VolumeReader) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
+def _stored_level(reader: VolumeReader, step: int) -> int | None:
+    """The pyramid level that keeps every ``step``-th row and column of a slice, if stored."""
+    _, height, width = reader.shape
+    wanted = (-(-height // step), -(-width // step))
+    for level in reader.levels[1:]:
+        if level.factors == (1.0, float(step), float(step)) and level.shape[1:] == wanted:
+            return level.index
+    return None
+
+
 def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
                   step: int = 1) -> np.ndarray:
     depth = opened.reader.shape[0]
-    if axis == "z" and step > 1:
+    stored = _stored_level(opened.reader, step) if axis == "z" and step > 1 else None
+    if stored is not None:
+        # the volume's own pyramid (OME-Zarr, N5) holds this zoom level: read its small slice
+        plane = opened.read(lambda r: r.level(stored).read_slice(index))
+    elif axis == "z" and step > 1:
         # strided read: a memory-mapped stack touches only the rows the zoom level shows
         every = slice(None, None, step)
         plane = opened.read(lambda r: r.read_block(index, index + 1, every, every))[0]
