@@ -111,7 +111,10 @@ class InferenceSettings:
             raise InputError("overlap must be non-negative integers", where="overlap")
 
     def as_dict(self) -> dict:
-        """A JSON-ready dict, e.g. to pass the settings to a worker."""
+        """The settings as plain data, e.g. to pass them to a worker.
+
+        :returns: a JSON-ready dict of every field (tuples become lists).
+        """
         data = asdict(self)
         for key in ("window", "overlap"):
             if isinstance(data[key], tuple):
@@ -459,7 +462,13 @@ def _parts_plan(volume: VolumeReader, model: UNet, settings: InferenceSettings, 
 
 def block_plan(volume: VolumeReader, model: UNet,
                settings: InferenceSettings | None = None) -> list[tuple[int, int]]:
-    """The z-blocks :func:`segment_block` expects for this volume, model and settings."""
+    """The z-blocks :func:`segment_block` expects for this volume, model and settings.
+
+    :param volume: the open volume.
+    :param model: the network whose architecture the plan is made for.
+    :param settings: windows, blend, precision, device, block size (default settings when None).
+    :returns: ``[z0, z1)`` pairs in order, covering every slice once.
+    """
     settings = settings or InferenceSettings()
     plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, False)
     return plan_blocks(volume.shape, plan.block_z)
@@ -579,7 +588,8 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     :param window: window size, see :class:`InferenceSettings`; default: whole slices.
     :param overlap: voxels shared by neighbouring windows.
     :param step: the old library's way to say overlap: ``window - step`` (needs ``window``).
-    :param blend: ``gaussian`` or ``crop``; ``sigma_scale``: Gaussian sigma / window size.
+    :param blend: ``gaussian`` or ``crop``.
+    :param sigma_scale: the Gaussian's sigma as a fraction of the window size.
     :param batch_size: windows per forward pass.
     :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``.
     :param precision: ``auto`` (bfloat16 where the hardware has it), ``fp32`` or ``bf16``.

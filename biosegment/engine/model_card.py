@@ -56,11 +56,19 @@ class ModelCard:
     created: str = field(default_factory=_now)         #: ISO 8601, UTC
 
     def to_dict(self) -> dict:
+        """The card as plain data.
+
+        :returns: every field, plus ``version`` (the card format), ready for JSON.
+        """
         data = asdict(self)
         data["version"] = CARD_VERSION
         return data
 
     def to_json(self) -> str:
+        """The card as the text of a ``model.json`` file.
+
+        :returns: indented JSON ending with a newline.
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod

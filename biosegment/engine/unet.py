@@ -201,6 +201,15 @@ class UNet(nn.Module):
         return self.config["num_classes"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute class logits for a batch of images.
+
+        :param x: float input scaled to [0, 1], ``(N, C, Y, X)`` for a 2-D network or
+            ``(N, C, Z, Y, X)`` for a 3-D one; spatial sizes must be multiples of
+            ``2 ** levels``.
+        :returns: one logit per class and pixel, ``(N, num_classes, ...)`` with the input's
+            spatial shape (the class is the argmax over dimension 1).
+        :raises ValueError: for input of the wrong rank or size.
+        """
         dims, multiple = self.config["dims"], size_multiple(self.config["levels"])
         if x.dim() != dims + 2:
             raise ValueError(f"a {dims}-D U-Net takes (N, C, {'Z, ' if dims == 3 else ''}Y, X) "

@@ -111,6 +111,10 @@ class VolumeReader(ABC):
 
         Level readers share their parent's open files: they stay usable while the parent is
         open, and closing one of them releases nothing.
+
+        :param index: the level, 0 for full resolution, up to ``len(levels) - 1``.
+        :returns: a reader of that level's voxels.
+        :raises IndexError: for a level the volume does not store.
         """
         if index == 0:
             return self
@@ -118,13 +122,25 @@ class VolumeReader(ABC):
 
     @abstractmethod
     def read_slice(self, z: int) -> np.ndarray:
-        """Return slice ``z`` as a ``(y, x)`` array of the volume's dtype."""
+        """Read one slice, costing one slice of I/O.
+
+        :param z: the slice, ``0 <= z < shape[0]``.
+        :returns: a ``(y, x)`` array of the volume's dtype.
+        :raises VolumeError: when the file cannot be read there (naming the file and slice).
+        """
 
     def read_block(self, z0: int, z1: int, y: slice | None = None,
                    x: slice | None = None) -> np.ndarray:
-        """Return ``[z0:z1, y, x]`` as a new ``(z, y, x)`` array of the volume's dtype.
+        """Read a box of the volume.
 
         The default reads slice by slice; formats with cheaper partial reads override it.
+
+        :param z0: the first slice.
+        :param z1: one past the last slice (``z0 <= z1 <= shape[0]``).
+        :param y: the rows to read (default: all).
+        :param x: the columns to read (default: all).
+        :returns: ``[z0:z1, y, x]`` as a new ``(z, y, x)`` array of the volume's dtype.
+        :raises IndexError: for a z range outside the volume.
         """
         nz = self.shape[0]
         if not (0 <= z0 <= z1 <= nz):
@@ -157,6 +173,10 @@ def normalise(array: np.ndarray) -> np.ndarray:
     - ``uint8``: divided by 255 (exactly what the old stack's models were trained with).
     - ``uint16``: divided by 65535.
     - ``float32``: taken as already scaled, clipped to [0, 1].
+
+    :param array: pixels of one of :data:`SUPPORTED_DTYPES`, any shape.
+    :returns: a float32 array of the same shape.
+    :raises TypeError: for any other dtype.
     """
     dtype = array.dtype
     if dtype == np.uint8:

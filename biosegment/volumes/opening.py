@@ -129,8 +129,12 @@ def _container_type(path: Path) -> str | None:
 
 
 def detect_file_type(path: Path) -> str:
-    """Return the ``file_type`` of the volume at ``path`` (see :data:`FILE_TYPES`), reading
-    headers only."""
+    """Tell which kind of volume a path holds, reading listings and headers only.
+
+    :param path: a file, a folder, or a path into an HDF5 file (``sample.h5/volumes/raw``).
+    :returns: one of :data:`FILE_TYPES`.
+    :raises VolumeError: when the path holds no volume BioSegment reads (naming the path).
+    """
     path, key = split_container_path(Path(path))
     if key is not None:
         kind = container_type_of_file(path)
@@ -233,10 +237,13 @@ def probe_volume(path: Path, file_type: str | None = None, *,
                  key: str | None = None) -> VolumeInfo:
     """Shape, dtype, voxel size and files of the volume at ``path``; never reads pixels.
 
-    ``file_type`` as in ``setup.json``; None detects it. A ``tif2d``/``tif3d`` declaration is
-    a hint: the reported ``file_type`` is what the TIFF actually holds (one page or several);
-    likewise ``zarr`` and ``omezarr`` report what the store holds. ``key`` names the array
-    inside a container (HDF5, Zarr, N5); the reported ``key`` is the one read.
+    :param path: the file or folder holding the volume (or a path into an HDF5 file).
+    :param file_type: as in ``setup.json``; None detects it. A ``tif2d``/``tif3d`` declaration
+        is a hint: the reported ``file_type`` is what the TIFF actually holds (one page or
+        several); likewise ``zarr`` and ``omezarr`` report what the store holds.
+    :param key: the array inside a container (HDF5, Zarr, N5).
+    :returns: the volume's :class:`VolumeInfo`; its ``key`` is the one read.
+    :raises VolumeError: for a missing, unreadable or unsupported volume, naming the file.
     """
     path, file_type, key = _resolve(path, file_type, key)
     return _PROBES[file_type](path, key)
@@ -244,6 +251,13 @@ def probe_volume(path: Path, file_type: str | None = None, *,
 
 def open_volume(path: Path, file_type: str | None = None, *,
                 key: str | None = None) -> VolumeReader:
-    """Open the volume at ``path`` for lazy reading (see :func:`probe_volume`)."""
+    """Open the volume at ``path`` for lazy reading; opening reads headers only.
+
+    :param path: the file or folder holding the volume (or a path into an HDF5 file).
+    :param file_type: as in ``setup.json``; None detects it (see :func:`probe_volume`).
+    :param key: the array inside a container (HDF5, Zarr, N5).
+    :returns: a :class:`VolumeReader`; close it, or use it as a context manager.
+    :raises VolumeError: for a missing, unreadable or unsupported volume, naming the file.
+    """
     path, file_type, key = _resolve(path, file_type, key)
     return _OPENERS[file_type](path, key)
