@@ -36,7 +36,7 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
 
 # Commands register themselves on ``main`` when their module is imported.
 from biosegment.cli import data_commands  # noqa: E402,F401
-from biosegment.cli import model_commands  # noqa: E402,F401
+from biosegment.cli import model_commands, pyramid_commands  # noqa: E402,F401
 from biosegment.cli import daemon_commands, job_commands  # noqa: E402,F401
 from biosegment.cli import accounts_commands, doctor_commands, service_commands  # noqa: E402,F401
 

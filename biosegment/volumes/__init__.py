@@ -20,7 +20,10 @@ from biosegment.volumes.naming import IMAGE_SUFFIXES, natural_sort_key
 from biosegment.volumes.opening import (CONTAINER_TYPES, FILE_TYPES, detect_file_type,
                                         find_volume_in_folder, is_volume_container,
                                         open_volume, probe_volume)
+from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, write_ome_zarr
 from biosegment.volumes.png import annotation_slice_name, read_png_slice, write_png_slice
+from biosegment.volumes.pyramid_cache import (PyramidCache, build_pyramid, needs_pyramid,
+                                              open_with_pyramid)
 from biosegment.volumes.writer import LabelVolumeWriter, write_volume
 
 __all__ = [
@@ -43,6 +46,12 @@ __all__ = [
     "natural_sort_key",
     "LabelVolumeWriter",
     "write_volume",
+    "OmeZarrWriter",
+    "write_ome_zarr",
+    "PyramidCache",
+    "build_pyramid",
+    "needs_pyramid",
+    "open_with_pyramid",
     "read_class_ids",
     "is_binary_mask",
     "write_png_slice",

@@ -27,10 +27,12 @@ from biosegment.volumes.containers import storage_path
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, pyramid_shapes
 
 __all__ = ["PyramidCache", "PyramidVolumeReader", "build_pyramid", "open_with_pyramid",
-           "needs_pyramid", "PYRAMID_MIN_SIZE"]
+           "needs_pyramid", "PYRAMID_MIN_SIZE", "CACHE_LOCATION"]
 
 #: Volumes whose slices are at most this many pixels on a side are shown without a pyramid.
 PYRAMID_MIN_SIZE = 2048
+#: Where a data folder keeps its cached pyramids, relative to its root.
+CACHE_LOCATION = ".biosegment/cache/pyramids"
 
 
 def needs_pyramid(reader: VolumeReader, *, min_size: int = PYRAMID_MIN_SIZE) -> bool:
@@ -53,6 +55,11 @@ class PyramidCache:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+
+    @classmethod
+    def for_data_folder(cls, root: Path) -> PyramidCache:
+        """The cache of the data folder at ``root`` (``.biosegment/cache/pyramids``)."""
+        return cls(Path(root) / CACHE_LOCATION)
 
     def _prefix(self, info: VolumeInfo) -> str:
         source = f"{Path(info.path).resolve()}|{info.key}"

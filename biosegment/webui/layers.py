@@ -20,8 +20,9 @@ import numpy as np
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.errors import NotFoundError
 from biosegment.paths import resolve_inside
-from biosegment.volumes import (VolumeReader, annotation_slice_name, is_binary_mask, open_volume,
-                                read_class_ids, read_png_slice, storage_path)
+from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
+                                open_volume, open_with_pyramid, read_class_ids, read_png_slice,
+                                storage_path)
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
 from biosegment.webui.errors import ApiError
 
@@ -74,6 +75,7 @@ class LayerStore:
         self.root = Path(root)
         self.planes = ByteBudgetCache(plane_budget_bytes)
         self.readers = ReaderCache(capacity=24)
+        self.pyramids = PyramidCache.for_data_folder(self.root)
         self._lock = threading.Lock()
 
     # -- locating ------------------------------------------------------------------------------
@@ -106,15 +108,24 @@ class LayerStore:
 
     def version(self, catalog, ref: LayerRef) -> str:
         """A token that changes whenever the layer's files change (for ETags and cache keys)."""
-        return fingerprint(self.layer_path(catalog, ref)) or "absent"
+        return self._version(self.layer_path(catalog, ref), ref.kind)
+
+    def _version(self, path: Path, kind: str) -> str:
+        token = fingerprint(path) or "absent"
+        if kind == "raw":  # a pyramid built later changes what zoomed-out tiles show
+            token += f"+{fingerprint(self.pyramids.folder) or ''}"
+        return token
 
     # -- reading -------------------------------------------------------------------------------
 
     def _open(self, path: Path, kind: str, file_type: str | None) -> _OpenVolume:
-        key = (str(path), fingerprint(path), kind)
+        key = (str(path), self._version(path, kind), kind)
 
         def open_() -> _OpenVolume:
             reader = open_volume(path, file_type if kind == "raw" else None)
+            if kind == "raw":
+                # a pyramid built by `biosegment pyramid` (2x2 means: raw data only)
+                reader = open_with_pyramid(reader, self.pyramids)
             opened = _OpenVolume(reader)
             if kind == "raw":
                 opened.window = _display_window(reader)
@@ -144,7 +155,7 @@ class LayerStore:
             raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
         step = 2 ** level
         path = self.layer_path(catalog, ref)
-        version = fingerprint(path) or "absent"
+        version = self._version(path, ref.kind)
         key = (str(path), version, ref.kind, axis, index, step)
         if ref.kind == "annotation":
             return self.planes.get_or_compute(
