@@ -24,7 +24,7 @@ from pathlib import Path
 from biosegment import __version__
 from biosegment.daemon.pidlock import runner_alive
 from biosegment.errors import InputError
-from biosegment.paths import relative_to_root, resolve_inside
+from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import JobContext
 
 __all__ = ["run_segment", "run_segment_block", "SEGMENTATION_LABELS", "SEGMENTATION_CARD",
@@ -238,6 +238,15 @@ def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
     # A dot-name: the watcher and the scan ignore the folder until it is renamed into place.
     staging = final.with_name(f".{name}.{ctx.job_id}.tmp")
     staging.mkdir(parents=True, exist_ok=True)
+    # A writer killed mid-file (kill -9) left its hidden temporary here; it must not be
+    # renamed into the published folder with the result.
+    for leftover in staging.iterdir():
+        if not is_temporary_name(leftover.name):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
     output_format = ctx.params.get("output_format") or runner.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
