@@ -307,7 +307,7 @@ SHELL_ONLY = {
     r"(^|\s)[<>]|2>": "redirection",
     r"\\$": "line continuation",
     r"(^|\s)~[/\\]|\$HOME|%\w+%|\$\w+": "a variable or ~",
-    r"(^|\s)(export|source|sudo|set|cd|ls|cat|cp|mv|rm|mkdir|grep|head|tail)\s": "a shell command",
+    r"^(export|source|sudo|set|cd|ls|cat|cp|mv|rm|mkdir|grep|head|tail)\s": "a shell command",
     r"'": "single quotes (cmd.exe does not treat them as quotes)",
     r"\\": "a backslash path (write paths with /)",
 }
@@ -330,6 +330,7 @@ def test_the_shell_check_catches_shell_only_lines():
     assert shell_problems("biosegment --data data status") == []
     assert shell_problems('biosegment --data data segment "my data" --model m') == []
     assert shell_problems('biosegment audit --action "job.*"') == []
+    assert shell_problems("biosegment models export m --format onnx") == []
     for line in ("biosegment jobs | head", "export BIOSEGMENT_DATA=x", "biosegment --data ~/d run",
                  "biosegment status > out.txt", "biosegment info 'a b'",
                  "biosegment --data data\\sub run", "biosegment audit --action job.*",
