@@ -11,8 +11,9 @@ runs batches one after another from the calling thread.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from biosegment.engine._fast_forward import FastUNet
 from biosegment.engine.unet import UNet
 
 __all__ = ["WindowRunner"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # More workers than this would multiply activation memory for little gain; the rest of the
 # threads go to intra-op parallelism inside each worker.
@@ -50,6 +54,9 @@ class WindowRunner:
                                             initializer=torch.set_num_threads,
                                             initargs=(max(1, self._threads // workers),))
             self._in_flight = 2 * workers
+            # The calling thread only gathers results now; its own OpenMP team would just
+            # compete with the workers and wait on barriers.
+            torch.set_num_threads(1)
 
     def logits(self, batch: np.ndarray) -> torch.Tensor:
         """Float32 logits on the CPU, ``(B, classes, wz, wy, wx)``, for windows ``(B, wz, wy, wx)``."""
@@ -61,18 +68,27 @@ class WindowRunner:
                 logits = logits[:, :, None]
             return logits.to("cpu")
 
-    def map(self, batches: Iterable[np.ndarray]) -> Iterator[torch.Tensor]:
-        """Logits of each batch, in order. Closing the iterator early (an error, a cancel)
-        drops batches not yet started and waits for the running ones."""
+    def _task(self, item, prepare, finish):
+        with torch.inference_mode():
+            return finish(self.logits(prepare(item)), item)
+
+    def map(self, items: Iterable[T], prepare: Callable[[T], np.ndarray],
+            finish: Callable[[torch.Tensor, T], R]) -> Iterator[R]:
+        """``finish(logits of prepare(item), item)`` for each item, in order.
+
+        ``prepare`` (cut the windows of a batch) and ``finish`` (turn logits into what the
+        caller keeps) run in the worker threads too, so all per-window work is parallel.
+        Closing the iterator early (an error, a cancel) drops batches not yet started and
+        waits for the running ones.
+        """
         if self._pool is None:
-            for batch in batches:
-                yield self.logits(batch)
+            for item in items:
+                yield self._task(item, prepare, finish)
             return
         pending: deque[Future] = deque()
-        source = iter(batches)
         try:
-            for batch in source:
-                pending.append(self._pool.submit(self.logits, batch))
+            for item in items:
+                pending.append(self._pool.submit(self._task, item, prepare, finish))
                 if len(pending) >= self._in_flight:
                     yield pending.popleft().result()
             while pending:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biosegment.engine._classes import (argmax_over_classes, probabilities_to_uint8,
+                                        softmax_over_classes)
 from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
 from biosegment.engine._runner import WindowRunner
 from biosegment.engine._windows import (auto_axis_window, gaussian_weights, kept_ranges,
@@ -342,33 +344,43 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
         # float32 sums: the old library's float64 changes no label and costs twice the memory.
         scores = torch.zeros((classes, *core_shape), dtype=torch.float32)
         weight_sum = torch.zeros(core_shape, dtype=torch.float32) if want_probabilities else None
-    job_batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
-    windows = (np.stack([_cut_window(pixels, start, plan.window) for start, _ in batch_jobs])
-               for batch_jobs in job_batches)
-    for batch_jobs, logits in zip(job_batches, runner.map(windows)):
+
+    def cut(batch_jobs: list) -> np.ndarray:
+        return np.stack([_cut_window(pixels, start, plan.window) for start, _ in batch_jobs])
+
+    def finish(logits: torch.Tensor, batch_jobs: list) -> list[tuple]:
+        # Runs in a worker thread: everything per window that does not touch shared arrays.
+        results = []
         for (start, box), window_logits in zip(batch_jobs, logits):
             local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
-            target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
             part = window_logits[(slice(None), *local)]
             if accumulate:
                 weights = runner.weights[local]
-                scores[(slice(None), *target)] += torch.softmax(part, dim=0) * weights
+                results.append((box, softmax_over_classes(part).mul_(weights), weights))
+            else:
+                kept = probabilities_to_uint8(softmax_over_classes(part)).numpy() \
+                    if want_probabilities else None
+                results.append((box, argmax_over_classes(part).numpy(), kept))
+        return results
+
+    batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
+    for results in runner.map(batches, cut, finish):
+        for box, first, second in results:
+            target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
+            if accumulate:
+                scores[(slice(None), *target)] += first
                 if weight_sum is not None:
-                    weight_sum[target] += weights
-                continue
-            labels[target] = part.argmax(dim=0).to(torch.uint8).numpy()
-            if probabilities is not None:
-                probabilities[(slice(None), *target)] = _to_uint8(torch.softmax(part, dim=0))
-        tick(len(batch_jobs))
+                    weight_sum[target] += second
+            else:
+                labels[target] = first
+                if probabilities is not None:
+                    probabilities[(slice(None), *target)] = second
+        tick(len(results))
     if accumulate:
-        labels[...] = scores.argmax(dim=0).to(torch.uint8).numpy()
+        labels[...] = argmax_over_classes(scores).numpy()
         if probabilities is not None:
-            probabilities[...] = _to_uint8(scores / weight_sum)
+            probabilities[...] = probabilities_to_uint8(scores.div_(weight_sum)).numpy()
     return labels, probabilities
-
-
-def _to_uint8(probabilities: torch.Tensor) -> np.ndarray:
-    return (probabilities * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def _spans(length: int, size: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
