@@ -367,3 +367,16 @@ def test_parallel_windows_match_one_thread_and_leave_thread_settings_alone(tmp_p
     finally:
         torch.set_num_threads(original)
     np.testing.assert_array_equal(parallel, serial)
+
+
+@pytest.mark.parametrize("classes", [1, 2, 5])
+def test_class_axis_helpers_match_torch(classes):
+    from biosegment.engine._classes import argmax_over_classes, softmax_over_classes
+
+    generator = torch.Generator().manual_seed(classes)
+    logits = torch.randn((classes, 3, 17, 19), generator=generator) * 20
+    logits[:, 0, 0, 0] = 1.5  # a tie: the first class wins, as with argmax
+    np.testing.assert_allclose(softmax_over_classes(logits).numpy(),
+                               torch.softmax(logits, dim=0).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(argmax_over_classes(logits).numpy(),
+                                  logits.argmax(dim=0).numpy())
