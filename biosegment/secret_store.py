@@ -1,11 +1,11 @@
 """Secrets of one installation, kept apart from ``biosegment.toml``: ``secrets.toml``.
 
 The file lives beside the config file (``<config folder>/secrets.toml``), or at the top of the
-data folder (where ``biosegment init`` writes the config) when there is no config file. It is created on first need
-with a freshly generated session key, readable and writable by its owner only (0600), and it is
-refused, naming the file, when group or others can read it. Environment variables
-(``BIOSEGMENT_SESSION_KEY``, read by :mod:`biosegment.config`) override the file, for setups that
-inject secrets at start. Nothing here is ever written into ``biosegment.toml``.
+data folder (where ``biosegment init`` writes the config) when there is no config file. It is
+created on first need with a freshly generated session key, readable and writable by its owner
+only (0600), and it is refused, naming the file, when group or others can read it. Environment
+variables (``BIOSEGMENT_SESSION_KEY``, read by :mod:`biosegment.config`) override the file, for
+setups that inject secrets at start. Nothing here is ever written into ``biosegment.toml``.
 """
 
 from __future__ import annotations

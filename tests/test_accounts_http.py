@@ -272,12 +272,13 @@ def test_api_tokens_work_until_revoked(site):
 def test_the_audit_log_says_who_launched_and_cancelled_which_job(site):
     _, server, tokens = site
     anna = Client(server.url, token=tokens["anna"])
-    job_id = anna.request("POST", "/api/v1/jobs/segment",
-                          json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"}).json()["id"]
+    launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane"}
+    job_id = anna.request("POST", "/api/v1/jobs/segment", json_body=launch).json()["id"]
     admin = Client(server.url)
     admin.login("ada")
     assert admin.send("POST", f"/api/v1/jobs/{job_id}/cancel").status == 200
-    refused = Client(server.url, token=tokens["vic"]).request("POST", f"/api/v1/jobs/{job_id}/retry")
+    viewer = Client(server.url, token=tokens["vic"])
+    refused = viewer.request("POST", f"/api/v1/jobs/{job_id}/retry")
     assert refused.status == 403
     entries = admin.request("GET", f"/api/v1/audit?action=job.*&target={job_id}").json()
     assert [(e["action"], e["actor"]) for e in entries] == [("job.cancel", "ada"),

@@ -194,7 +194,8 @@ def test_a_broken_setup_json_is_reported_and_changes_nothing(folder, item):
         # voxel size, as it should. Everything the document does not touch stays as it was.
         assert report.setup == "valid"
         assert after["jobs"] == before["jobs"]
-        assert after["datasets"][0] == before["datasets"][0] and before["datasets"][0]["name"] == "good-a"
+        assert before["datasets"][0]["name"] == "good-a"
+        assert after["datasets"][0] == before["datasets"][0]
     else:
         assert report.setup == "invalid"
         assert after == before

@@ -24,7 +24,7 @@ import pytest
 
 from biosegment.accounts import (ExposureRefused, is_loopback, open_accounts,
                                  require_accounts_for_exposure)
-from biosegment.config import ServerConfig, load_config
+from biosegment.config import ServerConfig
 from biosegment.datafolder import init_data_folder
 from biosegment.errors import InputError
 from biosegment.secret_store import load_secrets

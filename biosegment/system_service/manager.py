@@ -89,9 +89,9 @@ def plan_service(config: Config, *, user_scope: bool, name: str = DEFAULT_SERVIC
     """Render the definition for ``config``; ``target_dir`` replaces the manager's folder and
     ``python`` the interpreter the service runs (default: this one)."""
     chosen = platform_for(platform)
+    target_platform = {"windows": "win32", "macos": "darwin"}.get(chosen.key, "linux")
     spec = build_service_spec(config, user_scope=user_scope, name=name, account=account,
-                              python=python, target_platform={"windows": "win32", "macos": "darwin"}.get(
-                                  chosen.key, "linux"))
+                              python=python, target_platform=target_platform)
     folder = Path(target_dir) if target_dir is not None else chosen.default_dir(spec)
     return ServicePlan(spec=spec, platform=chosen, path=folder / chosen.file_name(spec),
                        content=chosen.render(spec))

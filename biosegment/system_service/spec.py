@@ -31,7 +31,7 @@ _ACCOUNT_RULE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\\ -]{0,127}$")
 class ServiceSpec:
     """Everything a service definition says, independent of the service manager."""
 
-    name: str                   #: unit / label / task name, e.g. ``biosegment`` or ``biosegment-lab``
+    name: str                   #: unit, label or task name: ``biosegment``, ``biosegment-lab``
     user_scope: bool            #: True: the user's own service manager; False: system-wide
     account: str | None         #: the account a system service runs as (None for user scope)
     group: str | None           #: that account's primary group, where the system knows it

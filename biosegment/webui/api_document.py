@@ -1,11 +1,12 @@
 """Complete the OpenAPI document with what the security layer adds to every operation.
 
 flask-openapi3 documents each view from its own declarations. This adds, when the document is
-generated: the 200 of views that declared only their errors; the security schemes (API token, session cookie) and, beyond 127.0.0.1, that every
-operation needs one of them with its 401 and 403 answers; the 403 a cross-site change gets on
-127.0.0.1 too; the 413 and 415 of a request body too large or of the wrong type; and the one error shape every
-``/api/`` failure has, ``{"error": ..., "field": ...}``, for every 4xx and 5xx answer. Clients
-and fuzzers (``tests/test_api_fuzz.py``) can then hold the API to its document.
+generated: the 200 of views that declared only their errors; the security schemes (API token,
+session cookie) and, beyond 127.0.0.1, that every operation needs one of them, with its 401
+and 403 answers; the 403 a cross-site change gets on 127.0.0.1 too; the 413 and 415 of a
+request body too large or of the wrong type; and the one error shape every ``/api/`` failure
+has, ``{"error": ..., "field": ...}``, for every 4xx and 5xx answer. Clients and fuzzers
+(``tests/test_api_fuzz.py``) can then hold the API to its document.
 """
 
 from __future__ import annotations

@@ -58,8 +58,9 @@ def _bomb_tiff(width: int, height: int) -> bytes:
 def _imagej_slice_bomb() -> bytes:
     """A real 1-page ImageJ TIFF whose description claims a million slices."""
     data = _tiff_bytes(_stack((1, 32, 48)), imagej=True)
-    return data.replace(b"images=1", b"images=999999").replace(b"slices=1", b"slices=999999") \
-        if b"images=1" in data else data.replace(b"ImageJ=", b"images=999999\nslices=999999\nImageJ=", 1)
+    if b"images=1" in data:
+        return data.replace(b"images=1", b"images=999999").replace(b"slices=1", b"slices=999999")
+    return data.replace(b"ImageJ=", b"images=999999\nslices=999999\nImageJ=", 1)
 
 
 def _corrupt_ifd() -> bytes:
