@@ -283,6 +283,16 @@ def test_engine_and_volume_contract_document_parameters_and_returns(name, functi
         assert ":returns:" in doc, f"{name}: no ':returns:'"
 
 
+def test_every_part_of_the_package_is_in_the_architecture_page():
+    text = (DOCS / "developer-guide" / "architecture.md").read_text(encoding="utf-8")
+    parts = {p.stem if p.is_file() else p.name for p in (ROOT / "biosegment").iterdir()
+             if not p.name.startswith("_") and (p.suffix == ".py" or p.is_dir())
+             and p.name != "__pycache__"}
+    assert len(parts) > 10
+    missing = sorted(p for p in parts if f"`biosegment.{p}`" not in text)
+    assert not missing, f"not in docs/developer-guide/architecture.md: {missing}"
+
+
 # -- examples and commands in the pages -------------------------------------------------------
 
 def test_the_setup_json_example_in_the_user_guide_is_valid(tmp_path):
