@@ -4,19 +4,17 @@ and the job, picked up again, publishes one complete result.
 The job runs in a real `biosegment segment --wait` process; the test watches the dataset's
 segmentation folder and kills the process the moment the job's hidden staging folder appears,
 that is while the label volume is being assembled and written. A second test kills a process
-streaming a label volume over an existing one at random moments: the file at the final name is
-always the old one or the new one, whole.
+streaming a label volume over an existing one, early and after its last slice but before it
+commits: the file at the final name is always the old one, whole, until a writer finishes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -94,14 +92,15 @@ def test_kill_9_while_writing_a_segmentation_shows_nothing_then_resumes_whole(fo
 
 
 _STREAMER = r"""
-import sys, time
+import sys
 import numpy as np
 from biosegment.volumes import LabelVolumeWriter
 path, value = sys.argv[1], int(sys.argv[2])
 with LabelVolumeWriter(path, (40, 256, 256), compression=None) as writer:
     for z in range(40):
         writer.write_slice(z, np.full((256, 256), value, np.uint8))
-        time.sleep(0.005)
+        print("slice", z, flush=True)
+        sys.stdin.readline()    # the test says when to go on, so it can kill at any slice
 print("committed", flush=True)
 """
 
@@ -110,31 +109,40 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_kill_9_mid_write_never_leaves_a_partial_file_at_the_final_name(tmp_path):
-    target = tmp_path / "labels.tif"
+def stream(target: Path, value: int, *, kill_after_slice: int | None) -> bool:
+    """Write a volume of ``value`` over ``target``; kill -9 after that slice (None: let it
+    finish). Returns whether the writer committed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-    committed = {}
-    first = subprocess.run([sys.executable, "-c", _STREAMER, str(target), "0"], env=env,
-                           capture_output=True, text=True, timeout=60)
-    assert first.returncode == 0, first.stderr
-    committed[0] = digest(target)
-    rng = random.Random(11)
-    for value in range(1, 7):
-        writer = subprocess.Popen([sys.executable, "-c", _STREAMER, str(target), str(value)],
-                                  env=env, stdout=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.3, 1.2))   # interpreter start, then somewhere in the writing
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(timeout=10)
-        if "committed" in (writer.stdout.read() or ""):
-            committed[value] = digest(target)
-        now = digest(target)
-        assert now in committed.values(), "the final name holds something never committed"
-        whole = tifffile.imread(target)
-        assert whole.shape == (40, 256, 256) and len(np.unique(whole)) == 1
-        # What a killed writer leaves behind is a hidden temporary the scan ignores.
-        leftovers = [p.name for p in tmp_path.iterdir() if p.name != target.name]
-        assert all(is_temporary_name(name) for name in leftovers), leftovers
-    assert len(committed) < 7, "every writer finished before its kill: nothing was tested"
+    writer = subprocess.Popen([sys.executable, "-c", _STREAMER, str(target), str(value)],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in writer.stdout:
+        if line.startswith("slice") and int(line.split()[1]) == kill_after_slice:
+            os.kill(writer.pid, signal.SIGKILL)
+            break
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+    writer.wait(timeout=30)
+    return writer.returncode == 0
+
+
+@pytest.mark.parametrize("kill_after_slice", [5, 39])
+def test_kill_9_mid_write_never_leaves_a_partial_file_at_the_final_name(tmp_path,
+                                                                        kill_after_slice):
+    target = tmp_path / "labels.tif"
+    assert stream(target, 1, kill_after_slice=None)
+    committed = digest(target)
+
+    assert not stream(target, 2, kill_after_slice=kill_after_slice)
+
+    assert digest(target) == committed, "the final name holds something never committed"
+    whole = tifffile.imread(target)
+    assert whole.shape == (40, 256, 256) and set(np.unique(whole)) == {1}
+    # What a killed writer leaves behind is a hidden temporary the scan ignores.
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != target.name]
+    assert leftovers and all(is_temporary_name(name) for name in leftovers), leftovers
+    # The next writer that finishes replaces the file whole.
+    assert stream(target, 3, kill_after_slice=None)
+    assert set(np.unique(tifffile.imread(target))) == {3}
 
 
 def test_the_scan_never_registers_a_staging_folder_or_a_temporary_file(folder):
