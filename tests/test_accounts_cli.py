@@ -132,3 +132,21 @@ def test_the_audit_log_lists_account_changes_with_who_made_them(folder):
     assert all(e["actor"].startswith("cli:") for e in entries)
     only_adds = json.loads(cli(folder, "audit", "--action", "user.add", "--json").output)
     assert len(only_adds) == 2
+
+
+def test_jobs_launched_and_cancelled_from_the_command_line_are_audited(tmp_path):
+    from job_fixtures import DEMO_DATASET, TINY_MODEL, make_folder
+
+    root, _ = make_folder(tmp_path)
+    launched = CliRunner().invoke(main, ["--config", str(root / "biosegment.toml"), "segment",
+                                         DEMO_DATASET, "--model", TINY_MODEL, "--json"])
+    assert launched.exit_code == 0, launched.output
+    job_id = json.loads(launched.stdout)["id"]
+    cancelled = CliRunner().invoke(main, ["--config", str(root / "biosegment.toml"), "cancel",
+                                          job_id])
+    assert cancelled.exit_code == 0, cancelled.output
+    entries = json.loads(cli(root, "audit", "--action", "job.*", "--json").output)
+    assert [(e["action"], e["target"]) for e in entries] == [("job.cancel", job_id),
+                                                             ("job.segment", job_id)]
+    assert all(e["actor"].startswith("cli:") for e in entries)
+    assert entries[1]["detail"]["dataset"] == DEMO_DATASET

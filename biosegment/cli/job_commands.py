@@ -130,6 +130,8 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
             refresh(service.catalog, config.data_dir)
         in_process = wait and not _queue_has_consumers(config)
         job = submit(service, enqueue=not in_process)
+        from biosegment.accounts.job_actions import record_cli_job_action, submit_action
+        record_cli_job_action(config.data_dir, submit_action(job), job)  # who launched it
         if not as_json:
             where = "running here (no daemon is serving this folder)" if in_process else "queued"
             click.echo(f"job {job['id']} ({job['kind']}) {where}", err=True)
@@ -305,6 +307,8 @@ def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
     service = JobService(app.config)
     try:
         row = service.cancel(job_id)
+        from biosegment.accounts.job_actions import record_cli_job_action
+        record_cli_job_action(app.root, "job.cancel", row)  # who cancelled it
     finally:
         service.close()
     if as_json:

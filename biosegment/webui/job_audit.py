@@ -11,6 +11,7 @@ import logging
 
 from flask import Flask, Response, request
 
+from biosegment.accounts.job_actions import job_detail
 from biosegment.webui.auth import current_user, request_accounts
 
 __all__ = ["install_job_audit", "JOB_ACTIONS"]
@@ -24,7 +25,6 @@ JOB_ACTIONS = {
     "jobs_api.post_cancel": "job.cancel",
     "jobs_api.post_retry": "job.retry",
 }
-_DETAIL_KEYS = ("dataset", "model", "annotation", "base_model", "name")
 
 
 def _record(response: Response) -> Response:
@@ -32,13 +32,11 @@ def _record(response: Response) -> Response:
     if action is None or not 200 <= response.status_code < 300:
         return response
     job = response.get_json(silent=True) or {}
-    params = job.get("params") if isinstance(job.get("params"), dict) else {}
     job_id = (request.view_args or {}).get("job_id") or job.get("id")
     user = current_user() or {}
     try:
         request_accounts().record(user.get("name") or "?", action, target=job_id,
-                                  detail={k: params[k] for k in _DETAIL_KEYS if params.get(k)},
-                                  remote=request.remote_addr)
+                                  detail=job_detail(job), remote=request.remote_addr)
     except Exception:
         log.exception("could not write the audit record of %s %s", action, job_id)
     return response
