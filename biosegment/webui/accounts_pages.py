@@ -12,8 +12,8 @@ import hmac
 
 from flask import Blueprint, Response, redirect, render_template, request, session
 
-from biosegment.webui.auth import (_login_csrf, _safe_next, auth_settings, current_user,
-                                   request_accounts)
+from biosegment.webui.auth import (auth_settings, current_user, login_csrf_token,
+                                   request_accounts, safe_next_path)
 
 __all__ = ["bp"]
 
@@ -22,7 +22,7 @@ bp = Blueprint("accounts", __name__)
 
 def _form(error: str | None, status: int, next_path: str) -> Response:
     return Response(render_template("accounts/login.html", error=error, next_path=next_path,
-                                    login_csrf=_login_csrf()),
+                                    login_csrf=login_csrf_token()),
                     status=status, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
 
@@ -30,7 +30,7 @@ def _form(error: str | None, status: int, next_path: str) -> Response:
 def login():
     if not auth_settings().required:
         return redirect("/")
-    next_path = _safe_next(request.values.get("next"))
+    next_path = safe_next_path(request.values.get("next"))
     if request.method == "GET":
         return _form(None, 200, next_path)
     expected = session.get("login_csrf", "")

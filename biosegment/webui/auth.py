@@ -15,6 +15,7 @@ are you?) or 403 (not you, or not like this), as JSON under ``/api/`` and as pag
 from __future__ import annotations
 
 import hmac
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from biosegment.webui.access_policy import PUBLIC_ENDPOINTS, SAFE_METHODS, requi
 from biosegment.webui.errors import error_response
 
 __all__ = ["install_auth", "AuthSettings", "current_user", "request_accounts", "auth_settings",
-           "AUTH_EXTENSION_KEY", "CSRF_HEADER", "CSRF_FIELD", "SESSION_COOKIE_NAME"]
+           "login_csrf_token", "safe_next_path", "AUTH_EXTENSION_KEY", "CSRF_HEADER",
+           "CSRF_FIELD", "SESSION_COOKIE_NAME"]
 
 AUTH_EXTENSION_KEY = "biosegment_auth"
 CSRF_HEADER = "X-CSRF-Token"
@@ -77,8 +79,8 @@ def _refuse(status: int, message: str) -> Response:
         response = error_response(status, message, None)
     elif status == 401:
         response = Response(render_template("accounts/login.html", error=None,
-                                            next_path=_safe_next(request.full_path),
-                                            login_csrf=_login_csrf()),
+                                            next_path=safe_next_path(request.full_path),
+                                            login_csrf=login_csrf_token()),
                             status=401, mimetype="text/html")
     else:
         response = Response(render_template("accounts/refused.html", message=message),
@@ -89,7 +91,7 @@ def _refuse(status: int, message: str) -> Response:
     return response
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next_path(target: str | None) -> str:
     """A local path to go to after logging in; anything else (another site) becomes ``/``."""
     target = (target or "/").rstrip("?") or "/"
     parts = urlsplit(target)
@@ -99,10 +101,8 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login_csrf() -> str:
+def login_csrf_token() -> str:
     """The pre-login CSRF token, kept in the signed session cookie until the login succeeds."""
-    import secrets
-
     if "login_csrf" not in session:
         session["login_csrf"] = secrets.token_urlsafe(32)
     return session["login_csrf"]
