@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test system-deps bench docs clean
+.PHONY: screenshots help setup run test system-deps bench docs clean
 
 help:
 	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
 	@echo "make test   set up .venv and the system packages the tests need, run the test suite"
 	@echo "make bench  run the benchmarks (prints figures; see benchmarks/RESULTS.md)"
 	@echo "make docs   build the documentation site into build/docs-site (works offline)"
+	@echo "make screenshots  retake the UI pictures in docs/screenshots with the browser tests"
 	@echo "make clean  remove .venv (your data folder is never touched)"
 
 $(STAMP): pyproject.toml packaging/constraints.txt
@@ -47,3 +48,6 @@ docs: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+screenshots: setup system-deps
+	BIOSEGMENT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser tests/
