@@ -128,3 +128,32 @@ def test_two_processes_writing_at_once_lose_no_writes(tmp_path):
         metrics = catalog.job(shared["id"])["metrics"]
     assert sorted((m["worker"], m["n"]) for m in metrics) == sorted(
         (w, n) for w in ("a", "b") for n in range(_JOBS_PER_PROCESS))
+
+
+def test_a_queued_job_is_claimed_exactly_once(catalog):
+    job = catalog.create_job("segment", {})
+    first = catalog.try_claim_job(job["id"], "worker-1")
+    assert first["state"] == "running" and first["worker"] == "worker-1"
+    assert catalog.try_claim_job(job["id"], "worker-2") is None
+    assert catalog.job(job["id"])["worker"] == "worker-1"
+    assert catalog.job(job["id"])["attempts"] == 1
+
+
+def test_threads_racing_for_one_queued_job_claim_it_once(catalog):
+    import threading
+
+    job = catalog.create_job("segment", {})
+    results = []
+    start = threading.Barrier(8)
+
+    def race(name):
+        start.wait()
+        results.append(catalog.try_claim_job(job["id"], name))
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+    assert catalog.job(job["id"])["attempts"] == 1

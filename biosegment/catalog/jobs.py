@@ -123,6 +123,19 @@ class JobStore(CatalogConnection):
                     "WHERE id = ?", (worker, now, now, current["id"]))
         return self.job(current["id"])
 
+    def try_claim_job(self, job_id: str, worker: str) -> dict | None:
+        """Claim a *queued* job for ``worker``; None when it is not queued any more.
+
+        The check and the claim are one transaction, so when a queue message arrives twice
+        (possible after recovery re-enqueues a job) exactly one runner gets the job. A cancel
+        requested while the job was queued wins, as in :meth:`claim_job`.
+        """
+        with self._write():
+            current = self._job_row(job_id)
+            if current["state"] != "queued":
+                return None
+            return self.claim_job(current["id"], worker)
+
     def append_job_metrics(self, job_id: str, epoch_metrics: Mapping[str, Any]) -> dict:
         """Append one epoch's metrics to the job's list and return the new row."""
         entry = dict(epoch_metrics)

@@ -129,7 +129,10 @@ class JobRunner:
             if row["state"] != "queued":
                 # Another runner has it, or it was cancelled or finished meanwhile.
                 return row
-            row = catalog.claim_job(job_id, self.identity)
+            claimed = catalog.try_claim_job(job_id, self.identity)
+            if claimed is None:
+                return catalog.job(job_id)  # another runner took it meanwhile
+            row = claimed
             if row["state"] != "running":
                 return row
             handlers = job_handlers()
