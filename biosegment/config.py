@@ -53,6 +53,7 @@ class ServerConfig:
 class QueueConfig:
     url: str = ""          # empty: SqliteHuey in <data>/.biosegment/queue.db; redis://... for RedisHuey
     workers: int = 1       # consumer worker threads inside `run` and `worker`
+    name: str = "biosegment"  # queue name; data folders sharing one Redis database need their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +233,9 @@ def _validate(config: Config) -> None:
     if config.queue.url and not config.queue.url.startswith(("redis://", "rediss://", "unix://")):
         raise InputError("expected an empty string (SQLite queue) or a redis:// URL",
                          source=src, where="queue.url")
+    if not config.queue.name or not all(c.isalnum() or c in "-_." for c in config.queue.name):
+        raise InputError("expected a non-empty name of letters, digits, '-', '_' or '.'",
+                         source=src, where="queue.name")
     if config.queue.workers < 1:
         raise InputError("must be at least 1", source=src, where="queue.workers")
     if config.log.level.upper() not in _LOG_LEVELS:

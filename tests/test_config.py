@@ -93,3 +93,12 @@ def test_missing_explicit_config_is_an_error(tmp_path):
 def test_ints_widen_to_floats(tmp_path):
     path = write(tmp_path / CONFIG_FILE_NAME, 'data_dir = "d"\n[watch]\nsettle_seconds = 2\n')
     assert load_config(path, env={}).watch.settle_seconds == 2.0
+
+
+def test_queue_name_is_validated(tmp_path):
+    good = write(tmp_path / "a" / CONFIG_FILE_NAME, 'data_dir = "d"\n[queue]\nname = "lab-2.em"\n')
+    assert load_config(good, env={}).queue.name == "lab-2.em"
+    bad = write(tmp_path / "b" / CONFIG_FILE_NAME, 'data_dir = "d"\n[queue]\nname = "a b"\n')
+    with pytest.raises(InputError) as err:
+        load_config(bad, env={})
+    assert err.value.where == "queue.name"

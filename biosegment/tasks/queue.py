@@ -22,9 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from biosegment.tasks.runner import JobRunner
 
 __all__ = ["make_huey", "QueueTasks", "queue_tasks", "attach_runner", "pending_job_messages",
-           "QUEUE_NAME", "QUEUE_FILE"]
+           "QUEUE_FILE"]
 
-QUEUE_NAME = "biosegment"
 QUEUE_FILE = "queue.db"
 
 
@@ -54,10 +53,10 @@ def make_huey(config: Config) -> Huey:
     a job interrupted by a crash is re-queued by recovery, which knows whether it may resume.
     """
     if config.queue.url:
-        huey: Huey = RedisHuey(QUEUE_NAME, url=config.queue.url, results=False, utc=True)
+        huey: Huey = RedisHuey(config.queue.name, url=config.queue.url, results=False, utc=True)
     else:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(QUEUE_NAME, filename=str(config.state_dir / QUEUE_FILE),
+        huey = SqliteHuey(config.queue.name, filename=str(config.state_dir / QUEUE_FILE),
                           results=False, utc=True, timeout=30)
     _register_tasks(huey, config)
     return huey
