@@ -11,6 +11,7 @@ float32). The object holds a prepared copy of the weights and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
 import torch
 import torch.nn.functional as F
@@ -49,10 +50,16 @@ class FastUNet:
         self._memory_format = torch.channels_last if dims == 2 else torch.channels_last_3d
         self._conv = F.conv2d if dims == 2 else F.conv3d
         self._up = F.conv_transpose2d if dims == 2 else F.conv_transpose3d
-        self._pool = F.max_pool2d if dims == 2 else F.max_pool3d
         self._instance = self.config["norm"] == "instance"
         state = {k: v.detach() for k, v in model.state_dict().items()}
         levels = self.config["levels"]
+        if self.config["in_channels"] == 1:
+            # A one-channel tensor looks the same in both memory layouts, so convolutions
+            # on it return the default layout and the next layer pays for a conversion of
+            # 16+ channels. A second, zero channel (with zero weights) removes the ambiguity.
+            first = "encoder.features.convblock1.conv1.unit.0.weight"
+            state[first] = torch.cat((state[first], torch.zeros_like(state[first])), dim=1)
+        self._pad_input = self.config["in_channels"] == 1
         self._encoder = [self._block(state, f"encoder.features.convblock{i}")
                          for i in range(1, levels + 1)]
         self._center = self._block(state, "encoder.center_conv")
@@ -86,7 +93,7 @@ class FastUNet:
 
     def _conv_unit(self, x: torch.Tensor, conv: _Conv) -> torch.Tensor:
         y = self._conv(x, conv.weight, conv.bias, padding=1)
-        return _instance_norm_relu(y) if self._instance else y.relu_()
+        return _relu_(_instance_norm(y) if self._instance else y)
 
     def _run_block(self, x: torch.Tensor, block: tuple[_Conv, _Conv]) -> torch.Tensor:
         return self._conv_unit(self._conv_unit(x, block[0]), block[1])
@@ -99,12 +106,15 @@ class FastUNet:
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, self.dtype).contiguous(memory_format=self._memory_format)
+        x = x.to(self.device, self.dtype)
+        if self._pad_input:
+            x = torch.cat((x, torch.zeros_like(x)), dim=1)
+        x = x.contiguous(memory_format=self._memory_format)
         skips = []
         for block in self._encoder:
             x = self._run_block(x, block)
             skips.append(x)
-            x = self._pool(x, 2)
+            x = _max_pool_2x(x)
         x = self._run_block(x, self._center)
         for up, block, skip in zip(self._upconvs, self._decoder, reversed(skips)):
             x = self._up(x, up.weight, up.bias, stride=2)
@@ -114,11 +124,32 @@ class FastUNet:
         return logits.float()
 
 
-def _instance_norm_relu(y: torch.Tensor) -> torch.Tensor:
-    """Instance norm (no affine) then ReLU, for a batch of one sample.
+def _instance_norm(y: torch.Tensor) -> torch.Tensor:
+    """Instance norm without affine parameters, for a batch of one sample.
 
     Batch norm in training mode over a batch of one *is* instance norm, and PyTorch's
     channels-last batch-norm kernel takes the statistics in float32 (also for bfloat16 input)
     in a single vectorised pass, several times faster than its instance-norm kernel.
     """
-    return F.batch_norm(y, None, None, training=True, eps=_EPS).relu_()
+    return F.batch_norm(y, None, None, training=True, eps=_EPS)
+
+
+def _max_pool_2x(x: torch.Tensor) -> torch.Tensor:
+    """2x max pooling as elementwise maxima of the strided sub-grids: exact, and about twice
+    as fast on a CPU as PyTorch's pooling kernel, which also computes indices."""
+    dims = x.dim() - 2
+    grids = [x[(Ellipsis, *[slice(offset, None, 2) for offset in offsets])]
+             for offsets in product((0, 1), repeat=dims)]
+    pooled = torch.maximum(grids[0], grids[1])
+    for grid in grids[2:]:
+        torch.maximum(pooled, grid, out=pooled)
+    return pooled
+
+
+def _relu_(y: torch.Tensor) -> torch.Tensor:
+    """ReLU in place. For bfloat16, clamp the bits as int16 instead: negative numbers are
+    exactly those with the sign bit set, and the integer kernel is ~4x faster on a CPU."""
+    if y.dtype == torch.bfloat16:
+        y.view(torch.int16).clamp_min_(0)
+        return y
+    return y.relu_()
