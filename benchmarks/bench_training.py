@@ -51,6 +51,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--feature-maps", type=int, default=16)
     parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--norm", choices=["instance", "batch", "none"], default="instance")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -85,7 +86,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     result = train_model(
         training=[pair], output=folder, resume=False, classes=ISBI_CLASSES,
         architecture={"feature_maps": args.feature_maps, "levels": args.levels,
-                      "norm": "instance"},
+                      "norm": args.norm},
         time_budget_s=None if args.steps else args.budget, max_steps=args.steps,
         steps_per_epoch=args.steps_per_epoch,
         crop_size=args.crop, batch_size=args.batch, learning_rate=args.lr,

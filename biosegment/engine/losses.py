@@ -1,4 +1,4 @@
-"""The training loss: cross-entropy plus an optional soft Dice term, both blind to unlabelled pixels.
+"""The training loss: cross-entropy plus optional soft Dice, both blind to unlabelled pixels.
 
 Sparse annotations leave most pixels at 255; those must neither pull the network towards a class
 nor count in the average. Cross-entropy uses ``ignore_index``; the Dice term masks them out

@@ -148,7 +148,8 @@ def boundary_scores(truth: np.ndarray, prediction: np.ndarray, *, boundary_class
     :param boundary_class: the class id of the membrane.
     :param ignore_label: truth value of unlabelled pixels.
     :returns: ``rand_error``, ``vi_split``, ``vi_merge`` and ``vi`` (split + merge, in
-        bits), each the mean over scored slices, and ``slices_scored``. Scores are NaN when no slice could be scored.
+        bits), each the mean over scored slices, and ``slices_scored``. Scores are NaN when
+        no slice could be scored.
     """
     # Imported here: scikit-image costs a second to import and most callers never need it.
     from skimage.measure import label as connected_regions
