@@ -286,3 +286,16 @@ def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(tmp_path
     assert rates[-1] == pytest.approx(0.01 * 0.02)  # ends at 2 % of the initial rate
     constant = train_model(output=tmp_path / "constant", lr_schedule="constant", **settings)
     assert [record["learning_rate"] for record in constant.history] == [0.01] * 3
+
+
+def test_three_d_networks_train_on_labelled_z_runs(tmp_path):
+    image, labels = _blobs(depth=8, size=32)
+    labels[3] = 255  # a gap: two labelled runs
+    result = train_model(training=[(image, labels)], output=tmp_path / "m3d",
+                         architecture={"dims": 3, "feature_maps": 2, "levels": 1},
+                         crop_size=(4, 16, 16), batch_size=2, epochs=1, steps_per_epoch=2,
+                         device="cpu")
+    model, card = load_model(tmp_path / "m3d")
+    assert model.dims == 3
+    assert card.training["validation"]["method"] == "regions"
+    assert result.history[-1]["labelled_pixels"] > 0
