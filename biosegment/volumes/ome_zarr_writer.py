@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.volumes.atomic import temporary_name_for
-from biosegment.volumes.base import SUPPORTED_DTYPES
 from biosegment.volumes.ome_ngff import NGFF_VERSIONS, label_attributes, multiscale_attributes
+from biosegment.volumes.slice_writer import SliceWriter
 
 __all__ = ["OmeZarrWriter", "write_ome_zarr", "pyramid_shapes", "DOWNSAMPLING",
            "DEFAULT_CHUNKS", "TOP_LEVEL_SIZE"]
@@ -54,7 +54,7 @@ def _zarr():
     return zarr
 
 
-class OmeZarrWriter:
+class OmeZarrWriter(SliceWriter):
     """Stream a (z, y, x) volume into an OME-Zarr store at ``path``, atomically.
 
     Write slices in order with :meth:`write_slice` or :meth:`write_block`, then
@@ -73,17 +73,14 @@ class OmeZarrWriter:
     :param name: the image's name in the metadata (default: the file name).
     """
 
+    output_kind = "store"
+
     def __init__(self, path: Path, shape: tuple[int, int, int], *, dtype: str = "uint8",
                  voxel_size: tuple[float, float, float] | None = None,
                  classes: Sequence[Mapping] | None = None, version: str = "0.5",
                  chunks: tuple[int, int, int] = DEFAULT_CHUNKS, downsampling: str = "nearest",
                  max_levels: int | None = None, name: str | None = None):
-        self.path = Path(path)
-        self.shape = _checked_shape(shape)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in SUPPORTED_DTYPES:
-            raise ValueError(f"{self.path}: cannot write {self.dtype}; use uint8, uint16 or "
-                             "float32")
+        super().__init__(path, shape, dtype)
         if version not in NGFF_VERSIONS:
             raise ValueError(f"{self.path}: OME-Zarr version must be one of "
                              f"{', '.join(NGFF_VERSIONS)}, not {version!r}")
@@ -100,14 +97,13 @@ class OmeZarrWriter:
         self.chunks = tuple(max(1, min(int(c), s)) for c, s in zip(chunks, self.shape))
         self.name = name or _image_name(self.path)
         self.temp_path = temporary_name_for(self.path)
-        self._next_z = 0
         self._pending: list[np.ndarray] = []
         self._done = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._arrays = self._create_arrays()
         except BaseException:
-            self._discard()
+            self._throw_away()
             raise
 
     # -- creation ------------------------------------------------------------------------------
@@ -139,38 +135,16 @@ class OmeZarrWriter:
     # -- writing -------------------------------------------------------------------------------
 
     @property
-    def slices_written(self) -> int:
-        return self._next_z
-
-    @property
     def finished(self) -> bool:
         return self._done
 
-    def write_slice(self, z: int, array: np.ndarray) -> None:
-        """Write slice ``z``; slices must come in order 0, 1, ..., shape[0] - 1."""
-        if self._done:
-            raise ValueError(f"{self.path}: writer already committed or aborted")
-        if z != self._next_z:
-            raise ValueError(f"{self.path}: slices must be written in order; expected slice "
-                             f"{self._next_z}, got {z}")
-        if z >= self.shape[0]:
-            raise ValueError(f"{self.path}: slice {z} outside the volume's {self.shape[0]} slices")
-        self._pending.append(self._coerce(array))
-        self._next_z += 1
-        if len(self._pending) == self.chunks[0] or self._next_z == self.shape[0]:
-            self._flush()
+    def _write_plane(self, z: int, plane: np.ndarray) -> None:
+        self._pending.append(plane)
+        if len(self._pending) == self.chunks[0] or z + 1 == self.shape[0]:
+            self._flush(z + 1)
 
-    def write_block(self, z0: int, block: np.ndarray) -> None:
-        """Write ``block`` (z, y, x) as slices ``z0 .. z0 + len(block) - 1``."""
-        block = np.asarray(block)
-        if block.ndim != 3:
-            raise ValueError(f"{self.path}: a block must be 3-D (z, y, x), got {block.shape}")
-        for offset, plane in enumerate(block):
-            self.write_slice(z0 + offset, plane)
-
-    def _flush(self) -> None:
-        """Write the buffered slices (one chunk deep) to every level."""
-        z1 = self._next_z
+    def _flush(self, z1: int) -> None:
+        """Write the buffered slices (one chunk deep, ending before ``z1``) to every level."""
         z0 = z1 - len(self._pending)
         level = np.stack(self._pending)
         self._pending = []
@@ -196,37 +170,10 @@ class OmeZarrWriter:
             return mean.astype(self.dtype)
         return np.rint(mean).astype(self.dtype)
 
-    def _coerce(self, array: np.ndarray) -> np.ndarray:
-        plane = np.asarray(array)
-        if plane.shape != self.shape[1:]:
-            raise ValueError(f"{self.path}: slice shape {plane.shape} does not match the "
-                             f"volume's {self.shape[1:]}")
-        if plane.dtype == self.dtype:
-            return plane
-        if self.dtype.kind == "f":
-            if plane.dtype.kind not in "fiub":
-                raise ValueError(f"{self.path}: cannot store {plane.dtype} pixels as float32")
-            return plane.astype(self.dtype)
-        if plane.dtype.kind not in "iub":
-            raise ValueError(f"{self.path}: cannot store {plane.dtype} pixels as {self.dtype}; "
-                             "round them to integers first")
-        # Class ids often arrive as int64 from argmax; accept them when every value fits.
-        limits = np.iinfo(self.dtype)
-        if plane.size and (plane.min() < limits.min or plane.max() > limits.max):
-            raise ValueError(f"{self.path}: values {plane.min()}..{plane.max()} do not fit "
-                             f"in {self.dtype}")
-        return plane.astype(self.dtype)
-
     # -- finishing -----------------------------------------------------------------------------
 
-    def commit(self) -> Path:
-        """Write the metadata and move the store into place; missing slices abort instead."""
-        if self._done:
-            raise ValueError(f"{self.path}: writer already committed or aborted")
-        if self._next_z != self.shape[0]:
-            self.abort()
-            raise ValueError(f"{self.path}: only {self._next_z} of {self.shape[0]} slices were "
-                             "written; the incomplete store was discarded")
+    def _complete(self) -> Path:
+        """Write the metadata and move the store into place."""
         try:
             self._group.attrs.update(self._attributes())
             _replace_folder(self.temp_path, self.path)
@@ -248,27 +195,10 @@ class OmeZarrWriter:
             namespace["image-label"] = label_attributes(self.version, self.classes)
         return attributes
 
-    def abort(self) -> None:
-        """Discard everything written; ``path`` keeps its previous content (or stays absent)."""
-        if self._done:
-            return
+    def _throw_away(self) -> None:
         self._done = True
         self._pending = []
-        self._discard()
-
-    def _discard(self) -> None:
         shutil.rmtree(self.temp_path, ignore_errors=True)
-
-    def __enter__(self) -> OmeZarrWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._done:
-            return
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def _replace_folder(source: Path, destination: Path) -> None:
@@ -314,10 +244,3 @@ def _image_name(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[:-len(suffix)] or name
     return name
-
-
-def _checked_shape(shape) -> tuple[int, int, int]:
-    dims = tuple(int(d) for d in shape)
-    if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape}")
-    return dims  # type: ignore[return-value]

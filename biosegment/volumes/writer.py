@@ -25,6 +25,7 @@ import tifffile
 
 from biosegment.volumes.atomic import AtomicFile
 from biosegment.volumes.base import SUPPORTED_DTYPES
+from biosegment.volumes.slice_writer import SliceWriter
 
 __all__ = ["LabelVolumeWriter", "write_volume", "BIGTIFF_THRESHOLD"]
 
@@ -99,7 +100,7 @@ class _CompressedPages:
             pass
 
 
-class LabelVolumeWriter:
+class LabelVolumeWriter(SliceWriter):
     """Stream a (z, y, x) volume into a multi-page TIFF at ``path``, atomically.
 
     Write slices in order with :meth:`write_slice` (or :meth:`write_block`), then
@@ -118,17 +119,11 @@ class LabelVolumeWriter:
                  compression: str | None = "zlib",
                  voxel_size: tuple[float, float, float] | None = None,
                  bigtiff: bool | None = None):
-        self.path = Path(path)
-        self.shape = _checked_shape(shape)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in SUPPORTED_DTYPES:
-            raise ValueError(f"{self.path}: cannot write {self.dtype}; "
-                             "use uint8, uint16 or float32")
+        super().__init__(path, shape, dtype)
         if compression in ("none", ""):
             compression = None
         if bigtiff is None:
             bigtiff = math.prod(self.shape) * self.dtype.itemsize > BIGTIFF_THRESHOLD
-        self._next_z = 0
         self._target = AtomicFile(self.path)
         try:
             if compression is None:
@@ -148,48 +143,19 @@ class LabelVolumeWriter:
         return self._target.temp_path
 
     @property
-    def slices_written(self) -> int:
-        return self._next_z
-
-    @property
     def finished(self) -> bool:
         """True once committed or aborted."""
         return self._target.done
 
-    def write_slice(self, z: int, array: np.ndarray) -> None:
-        """Write slice ``z``; slices must come in order 0, 1, ..., shape[0] - 1."""
-        if self._target.done:
-            raise ValueError(f"{self.path}: writer already committed or aborted")
-        if z != self._next_z:
-            raise ValueError(f"{self.path}: slices must be written in order; expected slice "
-                             f"{self._next_z}, got {z}")
-        if z >= self.shape[0]:
-            raise ValueError(f"{self.path}: slice {z} outside the volume's {self.shape[0]} slices")
-        plane = self._coerce(array)
+    def _write_plane(self, z: int, plane: np.ndarray) -> None:
         try:
             self._sink.write(z, plane)
         except BaseException as exc:
             self.abort()
             _note(exc, self.path)
             raise
-        self._next_z += 1
 
-    def write_block(self, z0: int, block: np.ndarray) -> None:
-        """Write ``block`` (z, y, x) as slices ``z0 .. z0 + len(block) - 1``."""
-        block = np.asarray(block)
-        if block.ndim != 3:
-            raise ValueError(f"{self.path}: a block must be 3-D (z, y, x), got shape {block.shape}")
-        for offset, plane in enumerate(block):
-            self.write_slice(z0 + offset, plane)
-
-    def commit(self) -> Path:
-        """Finish the file and move it into place; an error (missing slices) aborts instead."""
-        if self._target.done:
-            raise ValueError(f"{self.path}: writer already committed or aborted")
-        if self._next_z != self.shape[0]:
-            self.abort()
-            raise ValueError(f"{self.path}: only {self._next_z} of {self.shape[0]} slices were "
-                             "written; the incomplete file was discarded")
+    def _complete(self) -> Path:
         try:
             self._sink.finish()
             return self._target.commit()
@@ -198,44 +164,9 @@ class LabelVolumeWriter:
             _note(exc, self.path)
             raise
 
-    def abort(self) -> None:
-        """Discard everything written so far; ``path`` keeps its previous content."""
-        if self._target.done:
-            return
+    def _throw_away(self) -> None:
         self._sink.discard()
         self._target.abort()
-
-    def __enter__(self) -> LabelVolumeWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._target.done:
-            return
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-    def _coerce(self, array: np.ndarray) -> np.ndarray:
-        plane = np.asarray(array)
-        if plane.shape != self.shape[1:]:
-            raise ValueError(f"{self.path}: slice shape {plane.shape} does not match the "
-                             f"volume's {self.shape[1:]}")
-        if plane.dtype == self.dtype:
-            return plane
-        if self.dtype.kind == "f":
-            if plane.dtype.kind not in "fiub":
-                raise ValueError(f"{self.path}: cannot store {plane.dtype} pixels as float32")
-            return plane.astype(self.dtype)
-        if plane.dtype.kind not in "iub":
-            raise ValueError(f"{self.path}: cannot store {plane.dtype} pixels as {self.dtype}; "
-                             "round them to integers first")
-        # Class ids often arrive as int64 from argmax; accept them when every value fits.
-        limits = np.iinfo(self.dtype)
-        if plane.size and (plane.min() < limits.min or plane.max() > limits.max):
-            raise ValueError(f"{self.path}: values {plane.min()}..{plane.max()} do not fit "
-                             f"in {self.dtype}")
-        return plane.astype(self.dtype)
 
 
 def write_volume(path: Path, array: np.ndarray, *, compression: str | None = "zlib",
@@ -262,13 +193,6 @@ def write_volume(path: Path, array: np.ndarray, *, compression: str | None = "zl
                            voxel_size=voxel_size) as writer:
         writer.write_block(0, volume)
     return Path(path)
-
-
-def _checked_shape(shape) -> tuple[int, int, int]:
-    dims = tuple(int(d) for d in shape)
-    if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape}")
-    return dims  # type: ignore[return-value]
 
 
 def _note(exc: BaseException, path: Path) -> None:
