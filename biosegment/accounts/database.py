@@ -4,27 +4,24 @@ Accounts live in their own SQLite file, not in the catalog: the catalog can be r
 data folder at any time (``reindex``, ``doctor``) while people and their credentials cannot. The
 file is created readable by its owner only, since it holds password hashes. Schema changes are
 numbered steps recorded in ``PRAGMA user_version``, applied in order inside one transaction
-each. Like the catalog, the connection uses WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes,
-because the daemon and the CLI open it at the same time.
+each. Like the catalog, the connection uses WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes
+(:mod:`biosegment.sqlite_support`), because the daemon and the CLI open it at the same time.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
 
 from biosegment.errors import BioSegmentError
+from biosegment.sqlite_support import SharedConnection, open_shared
 
 __all__ = ["AccountsConnection", "ACCOUNTS_FILE_NAME", "accounts_path", "connect_accounts",
            "now_iso", "parse_time"]
 
 ACCOUNTS_FILE_NAME = "accounts.db"
-_BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA_STEPS = [
     """
@@ -114,11 +111,7 @@ def connect_accounts(root: Path) -> tuple[sqlite3.Connection, Path]:
     path = accounts_path(root)
     _create_private(path)
     try:
-        conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        conn = open_shared(path)
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
@@ -128,41 +121,10 @@ def connect_accounts(root: Path) -> tuple[sqlite3.Connection, Path]:
     return conn, path
 
 
-class AccountsConnection:
-    """Owns the connection; the stores mixed in keep their SQL and use these helpers."""
+class AccountsConnection(SharedConnection):
+    """Owns the connection; the stores mixed in keep their SQL and use the helpers of
+    :class:`~biosegment.sqlite_support.SharedConnection`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path):
-        self._conn = conn
+        super().__init__(conn)
         self.path = path
-        self._lock = threading.RLock()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(row) for row in self._conn.execute(sql, params).fetchall()]
-
-    def _row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._conn.execute(sql, params).fetchone()
-        return None if row is None else dict(row)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,0 +1,104 @@
+"""The SQLite connection set-up and write transactions that the catalog and the accounts share.
+
+``catalog.db`` and ``accounts.db`` are opened by the daemon, the CLI and every worker at the
+same time. :func:`open_shared` opens a file in autocommit mode with WAL (readers continue while
+one process writes) and a busy timeout (a writer waits for the lock instead of failing).
+:class:`SharedConnection` runs every write inside ``BEGIN IMMEDIATE``, so the lock is taken up
+front (a deferred transaction that upgrades from read to write can fail with "database is
+locked" without waiting) and held only for the statements of one change; a write nested in
+another becomes a savepoint of it, and an RLock serialises the threads that share a connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+__all__ = ["BUSY_TIMEOUT_S", "open_shared", "SharedConnection"]
+
+#: How long a process waits for another one's write to finish before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
+def open_shared(path: Path) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode with WAL, the busy timeout and ``sqlite3.Row`` rows.
+
+    SQLite's errors pass through: each caller words them for its own file.
+    """
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
+
+class SharedConnection:
+    """Owns a connection; subclasses keep their SQL and use ``_write`` / ``_rows`` / ``_row``."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested use becomes a savepoint of the outer one."""
+        with self._lock:
+            if self._depth:
+                with self._savepoint():
+                    yield self._conn
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        name = f"nested_{self._depth}"
+        self._depth += 1
+        try:
+            self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                # An error such as a RAISE(ROLLBACK) trigger can end the whole transaction,
+                # savepoints included; then there is nothing left to roll back to.
+                if self._conn.in_transaction:
+                    self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    self._conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            self._conn.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._conn.execute(sql, params).fetchall()]
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else dict(row)
+
+    def close(self) -> None:
+        """Close the connection (further calls fail)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
