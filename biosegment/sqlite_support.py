@@ -7,20 +7,25 @@ one process writes) and a busy timeout (a writer waits for the lock instead of f
 front (a deferred transaction that upgrades from read to write can fail with "database is
 locked" without waiting) and held only for the statements of one change; a write nested in
 another becomes a savepoint of it, and an RLock serialises the threads that share a connection.
+:func:`move_aside` sets a file that must be rebuilt aside, WAL included, never deleting it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-__all__ = ["BUSY_TIMEOUT_S", "open_shared", "SharedConnection"]
+__all__ = ["BUSY_TIMEOUT_S", "SIDE_SUFFIXES", "open_shared", "SharedConnection", "move_aside"]
 
 #: How long a process waits for another one's write to finish before giving up.
 BUSY_TIMEOUT_S = 30.0
+#: The files SQLite keeps beside a database, named ``<database><suffix>``.
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 
 def open_shared(path: Path) -> sqlite3.Connection:
@@ -102,3 +107,25 @@ class SharedConnection:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def move_aside(path: Path, label: str) -> Path:
+    """Rename ``path`` and its side files to ``<name>.<UTC time>.<label>``; return the new path.
+
+    Side files move even when ``path`` itself is gone, so leftovers of a lost database are not
+    taken up by the new one.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.{stamp}.{label}")
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{path.name}.{stamp}-{counter}.{label}")
+    # The WAL may hold the newest commits: it stays with the file it belongs to.
+    for suffix in SIDE_SUFFIXES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    if path.exists():
+        os.replace(path, target)
+    return target

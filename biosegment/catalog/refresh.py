@@ -10,10 +10,8 @@ the daemon and workers before a reindex: a process holding the old file open kee
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment.catalog.reconcile import last_good_setup, reconcile_setup
@@ -21,11 +19,9 @@ from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.rows import ENTITY_TABLES
 from biosegment.catalog.scan import scan_data_folder
 from biosegment.catalog.store import Catalog, catalog_path, open_catalog
+from biosegment.sqlite_support import move_aside
 
 __all__ = ["refresh", "reindex"]
-
-_SIDE_FILES = ("-wal", "-shm", "-journal")
-
 
 def refresh(catalog: Catalog, root: Path) -> CatalogReport:
     """Apply ``setup.json`` (if valid) then register what the folder holds."""
@@ -49,7 +45,7 @@ def reindex(root: Path) -> CatalogReport:
     notes: list[str] = []
     if path.exists():
         carried, readable = _read_keepable_rows(path)
-        moved = _move_aside(path, "old" if readable else "corrupt")
+        moved = move_aside(path, "old" if readable else "corrupt")
         notes.append(f"previous catalog moved to {moved.name}"
                      + ("" if readable else " (it could not be read)"))
     catalog = open_catalog(root)
@@ -90,19 +86,3 @@ def _read_keepable_rows(path: Path) -> tuple[dict[str, list[dict]], bool]:
         return {}, False
     finally:
         conn.close()
-
-
-def _move_aside(path: Path, label: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.{stamp}.{label}")
-    counter = 1
-    while target.exists():
-        counter += 1
-        target = path.with_name(f"{path.name}.{stamp}-{counter}.{label}")
-    # The WAL may hold the newest commits: it travels with the file it belongs to.
-    for suffix in _SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, target.with_name(target.name + suffix))
-    os.replace(path, target)
-    return target

@@ -17,9 +17,10 @@ from biosegment.accounts import accounts_path, is_loopback, open_accounts
 from biosegment.accounts.recovery import RESTORED_TABLES, restore_accounts
 from biosegment.config import Config
 from biosegment.doctor.report import Finding
-from biosegment.doctor.sqlite_files import move_aside, probe_database, salvage_rows
+from biosegment.doctor.sqlite_files import probe_database, salvage_rows
 from biosegment.errors import BioSegmentError
 from biosegment.secret_store import load_secrets, secrets_path
+from biosegment.sqlite_support import move_aside
 
 __all__ = ["check_accounts", "check_secrets"]
 

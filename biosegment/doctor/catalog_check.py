@@ -15,8 +15,9 @@ from biosegment.catalog import open_catalog, refresh
 from biosegment.catalog.rows import ENTITY_TABLES
 from biosegment.catalog.store import catalog_path
 from biosegment.doctor.report import Finding
-from biosegment.doctor.sqlite_files import move_aside, probe_database, salvage_rows
+from biosegment.doctor.sqlite_files import probe_database, salvage_rows
 from biosegment.errors import BioSegmentError
+from biosegment.sqlite_support import move_aside
 
 __all__ = ["check_catalog", "catalog_totals"]
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
 from biosegment.doctor.report import Finding
-from biosegment.doctor.sqlite_files import move_aside, probe_database
+from biosegment.doctor.sqlite_files import probe_database
 from biosegment.errors import BioSegmentError
+from biosegment.sqlite_support import move_aside
 
 __all__ = ["check_queue"]
 

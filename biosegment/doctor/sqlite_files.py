@@ -1,24 +1,21 @@
-"""Examine the SQLite files in ``.biosegment/``, set damaged ones aside, and salvage their rows.
+"""Examine the SQLite files in ``.biosegment/`` and salvage the rows of damaged ones.
 
 :func:`probe_database` says whether a database file is missing, healthy or corrupt (SQLite's
 ``quick_check``, plus the failure to open at all: a header overwritten with garbage reads as
 "file is not a database"). :func:`salvage_rows` copies what can still be read out of a damaged
 file, table by table and, where a table scan breaks, row by row, so a damaged catalog gives back
-as much of its job history as its pages still hold. :func:`move_aside` renames a file (and its
-WAL and shared-memory companions) to ``<name>.<time>.<label>``; nothing is ever deleted.
+as much of its job history as its pages still hold. Setting a damaged file aside is
+:func:`biosegment.sqlite_support.move_aside`, which ``reindex`` uses too; nothing is ever deleted.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["DatabaseHealth", "probe_database", "salvage_rows", "move_aside", "SIDE_SUFFIXES"]
+__all__ = ["DatabaseHealth", "probe_database", "salvage_rows"]
 
-SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 #: Row-by-row salvage gives up on tables whose largest rowid is beyond this.
 _MAX_ROWID_WALK = 200_000
 
@@ -107,21 +104,3 @@ def salvage_rows(path: Path, tables: tuple[str, ...]) -> dict[str, list[dict]]:
     finally:
         conn.close()
     return salvaged
-
-
-def move_aside(path: Path, label: str) -> Path:
-    """Rename ``path`` and its side files to ``<name>.<UTC time>.<label>``; return the new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.{stamp}.{label}")
-    counter = 1
-    while target.exists():
-        counter += 1
-        target = path.with_name(f"{path.name}.{stamp}-{counter}.{label}")
-    # The WAL may hold the newest commits: it stays with the file it belongs to.
-    for suffix in SIDE_SUFFIXES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, target.with_name(target.name + suffix))
-    if path.exists():
-        os.replace(path, target)
-    return target
