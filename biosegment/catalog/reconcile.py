@@ -161,8 +161,7 @@ def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry
                   if exists else "not found")
         record.update(location=layout.searched, state="error" if exists else "missing",
                       error=f"{layout.searched}: {reason}", fingerprint=None)
-        problems.append(SetupError(f"dataset {entry.title!r}: {layout.searched}: {reason}",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "dataset", entry, f"{layout.searched}: {reason}")
         return record
     volume = layout.volume
     if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:
@@ -174,8 +173,7 @@ def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry
     if entry.voxel_size is not None:
         record["voxel_size"] = list(entry.voxel_size)
     if record["state"] != "ok":
-        problems.append(SetupError(f"dataset {entry.title!r}: {record['error']}",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "dataset", entry, record["error"])
     elif entry.resolution is not None and record.get("shape"):
         stated = list(entry.resolution)
         z, y, x = record["shape"]
@@ -198,14 +196,12 @@ def _model_record(catalog: Catalog, root: Path, document: SetupDocument, entry, 
     if location is None or not resolve_inside(root, location).is_file():
         searched = location or join("models", entry.title, MODEL_WEIGHTS)
         record.update(location=searched, state="missing", error=f"{searched}: not found")
-        problems.append(SetupError(f"model {entry.title!r}: {searched}: not found",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "model", entry, f"{searched}: not found")
         return record
     record["location"] = location
     record.update(model_facts(root, location, previous=previous))
     if record["state"] != "ok":
-        problems.append(SetupError(f"model {entry.title!r}: {record['error']}",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "model", entry, record["error"])
     return record
 
 
@@ -216,14 +212,12 @@ def _segmentation_record(catalog: Catalog, root: Path, document: SetupDocument, 
     if location is None:
         record.update(location=entry.location, state="missing",
                       error=f"{entry.location}: not found")
-        problems.append(SetupError(f"segmentation {entry.title!r}: {entry.location}: not found",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "segmentation", entry, f"{entry.location}: not found")
         return record
     record["location"] = location
     record.update(segmentation_facts(root, location, previous=previous))
     if record["state"] != "ok":
-        problems.append(SetupError(f"segmentation {entry.title!r}: {record['error']}",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "segmentation", entry, record["error"])
     return record
 
 
@@ -241,12 +235,17 @@ def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, en
     record: dict[str, Any] = {"location": folder}
     record.update(annotation_facts(root, folder, previous=previous))
     if record["state"] != "ok":
-        problems.append(SetupError(f"annotation {entry.title!r}: {record['error']}",
-                                   source=SETUP_FILENAME, where=entry.where))
+        _entry_problem(problems, "annotation", entry, record["error"])
     return record
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _entry_problem(problems: list[InputError], kind: str, entry, message: str) -> None:
+    """Note a problem with one entry of ``setup.json``, named by its kind and title."""
+    problems.append(SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILENAME,
+                               where=entry.where))
 
 
 def _rows(catalog: Catalog, table: str) -> list[dict]:
