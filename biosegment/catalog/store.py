@@ -185,8 +185,7 @@ class Catalog(JobStore):
     def mark_missing_many(self, table: str, keys: Iterable[tuple], *,
                           reason: str | None = None) -> int:
         """Mark the rows with these natural keys missing; return how many changed."""
-        columns = _KEY_COLUMNS[_entity(table)]
-        where = " AND ".join(f"{column} = ?" for column in columns)
+        where = _key_match(_entity(table))
         changed = 0
         now = now_iso()
         with self._write() as conn:
@@ -207,8 +206,7 @@ class Catalog(JobStore):
         """Hand rows over to another origin (used when setup.json stops declaring them)."""
         if origin not in ORIGINS:
             raise ValueError(f"unknown origin {origin!r}")
-        columns = _KEY_COLUMNS[_entity(table)]
-        where = " AND ".join(f"{column} = ?" for column in columns)
+        where = _key_match(_entity(table))
         changed = 0
         now = now_iso()
         with self._write() as conn:
@@ -287,8 +285,7 @@ class Catalog(JobStore):
         return [decode_row(table, row) for row in rows]
 
     def _get(self, table: str, key: tuple) -> dict:
-        columns = _KEY_COLUMNS[table]
-        where = " AND ".join(f"{column} = ?" for column in columns)
+        where = _key_match(table)
         row = self._row(f"SELECT * FROM {table} WHERE {where}", key)
         if row is None:
             label = "/".join(str(part) for part in key)
@@ -302,10 +299,9 @@ class Catalog(JobStore):
         return self._get(table, entity_key(table, record))
 
     def _upsert_in_transaction(self, table: str, record: dict[str, Any], now: str) -> str:
-        key_columns = _KEY_COLUMNS[table]
-        where = " AND ".join(f"{column} = ?" for column in key_columns)
-        key = tuple(record[column] for column in key_columns)
-        existing = self._conn.execute(f"SELECT * FROM {table} WHERE {where}", key).fetchone()
+        key = entity_key(table, record)
+        existing = self._conn.execute(f"SELECT * FROM {table} WHERE {_key_match(table)}",
+                                      key).fetchone()
         if existing is None:
             row = {"state": "ok", "origin": "ui", **record, "created_at": now, "updated_at": now}
             self._db[table].insert(row)
@@ -328,6 +324,11 @@ def _entity(table: str) -> str:
         raise ValueError(f"unknown catalog table {table!r}; expected one of "
                          f"{', '.join(ENTITY_TABLES)}")
     return table
+
+
+def _key_match(table: str) -> str:
+    """The WHERE condition that picks a row of ``table`` by its natural key (as parameters)."""
+    return " AND ".join(f"{column} = ?" for column in _KEY_COLUMNS[table])
 
 
 def _key_for(table: str, name: str, dataset: str | None) -> tuple:
