@@ -175,7 +175,7 @@ def test_window_positions_cover_the_axis_and_crops_partition_it():
 
 
 def test_small_memory_budget_chunks_slices_then_tiles_them(tmp_path):
-    from biosegment.engine import inference
+    from biosegment.engine import _plan
 
     array = _random_stack((4, 96, 80), seed=6)
     model = _tiny(norm="none")  # 3 classes
@@ -184,19 +184,19 @@ def test_small_memory_budget_chunks_slices_then_tiles_them(tmp_path):
     whole = segment_volume(volume, model, **options)
     settings = InferenceSettings(window=(32, 32), overlap=16, blend="crop")
     bytes_per_voxel = 1 + 4 + 1 + (3 + 1) * 4
-    budget = inference._REGION_BUDGET
+    budget = _plan.REGION_BUDGET
     try:
-        inference._REGION_BUDGET = bytes_per_voxel * 96 * 80 * 2  # two slices at a time
-        plan = inference._make_plan(settings, model.config, volume.shape, 1, False)
+        _plan.REGION_BUDGET = bytes_per_voxel * 96 * 80 * 2  # two slices at a time
+        plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
         assert (plan.chunk_z, plan.tile) == (2, (96, 80))
         np.testing.assert_array_equal(segment_volume(volume, model, **options), whole)
 
-        inference._REGION_BUDGET = bytes_per_voxel * 3000  # less than one slice
-        plan = inference._make_plan(settings, model.config, volume.shape, 1, False)
+        _plan.REGION_BUDGET = bytes_per_voxel * 3000  # less than one slice
+        plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
         assert plan.chunk_z == 1 and plan.tile[0] < 96 and plan.tile[1] < 80
         tiled = segment_volume(volume, model, **options)
     finally:
-        inference._REGION_BUDGET = budget
+        _plan.REGION_BUDGET = budget
     assert np.mean(tiled == whole) >= 0.99
 
 

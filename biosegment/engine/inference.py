@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +30,12 @@ import torch
 from biosegment.engine._classes import (argmax_over_classes, probabilities_to_uint8,
                                         softmax_over_classes)
 from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
+from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, window_grid,
+                                     window_jobs)
 from biosegment.engine._runner import WindowRunner
-from biosegment.engine._windows import (auto_axis_window, gaussian_weights, kept_ranges,
-                                        round_up, window_starts)
+from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
-from biosegment.engine.unet import UNet, size_multiple
+from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader, normalise
 
@@ -49,16 +48,6 @@ __all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blo
 BLENDS = ("gaussian", "crop")
 #: ``auto`` picks bfloat16 where the device multiplies it in hardware, else float32.
 PRECISIONS = ("auto", "fp32", "bf16")
-
-# Largest automatic window per axis. 512x512 (2**18 voxels) per forward pass keeps every
-# activation of an fm16 net small enough for the allocator to reuse memory instead of
-# mapping fresh pages each time, which more than halves the speed of larger windows on CPU.
-_LARGEST_WINDOW = {2: 512, 3: 64}
-_WINDOW_VOXELS = 2 ** 18
-_DEFAULT_BLOCK_Z = 16
-# Bytes one region's working arrays (raw, scaled, accumulators, labels) may take before a
-# block is computed a few slices at a time, or its slices are cut into tiles.
-_REGION_BUDGET = 256 * 2 ** 20
 
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
@@ -164,92 +153,6 @@ def plan_blocks(shape: tuple[int, int, int], block_z: int) -> list[tuple[int, in
     return [(z0, min(z0 + block_z, depth)) for z0 in range(0, depth, block_z)]
 
 
-# --------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """Settings made concrete for one network and one volume shape (always z, y, x)."""
-
-    dims: int
-    window: tuple[int, int, int]
-    overlap: tuple[int, int, int]
-    blend: str
-    sigma_scale: float
-    batch_size: int
-    block_z: int
-    chunk_z: int            # slices computed together (2-D networks: may be < block_z)
-    tile: tuple[int, int]   # (rows, columns) of a region's core; the whole slice if it fits
-    num_classes: int
-
-
-def _make_plan(settings: InferenceSettings, config: dict, shape: tuple[int, int, int],
-               itemsize: int, probabilities: bool) -> _Plan:
-    dims, multiple = config["dims"], size_multiple(config["levels"])
-    spatial = shape[1:] if dims == 2 else shape
-    if settings.window is not None and len(settings.window) != dims:
-        raise InputError(f"a {dims}-D network needs a window of {dims} sizes, got "
-                         f"{list(settings.window)}", where="window")
-    overlaps = settings.overlap
-    if isinstance(overlaps, tuple) and len(overlaps) != dims:
-        raise InputError(f"overlap needs {dims} values, got {list(overlaps)}", where="overlap")
-    window, overlap = [], []
-    for axis, length in enumerate(spatial):
-        wanted = overlaps[axis] if isinstance(overlaps, tuple) else overlaps
-        if settings.window is None:
-            largest = _LARGEST_WINDOW[dims]
-            size, auto_overlap = auto_axis_window(
-                length, largest=largest, multiple=multiple,
-                overlap=min(2 ** (config["levels"] + 1), largest // 4))
-        else:
-            size = round_up(int(settings.window[axis]), multiple)
-            auto_overlap = 0 if size >= length else min(2 ** (config["levels"] + 1), size // 4)
-        size_overlap = auto_overlap if wanted is None else int(wanted)
-        if size_overlap >= size:
-            raise InputError(f"overlap {size_overlap} must be smaller than the window "
-                             f"{size}", where="overlap")
-        window.append(size)
-        overlap.append(size_overlap)
-    if dims == 2:
-        window, overlap = [1, *window], [0, *overlap]
-    window_voxels = math.prod(window)
-    batch_size = settings.batch_size or max(1, _WINDOW_VOXELS // window_voxels)
-    block_z = settings.block_z or (_DEFAULT_BLOCK_Z if dims == 2 else window[0])
-    classes = config["num_classes"]
-    chunk_z, tile = _region_size(shape, dims, block_z, window, overlap,
-                                 itemsize + 4 + 1 + (classes + 1) * 4
-                                 + (classes if probabilities else 0))
-    return _Plan(dims=dims, window=tuple(window), overlap=tuple(overlap), blend=settings.blend,
-                 sigma_scale=float(settings.sigma_scale), batch_size=batch_size,
-                 block_z=block_z, chunk_z=chunk_z, tile=tile, num_classes=classes)
-
-
-def _region_size(shape: tuple[int, int, int], dims: int, block_z: int, window: list[int],
-                 overlap: list[int], bytes_per_voxel: int) -> tuple[int, tuple[int, int]]:
-    """Slices per chunk and (rows, columns) per tile so one region's arrays fit the budget.
-
-    Whole slices of the whole block when they fit; else a 2-D network takes fewer slices at
-    a time, and when even one slice is too big (or the network is 3-D) slices are cut into
-    tiles, each read with ``overlap`` of context around it.
-    """
-    depth, height, width = shape
-    voxels = max(1, _REGION_BUDGET // bytes_per_voxel)
-    region_z = min(depth, block_z + 2 * overlap[0])
-    if region_z * height * width <= voxels:
-        return block_z, (height, width)
-    chunk_z = block_z
-    if dims == 2:
-        chunk_z = max(1, min(block_z, voxels // (height * width)))
-        region_z = chunk_z
-        if height * width <= voxels:
-            return chunk_z, (height, width)
-    area = max(1, voxels // region_z)
-    side = math.isqrt(area)
-    rows = min(height, max(window[1], side - 2 * overlap[1]))
-    columns = min(width, max(window[2], area // (rows + 2 * overlap[1]) - 2 * overlap[2]))
-    return chunk_z, (rows, columns)
-
-
 def _check_inputs(volume: VolumeReader, model: UNet) -> None:
     config = model.config
     if config["in_channels"] != 1:
@@ -268,53 +171,13 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 class _Runner(WindowRunner):
     """The window runner plus the plan and blend weights every window of a run shares."""
 
-    def __init__(self, model: UNet, plan: _Plan, settings: InferenceSettings):
+    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
         self.plan = plan
         window = plan.window[1:] if plan.dims == 2 else plan.window
         weights = gaussian_weights(tuple(window), plan.sigma_scale)
         self.weights = torch.from_numpy(weights.reshape(plan.window))
-
-
-def _window_starts(shape: tuple[int, ...], plan: _Plan) -> list[list[int]]:
-    return [window_starts(length, plan.window[axis], plan.overlap[axis])
-            for axis, length in enumerate(shape)]
-
-
-def _accumulates(starts: list[list[int]], plan: _Plan) -> bool:
-    """Whether windows overlap somewhere and the blend weighs them (else each voxel has one)."""
-    if plan.blend == "crop":
-        return False
-    return any(len(s) > 1 and plan.window[axis] > 1 for axis, s in enumerate(starts))
-
-
-def _intersect(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None:
-    lo, hi = max(a[0], b[0]), min(a[1], b[1])
-    return (lo, hi) if lo < hi else None
-
-
-def _jobs(shape: tuple[int, ...], core: tuple[tuple[int, int], ...],
-          plan: _Plan) -> list[tuple[tuple[int, ...], tuple]]:
-    """The windows over a region of ``shape`` that contribute to its ``core``, each with the
-    region box it answers for. Windows that only touch the context margin are skipped."""
-    starts = _window_starts(shape, plan)
-    accumulate = _accumulates(starts, plan)
-    kept = [kept_ranges(s, plan.window[axis], shape[axis]) for axis, s in enumerate(starts)]
-    jobs = []
-    for index in product(*(range(len(s)) for s in starts)):
-        start = tuple(starts[axis][i] for axis, i in enumerate(index))
-        box = []
-        for axis, i in enumerate(index):
-            extent = ((start[axis], min(start[axis] + plan.window[axis], shape[axis]))
-                      if accumulate else kept[axis][i])
-            piece = _intersect(extent, core[axis])
-            if piece is None:
-                break
-            box.append(piece)
-        else:
-            jobs.append((start, tuple(box)))
-    return jobs
 
 
 def _cut_window(pixels: np.ndarray, start: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
@@ -334,8 +197,8 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     plan = runner.plan
     core_shape = tuple(b - a for a, b in core)
     core_origin = tuple(a for a, _ in core)
-    jobs = _jobs(pixels.shape, core, plan)
-    accumulate = _accumulates(_window_starts(pixels.shape, plan), plan)
+    jobs = window_jobs(pixels.shape, core, plan)
+    accumulate = accumulates(window_grid(pixels.shape, plan), plan)
     classes = plan.num_classes
     labels = np.empty(core_shape, dtype=np.uint8)
     probabilities = (np.empty((classes, *core_shape), dtype=np.uint8)
@@ -383,28 +246,6 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     return labels, probabilities
 
 
-def _spans(length: int, size: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
-    """Pieces ``(core_a, core_b, read_a, read_b)`` of ``[0, length)``, read with context."""
-    for a in range(0, length, size):
-        b = min(a + size, length)
-        yield a, b, max(0, a - halo), min(length, b + halo)
-
-
-def _regions(shape: tuple[int, int, int], plan: _Plan, z0: int, z1: int
-             ) -> Iterator[tuple[tuple[slice, slice, slice], tuple[tuple[int, int], ...]]]:
-    """What to read for block ``[z0, z1)``, region by region: the (z, y, x) slices of the
-    volume, and the core (the part the region answers for) in region coordinates."""
-    depth, height, width = shape
-    oz, oy, ox = plan.overlap
-    for za, zb, _, _ in _spans(z1 - z0, plan.chunk_z, 0):
-        ca, cb = z0 + za, z0 + zb
-        rz0, rz1 = max(0, ca - oz), min(depth, cb + oz)
-        for ya, yb, ry0, ry1 in _spans(height, plan.tile[0], oy):
-            for xa, xb, rx0, rx1 in _spans(width, plan.tile[1], ox):
-                yield ((slice(rz0, rz1), slice(ry0, ry1), slice(rx0, rx1)),
-                       ((ca - rz0, cb - rz0), (ya - ry0, yb - ry0), (xa - rx0, xb - rx0)))
-
-
 def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
                    want_probabilities: bool, progress: ProgressCallback | None,
                    should_cancel: CancelCallback | None) -> BlockResult:
@@ -413,9 +254,9 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
                      if want_probabilities else None)
-    regions = list(_regions(volume.shape, plan, z0, z1))
-    total = sum(len(_jobs(tuple(s.stop - s.start for s in read), core, plan))
-                for read, core in regions)
+    pieces = list(regions(volume.shape, plan, z0, z1))
+    total = sum(len(window_jobs(tuple(s.stop - s.start for s in read), core, plan))
+                for read, core in pieces)
     done = 0
 
     def tick(count: int) -> None:
@@ -427,7 +268,7 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
             raise CancelledError("segmentation cancelled")
 
     tick(0)
-    for (zs, ys, xs), core in regions:
+    for (zs, ys, xs), core in pieces:
         pixels = normalise(volume.read_block(zs.start, zs.stop, ys, xs))
         region_labels, region_probabilities = _predict_region(pixels, core, runner,
                                                               want_probabilities, tick)
@@ -464,7 +305,7 @@ def _fingerprint(volume: VolumeReader, model: UNet, settings: InferenceSettings,
     return digest.hexdigest()
 
 
-def _parts_plan(volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: _Plan,
+def _parts_plan(volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: Plan,
                 probabilities: bool) -> PartsPlan:
     return PartsPlan(shape=tuple(volume.shape), blocks=tuple(plan_blocks(volume.shape,
                                                                          plan.block_z)),
@@ -482,7 +323,7 @@ def block_plan(volume: VolumeReader, model: UNet,
     :returns: ``[z0, z1)`` pairs in order, covering every slice once.
     """
     settings = settings or InferenceSettings()
-    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, False)
+    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, False)
     return plan_blocks(volume.shape, plan.block_z)
 
 
@@ -511,7 +352,7 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
     _check_inputs(volume, model)
     if not (0 <= z0 < z1 <= volume.shape[0]):
         raise ValueError(f"block {z0}:{z1} outside the volume's {volume.shape[0]} slices")
-    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
+    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
                       probabilities)
     folder = None
     if parts_dir is not None:
@@ -631,7 +472,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                                  precision=precision, device=device, block_z=block_z)
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
-    plan = _make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
+    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
                       want_probabilities)
     blocks = plan_blocks(volume.shape, plan.block_z)
     folder = None
