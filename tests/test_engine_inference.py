@@ -380,3 +380,24 @@ def test_class_axis_helpers_match_torch(classes):
                                torch.softmax(logits, dim=0).numpy(), atol=1e-6)
     np.testing.assert_array_equal(argmax_over_classes(logits).numpy(),
                                   logits.argmax(dim=0).numpy())
+
+
+def test_workers_that_mount_the_data_folder_elsewhere_share_one_parts_folder(tmp_path):
+    """One machine sees the volume under /mnt/a, another under /data: their parts still match."""
+    import shutil
+
+    array = _random_stack((6, 24, 24), seed=11)
+    first = _volume_file(tmp_path / "mount-a", array)
+    second = tmp_path / "mount-b" / first.name
+    second.parent.mkdir(parents=True)
+    shutil.copy2(first, second)  # same name, bytes and modification time, other path
+    model = _tiny(norm="instance")
+    settings = InferenceSettings(block_z=3, precision="fp32")
+    parts = tmp_path / "shared" / ".labels.tif.parts"
+    with open_volume(first) as volume:
+        segment_block(volume, model, 0, 3, settings=settings, parts_dir=parts)
+    with open_volume(second) as volume:
+        segment_block(volume, model, 3, 6, settings=settings, parts_dir=parts)
+    assemble_parts(parts, tmp_path / "labels.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"),
+                                  _forward_labels(model, array))

@@ -211,3 +211,29 @@ def test_shutdown_puts_the_interrupted_block_back_and_a_restart_finishes(folder,
             or stopped["state"] == "queued"
     labels = tifffile.imread(root / "segmentations" / DEMO_DATASET / TINY_MODEL / "labels.tif")
     np.testing.assert_array_equal(labels, engine_labels(root, window=(256, 256)))
+
+
+def test_a_3d_model_segments_with_a_window_edge_given_as_one_number(folder, consumer, service):
+    """`window` in a job is one edge for every axis the network sees, 2-D or 3-D."""
+    import torch
+
+    from biosegment.engine import UNet, save_model
+    from biosegment.engine.model_card import ModelCard
+
+    root, _ = folder
+    torch.manual_seed(0)
+    net = UNet(dims=3, feature_maps=2, levels=1, num_classes=2)
+    save_model(net, ModelCard(name="tiny3d", architecture=net.config), root / "models" / "tiny3d")
+    from biosegment.catalog import refresh
+
+    catalog = open_catalog(root)
+    try:
+        refresh(catalog, root)
+    finally:
+        catalog.close()
+    consumer()
+    job = service.submit_segment(DEMO_DATASET, "tiny3d", window=32)
+    final = sample_until_done(root, job["id"])[-1]
+    assert final["state"] == "succeeded", final
+    labels = tifffile.imread(root / "segmentations" / DEMO_DATASET / "tiny3d" / "labels.tif")
+    assert labels.shape == (5, 512, 512)

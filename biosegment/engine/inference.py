@@ -290,12 +290,16 @@ def _fingerprint(volume: VolumeReader, model: UNet, settings: InferenceSettings,
     digest = hashlib.sha256()
     info = volume.info
     try:
-        modified = Path(info.path).stat().st_mtime_ns
+        stat = Path(info.path).stat()
+        modified, size = stat.st_mtime_ns, stat.st_size
     except OSError:
-        modified = None
+        modified = size = None
     # The device is left out: workers on different machines may share one segmentation.
     chosen = {k: v for k, v in settings.as_dict().items() if k != "device"}
-    digest.update(json.dumps({"volume": str(info.path), "shape": list(info.shape),
+    # The file's name, size and time, not its absolute path: workers on other machines mount
+    # the data folder elsewhere and must still recognise each other's parts.
+    digest.update(json.dumps({"volume": Path(info.path).name, "size": size,
+                              "shape": list(info.shape),
                               "dtype": info.dtype, "modified": modified,
                               "model": model.config, "settings": chosen,
                               "probabilities": probabilities}, sort_keys=True).encode())

@@ -52,14 +52,16 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, runner):
+def _settings(ctx: JobContext, runner, dims: int):
     from biosegment.engine.inference import InferenceSettings
 
     params = ctx.params
     window = params.get("window")
+    if isinstance(window, int):
+        window = (window,) * dims  # one edge for every axis the network sees
     return InferenceSettings(
         block_z=params.get("block_z"), batch_size=params.get("batch_size"),
-        window=None if window is None else (window, window),
+        window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
         device=params.get("device") or runner.config.engine.device)
 
@@ -81,7 +83,7 @@ def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
         dataset.get("file_type")))
     model, card = load_model(resolve_inside(root, model_row["location"], source="catalog",
                                             where="models.location"))
-    settings = _settings(ctx, runner)
+    settings = _settings(ctx, runner, int(model.config["dims"]))
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
