@@ -27,7 +27,10 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 setup: $(STAMP)
 
 run: setup
-	@if [ ! -f "$(DATA)/setup.json" ]; then $(BIN)/biosegment init "$(DATA)" --demo; fi
+	@# First run: the demo data folder, and a segmentation of the demo queued for the daemon.
+	@if [ ! -f "$(DATA)/setup.json" ]; then \
+	  $(BIN)/biosegment init "$(DATA)" --demo && \
+	  $(BIN)/biosegment --data "$(DATA)" segment isbi2012-demo --model demo-membrane; fi
 	$(BIN)/biosegment --data "$(DATA)" run
 
 system-deps:
