@@ -38,7 +38,7 @@ def test_demo_model_is_small_and_describes_itself():
     assert any("Arganda-Carreras" in c for c in provenance["data"]["citation"])
     assert provenance["command"].startswith("python benchmarks/train_demo_model.py")
     scores = card.training["evaluation"]["scores"]
-    assert scores["pixel_error"] < 0.1 and scores["membrane_dice"] > 0.75
+    assert scores["pixel_error"] < 0.08 and scores["membrane_dice"] > 0.78
     # The neuralnets key layout: a bare state_dict the old stack could load.
     assert "encoder.features.convblock1.conv1.unit.0.weight" in read_state_dict(checkpoint)
 
@@ -53,5 +53,6 @@ def test_demo_model_segments_isbi_slice_25(tmp_path):
     assert labels.shape == (1, 512, 512) and labels.dtype == np.uint8
     scores = segmentation_scores(truth[np.newaxis], labels, num_classes=2,
                                  class_names=["background", "membrane"])
-    assert scores["dice"]["membrane"] > 0.75
-    assert scores["pixel_error"] < 0.1
+    # Measured when shipped: Dice 0.82, pixel error 0.069; the margin covers fp32 vs bf16.
+    assert scores["dice"]["membrane"] > 0.78
+    assert scores["pixel_error"] < 0.085
