@@ -50,6 +50,10 @@ class AugmentConfig:
                    elastic_probability=0.0)
 
     def as_dict(self) -> dict:
+        """The settings as plain data, as model cards record them.
+
+        :returns: a JSON-ready dict with one entry per field.
+        """
         return asdict(self)
 
 
