@@ -124,17 +124,21 @@ def test_a_failed_job_exits_1_and_names_the_file(folder):
     assert job["state"] == "failed" and "z00001.png" in job["message"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_of_an_in_process_job_requeues_it(folder):
     root, _ = folder
-    # Far more epochs than can finish while the test watches (500 took 13 s on an idle
-    # machine, which a slow poll under load once outlasted): the interrupt always finds the
-    # job running.
+    # Far more epochs than can finish while the test watches: the interrupt always finds the
+    # job running. The child gets the default SIGINT disposition, as under a terminal: a
+    # runner that starts the suite in the background passes SIGINT down as ignored.
     process = subprocess.Popen(
         [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"),
          "train", "--dataset", TRAIN_DATASET, "--epochs", "100000", "--steps-per-epoch", "1",
          "--crop-size", "32", "--batch-size", "2", "--feature-maps", "4", "--levels", "2",
          "--wait"], cwd=str(REPO), env=biosegment_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         def first_epochs():
             catalog = open_catalog(root)
