@@ -1,7 +1,9 @@
 """Browser: start a segmentation from the viewer and watch its progress reach 100 % live.
 
 A real daemon runs in this process (watcher, queue consumer and web server), exactly what
-``biosegment run --headless`` starts; the model is a tiny untrained U-Net so the job is quick.
+``biosegment run --headless`` starts; the model is an untrained U-Net wide enough (fm32) that
+the job takes a few seconds on one thread, so the page has progress below 100 % to show even
+on a fast, idle machine.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def daemon(tmp_path):
     root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root)
+    make_tiny_model(root, feature_maps=32, levels=4)
     config = config_for(root)
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, device="cpu",
                                                                     threads=1))

@@ -110,14 +110,15 @@ def png_pixels(data: bytes) -> np.ndarray:
         return np.asarray(image)
 
 
-def make_tiny_model(root: Path, name: str = "tiny-membrane", *, metrics=None) -> Path:
+def make_tiny_model(root: Path, name: str = "tiny-membrane", *, metrics=None,
+                    feature_maps: int = 4, levels: int = 2) -> Path:
     """A small untrained 2-class U-Net saved as a model folder, and registered by a refresh."""
     import torch
 
     from biosegment.engine import ModelCard, UNet, save_model
 
     torch.manual_seed(0)
-    model = UNet(num_classes=2, feature_maps=4, levels=2, norm="none")
+    model = UNet(num_classes=2, feature_maps=feature_maps, levels=levels, norm="none")
     card = ModelCard(name=name, architecture=dict(model.config),
                      classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}])
     if metrics is not None:
