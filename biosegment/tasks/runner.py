@@ -129,6 +129,12 @@ class JobRunner:
             if row["state"] != "queued":
                 # Another runner has it, or it was cancelled or finished meanwhile.
                 return row
+            if self.stop_event.is_set():
+                # This process is shutting down (perhaps the message is the one it just sent
+                # for a job it interrupted): leave the job queued and the message on the queue
+                # for another runner or the next start, instead of starting work it would stop.
+                self.enqueue_job(job_id)
+                return row
             claimed = catalog.try_claim_job(job_id, self.identity)
             if claimed is None:
                 return catalog.job(job_id)  # another runner took it meanwhile
