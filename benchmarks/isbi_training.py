@@ -22,7 +22,8 @@ from biosegment.engine.unet import UNet
 from biosegment.volumes import VolumeInfo, VolumeReader, open_volume
 
 __all__ = ["ISBI_CLASSES", "TRAIN_SLICES", "TEST_SLICES", "default_isbi_folder",
-           "isbi_training_pair", "isbi_test_labels", "score_on_test_slices", "machine_note"]
+           "isbi_training_pair", "isbi_labels", "isbi_test_labels", "predict_slices",
+           "score_on_test_slices", "machine_note"]
 
 #: The demo model's classes (BioSegment ids, not ISBI's pixel values).
 ISBI_CLASSES = [{"id": 0, "name": "background", "color": "#000000"},
@@ -68,24 +69,30 @@ def isbi_training_pair(folder: Path) -> TrainingPair:
     return TrainingPair(image=image, labels=planes, name="ISBI 2012 train-volume.tif z0-24")
 
 
+def isbi_labels(folder: Path, slices: range = TEST_SLICES) -> np.ndarray:
+    """Class ids of ``slices`` (default 25-29), ``(len(slices), 512, 512)``."""
+    with open_volume(folder / "train-labels.tif") as labels:
+        return _membrane_ids(labels.read_block(slices.start, slices.stop))
+
+
 def isbi_test_labels(folder: Path) -> np.ndarray:
     """Class ids of slices 25-29, ``(5, 512, 512)``."""
-    with open_volume(folder / "train-labels.tif") as labels:
-        return _membrane_ids(labels.read_block(TEST_SLICES.start, TEST_SLICES.stop))
+    return isbi_labels(folder, TEST_SLICES)
 
 
-def predict_test_slices(model: UNet, folder: Path) -> tuple[np.ndarray, float]:
-    """Class ids the product's inference gives for slices 25-29, and seconds taken."""
+def predict_slices(model: UNet, folder: Path,
+                   slices: range = TEST_SLICES) -> tuple[np.ndarray, float]:
+    """Class ids the product's inference gives for ``slices`` (default 25-29), and seconds taken."""
     with open_volume(folder / "train-volume.tif") as volume:
-        test_part = _SliceRange(volume, TEST_SLICES)
+        part = _SliceRange(volume, slices)
         started = time.perf_counter()
-        labels = segment_volume(test_part, model, device="cpu")
+        labels = segment_volume(part, model, device="cpu")
         return labels, time.perf_counter() - started
 
 
 def score_on_test_slices(model: UNet, folder: Path) -> dict:
     """Pixel error, accuracy, membrane Dice/IoU, Rand error and VI on slices 25-29."""
-    prediction, seconds = predict_test_slices(model, folder)
+    prediction, seconds = predict_slices(model, folder)
     scores = segmentation_scores(isbi_test_labels(folder), prediction, num_classes=2,
                                  class_names=["background", "membrane"], boundary_class=1)
     return {

@@ -24,14 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from isbi_training import (  # noqa: E402  (the helper sits beside this script)
     TEST_SLICES,
     TRAIN_SLICES,
-    _membrane_ids,
-    _SliceRange,
     default_isbi_folder,
+    isbi_labels,
+    predict_slices,
 )
 
 from biosegment.engine.checkpoint import load_model  # noqa: E402
-from biosegment.engine.inference import segment_volume  # noqa: E402
-from biosegment.volumes import open_volume  # noqa: E402
 
 __all__ = ["main", "distance_bands"]
 
@@ -66,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, _ = load_model(args.model)
-    with open_volume(args.data / "train-volume.tif") as volume, \
-            open_volume(args.data / "train-labels.tif") as labels:
-        depth = volume.shape[0]
-        prediction = segment_volume(_SliceRange(volume, range(depth)), model, device="cpu")
-        truth = _membrane_ids(labels.read_block(0, depth))
+    every_slice = range(TRAIN_SLICES.start, TEST_SLICES.stop)
+    prediction, _ = predict_slices(model, args.data, every_slice)
+    truth = isbi_labels(args.data, every_slice)
     wrong = prediction != truth
     per_slice = wrong.mean(axis=(1, 2))
     print("pixel error per slice: " + " ".join(f"{e:.3f}" for e in per_slice))
