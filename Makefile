@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 setup: $(STAMP)
 
 run: setup
+	@# The libraries the desktop window's Qt needs, where apt exists (else the browser opens).
+	@bash packaging/install-system-deps.sh window
 	@# First run: the demo data folder, and a segmentation of the demo queued for the daemon.
 	@if [ ! -f "$(DATA)/setup.json" ]; then \
 	  $(BIN)/biosegment init "$(DATA)" --demo && \

@@ -3,9 +3,11 @@
 ``biosegment run`` calls :func:`open_ui` from the main thread once the daemon serves its URL.
 With a display and a pywebview GUI backend (Qt through ``pywebview[qt]``, the ``desktop``
 extra, or GTK) it opens a window and returns when the window closes, then asks the daemon to
-stop through ``on_close`` unless it runs as a service. Without a backend it opens the default
-browser; without a display (a server, an SSH session) it prints the URL. Nothing here crashes
-the daemon: a window that fails to start falls back to the next way.
+stop through ``on_close`` unless it runs as a service. The window lives in a child process
+(:mod:`biosegment.desktop_window`): a GUI toolkit that fails, even by aborting as Qt does when
+a library is missing, ends that process only; the daemon keeps serving, opens the default
+browser instead and prints the reason in one line. Without a backend it opens the default
+browser; without a display (a server, an SSH session) it prints the URL.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
 import webbrowser
+from collections import deque
 from typing import Any, Callable
 
 from biosegment.config import display_available
 
-__all__ = ["open_ui", "open_window", "window_backend", "WINDOW_TITLE"]
+__all__ = ["open_ui", "open_window", "window_backend", "WindowProcess", "WINDOW_TITLE"]
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +80,94 @@ def open_window(url: str, *, gui: str | None = None, title: str = WINDOW_TITLE,
         webview.start(on_started, window, gui=gui)
 
 
+def _reason(returncode: int, stderr_lines: list[str]) -> str:
+    """One line saying why the window process ended badly, from its status and messages."""
+    if returncode < 0:
+        try:
+            how = f"stopped by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"stopped by signal {-returncode}"
+    else:
+        how = f"exit status {returncode}"
+    lines = [line.strip() for line in stderr_lines if line.strip()]
+    # Qt names the missing piece first (then says it failed in general); else its last words.
+    telling = [line for line in lines if any(word in line.lower() for word in _TELLING)]
+    said = (telling[0] if telling else lines[-1]) if lines else ""
+    said = said if len(said) <= 200 else said[:197] + "..."
+    return f"{how}: {said}" if said else how
+
+
+_TELLING = ("could not", "cannot", "needed", "failed", "error", "no qt platform", "not found")
+
+
+class WindowProcess:
+    """The window running in its own process (``biosegment.desktop_window``).
+
+    A crash or abort there ends only that process; :meth:`wait` says how it ended.
+    """
+
+    def __init__(self, url: str, gui: str, *, title: str = WINDOW_TITLE):
+        command = [sys.executable, "-m", "biosegment.desktop_window", url, "--gui", gui,
+                   "--title", title]
+        self.shown = threading.Event()
+        self._stderr: deque[str] = deque(maxlen=40)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, errors="replace")
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            if line.strip() == "window-shown":
+                self.shown.set()
+                log.info("the desktop window shows the UI (process %d)", self.process.pid)
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self._stderr.append(line)
+            log.debug("window: %s", line.rstrip())
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Ask the window to close (end of its input), then end it if it does not."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def wait(self, stop: threading.Event | None = None) -> int:
+        """Block until the window process ends (or ``stop`` is set: then close it)."""
+        while True:
+            try:
+                code = self.process.wait(0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    code = self.close()
+                    break
+        for reader in self._readers:
+            reader.join(2)
+        return code
+
+    def failure(self, returncode: int) -> str:
+        return _reason(returncode, list(self._stderr))
+
+
 def open_ui(url: str, *, on_close: Callable[[], None], service: bool,
-            display: bool | None = None) -> str:
+            display: bool | None = None, stop: threading.Event | None = None) -> str:
     """Show the UI at ``url``; returns how: ``window``, ``browser`` or ``printed``.
 
-    ``display`` overrides the display check (None: look). ``on_close`` is called when the
-    window is closed, unless ``service`` is true (a service keeps serving without a window).
+    ``display`` overrides the display check (None: look). The window runs in a child process
+    so that its failure, even an abort inside the GUI toolkit, leaves the caller serving; it
+    then falls back to the browser and prints why in one line. ``on_close`` is called when
+    the person closes the window, unless ``service`` is true (a service keeps serving
+    without a window). Setting ``stop`` closes the window and returns.
     """
     if display is None:
         display = display_available()
@@ -88,13 +177,18 @@ def open_ui(url: str, *, on_close: Callable[[], None], service: bool,
     gui = window_backend()
     if gui is not None:
         try:
-            open_window(url, gui=gui)
-        except Exception:  # a broken GUI stack must not take the daemon down with it
-            log.exception("the %s window could not be opened; using the browser instead", gui)
+            window = WindowProcess(url, gui)
+        except OSError as exc:
+            print(f"The desktop window could not start ({exc}); using the browser instead.",
+                  flush=True)
         else:
-            if not service:
-                on_close()
-            return "window"
+            code = window.wait(stop)
+            if code == 0 or (stop is not None and stop.is_set()):
+                if not service and code == 0:
+                    on_close()
+                return "window"
+            print(f"The desktop window failed ({window.failure(code)}); "
+                  "using the browser instead.", flush=True)
     try:
         if webbrowser.open(url):
             print(f"Opened {url} in the default browser.", flush=True)

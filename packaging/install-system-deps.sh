@@ -2,10 +2,14 @@
 # Install the Debian packages that BioSegment's tests need beyond Python packages.
 # Tests that need a missing program skip with a message naming it; this script says loudly
 # when it cannot install something, so a skip is never silent.
+# With the argument `window`, only the packages the desktop window needs (`make run`).
 set -u
-PACKAGES=(${BIOSEGMENT_TEST_PACKAGES:-})
-while read -r pkg _; do
+ONLY="${1:-}"
+PACKAGES=()
+[ -z "$ONLY" ] && PACKAGES=(${BIOSEGMENT_TEST_PACKAGES:-})
+while read -r pkg why; do
   [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  [[ -n "$ONLY" && "$why" != "$ONLY:"* ]] && continue
   PACKAGES+=("$pkg")
 done < "$(dirname "$0")/system-packages.txt"
 

@@ -81,7 +81,7 @@ def _open_window(url: str, stopper: _StopOnSignal) -> bool:
         if exc.name and _DESKTOP_MODULE.startswith(exc.name):
             return False
         raise
-    desktop.open_ui(url, on_close=stopper.requested.set, service=False)
+    desktop.open_ui(url, on_close=stopper.requested.set, service=False, stop=stopper.requested)
     return True
 
 
