@@ -42,3 +42,19 @@ def test_dashboard_updates_without_a_reload(tmp_path):
         page.wait_for_selector("#problems:not([hidden])")
         assert "setup.json" in page.inner_text("#problem-list")
         assert browser.errors == []
+
+
+def test_problems_box_names_each_dataset_and_model_in_error(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    (root / "EM" / "empty.tif").write_bytes(b"")
+    (root / "models" / "broken.pytorch").write_bytes(b"not a checkpoint")
+    with open_catalog(root) as catalog:
+        refresh(catalog, root)
+    with serve(config_for(root)) as server, chromium_page() as browser:
+        page = browser.page
+        page.goto(server.url)
+        page.wait_for_selector("#problems:not([hidden])")
+        listed = page.inner_text("#problem-list")
+        assert "dataset empty: EM/empty.tif: empty file (0 bytes)" in listed
+        assert "model broken" in listed and "broken.pytorch" in listed
+        assert browser.errors == []

@@ -124,6 +124,31 @@ class Catalog(JobStore):
         return self._rows("SELECT * FROM problems WHERE reported_by = ? ORDER BY created_at, id",
                           (reported_by,))
 
+    def entry_problems(self) -> list[dict]:
+        """Every dataset, model, segmentation and annotation in error or missing, as problems.
+
+        Same keys as :meth:`problems` (source, where, reason) plus ``kind``, ``name`` and
+        ``state``, so that a count of "2 error" always comes with the two reasons.
+        """
+        found: list[dict] = []
+        for table, kind in (("datasets", "dataset"), ("models", "model"),
+                            ("segmentations", "segmentation"), ("annotations", "annotation")):
+            order = ", ".join(_KEY_COLUMNS[table])
+            rows = self._rows(f"SELECT * FROM {table} WHERE state IN ('error', 'missing') "
+                              f"ORDER BY {order}")
+            for row in rows:
+                name = (f"{row['dataset']}/{row['name']}" if kind in ("segmentation", "annotation")
+                        else row["name"])
+                found.append({"kind": kind, "name": name, "state": row["state"],
+                              # the reason names the file already
+                              "source": f"{kind} {name}", "where": "",
+                              "reason": row.get("error") or row["state"]})
+        return found
+
+    def all_problems(self) -> list[dict]:
+        """:meth:`problems` (setup file, folder) followed by :meth:`entry_problems`."""
+        return self.problems() + self.entry_problems()
+
     def counts(self) -> dict[str, dict[str, int]]:
         """How many rows of each kind, by state: ``{"datasets": {"ok": 3, ..., "total": 4}, ...}``."""
         result: dict[str, dict[str, int]] = {}

@@ -70,10 +70,15 @@ def init(app: AppContext, path: str | None, demo: bool, admin: bool, as_json: bo
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
-    """Show the data folder, what the catalog holds, and any setup.json problems."""
+    """Show the data folder, what the catalog holds, and every problem with its reason.
+
+    Problems are those of setup.json and the folder, then each dataset, model, segmentation
+    and annotation in error or missing, named with its file and why.
+    """
     catalog = refresh_catalog(app)
     counts = catalog.counts()
-    problems = catalog.problems()
+    problems = catalog.all_problems()
+    counts["problems"] = {"total": len(problems)}  # the count and the list below agree
     config = app.config
     document = {
         "data_dir": str(app.root),
@@ -111,9 +116,17 @@ def _describe_counts(by_state) -> str:
     return f"{by_state.get('total', 0)}" + (f" ({details})" if details else "")
 
 
+def short_reason(row: dict, width: int = 60) -> str:
+    """The error of a row in error or missing, cut to fit a table cell (``--json`` has it whole)."""
+    reason = row.get("error") or ""
+    if not reason or row.get("state") == "ok":
+        return ""
+    return reason if len(reason) <= width else reason[:width - 3] + "..."
+
+
 def _dataset_row(d: dict) -> list[str]:
     return [d["name"], format_shape(d.get("shape")), d.get("dtype") or "", d.get("file_type") or "",
-            "yes" if d.get("ground_truth") else "", d.get("state") or ""]
+            "yes" if d.get("ground_truth") else "", d.get("state") or "", short_reason(d)]
 
 
 @main.command()
@@ -127,7 +140,7 @@ def datasets(app: AppContext, as_json: bool, include_missing: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    print_table(["NAME", "SHAPE (Z,Y,X)", "DTYPE", "TYPE", "GROUND TRUTH", "STATE"],
+    print_table(["NAME", "SHAPE (Z,Y,X)", "DTYPE", "TYPE", "GROUND TRUTH", "STATE", "REASON"],
                 [_dataset_row(d) for d in rows], empty="No datasets. Copy image stacks into EM/.")
 
 
@@ -147,9 +160,11 @@ def models(app: AppContext, as_json: bool) -> None:
         net = (f"{arch.get('dims', '?')}D fm{arch.get('feature_maps', '?')} "
                f"l{arch.get('levels', '?')} {arch.get('norm', '')}") if arch else ""
         classes = ", ".join(c.get("name", str(c.get("id"))) for c in (m.get("classes") or []))
-        return [m["name"], net.strip(), classes, m.get("parent") or "", m.get("state") or ""]
+        return [m["name"], net.strip(), classes, m.get("parent") or "", m.get("state") or "",
+                short_reason(m)]
 
-    print_table(["NAME", "NETWORK", "CLASSES", "PARENT", "STATE"], [describe(m) for m in rows],
+    print_table(["NAME", "NETWORK", "CLASSES", "PARENT", "STATE", "REASON"],
+                [describe(m) for m in rows],
                 empty="No models. Put a .pytorch file into models/ or train one.")
 
 

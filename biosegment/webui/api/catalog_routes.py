@@ -56,7 +56,7 @@ def dashboard_document(catalog) -> dict:
         "models": [_model_summary(row) for row in catalog.models()],
         "segmentations": catalog.segmentations(),
         "annotations": catalog.annotations(),
-        "problems": catalog.problems(),
+        "problems": catalog.all_problems(),
         "counts": catalog.counts(),
         "jobs": recent_jobs,
     }
@@ -79,8 +79,12 @@ def list_projects():
 
 @api.get("/problems")
 def list_problems():
-    """Problems found in setup.json and the data folder: file, key or line, and reason."""
-    return jsonify(web_state().catalog().problems())
+    """Problems found in setup.json and the data folder: file, key or line, and reason.
+
+    Then every dataset, model, segmentation and annotation in error or missing, with ``kind``,
+    ``name`` and ``state`` besides.
+    """
+    return jsonify(web_state().catalog().all_problems())
 
 
 @api.get("/datasets")
