@@ -111,9 +111,12 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         drag(page, [(185, 120), (215, 120)])
         label_at = "([r, c]) => window.biosegmentViewer.editor.labels[r * 512 + c]"
         # flood fill of the unpainted region with membrane, then undone
+        # (inside the painted outline: the whole slice is on screen, so the fill may cover it)
         page.click("#tool-fill")
+        page.select_option("#fill-mode", "outline")
         page.click("button[data-class-id='1']")
         drag(page, [(400, 400)], steps=1)
+        page.wait_for_function(f"() => ({label_at})([400, 400]) === 1")
         assert page.evaluate(label_at, [400, 400]) == 1 and page.evaluate(label_at, [5, 5]) == 1
         assert page.evaluate(label_at, [200, 60]) == 0          # other labels stop the fill
         page.keyboard.press("Control+z")
@@ -137,9 +140,10 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         # reload: the editor shows exactly what was painted
         page.reload()
         page.wait_for_selector("#viewer[data-ready=true]")
-        page.select_option("#annotation-select", "scribbles")
+        # the viewer comes back on the annotation and the slice it showed
         page.wait_for_selector("#viewer[data-annotation=scribbles]")
-        page.keyboard.press("ArrowRight")
+        assert page.input_value("#annotation-select") == "scribbles"
+        assert page.inner_text("#slice-label") == "1 / 4"
         wait_drawn(page, 1)
         page.wait_for_function("() => window.biosegmentViewer.editor.z === 1 && "
                                "window.biosegmentViewer.editor.labels[100 * 512 + 100] === 1")

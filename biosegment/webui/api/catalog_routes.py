@@ -105,7 +105,9 @@ def get_dataset(path: DatasetPath):
     if row.get("ground_truth"):
         layers.append({"kind": "ground_truth", "name": "", "label": "ground truth"})
     layers += [{"kind": "segmentation", "name": s["name"], "label": f"segmentation {s['name']}",
-                "model": s.get("model"), "state": s.get("state")}
+                "model": s.get("model"), "state": s.get("state"),
+                # changes when the files change, so an open viewer fetches new tiles
+                "version": s.get("fingerprint") or s.get("updated_at")}
                for s in catalog.segmentations(path.dataset)]
     layers += [{"kind": "annotation", "name": a["name"], "label": f"annotation {a['name']}",
                 "state": a.get("state"), "slices": a.get("slices") or []}

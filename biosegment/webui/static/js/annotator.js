@@ -2,6 +2,7 @@
 // eraser and flood fill chosen from a dispatch table, undo and redo per slice, and autosave of
 // the slice to the sparse per-slice format (255 = not painted) shortly after every change.
 import { API, ApiFailure } from "./common.js";
+import { fillRegion } from "./fill.js";
 
 export const UNPAINTED = 255;
 const SAVE_DELAY_MS = 400;
@@ -18,14 +19,20 @@ const TOOLS = {
     move(editor, at) { editor.line(editor.last, at, UNPAINTED); editor.last = at; },
   },
   fill: {
-    down(editor, at) { editor.fill(at, editor.classId); },
+    down() {},  // fills run on their own (they may need the image first): see fillAt
     move() {},
   },
 };
 
 export class AnnotationEditor {
-  constructor({ dataset, height, width, onChange, onSaveState }) {
-    Object.assign(this, { dataset, height, width, onChange, onSaveState });
+  // Options besides the slice size: createAnnotation() -> Promise<name> makes an annotation
+  // for a stroke painted while none is chosen; currentSlice() -> z; fillBounds() -> [r0, c0,
+  // r1, c1], the part of the slice on screen; fillGrey(bounds) -> Promise<Uint8Array>.
+  constructor({ dataset, height, width, onChange, onSaveState, createAnnotation = null,
+    currentSlice = () => 0, fillBounds = null, fillGrey = null }) {
+    Object.assign(this, { dataset, height, width, onChange, onSaveState, createAnnotation,
+      currentSlice, fillBounds, fillGrey });
+    this.fillMode = "image"; this.fillTolerance = 12;
     this.canvas = document.createElement("canvas");
     this.canvas.width = width; this.canvas.height = height;
     this.ctx = this.canvas.getContext("2d");
@@ -45,12 +52,14 @@ export class AnnotationEditor {
 
   async open(name, z) {
     await this.flush();
+    if (name !== this.name) this.history = new Map();  // undo belongs to one annotation
     this.name = name; this.z = null;
     if (name !== null) await this.load(z);
   }
 
   async load(z) {
     await this.flush();
+    if (this.name === null) return;  // a new annotation could not be created
     this.z = z;
     const response = await fetch(`${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
       `${encodeURIComponent(this.name)}/slices/${z}`, { cache: "no-store" });
@@ -68,9 +77,30 @@ export class AnnotationEditor {
 
   // -- pointer ------------------------------------------------------------------------------
 
-  wants() { return this.active && TOOLS[this.tool] !== null && this.z !== null; }
+  wants() {
+    if (TOOLS[this.tool] === null) return false;
+    return this.active ? this.z !== null : Boolean(this.createAnnotation);
+  }
+
+  // A stroke with no annotation chosen: paint into a new, empty one that is created meanwhile.
+  startNew() {
+    this.name = ""; this.z = this.currentSlice();
+    this.history = new Map();
+    this.labels.fill(UNPAINTED);
+    this.render(0, 0, this.width, this.height);
+    this.creating = this.createAnnotation().then((name) => {
+      this.name = name; this.creating = null;
+      if (this.dirty) this.save();
+    }, (error) => {
+      this.name = null; this.z = null; this.creating = null; this.dirty = false;
+      this.onSaveState("error", error.message);
+      if (this.onChange) this.onChange();
+    });
+  }
 
   down(at) {
+    if (!this.active) this.startNew();
+    if (this.tool === "fill") { this.pendingFill = this.fillAt(at, this.classId); return; }
     this.stroke = { indices: [], before: [], seen: new Set() };
     this.box = null;
     TOOLS[this.tool].down(this, at);
@@ -134,6 +164,29 @@ export class AnnotationEditor {
       const t = i / steps;
       this.stamp([from[0] + (to[0] - from[0]) * t, from[1] + (to[1] - from[1]) * t], value);
     }
+  }
+
+  // Fill from `at` (see fill.js): in "image" mode the region also keeps to grey levels near the
+  // clicked one; either way it stays on the part of the slice that is on screen.
+  async fillAt([row, col], value) {
+    const r = Math.floor(row), c = Math.floor(col);
+    if (r < 0 || c < 0 || r >= this.height || c >= this.width) return;
+    const z = this.z;
+    const bounds = this.fillBounds ? this.fillBounds() : [0, 0, this.height - 1, this.width - 1];
+    let grey = null;
+    if (this.fillMode === "image" && this.fillGrey) {
+      try { grey = await this.fillGrey(bounds); } catch (error) { this.onSaveState("error", error.message); return; }
+    }
+    if (this.z !== z || !this.active) return;  // the person moved on meanwhile
+    const region = fillRegion({ labels: this.labels, width: this.width, seed: [r, c], bounds, grey,
+      tolerance: this.fillTolerance });
+    this.stroke = { indices: [], before: [], seen: new Set() };
+    this.box = null;
+    for (const index of region) this.set(index, value);
+    if (region.length) this.grow(bounds[0], bounds[1], bounds[2], bounds[3]);
+    this.flushRender();
+    this.up();
+    this.lastFill = { size: region.length, bounds };
   }
 
   // Flood fill of the 4-connected region that has the seed pixel's label, within this slice.
@@ -214,6 +267,7 @@ export class AnnotationEditor {
   save() {
     clearTimeout(this.saveTimer);
     this.saveTimer = null;
+    if (this.creating) return this.creating.then(() => this.save());  // a name first
     if (!this.dirty || this.name === null || this.z === null) return this.saving;
     this.dirty = false;
     const body = this.labels.slice();

@@ -6,20 +6,29 @@ import { API, el, getJSON, sendJSON } from "./common.js";
 import { TiledView } from "./tiled_view.js";
 import { AnnotationEditor } from "./annotator.js";
 import { makePalette } from "./label_colors.js";
+import { classesIn, defaultColours } from "./layer_colours.js";
+import { watchCatalog } from "./layer_watch.js";
+import { sliceGrey } from "./fill.js";
+import { rememberState, rememberUndo, restoredState, restoredUndo } from "./viewer_state.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("viewer");
 const datasetName = root.dataset.dataset;
 const enc = encodeURIComponent;
 
-const page = { views: {}, layers: [], cursor: [0, 0, 0], classes: [], classColours: new Map() };
+const page = { views: {}, layers: [], cursor: [0, 0, 0], classes: [] };
 
 function layerKey(layer) { return layer.name ? `${layer.kind}:${layer.name}` : layer.kind; }
 
 function paletteFor(layer) {
   const hidden = layer.hiddenClasses || new Set();
-  const classes = page.classes.map((c) => ({ ...c, color: page.classColours.get(c.id) || c.color }));
-  return makePalette(classes, { hidden, showBackground: layer.kind === "annotation" });
+  return makePalette(classesIn(layer, page.classes), { hidden, showBackground: layer.kind === "annotation" });
+}
+
+// The layer whose colours the editor and the class buttons use: the annotation being edited.
+function editingLayer() {
+  return page.layers.find((l) => l.kind === "annotation" && l.name === page.editing)
+    || { kind: "annotation", colours: defaultColours({ kind: "annotation" }, page.classes) };
 }
 
 function refreshPalettes() {
@@ -27,7 +36,7 @@ function refreshPalettes() {
     layer.palette = paletteFor(layer);
     layer.paletteKey = (layer.paletteKey || 0) + 1;
   }
-  if (page.editor) page.editor.setPalette(paletteFor({ kind: "annotation" }));
+  if (page.editor) page.editor.setPalette(paletteFor({ ...editingLayer(), hiddenClasses: new Set() }));
   redrawAll();
 }
 
@@ -36,6 +45,39 @@ function redrawAll() {
     view.layers = page.layers.filter((l) => !(l.kind === "annotation" && l.name === page.editing && view.axis === "z"));
     view.requestDraw();
   }
+}
+
+// -- remembering the view across reloads ------------------------------------------------------------
+
+let persistTimer = null;
+function persist() {
+  clearTimeout(persistTimer);
+  persistTimer = setTimeout(() => {
+    if (!page.editor) return;
+    const view = page.views.z;
+    const layers = {};
+    for (const l of page.layers) {
+      layers[layerKey(l)] = { visible: l.visible, opacity: l.opacity, colours: Object.fromEntries(l.colours) };
+    }
+    rememberState(datasetName, {
+      z: page.cursor[0], annotation: page.editing || "", brush: page.editor.brushSize, tool: page.editor.tool,
+      view: view.autoFit ? null : { scale: view.scale, left: view.left, top: view.top }, layers,
+    });
+  }, 150);
+}
+
+let undoTimer = null;
+function persistUndo() {
+  clearTimeout(undoTimer);
+  const name = page.editing, history = page.editor.history;
+  if (!name) return;
+  undoTimer = setTimeout(() => rememberUndo(datasetName, name, history), 300);
+}
+
+function applySavedLayer(layer, saved) {
+  if (!saved) return;
+  if (typeof saved.opacity === "number") layer.opacity = saved.opacity;
+  for (const [id, colour] of Object.entries(saved.colours || {})) layer.colours.set(Number(id), colour);
 }
 
 function setSlice(z) {
@@ -50,6 +92,7 @@ function setSlice(z) {
     page.editor.load(z).then(() => page.views.z.requestDraw(), showError);
   }
   root.dataset.slice = String(z);
+  persist();
 }
 
 function updateCrosshairs() {
@@ -102,10 +145,10 @@ function showError(error) {
 
 function layerControls(layer) {
   const visible = el("input", { type: "checkbox", id: `layer-${layerKey(layer)}-visible`, checked: layer.visible,
-    onchange: (e) => { layer.visible = e.target.checked; redrawAll(); } });
+    onchange: (e) => { layer.visible = e.target.checked; redrawAll(); persist(); } });
   visible.checked = layer.visible;
   const opacity = el("input", { type: "range", min: "0", max: "100", value: String(layer.opacity * 100),
-    title: "opacity", onchange: null, oninput: (e) => { layer.opacity = e.target.value / 100; redrawAll(); } });
+    title: "opacity", onchange: null, oninput: (e) => { layer.opacity = e.target.value / 100; redrawAll(); persist(); } });
   const box = el("div", { class: "layer", dataset: { layer: layerKey(layer) } },
     el("div", { class: "row" }, visible, el("span", {}, layer.label)));
   if (layer.kind === "raw") return box;
@@ -116,8 +159,9 @@ function layerControls(layer) {
     const shown = el("input", { type: "checkbox", title: `show ${c.name}`,
       onchange: (e) => { (e.target.checked ? layer.hiddenClasses.delete(c.id) : layer.hiddenClasses.add(c.id)); refreshPalettes(); } });
     shown.checked = true;
-    const colour = el("input", { type: "color", value: page.classColours.get(c.id) || c.color, title: `colour of ${c.name}`,
-      oninput: (e) => { page.classColours.set(c.id, e.target.value); refreshPalettes(); renderClassButtons(); } });
+    const colour = el("input", { type: "color", value: layer.colours.get(c.id) || c.color, title: `colour of ${c.name}`,
+      dataset: { classId: String(c.id) },
+      oninput: (e) => { layer.colours.set(c.id, e.target.value); refreshPalettes(); renderClassButtons(); persist(); } });
     classes.append(el("span", { class: "swatch" }, shown, colour, c.name));
   }
   box.append(classes);
@@ -134,12 +178,13 @@ function renderClassButtons() {
   const buttons = page.classes.map((c) => el("button", {
     class: `classbtn${page.editor.classId === c.id ? " active" : ""}`, dataset: { classId: String(c.id) },
     onclick: () => { page.editor.classId = c.id; renderClassButtons(); },
-  }, el("i", { style: `background:${page.classColours.get(c.id) || c.color}` }), c.name));
+  }, el("i", { style: `background:${editingLayer().colours.get(c.id) || c.color}` }), c.name));
   $("class-buttons").replaceChildren(...buttons);
 }
 
 function selectTool(tool) {
   page.editor.tool = tool;
+  persist();
   for (const button of document.querySelectorAll("[data-tool]")) {
     button.classList.toggle("active", button.dataset.tool === tool);
   }
@@ -153,16 +198,107 @@ function updateUndoButtons() {
 async function chooseAnnotation(name) {
   page.editing = name || null;
   await page.editor.open(page.editing, page.cursor[0]);
+  if (page.editing && page.editor.history.size === 0) page.editor.history = restoredUndo(datasetName, page.editing);
+  persist();
   page.views.z.editorCanvas = page.editing ? page.editor.canvas : null;
   root.dataset.annotation = page.editing || "";
-  redrawAll();
+  refreshPalettes();
+  renderClassButtons();
   updateUndoButtons();
+}
+
+// -- layers and models that appear while the page is open ----------------------------------------
+
+function versionOf(layer) {
+  return layer.kind === "raw" ? (page.fingerprint || "") : (layer.version || layer.state || "");
+}
+
+function newLayer(l, visible) {
+  return { ...l, visible, opacity: l.kind === "raw" ? 1 : 0.5, hiddenClasses: new Set(),
+    version: versionOf(l), colours: defaultColours(l, page.classes) };
+}
+
+function mergeLayers(doc) {
+  const known = new Map(page.layers.map((l) => [layerKey(l), l]));
+  page.layers = doc.layers.map((l) => {
+    const old = known.get(layerKey(l));
+    // a segmentation that lands while someone looks is what they are waiting for: show it
+    if (!old) return newLayer(l, l.kind === "segmentation");
+    const editing = old.kind === "annotation" && old.name === page.editing;
+    const version = versionOf(l);
+    if (old.kind === "segmentation" && version !== old.version) {
+      old.version = version;
+      for (const view of Object.values(page.views)) view.forgetLayer(old);
+    }
+    if (old.kind === "annotation" && !editing && JSON.stringify(old.slices) !== JSON.stringify(l.slices)) {
+      old.version = String(Date.now());  // painted elsewhere: fetch its tiles again
+    }
+    Object.assign(old, { label: l.label, state: l.state, slices: l.slices, model: l.model });
+    return old;
+  });
+  refreshPalettes();
+  renderLayers();
+  fillAnnotationSelect(doc.layers.filter((l) => l.kind === "annotation").map((l) => l.name), page.editing);
+}
+
+function fillModelPickers(models) {
+  const names = models.filter((m) => m.state === "ok").map((m) => m.name);
+  const keep = (select, fallback) => {
+    const before = select.value;
+    return names.includes(before) || (before === "" && select.id === "train-base" && select.options.length) ? before : fallback;
+  };
+  const segment = $("segment-model"), base = $("train-base");
+  const segmentValue = keep(segment, names[0] || "");
+  const baseValue = base.options.length ? keep(base, names[0] || "") : (names[0] || "");
+  segment.replaceChildren(...names.map((n) => el("option", { value: n, title: n }, n)));
+  base.replaceChildren(el("option", { value: "" }, "(train from scratch)"),
+    ...names.map((n) => el("option", { value: n, title: n }, n)));
+  segment.value = segmentValue; base.value = baseValue;
+  $("segment-start").disabled = names.length === 0;
 }
 
 function fillAnnotationSelect(names, chosen) {
   $("annotation-select").replaceChildren(el("option", { value: "" }, "(no annotation)"),
     ...names.map((n) => el("option", { value: n }, n)));
   $("annotation-select").value = chosen || "";
+}
+
+// A stroke painted with no annotation chosen creates one, named from the name field or the time.
+function newAnnotationName() {
+  const typed = $("annotation-name").value.trim();
+  if (typed) return typed;
+  const now = new Date(), two = (n) => String(n).padStart(2, "0");
+  return `annotation-${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}-` +
+    `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
+}
+
+async function createAnnotationForStroke() {
+  const name = newAnnotationName();
+  page.views.z.editorCanvas = page.editor.canvas;  // show the stroke while the annotation is made
+  try {
+    await sendJSON("POST", `/datasets/${enc(datasetName)}/annotations`, { name });
+  } catch (error) {
+    page.views.z.editorCanvas = null;
+    showError(`painting needs an annotation, and none could be created: ${error.message || error}`);
+    throw error;
+  }
+  page.editing = name;
+  const doc = await getJSON(`/datasets/${enc(datasetName)}`);
+  mergeLayers(doc);
+  $("annotation-name").value = "";
+  root.dataset.annotation = name;
+  $("run-message").textContent = `Created the annotation ${name} for your strokes.`;
+  persist();
+  return name;
+}
+
+// The part of the XY slice on screen, in slice pixels: where a fill may go.
+function visibleBounds() {
+  const view = page.views.z;
+  const [top, left] = view.toPlane(0, 0, false);
+  const [bottom, right] = view.toPlane(view.canvas.width, view.canvas.height, false);
+  return [Math.max(0, Math.floor(top)), Math.max(0, Math.floor(left)),
+    Math.min(page.shape[1] - 1, Math.ceil(bottom) - 1), Math.min(page.shape[2] - 1, Math.ceil(right) - 1)];
 }
 
 async function createAnnotation() {
@@ -240,12 +376,10 @@ async function start() {
   }
   page.shape = doc.shape;
   page.classes = doc.classes;
-  const versionOf = (layer) => layer.kind === "raw" ? (doc.fingerprint || "") : (layer.state || "");
-  const shown = new Set(new URLSearchParams(location.search).getAll("show"));
-  page.layers = doc.layers.map((l) => ({
-    ...l, visible: l.kind === "raw" || shown.has(layerKey(l)), opacity: l.kind === "raw" ? 1 : 0.5, hiddenClasses: new Set(),
-    version: versionOf(l),
-  }));
+  page.fingerprint = doc.fingerprint;
+  const saved = restoredState(datasetName);
+  page.layers = doc.layers.map((l) => newLayer(l, l.kind === "raw" || saved.shown.has(layerKey(l))));
+  for (const layer of page.layers) applySavedLayer(layer, saved.layers[layerKey(layer)]);
   const voxel = doc.voxel_size || [1, 1, 1];
   const aspect = voxel[0] && voxel[1] ? Math.min(8, Math.max(1 / 8, voxel[0] / voxel[1])) : 1;
   for (const axis of ["z", "y", "x"]) {
@@ -260,12 +394,16 @@ async function start() {
     const at = page.views.z.toPlane(...page.views.z.eventPoint(e));
     if (at) { page.cursor[1] = at[0]; page.cursor[2] = at[1]; updateCrosshairs(); }
   });
-  page.views.z.onChange = (view) => { $("zoom-label").textContent = `${Math.round(view.scale * 100)} %`; };
+  page.views.z.onChange = (view) => { $("zoom-label").textContent = `${Math.round(view.scale * 100)} %`; persist(); };
   page.cursor = [0, Math.floor(doc.shape[1] / 2), Math.floor(doc.shape[2] / 2)];
 
   page.editor = new AnnotationEditor({
     dataset: datasetName, height: doc.shape[1], width: doc.shape[2],
-    onChange: () => { page.views.z.requestDraw(); updateUndoButtons(); },
+    createAnnotation: createAnnotationForStroke,
+    currentSlice: () => page.cursor[0],
+    fillBounds: visibleBounds,
+    fillGrey: (bounds) => sliceGrey({ dataset: datasetName, z: page.cursor[0], bounds, version: page.fingerprint || "" }),
+    onChange: () => { page.views.z.requestDraw(); updateUndoButtons(); persistUndo(); },
     onSaveState: (state, message) => {
       $("save-state").dataset.state = state;
       $("save-state").textContent = { pending: "unsaved", saving: "saving…", saved: "saved", error: `not saved: ${message}` }[state] || "";
@@ -285,11 +423,7 @@ async function start() {
   selectTool("brush");
   fillAnnotationSelect(doc.layers.filter((l) => l.kind === "annotation").map((l) => l.name), "");
 
-  const modelOptions = models.filter((m) => m.state === "ok").map((m) => el("option", { value: m.name }, m.name));
-  $("segment-model").replaceChildren(...modelOptions.map((o) => o.cloneNode(true)));
-  $("train-base").replaceChildren(el("option", { value: "" }, "(train from scratch)"), ...modelOptions);
-  if (modelOptions.length) $("train-base").value = modelOptions[0].value;
-  $("segment-start").disabled = modelOptions.length === 0;
+  fillModelPickers(models);
 
   $("slice").max = String(doc.shape[0] - 1);
   $("slice").addEventListener("input", (e) => setSlice(Number(e.target.value)));
@@ -298,9 +432,14 @@ async function start() {
   $("zoom-fit").onclick = () => { page.views.z.autoFit = true; page.views.z.fit(); };
   $("brightness").addEventListener("input", applyFilter);
   $("contrast").addEventListener("input", applyFilter);
-  $("brush-size").addEventListener("input", (e) => { page.editor.brushSize = Number(e.target.value); $("brush-size-label").textContent = e.target.value; });
+  $("brush-size").addEventListener("input", (e) => { page.editor.brushSize = Number(e.target.value); $("brush-size-label").textContent = e.target.value; persist(); });
+  if (saved.brush) { $("brush-size").value = String(saved.brush); $("brush-size-label").textContent = String(saved.brush); }
   page.editor.brushSize = Number($("brush-size").value);
   for (const button of document.querySelectorAll("[data-tool]")) button.onclick = () => selectTool(button.dataset.tool);
+  $("fill-mode").addEventListener("change", (e) => { page.editor.fillMode = e.target.value; });
+  $("fill-tolerance").addEventListener("input", (e) => {
+    page.editor.fillTolerance = Number(e.target.value); $("fill-tolerance-label").textContent = e.target.value; });
+  page.editor.fillTolerance = Number($("fill-tolerance").value);
   $("undo").onclick = () => page.editor.undo();
   $("redo").onclick = () => page.editor.redo();
   $("annotation-select").addEventListener("change", (e) => chooseAnnotation(e.target.value).catch(showError));
@@ -310,11 +449,23 @@ async function start() {
   window.addEventListener("beforeunload", () => page.editor.flush());
   bindKeys();
 
-  const wanted = new URLSearchParams(location.search).get("annotation");
-  setSlice(Number(new URLSearchParams(location.search).get("z") || 0));
-  if (wanted) { $("annotation-select").value = wanted; await chooseAnnotation(wanted); }
+  if (saved.tool) selectTool(saved.tool);
+  if (saved.view && saved.view.scale) {
+    Object.assign(page.views.z, { autoFit: false, scale: saved.view.scale, left: saved.view.left, top: saved.view.top });
+    page.views.z.changed();
+  }
+  setSlice(Number(saved.z || 0));
+  const annotations = doc.layers.filter((l) => l.kind === "annotation").map((l) => l.name);
+  if (saved.annotation && annotations.includes(saved.annotation)) {
+    $("annotation-select").value = saved.annotation;
+    await chooseAnnotation(saved.annotation);
+  }
   updateUndoButtons();
   redrawAll();
+  page.stopWatching = watchCatalog({
+    dataset: datasetName, since: { layers: doc.layers, models },
+    onDataset: mergeLayers, onModels: fillModelPickers,
+  });
   root.dataset.ready = "true";
   window.biosegmentViewer = page;  // for people poking at it from the console (and the tests)
 }

@@ -1,0 +1,34 @@
+// Class colours belong to a layer: changing the membrane colour of a segmentation repaints that
+// segmentation only. By default ground truth and annotations keep the project's class colours
+// and a segmentation (a prediction) takes the complementary hue of each, so the two are told
+// apart at a glance when both are shown.
+
+function hexToRgb(hex) {
+  const h = (hex || "#ff0000").replace("#", "");
+  return [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
+}
+
+function rgbToHex(rgb) {
+  return "#" + rgb.map((v) => Math.max(0, Math.min(255, Math.round(v))).toString(16).padStart(2, "0")).join("");
+}
+
+// The complementary colour: the same lightness, the opposite hue.
+export function complementary(hex) {
+  const [r, g, b] = hexToRgb(hex);
+  const top = Math.max(r, g, b), bottom = Math.min(r, g, b);
+  return rgbToHex([top + bottom - r, top + bottom - g, top + bottom - b]);
+}
+
+// A new Map class id -> "#rrggbb" with the default colours of `layer` (kind, name).
+export function defaultColours(layer, classes) {
+  const colours = new Map();
+  for (const c of classes) {
+    colours.set(c.id, layer.kind === "segmentation" ? complementary(c.color) : (c.color || "#ff0000"));
+  }
+  return colours;
+}
+
+// The classes with the colours of `layer`, for makePalette.
+export function classesIn(layer, classes) {
+  return classes.map((c) => ({ ...c, color: (layer.colours && layer.colours.get(c.id)) || c.color }));
+}
