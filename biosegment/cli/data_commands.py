@@ -189,7 +189,9 @@ def info(app: AppContext, dataset: str, as_json: bool) -> None:
     for key, value in document.items():
         if key in ("shape", "voxel_size") and value:
             value = format_shape(value)
-        click.echo(f"{key + ':':<16}{'' if value is None else value}")
+        if value is None or value == "" or value == []:
+            value = "(not set)" if key == "voxel_size" else "-"
+        click.echo(f"{key + ':':<16}{value}")
 
 
 @main.command()
@@ -210,5 +212,25 @@ def reindex(app: AppContext, as_json: bool) -> None:
         return
     click.echo(f"Rebuilt the catalog of {app.root}")
     if isinstance(document, dict):
-        for key, value in document.items():
-            click.echo(f"  {key}: {value}")
+        for line in _reindex_lines(document):
+            click.echo(f"  {line}")
+
+
+def _reindex_lines(document: dict) -> list[str]:
+    """The reindex report as sentences: per table what was added or went missing, then notes."""
+    lines = []
+    for table, changes in (document.get("changes") or {}).items():
+        if isinstance(changes, dict):
+            said = ", ".join(f"{n} {what}" for what, n in changes.items() if n) or "none"
+            lines.append(f"{table + ':':<15}{said}")
+    for problem in document.get("problems") or []:
+        where = f" [{problem.get('where')}]" if problem.get("where") else ""
+        lines.append(f"problem: {problem.get('source') or ''}{where}: {problem.get('reason')}")
+    if document.get("setup"):
+        lines.append(f"setup.json:    {document['setup']}")
+    if document.get("seconds") is not None:
+        lines.append(f"took:          {document['seconds']:.1f} s")
+    lines += [f"note: {note}" for note in document.get("notes") or []]
+    known = {"changes", "problems", "setup", "seconds", "notes"}
+    lines += [f"{key}: {value}" for key, value in document.items() if key not in known]
+    return lines

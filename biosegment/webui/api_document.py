@@ -15,6 +15,7 @@ from typing import Any
 
 from flask_openapi3 import OpenAPI
 
+from biosegment.webui.api_text import plain_description
 from biosegment.webui.auth import CSRF_HEADER, SESSION_COOKIE_NAME
 
 __all__ = ["complete_api_document", "install_document_completion", "ERROR_SCHEMA",
@@ -61,6 +62,8 @@ def complete_api_document(document: dict[str, Any], *, accounts: bool) -> dict[s
         for method, operation in item.items():
             if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
                 continue
+            if isinstance(operation.get("description"), str):
+                operation["description"] = plain_description(operation["description"])
             responses = operation.setdefault("responses", {})
             if not any(str(status)[0] in "23" for status in responses):
                 # A view that declared only its errors still answers 200 when all is well.

@@ -33,7 +33,14 @@ def _docs_page() -> str:
             .replace("{{doc_url}}", OPENAPI_URL)
             .replace("{{ swagger_config|default('{}')|tojson }}", '{"docExpansion": "list"}')
             .replace("{{ oauth_config|tojson }}", "null")
-            .replace("<title>Swagger UI</title>", "<title>BioSegment API</title>"))
+            .replace("<title>Swagger UI</title>", "<title>BioSegment API</title>")
+            .replace("<body>", "<body>" + _BACK_TO_APP, 1))
+
+
+# Swagger UI's page is not one of ours: a bar at its top leads back to the app.
+_BACK_TO_APP = ('<nav id="back-to-app" style="font:14px sans-serif;padding:8px 16px;'
+                'background:#1d2026;"><a href="/" style="color:#8ab4ff">&larr; BioSegment</a>'
+                ' &middot; <a href="/jobs" style="color:#8ab4ff">Jobs</a></nav>')
 
 
 def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:

@@ -26,6 +26,13 @@ function datasetCard(d) {
     d.error ? el("div", { class: "muted" }, d.error) : null);
 }
 
+// "2 slices: z 0, 4" rather than "0, 4", which read as "none" when only slice 0 was painted.
+function paintedSlices(slices) {
+  if (slices.length === 0) return "none yet";
+  const shown = slices.length > 12 ? [...slices.slice(0, 12), "…"] : slices;
+  return `${slices.length} slice${slices.length === 1 ? "" : "s"}: z ${shown.join(", ")}`;
+}
+
 function render(doc) {
   const problems = doc.problems || [];
   $("problems").hidden = problems.length === 0;
@@ -44,7 +51,7 @@ function render(doc) {
     el("td", {}, s.name), el("td", {}, s.model || ""), el("td", {}, stateBadge(s.state)))));
   $("annotations").replaceChildren(...doc.annotations.map((a) => el("tr", {},
     el("td", {}, el("a", { href: `/datasets/${encodeURIComponent(a.dataset)}` }, a.dataset)),
-    el("td", {}, a.name), el("td", {}, (a.slices || []).join(", ")),
+    el("td", {}, a.name), el("td", {}, paintedSlices(a.slices || [])),
     el("td", {}, stateBadge(a.state)))));
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.datasets = String(doc.datasets.length);

@@ -37,6 +37,8 @@ export class TiledView {
     this.editorOpacity = 0.6;
     this.filter = "none";
     this.crosshair = null;     // {row, col} in plane pixels
+    this.pointer = null;       // [x, y] canvas pixels under the mouse, for the brush outline
+    this.brushRadius = null;   // () -> radius in plane pixels of the brush outline (0: none)
     this.height = this.pyramid[0].height;
     this.width = this.pyramid[0].width;
     this.tiles = new TileCache(() => this.requestDraw());
@@ -114,6 +116,7 @@ export class TiledView {
       const [x, y] = this.eventPoint(event);
       const at = this.toPlane(x, y);
       this.onCursor(at);
+      if (this.brushRadius) { this.pointer = [x, y]; this.requestDraw(); }
       if (!drag) return;
       if (drag.paint) this.onPointer.move(this.toPlane(x, y, false));
       else {
@@ -130,7 +133,10 @@ export class TiledView {
     };
     this.canvas.addEventListener("pointerup", end);
     this.canvas.addEventListener("pointercancel", end);
-    this.canvas.addEventListener("pointerleave", () => this.onCursor(null));
+    this.canvas.addEventListener("pointerleave", () => {
+      this.onCursor(null);
+      if (this.pointer) { this.pointer = null; this.requestDraw(); }
+    });
   }
 
   level() {
@@ -216,8 +222,22 @@ export class TiledView {
     }
     ctx.globalAlpha = 1;
     if (this.crosshair) this.drawCrosshair();
+    this.drawBrushOutline();
     this.canvas.dataset.complete = complete ? "true" : "false";
     this.canvas.dataset.index = String(this.index);
+  }
+
+  drawBrushOutline() {
+    const radius = this.pointer && this.brushRadius ? this.brushRadius() : 0;
+    this.canvas.dataset.brushOutline = radius > 0 ? String(radius) : "";
+    if (radius <= 0) return;
+    const ctx = this.ctx;
+    ctx.beginPath();
+    ctx.ellipse(this.pointer[0], this.pointer[1], radius * this.scale, radius * this.scale * this.rowAspect, 0, 0, 2 * Math.PI);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = "rgba(0, 0, 0, 0.8)"; ctx.stroke();
+    ctx.setLineDash([4, 4]); ctx.strokeStyle = "rgba(255, 255, 255, 0.9)"; ctx.stroke();
+    ctx.setLineDash([]);
   }
 
   drawCrosshair() {

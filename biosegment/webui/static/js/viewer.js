@@ -109,7 +109,8 @@ let voxelTimer = null;
 function showVoxel(z, y, x) {
   clearTimeout(voxelTimer);
   voxelTimer = setTimeout(async () => {
-    const labels = page.layers.filter((l) => l.kind !== "raw").map(layerKey).join(",");
+    // the layers on screen only: the readout keeps a fixed height beside the sidebar
+    const labels = page.layers.filter((l) => l.kind !== "raw" && (l.visible || l.name === page.editing)).map(layerKey).join(",");
     try {
       const v = await getJSON(`/datasets/${enc(datasetName)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc(labels)}`);
       const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `value ${v.value}`];
@@ -417,6 +418,9 @@ async function start() {
   });
   page.editor.classId = (page.classes.find((c) => c.id !== 0) || page.classes[0]).id;
   page.views.z.onPointer = page.editor;
+  // the brush outline under the cursor, at the size a stroke will have
+  page.views.z.brushRadius = () => (["brush", "eraser"].includes(page.editor.tool) && page.editor.wants()
+    ? page.editor.brushSize / 2 : 0);
   refreshPalettes();
   renderLayers();
   renderClassButtons();
