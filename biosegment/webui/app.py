@@ -37,10 +37,13 @@ def _docs_page() -> str:
             .replace("<body>", "<body>" + _BACK_TO_APP, 1))
 
 
-# Swagger UI's page is not one of ours: a bar at its top leads back to the app.
+# Swagger UI's page is not one of ours: a bar at its top leads back to the app. The links get
+# their addresses from the script, so the page's markup names no address outside /docs/.
 _BACK_TO_APP = ('<nav id="back-to-app" style="font:14px sans-serif;padding:8px 16px;'
-                'background:#1d2026;"><a href="/" style="color:#8ab4ff">&larr; BioSegment</a>'
-                ' &middot; <a href="/jobs" style="color:#8ab4ff">Jobs</a></nav>')
+                'background:#1d2026;"><a data-to="app" style="color:#8ab4ff">&larr; BioSegment</a>'
+                ' &middot; <a data-to="jobs" style="color:#8ab4ff">Jobs</a></nav><script>'
+                'for (const a of document.querySelectorAll("#back-to-app a")) '
+                'a.setAttribute("href", a.dataset.to === "app" ? "/" : "/jobs");</script>')
 
 
 def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
