@@ -78,6 +78,21 @@ class RefreshOutcome:
                 f"seconds={self.seconds:.3f}, error={self.error!r})")
 
 
+_INOTIFY_LOG = logging.getLogger("watchdog.observers.inotify")
+
+
+class _QuietStop(logging.Filter):
+    """Drop watchdog's "queue_events() called when the thread is inactive" while we stop.
+
+    An inotify emitter that is being stopped may read once more after it let go of its watch
+    group and logs that as an error; nothing is lost (we are stopping), so a clean shutdown
+    should not print it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
 class _EventHandler(FileSystemEventHandler):
     def __init__(self, watcher: DataFolderWatcher):
         self._watcher = watcher
@@ -139,11 +154,15 @@ class DataFolderWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        quiet = _QuietStop()
+        _INOTIFY_LOG.addFilter(quiet)
         try:
             self._observer.stop()
             self._observer.join(timeout=5)
         except RuntimeError:
             pass  # never started
+        finally:
+            _INOTIFY_LOG.removeFilter(quiet)
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
