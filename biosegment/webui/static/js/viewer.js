@@ -9,6 +9,7 @@ import { makePalette } from "./label_colors.js";
 import { classesIn, defaultColours } from "./layer_colours.js";
 import { watchCatalog } from "./layer_watch.js";
 import { sliceGrey } from "./fill.js";
+import { SetupPanel } from "./setup_panel.js";
 import { rememberState, rememberUndo, restoredState, restoredUndo } from "./viewer_state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -206,6 +207,21 @@ async function chooseAnnotation(name) {
   refreshPalettes();
   renderClassButtons();
   updateUndoButtons();
+}
+
+// After the dataset's setup changed: new classes to paint and show, with their colours.
+async function reloadClasses() {
+  const doc = await getJSON(`/datasets/${enc(datasetName)}`);
+  page.classes = doc.classes;
+  for (const layer of page.layers) {
+    const defaults = defaultColours(layer, page.classes);
+    for (const [id, colour] of defaults) if (!layer.colours.has(id)) layer.colours.set(id, colour);
+  }
+  if (!page.classes.some((c) => c.id === page.editor.classId)) {
+    page.editor.classId = (page.classes.find((c) => c.id !== 0) || page.classes[0]).id;
+  }
+  mergeLayers(doc);
+  renderClassButtons();
 }
 
 // -- layers and models that appear while the page is open ----------------------------------------
@@ -466,6 +482,8 @@ async function start() {
   }
   updateUndoButtons();
   redrawAll();
+  page.setup = new SetupPanel({ root: $("setup-panel"), dataset: datasetName, onSaved: reloadClasses });
+  page.setup.bind();
   page.stopWatching = watchCatalog({
     dataset: datasetName, since: { layers: doc.layers, models },
     onDataset: mergeLayers, onModels: fillModelPickers,

@@ -1,0 +1,110 @@
+"""Setting up a dataset from the UI writes setup.json safely: through the real HTTP API, the
+change lands in the file (other keys, their order and the indentation kept), the catalog
+follows, a file changed on disk meanwhile is never overwritten (409), and an invalid change is
+refused naming the key (400) with the file untouched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from biosegment.catalog import open_catalog
+from webui_fixtures import DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder, serve
+
+
+def test_a_setup_change_is_written_keeping_the_rest_and_the_catalog_follows(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    setup = root / "setup.json"
+    document = json.loads(setup.read_text(encoding="utf-8"))
+    document["lab_notes"] = {"keep": "me", "order": [3, 1, 2]}   # a key BioSegment ignores
+    setup.write_text(json.dumps(document, indent=4) + "\n", encoding="utf-8")
+    with serve(config_for(root)) as server:
+        http = Http(server.url)
+        current = http.get(f"/api/v1/datasets/{DEMO_DATASET}/setup").json()
+        assert current["dataset"]["project"] == "Demo"
+        assert current["dataset"]["voxel_size"] == [50, 4, 4]
+        assert [c["name"] for c in current["project"]["classes"]] == ["membrane"]
+        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup", json_body={
+            "version": current["version"], "voxel_size": [40, 5, 5],
+            "classes": [{"id": 1, "name": "membrane", "color": "#00c0ff"},
+                        {"id": 2, "name": "mitochondria", "color": "#ffaa00"}]})
+        assert reply.status == 200, reply.body
+        assert reply.json()["version"] != current["version"]
+
+    text = setup.read_text(encoding="utf-8")
+    written = json.loads(text)
+    assert text.endswith("}\n") and '\n    "EM_location"' in text     # indentation kept
+    assert list(written) == list(document)                            # key order kept
+    assert written["lab_notes"] == {"keep": "me", "order": [3, 1, 2]}
+    demo = next(d for d in written["datasets"] if d["title"] == DEMO_DATASET)
+    assert demo["voxel_size"] == [40, 5, 5] and demo["file_type"] == "tif3d"
+    project = next(p for p in written["projects"] if p["title"] == "Demo")
+    assert [c["name"] for c in project["classes"]] == ["membrane", "mitochondria"]
+    assert project["default_model"] == "demo-membrane"
+    assert not list(root.glob(".setup.*"))                              # no temporary left
+    with open_catalog(root) as catalog:
+        assert catalog.dataset(DEMO_DATASET)["voxel_size"] == [40, 5, 5]
+
+
+def test_a_file_changed_meanwhile_is_not_overwritten_and_bad_values_name_the_key(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    setup = root / "setup.json"
+    with serve(config_for(root)) as server:
+        http = Http(server.url)
+        opened = http.get(f"/api/v1/datasets/{DEMO_DATASET}/setup").json()
+        edited_elsewhere = setup.read_text(encoding="utf-8").replace('"Main project"',
+                                                                     '"Main lab project"')
+        setup.write_text(edited_elsewhere, encoding="utf-8")
+        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup",
+                         json_body={"version": opened["version"], "voxel_size": [1, 1, 1]})
+        assert reply.status == 409 and reply.json()["field"] == "version"
+        assert "changed on disk" in reply.json()["error"]
+        assert setup.read_text(encoding="utf-8") == edited_elsewhere
+
+        fresh = http.get(f"/api/v1/datasets/{DEMO_DATASET}/setup").json()
+        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup",
+                         json_body={"version": fresh["version"], "voxel_size": [-4, 1, 1]})
+        assert reply.status == 400 and "voxel_size" in reply.json()["error"], reply.body
+        assert setup.read_text(encoding="utf-8") == edited_elsewhere
+
+
+@pytest.mark.browser
+def test_the_viewer_sets_up_the_dataset_and_says_when_the_file_changed(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    setup = root / "setup.json"
+    with serve(config_for(root)) as server, chromium_page() as browser:
+        page = browser.page
+        page.goto(f"{server.url}datasets/{DEMO_DATASET}")
+        page.wait_for_selector("#viewer[data-ready=true]")
+        page.click("#setup-panel summary")
+        page.wait_for_selector("#setup-panel .setup-class")
+        assert page.input_value("[data-setup=voxel-z]") == "50"
+        page.fill("[data-setup=voxel-z]", "40")
+        page.click("[data-setup=add-class]")
+        new_class = page.query_selector_all("#setup-panel .setup-class")[-1]
+        new_class.query_selector("input[type=text]").fill("mitochondria")
+        new_class.query_selector("input[type=color]").fill("#ffaa00")
+        page.click("[data-setup=save]")
+        page.wait_for_selector("[data-setup=message][data-state=saved]")
+        written = json.loads(setup.read_text(encoding="utf-8"))
+        demo = next(d for d in written["datasets"] if d["title"] == DEMO_DATASET)
+        assert demo["voxel_size"] == [40, 4, 4]
+        project = next(p for p in written["projects"] if p["title"] == "Demo")
+        assert {"id": 2, "name": "mitochondria", "color": "#ffaa00"} in project["classes"]
+        # the new class can be painted at once
+        page.wait_for_selector("button.classbtn[data-class-id='2']")
+
+        # someone edits the file meanwhile: the panel refuses and shows the file as it is now
+        setup.write_text(setup.read_text(encoding="utf-8").replace('"voxel_size": [\n        40',
+                                                                   '"voxel_size": [\n        30'),
+                         encoding="utf-8")
+        edited = setup.read_text(encoding="utf-8")
+        page.fill("[data-setup=voxel-y]", "3")
+        page.click("[data-setup=save]")
+        page.wait_for_selector("[data-setup=message][data-state=error]")
+        assert "changed on disk" in page.inner_text("[data-setup=message]")
+        assert setup.read_text(encoding="utf-8") == edited
+        page.wait_for_function("() => document.querySelector('[data-setup=voxel-y]').value === '4'")
+        # the refused PUT is the only thing the console reports
+        assert [e for e in browser.errors if "409" not in e] == []
