@@ -216,6 +216,19 @@ export class AnnotationEditor {
     this.grow(minR, minC, maxR, maxC);
   }
 
+  // Labels from elsewhere (another slice) into the unpainted pixels of this one, as one stroke.
+  applyLabels(source) {
+    if (!this.active || this.z === null) return 0;
+    this.stroke = { indices: [], before: [], seen: new Set() };
+    for (let i = 0; i < source.length; i++) {
+      if (this.labels[i] === UNPAINTED && source[i] !== UNPAINTED) this.set(i, source[i]);
+    }
+    const count = this.stroke.indices.length;
+    this.render(0, 0, this.width, this.height);
+    this.up();
+    return count;
+  }
+
   // -- undo and redo -------------------------------------------------------------------------
 
   undo() { this.replay("undo", "redo", "before"); }
@@ -284,7 +297,7 @@ export class AnnotationEditor {
   flush() { return this.save(); }
 }
 
-async function upload(url, labels) {
+export async function upload(url, labels) {
   let body = labels, headers = { "Content-Type": "application/octet-stream" };
   if (typeof CompressionStream === "function" && labels.length > 1 << 20) {
     // large slices travel gzip-compressed: mostly 255 with a few strokes compresses ~100x

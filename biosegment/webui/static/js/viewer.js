@@ -10,6 +10,7 @@ import { classesIn, defaultColours } from "./layer_colours.js";
 import { watchCatalog } from "./layer_watch.js";
 import { sliceGrey } from "./fill.js";
 import { SetupPanel } from "./setup_panel.js";
+import { fetchSlice, interpolateBetween } from "./interpolation.js";
 import { rememberState, rememberUndo, restoredState, restoredUndo } from "./viewer_state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -330,6 +331,50 @@ async function createAnnotation() {
   } catch (error) { showError(error); }
 }
 
+// -- between slices --------------------------------------------------------------------------------
+
+function say(text) { $("interp-message").textContent = text; }
+
+async function copyPrevious() {
+  const z = page.cursor[0];
+  if (!page.editing) { say("choose or create an annotation first"); return; }
+  if (z === 0) { say("slice 0 has no slice before it"); return; }
+  await page.editor.flush();
+  const source = await fetchSlice(datasetName, page.editing, z - 1);
+  const count = page.editor.applyLabels(source);
+  say(count ? `copied ${count} pixels from slice ${z - 1}` : `slice ${z - 1} has nothing to copy here`);
+}
+
+// Default ends: the painted slices nearest below and above the current one.
+function suggestInterpolation() {
+  const layer = page.layers.find((l) => l.kind === "annotation" && l.name === page.editing);
+  const slices = (layer && layer.slices) || [];
+  const z = page.cursor[0];
+  const below = slices.filter((s) => s <= z), above = slices.filter((s) => s > z);
+  if ($("interp-from").value === "" && below.length) $("interp-from").value = String(Math.max(...below));
+  if ($("interp-to").value === "" && above.length) $("interp-to").value = String(Math.min(...above));
+}
+
+async function interpolate() {
+  if (!page.editing) { say("choose or create an annotation first"); return; }
+  suggestInterpolation();
+  const za = Number($("interp-from").value), zb = Number($("interp-to").value);
+  if ($("interp-from").value === "" || $("interp-to").value === "") { say("give the two painted slices"); return; }
+  await page.editor.flush();
+  say(`filling the slices between ${za} and ${zb} …`);
+  try {
+    const count = await interpolateBetween({ dataset: datasetName, annotation: page.editing, za, zb,
+      height: page.shape[1], width: page.shape[2], onSlice: (z) => say(`filled slice ${z}`) });
+    say(count ? `filled the slices between ${Math.min(za, zb)} and ${Math.max(za, zb)}: ${count} pixels`
+      : `nothing to fill: the objects on slices ${za} and ${zb} do not overlap (or the slices between are painted); paint a slice in between first`);
+    root.dataset.interpolated = `${za}-${zb}`;
+    await page.editor.load(page.cursor[0]);
+    const layer = page.layers.find((l) => l.kind === "annotation" && l.name === page.editing);
+    if (layer) layer.version = String(Date.now());
+    redrawAll();
+  } catch (error) { say(error.message || String(error)); }
+}
+
 // -- jobs ----------------------------------------------------------------------------------------
 
 async function startSegmentation() {
@@ -464,6 +509,8 @@ async function start() {
   $("redo").onclick = () => page.editor.redo();
   $("annotation-select").addEventListener("change", (e) => chooseAnnotation(e.target.value).catch(showError));
   $("annotation-create").onclick = createAnnotation;
+  $("copy-previous").onclick = () => copyPrevious().catch((e) => say(e.message));
+  $("interpolate").onclick = () => interpolate();
   $("segment-start").onclick = startSegmentation;
   $("train-start").onclick = startTraining;
   window.addEventListener("beforeunload", () => page.editor.flush());
