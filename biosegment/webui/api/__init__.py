@@ -14,6 +14,7 @@ API_PREFIX = "/api/v1"
 def api_blueprints() -> list:
     from biosegment.webui.api import (annotation_routes, catalog_routes, job_routes,
                                       tile_routes)
-    from biosegment.webui.api import setup_routes
-    return [catalog_routes.api, tile_routes.api, annotation_routes.api, job_routes.api,
-            setup_routes.api]
+    from biosegment.webui.api import comparison_routes, setup_routes
+    # comparison first: its /tiles/difference/ rule must win over the generic /tiles/<kind>/
+    return [comparison_routes.api, catalog_routes.api, tile_routes.api, annotation_routes.api,
+            job_routes.api, setup_routes.api]

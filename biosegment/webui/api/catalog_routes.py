@@ -109,6 +109,12 @@ def get_dataset(path: DatasetPath):
                 # changes when the files change, so an open viewer fetches new tiles
                 "version": s.get("fingerprint") or s.get("updated_at")}
                for s in catalog.segmentations(path.dataset)]
+    if row.get("ground_truth"):
+        # where each segmentation and the ground truth disagree (comparison_routes)
+        layers += [{"kind": "difference", "name": s["name"],
+                    "label": f"difference {s['name']} vs ground truth",
+                    "version": s.get("fingerprint") or s.get("updated_at")}
+                   for s in catalog.segmentations(path.dataset) if s.get("state") == "ok"]
     layers += [{"kind": "annotation", "name": a["name"], "label": f"annotation {a['name']}",
                 "state": a.get("state"), "slices": a.get("slices") or []}
                for a in catalog.annotations(path.dataset)]

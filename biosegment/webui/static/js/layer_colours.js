@@ -19,10 +19,22 @@ export function complementary(hex) {
   return rgbToHex([top + bottom - r, top + bottom - g, top + bottom - b]);
 }
 
+// A difference layer (a segmentation against ground truth) has its own three "classes".
+export const DIFFERENCE_CLASSES = [
+  { id: 1, name: "false positive", color: "#ff40ff" },
+  { id: 2, name: "false negative", color: "#ffd000" },
+  { id: 3, name: "other class", color: "#40a0ff" },
+];
+
+// The classes a layer shows: the dataset's, or the difference layer's own.
+export function layerClasses(layer, classes) {
+  return layer.kind === "difference" ? DIFFERENCE_CLASSES : classes;
+}
+
 // A new Map class id -> "#rrggbb" with the default colours of `layer` (kind, name).
 export function defaultColours(layer, classes) {
   const colours = new Map();
-  for (const c of classes) {
+  for (const c of layerClasses(layer, classes)) {
     colours.set(c.id, layer.kind === "segmentation" ? complementary(c.color) : (c.color || "#ff0000"));
   }
   return colours;
@@ -30,5 +42,5 @@ export function defaultColours(layer, classes) {
 
 // The classes with the colours of `layer`, for makePalette.
 export function classesIn(layer, classes) {
-  return classes.map((c) => ({ ...c, color: (layer.colours && layer.colours.get(c.id)) || c.color }));
+  return layerClasses(layer, classes).map((c) => ({ ...c, color: (layer.colours && layer.colours.get(c.id)) || c.color }));
 }

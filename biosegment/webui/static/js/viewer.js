@@ -6,7 +6,7 @@ import { API, el, getJSON, sendJSON } from "./common.js";
 import { TiledView } from "./tiled_view.js";
 import { AnnotationEditor } from "./annotator.js";
 import { makePalette } from "./label_colors.js";
-import { classesIn, defaultColours } from "./layer_colours.js";
+import { classesIn, defaultColours, layerClasses } from "./layer_colours.js";
 import { watchCatalog } from "./layer_watch.js";
 import { sliceGrey } from "./fill.js";
 import { SetupPanel } from "./setup_panel.js";
@@ -112,7 +112,7 @@ function showVoxel(z, y, x) {
   clearTimeout(voxelTimer);
   voxelTimer = setTimeout(async () => {
     // the layers on screen only: the readout keeps a fixed height beside the sidebar
-    const labels = page.layers.filter((l) => l.kind !== "raw" && (l.visible || l.name === page.editing)).map(layerKey).join(",");
+    const labels = page.layers.filter((l) => !["raw", "difference"].includes(l.kind) && (l.visible || l.name === page.editing)).map(layerKey).join(",");
     try {
       const v = await getJSON(`/datasets/${enc(datasetName)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc(labels)}`);
       const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `value ${v.value}`];
@@ -157,7 +157,7 @@ function layerControls(layer) {
   if (layer.kind === "raw") return box;
   box.append(el("div", { class: "row" }, el("label", {}, "opacity"), opacity));
   const classes = el("div", { class: "classes" });
-  for (const c of page.classes) {
+  for (const c of layerClasses(layer, page.classes)) {
     if (c.id === 0 && layer.kind !== "annotation") continue;
     const shown = el("input", { type: "checkbox", title: `show ${c.name}`,
       onchange: (e) => { (e.target.checked ? layer.hiddenClasses.delete(c.id) : layer.hiddenClasses.add(c.id)); refreshPalettes(); } });
@@ -168,7 +168,25 @@ function layerControls(layer) {
     classes.append(el("span", { class: "swatch" }, shown, colour, c.name));
   }
   box.append(classes);
+  if (layer.kind === "difference") box.append(scoresLine(layer));
   return box;
+}
+
+// The scores of a segmentation against ground truth, fetched once per version of its files.
+function scoresLine(layer) {
+  const line = el("div", { class: "scores muted", dataset: { scores: layer.name } }, "scores: …");
+  const key = `${layer.name}@${layer.version}`;
+  if (!page.scores) page.scores = new Map();
+  if (!page.scores.has(key)) {
+    page.scores.set(key, getJSON(`/datasets/${enc(datasetName)}/segmentations/${enc(layer.name)}/scores`));
+  }
+  page.scores.get(key).then((s) => {
+    const parts = Object.entries(s.iou).filter(([name]) => name !== "background")
+      .map(([name, iou]) => `${name}: IoU ${iou === null ? "-" : iou.toFixed(3)}, Dice ${s.dice[name] === null ? "-" : s.dice[name].toFixed(3)}`);
+    line.textContent = `${parts.join("; ")} · false positives ${s.false_positives} · false negatives ${s.false_negatives}`;
+    line.dataset.ready = "true";
+  }, (error) => { line.textContent = `scores: ${error.message}`; });
+  return line;
 }
 
 function renderLayers() {
@@ -244,7 +262,7 @@ function mergeLayers(doc) {
     if (!old) return newLayer(l, l.kind === "segmentation");
     const editing = old.kind === "annotation" && old.name === page.editing;
     const version = versionOf(l);
-    if (old.kind === "segmentation" && version !== old.version) {
+    if (["segmentation", "difference"].includes(old.kind) && version !== old.version) {
       old.version = version;
       for (const view of Object.values(page.views)) view.forgetLayer(old);
     }
