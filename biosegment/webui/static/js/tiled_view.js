@@ -176,7 +176,7 @@ export class TiledView {
       const entry = this.tiles.get(this.tileUrl(layer, level, row, col));
       if (!entry.ready) { complete = false; continue; }
       let image = entry.image;
-      if (layer.kind !== "raw") {
+      if (layer.kind !== "raw" || layer.palette) {  // a raw layer's table is its display window
         if (entry.paletteKey !== layer.paletteKey) {
           entry.coloured = colourise(entry.image, layer.palette);
           entry.paletteKey = layer.paletteKey;

@@ -11,6 +11,7 @@ import { watchCatalog } from "./layer_watch.js";
 import { sliceGrey } from "./fill.js";
 import { SetupPanel } from "./setup_panel.js";
 import { fetchSlice, interpolateBetween } from "./interpolation.js";
+import { AUTO_PERCENTILES, drawHistogram, percentile, viewHistogram, windowPalette } from "./contrast.js";
 import { rememberState, rememberUndo, restoredState, restoredUndo } from "./viewer_state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -35,6 +36,7 @@ function editingLayer() {
 
 function refreshPalettes() {
   for (const layer of page.layers) {
+    if (layer.kind === "raw") continue;  // its table is the display window (applyFilter)
     layer.palette = paletteFor(layer);
     layer.paletteKey = (layer.paletteKey || 0) + 1;
   }
@@ -63,6 +65,7 @@ function persist() {
     }
     rememberState(datasetName, {
       z: page.cursor[0], annotation: page.editing || "", brush: page.editor.brushSize, tool: page.editor.tool,
+      window: [Number($("window-low").value), Number($("window-high").value)],
       view: view.autoFit ? null : { scale: view.scale, left: view.left, top: view.top }, layers,
     });
   }, 150);
@@ -95,6 +98,8 @@ function setSlice(z) {
   }
   root.dataset.slice = String(z);
   persist();
+  clearTimeout(page.histogramTimer);
+  page.histogramTimer = setTimeout(() => refreshHistogram().catch(() => {}), 200);
 }
 
 function updateCrosshairs() {
@@ -416,8 +421,27 @@ async function startTraining() {
 // -- wiring --------------------------------------------------------------------------------------
 
 function applyFilter() {
+  const low = Number($("window-low").value), high = Number($("window-high").value);
+  const raw = page.layers.find((l) => l.kind === "raw");
+  if (raw) { raw.palette = windowPalette(low, high); raw.paletteKey = (raw.paletteKey || 0) + 1; }
+  if (page.histogram) drawHistogram($("histogram"), page.histogram, low, high);
+  root.dataset.window = `${low}-${high}`;
   const filter = `brightness(${$("brightness").value / 100}) contrast(${$("contrast").value / 100})`;
   for (const view of Object.values(page.views)) { view.filter = filter; view.requestDraw(); }
+}
+
+async function refreshHistogram() {
+  const raw = page.layers.find((l) => l.kind === "raw");
+  page.histogram = await viewHistogram(page.views.z, raw);
+  drawHistogram($("histogram"), page.histogram, Number($("window-low").value), Number($("window-high").value));
+}
+
+async function autoContrast() {
+  await refreshHistogram();
+  $("window-low").value = String(percentile(page.histogram, AUTO_PERCENTILES[0]));
+  $("window-high").value = String(Math.max(percentile(page.histogram, AUTO_PERCENTILES[1]), Number($("window-low").value) + 1));
+  applyFilter();
+  persist();
 }
 
 function bindKeys() {
@@ -515,6 +539,10 @@ async function start() {
   $("zoom-fit").onclick = () => { page.views.z.autoFit = true; page.views.z.fit(); };
   $("brightness").addEventListener("input", applyFilter);
   $("contrast").addEventListener("input", applyFilter);
+  for (const id of ["window-low", "window-high"]) $(id).addEventListener("input", () => { applyFilter(); persist(); });
+  $("auto-contrast").onclick = () => autoContrast().catch(showError);
+  if (saved.window) { $("window-low").value = String(saved.window[0]); $("window-high").value = String(saved.window[1]); }
+  applyFilter();
   $("brush-size").addEventListener("input", (e) => { page.editor.brushSize = Number(e.target.value); $("brush-size-label").textContent = e.target.value; persist(); });
   if (saved.brush) { $("brush-size").value = String(saved.brush); $("brush-size-label").textContent = String(saved.brush); }
   page.editor.brushSize = Number($("brush-size").value);
