@@ -93,7 +93,7 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         assert page.evaluate(REDDISH_PIXELS) == 0
         page.check("#layer-ground_truth-visible")
         page.wait_for_function(f"({REDDISH_PIXELS})() > 1000")
-        browser.screenshot("viewer.png")
+        # (the viewer picture in the docs comes from test_browser_screenshots: a trained model)
         page.uncheck("#layer-ground_truth-visible")
         page.wait_for_function(f"({REDDISH_PIXELS})() === 0")
 
