@@ -58,3 +58,25 @@ def test_problems_box_names_each_dataset_and_model_in_error(tmp_path):
         assert "dataset empty: EM/empty.tif: empty file (0 bytes)" in listed
         assert "model broken" in listed and "broken.pytorch" in listed
         assert browser.errors == []
+
+
+def test_a_dataset_whose_files_are_gone_leaves_the_list_and_is_named_as_a_problem(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    stack = root / "EM" / "short-lived.tif"
+    tifffile.imwrite(stack, np.zeros((2, 32, 32), np.uint8), photometric="minisblack")
+    with open_catalog(root) as catalog:
+        refresh(catalog, root)
+    with serve(config_for(root)) as server, chromium_page() as browser:
+        page = browser.page
+        page.goto(server.url)
+        page.wait_for_selector(".card[data-name='short-lived']")
+        stack.unlink()
+        with open_catalog(root) as catalog:
+            refresh(catalog, root)
+        page.wait_for_selector(".card[data-name='short-lived']", state="detached",
+                               timeout=10_000)
+        page.wait_for_selector("#problems:not([hidden])")
+        assert "dataset short-lived: no longer in the data folder" in page.inner_text(
+            "#problem-list")
+        assert page.query_selector(f".card[data-name='{DEMO_DATASET}']") is not None
+        assert browser.errors == []

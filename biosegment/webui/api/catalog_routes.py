@@ -52,10 +52,12 @@ def dashboard_document(catalog) -> dict:
         recent_jobs = []
     return {
         "projects": catalog.projects(),
-        "datasets": [_dataset_summary(row) for row in catalog.datasets()],
-        "models": [_model_summary(row) for row in catalog.models()],
-        "segmentations": catalog.segmentations(),
-        "annotations": catalog.annotations(),
+        # what is gone from the folder is not listed as if it were there: the problems box
+        # names it ("no longer in the data folder") until it comes back or a reindex forgets it
+        "datasets": [_dataset_summary(row) for row in catalog.datasets(include_missing=False)],
+        "models": [_model_summary(row) for row in catalog.models(include_missing=False)],
+        "segmentations": catalog.segmentations(include_missing=False),
+        "annotations": catalog.annotations(include_missing=False),
         "problems": catalog.all_problems(),
         "counts": catalog.counts(),
         "jobs": recent_jobs,
@@ -108,7 +110,7 @@ def get_dataset(path: DatasetPath):
                 "model": s.get("model"), "state": s.get("state"),
                 # changes when the files change, so an open viewer fetches new tiles
                 "version": s.get("fingerprint") or s.get("updated_at")}
-               for s in catalog.segmentations(path.dataset)]
+               for s in catalog.segmentations(path.dataset, include_missing=False)]
     if row.get("ground_truth"):
         # where each segmentation and the ground truth disagree (comparison_routes)
         layers += [{"kind": "difference", "name": s["name"],
@@ -117,7 +119,7 @@ def get_dataset(path: DatasetPath):
                    for s in catalog.segmentations(path.dataset) if s.get("state") == "ok"]
     layers += [{"kind": "annotation", "name": a["name"], "label": f"annotation {a['name']}",
                 "state": a.get("state"), "slices": a.get("slices") or []}
-               for a in catalog.annotations(path.dataset)]
+               for a in catalog.annotations(path.dataset, include_missing=False)]
     document["layers"] = layers
     if row.get("shape"):
         document["pyramid"] = {axis: pyramid(*plane_shape(row["shape"], axis)) for axis in AXES}
