@@ -84,13 +84,14 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
     from biosegment.tasks.runner import JobRunner
 
     config = app.config
-    runner = JobRunner(config, role="cli", huey=service.huey)
+    # Immediate: the job's blocks run in this process too; interrupted work goes to the queue.
+    runner = JobRunner(config, role="cli", huey=service.huey, immediate=True)
     done = threading.Event()
     failure: list[BaseException] = []
 
     def work() -> None:
         try:
-            runner.run_now(job["id"])
+            runner.run_job(job["id"])
         except BaseException as exc:  # shown by the main thread
             failure.append(exc)
         finally:

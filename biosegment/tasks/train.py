@@ -78,17 +78,17 @@ def _classes_for(ctx: JobContext, dataset: dict) -> list[dict] | None:
     return [by_id[i] for i in range(len(by_id))]
 
 
-def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
+def run_train(ctx: JobContext) -> dict:
     """Handler of a claimed ``train`` job; see the module docstring."""
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import train_model
     from biosegment.volumes import open_volume
 
     params = ctx.params
-    root = Path(runner.config.data_dir)
+    root = Path(ctx.config.data_dir)
     final = resolve_inside(root, f"models/{params['name']}")
     if _published_by(final, ctx.job_id):
-        return _register(ctx, runner, final)
+        return _register(ctx, final)
     catalog = ctx.catalog
     dataset = catalog.dataset(params["dataset"])
     if dataset.get("state") != "ok":
@@ -122,7 +122,7 @@ def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
             architecture=None if base_path else architecture, base_model=base_path,
             classes=_classes_for(ctx, dataset) if base_path is None else None,
             name=params["name"], epochs=params.get("epochs"),
-            device=params.get("device") or runner.config.engine.device,
+            device=params.get("device") or ctx.config.engine.device,
             parent=params.get("base_model"), resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
@@ -134,7 +134,7 @@ def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
         raise InputError("training ended before a single epoch finished; nothing to save",
                          where="epochs")
     _publish(ctx, folder, final)
-    return _register(ctx, runner, final, stopped_by=result.stopped_by,
+    return _register(ctx, final, stopped_by=result.stopped_by,
                      best_epoch=result.best_epoch)
 
 
@@ -186,10 +186,10 @@ def _drop_working_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _register(ctx: JobContext, runner, final: Path, **extra) -> dict:
+def _register(ctx: JobContext, final: Path, **extra) -> dict:
     from biosegment.engine import load_model
 
-    root = Path(runner.config.data_dir)
+    root = Path(ctx.config.data_dir)
     _drop_working_files(final)
     _, card = load_model(final)
     location = relative_to_root(root, final / "model.pytorch")
