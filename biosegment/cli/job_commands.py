@@ -71,7 +71,7 @@ def follow_job(service, job_id: str, *, done: threading.Event | None = None) -> 
 
 
 def _queue_has_consumers(config) -> bool:
-    from biosegment.daemon.pidlock import daemon_running, live_runners
+    from biosegment.folder_lock import daemon_running, live_runners
 
     if daemon_running(config.data_dir):
         return True
@@ -119,7 +119,7 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
     from biosegment.tasks import JobService
 
     from biosegment.catalog import refresh
-    from biosegment.daemon.pidlock import daemon_running
+    from biosegment.folder_lock import daemon_running
 
     config = app.config
     app.require_root()

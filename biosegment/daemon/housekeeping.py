@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from biosegment.daemon.pidlock import live_runners
+from biosegment.folder_lock import live_runners
 
 __all__ = ["clean_state_folder", "HousekeepingReport", "CACHE_DIR_NAME"]
 

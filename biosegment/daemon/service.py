@@ -21,7 +21,7 @@ from biosegment.config import Config
 from biosegment.daemon.automation import submit_auto_segmentations
 from biosegment.daemon.consumer import ConsumerHost
 from biosegment.daemon.housekeeping import clean_state_folder
-from biosegment.daemon.pidlock import FolderLock, acquire_daemon_lock
+from biosegment.folder_lock import FolderLock, acquire_daemon_lock
 from biosegment.daemon.scheduler import (
     HOUSEKEEPING_SECONDS,
     RECOVERY_SECONDS,

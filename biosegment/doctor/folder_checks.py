@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biosegment.daemon.pidlock import daemon_info, live_runners
+from biosegment.folder_lock import daemon_info, live_runners
 from biosegment.datafolder import LAYOUT
 from biosegment.doctor.report import Finding
 

@@ -3,7 +3,7 @@
 A job whose process was killed (``kill -9``, a power cut, a worker machine that vanished) stays
 ``running`` in the catalog, and its queue message is gone: Huey removes a message when a worker
 takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (see
-:mod:`biosegment.daemon.pidlock`), puts them back to ``queued`` and onto the queue; the handlers
+:mod:`biosegment.folder_lock`), puts them back to ``queued`` and onto the queue; the handlers
 then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
 the catalog but have had no message on the queue for a while (a crash between the two writes)
 are enqueued again. A job whose cancel was requested before its runner died is marked ``cancelled``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from biosegment.daemon.pidlock import runner_alive
+from biosegment.folder_lock import runner_alive
 from biosegment.tasks.queue import pending_job_messages, queue_tasks
 
 __all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S"]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
-from biosegment.daemon.pidlock import PresenceLock
+from biosegment.folder_lock import PresenceLock
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
 from biosegment.tasks import queue
 from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment import __version__
-from biosegment.daemon.pidlock import runner_alive
+from biosegment.folder_lock import runner_alive
 from biosegment.errors import InputError
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
