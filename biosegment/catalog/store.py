@@ -28,12 +28,10 @@ from biosegment.catalog.rows import (
     now_iso,
 )
 from biosegment.errors import BioSegmentError, InputError, NotFoundError
+from biosegment.folder_names import CATALOG_FILE, STATE_DIR
 
-__all__ = ["Catalog", "open_catalog", "CATALOG_DIRNAME", "CATALOG_FILENAME", "catalog_path",
-           "entity_key"]
+__all__ = ["Catalog", "open_catalog", "catalog_path", "entity_key"]
 
-CATALOG_DIRNAME = ".biosegment"
-CATALOG_FILENAME = "catalog.db"
 
 _KEY_COLUMNS = {
     "projects": ("name",),
@@ -47,7 +45,7 @@ _ORIGIN_RANK = {origin: rank for rank, origin in enumerate(("scan", "setup", "ui
 
 def catalog_path(root: Path) -> Path:
     """Where the catalog of the data folder ``root`` lives."""
-    return Path(root) / CATALOG_DIRNAME / CATALOG_FILENAME
+    return Path(root) / STATE_DIR / CATALOG_FILE
 
 
 def entity_key(table: str, row: Mapping[str, Any]) -> tuple:

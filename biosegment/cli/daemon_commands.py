@@ -17,6 +17,7 @@ import click
 
 from biosegment.cli import main
 from biosegment.cli.context import AppContext, pass_app
+from biosegment.folder_names import QUEUE_FILE
 
 __all__ = ["run", "worker", "configure_logging"]
 
@@ -147,7 +148,7 @@ def worker(app: AppContext, threads: int | None) -> None:
         ])
         scheduler.start()
         try:
-            queue = config.queue.url or str(config.state_dir / "queue.db")
+            queue = config.queue.url or str(config.state_dir / QUEUE_FILE)
             click.echo(f"BioSegment worker ({config.queue.workers} thread(s)) on {queue} for "
                        f"{config.data_dir}")
             stopper.wait()

@@ -139,9 +139,10 @@ def import_model(app: AppContext, package: str, name: str | None, as_json: bool)
     """
     from biosegment.cli.data_commands import refresh_catalog
     from biosegment.engine.bioimageio import import_bioimageio
+    from biosegment.folder_names import MODELS_DIR
 
     root = app.require_root()
-    checkpoint = import_bioimageio(Path(package), root / "models", name=name)
+    checkpoint = import_bioimageio(Path(package), root / MODELS_DIR, name=name)
     refresh_catalog(app)
     document = {"model": checkpoint.parent.name, "location": str(checkpoint.relative_to(root))}
     if as_json:

@@ -34,13 +34,14 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from biosegment.daemon.changes import AREAS, RESCAN_AREA, SETUP_AREA, ChangeTracker
+from biosegment.folder_names import SETUP_FILE
 from biosegment.paths import is_temporary_name
 
-__all__ = ["DataFolderWatcher", "RefreshOutcome", "classify_path", "SETUP_FILE"]
+__all__ = ["DataFolderWatcher", "RefreshOutcome", "classify_path"]
 
 log = logging.getLogger(__name__)
 
-SETUP_FILE = "setup.json"
+
 _WATCHED_FOLDERS = tuple(a for a in AREAS if a not in (SETUP_AREA, RESCAN_AREA))
 #: How often the registrar looks at settling files when nothing else wakes it.
 _TICK_S = 0.1

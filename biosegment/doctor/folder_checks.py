@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from biosegment.folder_lock import daemon_info, live_runners
-from biosegment.datafolder import LAYOUT
+from biosegment.folder_names import LAYOUT
 from biosegment.doctor.report import Finding
 
 __all__ = ["check_daemon", "check_layout"]

@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from biosegment.errors import InputError
+from biosegment.folder_names import SEGMENTATION_LABELS, SEGMENTATION_LABELS_ZARR
 
 __all__ = ["SEGMENTATION_FORMATS", "LABEL_FILE_NAMES", "label_file_name", "assemble_labels"]
 
 #: Formats a segmentation can be written in; ``tiff`` is the default.
 SEGMENTATION_FORMATS = ("tiff", "ome-zarr")
 #: The label volume's file name in a segmentation folder, per format.
-LABEL_FILE_NAMES = {"tiff": "labels.tif", "ome-zarr": "labels.ome.zarr"}
+LABEL_FILE_NAMES = {"tiff": SEGMENTATION_LABELS, "ome-zarr": SEGMENTATION_LABELS_ZARR}
 
 
 def label_file_name(output_format: str | None) -> str:

@@ -18,11 +18,10 @@ from typing import Callable, Protocol
 from huey import Huey, RedisHuey, SqliteHuey
 
 from biosegment.config import Config
+from biosegment.folder_names import QUEUE_FILE
 
 __all__ = ["make_huey", "QueueTasks", "TaskTarget", "queue_tasks", "attach_runner",
-           "pending_job_messages", "pending_blocks", "QUEUE_FILE"]
-
-QUEUE_FILE = "queue.db"
+           "pending_job_messages", "pending_blocks"]
 
 
 class TaskTarget(Protocol):

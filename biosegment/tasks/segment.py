@@ -25,19 +25,16 @@ from pathlib import Path
 from biosegment import __version__
 from biosegment.folder_lock import runner_alive
 from biosegment.errors import InputError
+from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
 
-__all__ = ["run_segment", "run_segment_block", "SEGMENTATION_LABELS", "SEGMENTATION_CARD",
-           "segmentation_folder"]
-
-SEGMENTATION_LABELS = "labels.tif"
-SEGMENTATION_CARD = "segmentation.json"
+__all__ = ["run_segment", "run_segment_block", "segmentation_folder"]
 _DONE_DIR = "blocks-done"
 
 
 def segmentation_folder(root: Path, dataset: str, name: str) -> Path:
-    return resolve_inside(root, f"segmentations/{dataset}/{name}")
+    return resolve_inside(root, f"{SEGMENTATIONS_DIR}/{dataset}/{name}")
 
 
 @dataclass
@@ -245,12 +242,12 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
     if not (staging / labels_name).exists():
         assemble_labels(ctx.workspace.parts_dir, staging, output_format=output_format,
                         voxel_size=inputs.volume.voxel_size, classes=inputs.card.classes)
-    card = _card(ctx, inputs, f"segmentations/{dataset}/{name}/{labels_name}")
+    card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
     card["labels"] = labels_name
     (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n",
                                              encoding="utf-8")
     os.replace(staging, final)
-    ctx.log.write(f"wrote segmentations/{dataset}/{name}/ in {time.monotonic() - started:.1f} s")
+    ctx.log.write(f"wrote {relative_to_root(root, final)}/ in {time.monotonic() - started:.1f} s")
     return _register(ctx, final, card)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
 from biosegment.errors import InputError, NotFoundError
+from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
 from biosegment.paths import resolve_inside
 from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.workspace import JobWorkspace
@@ -172,7 +173,7 @@ class JobService:
         if checked.get("block_z") == 0:
             raise InputError("must be at least 1", where="block_z")
         existing = {s["name"] for s in catalog.segmentations(dataset)}
-        on_disk = self.root / "segmentations" / dataset
+        on_disk = self.root / SEGMENTATIONS_DIR / dataset
         if on_disk.is_dir():
             existing |= {p.name for p in on_disk.iterdir()}
         existing |= self._names_in_use("segment", "name", dataset=dataset)
@@ -207,9 +208,9 @@ class JobService:
                              where="epochs")
         checked = _checked_options(options, TRAIN_OPTIONS)
         existing = {m["name"] for m in catalog.models()}
-        models_dir = self.root / "models"
+        models_dir = self.root / MODELS_DIR
         if models_dir.is_dir():
-            existing |= {p.name.removesuffix(".pytorch") for p in models_dir.iterdir()}
+            existing |= {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
         existing |= self._names_in_use("train", "name")
         if name is not None:
             checked_name(name, where="name")

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.errors import InputError
+from biosegment.folder_names import (LAST_EPOCH_DIR, MODEL_CARD, MODEL_WEIGHTS, MODELS_DIR,
+                                     TRAINING_STATE)
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import JobContext
 
@@ -27,7 +29,7 @@ __all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
 #: A new network (no base model) unless the job's options say otherwise.
 DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
 # Files of the training folder that are working state, not part of the published model.
-_WORKING_FILES = ("training_state.pt", "last")
+_WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
 _TRAIN_KEYS = ("steps_per_epoch", "max_steps", "time_budget_s", "batch_size", "crop_size",
                "learning_rate", "validation_fraction", "seed")
 
@@ -86,7 +88,7 @@ def run_train(ctx: JobContext) -> dict:
 
     params = ctx.params
     root = Path(ctx.config.data_dir)
-    final = resolve_inside(root, f"models/{params['name']}")
+    final = resolve_inside(root, f"{MODELS_DIR}/{params['name']}")
     if _published_by(final, ctx.job_id):
         return _register(ctx, final)
     catalog = ctx.catalog
@@ -154,7 +156,7 @@ def _published_by(final: Path, job_id: str) -> bool:
     """True when ``models/<name>/`` is this job's output (a re-run after the rename)."""
     from biosegment.engine.model_card import ModelCard
 
-    card_path = final / "model.json"
+    card_path = final / MODEL_CARD
     if not card_path.is_file():
         return False
     try:
@@ -166,7 +168,7 @@ def _published_by(final: Path, job_id: str) -> bool:
 
 def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
     if final.exists():
-        raise InputError(f"models/{final.name} appeared while this job ran; nothing was "
+        raise InputError(f"{MODELS_DIR}/{final.name} appeared while this job ran; nothing was "
                          "overwritten (the trained model stays in the job folder)",
                          where="name")
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +176,7 @@ def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
     # leaves either a resumable job folder or a published model, never neither.
     os.replace(folder, final)
     _drop_working_files(final)
-    ctx.log.write(f"model saved to models/{final.name}/")
+    ctx.log.write(f"model saved to {MODELS_DIR}/{final.name}/")
 
 
 def _drop_working_files(folder: Path) -> None:
@@ -192,7 +194,7 @@ def _register(ctx: JobContext, final: Path, **extra) -> dict:
     root = Path(ctx.config.data_dir)
     _drop_working_files(final)
     _, card = load_model(final)
-    location = relative_to_root(root, final / "model.pytorch")
+    location = relative_to_root(root, final / MODEL_WEIGHTS)
     ctx.catalog.upsert_model(name=final.name, location=location,
                              architecture=dict(card.architecture), classes=list(card.classes),
                              parent=ctx.params.get("base_model"),

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosegment.folder_names import JOBS_DIR
 from biosegment.paths import relative_to_root
 
-__all__ = ["JobWorkspace", "JOBS_DIR_NAME"]
-
-JOBS_DIR_NAME = "jobs"
+__all__ = ["JobWorkspace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +31,7 @@ class JobWorkspace:
 
     @property
     def folder(self) -> Path:
-        return self.state_dir / JOBS_DIR_NAME / self.job_id
+        return self.state_dir / JOBS_DIR / self.job_id
 
     @property
     def log_file(self) -> Path:

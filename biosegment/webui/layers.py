@@ -19,6 +19,7 @@ import numpy as np
 
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.errors import NotFoundError
+from biosegment.folder_names import SEGMENTATION_LABELS
 from biosegment.paths import resolve_inside
 from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
                                 open_volume, open_with_pyramid, read_class_ids, read_png_slice,
@@ -32,7 +33,6 @@ LAYER_KINDS = ("raw", "ground_truth", "segmentation", "annotation")
 AXES = ("z", "y", "x")
 #: Annotation value for "nothing painted here" (SPEC 4).
 UNPAINTED = 255
-_SEGMENTATION_FILE = "labels.tif"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +99,8 @@ class LayerStore:
         if not location:
             raise NotFoundError(f"{ref.kind} {ref.name or ref.dataset!r} has no files")
         path = resolve_inside(self.root, location)
-        if ref.kind == "segmentation" and path.is_dir() and (path / _SEGMENTATION_FILE).is_file():
-            path = path / _SEGMENTATION_FILE
+        if ref.kind == "segmentation" and path.is_dir() and (path / SEGMENTATION_LABELS).is_file():
+            path = path / SEGMENTATION_LABELS
         # storage_path: a dataset inside an HDF5 file (EM/a.h5/raw) exists when its file does
         if not storage_path(path).exists() and ref.kind != "annotation":
             raise NotFoundError(f"{location} is missing from the data folder")
