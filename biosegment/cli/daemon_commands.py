@@ -99,11 +99,12 @@ def run(app: AppContext, headless: bool) -> None:
     jobs are checkpointed and resume at the next start.
     """
     from biosegment.daemon.service import Daemon
+    from biosegment.webui.server import create_server
 
     config = app.config
     app.require_root()
     configure_logging(config)
-    daemon = Daemon(config, serve_ui=True)
+    daemon = Daemon(config, server_factory=create_server)
     with _StopOnSignal() as stopper:
         daemon.start()
         try:

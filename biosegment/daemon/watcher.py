@@ -94,15 +94,18 @@ class DataFolderWatcher:
     """Watch ``root`` and refresh the catalog as files land, change or vanish.
 
     :param root: the data folder.
-    :param refresh: ``refresh(catalog, areas) -> None`` brings the catalog up to date for the
-        given areas; it runs on the registrar thread with that thread's catalog.
+    :param refresh: ``refresh(catalog) -> None`` brings the catalog up to date with the whole
+        folder (cheap when little changed); it runs on the registrar thread with that thread's
+        catalog. The areas that changed are reported in :class:`RefreshOutcome`, not passed
+        on: the catalog's refresh always looks at everything, so that setup.json and the files
+        it names stay in step.
     :param open_catalog: opens a catalog connection for the registrar thread.
     :param on_refreshed: called after every refresh with a :class:`RefreshOutcome`.
     :param poll: use a polling observer (network drives); ``settle_seconds`` then decides when
         a file is complete.
     """
 
-    def __init__(self, root: Path, *, refresh: Callable[[object, set[str]], None],
+    def __init__(self, root: Path, *, refresh: Callable[[object], object],
                  open_catalog: Callable[[], object],
                  on_refreshed: Callable[[RefreshOutcome], None] | None = None,
                  poll: bool = False, settle_seconds: float = 1.0,
@@ -242,7 +245,7 @@ class DataFolderWatcher:
         before = _available_datasets(catalog)
         error = None
         try:
-            self._refresh(catalog, areas)
+            self._refresh(catalog)
         except Exception as exc:  # an unreadable folder must not stop the daemon
             error = f"{type(exc).__name__}: {exc}"
             log.exception("watcher: refresh of %s failed", sorted(areas))
