@@ -51,24 +51,20 @@ def _resolve_model(app: AppContext, model: str) -> Path:
     if candidate.exists():
         return candidate
     from biosegment.cli.data_commands import refresh_catalog
-    from biosegment.paths import resolve_inside
 
-    row = refresh_catalog(app).model(model)
-    if row.get("state") != "ok" or not row.get("location"):
-        raise InputError(f"model {model!r} is {row.get('state')}: "
-                         f"{row.get('error') or 'not readable'}", where="model")
-    return resolve_inside(app.root, row["location"], source="catalog", where="models.location")
+    catalog = refresh_catalog(app)
+    return catalog.path_of(catalog.require_usable("model", model))
 
 
 def _test_slice(app: AppContext, dataset: str | None):
     if dataset is None:
         return None
     from biosegment.cli.data_commands import refresh_catalog
-    from biosegment.paths import resolve_inside
     from biosegment.volumes import open_volume
 
-    row = refresh_catalog(app).dataset(dataset)
-    path = resolve_inside(app.root, row["location"], source="catalog", where="datasets.location")
+    catalog = refresh_catalog(app)
+    row = catalog.require_usable("dataset", dataset, where="test-dataset")
+    path = catalog.path_of(row)
     with open_volume(path, row.get("file_type")) as reader:
         if reader.dtype.name != "uint8":
             raise InputError(f"dataset {dataset!r} holds {reader.dtype.name}; the test image of "

@@ -69,18 +69,11 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     from biosegment.engine.inference import block_plan
     from biosegment.volumes import open_volume
 
-    root = ctx.config.data_dir
-    dataset = ctx.catalog.dataset(ctx.params["dataset"])
-    model_row = ctx.catalog.model(ctx.params["model"])
-    for row, what in ((dataset, "dataset"), (model_row, "model")):
-        if row.get("state") != "ok" or not row.get("location"):
-            raise InputError(f"{what} {row['name']!r} is {row.get('state')}: "
-                             f"{row.get('error') or 'not readable'}", where=what)
-    volume = stack.enter_context(open_volume(
-        resolve_inside(root, dataset["location"], source="catalog", where="datasets.location"),
-        dataset.get("file_type")))
-    model, card = load_model(resolve_inside(root, model_row["location"], source="catalog",
-                                            where="models.location"))
+    catalog = ctx.catalog
+    dataset = catalog.require_usable("dataset", ctx.params["dataset"])
+    model_row = catalog.require_usable("model", ctx.params["model"])
+    volume = stack.enter_context(open_volume(catalog.path_of(dataset), dataset.get("file_type")))
+    model, card = load_model(catalog.path_of(model_row))
     settings = _settings(ctx, int(model.config["dims"]))
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)

@@ -38,10 +38,10 @@ def training_folder(ctx: JobContext) -> Path:
     return ctx.workspace.folder / "model"
 
 
-def _labels_from_annotation(root: Path, row: dict) -> dict[int, np.ndarray]:
+def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
     from biosegment.volumes import annotation_slice_name, read_png_slice
 
-    folder = resolve_inside(root, row["location"], source="catalog", where="annotations.location")
+    folder = catalog.path_of(row)
     slices = row.get("slices") or []
     if not slices:
         raise InputError("the annotation has no painted slices yet",
@@ -49,14 +49,13 @@ def _labels_from_annotation(root: Path, row: dict) -> dict[int, np.ndarray]:
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
 
-def _labels_from_ground_truth(root: Path, dataset: dict) -> np.ndarray:
+def _labels_from_ground_truth(catalog, dataset: dict) -> np.ndarray:
     from biosegment.volumes import is_binary_mask, open_volume, read_class_ids
 
     location = dataset.get("ground_truth")
     if not location:
         raise InputError(f"dataset {dataset['name']!r} has no ground truth", where="dataset")
-    with open_volume(resolve_inside(root, location, source="catalog",
-                                    where="datasets.ground_truth")) as labels:
+    with open_volume(catalog.path_of(dataset, "ground_truth")) as labels:
         binary = is_binary_mask(labels)
         return np.asarray(read_class_ids(labels.read_block(0, labels.shape[0]), binary=binary),
                           dtype=np.uint8)
@@ -92,22 +91,18 @@ def run_train(ctx: JobContext) -> dict:
     if _published_by(final, ctx.job_id):
         return _register(ctx, final)
     catalog = ctx.catalog
-    dataset = catalog.dataset(params["dataset"])
-    if dataset.get("state") != "ok":
-        raise InputError(f"dataset {dataset['name']!r} is {dataset.get('state')}",
-                         where="dataset")
+    dataset = catalog.require_usable("dataset", params["dataset"])
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
-        labels = _labels_from_annotation(root, annotation)
+        labels = _labels_from_annotation(catalog, annotation)
         source = f"annotations/{params['dataset']}/{params['annotation']}"
     else:
-        labels = _labels_from_ground_truth(root, dataset)
+        labels = _labels_from_ground_truth(catalog, dataset)
         source = dataset.get("ground_truth")
     base_path = None
     if params.get("base_model"):
-        base_row = catalog.model(params["base_model"])
-        base_path = resolve_inside(root, base_row["location"], source="catalog",
-                                   where="models.location")
+        base_row = catalog.require_usable("model", params["base_model"], where="base_model")
+        base_path = catalog.path_of(base_row)
     folder = training_folder(ctx)
     state = load_training_state(folder)
     if state is not None:
@@ -116,9 +111,7 @@ def run_train(ctx: JobContext) -> dict:
     architecture = {key: params[key] for key in DEFAULT_ARCHITECTURE if key in params}
     architecture = {**DEFAULT_ARCHITECTURE, **architecture}
     options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
-    with open_volume(resolve_inside(root, dataset["location"], source="catalog",
-                                    where="datasets.location"),
-                     dataset.get("file_type")) as volume:
+    with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
         result = train_model(
             training=[(volume, labels)], output=folder,
             architecture=None if base_path else architecture, base_model=base_path,
