@@ -29,7 +29,8 @@ import torch
 
 from biosegment.engine._classes import (argmax_over_classes, probabilities_to_uint8,
                                         softmax_over_classes)
-from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
+from biosegment.engine._parts import (PartsFolder, PartsPlan, assemble_parts,
+                                     default_parts_dir, finished_blocks)
 from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, window_grid,
                                      window_jobs)
 from biosegment.engine._runner import WindowRunner
@@ -40,7 +41,7 @@ from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader, normalise
 
 __all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
-           "block_plan", "segment_block", "assemble_parts", "segment_volume",
+           "block_plan", "segment_block", "assemble_parts", "finished_blocks", "segment_volume",
            "resolve_precision", "default_parts_dir"]
 
 #: How overlapping windows are combined: weighted by a centred Gaussian (as neuralnets did),
@@ -379,52 +380,6 @@ def _load_part(folder: PartsFolder, z0: int, z1: int, probabilities: bool) -> Bl
                        folder.load(z0, z1, "probabilities") if probabilities else None)
 
 
-def assemble_parts(parts_dir: Path, output: Path, *, probabilities: Path | None = None,
-                   voxel_size: tuple[float, float, float] | None = None,
-                   compression: str | None = "zlib") -> Path:
-    """Write the finished parts as one label TIFF at ``output`` and remove the parts folder.
-
-    :param parts_dir: the folder :func:`segment_block` saved into.
-    :param output: the label volume to write (uint8 class ids), atomically.
-    :param probabilities: a folder for ``class_<id>.tif`` probability volumes (uint8,
-        255 = 1.0); the parts must have been computed with probabilities.
-    :param voxel_size: (z, y, x) in nm, recorded in the TIFF.
-    :param compression: TIFF compression of the outputs.
-    :returns: ``output``.
-    :raises InputError: when the folder holds no plan or some blocks are still missing (the
-        parts are then left in place).
-    """
-    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
-
-    folder = PartsFolder(parts_dir)
-    plan = folder.read_plan()
-    if plan is None:
-        raise InputError("no segmentation parts here", source=folder.folder)
-    missing = folder.missing(plan)
-    if missing:
-        shown = ", ".join(f"{a}-{b}" for a, b in missing[:5])
-        raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented yet "
-                         f"(z {shown}{', ...' if len(missing) > 5 else ''})",
-                         source=folder.folder)
-    if probabilities is not None and not plan.probabilities:
-        raise InputError("these parts were computed without probabilities",
-                         source=folder.folder)
-    with LabelVolumeWriter(Path(output), plan.shape, dtype="uint8", compression=compression,
-                           voxel_size=voxel_size) as writer:
-        for z0, z1 in plan.blocks:
-            writer.write_block(z0, folder.load(z0, z1))
-    if probabilities is not None:
-        Path(probabilities).mkdir(parents=True, exist_ok=True)
-        for class_id in range(plan.num_classes):
-            with LabelVolumeWriter(Path(probabilities) / f"class_{class_id}.tif", plan.shape,
-                                   dtype="uint8", compression=compression,
-                                   voxel_size=voxel_size) as writer:
-                for z0, z1 in plan.blocks:
-                    writer.write_block(z0, folder.load(z0, z1, "probabilities")[class_id])
-    folder.remove()
-    return Path(output)
-
-
 def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = None,
                    probabilities: Path | None = None,
                    window: tuple[int, ...] | None = None,
@@ -506,8 +461,27 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
         if progress is not None:
             progress(1.0)
         return labels
-    written = assemble_parts(folder.folder, Path(output), probabilities=probabilities,
-                             voxel_size=volume.voxel_size, compression=compression)
+    written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size,
+                             compression)
     if progress is not None:
         progress(1.0)
     return written
+
+
+def _write_outputs(folder: PartsFolder, output: Path, probabilities: Path | None,
+                   voxel_size, compression: str | None) -> Path:
+    """The label TIFF (and a TIFF per class of probabilities) from a complete parts folder."""
+    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
+
+    plan = folder.complete_plan()
+
+    def tiff(path: Path) -> LabelVolumeWriter:
+        return LabelVolumeWriter(path, plan.shape, dtype="uint8", compression=compression,
+                                 voxel_size=voxel_size)
+
+    if probabilities is not None:
+        Path(probabilities).mkdir(parents=True, exist_ok=True)
+        for class_id in range(plan.num_classes):
+            assemble_parts(folder, tiff(Path(probabilities) / f"class_{class_id}.tif"),
+                           class_id=class_id, keep=True)
+    return assemble_parts(folder, tiff(output))

@@ -1,7 +1,8 @@
 """The ``segment`` job: dataset + model -> ``segmentations/<dataset>/<name>/`` (SPEC 2, 6).
 
 The volume is cut into z-blocks (the engine's block plan). Each finished block is saved in the
-job's parts folder and marked done, so a job that is cancelled, shut down or killed resumes from
+job's parts folder, whose labels file is the record that the block is done, so a job that is
+cancelled, shut down or killed resumes from
 its last finished block. A job with several blocks hands each block to its runner's queue as its
 own task, so every worker that consumes the queue takes a share (a runner in immediate mode, as
 for ``--wait`` without a daemon, runs them itself); a one-block volume is computed right here,
@@ -30,7 +31,7 @@ from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
 
 __all__ = ["run_segment", "run_segment_block", "segmentation_folder"]
-_DONE_DIR = "blocks-done"
+
 
 
 def segmentation_folder(root: Path, dataset: str, name: str) -> Path:
@@ -79,21 +80,11 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
 
-def _done_dir(ctx: JobContext) -> Path:
-    return ctx.workspace.folder / _DONE_DIR
+def _done_blocks(ctx: JobContext, inputs: _Inputs) -> set[int]:
+    """Blocks whose part is saved: the parts folder is the one record of finished blocks."""
+    from biosegment.engine.inference import finished_blocks
 
-
-def _done_blocks(ctx: JobContext) -> set[int]:
-    folder = _done_dir(ctx)
-    if not folder.is_dir():
-        return set()
-    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
-
-
-def _mark_done(ctx: JobContext, index: int) -> None:
-    folder = _done_dir(ctx)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / str(index)).touch()
+    return finished_blocks(ctx.workspace.parts_dir, inputs.blocks)
 
 
 def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int) -> None:
@@ -108,7 +99,6 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
                   parts_dir=ctx.workspace.parts_dir,
                   progress=lambda f: ctx.report((total_done + f) / count),
                   should_cancel=ctx.should_cancel)
-    _mark_done(ctx, index)
     ctx.log.write(f"block {index + 1}/{count} (z {z0}-{z1 - 1}) done")
 
 
@@ -123,7 +113,7 @@ def run_segment(ctx: JobContext):
     with ExitStack() as stack:
         inputs = _open_inputs(ctx, stack)
         count = len(inputs.blocks)
-        done = _done_blocks(ctx)
+        done = _done_blocks(ctx, inputs)
         todo = [i for i in range(count) if i not in done]
         ctx.log.write(f"{ctx.params['dataset']} {list(inputs.volume.shape)} with "
                       f"{ctx.params['model']}: {count} block(s), {len(done)} already done")
@@ -137,7 +127,7 @@ def run_segment(ctx: JobContext):
                     ctx.enqueue_block(index)
             return CONTINUES
         for index in todo:
-            _compute_block(ctx, inputs, index, len(_done_blocks(ctx)))
+            _compute_block(ctx, inputs, index, len(_done_blocks(ctx, inputs)))
         return _publish(ctx, inputs)
 
 
@@ -148,11 +138,11 @@ def run_segment_block(ctx: JobContext, index: int):
         if not 0 <= index < len(inputs.blocks):
             raise InputError(f"block {index} is not in the plan of {len(inputs.blocks)} blocks",
                              where="block")
-        done = _done_blocks(ctx)
+        done = _done_blocks(ctx, inputs)
         if index not in done:
             _compute_block(ctx, inputs, index, len(done))
-        if len(_done_blocks(ctx)) < len(inputs.blocks):
-            ctx.report(len(_done_blocks(ctx)) / len(inputs.blocks))
+        if len(_done_blocks(ctx, inputs)) < len(inputs.blocks):
+            ctx.report(len(_done_blocks(ctx, inputs)) / len(inputs.blocks))
             return CONTINUES
         return _publish(ctx, inputs)
 
