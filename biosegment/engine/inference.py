@@ -33,7 +33,7 @@ from biosegment.engine._parts import (PartsFolder, PartsPlan, assemble_parts,
                                      default_parts_dir, finished_blocks)
 from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, window_grid,
                                      window_jobs)
-from biosegment.engine._runner import WindowRunner
+from biosegment.engine._predictor import WindowPredictor
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
 from biosegment.engine.unet import UNet
@@ -169,8 +169,8 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 # --------------------------------------------------------------------------- computing
 
 
-class _Runner(WindowRunner):
-    """The window runner plus the plan and blend weights every window of a run shares."""
+class _PlannedPredictor(WindowPredictor):
+    """The window predictor plus the plan and blend weights every window of a run shares."""
 
     def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings):
         device = resolve_device(settings.device)
@@ -191,11 +191,12 @@ def _cut_window(pixels: np.ndarray, start: tuple[int, ...], window: tuple[int, .
     return piece
 
 
-def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runner: _Runner,
-                    want_probabilities: bool, tick: Callable[[int], None]
+def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
+                    predictor: _PlannedPredictor, want_probabilities: bool,
+                    tick: Callable[[int], None]
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class ids (and probabilities) of the ``core`` of a scaled region ``(rz, ry, rx)``."""
-    plan = runner.plan
+    plan = predictor.plan
     core_shape = tuple(b - a for a, b in core)
     core_origin = tuple(a for a, _ in core)
     jobs = window_jobs(pixels.shape, core, plan)
@@ -219,7 +220,7 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
             local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
             part = window_logits[(slice(None), *local)]
             if accumulate:
-                weights = runner.weights[local]
+                weights = predictor.weights[local]
                 results.append((box, softmax_over_classes(part).mul_(weights), weights))
             else:
                 kept = probabilities_to_uint8(softmax_over_classes(part)).numpy() \
@@ -228,7 +229,7 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
         return results
 
     batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
-    for results in runner.map(batches, cut, finish):
+    for results in predictor.map(batches, cut, finish):
         for box, first, second in results:
             target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
             if accumulate:
@@ -247,10 +248,10 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     return labels, probabilities
 
 
-def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
+def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, z1: int,
                    want_probabilities: bool, progress: ProgressCallback | None,
                    should_cancel: CancelCallback | None) -> BlockResult:
-    plan = runner.plan
+    plan = predictor.plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
@@ -271,7 +272,7 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
     tick(0)
     for (zs, ys, xs), core in pieces:
         pixels = normalise(volume.read_block(zs.start, zs.stop, ys, xs))
-        region_labels, region_probabilities = _predict_region(pixels, core, runner,
+        region_labels, region_probabilities = _predict_region(pixels, core, predictor,
                                                               want_probabilities, tick)
         # The core in block coordinates.
         where = tuple(slice(a + s.start - offset, b + s.start - offset)
@@ -368,8 +369,8 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
         folder.adopt(parts_plan, discard_other=False)
         if folder.has(z0, z1, probabilities=probabilities):
             return _load_part(folder, z0, z1, probabilities)
-    with _Runner(model, plan, settings) as runner, torch.inference_mode():
-        result = _segment_range(volume, runner, z0, z1, probabilities, progress, should_cancel)
+    with _PlannedPredictor(model, plan, settings) as predictor, torch.inference_mode():
+        result = _segment_range(volume, predictor, z0, z1, probabilities, progress, should_cancel)
     if folder is not None:
         folder.save(z0, z1, result.labels, result.probabilities)
     return result
@@ -444,13 +445,13 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     depth = volume.shape[0]
     remaining = sum(z1 - z0 for z0, z1 in blocks)
     finished = depth - remaining
-    with _Runner(model, plan, settings) as runner, torch.inference_mode():
+    with _PlannedPredictor(model, plan, settings) as predictor, torch.inference_mode():
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:
                 def block_progress(fraction, _done=finished, _size=z1 - z0):
                     progress((_done + fraction * _size) / depth)
-            result = _segment_range(volume, runner, z0, z1, want_probabilities,
+            result = _segment_range(volume, predictor, z0, z1, want_probabilities,
                                     block_progress, should_cancel)
             if folder is not None:
                 folder.save(z0, z1, result.labels, result.probabilities)

@@ -42,10 +42,6 @@ class JobWorkspace:
         """The log's location relative to the data folder (what the job row stores)."""
         return relative_to_root(self.root, self.log_file)
 
-    @property
-    def checkpoint_file(self) -> Path:
-        """Training state written after every epoch, read back when a job resumes."""
-        return self.folder / "checkpoint.pt"
 
     @property
     def parts_dir(self) -> Path:
