@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, pass_app
 from biosegment.folder_names import QUEUE_FILE
 

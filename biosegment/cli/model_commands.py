@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.data_commands import models as list_models
+from biosegment.cli.root import main
 from biosegment.errors import InputError
 
 __all__ = ["models_group", "export_model", "import_model"]
@@ -41,7 +42,7 @@ def _group_around(listing: click.Command | None) -> click.Group:
         short_help="List, export and import models.")
 
 
-models_group = _group_around(main.commands.get("models"))
+models_group = _group_around(list_models)
 main.add_command(models_group)
 
 
