@@ -22,6 +22,7 @@ from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.workspace import JobWorkspace
 
 if TYPE_CHECKING:  # pragma: no cover
+    from biosegment.catalog.store import Catalog
     from biosegment.config import Config
 
 __all__ = ["JobContext", "BlockQueue", "CONTINUES", "REPORT_INTERVAL_S", "HEARTBEAT_S",
@@ -62,7 +63,7 @@ class BlockQueue(Protocol):
 class JobContext:
     """One running job: its row, workspace, log, progress reporting and cancel checks."""
 
-    def __init__(self, catalog, job: Mapping[str, Any], *, workspace: JobWorkspace,
+    def __init__(self, catalog: Catalog, job: Mapping[str, Any], *, workspace: JobWorkspace,
                  log: JobLog, config: Config, blocks: BlockQueue,
                  stop_event: threading.Event | None = None, identity: str = ""):
         self.catalog = catalog

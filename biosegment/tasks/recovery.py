@@ -17,9 +17,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biosegment.folder_lock import runner_alive
 from biosegment.tasks.queue import pending_job_messages, queue_tasks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huey import Huey
+
+    from biosegment.catalog.store import Catalog
 
 __all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S"]
 
@@ -52,7 +58,7 @@ class RecoveryReport:
         return bool(self.requeued or self.enqueued or self.cancelled)
 
 
-def recover_jobs(catalog, huey, root: Path, *,
+def recover_jobs(catalog: Catalog, huey: Huey, root: Path, *,
                  queued_grace_s: float = QUEUED_GRACE_S) -> RecoveryReport:
     """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring.
 
