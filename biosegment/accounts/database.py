@@ -16,12 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment.errors import BioSegmentError
+from biosegment.folder_names import ACCOUNTS_FILE, STATE_DIR
 from biosegment.sqlite_support import SharedConnection, open_shared
 
-__all__ = ["AccountsConnection", "ACCOUNTS_FILE_NAME", "accounts_path", "connect_accounts",
-           "now_iso", "parse_time"]
-
-ACCOUNTS_FILE_NAME = "accounts.db"
+__all__ = ["AccountsConnection", "accounts_path", "connect_accounts", "now_iso", "parse_time"]
 
 _SCHEMA_STEPS = [
     """
@@ -74,7 +72,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def accounts_path(root: Path) -> Path:
-    return Path(root) / ".biosegment" / ACCOUNTS_FILE_NAME
+    return Path(root) / STATE_DIR / ACCOUNTS_FILE
 
 
 def _create_private(path: Path) -> None:

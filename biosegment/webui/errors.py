@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from biosegment.errors import InputError, NotFoundError
+from biosegment.webui.layers import LayerConflict, LayerError, OutsideLayer
 
 __all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
 
@@ -78,6 +79,13 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return Response(f"Not found: {html.escape(str(exc))}", status=404, mimetype="text/html")
         return error_response(404, str(exc), None)
+
+    @app.errorhandler(LayerError)
+    def _layer_error(exc: LayerError):
+        # The layer store's errors, as HTTP: a plane beyond the volume is not there; files
+        # that disagree with each other are a conflict the request cannot fix.
+        status = {OutsideLayer: 404, LayerConflict: 409}.get(type(exc), 400)
+        return error_response(status, exc.reason, exc.where)
 
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):

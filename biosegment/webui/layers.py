@@ -6,6 +6,11 @@ along an axis (``z`` for the usual slice, ``y`` and ``x`` for the orthogonal vie
 raw data mapped to display grey levels, label layers as class ids (0/255 masks become 0/1,
 annotations keep 255 for "not painted"). Planes are cached by file fingerprint, so rewriting a
 file shows the new content on the next request.
+
+The store speaks in BioSegment's own errors, never in HTTP: :class:`~biosegment.errors.InputError`
+for a request it cannot understand (an unknown kind or axis), ``NotFoundError`` for a layer that
+is not there, :class:`OutsideLayer` for a plane beyond the volume and :class:`LayerConflict` when
+the files disagree with each other. :mod:`biosegment.webui.errors` maps them to statuses.
 """
 
 from __future__ import annotations
@@ -18,21 +23,38 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
-from biosegment.errors import NotFoundError
+from biosegment.errors import BioSegmentError, InputError, NotFoundError
+from biosegment.folder_names import SEGMENTATION_LABELS
 from biosegment.paths import resolve_inside
 from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
                                 open_volume, open_with_pyramid, read_class_ids, read_png_slice,
                                 storage_path)
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
-from biosegment.webui.errors import ApiError
 
-__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED"]
+__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED",
+           "LayerError", "OutsideLayer", "LayerConflict"]
 
 LAYER_KINDS = ("raw", "ground_truth", "segmentation", "annotation")
 AXES = ("z", "y", "x")
 #: Annotation value for "nothing painted here" (SPEC 4).
 UNPAINTED = 255
-_SEGMENTATION_FILE = "labels.tif"
+
+
+class LayerError(BioSegmentError):
+    """A plane the store cannot give; ``where`` names the part of the request at fault."""
+
+    def __init__(self, reason: str, *, where: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.where = where
+
+
+class OutsideLayer(LayerError):
+    """The asked plane lies beyond the volume."""
+
+
+class LayerConflict(LayerError):
+    """The files disagree: a label layer's shape differs from its dataset's image."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +103,7 @@ class LayerStore:
     # -- locating ------------------------------------------------------------------------------
 
     def layer_path(self, catalog, ref: LayerRef) -> Path:
-        """The file or folder that holds the layer (404 when the catalog has no such layer)."""
+        """The file or folder that holds the layer (NotFoundError when there is no such layer)."""
         dataset = catalog.dataset(ref.dataset)
         if ref.kind == "raw":
             location = dataset.get("location")
@@ -94,13 +116,13 @@ class LayerStore:
         elif ref.kind == "annotation":
             location = catalog.annotation(ref.dataset, ref.name).get("location")
         else:
-            raise ApiError(400, f"unknown layer kind {ref.kind!r}; expected one of "
-                                f"{', '.join(LAYER_KINDS)}", field="kind")
+            raise InputError(f"unknown layer kind {ref.kind!r}; expected one of "
+                             f"{', '.join(LAYER_KINDS)}", where="kind")
         if not location:
             raise NotFoundError(f"{ref.kind} {ref.name or ref.dataset!r} has no files")
         path = resolve_inside(self.root, location)
-        if ref.kind == "segmentation" and path.is_dir() and (path / _SEGMENTATION_FILE).is_file():
-            path = path / _SEGMENTATION_FILE
+        if ref.kind == "segmentation" and path.is_dir() and (path / SEGMENTATION_LABELS).is_file():
+            path = path / SEGMENTATION_LABELS
         # storage_path: a dataset inside an HDF5 file (EM/a.h5/raw) exists when its file does
         if not storage_path(path).exists() and ref.kind != "annotation":
             raise NotFoundError(f"{location} is missing from the data folder")
@@ -148,11 +170,11 @@ class LayerStore:
         """Plane ``index`` across ``axis`` as uint8 (display levels or class ids), keeping every
         ``2**level``-th pixel: a zoomed-out view of a huge slice reads only the rows it shows."""
         if axis not in AXES:
-            raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
+            raise InputError(f"axis must be one of {', '.join(AXES)}", where="axis")
         shape = self.shape(catalog, ref)
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
-            raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+            raise OutsideLayer(f"{axis}={index} is outside 0..{limit - 1}", where="index")
         step = 2 ** level
         path = self.layer_path(catalog, ref)
         version = self._version(path, ref.kind)
@@ -163,8 +185,9 @@ class LayerStore:
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
-            raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
-                                f", the dataset {list(shape)}", field="kind")
+            raise LayerConflict(f"{ref.kind} {ref.name or ''} has shape "
+                                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
+                                where="kind")
         return self.planes.get_or_compute(
             key, lambda: _volume_plane(opened, ref.kind, axis, index, step))
 
@@ -256,6 +279,6 @@ def _annotation_plane(folder: Path, shape, axis: str, index: int) -> np.ndarray:
 
 def _checked_slice(array: np.ndarray, expected: tuple[int, int], file: Path) -> np.ndarray:
     if array.shape != expected:
-        raise ApiError(409, f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
-                            f"slices {expected[1]}x{expected[0]}", field="z")
+        raise LayerConflict(f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
+                            f"slices {expected[1]}x{expected[0]}", where="z")
     return array
