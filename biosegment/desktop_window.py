@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         threading.Thread(target=_close_on_sigterm, args=(closing,), daemon=True).start()
     threading.Thread(target=_close_at_end_of_input, args=(closing,), daemon=True).start()
-    open_window(args.url, gui=args.gui, title=args.title,
-                on_started=lambda window: _watch(window, closing))
+    open_window(
+        args.url, gui=args.gui, title=args.title, on_started=lambda window: _watch(window, closing)
+    )
     return 0
 
 

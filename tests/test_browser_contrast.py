@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_browser_viewer import wait_drawn
-from webui_fixtures import (DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder,
-                            png_pixels, serve)
+from webui_fixtures import (
+    DEMO_DATASET,
+    Http,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    png_pixels,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +40,19 @@ def test_auto_contrast_sets_the_window_from_the_histogram(tmp_path):
         wait_drawn(page, 0)
         document = Http(server.url).get(f"/api/v1/datasets/{DEMO_DATASET}").json()
         coarsest = len(document["pyramid"]["z"]) - 1
-        tile = png_pixels(Http(server.url).get(
-            f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/{coarsest}/0/0.png").body)
+        tile = png_pixels(
+            Http(server.url)
+            .get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/{coarsest}/0/0.png")
+            .body
+        )
         counts = np.bincount(tile.ravel(), minlength=256)
         low, high = level_at(counts, 0.01), level_at(counts, 0.99)
         before = np.array(page.evaluate(CANVAS_GREY))
 
         page.click("#auto-contrast")
-        page.wait_for_function(f"() => document.getElementById('viewer').dataset.window === '{low}-{high}'")
+        page.wait_for_function(
+            f"() => document.getElementById('viewer').dataset.window === '{low}-{high}'"
+        )
         assert page.input_value("#window-low") == str(low)
         assert page.input_value("#window-high") == str(high)
         wait_drawn(page, 0)
@@ -56,9 +67,11 @@ def test_auto_contrast_sets_the_window_from_the_histogram(tmp_path):
         page.dispatch_event("#window-high", "input")
         page.wait_for_timeout(300)
         hard = np.array(page.evaluate(CANVAS_GREY))
+
         # a one-level window leaves almost no mid greys (smoothing between pixels makes a few)
         def mid_greys(values):
             return ((values > 40) & (values < 215)).mean()
+
         assert mid_greys(hard) < 0.5 * mid_greys(before), (mid_greys(before), mid_greys(hard))
 
         page.wait_for_timeout(400)

@@ -3,12 +3,11 @@ by signed-distance interpolation, never over painted pixels."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from biosegment.volumes import read_png_slice
 from test_browser_viewer import drag, wait_drawn
 from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, serve
+
+from biosegment.volumes import read_png_slice
 
 pytestmark = pytest.mark.browser
 LABEL_AT = "([r, c]) => window.biosegmentViewer.editor.labels[r * 512 + c]"
@@ -35,7 +34,7 @@ def test_copy_from_previous_and_interpolate_between_slices(tmp_path):
         page.dispatch_event("#brush-size", "input")
         page.click("button[data-class-id='1']")
 
-        drag(page, [(150, 150)], steps=1)              # a disk of radius 20 on slice 0
+        drag(page, [(150, 150)], steps=1)  # a disk of radius 20 on slice 0
         page.wait_for_selector("#save-state[data-state=saved]")
 
         # copy into slice 1, then undo the copy
@@ -68,8 +67,8 @@ def test_copy_from_previous_and_interpolate_between_slices(tmp_path):
             assert labels[150, centre - 35] == 255 and labels[150, centre + 35] == 255, z
             assert labels[120, centre] == 255 and labels[180, centre] == 255, z
             area = int((labels == 1).sum())
-            assert 700 < area < 1400, (z, area)   # about the disks' area, pi * 20^2
-        assert read_png_slice(folder / "z00002.png")[150, 162] == 0   # painted by hand: kept
+            assert 700 < area < 1400, (z, area)  # about the disks' area, pi * 20^2
+        assert read_png_slice(folder / "z00002.png")[150, 162] == 0  # painted by hand: kept
         # the editor shows the interpolated slice it is on
         page.wait_for_function(f"() => ({LABEL_AT})([150, 172]) === 1")
         assert browser.errors == []

@@ -12,10 +12,10 @@ import dataclasses
 import re
 
 import pytest
-
-from biosegment.daemon import Daemon
 from test_browser_viewer import wait_drawn
 from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder
+
+from biosegment.daemon import Daemon
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,30 +34,40 @@ def daemon(tmp_path):
 
 def test_the_demo_model_segments_and_fine_tunes_for_the_pictures(daemon):
     segment = daemon.jobs.submit_segment(DEMO_DATASET, "demo-membrane")
-    train = daemon.jobs.submit_train(dataset=DEMO_DATASET, base_model="demo-membrane", epochs=3,
-                                     name="demo-membrane-tuned", steps_per_epoch=2,
-                                     crop_size=128, batch_size=2)
+    train = daemon.jobs.submit_train(
+        dataset=DEMO_DATASET,
+        base_model="demo-membrane",
+        epochs=3,
+        name="demo-membrane-tuned",
+        steps_per_epoch=2,
+        crop_size=128,
+        batch_size=2,
+    )
     with chromium_page() as browser:
         page = browser.page
         page.goto(f"{daemon.url}jobs#{segment['id']}")
-        page.wait_for_selector(f"#job-detail[data-job='{segment['id']}'][data-state=succeeded]",
-                               timeout=300_000)
+        page.wait_for_selector(
+            f"#job-detail[data-job='{segment['id']}'][data-state=succeeded]", timeout=300_000
+        )
         name = re.match(r"segmentation (.+) of ", page.inner_text("#job-result-link")).group(1)
 
         page.goto(f"{daemon.url}datasets/{DEMO_DATASET}?show=segmentation:{name}")
         page.wait_for_selector("#viewer[data-ready=true]")
         wait_drawn(page, 0)
-        scores = page.wait_for_selector(f"[data-scores='{name}'][data-ready=true]",
-                                        timeout=60_000).inner_text()
+        scores = page.wait_for_selector(
+            f"[data-scores='{name}'][data-ready=true]", timeout=60_000
+        ).inner_text()
         iou = float(re.search(r"membrane: IoU ([0-9.]+)", scores).group(1))
-        assert iou > 0.5, scores          # the shipped model has learned membranes
+        assert iou > 0.5, scores  # the shipped model has learned membranes
         browser.screenshot("viewer.png")
 
         page.goto(f"{daemon.url}jobs#{train['id']}")
-        page.wait_for_selector(f"#job-detail[data-job='{train['id']}'][data-state=succeeded]",
-                               timeout=600_000)
+        page.wait_for_selector(
+            f"#job-detail[data-job='{train['id']}'][data-state=succeeded]", timeout=600_000
+        )
         page.wait_for_function(
-            "() => Number(document.getElementById('job-chart').dataset.points) >= 3")
+            "() => Number(document.getElementById('job-chart').dataset.points) >= 3"
+        )
         assert page.inner_text("#job-result-link") == "model demo-membrane-tuned"
         browser.screenshot("jobs.png")
         assert browser.errors == []

@@ -13,17 +13,27 @@ import shutil
 import numpy as np
 import pytest
 from scipy import ndimage
+from test_browser_viewer import REDDISH_PIXELS, drag, wait_drawn
+from webui_fixtures import (
+    DEMO_DATASET,
+    Http,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+    png_pixels,
+    serve,
+)
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.volumes import read_png_slice
-from test_browser_viewer import PLANE_TO_SCREEN, REDDISH_PIXELS, drag, wait_drawn
-from webui_fixtures import (DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder,
-                            make_tiny_model, png_pixels, serve)
 
 pytestmark = pytest.mark.browser
 
-GREENISH_PIXELS = REDDISH_PIXELS.replace("data[i] > data[i + 1] + 60 && data[i] > data[i + 2] + 60",
-                                         "data[i + 1] > data[i] + 60 && data[i + 1] > data[i + 2] + 60")
+GREENISH_PIXELS = REDDISH_PIXELS.replace(
+    "data[i] > data[i + 1] + 60 && data[i] > data[i + 2] + 60",
+    "data[i + 1] > data[i] + 60 && data[i + 1] > data[i + 2] + 60",
+)
 LABEL_AT = "([r, c]) => window.biosegmentViewer.editor.labels[r * 512 + c]"
 
 
@@ -81,8 +91,9 @@ def test_new_segmentations_and_models_appear_without_a_reload(tmp_path):
         page.wait_for_selector("[data-layer='segmentation:late']", timeout=10_000)
         # what someone waits for is shown, not only listed
         assert page.is_checked("#layer-segmentation\\:late-visible")
-        page.wait_for_selector("#segment-model option[value='late-model']", state="attached",
-                               timeout=10_000)
+        page.wait_for_selector(
+            "#segment-model option[value='late-model']", state="attached", timeout=10_000
+        )
         page.wait_for_selector("#train-base option[value='late-model']", state="attached")
         assert browser.errors == []
 
@@ -144,8 +155,9 @@ def test_fill_follows_the_image_and_stays_on_screen(tmp_path):
         r0, c0, r1, c1 = bounds
         assert (r1 - r0 + 1) * (c1 - c0 + 1) < 512 * 512 / 4  # zoomed in: part of the slice
 
-        grey = png_pixels(Http(server.url).get(
-            f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/0/0.png").body)
+        grey = png_pixels(
+            Http(server.url).get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/0/0.png").body
+        )
         seed = ((r0 + r1) // 2, (c0 + c1) // 2)
         tolerance = 30
         page.fill("#fill-tolerance", str(tolerance))
@@ -153,19 +165,20 @@ def test_fill_follows_the_image_and_stays_on_screen(tmp_path):
         page.click("#tool-fill")
         drag(page, [seed], steps=1)
         page.wait_for_function("() => window.biosegmentViewer.editor.lastFill")
-        labels = np.array(page.evaluate("() => Array.from(window.biosegmentViewer.editor.labels)"),
-                          dtype=np.uint8).reshape(512, 512)
+        labels = np.array(
+            page.evaluate("() => Array.from(window.biosegmentViewer.editor.labels)"), dtype=np.uint8
+        ).reshape(512, 512)
 
         # what the fill should cover: pixels near the clicked grey level, connected, on screen
-        window = grey[r0:r1 + 1, c0:c1 + 1].astype(int)
+        window = grey[r0 : r1 + 1, c0 : c1 + 1].astype(int)
         similar = np.abs(window - int(grey[seed])) <= tolerance
         regions, _ = ndimage.label(similar)
         expected = np.zeros((512, 512), bool)
-        expected[r0:r1 + 1, c0:c1 + 1] = regions == regions[seed[0] - r0, seed[1] - c0]
+        expected[r0 : r1 + 1, c0 : c1 + 1] = regions == regions[seed[0] - r0, seed[1] - c0]
         filled = labels == 1
         np.testing.assert_array_equal(filled, expected)
         assert 0 < filled.sum() < similar.size  # the image stopped it, not the whole view
-        assert not filled[:r0].any() and not filled[r1 + 1:].any()  # nothing off screen
+        assert not filled[:r0].any() and not filled[r1 + 1 :].any()  # nothing off screen
         assert browser.errors == []
 
 
@@ -175,8 +188,9 @@ def test_a_stroke_without_an_annotation_creates_one_instead_of_panning(tmp_path)
         page = open_viewer(browser, server)
         wait_drawn(page, 0)
         assert page.input_value("#annotation-select") == ""
-        before = page.evaluate("() => [window.biosegmentViewer.views.z.left,"
-                               " window.biosegmentViewer.views.z.top]")
+        before = page.evaluate(
+            "() => [window.biosegmentViewer.views.z.left, window.biosegmentViewer.views.z.top]"
+        )
         page.fill("#brush-size", "6")
         page.dispatch_event("#brush-size", "input")
         drag(page, [(100, 100), (100, 300)])
@@ -184,8 +198,12 @@ def test_a_stroke_without_an_annotation_creates_one_instead_of_panning(tmp_path)
         name = page.get_attribute("#viewer", "data-annotation")
         assert page.input_value("#annotation-select") == name
         assert name in page.inner_text("#run-message")
-        assert page.evaluate("() => [window.biosegmentViewer.views.z.left,"
-                             " window.biosegmentViewer.views.z.top]") == before  # no pan
+        assert (
+            page.evaluate(
+                "() => [window.biosegmentViewer.views.z.left, window.biosegmentViewer.views.z.top]"
+            )
+            == before
+        )  # no pan
         page.wait_for_selector("#save-state[data-state=saved]")
         saved = read_png_slice(root / "annotations" / DEMO_DATASET / name / "z00000.png")
         assert (saved[100, 110:290] == 1).all() and (saved[:90] == 255).all()

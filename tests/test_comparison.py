@@ -6,11 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from test_browser_viewer import wait_drawn
+from webui_fixtures import (
+    DEMO_DATASET,
+    Http,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    png_pixels,
+    serve,
+)
 
 from biosegment.catalog import open_catalog, refresh
-from test_browser_viewer import wait_drawn
-from webui_fixtures import (DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder,
-                            png_pixels, serve)
 
 COUNT_COLOUR = """([r, g, b]) => {
   const canvas = document.getElementById('view-z');
@@ -26,10 +33,10 @@ COUNT_COLOUR = """([r, g, b]) => {
 def folder_with_a_guess(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     truth = tifffile.imread(root / "EM" / DEMO_DATASET / "labels" / "labels.tif")
-    truth = (truth > 0).astype(np.uint8)           # membrane 1, background 0
+    truth = (truth > 0).astype(np.uint8)  # membrane 1, background 0
     predicted = truth.copy()
-    predicted[:, 0:100, :] = 1                     # a band of false positives ...
-    predicted[:, 400:512, :] = 0                   # ... and one of false negatives
+    predicted[:, 0:100, :] = 1  # a band of false positives ...
+    predicted[:, 400:512, :] = 0  # ... and one of false negatives
     target = root / "segmentations" / DEMO_DATASET / "guess"
     target.mkdir(parents=True)
     tifffile.imwrite(target / "labels.tif", predicted, photometric="minisblack")
@@ -45,8 +52,9 @@ def test_difference_tiles_and_scores_against_ground_truth(tmp_path):
         layers = http.get(f"/api/v1/datasets/{DEMO_DATASET}").json()["layers"]
         assert any(layer["kind"] == "difference" and layer["name"] == "guess" for layer in layers)
 
-        reply = http.get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/difference/z/2/0/0/0.png"
-                         "?name=guess")
+        reply = http.get(
+            f"/api/v1/datasets/{DEMO_DATASET}/tiles/difference/z/2/0/0/0.png?name=guess"
+        )
         assert reply.status == 200, reply.body
         tile = png_pixels(reply.body)
         expected = np.zeros((512, 512), np.uint8)
@@ -75,12 +83,14 @@ def test_the_viewer_shows_the_difference_in_two_colours_and_the_scores(tmp_path)
         page.goto(f"{server.url}datasets/{DEMO_DATASET}?show=difference:guess")
         page.wait_for_selector("#viewer[data-ready=true]")
         wait_drawn(page, 0)
-        page.evaluate("() => { const l = window.biosegmentViewer.layers.find("
-                      "(x) => x.kind === 'difference'); l.opacity = 1; }")
+        page.evaluate(
+            "() => { const l = window.biosegmentViewer.layers.find("
+            "(x) => x.kind === 'difference'); l.opacity = 1; }"
+        )
         page.evaluate("() => window.biosegmentViewer.views.z.requestDraw()")
         wait_drawn(page, 0)
-        magenta = page.evaluate(COUNT_COLOUR, [255, 64, 255])    # false positives
-        yellow = page.evaluate(COUNT_COLOUR, [255, 208, 0])      # false negatives
+        magenta = page.evaluate(COUNT_COLOUR, [255, 64, 255])  # false positives
+        yellow = page.evaluate(COUNT_COLOUR, [255, 208, 0])  # false negatives
         assert magenta > 1000 and yellow > 1000, (magenta, yellow)
         line = page.wait_for_selector("[data-scores=guess][data-ready=true]")
         tp = int(((truth == 1) & (predicted == 1)).sum())

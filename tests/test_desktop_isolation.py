@@ -20,15 +20,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from webui_fixtures import make_demo_folder
 
 from biosegment.desktop import window_backend
-from webui_fixtures import make_demo_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = re.compile(r"the desktop window shows the UI \(process (\d+)\)")
 
-pytestmark = pytest.mark.skipif(window_backend() != "qt",
-                                reason="no Qt backend for pywebview (biosegment[test] has it)")
+pytestmark = pytest.mark.skipif(
+    window_backend() != "qt", reason="no Qt backend for pywebview (biosegment[test] has it)"
+)
 
 
 @pytest.fixture
@@ -37,9 +38,12 @@ def xvfb_display():
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (packaging/system-packages.txt: xvfb)")
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x1000x24",
-                               "-nolisten", "tcp"], pass_fds=(write,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     with os.fdopen(read) as numbers:
         number = numbers.readline().strip()
@@ -63,12 +67,17 @@ class RunProcess:
     def __init__(self, root: Path, env: dict):
         self.port = free_port()
         config = root / "biosegment.toml"
-        config.write_text(f'data_dir = "."\n[server]\nhost = "127.0.0.1"\nport = {self.port}\n',
-                          encoding="utf-8")
+        config.write_text(
+            f'data_dir = "."\n[server]\nhost = "127.0.0.1"\nport = {self.port}\n', encoding="utf-8"
+        )
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "biosegment", "--config", str(config), "run"], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [sys.executable, "-m", "biosegment", "--config", str(config), "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -86,12 +95,15 @@ class RunProcess:
             if self.process.poll() is not None and not any(regex.search(x) for x in self.lines):
                 break
             time.sleep(0.1)
-        raise AssertionError(f"no line matching {regex.pattern!r}; exit "
-                             f"{self.process.poll()}; output:\n" + "".join(self.lines))
+        raise AssertionError(
+            f"no line matching {regex.pattern!r}; exit "
+            f"{self.process.poll()}; output:\n" + "".join(self.lines)
+        )
 
     def answers(self) -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/datasets",
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/api/v1/datasets", timeout=10
+        ) as response:
             return response.status == 200 and b"isbi2012-demo" in response.read()
 
     def stop(self) -> int:
@@ -106,16 +118,24 @@ class RunProcess:
 
 
 def environment(display: str, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
     # `true` stands in for the default browser: webbrowser runs it and counts it as opened.
     env.update(PYTHONPATH=str(REPO), DISPLAY=display, BROWSER="true", **extra)
     return env
 
 
 def window_titles(display: str) -> str:
-    listing = subprocess.run(["xwininfo", "-root", "-tree"], env={"DISPLAY": display},
-                             capture_output=True, text=True, timeout=30)
+    listing = subprocess.run(
+        ["xwininfo", "-root", "-tree"],
+        env={"DISPLAY": display},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return listing.stdout
 
 
@@ -153,9 +173,12 @@ def test_closing_the_window_stops_run_cleanly(tmp_path, xvfb_display):
 
 
 def test_a_qt_platform_that_does_not_exist_falls_back_and_the_ui_keeps_answering(
-        tmp_path, xvfb_display):
-    run = RunProcess(make_demo_folder(tmp_path / "data"),
-                     environment(xvfb_display, QT_QPA_PLATFORM="nonexistent"))
+    tmp_path, xvfb_display
+):
+    run = RunProcess(
+        make_demo_folder(tmp_path / "data"),
+        environment(xvfb_display, QT_QPA_PLATFORM="nonexistent"),
+    )
     try:
         reason = run.wait_for(r"The desktop window failed \((.*)\); using the browser instead")
         # Qt's own words name the missing platform plugin, on one line

@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from webui_fixtures import DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog
-from webui_fixtures import DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder, serve
 
 
 def test_a_setup_change_is_written_keeping_the_rest_and_the_catalog_follows(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     setup = root / "setup.json"
     document = json.loads(setup.read_text(encoding="utf-8"))
-    document["lab_notes"] = {"keep": "me", "order": [3, 1, 2]}   # a key BioSegment ignores
+    document["lab_notes"] = {"keep": "me", "order": [3, 1, 2]}  # a key BioSegment ignores
     setup.write_text(json.dumps(document, indent=4) + "\n", encoding="utf-8")
     with serve(config_for(root)) as server:
         http = Http(server.url)
@@ -25,24 +25,31 @@ def test_a_setup_change_is_written_keeping_the_rest_and_the_catalog_follows(tmp_
         assert current["dataset"]["project"] == "Demo"
         assert current["dataset"]["voxel_size"] == [50, 4, 4]
         assert [c["name"] for c in current["project"]["classes"]] == ["membrane"]
-        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup", json_body={
-            "version": current["version"], "voxel_size": [40, 5, 5],
-            "classes": [{"id": 1, "name": "membrane", "color": "#00c0ff"},
-                        {"id": 2, "name": "mitochondria", "color": "#ffaa00"}]})
+        reply = http.put(
+            f"/api/v1/datasets/{DEMO_DATASET}/setup",
+            json_body={
+                "version": current["version"],
+                "voxel_size": [40, 5, 5],
+                "classes": [
+                    {"id": 1, "name": "membrane", "color": "#00c0ff"},
+                    {"id": 2, "name": "mitochondria", "color": "#ffaa00"},
+                ],
+            },
+        )
         assert reply.status == 200, reply.body
         assert reply.json()["version"] != current["version"]
 
     text = setup.read_text(encoding="utf-8")
     written = json.loads(text)
-    assert text.endswith("}\n") and '\n    "EM_location"' in text     # indentation kept
-    assert list(written) == list(document)                            # key order kept
+    assert text.endswith("}\n") and '\n    "EM_location"' in text  # indentation kept
+    assert list(written) == list(document)  # key order kept
     assert written["lab_notes"] == {"keep": "me", "order": [3, 1, 2]}
     demo = next(d for d in written["datasets"] if d["title"] == DEMO_DATASET)
     assert demo["voxel_size"] == [40, 5, 5] and demo["file_type"] == "tif3d"
     project = next(p for p in written["projects"] if p["title"] == "Demo")
     assert [c["name"] for c in project["classes"]] == ["membrane", "mitochondria"]
     assert project["default_model"] == "demo-membrane"
-    assert not list(root.glob(".setup.*"))                              # no temporary left
+    assert not list(root.glob(".setup.*"))  # no temporary left
     with open_catalog(root) as catalog:
         assert catalog.dataset(DEMO_DATASET)["voxel_size"] == [40, 5, 5]
 
@@ -53,18 +60,23 @@ def test_a_file_changed_meanwhile_is_not_overwritten_and_bad_values_name_the_key
     with serve(config_for(root)) as server:
         http = Http(server.url)
         opened = http.get(f"/api/v1/datasets/{DEMO_DATASET}/setup").json()
-        edited_elsewhere = setup.read_text(encoding="utf-8").replace('"Main project"',
-                                                                     '"Main lab project"')
+        edited_elsewhere = setup.read_text(encoding="utf-8").replace(
+            '"Main project"', '"Main lab project"'
+        )
         setup.write_text(edited_elsewhere, encoding="utf-8")
-        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup",
-                         json_body={"version": opened["version"], "voxel_size": [1, 1, 1]})
+        reply = http.put(
+            f"/api/v1/datasets/{DEMO_DATASET}/setup",
+            json_body={"version": opened["version"], "voxel_size": [1, 1, 1]},
+        )
         assert reply.status == 409 and reply.json()["field"] == "version"
         assert "changed on disk" in reply.json()["error"]
         assert setup.read_text(encoding="utf-8") == edited_elsewhere
 
         fresh = http.get(f"/api/v1/datasets/{DEMO_DATASET}/setup").json()
-        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/setup",
-                         json_body={"version": fresh["version"], "voxel_size": [-4, 1, 1]})
+        reply = http.put(
+            f"/api/v1/datasets/{DEMO_DATASET}/setup",
+            json_body={"version": fresh["version"], "voxel_size": [-4, 1, 1]},
+        )
         assert reply.status == 400 and "voxel_size" in reply.json()["error"], reply.body
         assert setup.read_text(encoding="utf-8") == edited_elsewhere
 
@@ -96,9 +108,12 @@ def test_the_viewer_sets_up_the_dataset_and_says_when_the_file_changed(tmp_path)
         page.wait_for_selector("button.classbtn[data-class-id='2']")
 
         # someone edits the file meanwhile: the panel refuses and shows the file as it is now
-        setup.write_text(setup.read_text(encoding="utf-8").replace('"voxel_size": [\n        40',
-                                                                   '"voxel_size": [\n        30'),
-                         encoding="utf-8")
+        setup.write_text(
+            setup.read_text(encoding="utf-8").replace(
+                '"voxel_size": [\n        40', '"voxel_size": [\n        30'
+            ),
+            encoding="utf-8",
+        )
         edited = setup.read_text(encoding="utf-8")
         page.fill("[data-setup=voxel-y]", "3")
         page.click("[data-setup=save]")

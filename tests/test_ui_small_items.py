@@ -9,12 +9,19 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from test_browser_viewer import PLANE_TO_SCREEN
+from webui_fixtures import (
+    DEMO_DATASET,
+    Http,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+    serve,
+)
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.cli import main
-from test_browser_viewer import PLANE_TO_SCREEN
-from webui_fixtures import (DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder,
-                            make_tiny_model, serve)
 
 
 def test_api_descriptions_have_no_raw_markup_and_docs_lead_back(tmp_path):
@@ -22,8 +29,12 @@ def test_api_descriptions_have_no_raw_markup_and_docs_lead_back(tmp_path):
     with serve(config_for(root)) as server:
         http = Http(server.url)
         document = http.get("/api/v1/openapi.json").json()
-        descriptions = [op.get("description", "") for item in document["paths"].values()
-                        for op in item.values() if isinstance(op, dict)]
+        descriptions = [
+            op.get("description", "")
+            for item in document["paths"].values()
+            for op in item.values()
+            if isinstance(op, dict)
+        ]
         assert any(descriptions)
         for text in descriptions:
             assert "<br" not in text and "``" not in text, text
@@ -59,25 +70,32 @@ def test_info_and_reindex_print_for_people(tmp_path):
 @pytest.mark.browser
 def test_viewer_readout_pickers_and_brush_outline(tmp_path):
     root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root, "a-model-with-a-very-long-name-that-would-push-the-sidebar-wider-"
-                          "than-the-window-allows")
+    make_tiny_model(
+        root,
+        "a-model-with-a-very-long-name-that-would-push-the-sidebar-wider-than-the-window-allows",
+    )
     for name in ("one", "two", "three", "four", "five"):
         target = root / "segmentations" / DEMO_DATASET / name
         target.mkdir(parents=True)
         (target / "labels.tif").write_bytes(
-            (root / "EM" / DEMO_DATASET / "labels" / "labels.tif").read_bytes())
+            (root / "EM" / DEMO_DATASET / "labels" / "labels.tif").read_bytes()
+        )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     with serve(config_for(root)) as server, chromium_page() as browser:
         page = browser.page
-        page.goto(f"{server.url}datasets/{DEMO_DATASET}?show=ground_truth"
-                  + "".join(f"&show=segmentation:{n}" for n in ("one", "two", "three", "four", "five")))
+        page.goto(
+            f"{server.url}datasets/{DEMO_DATASET}?show=ground_truth"
+            + "".join(f"&show=segmentation:{n}" for n in ("one", "two", "three", "four", "five"))
+        )
         page.wait_for_selector("#viewer[data-ready=true]")
         aside = page.eval_on_selector(".viewer aside", "e => e.getBoundingClientRect().width")
         readout = page.eval_on_selector("#voxel", "e => e.getBoundingClientRect().height")
         x, y = page.evaluate(PLANE_TO_SCREEN, [100, 100])
         page.mouse.move(x, y)
-        page.wait_for_function("() => document.getElementById('voxel').textContent.includes('five')")
+        page.wait_for_function(
+            "() => document.getElementById('voxel').textContent.includes('five')"
+        )
         assert page.eval_on_selector("#voxel", "e => e.getBoundingClientRect().height") == readout
         select = page.eval_on_selector("#segment-model", "e => e.getBoundingClientRect().right")
         assert select <= aside + 1
@@ -88,10 +106,14 @@ def test_viewer_readout_pickers_and_brush_outline(tmp_path):
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=outlined]")
         page.mouse.move(x + 5, y + 5)
-        page.wait_for_function("() => document.getElementById('view-z').dataset.brushOutline === '4'")
+        page.wait_for_function(
+            "() => document.getElementById('view-z').dataset.brushOutline === '4'"
+        )
         page.click("#tool-pan")
         page.mouse.move(x, y)
-        page.wait_for_function("() => document.getElementById('view-z').dataset.brushOutline === ''")
+        page.wait_for_function(
+            "() => document.getElementById('view-z').dataset.brushOutline === ''"
+        )
         assert browser.errors == []
 
 
@@ -101,7 +123,9 @@ def test_dashboard_painted_slices_and_jobs_panel_leave_the_state_column_readable
     target = root / "annotations" / DEMO_DATASET / "first"
     target.mkdir(parents=True)
     import numpy as np
+
     from biosegment.volumes import write_png_slice
+
     labels = np.full((512, 512), 255, np.uint8)
     labels[10:20, 10:20] = 1
     write_png_slice(target / "z00000.png", labels)
@@ -113,8 +137,10 @@ def test_dashboard_painted_slices_and_jobs_panel_leave_the_state_column_readable
         row = page.wait_for_selector("#annotations tr")
         assert "1 slice: z 0" in row.inner_text()
         # a job in the queue shows the floating panel; the last State cell can still be read
-        page.evaluate("() => { document.getElementById('jobs-panel').hidden = false;"
-                      " document.body.classList.add('jobs-panel-open'); }")
+        page.evaluate(
+            "() => { document.getElementById('jobs-panel').hidden = false;"
+            " document.body.classList.add('jobs-panel-open'); }"
+        )
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
         covered = page.evaluate("""() => {
             const cells = document.querySelectorAll('main td:last-child');

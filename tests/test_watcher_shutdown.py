@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from webui_fixtures import make_demo_folder
 
 from biosegment.daemon.watcher import DataFolderWatcher
-from webui_fixtures import make_demo_folder
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
@@ -19,8 +19,9 @@ def test_stopping_while_files_change_logs_no_inotify_error(tmp_path, caplog):
     root = make_demo_folder(tmp_path / "data")
     caplog.set_level(logging.DEBUG, logger="watchdog")
     for i in range(40):
-        watcher = DataFolderWatcher(root, refresh=lambda catalog, areas: None,
-                                    open_catalog=lambda: None)
+        watcher = DataFolderWatcher(
+            root, refresh=lambda catalog, areas: None, open_catalog=lambda: None
+        )
         watcher.start(initial_scan=False)
         time.sleep(0.03)
         (root / "EM" / f"touched-{i}.txt").write_text("x", encoding="utf-8")

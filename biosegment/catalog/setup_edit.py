@@ -54,8 +54,10 @@ def setup_for_edit(root: Path) -> tuple[dict[str, Any], str]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SetupError(f"cannot be edited until it is valid JSON again: {exc}",
-                         source=Path(root) / SETUP_FILENAME) from None
+        raise SetupError(
+            f"cannot be edited until it is valid JSON again: {exc}",
+            source=Path(root) / SETUP_FILENAME,
+        ) from None
     if not isinstance(data, dict):
         raise SetupError("the top level must be an object", source=Path(root) / SETUP_FILENAME)
     return data, _version(raw)
@@ -84,9 +86,15 @@ def _listed(data: dict, key: str) -> list:
     return data[key]
 
 
-def apply_change(data: dict[str, Any], *, dataset: str, project: str | None = None,
-                 classes: list[dict] | None = None, default_model: str | None = None,
-                 voxel_size: list[float] | None = None) -> dict[str, Any]:
+def apply_change(
+    data: dict[str, Any],
+    *,
+    dataset: str,
+    project: str | None = None,
+    classes: list[dict] | None = None,
+    default_model: str | None = None,
+    voxel_size: list[float] | None = None,
+) -> dict[str, Any]:
     """A copy of ``data`` with the change: only the keys given are set (``""`` clears)."""
     data = copy.deepcopy(data)
     entry = _entry(_listed(data, "datasets"), dataset, {"title": dataset})
@@ -104,16 +112,19 @@ def apply_change(data: dict[str, Any], *, dataset: str, project: str | None = No
     if target and (classes is not None or default_model is not None):
         described = _entry(_listed(data, "projects"), target, {"title": target})
         if classes is not None:
-            described["classes"] = [{"id": int(c["id"]), "name": str(c["name"]),
-                                     "color": str(c["color"])} for c in classes]
+            described["classes"] = [
+                {"id": int(c["id"]), "name": str(c["name"]), "color": str(c["color"])}
+                for c in classes
+            ]
         if default_model is not None:
             if default_model:
                 described["default_model"] = default_model
             else:
                 described.pop("default_model", None)
     elif classes is not None or default_model is not None:
-        raise InputError("classes and a default model belong to a project: name one",
-                         where="project")
+        raise InputError(
+            "classes and a default model belong to a project: name one", where="project"
+        )
     return data
 
 
@@ -127,8 +138,11 @@ def edit_setup(root: Path, *, version: str, **change: Any) -> str:
     path = root / SETUP_FILENAME
     raw = _read(root)
     if _version(raw) != version:
-        raise SetupChangedError("changed on disk since it was opened for editing; reload to see "
-                                "the new content, then make the change again", source=path)
+        raise SetupChangedError(
+            "changed on disk since it was opened for editing; reload to see "
+            "the new content, then make the change again",
+            source=path,
+        )
     data, _ = setup_for_edit(root)
     changed = apply_change(data, **change)
     _, problems = check_setup_data(root, changed)
@@ -150,8 +164,11 @@ def edit_setup(root: Path, *, version: str, **change: Any) -> str:
             os.chmod(temporary, path.stat().st_mode & 0o7777)
         # last look: someone may have saved while this was being written
         if _version(_read(root)) != version:
-            raise SetupChangedError("changed on disk while the change was being written; "
-                                    "reload and make the change again", source=path)
+            raise SetupChangedError(
+                "changed on disk while the change was being written; "
+                "reload and make the change again",
+                source=path,
+            )
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

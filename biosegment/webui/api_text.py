@@ -23,6 +23,8 @@ def plain_description(text: str) -> str:
     text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
     text = _LITERAL.sub(lambda m: f"`{m.group(1)}`", text)
     # docstring lines were wrapped at 100 columns: join them, keep blank-line paragraphs
-    paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip())
-                  for block in re.split(r"\n\s*\n", text)]
+    paragraphs = [
+        " ".join(line.strip() for line in block.splitlines() if line.strip())
+        for block in re.split(r"\n\s*\n", text)
+    ]
     return "\n\n".join(p for p in paragraphs if p)

@@ -27,8 +27,12 @@ __all__ = ["api", "difference_plane", "AGREE", "FALSE_POSITIVE", "FALSE_NEGATIVE
 
 AGREE, FALSE_POSITIVE, FALSE_NEGATIVE, WRONG_CLASS = 0, 1, 2, 3
 
-api = APIBlueprint("comparison_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="viewer", description="Tiles and voxels for the viewer")])
+api = APIBlueprint(
+    "comparison_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="viewer", description="Tiles and voxels for the viewer")],
+)
 
 
 class DifferenceTilePath(BaseModel):
@@ -60,15 +64,18 @@ def difference_plane(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def _refs(dataset: str, name: str) -> tuple[LayerRef, LayerRef]:
     catalog = web_state().catalog()
     if not catalog.dataset(dataset).get("ground_truth"):
-        raise ApiError(404, f"dataset {dataset!r} has no ground truth to compare with",
-                       field="dataset")
+        raise ApiError(
+            404, f"dataset {dataset!r} has no ground truth to compare with", field="dataset"
+        )
     if not name:
         raise ApiError(400, "a difference tile needs ?name= (the segmentation)", field="name")
     return LayerRef(dataset, "ground_truth", ""), LayerRef(dataset, "segmentation", name)
 
 
-@api.get("/datasets/<dataset>/tiles/difference/<axis>/<int:index>/<int:level>/<int:row>/"
-         "<int:col>.png", responses={200: None, 304: None, 400: None, 404: None})
+@api.get(
+    "/datasets/<dataset>/tiles/difference/<axis>/<int:index>/<int:level>/<int:row>/<int:col>.png",
+    responses={200: None, 304: None, 400: None, 404: None},
+)
 def get_difference_tile(path: DifferenceTilePath, query: TileQuery):
     """One tile of where a segmentation (``?name=``) and the ground truth disagree.
 
@@ -79,19 +86,30 @@ def get_difference_tile(path: DifferenceTilePath, query: TileQuery):
     truth, predicted = _refs(path.dataset, query.name)
     address = TileAddress(path.level, path.row, path.col)
     check_address(*plane_shape(state.layers.shape(catalog, truth), path.axis), address)
-    etag = etag_for("difference", truth, predicted, state.layers.version(catalog, truth),
-                    state.layers.version(catalog, predicted), path.axis, path.index, address)
+    etag = etag_for(
+        "difference",
+        truth,
+        predicted,
+        state.layers.version(catalog, truth),
+        state.layers.version(catalog, predicted),
+        path.axis,
+        path.index,
+        address,
+    )
 
     def render() -> bytes:
-        planes = [state.layers.read_plane(catalog, ref, path.axis, path.index, level=path.level)
-                  for ref in (truth, predicted)]
+        planes = [
+            state.layers.read_plane(catalog, ref, path.axis, path.index, level=path.level)
+            for ref in (truth, predicted)
+        ]
         return encode_png(cut_tile(difference_plane(*planes), address))
 
     return conditional(etag, render, mimetype="image/png", cache_control="private, no-cache")
 
 
-@api.get("/datasets/<dataset>/segmentations/<name>/scores",
-         responses={200: None, 400: None, 404: None})
+@api.get(
+    "/datasets/<dataset>/segmentations/<name>/scores", responses={200: None, 400: None, 404: None}
+)
 def get_scores(path: SegmentationPath):
     """Scores of a segmentation against the dataset's ground truth, over every slice.
 
@@ -105,15 +123,25 @@ def get_scores(path: SegmentationPath):
     truth_ref, predicted_ref = _refs(path.dataset, path.name)
     depth = state.layers.shape(catalog, truth_ref)[0]
     truth = np.stack([state.layers.read_plane(catalog, truth_ref, "z", z) for z in range(depth)])
-    predicted = np.stack([state.layers.read_plane(catalog, predicted_ref, "z", z)
-                          for z in range(depth)])
+    predicted = np.stack(
+        [state.layers.read_plane(catalog, predicted_ref, "z", z) for z in range(depth)]
+    )
     classes = dataset_classes(catalog, catalog.dataset(path.dataset))
-    count = max([c["id"] for c in classes] + [int(truth[truth != UNPAINTED].max(initial=0)),
-                                              int(predicted.max(initial=0))]) + 1
+    count = (
+        max(
+            [c["id"] for c in classes]
+            + [int(truth[truth != UNPAINTED].max(initial=0)), int(predicted.max(initial=0))]
+        )
+        + 1
+    )
     names = {c["id"]: c["name"] for c in classes}
-    scores = segmentation_scores(truth, np.minimum(predicted, count - 1), num_classes=count,
-                                 class_names=[names.get(i, str(i)) for i in range(count)],
-                                 ignore_label=UNPAINTED)
+    scores = segmentation_scores(
+        truth,
+        np.minimum(predicted, count - 1),
+        num_classes=count,
+        class_names=[names.get(i, str(i)) for i in range(count)],
+        ignore_label=UNPAINTED,
+    )
     difference = difference_plane(truth, predicted)
     scores["false_positives"] = int((difference == FALSE_POSITIVE).sum())
     scores["false_negatives"] = int((difference == FALSE_NEGATIVE).sum())

@@ -9,8 +9,6 @@ the indentation (see :mod:`biosegment.catalog.setup_edit`); the catalog follows 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,36 +22,70 @@ from biosegment.webui.errors import ApiError
 
 __all__ = ["api", "SetupChange"]
 
-api = APIBlueprint("setup_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="setup", description="The data folder's setup.json")])
+api = APIBlueprint(
+    "setup_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="setup", description="The data folder's setup.json")],
+)
 
 
 class SetupChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: str = Field(description="the version GET gave; the change is refused (409) when "
-                                     "the file changed since")
-    project: Optional[str] = Field(None, max_length=200,
-                                   description="the dataset's project (\"\" clears it)")
-    classes: Optional[list[ClassSpec]] = Field(None, description="the project's classes")
-    default_model: Optional[str] = Field(None, max_length=200,
-                                         description="the project's default model (\"\" clears)")
-    voxel_size: Optional[list[float]] = Field(None, description="nm per voxel, z y x "
-                                                                "([] clears)")
+    version: str = Field(
+        description="the version GET gave; the change is refused (409) when the file changed since"
+    )
+    project: str | None = Field(
+        None, max_length=200, description='the dataset\'s project ("" clears it)'
+    )
+    classes: list[ClassSpec] | None = Field(None, description="the project's classes")
+    default_model: str | None = Field(
+        None, max_length=200, description='the project\'s default model ("" clears)'
+    )
+    voxel_size: list[float] | None = Field(None, description="nm per voxel, z y x ([] clears)")
 
 
 def _describe(data: dict, dataset: str) -> dict:
-    entry = next((d for d in data.get("datasets") or [] if isinstance(d, dict)
-                  and d.get("title") == dataset), {})
+    entry = next(
+        (
+            d
+            for d in data.get("datasets") or []
+            if isinstance(d, dict) and d.get("title") == dataset
+        ),
+        {},
+    )
     project_name = entry.get("project")
-    project = next((p for p in data.get("projects") or [] if isinstance(p, dict)
-                    and p.get("title") == project_name), None) if project_name else None
-    return {"dataset": {"title": dataset, "project": project_name or "",
-                        "voxel_size": entry.get("voxel_size")},
-            "project": None if project is None else {
-                "title": project["title"], "classes": project.get("classes") or [],
-                "default_model": project.get("default_model") or ""},
-            "projects": [p.get("title") for p in data.get("projects") or []
-                         if isinstance(p, dict) and p.get("title")]}
+    project = (
+        next(
+            (
+                p
+                for p in data.get("projects") or []
+                if isinstance(p, dict) and p.get("title") == project_name
+            ),
+            None,
+        )
+        if project_name
+        else None
+    )
+    return {
+        "dataset": {
+            "title": dataset,
+            "project": project_name or "",
+            "voxel_size": entry.get("voxel_size"),
+        },
+        "project": None
+        if project is None
+        else {
+            "title": project["title"],
+            "classes": project.get("classes") or [],
+            "default_model": project.get("default_model") or "",
+        },
+        "projects": [
+            p.get("title")
+            for p in data.get("projects") or []
+            if isinstance(p, dict) and p.get("title")
+        ],
+    }
 
 
 @api.get("/datasets/<dataset>/setup", responses={200: None, 400: None, 404: None})
