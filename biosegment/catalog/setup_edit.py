@@ -22,8 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from biosegment.catalog.setup_file import SETUP_FILENAME, check_setup_data
+from biosegment.catalog.setup_file import check_setup_data
 from biosegment.errors import InputError, SetupError
+from biosegment.folder_names import SETUP_FILE
 
 __all__ = ["SetupChangedError", "setup_for_edit", "edit_setup", "ABSENT_VERSION"]
 
@@ -41,7 +42,7 @@ def _version(data: bytes | None) -> str:
 
 def _read(root: Path) -> bytes | None:
     try:
-        return (root / SETUP_FILENAME).read_bytes()
+        return (root / SETUP_FILE).read_bytes()
     except FileNotFoundError:
         return None
 
@@ -56,10 +57,10 @@ def setup_for_edit(root: Path) -> tuple[dict[str, Any], str]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SetupError(
             f"cannot be edited until it is valid JSON again: {exc}",
-            source=Path(root) / SETUP_FILENAME,
+            source=Path(root) / SETUP_FILE,
         ) from None
     if not isinstance(data, dict):
-        raise SetupError("the top level must be an object", source=Path(root) / SETUP_FILENAME)
+        raise SetupError("the top level must be an object", source=Path(root) / SETUP_FILE)
     return data, _version(raw)
 
 
@@ -135,7 +136,7 @@ def edit_setup(root: Path, *, version: str, **change: Any) -> str:
     and :class:`SetupError` (naming the key) when the result would not be a valid setup.json.
     """
     root = Path(root)
-    path = root / SETUP_FILENAME
+    path = root / SETUP_FILE
     raw = _read(root)
     if _version(raw) != version:
         raise SetupChangedError(
