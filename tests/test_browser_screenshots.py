@@ -16,6 +16,7 @@ from test_browser_viewer import wait_drawn
 from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder
 
 from biosegment.daemon import Daemon
+from biosegment.webui.server import create_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,7 +26,7 @@ def daemon(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     config = config_for(root)
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, device="cpu"))
-    running = Daemon(config).start()
+    running = Daemon(config, server_factory=create_server).start()
     try:
         yield running
     finally:
