@@ -114,6 +114,7 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
                   previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Column values for a dataset stored at ``location``: type, shape, dtype, state..."""
     from biosegment.volumes import probe_volume
+    from biosegment.volumes.limits import DEFAULT_LIMITS, volume_limits
 
     path = resolve_inside(root, location)
     stamp = fingerprint(path)
@@ -122,6 +123,10 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
     if file_type is not None:
         # A different declared type is a different reading of the same files: probe again.
         stamp = f"{stamp}|{file_type}"
+    limits = volume_limits()
+    if limits != DEFAULT_LIMITS:
+        # other limits may accept (or refuse) the same files: probe again when they change
+        stamp = f"{stamp}|{limits.max_voxels}:{limits.max_slice_pixels}:{limits.max_chunks}"
     if _unchanged(previous, location, stamp):
         return {column: previous.get(column) for column in (*_DATASET_FACTS, "state", "error",
                                                              "fingerprint")}

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from biosegment.errors import InputError, NotFoundError
+from biosegment.errors import InputError, NotFoundError, VolumeError
 
 __all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
 
@@ -68,6 +68,19 @@ def validation_error_response(error: ValidationError) -> Response:
     return error_response(400, f"{field}: {first.get('msg', 'invalid value')}", field)
 
 
+def _volume_problem(exc: VolumeError) -> str:
+    """``EM/a.tif: page 3: reason``, the file relative to the data folder (never absolute)."""
+    from pathlib import Path
+
+    from biosegment.catalog.probe import describe_error
+    from biosegment.webui.context import web_state
+
+    text = describe_error(web_state().root, exc)
+    if exc.source and Path(exc.source).is_absolute() and text.startswith(exc.source):
+        text = Path(exc.source).name + text[len(exc.source):]  # outside the folder: name only
+    return text
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -81,6 +94,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):
+        if isinstance(exc, VolumeError):
+            # a file that cannot be read: say which one (relative to the data folder)
+            return error_response(400, _volume_problem(exc), exc.where)
         return error_response(400, exc.reason, exc.where)
 
     @app.errorhandler(HTTPException)

@@ -25,6 +25,7 @@ from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_nam
                                 storage_path)
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
 from biosegment.webui.errors import ApiError
+from biosegment.webui.tiles import TILE_SIZE, TileAddress, cut_tile
 
 __all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED"]
 
@@ -33,6 +34,12 @@ AXES = ("z", "y", "x")
 #: Annotation value for "nothing painted here" (SPEC 4).
 UNPAINTED = 255
 _SEGMENTATION_FILE = "labels.tif"
+#: Planes (at a tile's zoom level) up to this many pixels are read whole and cached, so panning
+#: cuts tiles from memory; larger ones are read tile by tile, so memory follows the tile, not
+#: the pixel count a file claims.
+WHOLE_PLANE_PIXELS = 4096 * 4096
+#: The grey-level window of a raw volume is taken from about this many pixels of its middle slice.
+_WINDOW_SAMPLE_PIXELS = 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +175,32 @@ class LayerStore:
         return self.planes.get_or_compute(
             key, lambda: _volume_plane(opened, ref.kind, axis, index, step))
 
+    def read_tile(self, catalog, ref: LayerRef, axis: str, index: int,
+                  address: TileAddress) -> np.ndarray:
+        """The uint8 pixels of one tile of plane ``index`` across ``axis``.
+
+        A plane small enough at the tile's level is read whole (and cached for the next
+        tiles); a larger one is read only within the tile's box.
+        """
+        if axis not in AXES:
+            raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
+        shape = self.shape(catalog, ref)
+        rows, cols = plane_shape(shape, axis)
+        step = address.step
+        if ref.kind == "annotation" or -(-rows // step) * -(-cols // step) <= WHOLE_PLANE_PIXELS:
+            return cut_tile(self.read_plane(catalog, ref, axis, index, level=address.level),
+                            address)
+        limit = shape[AXES.index(axis)]
+        if not 0 <= index < limit:
+            raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+        path = self.layer_path(catalog, ref)
+        file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
+        opened = self._open(path, ref.kind, file_type)
+        if tuple(opened.reader.shape) != tuple(shape):
+            raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
+                                f", the dataset {list(shape)}", field="kind")
+        return _volume_tile(opened, ref.kind, axis, index, address)
+
     def voxel(self, catalog, ref: LayerRef, z: int, y: int, x: int) -> float | int:
         """The stored value at one voxel (raw grey value, or class id for label layers)."""
         if ref.kind == "raw":
@@ -186,7 +219,10 @@ def _display_window(reader: VolumeReader) -> tuple[float, float] | None:
     """Grey levels that map to black and white; None for uint8, shown as stored."""
     if reader.dtype == np.uint8:
         return None
-    middle = reader.read_slice(reader.shape[0] // 2)
+    _, height, width = reader.shape
+    # a strided sample: a huge slice costs about a megapixel here, not its whole size
+    every = slice(None, None, max(1, int(np.ceil(np.sqrt(height * width / _WINDOW_SAMPLE_PIXELS)))))
+    middle = reader.read_block(reader.shape[0] // 2, reader.shape[0] // 2 + 1, every, every)
     low, high = np.percentile(middle, [0.5, 99.5])
     if high <= low:
         high = low + 1
@@ -201,6 +237,33 @@ def _stored_level(reader: VolumeReader, step: int) -> int | None:
         if level.factors == (1.0, float(step), float(step)) and level.shape[1:] == wanted:
             return level.index
     return None
+
+
+def _volume_tile(opened: _OpenVolume, kind: str, axis: str, index: int,
+                 address: TileAddress) -> np.ndarray:
+    """One tile of a plane, reading only the tile's box (every ``step``-th voxel of it)."""
+    step = address.step
+    rows_total, cols_total = plane_shape(opened.reader.shape, axis)
+    r0, c0 = address.row * TILE_SIZE * step, address.col * TILE_SIZE * step
+    rows = slice(r0, min(rows_total, r0 + TILE_SIZE * step), step)
+    cols = slice(c0, min(cols_total, c0 + TILE_SIZE * step), step)
+    stored = _stored_level(opened.reader, step) if axis == "z" and step > 1 else None
+    if stored is not None:
+        # the pyramid's own level holds these pixels: read its box at step 1
+        at_level = (slice(rows.start // step, -(-rows.stop // step)),
+                    slice(cols.start // step, -(-cols.stop // step)))
+        tile = opened.read(lambda r: r.level(stored).read_block(index, index + 1,
+                                                                  *at_level))[0]
+    elif axis == "z":
+        tile = opened.read(lambda r: r.read_block(index, index + 1, rows, cols))[0]
+    else:
+        # rows of a y or x plane are slices: read only the ones the zoom level shows
+        line = slice(index, index + 1)
+        box = (line, cols) if axis == "y" else (cols, line)
+        tile = opened.read(lambda r: np.concatenate(
+            [r.read_block(z, z + 1, *box) for z in range(rows.start, rows.stop, step)]))
+        tile = tile[:, 0, :] if axis == "y" else tile[:, :, 0]
+    return _display(opened, kind, tile)
 
 
 def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
@@ -224,6 +287,11 @@ def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
         plane = opened.read(lambda r: r.read_block(0, depth, None, columns))[:, :, 0]
     if axis != "z" and step > 1:
         plane = plane[::step, ::step]
+    return _display(opened, kind, plane)
+
+
+def _display(opened: _OpenVolume, kind: str, plane: np.ndarray) -> np.ndarray:
+    """Stored values as uint8: display grey levels for raw data, class ids for labels."""
     if kind == "raw":
         if opened.window is None:
             return np.ascontiguousarray(plane)

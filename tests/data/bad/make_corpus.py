@@ -76,6 +76,12 @@ def _png(path: Path, shape: tuple[int, int], seed: int) -> None:
     Image.fromarray(_stack((1, *shape), seed)[0]).save(path)
 
 
+#: The ``.zarray`` of ``volumes/absurd.zarr``: 10^12 cubed voxels in slices of 512 x 512 chunks.
+ABSURD_ZARRAY = {"zarr_format": 2, "shape": [10**12] * 3, "chunks": [1, 512, 512],
+                 "dtype": "|u1", "compressor": None, "fill_value": 0, "order": "C",
+                 "filters": None}
+
+
 def _volumes(target: Path) -> None:
     folder = target / "volumes"
     folder.mkdir()
@@ -100,6 +106,11 @@ def _volumes(target: Path) -> None:
     _png(broken / "z000.png", (32, 48), 1)
     (broken / "z001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     _png(broken / "z002.png", (32, 48), 3)
+
+    # a 200-byte header claiming 10^36 voxels: probing must refuse it, reading it would spin
+    absurd = folder / "absurd.zarr"
+    absurd.mkdir()
+    (absurd / ".zarray").write_text(json.dumps(ABSURD_ZARRAY) + "\n", encoding="utf-8")
 
     tif_mixed = folder / "tifseq-mixed-dtypes"
     tif_mixed.mkdir()

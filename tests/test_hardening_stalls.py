@@ -1,0 +1,109 @@
+"""No dataset can stall the web server: absurd headers are refused when probed, and any read
+done for a request has a deadline after which the request answers 503 and the read is stopped.
+
+The server runs in a child process (tests/server_process.py) with a real ``biosegment.toml``,
+so a read that spins burns the child's CPU, not the test runner's, and ends with it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from biosegment.catalog import open_catalog, refresh
+from biosegment.volumes import VolumeLimits, set_volume_limits, volume_limits
+from server_process import child_server
+from webui_fixtures import DEMO_DATASET, Http, make_demo_folder
+
+BAD = Path(__file__).resolve().parent / "data" / "bad"
+DEMO_TILE = f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/0/0.png"
+#: Within limits raised for the test, but still far too many chunks to read in a second.
+HUGE_ZARRAY = {"zarr_format": 2, "shape": [10**6] * 3, "chunks": [1, 1, 1], "dtype": "|u1",
+               "compressor": None, "fill_value": 0, "order": "C", "filters": None}
+RAISED_LIMITS = ("max_voxels = 1_000_000_000_000_000_000\nmax_slice_pixels = 1_000_000_000_000\n"
+                 "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 1.0\n")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    root = make_demo_folder(tmp_path_factory.mktemp("stalls") / "data")
+    shutil.copytree(BAD / "volumes" / "absurd.zarr", root / "EM" / "absurd.zarr")
+    (root / "EM" / "huge.zarr").mkdir()
+    (root / "EM" / "huge.zarr" / ".zarray").write_text(json.dumps(HUGE_ZARRAY))
+    return root
+
+
+def _refresh(root: Path) -> dict:
+    with open_catalog(root) as catalog:
+        refresh(catalog, root)
+        return {row["name"]: row for row in catalog.datasets()}
+
+
+def _absurd_urls(name: str) -> list[str]:
+    base = f"/api/v1/datasets/{name}"
+    kinds = [f"{base}/thumbnail.png", f"{base}/tiles/raw/z/5/0/0/0.png",
+             f"{base}/tiles/raw/z/5/11/0/0.png", f"{base}/voxel?z=1&y=2&x=3"]
+    return [kinds[i % len(kinds)] for i in range(20)]
+
+
+def _hammer(url: str, name: str) -> tuple[list[tuple[int, float]], list[float]]:
+    """20 parallel requests for dataset ``name``; meanwhile, the latency of other requests."""
+    http = Http(url)
+
+    def timed(path: str) -> tuple[int, float]:
+        started = time.monotonic()
+        reply = http.get(path)
+        return reply.status, time.monotonic() - started
+
+    others = []
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(timed, path) for path in _absurd_urls(name)]
+        time.sleep(0.3)
+        for _ in range(4):
+            for path in ("/api/v1/datasets", DEMO_TILE, "/"):
+                status, seconds = timed(path)
+                assert status == 200, (path, status)
+                others.append(seconds)
+        answers = [future.result() for future in futures]
+    return answers, others
+
+
+def test_an_absurd_zarr_is_refused_when_probed_and_never_read(site, tmp_path):
+    rows = _refresh(site)
+    assert rows["absurd"]["state"] == "error"
+    assert rows["absurd"]["error"].startswith("EM/absurd.zarr: shape: claims"), rows["absurd"]
+    assert "limits.max_voxels" in rows["absurd"]["error"]
+    with child_server(site, tmp=tmp_path) as (url, _pid):
+        answers, others = _hammer(url, "absurd")
+        reply = Http(url).get("/api/v1/datasets/absurd/thumbnail.png")
+    assert max(others) < 1.0, others
+    assert all(400 <= status < 500 and seconds < 5 for status, seconds in answers), answers
+    assert "absurd.zarr" in reply.json()["error"] and "max_voxels" in reply.json()["error"]
+
+
+def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
+    """With limits raised so that a huge Zarr passes the probe, the read deadline still holds:
+    every request for it answers within the deadline, other requests within a second, and the
+    dataset's read slots come back."""
+    with child_server(site, tmp=tmp_path, limits=RAISED_LIMITS) as (url, pid):
+        default = volume_limits()
+        set_volume_limits(VolumeLimits(10**18, 10**12, 10**18))  # as the child's config says
+        try:
+            rows = _refresh(site)
+        finally:
+            set_volume_limits(default)
+        assert rows["huge"]["state"] == "ok", rows["huge"]
+        answers, others = _hammer(url, "huge")
+        assert max(others) < 1.0, others
+        assert {status for status, _ in answers} == {503}, answers
+        assert max(seconds for _, seconds in answers) < 4.0, answers
+        time.sleep(1.0)  # the reads cut off are cancelled, so the dataset has free slots again
+        body = Http(url).get("/api/v1/datasets/huge/thumbnail.png").json()
+        assert "huge" in body["error"] and "limits.read_seconds" in body["error"], body
+        # the slots of the reads cut off are free again: the next request gets a fresh read
+        # (and its own deadline) instead of "busy"
