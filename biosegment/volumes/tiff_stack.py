@@ -185,7 +185,15 @@ class TiffStackReader(VolumeReader):
             if self._tif is None:
                 raise ValueError(f"{path} is closed")
             with volume_errors(path, "decoding the TIFF page", where=where):
-                page = self._tif.pages[z]
+                # a light frame (offsets only) instead of a fully parsed page: a y-plane of a
+                # 20000-page stack touches every page, and parsing each costs ten times more
+                pages = self._tif.pages
+                previous = pages.useframes
+                pages.useframes = True
+                try:
+                    page = pages[z]
+                finally:
+                    pages.useframes = previous
                 keyframe = getattr(page, "keyframe", page)
                 check_page_geometry(keyframe, path, where=where, expected=(height, width),
                                     expected_dtype=self._layout.dtype)

@@ -23,6 +23,7 @@ from biosegment.paths import resolve_inside
 from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
                                 open_volume, open_with_pyramid, read_class_ids, read_png_slice,
                                 storage_path)
+from biosegment.volumes.png import read_png_header
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
 from biosegment.webui.errors import ApiError
 from biosegment.webui.tiles import TILE_SIZE, TileAddress, cut_tile
@@ -187,7 +188,12 @@ class LayerStore:
         shape = self.shape(catalog, ref)
         rows, cols = plane_shape(shape, axis)
         step = address.step
-        if ref.kind == "annotation" or -(-rows // step) * -(-cols // step) <= WHOLE_PLANE_PIXELS:
+        rows_at_level, cols_at_level = -(-rows // step), -(-cols // step)
+        # the rows of a y or x plane are slices (a page or file each): read only a tile's worth
+        # when there are more than one tile's rows of them
+        small = (rows_at_level * cols_at_level <= WHOLE_PLANE_PIXELS
+                 and (axis == "z" or rows_at_level <= TILE_SIZE))
+        if ref.kind == "annotation" or small:
             return cut_tile(self.read_plane(catalog, ref, axis, index, level=address.level),
                             address)
         limit = shape[AXES.index(axis)]
@@ -279,14 +285,20 @@ def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
         plane = opened.read(lambda r: r.read_block(index, index + 1, every, every))[0]
     elif axis == "z":
         plane = opened.read(lambda r: r.read_slice(index))
+    elif step > 1:
+        # a zoomed-out y or x plane: read only the slices it shows, every step-th one
+        line = slice(index, index + 1)
+        every = slice(None, None, step)
+        box = (line, every) if axis == "y" else (every, line)
+        plane = opened.read(lambda r: np.concatenate(
+            [r.read_block(z, z + 1, *box) for z in range(0, depth, step)]))
+        plane = plane[:, 0, :] if axis == "y" else plane[:, :, 0]
     elif axis == "y":
         rows = slice(index, index + 1)
         plane = opened.read(lambda r: r.read_block(0, depth, rows, None))[:, 0, :]
     else:
         columns = slice(index, index + 1)
         plane = opened.read(lambda r: r.read_block(0, depth, None, columns))[:, :, 0]
-    if axis != "z" and step > 1:
-        plane = plane[::step, ::step]
     return _display(opened, kind, plane)
 
 
@@ -310,16 +322,24 @@ def _annotation_plane(folder: Path, shape, axis: str, index: int) -> np.ndarray:
         file = folder / annotation_slice_name(index)
         if not file.is_file():
             return np.full((ny, nx), UNPAINTED, dtype=np.uint8)
-        return _checked_slice(read_png_slice(file), (ny, nx), file)
+        return _read_annotation_slice(file, (ny, nx))
     plane = np.full(plane_shape(shape, axis), UNPAINTED, dtype=np.uint8)
     if folder.is_dir():
         for name in os.listdir(folder):
             match = ANNOTATION_SLICE.match(name)
             if not match or int(match.group(1)) >= nz:
                 continue
-            painted = _checked_slice(read_png_slice(folder / name), (ny, nx), folder / name)
+            painted = _read_annotation_slice(folder / name, (ny, nx))
             plane[int(match.group(1))] = painted[index, :] if axis == "y" else painted[:, index]
     return plane
+
+
+def _read_annotation_slice(file: Path, expected: tuple[int, int]) -> np.ndarray:
+    header = read_png_header(file)  # the size first: decoding follows what the file claims
+    if (header.height, header.width) != expected:
+        raise ApiError(409, f"{file.name} is {header.width}x{header.height}, the dataset "
+                            f"slices {expected[1]}x{expected[0]}", field="z")
+    return _checked_slice(read_png_slice(file), expected, file)
 
 
 def _checked_slice(array: np.ndarray, expected: tuple[int, int], file: Path) -> np.ndarray:
