@@ -18,7 +18,7 @@ import numpy as np
 from biosegment.catalog.probe import annotation_facts
 from biosegment.catalog.rows import now_iso
 from biosegment.errors import NotFoundError
-from biosegment.paths import resolve_inside
+from biosegment.paths import ensure_inside, resolve_inside
 from biosegment.volumes import annotation_slice_name, read_png_slice, write_png_slice
 from biosegment.volumes.atomic import AtomicFile
 from biosegment.volumes.png import read_png_header
@@ -93,6 +93,7 @@ def load_slice(root: Path, row: dict, z: int, size: tuple[int, int]) -> np.ndarr
     file = _folder(root, row) / annotation_slice_name(z)
     if not file.is_file():
         return np.full(size, UNPAINTED, dtype=np.uint8)
+    ensure_inside(root, file)  # a slice linked to a file outside is never served
     header = read_png_header(file)  # the size first: decoding follows what the file claims
     if (header.height, header.width) != tuple(size):
         raise ApiError(409, f"{file.name} is {header.width}x{header.height}, the dataset "

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from biosegment.errors import InputError, NotFoundError, VolumeError
+from biosegment.errors import InputError, NotFoundError, PathEscapeError, VolumeError
 
 __all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
 
@@ -94,7 +94,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):
-        if isinstance(exc, VolumeError):
+        if isinstance(exc, (VolumeError, PathEscapeError)):
             # a file that cannot be read: say which one (relative to the data folder)
             return error_response(400, _volume_problem(exc), exc.where)
         return error_response(400, exc.reason, exc.where)

@@ -19,7 +19,7 @@ import numpy as np
 
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.errors import NotFoundError
-from biosegment.paths import resolve_inside
+from biosegment.paths import ensure_inside, resolve_inside
 from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
                                 open_volume, open_with_pyramid, read_class_ids, read_png_slice,
                                 storage_path)
@@ -131,6 +131,12 @@ class LayerStore:
 
         def open_() -> _OpenVolume:
             reader = open_volume(path, file_type if kind == "raw" else None)
+            try:
+                for file in reader.info.files:  # a slice linked outside is never served
+                    ensure_inside(self.root, file)
+            except BaseException:
+                reader.close()
+                raise
             if kind == "raw":
                 # a pyramid built by `biosegment pyramid` (2x2 means: raw data only)
                 reader = open_with_pyramid(reader, self.pyramids)
@@ -167,7 +173,8 @@ class LayerStore:
         key = (str(path), version, ref.kind, axis, index, step)
         if ref.kind == "annotation":
             return self.planes.get_or_compute(
-                key, lambda: _annotation_plane(path, shape, axis, index)[::step, ::step].copy())
+                key, lambda: _annotation_plane(self.root, path, shape, axis, index)[
+                    ::step, ::step].copy())
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
@@ -315,21 +322,21 @@ def _display(opened: _OpenVolume, kind: str, plane: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(read_class_ids(plane, binary=opened.binary_mask))
 
 
-def _annotation_plane(folder: Path, shape, axis: str, index: int) -> np.ndarray:
+def _annotation_plane(root: Path, folder: Path, shape, axis: str, index: int) -> np.ndarray:
     """A plane of a sparse annotation: painted slices where they exist, 255 elsewhere."""
     nz, ny, nx = shape
     if axis == "z":
         file = folder / annotation_slice_name(index)
         if not file.is_file():
             return np.full((ny, nx), UNPAINTED, dtype=np.uint8)
-        return _read_annotation_slice(file, (ny, nx))
+        return _read_annotation_slice(ensure_inside(root, file), (ny, nx))
     plane = np.full(plane_shape(shape, axis), UNPAINTED, dtype=np.uint8)
     if folder.is_dir():
         for name in os.listdir(folder):
             match = ANNOTATION_SLICE.match(name)
             if not match or int(match.group(1)) >= nz:
                 continue
-            painted = _read_annotation_slice(folder / name, (ny, nx))
+            painted = _read_annotation_slice(ensure_inside(root, folder / name), (ny, nx))
             plane[int(match.group(1))] = painted[index, :] if axis == "y" else painted[:, index]
     return plane
 
