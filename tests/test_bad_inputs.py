@@ -47,6 +47,8 @@ VOLUMES = {
     "pngseq-mixed-sizes": r"z002\.png: slice is 40x40 pixels but the first slice",
     "pngseq-broken-slice": r"z001\.png: corrupt PNG",
     "tifseq-mixed-dtypes": r"s02\.tif: slice holds uint16 but the first slice",
+    "short.mrc": r"truncated: the header claims 131072 x 64 x 64 voxels .* but the file holds "
+                 r"32768 bytes",
     "absurd.zarr": r"shape: claims 1000000000000 x 1000000000000 x 1000000000000 = 1e\+36 "
                    r"voxels, more than the limit .*limits\.max_voxels",
 }
