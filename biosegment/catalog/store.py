@@ -28,6 +28,7 @@ from biosegment.catalog.rows import (
     now_iso,
 )
 from biosegment.errors import BioSegmentError, InputError, NotFoundError
+from biosegment.state_folder import private_state_dir
 
 __all__ = ["Catalog", "open_catalog", "CATALOG_DIRNAME", "CATALOG_FILENAME", "catalog_path",
            "entity_key"]
@@ -61,7 +62,7 @@ def open_catalog(root: Path) -> "Catalog":
     if not root.is_dir():
         raise NotFoundError(f"data folder {root} does not exist")
     path = catalog_path(root)
-    path.parent.mkdir(exist_ok=True)
+    private_state_dir(root)  # catalog, queue and logs are for the people who run BioSegment
     conn = connect(path)
     try:
         migrate(conn, source=path)
