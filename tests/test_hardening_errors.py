@@ -104,3 +104,10 @@ def test_setup_json_cannot_take_over_what_the_ui_created(site):
     reasons = {p["where"]: p["reason"] for p in problems}
     assert "created in the web UI" in reasons["annotations[0]"], problems
     assert "created in the web UI" in reasons["annotations[1]"], problems
+
+
+def test_a_method_the_route_does_not_have_answers_405_with_allow(site):
+    _, http = site
+    reply = http.request("TRACE", "/api/v1/datasets")
+    assert reply.status == 405 and "GET" in reply.headers["Allow"], dict(reply.headers)
+    assert reply.json()["error"]

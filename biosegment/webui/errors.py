@@ -107,7 +107,11 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"request body too large: {message}"
-        return error_response(exc.code or 500, message, field)
+        response = error_response(exc.code or 500, message, field)
+        allowed = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))  # RFC 9110 requires it
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
