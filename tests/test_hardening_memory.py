@@ -1,7 +1,8 @@
 """Memory follows what a request shows, not what a file claims; concurrent saves never fail.
 
 The big files are made here at test time (tests/data/bad/make_big.py): a 1 MB zlib TIFF of
-30000 x 30000 zeros, a 79 KB PNG of 9000 x 9000 and a TIFF of 20000 small pages. The server
+30000 x 30000 zeros, a folder of two 20000 x 20000 ones, a 79 KB PNG of 9000 x 9000 and a
+TIFF of 20000 small pages. The server
 runs in a child process, and its resident set (``/proc/<pid>/status``) is what is measured.
 """
 
@@ -33,9 +34,13 @@ def site(tmp_path_factory) -> Path:
     root = make_demo_folder(tmp_path_factory.mktemp("memory") / "data")
     big_zlib_tiff(root / "EM" / "wide.tif")
     many_pages_tiff(root / "EM" / "deep.tif")
+    (root / "EM" / "wideseq").mkdir()
+    for z in range(2):  # a folder of such slices is read window by window too
+        big_zlib_tiff(root / "EM" / "wideseq" / f"s{z}.tif", side=20000)
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         assert catalog.dataset("wide")["shape"] == [1, 30000, 30000]
+        assert catalog.dataset("wideseq")["shape"] == [2, 20000, 20000]
         assert catalog.dataset("deep")["state"] == "ok"
     return root
 
@@ -49,8 +54,9 @@ def test_50_parallel_big_tiles_and_png_uploads_stay_under_1_gb(site, tmp_path):
                             json_body={"name": "painted"})
         assert created.status in (200, 201), created.body
         start = rss_bytes(pid)
-        tiles = [f"/api/v1/datasets/wide/tiles/raw/z/0/0/{row}/{col}.png"
-                 for row in range(5) for col in range(5)]
+        tiles = [f"/api/v1/datasets/{name}/tiles/raw/z/{z}/0/{row}/{col}.png"
+                 for name, z in (("wide", 0), ("wideseq", 1)) for row in range(4)
+                 for col in range(3)] + ["/api/v1/datasets/wideseq/tiles/raw/y/7/0/0/0.png"]
         upload = f"/api/v1/datasets/{DEMO_DATASET}/annotations/painted/slices/3"
 
         def call(i: int):
