@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from biosegment.errors import InputError
+from biosegment.folder_names import LOG_FILE, STATE_DIR
 
 __all__ = [
     "Config",
@@ -121,14 +122,14 @@ class Config:
     @property
     def state_dir(self) -> Path:
         """``<data>/.biosegment``: catalog, queue, logs, caches and the pid file."""
-        return self.data_dir / ".biosegment"
+        return self.data_dir / STATE_DIR
 
     @property
     def log_file(self) -> Path:
         if self.log.file:
             path = Path(self.log.file)
             return path if path.is_absolute() else self.data_dir / path
-        return self.state_dir / "biosegment.log"
+        return self.state_dir / LOG_FILE
 
     def with_data_dir(self, data_dir: Path) -> Config:
         return replace(self, data_dir=Path(data_dir).expanduser().resolve())

@@ -15,9 +15,9 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["STATE_DIR_NAME", "private_state_dir", "state_dir_mode"]
+from biosegment.folder_names import STATE_DIR
 
-STATE_DIR_NAME = ".biosegment"
+__all__ = ["private_state_dir", "state_dir_mode"]
 
 
 def state_dir_mode(root: Path) -> int:
@@ -31,7 +31,7 @@ def state_dir_mode(root: Path) -> int:
 
 def private_state_dir(root: Path) -> Path:
     """``<root>/.biosegment``, created (or tightened) to :func:`state_dir_mode` on POSIX."""
-    folder = Path(root) / STATE_DIR_NAME
+    folder = Path(root) / STATE_DIR
     if os.name != "posix":
         folder.mkdir(parents=True, exist_ok=True)
         return folder

@@ -52,19 +52,28 @@ class child_server:
     def __init__(self, root: Path, *, limits: str = "", tmp: Path):
         self.config = Path(tmp) / "biosegment.toml"
         self.errors = Path(tmp) / "server-stderr.txt"
-        self.config.write_text(f'data_dir = "{Path(root).as_posix()}"\n\n[server]\n'
-                               f'host = "127.0.0.1"\n\n[limits]\n{limits}\n', encoding="utf-8")
+        self.config.write_text(
+            f'data_dir = "{Path(root).as_posix()}"\n\n[server]\n'
+            f'host = "127.0.0.1"\n\n[limits]\n{limits}\n',
+            encoding="utf-8",
+        )
 
     def __enter__(self) -> tuple[str, int]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(self.config)],
-                                     stdout=subprocess.PIPE, stderr=self.errors.open("w"),
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(self.config)],
+            stdout=subprocess.PIPE,
+            stderr=self.errors.open("w"),
+            text=True,
+            env=env,
+        )
         url = self.proc.stdout.readline().strip()
         if not url.startswith("http"):
             self.proc.kill()
-            raise RuntimeError(f"the server did not start (exit {self.proc.wait()}): "
-                               + self.errors.read_text()[-2000:])
+            raise RuntimeError(
+                f"the server did not start (exit {self.proc.wait()}): "
+                + self.errors.read_text()[-2000:]
+            )
         return url, self.proc.pid
 
     def __exit__(self, *exc) -> None:

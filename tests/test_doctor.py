@@ -23,7 +23,7 @@ from PIL import Image
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import load_config
-from biosegment.daemon.pidlock import acquire_daemon_lock
+from biosegment.folder_lock import acquire_daemon_lock
 from biosegment.datafolder import DEMO_DATASET, init_data_folder
 
 from webui_fixtures import make_tiny_model

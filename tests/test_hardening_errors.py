@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog, refresh
-from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 ANNOTATIONS = f"/api/v1/datasets/{DEMO_DATASET}/annotations"
@@ -26,36 +26,45 @@ def site(tmp_path_factory):
     shutil.copy(BAD / "reads" / "lying-deflate.tif", root / "EM" / "lying.tif")
     with open_catalog(root) as catalog:
         refresh(catalog, root)
-        assert catalog.dataset("lying")["state"] == "ok"   # its header is sound
+        assert catalog.dataset("lying")["state"] == "ok"  # its header is sound
     with serve(config_for(root)) as server:
         http = Http(server.url)
         assert http.post(ANNOTATIONS, json_body={"name": "painted"}).status in (200, 201)
         yield root, http
 
 
-@pytest.mark.parametrize("item, status, words", [
-    ("png-bomb.png", 413, "too many pixels"),
-    ("ztxt-bomb.png", 400, "not a readable PNG"),
-])
+@pytest.mark.parametrize(
+    "item, status, words",
+    [
+        ("png-bomb.png", 413, "too many pixels"),
+        ("ztxt-bomb.png", 400, "not a readable PNG"),
+    ],
+)
 def test_png_bombs_in_an_annotation_upload_are_refused(site, item, status, words):
     _, http = site
-    reply = http.put(f"{ANNOTATIONS}/painted/slices/0", body=(BAD / "uploads" / item).read_bytes(),
-                     headers={"Content-Type": "image/png"})
+    reply = http.put(
+        f"{ANNOTATIONS}/painted/slices/0",
+        body=(BAD / "uploads" / item).read_bytes(),
+        headers={"Content-Type": "image/png"},
+    )
     assert reply.status == status, reply.body
     assert reply.json()["field"] == "body" and words in reply.json()["error"]
 
 
 def test_a_tiff_whose_compressed_data_lies_is_named_when_read(site):
     _, http = site
-    for path in ("/api/v1/datasets/lying/tiles/raw/z/0/0/0/0.png",
-                 "/api/v1/datasets/lying/voxel?z=1&y=2&x=3"):
+    for path in (
+        "/api/v1/datasets/lying/tiles/raw/z/0/0/0/0.png",
+        "/api/v1/datasets/lying/voxel?z=1&y=2&x=3",
+    ):
         reply = http.get(path)
         assert reply.status == 400, (path, reply.status, reply.body[:300])
         assert reply.json()["error"].startswith("EM/lying.tif: page "), reply.json()
 
 
-@pytest.mark.parametrize("name", ["con", "NUL", "nul.txt", "Com1", "lpt9.tar.gz", "trailing.",
-                                  " padded"])
+@pytest.mark.parametrize(
+    "name", ["con", "NUL", "nul.txt", "Com1", "lpt9.tar.gz", "trailing.", " padded"]
+)
 def test_names_windows_cannot_hold_are_refused(site, name):
     root, http = site
     reply = http.post(ANNOTATIONS, json_body={"name": name})
@@ -80,14 +89,26 @@ def test_setup_json_cannot_take_over_what_the_ui_created(site):
     assert before["origin"] == "ui"
     setup = root / "setup.json"
     original = setup.read_bytes() if setup.exists() else None
-    setup.write_text(json.dumps({
-        "EM_location": "EM",
-        "annotations": [
-            {"title": "painted", "dataset": DEMO_DATASET,
-             "location": f"annotations/{DEMO_DATASET}/painted"},
-            {"title": "alias", "dataset": DEMO_DATASET,
-             "location": f"annotations/{DEMO_DATASET}/painted"},
-        ]}), encoding="utf-8")
+    setup.write_text(
+        json.dumps(
+            {
+                "EM_location": "EM",
+                "annotations": [
+                    {
+                        "title": "painted",
+                        "dataset": DEMO_DATASET,
+                        "location": f"annotations/{DEMO_DATASET}/painted",
+                    },
+                    {
+                        "title": "alias",
+                        "dataset": DEMO_DATASET,
+                        "location": f"annotations/{DEMO_DATASET}/painted",
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     try:
         with open_catalog(root) as catalog:
             refresh(catalog, root)

@@ -18,11 +18,11 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from webui_fixtures import config_for, make_demo_folder, serve
 
 from biosegment.accounts import open_accounts
 from biosegment.cli import main
 from biosegment.config import ServerConfig
-from webui_fixtures import config_for, make_demo_folder, serve
 
 PASSWORD = "a long enough password"
 
@@ -38,8 +38,9 @@ class _FromAddress(urllib.request.HTTPHandler):
         self.source = source
 
     def http_open(self, req):
-        return self.do_open(functools.partial(http.client.HTTPConnection,
-                                              source_address=(self.source, 0)), req)
+        return self.do_open(
+            functools.partial(http.client.HTTPConnection, source_address=(self.source, 0)), req
+        )
 
 
 class Browser:
@@ -48,12 +49,15 @@ class Browser:
     def __init__(self, base: str, source: str):
         self.base = base.rstrip("/")
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirects,
-            _FromAddress(source))
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            _NoRedirects,
+            _FromAddress(source),
+        )
 
     def _send(self, method, path, body=None, headers=None):
-        req = urllib.request.Request(self.base + path, data=body, method=method,
-                                     headers=headers or {})
+        req = urllib.request.Request(
+            self.base + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with self.opener.open(req, timeout=30) as response:
                 return response.status, dict(response.headers), response.read().decode()
@@ -66,8 +70,9 @@ class Browser:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        body = urllib.parse.urlencode({"name": name, "password": password, "csrf_token": csrf,
-                                       "next": "/"}).encode()
+        body = urllib.parse.urlencode(
+            {"name": name, "password": password, "csrf_token": csrf, "next": "/"}
+        ).encode()
         return self._send("POST", "/login", body, headers)
 
 
@@ -83,8 +88,7 @@ def site(tmp_path):
         accounts.add_user("ada", "admin", PASSWORD)
         accounts.add_user("vic", "viewer", PASSWORD)
         token, _ = accounts.create_token("ada", "scripts")
-    config = dataclasses.replace(config_for(root),
-                                 server=ServerConfig(host="127.0.0.2", port=0))
+    config = dataclasses.replace(config_for(root), server=ServerConfig(host="127.0.0.2", port=0))
     with serve(config) as server:
         yield root, server.url, token
 
@@ -105,12 +109,14 @@ def test_unknown_and_locked_names_get_the_same_answer(site):
     outsider = Browser(url, "127.0.0.3")
     for _ in range(5):
         assert outsider.login("vic", "wrong password!")[0] == 401
-    locked = outsider.login("vic")           # the right password, but the name is locked
+    locked = outsider.login("vic")  # the right password, but the name is locked
     unknown = outsider.login("nobody-here")
     wrong = outsider.login("vic", "another wrong one")
     assert locked[0] == unknown[0] == wrong[0] == 401
     assert _message(locked[2]) == _message(unknown[2]) == _message(wrong[2]), (
-        _message(locked[2]), _message(unknown[2]))
+        _message(locked[2]),
+        _message(unknown[2]),
+    )
 
 
 def test_thirty_fast_failures_from_one_address_are_throttled(site):
@@ -132,7 +138,7 @@ def test_an_admin_locked_out_from_the_network_logs_in_from_this_computer(site):
     outsider = Browser(url, "127.0.0.3")
     for _ in range(5):
         assert outsider.login("ada", "wrong password!")[0] == 401
-    assert outsider.login("ada")[0] == 401                      # locked for the network
-    assert Browser(url, "127.0.0.3").login("ada", token=token)[0] == 303   # with a token
-    assert Browser(url, "127.0.0.1").login("ada")[0] == 303     # from this computer
+    assert outsider.login("ada")[0] == 401  # locked for the network
+    assert Browser(url, "127.0.0.3").login("ada", token=token)[0] == 303  # with a token
+    assert Browser(url, "127.0.0.1").login("ada")[0] == 303  # from this computer
     assert Browser(url, "127.0.0.1").login("ada", "wrong password!")[0] == 401

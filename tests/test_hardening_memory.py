@@ -8,7 +8,6 @@ runs in a child process, and its resident set (``/proc/<pid>/status``) is what i
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from server_process import child_server, peak_rss_bytes, rss_bytes
+from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog, refresh
-from server_process import child_server, peak_rss_bytes, rss_bytes
-from webui_fixtures import DEMO_DATASET, Http, make_demo_folder, serve, config_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "bad"))
 from make_big import big_png, big_zlib_tiff, many_pages_tiff  # noqa: E402
@@ -50,13 +48,17 @@ def test_50_parallel_big_tiles_and_png_uploads_stay_under_1_gb(site, tmp_path):
     assert len(bomb) < 200_000
     with child_server(site, tmp=tmp_path) as (url, pid):
         http = Http(url)
-        created = http.post(f"/api/v1/datasets/{DEMO_DATASET}/annotations",
-                            json_body={"name": "painted"})
+        created = http.post(
+            f"/api/v1/datasets/{DEMO_DATASET}/annotations", json_body={"name": "painted"}
+        )
         assert created.status in (200, 201), created.body
         start = rss_bytes(pid)
-        tiles = [f"/api/v1/datasets/{name}/tiles/raw/z/{z}/0/{row}/{col}.png"
-                 for name, z in (("wide", 0), ("wideseq", 1)) for row in range(4)
-                 for col in range(3)] + ["/api/v1/datasets/wideseq/tiles/raw/y/7/0/0/0.png"]
+        tiles = [
+            f"/api/v1/datasets/{name}/tiles/raw/z/{z}/0/{row}/{col}.png"
+            for name, z in (("wide", 0), ("wideseq", 1))
+            for row in range(4)
+            for col in range(3)
+        ] + ["/api/v1/datasets/wideseq/tiles/raw/y/7/0/0/0.png"]
         upload = f"/api/v1/datasets/{DEMO_DATASET}/annotations/painted/slices/3"
 
         def call(i: int):
@@ -90,8 +92,11 @@ def test_a_big_png_upload_is_refused_from_its_header(site):
     with serve(config_for(site)) as server:
         http = Http(server.url)
         http.post(f"/api/v1/datasets/{DEMO_DATASET}/annotations", json_body={"name": "hdr"})
-        reply = http.put(f"/api/v1/datasets/{DEMO_DATASET}/annotations/hdr/slices/0",
-                         body=big_png(), headers={"Content-Type": "image/png"})
+        reply = http.put(
+            f"/api/v1/datasets/{DEMO_DATASET}/annotations/hdr/slices/0",
+            body=big_png(),
+            headers={"Content-Type": "image/png"},
+        )
     assert reply.status == 400 and reply.json()["field"] == "body"
     assert "slice is 9000x9000" in reply.json()["error"]
 
@@ -99,8 +104,9 @@ def test_a_big_png_upload_is_refused_from_its_header(site):
 def test_concurrent_annotation_saves_never_fail(tmp_path):
     """20 threads save 200 slices of one annotation: every save answers 200 and is stored."""
     root = make_demo_folder(tmp_path / "data")
-    tifffile.imwrite(root / "EM" / "tall.tif", np.zeros((200, 16, 16), np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        root / "EM" / "tall.tif", np.zeros((200, 16, 16), np.uint8), photometric="minisblack"
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     with serve(config_for(root)) as server:
@@ -111,9 +117,11 @@ def test_concurrent_annotation_saves_never_fail(tmp_path):
         def save(z: int) -> int:
             labels = np.full((16, 16), 255, np.uint8)
             labels[z % 16, :] = 1
-            return http.put(f"/api/v1/datasets/tall/annotations/race/slices/{z}",
-                            body=labels.tobytes(),
-                            headers={"Content-Type": "application/octet-stream"}).status
+            return http.put(
+                f"/api/v1/datasets/tall/annotations/race/slices/{z}",
+                body=labels.tobytes(),
+                headers={"Content-Type": "application/octet-stream"},
+            ).status
 
         with ThreadPoolExecutor(20) as pool:
             statuses = list(pool.map(save, range(200)))

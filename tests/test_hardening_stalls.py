@@ -14,19 +14,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from server_process import child_server
+from webui_fixtures import DEMO_DATASET, Http, make_demo_folder
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.volumes import VolumeLimits, set_volume_limits, volume_limits
-from server_process import child_server
-from webui_fixtures import DEMO_DATASET, Http, make_demo_folder
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 DEMO_TILE = f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/0/0.png"
 #: Within limits raised for the test, but still far too many chunks to read in a second.
-HUGE_ZARRAY = {"zarr_format": 2, "shape": [10**6] * 3, "chunks": [1, 1, 1], "dtype": "|u1",
-               "compressor": None, "fill_value": 0, "order": "C", "filters": None}
-RAISED_LIMITS = ("max_voxels = 1_000_000_000_000_000_000\nmax_slice_pixels = 1_000_000_000_000\n"
-                 "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 1.0\n")
+HUGE_ZARRAY = {
+    "zarr_format": 2,
+    "shape": [10**6] * 3,
+    "chunks": [1, 1, 1],
+    "dtype": "|u1",
+    "compressor": None,
+    "fill_value": 0,
+    "order": "C",
+    "filters": None,
+}
+RAISED_LIMITS = (
+    "max_voxels = 1_000_000_000_000_000_000\nmax_slice_pixels = 1_000_000_000_000\n"
+    "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 1.0\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +56,12 @@ def _refresh(root: Path) -> dict:
 
 def _absurd_urls(name: str) -> list[str]:
     base = f"/api/v1/datasets/{name}"
-    kinds = [f"{base}/thumbnail.png", f"{base}/tiles/raw/z/5/0/0/0.png",
-             f"{base}/tiles/raw/z/5/11/0/0.png", f"{base}/voxel?z=1&y=2&x=3"]
+    kinds = [
+        f"{base}/thumbnail.png",
+        f"{base}/tiles/raw/z/5/0/0/0.png",
+        f"{base}/tiles/raw/z/5/11/0/0.png",
+        f"{base}/voxel?z=1&y=2&x=3",
+    ]
     return [kinds[i % len(kinds)] for i in range(20)]
 
 
@@ -81,8 +95,10 @@ def test_an_absurd_zarr_is_refused_when_probed_and_never_read(site, tmp_path):
     with child_server(site, tmp=tmp_path) as (url, _pid):
         answers, others = _hammer(url, "absurd")
         reply = Http(url).get("/api/v1/datasets/absurd/thumbnail.png")
-    print(f"absurd: others max {max(others):.3f} s, absurd answers max "
-          f"{max(t for _, t in answers):.3f} s")
+    print(
+        f"absurd: others max {max(others):.3f} s, absurd answers max "
+        f"{max(t for _, t in answers):.3f} s"
+    )
     assert max(others) < 1.0, others
     assert all(400 <= status < 500 and seconds < 5 for status, seconds in answers), answers
     assert "absurd.zarr" in reply.json()["error"] and "max_voxels" in reply.json()["error"]
@@ -101,8 +117,10 @@ def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
             set_volume_limits(default)
         assert rows["huge"]["state"] == "ok", rows["huge"]
         answers, others = _hammer(url, "huge")
-        print(f"huge: others max {max(others):.3f} s, huge answers max "
-              f"{max(t for _, t in answers):.3f} s")
+        print(
+            f"huge: others max {max(others):.3f} s, huge answers max "
+            f"{max(t for _, t in answers):.3f} s"
+        )
         assert max(others) < 1.0, others
         assert {status for status, _ in answers} == {503}, answers
         assert max(seconds for _, seconds in answers) < 4.0, answers

@@ -20,15 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment.errors import BioSegmentError
+from biosegment.folder_names import ACCOUNTS_DIR, ACCOUNTS_FILE, STATE_DIR
 from biosegment.sqlite_support import SharedConnection, open_shared
 
-__all__ = ["AccountsConnection", "ACCOUNTS_FILE_NAME", "ACCOUNTS_DIR_NAME", "accounts_path",
-           "legacy_accounts_path", "move_legacy_accounts", "connect_accounts", "now_iso",
-           "parse_time"]
-
-ACCOUNTS_FILE_NAME = "accounts.db"
-#: The folder of the accounts database, beside (not inside) the rebuildable ``.biosegment``.
-ACCOUNTS_DIR_NAME = ".biosegment-accounts"
+__all__ = ["AccountsConnection", "accounts_path", "legacy_accounts_path", "move_legacy_accounts",
+           "connect_accounts", "now_iso", "parse_time"]
 
 _SCHEMA_STEPS = [
     """
@@ -81,12 +77,12 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def accounts_path(root: Path) -> Path:
-    return Path(root) / ACCOUNTS_DIR_NAME / ACCOUNTS_FILE_NAME
+    return Path(root) / ACCOUNTS_DIR / ACCOUNTS_FILE
 
 
 def legacy_accounts_path(root: Path) -> Path:
     """Where BioSegment kept accounts before: inside the rebuildable ``.biosegment``."""
-    return Path(root) / ".biosegment" / ACCOUNTS_FILE_NAME
+    return Path(root) / STATE_DIR / ACCOUNTS_FILE
 
 
 def _private_folder(folder: Path) -> None:

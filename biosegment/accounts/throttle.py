@@ -27,8 +27,9 @@ _MAX_ADDRESSES = 10_000
 class LoginThrottle:
     """Failed-login counts per client address over a sliding window."""
 
-    def __init__(self, *, max_failures: int = MAX_FAILURES_PER_ADDRESS,
-                 window_s: float = THROTTLE_WINDOW_S):
+    def __init__(
+        self, *, max_failures: int = MAX_FAILURES_PER_ADDRESS, window_s: float = THROTTLE_WINDOW_S
+    ):
         self.max_failures = max_failures
         self.window_s = window_s
         self._failures: dict[str, deque[float]] = {}

@@ -20,8 +20,14 @@ from dataclasses import dataclass
 
 from biosegment.errors import VolumeError
 
-__all__ = ["VolumeLimits", "DEFAULT_LIMITS", "set_volume_limits", "volume_limits",
-           "check_volume_claims", "limits_from"]
+__all__ = [
+    "VolumeLimits",
+    "DEFAULT_LIMITS",
+    "set_volume_limits",
+    "volume_limits",
+    "check_volume_claims",
+    "limits_from",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +47,13 @@ DEFAULT_LIMITS = VolumeLimits()
 
 def limits_from(section) -> VolumeLimits:
     """The volume limits of a config's ``[limits]`` section (any object with those fields)."""
-    return VolumeLimits(max_voxels=int(section.max_voxels),
-                        max_slice_pixels=int(section.max_slice_pixels),
-                        max_chunks=int(section.max_chunks))
+    return VolumeLimits(
+        max_voxels=int(section.max_voxels),
+        max_slice_pixels=int(section.max_slice_pixels),
+        max_chunks=int(section.max_chunks),
+    )
+
+
 _current = DEFAULT_LIMITS
 
 
@@ -58,8 +68,14 @@ def volume_limits() -> VolumeLimits:
     return _current
 
 
-def check_volume_claims(shape: Sequence[int], chunks: Sequence[int] | None, source: object, *,
-                        where: str | None = None, limits: VolumeLimits | None = None) -> None:
+def check_volume_claims(
+    shape: Sequence[int],
+    chunks: Sequence[int] | None,
+    source: object,
+    *,
+    where: str | None = None,
+    limits: VolumeLimits | None = None,
+) -> None:
     """Refuse a (z, y, x) ``shape`` (and its storage ``chunks``) beyond ``limits``.
 
     :raises VolumeError: naming ``source`` and the claim that is too large.
@@ -69,28 +85,40 @@ def check_volume_claims(shape: Sequence[int], chunks: Sequence[int] | None, sour
     place = f"{where}: shape" if where else "shape"
     voxels = math.prod(dims)
     if voxels > limits.max_voxels:
-        raise VolumeError(f"claims {_shape_text(dims)} = {voxels:.3g} voxels, more than the "
-                          f"limit of {limits.max_voxels:.3g} (limits.max_voxels in "
-                          "biosegment.toml); the header is probably wrong", source=source,
-                          where=place)
+        raise VolumeError(
+            f"claims {_shape_text(dims)} = {voxels:.3g} voxels, more than the "
+            f"limit of {limits.max_voxels:.3g} (limits.max_voxels in "
+            "biosegment.toml); the header is probably wrong",
+            source=source,
+            where=place,
+        )
     slice_pixels = math.prod(dims[-2:])
     if slice_pixels > limits.max_slice_pixels:
-        raise VolumeError(f"claims slices of {dims[-2]} x {dims[-1]} = {slice_pixels:.3g} pixels, "
-                          f"more than the limit of {limits.max_slice_pixels:.3g} "
-                          "(limits.max_slice_pixels in biosegment.toml)", source=source,
-                          where=place)
+        raise VolumeError(
+            f"claims slices of {dims[-2]} x {dims[-1]} = {slice_pixels:.3g} pixels, "
+            f"more than the limit of {limits.max_slice_pixels:.3g} "
+            "(limits.max_slice_pixels in biosegment.toml)",
+            source=source,
+            where=place,
+        )
     if chunks:
-        grid = [int(c) for c in chunks][-len(dims):]
+        grid = [int(c) for c in chunks][-len(dims) :]
         if any(c < 1 for c in grid):
-            raise VolumeError(f"claims storage chunks of {_shape_text(grid)}; every chunk side "
-                              "must be at least 1", source=source,
-                              where=f"{where}: chunks" if where else "chunks")
+            raise VolumeError(
+                f"claims storage chunks of {_shape_text(grid)}; every chunk side "
+                "must be at least 1",
+                source=source,
+                where=f"{where}: chunks" if where else "chunks",
+            )
         count = math.prod(-(-d // c) for d, c in zip(dims, grid))
         if count > limits.max_chunks:
-            raise VolumeError(f"claims {count:.3g} storage chunks of {_shape_text(grid)}, more "
-                              f"than the limit of {limits.max_chunks:.3g} (limits.max_chunks in "
-                              "biosegment.toml)", source=source,
-                              where=f"{where}: chunks" if where else "chunks")
+            raise VolumeError(
+                f"claims {count:.3g} storage chunks of {_shape_text(grid)}, more "
+                f"than the limit of {limits.max_chunks:.3g} (limits.max_chunks in "
+                "biosegment.toml)",
+                source=source,
+                where=f"{where}: chunks" if where else "chunks",
+            )
 
 
 def _shape_text(dims: Sequence[int]) -> str:

@@ -6,6 +6,11 @@ along an axis (``z`` for the usual slice, ``y`` and ``x`` for the orthogonal vie
 raw data mapped to display grey levels, label layers as class ids (0/255 masks become 0/1,
 annotations keep 255 for "not painted"). Planes are cached by file fingerprint, so rewriting a
 file shows the new content on the next request.
+
+The store speaks in BioSegment's own errors, never in HTTP: :class:`~biosegment.errors.InputError`
+for a request it cannot understand (an unknown kind or axis), ``NotFoundError`` for a layer that
+is not there, :class:`OutsideLayer` for a plane beyond the volume and :class:`LayerConflict` when
+the files disagree with each other. :mod:`biosegment.webui.errors` maps them to statuses.
 """
 
 from __future__ import annotations
@@ -18,29 +23,59 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
-from biosegment.errors import NotFoundError
+from biosegment.errors import BioSegmentError, InputError, NotFoundError
+from biosegment.folder_names import SEGMENTATION_LABELS
 from biosegment.paths import ensure_inside, resolve_inside
 from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
                                 open_volume, open_with_pyramid, read_class_ids, read_png_slice,
                                 storage_path)
 from biosegment.volumes.png import read_png_header
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
-from biosegment.webui.errors import ApiError
-from biosegment.webui.tiles import TILE_SIZE, TileAddress, cut_tile
 
-__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED"]
+__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED",
+           "LayerError", "OutsideLayer", "LayerConflict", "TileBox"]
 
 LAYER_KINDS = ("raw", "ground_truth", "segmentation", "annotation")
 AXES = ("z", "y", "x")
 #: Annotation value for "nothing painted here" (SPEC 4).
 UNPAINTED = 255
-_SEGMENTATION_FILE = "labels.tif"
 #: Planes (at a tile's zoom level) up to this many pixels are read whole and cached, so panning
 #: cuts tiles from memory; larger ones are read tile by tile, so memory follows the tile, not
 #: the pixel count a file claims.
 WHOLE_PLANE_PIXELS = 4096 * 4096
 #: The grey-level window of a raw volume is taken from about this many pixels of its middle slice.
 _WINDOW_SAMPLE_PIXELS = 2**20
+
+
+class LayerError(BioSegmentError):
+    """A plane the store cannot give; ``where`` names the part of the request at fault."""
+
+    def __init__(self, reason: str, *, where: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.where = where
+
+
+class OutsideLayer(LayerError):
+    """The asked plane lies beyond the volume."""
+
+
+class LayerConflict(LayerError):
+    """The files disagree: a label layer's shape differs from its dataset's image."""
+
+
+@dataclass(frozen=True, slots=True)
+class TileBox:
+    """Tile ``(row, col)`` of ``size`` x ``size`` pixels at zoom ``level`` of a plane."""
+
+    level: int
+    row: int
+    col: int
+    size: int
+
+    @property
+    def step(self) -> int:
+        return 2 ** self.level
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +124,7 @@ class LayerStore:
     # -- locating ------------------------------------------------------------------------------
 
     def layer_path(self, catalog, ref: LayerRef) -> Path:
-        """The file or folder that holds the layer (404 when the catalog has no such layer)."""
+        """The file or folder that holds the layer (NotFoundError when there is no such layer)."""
         dataset = catalog.dataset(ref.dataset)
         if ref.kind == "raw":
             location = dataset.get("location")
@@ -102,13 +137,13 @@ class LayerStore:
         elif ref.kind == "annotation":
             location = catalog.annotation(ref.dataset, ref.name).get("location")
         else:
-            raise ApiError(400, f"unknown layer kind {ref.kind!r}; expected one of "
-                                f"{', '.join(LAYER_KINDS)}", field="kind")
+            raise InputError(f"unknown layer kind {ref.kind!r}; expected one of "
+                             f"{', '.join(LAYER_KINDS)}", where="kind")
         if not location:
             raise NotFoundError(f"{ref.kind} {ref.name or ref.dataset!r} has no files")
         path = resolve_inside(self.root, location)
-        if ref.kind == "segmentation" and path.is_dir() and (path / _SEGMENTATION_FILE).is_file():
-            path = path / _SEGMENTATION_FILE
+        if ref.kind == "segmentation" and path.is_dir() and (path / SEGMENTATION_LABELS).is_file():
+            path = path / SEGMENTATION_LABELS
         # storage_path: a dataset inside an HDF5 file (EM/a.h5/raw) exists when its file does
         if not storage_path(path).exists() and ref.kind != "annotation":
             raise NotFoundError(f"{location} is missing from the data folder")
@@ -162,11 +197,11 @@ class LayerStore:
         """Plane ``index`` across ``axis`` as uint8 (display levels or class ids), keeping every
         ``2**level``-th pixel: a zoomed-out view of a huge slice reads only the rows it shows."""
         if axis not in AXES:
-            raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
+            raise InputError(f"axis must be one of {', '.join(AXES)}", where="axis")
         shape = self.shape(catalog, ref)
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
-            raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+            raise OutsideLayer(f"{axis}={index} is outside 0..{limit - 1}", where="index")
         step = 2 ** level
         path = self.layer_path(catalog, ref)
         version = self._version(path, ref.kind)
@@ -178,41 +213,43 @@ class LayerStore:
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
-            raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
-                                f", the dataset {list(shape)}", field="kind")
+            raise LayerConflict(f"{ref.kind} {ref.name or ''} has shape "
+                                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
+                                where="kind")
         return self.planes.get_or_compute(
             key, lambda: _volume_plane(opened, ref.kind, axis, index, step))
 
-    def read_tile(self, catalog, ref: LayerRef, axis: str, index: int,
-                  address: TileAddress) -> np.ndarray:
+    def read_tile(self, catalog, ref: LayerRef, axis: str, index: int, box: TileBox) -> np.ndarray:
         """The uint8 pixels of one tile of plane ``index`` across ``axis``.
 
         A plane small enough at the tile's level is read whole (and cached for the next
         tiles); a larger one is read only within the tile's box.
         """
         if axis not in AXES:
-            raise ApiError(400, f"axis must be one of {', '.join(AXES)}", field="axis")
+            raise InputError(f"axis must be one of {', '.join(AXES)}", where="axis")
         shape = self.shape(catalog, ref)
         rows, cols = plane_shape(shape, axis)
-        step = address.step
+        step = box.step
         rows_at_level, cols_at_level = -(-rows // step), -(-cols // step)
         # the rows of a y or x plane are slices (a page or file each): read only a tile's worth
         # when there are more than one tile's rows of them
         small = (rows_at_level * cols_at_level <= WHOLE_PLANE_PIXELS
-                 and (axis == "z" or rows_at_level <= TILE_SIZE))
+                 and (axis == "z" or rows_at_level <= box.size))
         if ref.kind == "annotation" or small:
-            return cut_tile(self.read_plane(catalog, ref, axis, index, level=address.level),
-                            address)
+            plane = self.read_plane(catalog, ref, axis, index, level=box.level)
+            y0, x0 = box.row * box.size, box.col * box.size
+            return np.ascontiguousarray(plane[y0:y0 + box.size, x0:x0 + box.size])
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
-            raise ApiError(404, f"{axis}={index} is outside 0..{limit - 1}", field="index")
+            raise OutsideLayer(f"{axis}={index} is outside 0..{limit - 1}", where="index")
         path = self.layer_path(catalog, ref)
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
-            raise ApiError(409, f"{ref.kind} {ref.name or ''} has shape {list(opened.reader.shape)}"
-                                f", the dataset {list(shape)}", field="kind")
-        return _volume_tile(opened, ref.kind, axis, index, address)
+            raise LayerConflict(f"{ref.kind} {ref.name or ''} has shape "
+                                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
+                                where="kind")
+        return _volume_tile(opened, ref.kind, axis, index, box)
 
     def voxel(self, catalog, ref: LayerRef, z: int, y: int, x: int) -> float | int:
         """The stored value at one voxel (raw grey value, or class id for label layers)."""
@@ -253,13 +290,13 @@ def _stored_level(reader: VolumeReader, step: int) -> int | None:
 
 
 def _volume_tile(opened: _OpenVolume, kind: str, axis: str, index: int,
-                 address: TileAddress) -> np.ndarray:
+                 box: TileBox) -> np.ndarray:
     """One tile of a plane, reading only the tile's box (every ``step``-th voxel of it)."""
-    step = address.step
+    step, span = box.step, box.size * box.step
     rows_total, cols_total = plane_shape(opened.reader.shape, axis)
-    r0, c0 = address.row * TILE_SIZE * step, address.col * TILE_SIZE * step
-    rows = slice(r0, min(rows_total, r0 + TILE_SIZE * step), step)
-    cols = slice(c0, min(cols_total, c0 + TILE_SIZE * step), step)
+    r0, c0 = box.row * span, box.col * span
+    rows = slice(r0, min(rows_total, r0 + span), step)
+    cols = slice(c0, min(cols_total, c0 + span), step)
     stored = _stored_level(opened.reader, step) if axis == "z" and step > 1 else None
     if stored is not None:
         # the pyramid's own level holds these pixels: read its box at step 1
@@ -344,13 +381,13 @@ def _annotation_plane(root: Path, folder: Path, shape, axis: str, index: int) ->
 def _read_annotation_slice(file: Path, expected: tuple[int, int]) -> np.ndarray:
     header = read_png_header(file)  # the size first: decoding follows what the file claims
     if (header.height, header.width) != expected:
-        raise ApiError(409, f"{file.name} is {header.width}x{header.height}, the dataset "
-                            f"slices {expected[1]}x{expected[0]}", field="z")
+        raise LayerConflict(f"{file.name} is {header.width}x{header.height}, the dataset "
+                            f"slices {expected[1]}x{expected[0]}", where="z")
     return _checked_slice(read_png_slice(file), expected, file)
 
 
 def _checked_slice(array: np.ndarray, expected: tuple[int, int], file: Path) -> np.ndarray:
     if array.shape != expected:
-        raise ApiError(409, f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
-                            f"slices {expected[1]}x{expected[0]}", field="z")
+        raise LayerConflict(f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
+                            f"slices {expected[1]}x{expected[0]}", where="z")
     return array

@@ -52,15 +52,17 @@ class ReadAbandoned(BaseException):
 def _stop_thread(thread: threading.Thread) -> None:
     ident = thread.ident
     if ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                   ctypes.py_object(ReadAbandoned))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(ReadAbandoned)
+        )
 
 
 class ReadGate:
     """Bounded, deadline-limited reads; see the module docstring."""
 
-    def __init__(self, *, read_seconds: float = 10.0, heavy_reads: int = 4,
-                 per_dataset: int | None = None):
+    def __init__(
+        self, *, read_seconds: float = 10.0, heavy_reads: int = 4, per_dataset: int | None = None
+    ):
         self.read_seconds = float(read_seconds)
         self.heavy_reads = int(heavy_reads)
         # a dataset may use half the slots, so another dataset always finds one free
@@ -82,8 +84,10 @@ class ReadGate:
         started = False
         try:
             if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise ReadTimeout(f"the server is busy reading other images; dataset "
-                                  f"{dataset!r} was not read within {self.read_seconds:g} s")
+                raise ReadTimeout(
+                    f"the server is busy reading other images; dataset "
+                    f"{dataset!r} was not read within {self.read_seconds:g} s"
+                )
             outcome: dict = {}
             done = threading.Event()
 
@@ -111,9 +115,11 @@ class ReadGate:
                         self._overdue[dataset] += 1
                         self._changed.notify_all()
                 _stop_thread(thread)
-                raise ReadTimeout(f"reading dataset {dataset!r} took longer than "
-                                  f"{self.read_seconds:g} s (limits.read_seconds); its files may "
-                                  "be damaged or claim far more data than they hold")
+                raise ReadTimeout(
+                    f"reading dataset {dataset!r} took longer than "
+                    f"{self.read_seconds:g} s (limits.read_seconds); its files may "
+                    "be damaged or claim far more data than they hold"
+                )
         finally:
             if not started:
                 self._leave(dataset)
@@ -123,9 +129,11 @@ class ReadGate:
 
     def _refuse_overdue(self, dataset: str) -> None:
         if self._overdue[dataset]:
-            raise ReadTimeout(f"dataset {dataset!r} is not answering: {self._overdue[dataset]} "
-                              f"reads of it ran past {self.read_seconds:g} s "
-                              "(limits.read_seconds) and have not finished; try again later")
+            raise ReadTimeout(
+                f"dataset {dataset!r} is not answering: {self._overdue[dataset]} "
+                f"reads of it ran past {self.read_seconds:g} s "
+                "(limits.read_seconds) and have not finished; try again later"
+            )
 
     def _enter(self, dataset: str, deadline: float) -> None:
         with self._changed:
@@ -133,8 +141,10 @@ class ReadGate:
             while self._running[dataset] >= self.per_dataset:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ReadTimeout(f"dataset {dataset!r} is busy: its earlier reads did not "
-                                      f"finish within {self.read_seconds:g} s")
+                    raise ReadTimeout(
+                        f"dataset {dataset!r} is busy: its earlier reads did not "
+                        f"finish within {self.read_seconds:g} s"
+                    )
                 self._changed.wait(left)
                 self._refuse_overdue(dataset)
             self._running[dataset] += 1

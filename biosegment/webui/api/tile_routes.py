@@ -17,8 +17,8 @@ from biosegment.webui.api.http import conditional, etag_for
 from biosegment.webui.api.schemas import DatasetPath, TilePath, TileQuery, VoxelQuery
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
-from biosegment.webui.layers import LayerRef, plane_shape
-from biosegment.webui.tiles import TileAddress, check_address, encode_png
+from biosegment.webui.layers import LayerRef, TileBox, plane_shape
+from biosegment.webui.tiles import TILE_SIZE, TileAddress, check_address, encode_png
 
 __all__ = ["api", "parse_layer_list"]
 
@@ -50,8 +50,9 @@ def get_tile(path: TilePath, query: TileQuery):
     etag = etag_for(ref, version, path.axis, path.index, address)
 
     def render() -> bytes:
+        box = TileBox(address.level, address.row, address.col, TILE_SIZE)
         tile = state.reads.run(path.dataset, lambda: state.layers.read_tile(
-            catalog, ref, path.axis, path.index, address))
+            catalog, ref, path.axis, path.index, box))
         return encode_png(tile, compress=ref.kind != "raw")
 
     # Revalidate every time: label layers change while people paint and jobs write.

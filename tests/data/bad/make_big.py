@@ -22,8 +22,9 @@ __all__ = ["big_zlib_tiff", "big_png", "many_pages_tiff"]
 def big_zlib_tiff(path: Path, side: int = 30000) -> Path:
     """Write ``side`` x ``side`` zeros as one zlib page, in tifffile's default strips."""
     # np.zeros maps untouched pages to the kernel's zero page: cheap to make even at 900 MB
-    tifffile.imwrite(path, np.zeros((side, side), np.uint8), compression="zlib",
-                     photometric="minisblack")
+    tifffile.imwrite(
+        path, np.zeros((side, side), np.uint8), compression="zlib", photometric="minisblack"
+    )
     return path
 
 
@@ -38,6 +39,9 @@ def many_pages_tiff(path: Path, pages: int = 20000, side: int = 64) -> Path:
     """Write ``pages`` small zlib pages (a stack that cannot be memory-mapped)."""
     plane = np.arange(side * side, dtype=np.uint32).reshape(side, side).astype(np.uint8)
     with tifffile.TiffWriter(path) as tif:
-        tif.write(np.broadcast_to(plane, (pages, side, side)), compression="zlib",
-                  photometric="minisblack")
+        tif.write(
+            np.broadcast_to(plane, (pages, side, side)),
+            compression="zlib",
+            photometric="minisblack",
+        )
     return path
