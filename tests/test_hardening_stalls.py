@@ -35,7 +35,7 @@ HUGE_ZARRAY = {
 }
 RAISED_LIMITS = (
     "max_voxels = 1_000_000_000_000_000_000\nmax_slice_pixels = 1_000_000_000_000\n"
-    "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 1.0\n"
+    "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 0.5\n"
 )
 
 
@@ -106,7 +106,8 @@ def test_an_absurd_zarr_is_refused_when_probed_and_never_read(site, tmp_path):
 
 def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
     """With limits raised so that a huge Zarr passes the probe, the read deadline still holds:
-    every request for it answers within the deadline, other requests within a second, and the
+    every request for it answers within the deadline, other requests within about one deadline,
+    and the
     dataset's read slots come back."""
     with child_server(site, tmp=tmp_path, limits=RAISED_LIMITS) as (url, pid):
         default = volume_limits()
@@ -121,9 +122,11 @@ def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
             f"huge: others max {max(others):.3f} s, huge answers max "
             f"{max(t for _, t in answers):.3f} s"
         )
-        assert max(others) < 1.0, others
+        # requests for the bad dataset hold server threads one deadline at most, so other
+        # requests wait at most about that long
+        assert max(others) < 0.5 + 1.0, others
         assert {status for status, _ in answers} == {503}, answers
-        assert max(seconds for _, seconds in answers) < 4.0, answers
+        assert max(seconds for _, seconds in answers) < 3.0, answers
         time.sleep(1.0)  # the reads cut off are cancelled, so the dataset has free slots again
         body = Http(url).get("/api/v1/datasets/huge/thumbnail.png").json()
         assert "huge" in body["error"] and "limits.read_seconds" in body["error"], body
