@@ -22,7 +22,7 @@ from biosegment.volumes.array_reader import (ArrayVolumeReader, LevelSource, Sta
                                              stack_layout)
 from biosegment.volumes.base import PyramidLevel, VolumeInfo
 from biosegment.volumes.containers import choose_key, is_zarr_folder, normalise_key
-from biosegment.volumes.deadline import time_left
+from biosegment.volumes.zarr_deadline import DeadlineArray
 from biosegment.volumes.failures import checked_dtype, volume_errors
 from biosegment.volumes.ome_ngff import Multiscale, is_bioformats2raw, read_multiscale
 
@@ -90,43 +90,8 @@ def _chunks(array) -> tuple[int, ...]:
     return tuple(shards or array.chunks)
 
 
-class _DeadlineArray:
-    """A Zarr array whose reads give up (and cancel their task) at the thread's read deadline.
-
-    Without a deadline it reads like the array. With one, the read runs as a task on Zarr's
-    event loop that is cancelled when time runs out, so a read nobody waits for any more does
-    not keep the loop (shared by every Zarr read of the process) busy.
-    """
-
-    def __init__(self, array, path: Path):
-        self._array = array
-        self._path = path
-
-    def __getattr__(self, name):
-        return getattr(self._array, name)
-
-    def __getitem__(self, selection):
-        left = time_left()
-        async_array = getattr(self._array, "_async_array", None)
-        if left is None or async_array is None:
-            return self._array[selection]
-        import asyncio
-        import concurrent.futures
-
-        from zarr.core.sync import _get_loop
-
-        future = asyncio.run_coroutine_threadsafe(async_array.getitem(selection), _get_loop())
-        try:
-            return future.result(timeout=max(left, 0.001))
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise VolumeError("reading took longer than the deadline (limits.read_seconds); "
-                              "the store may be damaged or claim far more data than it holds",
-                              source=self._path) from None
-
-
 def _layout(array, path: Path, where: str) -> StackLayout:
-    return stack_layout(_DeadlineArray(array, path), array.shape, _chunks(array), path,
+    return stack_layout(DeadlineArray(array, path), array.shape, _chunks(array), path,
                         where=where)
 
 
