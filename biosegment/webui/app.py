@@ -58,10 +58,12 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_callback=validation_error_response,
     )
+    from biosegment.volumes.limits import limits_from, set_volume_limits
+    set_volume_limits(limits_from(config.limits))  # what the app's readers believe of headers
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
     app.config["OPENAPI_HTML_STRING"] = _docs_page()
     app.extensions[EXTENSION_KEY] = WebState(config, jobs=jobs)
-    register_error_handlers(app)
+    register_error_handlers(app, root=config.data_dir)
     for routes in (catalog_routes, tile_routes, annotation_routes, job_routes):
         app.register_api(routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
