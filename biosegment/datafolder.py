@@ -15,7 +15,8 @@ from pathlib import Path
 
 from biosegment.config import CONFIG_FILE_NAME, render_config
 from biosegment.folder_names import (EM_DIR, LABELS_DIR, LAYOUT, MODEL_CARD, MODEL_WEIGHTS,
-                                     MODELS_DIR, RAW_DIR, SETUP_FILE)
+                                     MODELS_DIR, RAW_DIR, SETUP_FILE, STATE_DIR)
+from biosegment.state_folder import private_state_dir
 
 __all__ = ["init_data_folder", "install_demo", "InitReport", "LAYOUT", "DEMO_DATASET", "DEMO_MODEL",
            "DEMO_PROJECT"]
@@ -66,7 +67,10 @@ def init_data_folder(root: Path, *, demo: bool = False, write_config: bool = Tru
     for name in LAYOUT:
         folder = root / name
         (report.kept if folder.is_dir() else report.created).append(name + "/")
-        folder.mkdir(exist_ok=True)
+        if name == STATE_DIR:
+            private_state_dir(root)
+        else:
+            folder.mkdir(exist_ok=True)
     setup = root / SETUP_FILE
     if setup.exists():
         report.kept.append(SETUP_FILE)

@@ -2,7 +2,7 @@
 
 A data folder keeps the layout of the stack it replaces (``EM/``, ``models/``,
 ``segmentations/``, ``annotations/`` and ``setup.json``) plus BioSegment's own state in
-``.biosegment/``. Every module that builds or recognises one of these paths takes the name from
+``.biosegment/`` and its accounts in ``.biosegment-accounts/``. Every module that builds or recognises one of these paths takes the name from
 here, so a name can be read, searched for and changed in one place. This module imports nothing:
 any layer may use it.
 """
@@ -14,7 +14,7 @@ __all__ = [
     "LAYOUT", "RAW_DIR", "LABELS_DIR", "MODEL_WEIGHTS", "MODEL_SUFFIX", "MODEL_CARD",
     "SEGMENTATION_LABELS", "SEGMENTATION_LABELS_ZARR", "SEGMENTATION_CARD", "TRAINING_STATE",
     "LAST_EPOCH_DIR", "TRAINING_LOGS_DIR", "CATALOG_FILE", "SETUP_LAST_GOOD_FILE", "QUEUE_FILE",
-    "ACCOUNTS_FILE", "JOBS_DIR", "WORKERS_DIR", "DAEMON_LOCK", "CACHE_DIR", "LOG_FILE",
+    "ACCOUNTS_FILE", "ACCOUNTS_DIR", "JOBS_DIR", "WORKERS_DIR", "DAEMON_LOCK", "CACHE_DIR", "LOG_FILE",
 ]
 
 # -- the top level ---------------------------------------------------------------------------
@@ -24,8 +24,10 @@ EM_DIR = "EM"
 MODELS_DIR = "models"
 SEGMENTATIONS_DIR = "segmentations"
 ANNOTATIONS_DIR = "annotations"
-#: BioSegment's own state: catalog, queue, accounts, locks, job folders, caches.
+#: BioSegment's own state: catalog, queue, locks, job folders, caches (all rebuildable).
 STATE_DIR = ".biosegment"
+#: Accounts, API tokens and the audit log: beside the state folder, out of reach of a reset.
+ACCOUNTS_DIR = ".biosegment-accounts"
 #: The lab's declarations: projects, datasets, models (the old stack's file).
 SETUP_FILE = "setup.json"
 #: The folders ``biosegment init`` creates.

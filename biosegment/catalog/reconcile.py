@@ -103,11 +103,28 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
               ("annotations", document.annotations, _annotation_record))
     for table, entries, make_record in tables:
         existing = {entity_key(table, row): row for row in _rows(catalog, table)}
+        made_in_ui = {row.get("location"): row for row in existing.values()
+                      if row["origin"] == "ui" and row.get("location")}
         records, newly_missing = [], 0
         # Records are built (files probed) before the short write transaction that stores them.
         for entry in entries:
             key = (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
             previous = existing.get(key)
+            if previous is not None and previous["origin"] == "ui":
+                # what people made in the UI is theirs: a title in the file never takes it over
+                problems.append(SetupError(
+                    f"{table[:-1]} {'/'.join(key)!r} was created in the web UI "
+                    f"({previous.get('location')}); setup.json cannot take it over; give the "
+                    "entry another title", source=SETUP_FILE, where=entry.where))
+                continue
+            location = getattr(entry, "location", None)
+            if location and location in made_in_ui:
+                owner = made_in_ui[location]
+                problems.append(SetupError(
+                    f"{location} belongs to {table[:-1]} "
+                    f"{'/'.join(entity_key(table, owner))!r}, created in the web UI; "
+                    "setup.json cannot take it over", source=SETUP_FILE, where=entry.where))
+                continue
             try:
                 record = make_record(catalog, root, document, entry, previous, problems)
             except InputError as exc:  # e.g. a symlink inside the entry leads out of the folder

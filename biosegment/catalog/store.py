@@ -30,6 +30,7 @@ from biosegment.catalog.rows import (
 from biosegment.errors import BioSegmentError, InputError, NotFoundError
 from biosegment.folder_names import CATALOG_FILE, STATE_DIR
 from biosegment.paths import resolve_inside
+from biosegment.state_folder import private_state_dir
 
 __all__ = ["Catalog", "open_catalog", "catalog_path", "entity_key"]
 
@@ -62,7 +63,7 @@ def open_catalog(root: Path) -> "Catalog":
     if not root.is_dir():
         raise NotFoundError(f"data folder {root} does not exist")
     path = catalog_path(root)
-    path.parent.mkdir(exist_ok=True)
+    private_state_dir(root)  # catalog, queue and logs are for the people who run BioSegment
     conn = connect(path)
     try:
         migrate(conn, source=path)

@@ -70,10 +70,12 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_callback=validation_error_response,
     )
+    from biosegment.volumes.limits import limits_from, set_volume_limits
+    set_volume_limits(limits_from(config.limits))  # what the app's readers believe of headers
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
     app.config["OPENAPI_HTML_STRING"] = _docs_page()
     app.extensions[EXTENSION_KEY] = WebState(config, jobs=jobs)
-    register_error_handlers(app)
+    register_error_handlers(app, root=config.data_dir)
     # comparison first: its /tiles/difference/ rule must win over the generic /tiles/<kind>/
     for routes in (comparison_routes, catalog_routes, tile_routes, annotation_routes, job_routes,
                    setup_routes):
