@@ -27,6 +27,7 @@ WAIT_HELP = ("Follow the job with a progress bar and exit with its outcome (0 su
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3}
 EXIT_INTERRUPTED = 130
 _POLL_S = 0.25
+_PIPE_LINE_S = 10.0  # in a pipe: the longest wait between lines while the progress moves
 _BAR_WIDTH = 30
 
 
@@ -52,16 +53,21 @@ def follow_job(service, job_id: str, *, done: threading.Event | None = None) -> 
     """Show the job's progress until it ends (or ``done`` is set); return its last row."""
     interactive = sys.stderr.isatty()
     shown = None
+    shown_progress, last_line = None, 0.0
     while True:
         row = service.job(job_id)
         if interactive:
             click.echo("\r" + _progress_line(row).ljust(100), nl=False, err=True)
         else:
-            # In a pipe or log file: one line per change of state or message, or per tenth.
-            key = (row["state"], row.get("message"), int(float(row.get("progress") or 0) * 10))
-            if key != shown:
+            # In a pipe or log file: one line per change of state or message, or per tenth,
+            # and, for a long job, its progress every _PIPE_LINE_S seconds while it moves (a
+            # log that said 0.0 % for half an hour at 7.6 % looked stuck).
+            progress = round(float(row.get("progress") or 0), 3)
+            key = (row["state"], row.get("message"), int(progress * 10))
+            moved = progress != shown_progress and time.monotonic() - last_line >= _PIPE_LINE_S
+            if key != shown or moved:
                 click.echo(_progress_line(row), err=True)
-                shown = key
+                shown, shown_progress, last_line = key, progress, time.monotonic()
         if row["state"] in EXIT_CODES or (done is not None and done.is_set()):
             break
         time.sleep(_POLL_S)
