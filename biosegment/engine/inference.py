@@ -35,9 +35,10 @@ from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, wind
 from biosegment.engine._runner import WindowRunner
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
+from biosegment.engine.intensity import scaler_for
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
-from biosegment.volumes.base import VolumeReader, normalise
+from biosegment.volumes.base import VolumeReader
 
 __all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
            "block_plan", "segment_block", "assemble_parts", "segment_volume",
@@ -66,6 +67,8 @@ class InferenceSettings:
     - ``batch_size``: windows per forward pass; default fills 2**18 voxels.
     - ``precision``: ``auto``, ``fp32`` or ``bf16``; ``device``: see ``resolve_device``.
     - ``block_z``: slices per block (the unit of resuming and of work split between workers).
+    - ``normalisation``: the model card's entry saying how raw pixels become [0, 1] (see
+      :mod:`biosegment.engine.intensity`); None scales by the pixel type's range.
     """
 
     window: tuple[int, ...] | None = None
@@ -76,8 +79,12 @@ class InferenceSettings:
     precision: str = "auto"
     device: str = "auto"
     block_z: int | None = None
+    normalisation: dict | None = None
 
     def __post_init__(self) -> None:
+        if self.normalisation is not None and not isinstance(self.normalisation, dict):
+            raise InputError("normalisation must be a model card's normalisation object",
+                             where="normalisation")
         if self.blend not in BLENDS:
             raise InputError(f"unknown blend {self.blend!r}; use {' or '.join(BLENDS)}",
                              where="blend")
@@ -171,10 +178,13 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 class _Runner(WindowRunner):
     """The window runner plus the plan and blend weights every window of a run shares."""
 
-    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings):
+    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings,
+                 volume: VolumeReader):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
         self.plan = plan
+        # Measured on the whole volume (a sample of slices), the same for every block.
+        self.scale = scaler_for(volume, settings.normalisation)
         window = plan.window[1:] if plan.dims == 2 else plan.window
         weights = gaussian_weights(tuple(window), plan.sigma_scale)
         self.weights = torch.from_numpy(weights.reshape(plan.window))
@@ -269,7 +279,7 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
 
     tick(0)
     for (zs, ys, xs), core in pieces:
-        pixels = normalise(volume.read_block(zs.start, zs.stop, ys, xs))
+        pixels = runner.scale(volume.read_block(zs.start, zs.stop, ys, xs))
         region_labels, region_probabilities = _predict_region(pixels, core, runner,
                                                               want_probabilities, tick)
         # The core in block coordinates.
@@ -367,7 +377,7 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
         folder.adopt(parts_plan, discard_other=False)
         if folder.has(z0, z1, probabilities=probabilities):
             return _load_part(folder, z0, z1, probabilities)
-    with _Runner(model, plan, settings) as runner, torch.inference_mode():
+    with _Runner(model, plan, settings, volume) as runner, torch.inference_mode():
         result = _segment_range(volume, runner, z0, z1, probabilities, progress, should_cancel)
     if folder is not None:
         folder.save(z0, z1, result.labels, result.probabilities)
@@ -432,7 +442,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                    step: int | tuple[int, ...] | None = None, blend: str = "gaussian",
                    sigma_scale: float = 0.25, batch_size: int | None = None,
                    device: str = "auto", precision: str = "auto", block_z: int | None = None,
-                   parts_dir: Path | None = None, compression: str | None = "zlib",
+                   normalisation: dict | None = None, parts_dir: Path | None = None, compression: str | None = "zlib",
                    progress: ProgressCallback | None = None,
                    should_cancel: CancelCallback | None = None) -> np.ndarray | Path:
     """Segment a whole volume into class ids.
@@ -451,6 +461,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``.
     :param precision: ``auto`` (bfloat16 where the hardware has it), ``fp32`` or ``bf16``.
     :param block_z: slices per block: the unit of resuming.
+    :param normalisation: the model card's ``normalisation`` (default: by the pixel type).
     :param parts_dir: where finished blocks wait (default: ``.<output name>.parts`` beside
         ``output``); a rerun with the same model, volume and settings skips them.
     :param compression: TIFF compression of the outputs.
@@ -473,7 +484,8 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                          where="probabilities")
     settings = InferenceSettings(window=window, overlap=overlap, blend=blend,
                                  sigma_scale=sigma_scale, batch_size=batch_size,
-                                 precision=precision, device=device, block_z=block_z)
+                                 precision=precision, device=device, block_z=block_z,
+                                 normalisation=normalisation)
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
     plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
@@ -489,7 +501,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     depth = volume.shape[0]
     remaining = sum(z1 - z0 for z0, z1 in blocks)
     finished = depth - remaining
-    with _Runner(model, plan, settings) as runner, torch.inference_mode():
+    with _Runner(model, plan, settings, volume) as runner, torch.inference_mode():
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:

@@ -52,7 +52,7 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, runner, dims: int):
+def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = None):
     from biosegment.engine.inference import InferenceSettings
 
     params = ctx.params
@@ -63,7 +63,8 @@ def _settings(ctx: JobContext, runner, dims: int):
         block_z=params.get("block_z"), batch_size=params.get("batch_size"),
         window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
-        device=params.get("device") or runner.config.engine.device)
+        device=params.get("device") or runner.config.engine.device,
+        normalisation=normalisation)
 
 
 def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
@@ -83,7 +84,7 @@ def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
         dataset.get("file_type")))
     model, card = load_model(resolve_inside(root, model_row["location"], source="catalog",
                                             where="models.location"))
-    settings = _settings(ctx, runner, int(model.config["dims"]))
+    settings = _settings(ctx, runner, int(model.config["dims"]), dict(card.normalisation))
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
