@@ -36,6 +36,7 @@ from biosegment.engine._runner import WindowRunner
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
 from biosegment.engine.intensity import scaler_for
+from biosegment.engine.pixel_size import unzoom_plane, zoom_plane, zoomed_shape
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader
@@ -69,6 +70,8 @@ class InferenceSettings:
     - ``block_z``: slices per block (the unit of resuming and of work split between workers).
     - ``normalisation``: the model card's entry saying how raw pixels become [0, 1] (see
       :mod:`biosegment.engine.intensity`); None scales by the pixel type's range.
+    - ``zoom``: in-plane zoom of every slice before the network sees it (see
+      :mod:`biosegment.engine.pixel_size`); the labels come back on the volume's own grid.
     """
 
     window: tuple[int, ...] | None = None
@@ -80,8 +83,13 @@ class InferenceSettings:
     device: str = "auto"
     block_z: int | None = None
     normalisation: dict | None = None
+    zoom: float | None = None
 
     def __post_init__(self) -> None:
+        if self.zoom is not None and not (isinstance(self.zoom, (int, float))
+                                          and not isinstance(self.zoom, bool)
+                                          and 0.1 <= self.zoom <= 10.0):
+            raise InputError("zoom must be a number between 0.1 and 10", where="zoom")
         if self.normalisation is not None and not isinstance(self.normalisation, dict):
             raise InputError("normalisation must be a model card's normalisation object",
                              where="normalisation")
@@ -182,6 +190,12 @@ class _Runner(WindowRunner):
                  volume: VolumeReader):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
+        # Regions are read on the volume's grid; windows are planned on the zoomed one.
+        self.region_plan = plan
+        self.zoom = settings.zoom
+        if self.zoom is not None:
+            plan = make_plan(settings, model.config, zoomed_shape(volume.shape, self.zoom),
+                             volume.dtype.itemsize, True)
         self.plan = plan
         # Measured on the whole volume (a sample of slices), the same for every block.
         self.scale = scaler_for(volume, settings.normalisation)
@@ -256,16 +270,46 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     return labels, probabilities
 
 
+def _window_shape(read: tuple[slice, ...], runner: _Runner) -> tuple[int, ...]:
+    shape = tuple(s.stop - s.start for s in read)
+    return shape if runner.zoom is None else zoomed_shape(shape, runner.zoom)
+
+
+def _window_core(read: tuple[slice, ...], core: tuple[tuple[int, int], ...],
+                 runner: _Runner) -> tuple[tuple[int, int], ...]:
+    # A zoomed region is computed whole (its context too): the core is cut after unzooming.
+    return core if runner.zoom is None else tuple((0, n) for n in _window_shape(read, runner))
+
+
+def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runner: _Runner,
+                    want_probabilities: bool, tick: Callable[[int], None]
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Like :func:`_predict_region`, on slices zoomed to the model's pixel size.
+
+    Class probabilities are resampled back to the region's grid before the argmax, so
+    labels follow the interpolated boundaries instead of blocky nearest-neighbour steps.
+    """
+    zoomed = zoom_plane(pixels, runner.zoom)
+    whole = tuple((0, n) for n in zoomed.shape)
+    _, probabilities = _predict_region(zoomed, whole, runner, True, tick)
+    back = unzoom_plane(probabilities, pixels.shape)[(slice(None),
+                                                     *(slice(a, b) for a, b in core))]
+    labels = argmax_over_classes(torch.from_numpy(back)).numpy().astype(np.uint8)
+    kept = np.clip(np.rint(back), 0, 255).astype(np.uint8) if want_probabilities else None
+    return labels, kept
+
+
 def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
                    want_probabilities: bool, progress: ProgressCallback | None,
                    should_cancel: CancelCallback | None) -> BlockResult:
-    plan = runner.plan
+    plan = runner.region_plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
                      if want_probabilities else None)
     pieces = list(regions(volume.shape, plan, z0, z1))
-    total = sum(len(window_jobs(tuple(s.stop - s.start for s in read), core, plan))
+    total = sum(len(window_jobs(_window_shape(read, runner), _window_core(read, core, runner),
+                                runner.plan))
                 for read, core in pieces)
     done = 0
 
@@ -280,8 +324,12 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
     tick(0)
     for (zs, ys, xs), core in pieces:
         pixels = runner.scale(volume.read_block(zs.start, zs.stop, ys, xs))
-        region_labels, region_probabilities = _predict_region(pixels, core, runner,
-                                                              want_probabilities, tick)
+        if runner.zoom is None:
+            region_labels, region_probabilities = _predict_region(pixels, core, runner,
+                                                                  want_probabilities, tick)
+        else:
+            region_labels, region_probabilities = _predict_zoomed(pixels, core, runner,
+                                                                  want_probabilities, tick)
         # The core in block coordinates.
         where = tuple(slice(a + s.start - offset, b + s.start - offset)
                       for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0)))
@@ -442,7 +490,8 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                    step: int | tuple[int, ...] | None = None, blend: str = "gaussian",
                    sigma_scale: float = 0.25, batch_size: int | None = None,
                    device: str = "auto", precision: str = "auto", block_z: int | None = None,
-                   normalisation: dict | None = None, parts_dir: Path | None = None, compression: str | None = "zlib",
+                   normalisation: dict | None = None, zoom: float | None = None,
+                   parts_dir: Path | None = None, compression: str | None = "zlib",
                    progress: ProgressCallback | None = None,
                    should_cancel: CancelCallback | None = None) -> np.ndarray | Path:
     """Segment a whole volume into class ids.
@@ -462,6 +511,8 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     :param precision: ``auto`` (bfloat16 where the hardware has it), ``fp32`` or ``bf16``.
     :param block_z: slices per block: the unit of resuming.
     :param normalisation: the model card's ``normalisation`` (default: by the pixel type).
+    :param zoom: in-plane zoom before the network (see :func:`~biosegment.engine.pixel_size.
+        zoom_for`); labels are returned on the volume's grid.
     :param parts_dir: where finished blocks wait (default: ``.<output name>.parts`` beside
         ``output``); a rerun with the same model, volume and settings skips them.
     :param compression: TIFF compression of the outputs.
@@ -485,7 +536,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     settings = InferenceSettings(window=window, overlap=overlap, blend=blend,
                                  sigma_scale=sigma_scale, batch_size=batch_size,
                                  precision=precision, device=device, block_z=block_z,
-                                 normalisation=normalisation)
+                                 normalisation=normalisation, zoom=zoom)
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
     plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,

@@ -52,7 +52,8 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = None):
+def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = None,
+              zoom: float | None = None):
     from biosegment.engine.inference import InferenceSettings
 
     params = ctx.params
@@ -64,7 +65,7 @@ def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = N
         window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
         device=params.get("device") or runner.config.engine.device,
-        normalisation=normalisation)
+        normalisation=normalisation, zoom=zoom)
 
 
 def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
@@ -84,7 +85,13 @@ def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
         dataset.get("file_type")))
     model, card = load_model(resolve_inside(root, model_row["location"], source="catalog",
                                             where="models.location"))
-    settings = _settings(ctx, runner, int(model.config["dims"]), dict(card.normalisation))
+    from biosegment.engine.pixel_size import zoom_for
+
+    # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
+    # trained for another pixel size sees membranes as thick as it learned them.
+    zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
+    settings = _settings(ctx, runner, int(model.config["dims"]), dict(card.normalisation),
+                         zoom)
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
