@@ -90,6 +90,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for logs and resume state (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="continue from this model folder (a second, shorter stage with "
+                             "other shares or learning rate) instead of a new network")
     parser.add_argument("--isbi-share", type=float, default=0.45,
                         help="share of crops from ISBI; the rest from NeuroProof XY/XZ/YZ as "
                              "40/30/30 (default 0.45)")
@@ -131,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     result = train_model(
         training=training, output=work, resume=True, name=MODEL_NAME, classes=ISBI_CLASSES,
         architecture={"feature_maps": 8, "levels": 4, "norm": "instance"},
+        base_model=args.base,
         max_steps=args.steps, time_budget_s=args.budget, steps_per_epoch=250, crop_size=args.crop,
         batch_size=args.batch, learning_rate=args.lr, augment=GENERAL_AUGMENT,
         validation_fraction=0.0, boundary_class=1, seed=args.seed, device="cpu",
-        precision="fp32", normalisation=percentile_normalisation(1.0, 99.0),
+        precision="fp32",
+        normalisation=None if args.base else percentile_normalisation(1.0, 99.0),
         on_epoch=lambda record: print(f"epoch {record['epoch']} step {record['step']} "
                                       f"loss {record['train_loss']:.4f} "
                                       f"{record['elapsed_s']:.0f} s", flush=True))
@@ -155,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         "training_seconds_all_sessions": round(result.elapsed_s, 1),
         "machine": {**machine, "load_average_after": machine_note()["load_average_1_5_15"]},
     }
+    if args.base:
+        # The stage this run continued: its own command, time and machine.
+        card.training["provenance"]["first_stage"] = load_model(args.base)[1].training.get(
+            "provenance")
     card.training["licence"] = ("model weights: as BioSegment; trained on ISBI 2012 (cite) and "
                                 "NeuroProof training_sample2 (CC BY, HHMI Janelia FlyEM)")
     path = save_model(model, card, args.out)
