@@ -106,7 +106,7 @@ def _scaled_input(image: np.ndarray, normalisation: dict) -> np.ndarray:
     """The test image as the network sees it, computed as the package's preprocessing does."""
     if normalisation.get("method") == "percentile":
         # One sample = one image: its own percentiles (BioSegment's per-volume scaling of a
-        # 2-D model's slice), over every spatial axis, as ``scale_range`` per_sample does.
+        # 2-D model's slice), over every spatial axis, as ``scale_range`` without a reference tensor does.
         low, high = _percentiles(normalisation)
         values = image.astype(np.float64)
         lo, hi = np.percentile(values, [low, high])
@@ -125,8 +125,8 @@ def _preprocessing(normalisation: dict, dims: int) -> list[dict]:
     if normalisation.get("method") == "percentile":
         low, high = _percentiles(normalisation)
         scale = [
-            {"id": "scale_range", "kwargs": {"mode": "per_sample",
-                                             "axes": list(("z", "y", "x")[-dims:]),
+            # No reference tensor: the percentiles of each sample itself (format 0.5).
+            {"id": "scale_range", "kwargs": {"axes": list(("z", "y", "x")[-dims:]),
                                              "min_percentile": low, "max_percentile": high,
                                              "eps": _SCALE_RANGE_EPS}},
             {"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}},
@@ -442,6 +442,14 @@ def _classes(rdf: dict, num_classes: int) -> list[dict]:
     return defaults
 
 
+def _per_sample_percentiles(kwargs: dict) -> bool:
+    """A ``scale_range`` between percentiles of the sample itself (format 0.4 says
+    ``mode: per_sample``; 0.5 names no reference tensor)."""
+    if kwargs.get("reference_tensor") or kwargs.get("mode") in ("per_dataset", "fixed"):
+        return False
+    return "min_percentile" in kwargs or "max_percentile" in kwargs
+
+
 def _preprocessing_steps(rdf: dict) -> list[tuple[str, dict]]:
     steps = (rdf.get("inputs") or [{}])[0].get("preprocessing") or []
     return [(step.get("id") or step.get("name"), step.get("kwargs") or {}) for step in steps]
@@ -450,7 +458,7 @@ def _preprocessing_steps(rdf: dict) -> list[tuple[str, dict]]:
 def _imported_normalisation(rdf: dict) -> dict:
     """The card's scaling for a package: percentiles when it scales per sample by them."""
     for kind, kwargs in _preprocessing_steps(rdf):
-        if kind == "scale_range" and kwargs.get("mode") == "per_sample":
+        if kind == "scale_range" and _per_sample_percentiles(kwargs):
             return percentile_normalisation(float(kwargs.get("min_percentile", 0.0)),
                                             float(kwargs.get("max_percentile", 100.0)))
     return dict(DEFAULT_NORMALISATION)
@@ -465,9 +473,10 @@ def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
         if kind == "scale_linear":
             values = values * np.float32(kwargs.get("gain", 1.0)) + np.float32(
                 kwargs.get("offset", 0.0))
-        elif kind == "scale_range" and raw.dtype == np.uint8 and kwargs.get("mode") is None:
+        elif (kind == "scale_range" and raw.dtype == np.uint8 and kwargs.get("mode") is None
+              and not _per_sample_percentiles(kwargs)):
             values = values / np.float32(255.0)
-        elif kind == "scale_range" and kwargs.get("mode") == "per_sample":
+        elif kind == "scale_range" and _per_sample_percentiles(kwargs):
             lo, hi = np.percentile(values.astype(np.float64),
                                    [float(kwargs.get("min_percentile", 0.0)),
                                     float(kwargs.get("max_percentile", 100.0))])
