@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: screenshots help setup run test system-deps bench docs clean
+.PHONY: screenshots help setup run test system-deps bench docs clean lint
 
 help:
 	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
 	@echo "make test   set up .venv and the system packages the tests need, run the test suite"
+	@echo "make lint   check style, import order and the package's layers (make test runs it first)"
 	@echo "make bench  run the benchmarks (prints figures; see benchmarks/RESULTS.md)"
 	@echo "make docs   build the documentation site into build/docs-site (works offline)"
 	@echo "make screenshots  retake the UI pictures in docs/screenshots with the browser tests"
@@ -36,7 +37,13 @@ run: setup
 system-deps:
 	bash packaging/install-system-deps.sh
 
-test: setup system-deps
+# Style and formatting (ruff), and the layers of the package (import-linter; pyproject.toml).
+lint: setup
+	$(BIN)/ruff check biosegment tests benchmarks
+	$(BIN)/ruff format --check biosegment tests benchmarks
+	$(BIN)/lint-imports
+
+test: setup system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -69,7 +69,7 @@ def close_to_row(workdir: Path, *, files: int, poll: bool) -> dict:
                                   "watch": {"poll": poll, "settle_seconds": 1.0}})
     payload = _stack_bytes((16, 256, 256), seed=1)  # 1 MB, like a small stack
     writes, renames = [], []
-    with Daemon(config, serve_ui=False) as daemon:
+    with Daemon(config) as daemon:
         daemon.watcher.wait_idle(60)
         catalog = open_catalog(root)
         try:
@@ -114,7 +114,7 @@ def _make_datasets(root: Path, count: int) -> None:
 
 def _time_start(config, count: int) -> float:
     started = time.monotonic()
-    daemon = Daemon(config, serve_ui=False).start()
+    daemon = Daemon(config).start()
     try:
         catalog = open_catalog(config.data_dir)
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from biosegment.errors import InputError
+from biosegment.folder_names import LOG_FILE, STATE_DIR
 
 __all__ = [
     "Config",
@@ -27,6 +28,7 @@ __all__ = [
     "WatchConfig",
     "AutomationConfig",
     "LogConfig",
+    "LimitsConfig",
     "load_config",
     "find_config_file",
     "user_config_dir",
@@ -82,6 +84,15 @@ class LogConfig:
     file: str = ""                 # empty: <data>/.biosegment/biosegment.log
 
 
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_voxels: int = 10**12        # a dataset whose header claims more voxels is refused
+    max_slice_pixels: int = 10**10  # ... or larger slices (y * x)
+    max_chunks: int = 10**8         # ... or more storage chunks (Zarr, N5, HDF5)
+    read_seconds: float = 10.0      # a read for a web request answers 503 after this long
+    heavy_reads: int = 4            # reads of image data the web server runs at the same time
+
+
 _SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "queue": QueueConfig,
@@ -89,6 +100,7 @@ _SECTIONS: dict[str, type] = {
     "watch": WatchConfig,
     "automation": AutomationConfig,
     "log": LogConfig,
+    "limits": LimitsConfig,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -104,19 +116,20 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     automation: AutomationConfig = field(default_factory=AutomationConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: Path | None = None     #: the file this came from, None for built-in defaults
 
     @property
     def state_dir(self) -> Path:
         """``<data>/.biosegment``: catalog, queue, logs, caches and the pid file."""
-        return self.data_dir / ".biosegment"
+        return self.data_dir / STATE_DIR
 
     @property
     def log_file(self) -> Path:
         if self.log.file:
             path = Path(self.log.file)
             return path if path.is_absolute() else self.data_dir / path
-        return self.state_dir / "biosegment.log"
+        return self.state_dir / LOG_FILE
 
     def with_data_dir(self, data_dir: Path) -> Config:
         return replace(self, data_dir=Path(data_dir).expanduser().resolve())
@@ -225,6 +238,7 @@ def config_from_mapping(raw: Mapping[str, Any], *, source: Path | None = None,
 
 def _validate(config: Config) -> None:
     src = config.source
+    _validate_host(config.server.host, src)
     if not 0 < config.server.port < 65536:
         raise InputError(f"port {config.server.port} is outside 1..65535", source=src,
                          where="server.port")
@@ -249,6 +263,34 @@ def _validate(config: Config) -> None:
     if config.watch.settle_seconds < 0 or config.watch.rescan_minutes <= 0:
         raise InputError("settle_seconds must be >= 0 and rescan_minutes > 0", source=src,
                          where="watch")
+    for name in ("max_voxels", "max_slice_pixels", "max_chunks", "heavy_reads"):
+        if getattr(config.limits, name) < 1:
+            raise InputError("must be at least 1", source=src, where=f"limits.{name}")
+    if not config.limits.read_seconds > 0:
+        raise InputError("must be positive", source=src, where="limits.read_seconds")
+
+
+def _validate_host(host: str, source: Path | None) -> None:
+    """An address to listen on: an IP address or a host name, nothing around it."""
+    import ipaddress
+
+    where = "server.host"
+    if host != host.strip():
+        raise InputError(f"{host!r} has spaces around it; write the address alone, such as "
+                         '"127.0.0.1"', source=source, where=where)
+    if not host:
+        return  # every interface, like 0.0.0.0 (accounts are then required)
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if not all(label and len(label) <= 63 and label[0] != "-" and label[-1] != "-"
+               and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
+               for label in labels):
+        raise InputError(f"{host!r} is neither an IP address nor a host name", source=source,
+                         where=where)
 
 
 def load_config(explicit: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None,

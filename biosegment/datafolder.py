@@ -14,12 +14,13 @@ from importlib import resources
 from pathlib import Path
 
 from biosegment.config import CONFIG_FILE_NAME, render_config
+from biosegment.folder_names import (EM_DIR, LABELS_DIR, LAYOUT, MODEL_CARD, MODEL_WEIGHTS,
+                                     MODELS_DIR, RAW_DIR, SETUP_FILE, STATE_DIR)
+from biosegment.state_folder import private_state_dir
 
 __all__ = ["init_data_folder", "install_demo", "InitReport", "LAYOUT", "DEMO_DATASET", "DEMO_MODEL",
            "DEMO_PROJECT"]
 
-#: The folders every data folder has (SPEC section 2).
-LAYOUT = ("EM", "models", "segmentations", "annotations", ".biosegment")
 
 DEMO_DATASET = "isbi2012-demo"
 DEMO_MODEL = "demo-membrane"
@@ -27,7 +28,7 @@ DEMO_PROJECT = "Demo"
 DEMO_CLASSES = [{"id": 1, "name": "membrane", "color": "#ff3030"}]
 
 _EMPTY_SETUP = {
-    "EM_location": "EM",
+    "EM_location": EM_DIR,
     "projects": [{"title": "Main project"}],
     "models": [],
     "datasets": [],
@@ -66,13 +67,16 @@ def init_data_folder(root: Path, *, demo: bool = False, write_config: bool = Tru
     for name in LAYOUT:
         folder = root / name
         (report.kept if folder.is_dir() else report.created).append(name + "/")
-        folder.mkdir(exist_ok=True)
-    setup = root / "setup.json"
+        if name == STATE_DIR:
+            private_state_dir(root)
+        else:
+            folder.mkdir(exist_ok=True)
+    setup = root / SETUP_FILE
     if setup.exists():
-        report.kept.append("setup.json")
+        report.kept.append(SETUP_FILE)
     else:
         _write_json_atomic(setup, _EMPTY_SETUP)
-        report.created.append("setup.json")
+        report.created.append(SETUP_FILE)
     if write_config:
         config_file = root / CONFIG_FILE_NAME
         if config_file.exists():
@@ -109,18 +113,18 @@ def install_demo(root: Path, report: InitReport | None = None) -> InitReport:
     root = Path(root).resolve()
     report = report or InitReport(root=root)
     demo = _demo_files()
-    dataset_dir = root / "EM" / DEMO_DATASET
-    _copy_resource(demo / "isbi2012" / "raw.tif", dataset_dir / "raw" / f"{DEMO_DATASET}.tif", report, root)
-    _copy_resource(demo / "isbi2012" / "labels.tif", dataset_dir / "labels" / "labels.tif", report, root)
+    dataset_dir = root / EM_DIR / DEMO_DATASET
+    _copy_resource(demo / "isbi2012" / "raw.tif", dataset_dir / RAW_DIR / f"{DEMO_DATASET}.tif", report, root)
+    _copy_resource(demo / "isbi2012" / "labels.tif", dataset_dir / LABELS_DIR / "labels.tif", report, root)
     _copy_resource(demo / "isbi2012" / "README.md", dataset_dir / "README.md", report, root)
     model_source = demo / "model"
-    has_model = model_source.is_dir() and (model_source / "model.pytorch").is_file()
+    has_model = model_source.is_dir() and (model_source / MODEL_WEIGHTS).is_file()
     if has_model:
         # The card, and the model's README and data licence (CC BY asks for attribution).
-        for name in ("model.pytorch", "model.json", "README.md", "NEUROPROOF_LICENSE.txt"):
+        for name in (MODEL_WEIGHTS, MODEL_CARD, "README.md", "NEUROPROOF_LICENSE.txt"):
             if (model_source / name).is_file():
-                _copy_resource(model_source / name, root / "models" / DEMO_MODEL / name, report, root)
-    _add_demo_to_setup(root / "setup.json", has_model=has_model)
+                _copy_resource(model_source / name, root / MODELS_DIR / DEMO_MODEL / name, report, root)
+    _add_demo_to_setup(root / SETUP_FILE, has_model=has_model)
     return report
 
 
@@ -150,8 +154,8 @@ def _add_demo_to_setup(setup_path: Path, *, has_model: bool) -> None:
     if has_model:
         models = [m for m in (document.get("models") or []) if isinstance(m, dict)]
         if not any(m.get("title") == DEMO_MODEL for m in models):
-            models.append({"title": DEMO_MODEL, "location": f"models/{DEMO_MODEL}/model.pytorch",
+            models.append({"title": DEMO_MODEL, "location": f"{MODELS_DIR}/{DEMO_MODEL}/{MODEL_WEIGHTS}",
                            "project": DEMO_PROJECT})
         document["models"] = models
-    document.setdefault("EM_location", "EM")
+    document.setdefault("EM_location", EM_DIR)
     _write_json_atomic(setup_path, document)

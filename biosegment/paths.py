@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from biosegment.errors import PathEscapeError
 
-__all__ = ["resolve_inside", "relative_to_root", "is_temporary_name"]
+__all__ = ["resolve_inside", "relative_to_root", "is_temporary_name", "ensure_inside"]
 
 
 def resolve_inside(root: Path, location: str | os.PathLike, *, source: object | None = None,
@@ -51,6 +51,25 @@ def relative_to_root(root: Path, path: Path) -> str:
         return resolved.relative_to(root_resolved).as_posix()
     except ValueError:
         raise PathEscapeError(f"{path} is outside the data folder {root}") from None
+
+
+def ensure_inside(root: Path, path: Path) -> Path:
+    """Return ``path`` when it (followed through any symlink) stays inside ``root``.
+
+    Files found inside an entry (a slice of a folder, an annotation PNG, a ``model.json``) may
+    themselves be symlinks; reading one that points outside would serve files the data folder
+    does not hold. The error names the link by its place in the data folder.
+    """
+    root_resolved = Path(root).resolve()
+    resolved = Path(path).resolve()
+    if resolved == root_resolved or root_resolved in resolved.parents:
+        return path
+    try:
+        place = Path(os.path.abspath(path)).relative_to(root_resolved).as_posix()
+    except ValueError:
+        place = Path(path).name
+    raise PathEscapeError(f"{place} is a link to a file outside the data folder; copy the "
+                          "file in instead")
 
 
 def is_temporary_name(name: str) -> bool:

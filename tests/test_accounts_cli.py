@@ -52,7 +52,7 @@ def test_init_admin_creates_an_admin_and_a_private_session_key(tmp_path):
     secrets_file = Path(admin["secrets"])
     assert secrets_file == root / "secrets.toml"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE((root / ".biosegment" / "accounts.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / ".biosegment-accounts" / "accounts.db").stat().st_mode) == 0o600
     assert "session_key" not in (root / "biosegment.toml").read_text()
     # A second init changes nothing and shows no password again.
     again = CliRunner().invoke(main, ["init", str(root), "--admin", "--json"])
@@ -70,7 +70,7 @@ def test_init_creates_the_admin_by_itself_when_the_config_listens_on_the_network
     plain = tmp_path / "desktop"
     result = CliRunner().invoke(main, ["init", str(plain)])
     assert "Password" not in result.output
-    assert not (plain / ".biosegment" / "accounts.db").exists()
+    assert not (plain / ".biosegment-accounts" / "accounts.db").exists()
 
 
 def test_users_add_list_passwd_role_and_remove(folder):

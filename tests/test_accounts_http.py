@@ -3,7 +3,7 @@ or a token, roles limit what each person may do, sessions need the CSRF token fo
 API tokens work until revoked, and the audit log says who launched and cancelled which job.
 
 The app is served by waitress exactly as the daemon serves it; accounts are real rows in
-``.biosegment/accounts.db``; jobs go through the real job service into the real queue. Only
+``.biosegment-accounts/accounts.db``; jobs go through the real job service into the real queue. Only
 127.0.0.1, ::1 and localhost count as loopback, so 127.0.0.2 stands in for a lab network
 address without traffic leaving this machine.
 """

@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 
 from biosegment.daemon import Daemon
+from biosegment.webui.server import create_server
 from webui_fixtures import (DEMO_DATASET, chromium_page, config_for, make_demo_folder,
                             make_tiny_model)
 
@@ -26,7 +27,7 @@ def daemon(tmp_path):
     config = config_for(root)
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, device="cpu",
                                                                     threads=1))
-    running = Daemon(config).start()
+    running = Daemon(config, server_factory=create_server).start()
     try:
         yield running
     finally:

@@ -102,3 +102,26 @@ def test_queue_name_is_validated(tmp_path):
     with pytest.raises(InputError) as err:
         load_config(bad, env={})
     assert err.value.where == "queue.name"
+
+
+def test_a_host_with_a_stray_space_is_a_clear_config_error(tmp_path):
+    from biosegment.errors import InputError
+
+    path = tmp_path / "biosegment.toml"
+    path.write_text('[server]\nhost = "127.0.0.1 "\n', encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_config(path, env={}, cwd=tmp_path)
+    assert caught.value.where == "server.host" and "spaces" in caught.value.reason
+    assert str(path) in str(caught.value)
+
+
+def test_limits_are_read_and_checked(tmp_path):
+    from biosegment.errors import InputError
+
+    path = tmp_path / "biosegment.toml"
+    path.write_text("[limits]\nmax_voxels = 1_000\nread_seconds = 2.5\n", encoding="utf-8")
+    config = load_config(path, env={}, cwd=tmp_path)
+    assert config.limits.max_voxels == 1000 and config.limits.read_seconds == 2.5
+    path.write_text("[limits]\nheavy_reads = 0\n", encoding="utf-8")
+    with pytest.raises(InputError, match="limits.heavy_reads"):
+        load_config(path, env={}, cwd=tmp_path)

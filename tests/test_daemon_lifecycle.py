@@ -84,10 +84,10 @@ def test_a_daemon_killed_hard_leaves_no_lock_behind(tmp_path):
         stop_process(daemon, sig=signal.SIGKILL)
         assert (root / ".biosegment" / "daemon.lock").exists()  # the file stays ...
         assert not daemon_running(root)                         # ... but nobody holds it
-        with Daemon(config, serve_ui=False) as again:
+        with Daemon(config) as again:
             assert again.running and daemon_running(root)
             with pytest.raises(DaemonAlreadyRunning):
-                Daemon(config, serve_ui=False).start()
+                Daemon(config).start()
     finally:
         stop_process(daemon)
 
@@ -98,7 +98,7 @@ def live_daemon(tmp_path):
 
     def start(**kwargs):
         root, config = make_folder(tmp_path, **kwargs)
-        daemon = Daemon(config, serve_ui=False).start()
+        daemon = Daemon(config).start()
         made.append(daemon)
         assert daemon.watcher.wait_idle(30)
         return root, daemon

@@ -23,7 +23,7 @@ from PIL import Image
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import load_config
-from biosegment.daemon.pidlock import acquire_daemon_lock
+from biosegment.folder_lock import acquire_daemon_lock
 from biosegment.datafolder import DEMO_DATASET, init_data_folder
 
 from webui_fixtures import make_tiny_model
@@ -240,14 +240,14 @@ def add_people(root: Path) -> None:
         accounts.create_token("vic", "nightly")
         for n in range(200):   # enough audit rows to fill pages of their own
             accounts.record("ada", "job.segment", target=f"job{n}", detail={"n": n})
-    checkpoint(root / ".biosegment" / "accounts.db")
+    checkpoint(root / ".biosegment-accounts" / "accounts.db")
 
 
 def test_a_damaged_accounts_database_gives_back_its_people_and_tokens(folder):
     from biosegment.accounts import open_accounts
 
     add_people(folder)
-    accounts_db = folder / ".biosegment" / "accounts.db"
+    accounts_db = folder / ".biosegment-accounts" / "accounts.db"
     smash_page(accounts_db, "sessions")
     report = json.loads(biosegment(folder, "doctor", "--json").stdout)
     finding = next(f for f in report["findings"] if f["subject"] == "accounts")
@@ -263,7 +263,7 @@ def test_a_damaged_accounts_database_gives_back_its_people_and_tokens(folder):
 
 def test_an_accounts_database_with_nothing_left_says_how_to_get_back_in(folder):
     add_people(folder)
-    smash_header(folder / ".biosegment" / "accounts.db")
+    smash_header(folder / ".biosegment-accounts" / "accounts.db")
     proc = biosegment(folder, "doctor", check=False)
     assert proc.returncode == 1
     assert "accounts PROBLEM" in proc.stdout and "users add NAME --role admin" in proc.stdout

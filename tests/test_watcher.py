@@ -41,7 +41,7 @@ def watcher(folder: Path):
     made = []
 
     def start(**options) -> DataFolderWatcher:
-        w = DataFolderWatcher(folder, refresh=lambda catalog, areas: refresh(catalog, folder),
+        w = DataFolderWatcher(folder, refresh=lambda catalog: refresh(catalog, folder),
                               open_catalog=lambda: open_catalog(folder), **options)
         w.start()
         assert w.wait_idle(30)

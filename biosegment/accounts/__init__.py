@@ -1,5 +1,6 @@
 """Accounts for BioSegment beyond 127.0.0.1: users and roles, passwords, API tokens, web
-sessions and the audit log, in ``<data>/.biosegment/accounts.db`` (SPEC 8).
+sessions and the audit log, in ``<data>/.biosegment-accounts/accounts.db`` (SPEC 8), apart
+from the rebuildable ``.biosegment/``.
 
 On 127.0.0.1 nobody logs in: the desktop user owns the machine. Listening on any other address
 requires accounts (:func:`require_accounts_for_exposure`); the web layer then authenticates

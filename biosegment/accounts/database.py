@@ -1,8 +1,12 @@
-"""The accounts database, ``<data>/.biosegment/accounts.db``: its file, schema and connection.
+"""The accounts database, ``<data>/.biosegment-accounts/accounts.db``: file, schema, connection.
 
 Accounts live in their own SQLite file, not in the catalog: the catalog can be rebuilt from the
-data folder at any time (``reindex``, ``doctor``) while people and their credentials cannot. The
-file is created readable by its owner only, since it holds password hashes. Schema changes are
+data folder at any time (``reindex``, ``doctor``) while people and their credentials cannot.
+They also live outside ``.biosegment/``, which holds only state that can be rebuilt, so that
+deleting that folder to start the index afresh never takes the accounts, tokens and audit log
+with it; a database found at the old place (``.biosegment/accounts.db``) is moved on first
+use. The folder is private to its owner (0700 on POSIX) and the file readable by its owner
+only, since it holds password hashes. Schema changes are
 numbered steps recorded in ``PRAGMA user_version``, applied in order inside one transaction
 each. Like the catalog, the connection uses WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes
 (:mod:`biosegment.sqlite_support`), because the daemon and the CLI open it at the same time.
@@ -16,12 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment.errors import BioSegmentError
+from biosegment.folder_names import ACCOUNTS_DIR, ACCOUNTS_FILE, STATE_DIR
 from biosegment.sqlite_support import SharedConnection, open_shared
 
-__all__ = ["AccountsConnection", "ACCOUNTS_FILE_NAME", "accounts_path", "connect_accounts",
-           "now_iso", "parse_time"]
-
-ACCOUNTS_FILE_NAME = "accounts.db"
+__all__ = ["AccountsConnection", "accounts_path", "legacy_accounts_path", "move_legacy_accounts",
+           "connect_accounts", "now_iso", "parse_time"]
 
 _SCHEMA_STEPS = [
     """
@@ -74,12 +77,66 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def accounts_path(root: Path) -> Path:
-    return Path(root) / ".biosegment" / ACCOUNTS_FILE_NAME
+    return Path(root) / ACCOUNTS_DIR / ACCOUNTS_FILE
+
+
+def legacy_accounts_path(root: Path) -> Path:
+    """Where BioSegment kept accounts before: inside the rebuildable ``.biosegment``."""
+    return Path(root) / STATE_DIR / ACCOUNTS_FILE
+
+
+def _private_folder(folder: Path) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name == "posix":
+        os.chmod(folder, 0o700)
+
+
+def move_legacy_accounts(root: Path) -> bool:
+    """Move ``.biosegment/accounts.db`` to :func:`accounts_path` when only the old one exists.
+
+    The old file's write-ahead log is folded in first, the copy is linked into place (so two
+    processes never both install one) and only then is the old file removed. Returns True when
+    it moved a database.
+    """
+    old, new = legacy_accounts_path(root), accounts_path(root)
+    if new.exists() or not old.is_file():
+        return False
+    _private_folder(new.parent)
+    try:
+        conn = sqlite3.connect(old)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        pass  # a damaged file moves as it is; `biosegment doctor` recovers what it holds
+    staging = new.with_name(f".{new.name}.{os.getpid()}.moving")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as target, open(old, "rb") as source:
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+        target.flush()
+        os.fsync(target.fileno())
+    try:
+        os.link(staging, new)
+    except FileExistsError:
+        return False  # another process moved it first
+    except OSError:  # a file system without hard links
+        os.replace(staging, new)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(f"{old}{suffix}")
+        except FileNotFoundError:
+            pass
+    return True
 
 
 def _create_private(path: Path) -> None:
-    """Create an empty file readable by its owner only, unless it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create an empty file readable by its owner only (in a private folder), unless it exists."""
+    _private_folder(path.parent)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
@@ -109,6 +166,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 def connect_accounts(root: Path) -> tuple[sqlite3.Connection, Path]:
     """Open (creating and migrating) the accounts database of the data folder ``root``."""
     path = accounts_path(root)
+    move_legacy_accounts(root)
     _create_private(path)
     try:
         conn = open_shared(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from biosegment.accounts.api_tokens import TokenStore
 from biosegment.accounts.audit import AuditLog
-from biosegment.accounts.database import accounts_path, connect_accounts
+from biosegment.accounts.database import accounts_path, connect_accounts, legacy_accounts_path
 from biosegment.accounts.sessions import SessionStore
 from biosegment.accounts.users import UserStore
 from biosegment.errors import NotFoundError
@@ -28,7 +28,7 @@ def open_accounts(root: Path) -> Accounts:
 
 def accounts_exist(root: Path) -> bool:
     """True when the folder has an accounts database with at least one admin in it."""
-    if not accounts_path(root).is_file():
+    if not accounts_path(root).is_file() and not legacy_accounts_path(root).is_file():
         return False
     with open_accounts(root) as accounts:
         return accounts.has_admin()

@@ -17,10 +17,14 @@ from biosegment.accounts.passwords import (MIN_PASSWORD_CHARS, burn_verification
 from biosegment.accounts.roles import Role, parse_role
 from biosegment.errors import InputError, NotFoundError
 
-__all__ = ["UserStore", "check_user_name", "MAX_FAILED_LOGINS", "LOCKOUT"]
+__all__ = ["UserStore", "check_user_name", "MAX_FAILED_LOGINS", "LOCKOUT", "LOGIN_REFUSED"]
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+#: What a refused login is told, whatever the reason: the same words for an unknown name, a
+#: wrong password and a locked name, so that the answer reveals nothing about the accounts.
+LOGIN_REFUSED = ("wrong name or password (after too many wrong passwords a name is locked "
+                 "for 15 minutes)")
 _NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _PUBLIC_COLUMNS = "id, name, role, created_at, updated_at, locked_until"
 
@@ -98,18 +102,27 @@ class UserStore(AccountsConnection):
             conn.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users "
                          "WHERE name = ?)", (name,))
 
-    def authenticate(self, name: str, password: str) -> tuple[dict[str, Any] | None, str]:
-        """``(user, "")`` for a right password, else ``(None, reason)``; counts failures."""
+    def authenticate(self, name: str, password: str, *,
+                     admin_may_pass_lock: bool = False) -> tuple[dict[str, Any] | None, str]:
+        """``(user, "")`` for a right password, else ``(None, reason)``; counts failures.
+
+        The reason is for the audit log (``unknown name``, ``locked``, ``wrong password``);
+        people get :data:`LOGIN_REFUSED` whatever it is, so the answer never tells a locked
+        name from an unknown one. ``admin_may_pass_lock`` lets an admin with the right password
+        in although the name is locked (a login from this computer or with an admin's token):
+        nobody else can then lock the admin out.
+        """
         row = self._row("SELECT * FROM users WHERE name = ?", (name if isinstance(name, str)
                                                                else "",))
         if row is None:
             burn_verification_time(password)
-            return None, "wrong name or password"
+            return None, "unknown name"
         locked_until = parse_time(row["locked_until"])
         now = parse_time(now_iso())
-        if locked_until is not None and locked_until > now:
+        if (locked_until is not None and locked_until > now
+                and not (admin_may_pass_lock and row["role"] == "admin")):
             burn_verification_time(password)
-            return None, "too many wrong passwords; try again later"
+            return None, "locked"
         matches, needs_rehash = verify_password(row["password_hash"], password)
         with self._write() as conn:
             if not matches:
@@ -118,7 +131,7 @@ class UserStore(AccountsConnection):
                     if failures >= MAX_FAILED_LOGINS else None
                 conn.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
                              (0 if lock else failures, lock, row["id"]))
-                return None, "wrong name or password"
+                return None, "wrong password"
             conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?",
                          (row["id"],))
             if needs_rehash and len(password) >= MIN_PASSWORD_CHARS:

@@ -15,16 +15,19 @@ from pathlib import Path
 
 from biosegment.catalog.probe import image_files, volume_location
 from biosegment.catalog.setup_file import normalise_location
+from biosegment.folder_names import (
+    LABELS_DIR,
+    MODEL_SUFFIX,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    RAW_DIR,
+    SEGMENTATION_LABELS,
+    SEGMENTATION_LABELS_ZARR,
+    SEGMENTATIONS_DIR,
+)
 from biosegment.paths import resolve_inside
 
 __all__ = [
-    "MODELS_DIR",
-    "SEGMENTATIONS_DIR",
-    "ANNOTATIONS_DIR",
-    "MODEL_WEIGHTS",
-    "MODEL_SUFFIX",
-    "SEGMENTATION_LABELS",
-    "SEGMENTATION_OME_ZARR",
     "LEGACY_ANNOTATIONS",
     "DatasetLayout",
     "dataset_layout",
@@ -34,14 +37,6 @@ __all__ = [
     "join",
 ]
 
-MODELS_DIR = "models"
-SEGMENTATIONS_DIR = "segmentations"
-ANNOTATIONS_DIR = "annotations"
-MODEL_WEIGHTS = "model.pytorch"
-MODEL_SUFFIX = ".pytorch"
-SEGMENTATION_LABELS = "labels.tif"
-#: The label volume of a segmentation written as OME-Zarr (napari, Fiji, the Zarr tools).
-SEGMENTATION_OME_ZARR = "labels.ome.zarr"
 LEGACY_ANNOTATIONS = "annotations.json"
 
 
@@ -68,7 +63,7 @@ def dataset_layout(root: Path, location: str) -> DatasetLayout:
     path = resolve_inside(root, location)
     if path.is_file():
         return DatasetLayout(volume=location, ground_truth=None, searched=location)
-    raw, labels = join(location, "raw"), join(location, "labels")
+    raw, labels = join(location, RAW_DIR), join(location, LABELS_DIR)
     if resolve_inside(root, raw).is_dir():
         return DatasetLayout(volume=_volume_in(root, raw),
                              ground_truth=_volume_in(root, labels), searched=raw)
@@ -77,7 +72,7 @@ def dataset_layout(root: Path, location: str) -> DatasetLayout:
 
 def legacy_ground_truth(root: Path, dataset: str) -> str | None:
     """Ground truth in the older layout: ``segmentations/<dataset>/labels/``."""
-    return _volume_in(root, join(SEGMENTATIONS_DIR, dataset, "labels"))
+    return _volume_in(root, join(SEGMENTATIONS_DIR, dataset, LABELS_DIR))
 
 
 def model_weights_location(root: Path, title: str) -> str | None:
@@ -98,8 +93,8 @@ def segmentation_volume_location(root: Path, location: str) -> str | None:
         return location
     if (path / SEGMENTATION_LABELS).is_file():
         return join(location, SEGMENTATION_LABELS)
-    if (path / SEGMENTATION_OME_ZARR).is_dir():
-        return join(location, SEGMENTATION_OME_ZARR)
+    if (path / SEGMENTATION_LABELS_ZARR).is_dir():
+        return join(location, SEGMENTATION_LABELS_ZARR)
     if image_files(path):
         return location
     return None

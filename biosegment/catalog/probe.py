@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from biosegment.errors import InputError
-from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
+from biosegment.paths import ensure_inside, is_temporary_name, relative_to_root, resolve_inside
 
 __all__ = [
     "fingerprint",
@@ -114,6 +114,7 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
                   previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Column values for a dataset stored at ``location``: type, shape, dtype, state..."""
     from biosegment.volumes import probe_volume
+    from biosegment.volumes.limits import DEFAULT_LIMITS, volume_limits
 
     path = resolve_inside(root, location)
     stamp = fingerprint(path)
@@ -122,6 +123,10 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
     if file_type is not None:
         # A different declared type is a different reading of the same files: probe again.
         stamp = f"{stamp}|{file_type}"
+    limits = volume_limits()
+    if limits != DEFAULT_LIMITS:
+        # other limits may accept (or refuse) the same files: probe again when they change
+        stamp = f"{stamp}|{limits.max_voxels}:{limits.max_slice_pixels}:{limits.max_chunks}"
     if _unchanged(previous, location, stamp):
         return {column: previous.get(column) for column in (*_DATASET_FACTS, "state", "error",
                                                              "fingerprint")}
@@ -130,6 +135,8 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
     except Exception as exc:  # any reader failure is this dataset's error, never the scan's
         return {"file_type": file_type, "shape": None, "dtype": None, "voxel_size": None,
                 "state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
+    for file in info.files:  # a slice linked to a file outside is a problem, not data
+        ensure_inside(root, file)
     return {"file_type": info.file_type, "shape": list(info.shape), "dtype": str(info.dtype),
             "voxel_size": None if info.voxel_size is None else list(info.voxel_size),
             "state": "ok", "error": None, "fingerprint": stamp}
@@ -147,9 +154,11 @@ def segmentation_facts(root: Path, location: str, *,
     if _unchanged(previous, location, stamp):
         return {"state": previous["state"], "error": previous["error"], "fingerprint": stamp}
     try:
-        probe_volume(path)
+        info = probe_volume(path)
     except Exception as exc:
         return {"state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
+    for file in info.files:
+        ensure_inside(root, file)
     return {"state": "ok", "error": None, "fingerprint": stamp}
 
 
@@ -160,8 +169,10 @@ def model_facts(root: Path, location: str, *,
     The checkpoint is loaded (weights only, never code) so a damaged file is found now rather
     than when a job needs it; a ``model.json`` beside it adds classes and provenance.
     """
-    path = resolve_inside(root, location)
+    path = ensure_inside(root, resolve_inside(root, location))
     card_path = path.with_suffix(".json")
+    if os.path.lexists(card_path):
+        ensure_inside(root, card_path)
     stamp = fingerprint(path)
     if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
@@ -196,10 +207,12 @@ def annotation_facts(root: Path, location: str, *,
         return {column: previous.get(column) for column in ("classes", "slices", "state",
                                                             "error", "fingerprint")}
     slices = sorted(int(m.group(1)) for name in os.listdir(folder)
-                    if (m := ANNOTATION_SLICE.match(name)))
+                    if (m := ANNOTATION_SLICE.match(name)) and ensure_inside(root, folder / name))
     facts: dict[str, Any] = {"slices": slices, "classes": None, "state": "ok", "error": None,
                              "fingerprint": stamp}
     meta_path = folder / "annotation.json"
+    if os.path.lexists(meta_path):
+        ensure_inside(root, meta_path)
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))

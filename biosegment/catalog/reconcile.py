@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from biosegment.catalog.layout import (
-    ANNOTATIONS_DIR,
     LEGACY_ANNOTATIONS,
-    MODEL_WEIGHTS,
     dataset_layout,
     join,
     legacy_ground_truth,
@@ -43,18 +41,23 @@ from biosegment.catalog.probe import (
 from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.scan import import_legacy_file
 from biosegment.catalog.setup_file import (
-    SETUP_FILENAME,
     SetupDocument,
     check_setup_data,
     validate_setup,
 )
-from biosegment.catalog.store import CATALOG_DIRNAME, Catalog, entity_key
+from biosegment.catalog.store import Catalog, entity_key
 from biosegment.errors import InputError, SetupError
+from biosegment.folder_names import (
+    ANNOTATIONS_DIR,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    SETUP_FILE,
+    SETUP_LAST_GOOD_FILE,
+    STATE_DIR,
+)
 from biosegment.paths import resolve_inside
 
-__all__ = ["reconcile_setup", "apply_setup", "last_good_setup", "LAST_GOOD_FILENAME"]
-
-LAST_GOOD_FILENAME = "setup.last-good.json"
+__all__ = ["reconcile_setup", "apply_setup", "last_good_setup"]
 
 
 def reconcile_setup(catalog: Catalog, root: Path) -> CatalogReport:
@@ -64,13 +67,13 @@ def reconcile_setup(catalog: Catalog, root: Path) -> CatalogReport:
     document, problems = validate_setup(root)
     if problems:
         report = CatalogReport(setup="invalid")
-        catalog.set_problems(SETUP_FILENAME, problems)
+        catalog.set_problems(SETUP_FILE, problems)
         report.add_problems(problems)
     elif document is None:
         report = CatalogReport(setup="absent")
         _release_all(catalog, report)
-        catalog.set_problems(SETUP_FILENAME, [])
-        (root / CATALOG_DIRNAME / LAST_GOOD_FILENAME).unlink(missing_ok=True)
+        catalog.set_problems(SETUP_FILE, [])
+        (root / STATE_DIR / SETUP_LAST_GOOD_FILE).unlink(missing_ok=True)
     else:
         report = apply_setup(catalog, root, document)
         _keep_last_good(root, document)
@@ -80,7 +83,7 @@ def reconcile_setup(catalog: Catalog, root: Path) -> CatalogReport:
 
 def last_good_setup(root: Path) -> SetupDocument | None:
     """The last valid ``setup.json`` this catalog applied, or None."""
-    path = Path(root) / CATALOG_DIRNAME / LAST_GOOD_FILENAME
+    path = Path(root) / STATE_DIR / SETUP_LAST_GOOD_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
@@ -100,16 +103,33 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
               ("annotations", document.annotations, _annotation_record))
     for table, entries, make_record in tables:
         existing = {entity_key(table, row): row for row in _rows(catalog, table)}
+        made_in_ui = {row.get("location"): row for row in existing.values()
+                      if row["origin"] == "ui" and row.get("location")}
         records, newly_missing = [], 0
         # Records are built (files probed) before the short write transaction that stores them.
         for entry in entries:
             key = (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
             previous = existing.get(key)
+            if previous is not None and previous["origin"] == "ui":
+                # what people made in the UI is theirs: a title in the file never takes it over
+                problems.append(SetupError(
+                    f"{table[:-1]} {'/'.join(key)!r} was created in the web UI "
+                    f"({previous.get('location')}); setup.json cannot take it over; give the "
+                    "entry another title", source=SETUP_FILE, where=entry.where))
+                continue
+            location = getattr(entry, "location", None)
+            if location and location in made_in_ui:
+                owner = made_in_ui[location]
+                problems.append(SetupError(
+                    f"{location} belongs to {table[:-1]} "
+                    f"{'/'.join(entity_key(table, owner))!r}, created in the web UI; "
+                    "setup.json cannot take it over", source=SETUP_FILE, where=entry.where))
+                continue
             try:
                 record = make_record(catalog, root, document, entry, previous, problems)
             except InputError as exc:  # e.g. a symlink inside the entry leads out of the folder
                 record = {"state": "error", "error": exc.reason}
-                problems.append(SetupError(exc.reason, source=SETUP_FILENAME, where=entry.where))
+                problems.append(SetupError(exc.reason, source=SETUP_FILE, where=entry.where))
             record.update(zip(_KEYS[table], key), origin="setup")
             if record["state"] == "missing" and (previous or {}).get("state") != "missing":
                 newly_missing += 1
@@ -120,7 +140,7 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
         released = [key for key, row in existing.items()
                     if row["origin"] == "setup" and key not in declared]
         catalog.set_origin(table, released, "scan")
-    catalog.set_problems(SETUP_FILENAME, problems)
+    catalog.set_problems(SETUP_FILE, problems)
     report.add_problems(problems)
     return report
 
@@ -145,7 +165,7 @@ def _apply_projects(catalog: Catalog, document: SetupDocument, report: CatalogRe
             if row["origin"] == "setup" and row["name"] not in declared and row["state"] != "missing"]
     if gone:
         report.tally("projects", "missing",
-                     catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILENAME}"))
+                     catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILE}"))
 
 
 def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
@@ -181,7 +201,7 @@ def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry
         if stated != actual:
             problems.append(SetupError(
                 f"resolution {stated} (x, y, z) does not match the files, which hold {actual}; "
-                "the files win", source=SETUP_FILENAME, where=f"{entry.where}.resolution"))
+                "the files win", source=SETUP_FILE, where=f"{entry.where}.resolution"))
     return record
 
 
@@ -194,7 +214,7 @@ def _model_record(catalog: Catalog, root: Path, document: SetupDocument, entry, 
     if location is None:
         location = model_weights_location(root, entry.title)
     if location is None or not resolve_inside(root, location).is_file():
-        searched = location or join("models", entry.title, MODEL_WEIGHTS)
+        searched = location or join(MODELS_DIR, entry.title, MODEL_WEIGHTS)
         record.update(location=searched, state="missing", error=f"{searched}: not found")
         _entry_problem(problems, "model", entry, f"{searched}: not found")
         return record
@@ -244,7 +264,7 @@ def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, en
 
 def _entry_problem(problems: list[InputError], kind: str, entry, message: str) -> None:
     """Note a problem with one entry of ``setup.json``, named by its kind and title."""
-    problems.append(SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILENAME,
+    problems.append(SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILE,
                                where=entry.where))
 
 
@@ -261,7 +281,7 @@ def _release_all(catalog: Catalog, report: CatalogReport) -> None:
             if row["origin"] == "setup" and row["state"] != "missing"]
     if gone:
         report.tally("projects", "missing",
-                     catalog.mark_missing_many("projects", gone, reason=f"{SETUP_FILENAME} removed"))
+                     catalog.mark_missing_many("projects", gone, reason=f"{SETUP_FILE} removed"))
 
 
 def _keep_last_good(root: Path, document: SetupDocument) -> None:
@@ -272,7 +292,7 @@ def _keep_last_good(root: Path, document: SetupDocument) -> None:
         content = document.path.read_bytes()
     except OSError:
         return
-    target = root / CATALOG_DIRNAME / LAST_GOOD_FILENAME
+    target = root / STATE_DIR / SETUP_LAST_GOOD_FILE
     try:
         if target.read_bytes() == content:
             return

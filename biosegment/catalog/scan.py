@@ -26,13 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from biosegment.catalog.layout import (
-    ANNOTATIONS_DIR,
-    DatasetLayout,
     LEGACY_ANNOTATIONS,
-    MODEL_SUFFIX,
-    MODEL_WEIGHTS,
-    MODELS_DIR,
-    SEGMENTATIONS_DIR,
+    DatasetLayout,
     dataset_layout,
     join,
     legacy_ground_truth,
@@ -50,6 +45,16 @@ from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.setup_file import SetupDocument
 from biosegment.catalog.store import Catalog, entity_key
 from biosegment.errors import InputError, NotFoundError
+from biosegment.folder_names import (
+    ANNOTATIONS_DIR,
+    EM_DIR,
+    LABELS_DIR,
+    MODEL_SUFFIX,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    SEGMENTATION_CARD,
+    SEGMENTATIONS_DIR,
+)
 from biosegment.paths import is_temporary_name, resolve_inside
 
 __all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
@@ -69,7 +74,7 @@ def scan_data_folder(catalog: Catalog, root: Path, *,
     root = Path(root)
     report = CatalogReport()
     problems: list[InputError] = []
-    em = setup.em_location if setup else "EM"
+    em = setup.em_location if setup else EM_DIR
     project = setup.default_project if setup else None
 
     # Datasets first: importing old annotations needs their slice size.
@@ -194,7 +199,7 @@ def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Fou
             continue
         for entry in _entries(Path(dataset_entry.path)):
             # labels/ is ground truth in the older layout, registered with its dataset
-            if not entry.is_dir() or entry.name == "labels":
+            if not entry.is_dir() or entry.name == LABELS_DIR:
                 continue
             folder = join(SEGMENTATIONS_DIR, dataset_entry.name, entry.name)
             try:
@@ -210,7 +215,7 @@ def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Fou
 
 def _segmentation_facts(root: Path, location: str, folder: Path, previous: dict | None) -> dict:
     facts = segmentation_facts(root, location, previous=previous)
-    model = _side_file_value(folder / "segmentation.json", "model")
+    model = _side_file_value(folder / SEGMENTATION_CARD, "model")
     if isinstance(model, str):
         facts["model"] = model
     return facts

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from biosegment.errors import PathEscapeError, SetupError
+from biosegment.folder_names import EM_DIR, SETUP_FILE
 from biosegment.paths import resolve_inside
 
 __all__ = [
-    "SETUP_FILENAME",
     "SetupClass",
     "SetupProject",
     "SetupDataset",
@@ -36,7 +36,6 @@ __all__ = [
     "normalise_location",
 ]
 
-SETUP_FILENAME = "setup.json"
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -101,7 +100,7 @@ class SetupDocument:
     """A validated ``setup.json``."""
 
     path: Path
-    em_location: str = "EM"
+    em_location: str = EM_DIR
     projects: tuple[SetupProject, ...] = ()
     datasets: tuple[SetupDataset, ...] = ()
     models: tuple[SetupModel, ...] = ()
@@ -136,25 +135,25 @@ def validate_setup(root: Path) -> tuple[SetupDocument | None, list[SetupError]]:
 
     A folder without ``setup.json`` gives ``(None, [])``.
     """
-    path = Path(root) / SETUP_FILENAME
+    path = Path(root) / SETUP_FILE
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None, []
     except OSError as exc:
-        return None, [SetupError(f"cannot read: {exc.strerror or exc}", source=SETUP_FILENAME)]
+        return None, [SetupError(f"cannot read: {exc.strerror or exc}", source=SETUP_FILE)]
     try:
         text = raw.decode("utf-8-sig")  # Windows editors like to add a byte-order mark
     except UnicodeDecodeError as exc:
-        return None, [SetupError("not UTF-8 text", source=SETUP_FILENAME,
+        return None, [SetupError("not UTF-8 text", source=SETUP_FILE,
                                  where=f"byte {exc.start}")]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [SetupError(f"invalid JSON: {exc.msg}", source=SETUP_FILENAME,
+        return None, [SetupError(f"invalid JSON: {exc.msg}", source=SETUP_FILE,
                                  where=f"line {exc.lineno}, column {exc.colno}")]
     except RecursionError:  # thousands of nested brackets exhaust the parser's stack
-        return None, [SetupError("invalid JSON: nested too deeply", source=SETUP_FILENAME,
+        return None, [SetupError("invalid JSON: nested too deeply", source=SETUP_FILE,
                                  where="(top level)")]
     return check_setup_data(root, data)
 
@@ -162,7 +161,7 @@ def validate_setup(root: Path) -> tuple[SetupDocument | None, list[SetupError]]:
 def check_setup_data(root: Path, data: Any) -> tuple[SetupDocument | None, list[SetupError]]:
     """Validate already-parsed ``setup.json`` content (see :func:`validate_setup`)."""
     checker = _Checker(Path(root))
-    document = checker.document(data, Path(root) / SETUP_FILENAME)
+    document = checker.document(data, Path(root) / SETUP_FILE)
     if checker.problems:
         return None, checker.problems
     return document, []
@@ -176,13 +175,13 @@ class _Checker:
         self.problems: list[SetupError] = []
 
     def fail(self, where: str, reason: str) -> None:
-        self.problems.append(SetupError(reason, source=SETUP_FILENAME, where=where))
+        self.problems.append(SetupError(reason, source=SETUP_FILE, where=where))
 
     def document(self, data: Any, path: Path) -> SetupDocument | None:
         if not isinstance(data, dict):
             self.fail("(top level)", f"expected a JSON object, got {_type_name(data)}")
             return None
-        em = self.location(data.get("EM_location", "EM"), "EM_location", required=False) or "EM"
+        em = self.location(data.get("EM_location", EM_DIR), "EM_location", required=False) or EM_DIR
         from biosegment.volumes import FILE_TYPES  # the volume package owns the list of formats
 
         projects = [self.project(e, w) for e, w in self.entries(data, "projects")]
@@ -323,9 +322,9 @@ class _Checker:
         if text is None:
             return None
         try:
-            resolve_inside(self.root, text, source=SETUP_FILENAME, where=where)
+            resolve_inside(self.root, text, source=SETUP_FILE, where=where)
         except PathEscapeError as exc:
-            self.problems.append(SetupError(exc.reason, source=SETUP_FILENAME, where=where))
+            self.problems.append(SetupError(exc.reason, source=SETUP_FILE, where=where))
             return None
         return normalise_location(text)
 

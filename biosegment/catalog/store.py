@@ -28,12 +28,12 @@ from biosegment.catalog.rows import (
     now_iso,
 )
 from biosegment.errors import BioSegmentError, InputError, NotFoundError
+from biosegment.folder_names import CATALOG_FILE, STATE_DIR
+from biosegment.paths import resolve_inside
+from biosegment.state_folder import private_state_dir
 
-__all__ = ["Catalog", "open_catalog", "CATALOG_DIRNAME", "CATALOG_FILENAME", "catalog_path",
-           "entity_key"]
+__all__ = ["Catalog", "open_catalog", "catalog_path", "entity_key"]
 
-CATALOG_DIRNAME = ".biosegment"
-CATALOG_FILENAME = "catalog.db"
 
 _KEY_COLUMNS = {
     "projects": ("name",),
@@ -43,11 +43,13 @@ _KEY_COLUMNS = {
     "annotations": ("dataset", "name"),
 }
 _ORIGIN_RANK = {origin: rank for rank, origin in enumerate(("scan", "setup", "ui"))}
+#: Kinds whose rows :meth:`Catalog.require_usable` checks, and their tables.
+_USABLE_KINDS = {"dataset": "datasets", "model": "models"}
 
 
 def catalog_path(root: Path) -> Path:
     """Where the catalog of the data folder ``root`` lives."""
-    return Path(root) / CATALOG_DIRNAME / CATALOG_FILENAME
+    return Path(root) / STATE_DIR / CATALOG_FILE
 
 
 def entity_key(table: str, row: Mapping[str, Any]) -> tuple:
@@ -61,7 +63,7 @@ def open_catalog(root: Path) -> "Catalog":
     if not root.is_dir():
         raise NotFoundError(f"data folder {root} does not exist")
     path = catalog_path(root)
-    path.parent.mkdir(exist_ok=True)
+    private_state_dir(root)  # catalog, queue and logs are for the people who run BioSegment
     conn = connect(path)
     try:
         migrate(conn, source=path)
@@ -92,6 +94,28 @@ class Catalog(JobStore):
 
     def dataset(self, name: str) -> dict:
         return self._get("datasets", (name,))
+
+    def require_usable(self, kind: str, name: str, *, where: str | None = None) -> dict:
+        """The row of dataset or model ``name``, when its files can be read now.
+
+        ``kind`` is ``dataset`` or ``model``. An unknown name raises :class:`NotFoundError`; a
+        row that is missing, broken or without files raises :class:`InputError` (``where``:
+        the request field that named it, default ``kind``) saying its state and why.
+        """
+        row = self._get(_USABLE_KINDS[kind], (name,))
+        if row.get("state") != "ok" or not row.get("location"):
+            raise InputError(f"{kind} {name!r} is {row.get('state')}: "
+                             f"{row.get('error') or 'its files are not readable'}",
+                             where=where or kind)
+        return row
+
+    def path_of(self, row: Mapping[str, Any], field: str = "location") -> Path:
+        """The path a row's location column (``field``) names, inside the data folder.
+
+        A location that leads outside it (a hand-edited catalog) raises
+        :class:`~biosegment.errors.PathEscapeError` naming the catalog and the column.
+        """
+        return resolve_inside(self.root, row[field], source="catalog", where=field)
 
     def models(self, include_missing: bool = True) -> list[dict]:
         return self._list("models", include_missing=include_missing)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.tables import print_table
 

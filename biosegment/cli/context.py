@@ -31,6 +31,8 @@ class AppContext:
         if self._config is None:
             from biosegment.config import load_config
             self._config = load_config(self.config_path, data_dir=self.data_dir_override)
+            from biosegment.volumes.limits import limits_from, set_volume_limits
+            set_volume_limits(limits_from(self._config.limits))
         return self._config
 
     @property

@@ -15,8 +15,9 @@ from dataclasses import replace
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, pass_app
+from biosegment.folder_names import QUEUE_FILE
 
 __all__ = ["run", "worker", "configure_logging"]
 
@@ -98,11 +99,12 @@ def run(app: AppContext, headless: bool) -> None:
     jobs are checkpointed and resume at the next start.
     """
     from biosegment.daemon.service import Daemon
+    from biosegment.webui.server import create_server
 
     config = app.config
     app.require_root()
     configure_logging(config)
-    daemon = Daemon(config, serve_ui=True)
+    daemon = Daemon(config, server_factory=create_server)
     with _StopOnSignal() as stopper:
         daemon.start()
         try:
@@ -147,7 +149,7 @@ def worker(app: AppContext, threads: int | None) -> None:
         ])
         scheduler.start()
         try:
-            queue = config.queue.url or str(config.state_dir / "queue.db")
+            queue = config.queue.url or str(config.state_dir / QUEUE_FILE)
             click.echo(f"BioSegment worker ({config.queue.workers} thread(s)) on {queue} for "
                        f"{config.data_dir}")
             stopper.wait()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, friendly_errors, pass_app
 from biosegment.cli.tables import format_shape, print_table
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
 
 __all__ = ["doctor"]

@@ -15,7 +15,7 @@ import time
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.tables import print_table
 
@@ -71,7 +71,7 @@ def follow_job(service, job_id: str, *, done: threading.Event | None = None) -> 
 
 
 def _queue_has_consumers(config) -> bool:
-    from biosegment.daemon.pidlock import daemon_running, live_runners
+    from biosegment.folder_lock import daemon_running, live_runners
 
     if daemon_running(config.data_dir):
         return True
@@ -84,13 +84,14 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
     from biosegment.tasks.runner import JobRunner
 
     config = app.config
-    runner = JobRunner(config, role="cli", huey=service.huey)
+    # Immediate: the job's blocks run in this process too; interrupted work goes to the queue.
+    runner = JobRunner(config, role="cli", huey=service.huey, immediate=True)
     done = threading.Event()
     failure: list[BaseException] = []
 
     def work() -> None:
         try:
-            runner.run_now(job["id"])
+            runner.run_job(job["id"])
         except BaseException as exc:  # shown by the main thread
             failure.append(exc)
         finally:
@@ -118,7 +119,7 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
     from biosegment.tasks import JobService
 
     from biosegment.catalog import refresh
-    from biosegment.daemon.pidlock import daemon_running
+    from biosegment.folder_lock import daemon_running
 
     config = app.config
     app.require_root()

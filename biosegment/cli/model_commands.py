@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.data_commands import models as list_models
+from biosegment.cli.root import main
 from biosegment.errors import InputError
 
 __all__ = ["models_group", "export_model", "import_model"]
@@ -41,7 +42,7 @@ def _group_around(listing: click.Command | None) -> click.Group:
         short_help="List, export and import models.")
 
 
-models_group = _group_around(main.commands.get("models"))
+models_group = _group_around(list_models)
 main.add_command(models_group)
 
 
@@ -51,24 +52,20 @@ def _resolve_model(app: AppContext, model: str) -> Path:
     if candidate.exists():
         return candidate
     from biosegment.cli.data_commands import refresh_catalog
-    from biosegment.paths import resolve_inside
 
-    row = refresh_catalog(app).model(model)
-    if row.get("state") != "ok" or not row.get("location"):
-        raise InputError(f"model {model!r} is {row.get('state')}: "
-                         f"{row.get('error') or 'not readable'}", where="model")
-    return resolve_inside(app.root, row["location"], source="catalog", where="models.location")
+    catalog = refresh_catalog(app)
+    return catalog.path_of(catalog.require_usable("model", model))
 
 
 def _test_slice(app: AppContext, dataset: str | None):
     if dataset is None:
         return None
     from biosegment.cli.data_commands import refresh_catalog
-    from biosegment.paths import resolve_inside
     from biosegment.volumes import open_volume
 
-    row = refresh_catalog(app).dataset(dataset)
-    path = resolve_inside(app.root, row["location"], source="catalog", where="datasets.location")
+    catalog = refresh_catalog(app)
+    row = catalog.require_usable("dataset", dataset, where="test-dataset")
+    path = catalog.path_of(row)
     with open_volume(path, row.get("file_type")) as reader:
         if reader.dtype.name != "uint8":
             raise InputError(f"dataset {dataset!r} holds {reader.dtype.name}; the test image of "
@@ -139,9 +136,10 @@ def import_model(app: AppContext, package: str, name: str | None, as_json: bool)
     """
     from biosegment.cli.data_commands import refresh_catalog
     from biosegment.engine.bioimageio import import_bioimageio
+    from biosegment.folder_names import MODELS_DIR
 
     root = app.require_root()
-    checkpoint = import_bioimageio(Path(package), root / "models", name=name)
+    checkpoint = import_bioimageio(Path(package), root / MODELS_DIR, name=name)
     refresh_catalog(app)
     document = {"model": checkpoint.parent.name, "location": str(checkpoint.relative_to(root))}
     if as_json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from biosegment.cli import main
+from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
 
 __all__ = ["pyramid"]
@@ -30,22 +30,19 @@ def pyramid(app: AppContext, datasets: tuple[str, ...], every: bool, as_json: bo
     pyramid already built for the current version of the files is kept.
     """
     from biosegment.cli.data_commands import refresh_catalog
-    from biosegment.paths import resolve_inside
     from biosegment.volumes import PyramidCache, build_pyramid, needs_pyramid, open_volume
 
     catalog = refresh_catalog(app)
     if every:
         rows = [d for d in catalog.datasets() if d.get("state") == "ok"]
     elif datasets:
-        rows = [catalog.dataset(name) for name in datasets]
+        rows = [catalog.require_usable("dataset", name) for name in datasets]
     else:
         raise click.UsageError("name one or more datasets, or use --all")
     cache = PyramidCache.for_data_folder(app.root)
     results = []
     for row in rows:
-        path = resolve_inside(app.root, row["location"], source="catalog",
-                              where="datasets.location")
-        with open_volume(path, row.get("file_type")) as reader:
+        with open_volume(catalog.path_of(row), row.get("file_type")) as reader:
             if not needs_pyramid(reader):
                 reason = ("has its own pyramid" if len(reader.levels) > 1
                           else "is small enough without one")

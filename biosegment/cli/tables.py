@@ -1,12 +1,35 @@
-"""Plain-text tables and value formatting for CLI output (no colour codes, safe in pipes)."""
+"""Plain-text tables and value formatting for CLI output (no colour codes, safe in pipes).
+
+Cells are printed with their control characters escaped (a newline as ``\\n``, an escape as
+``\\x1b``, a right-to-left override as ``\\u202e``): names and reasons come from people and
+files, and a login name holding a newline must not print as a forged row of its own.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Sequence
 
 import click
 
-__all__ = ["print_table", "format_shape"]
+__all__ = ["print_table", "format_shape", "printable"]
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character written as an escape sequence."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def format_shape(shape: Sequence | None) -> str:
@@ -20,7 +43,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, empty:
         if empty:
             click.echo(empty)
         return
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[printable(str(c)) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for row in cells:

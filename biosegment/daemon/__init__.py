@@ -7,7 +7,7 @@ serves a data folder (then ``--wait`` watches the queued job instead of running 
 
 from __future__ import annotations
 
-from biosegment.daemon.pidlock import (
+from biosegment.folder_lock import (
     DaemonAlreadyRunning,
     daemon_info,
     daemon_running,

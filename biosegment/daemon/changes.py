@@ -26,12 +26,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from biosegment.folder_names import ANNOTATIONS_DIR, EM_DIR, MODELS_DIR, SEGMENTATIONS_DIR
+
 __all__ = ["ChangeTracker", "Settling", "AREAS", "SETUP_AREA", "RESCAN_AREA"]
 
 SETUP_AREA = "setup"
 RESCAN_AREA = "rescan"
 #: Top-level folders whose changes matter, plus the setup file and a full rescan.
-AREAS = ("EM", "models", "segmentations", "annotations", SETUP_AREA, RESCAN_AREA)
+AREAS = (EM_DIR, MODELS_DIR, SEGMENTATIONS_DIR, ANNOTATIONS_DIR, SETUP_AREA, RESCAN_AREA)
 
 
 @dataclass(slots=True)

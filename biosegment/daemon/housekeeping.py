@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from biosegment.daemon.pidlock import live_runners
+from biosegment.folder_lock import live_runners
+from biosegment.folder_names import CACHE_DIR, JOBS_DIR
 
-__all__ = ["clean_state_folder", "HousekeepingReport", "CACHE_DIR_NAME"]
+__all__ = ["clean_state_folder", "HousekeepingReport"]
 
 log = logging.getLogger(__name__)
-
-CACHE_DIR_NAME = "cache"
 _TERMINAL = ("succeeded", "failed", "cancelled")
 # A presence file is only removed when older than this, so a starting runner's file is safe.
 _STALE_PRESENCE_S = 300.0
@@ -50,7 +49,7 @@ def clean_state_folder(catalog, state_dir: Path, *, keep_days: float,
     """Remove what is older than ``keep_days`` (see the module docstring); return counts."""
     now = time.time() if now is None else now
     report = HousekeepingReport()
-    jobs_dir = Path(state_dir) / "jobs"
+    jobs_dir = Path(state_dir) / JOBS_DIR
     if jobs_dir.is_dir():
         for folder in jobs_dir.iterdir():
             if not folder.is_dir():
@@ -68,7 +67,7 @@ def clean_state_folder(catalog, state_dir: Path, *, keep_days: float,
             if age is not None and age > keep_days:
                 shutil.rmtree(folder, ignore_errors=True)
                 report.job_folders += 1
-    cache_dir = Path(state_dir) / CACHE_DIR_NAME
+    cache_dir = Path(state_dir) / CACHE_DIR
     if cache_dir.is_dir():
         for path in cache_dir.rglob("*"):
             try:

@@ -2,8 +2,10 @@
 
 :class:`Daemon` holds the data folder's lock and runs, side by side: the watcher that keeps the
 catalog in step with the files, the queue consumer that runs jobs, the scheduler for periodic
-rescans, job recovery and housekeeping, automatic segmentation of new datasets, and (when asked
-and when the web UI is installed) the web server. ``start`` brings them up in an order where
+rescans, job recovery and housekeeping, automatic segmentation of new datasets, and the web
+server when the caller hands it a factory for one (``biosegment run`` passes the web UI's
+:func:`~biosegment.webui.server.create_server`; the daemon itself never imports the web UI,
+which sits above it). ``start`` brings them up in an order where
 nothing is missed (recovery before new work, the observer before the first scan); ``stop`` takes
 them down so running jobs checkpoint and go back on the queue. Signals are the caller's business:
 ``biosegment run`` turns SIGINT and SIGTERM into :meth:`Daemon.stop`.
@@ -11,17 +13,16 @@ them down so running jobs checkpoint and go back on the queue. Signals are the c
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from typing import Any
+from typing import Callable, Protocol
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import Config
 from biosegment.daemon.automation import submit_auto_segmentations
 from biosegment.daemon.consumer import ConsumerHost
 from biosegment.daemon.housekeeping import clean_state_folder
-from biosegment.daemon.pidlock import FolderLock, acquire_daemon_lock
+from biosegment.folder_lock import FolderLock, acquire_daemon_lock
 from biosegment.daemon.scheduler import (
     HOUSEKEEPING_SECONDS,
     RECOVERY_SECONDS,
@@ -32,43 +33,46 @@ from biosegment.daemon.watcher import DataFolderWatcher, RefreshOutcome
 from biosegment.errors import BioSegmentError
 from biosegment.tasks.service import JobService
 
-__all__ = ["Daemon", "WEB_SERVER_MODULE"]
+__all__ = ["Daemon", "WebServer", "ServerFactory"]
 
 log = logging.getLogger(__name__)
 
-#: The module that provides ``create_server(config, jobs=...)``; optional.
-WEB_SERVER_MODULE = "biosegment.webui.server"
 _HEALTH_SECONDS = 10.0
 
 
-def _load_web_server_factory():
-    try:
-        module = importlib.import_module(WEB_SERVER_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name and WEB_SERVER_MODULE.startswith(exc.name):
-            return None  # the web UI is not part of this installation
-        raise
-    return getattr(module, "create_server", None)
+class WebServer(Protocol):
+    """What the daemon needs of a web server: its address, a loop to run, and a way to stop."""
+
+    url: str
+
+    def serve_forever(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: ``factory(config, jobs=...)``: binds a web server for the data folder (raises OSError when
+#: the port is taken); the jobs service is the daemon's, so the UI submits to the same queue.
+ServerFactory = Callable[..., WebServer]
 
 
 class Daemon:
     """Serve one data folder: watch it, run its jobs, and (optionally) serve the web UI.
 
     :param config: the configuration; ``config.data_dir`` must exist.
-    :param serve_ui: start the web server (when :data:`WEB_SERVER_MODULE` is installed).
+    :param server_factory: builds the web server; None runs without one.
     """
 
-    def __init__(self, config: Config, *, serve_ui: bool = True):
+    def __init__(self, config: Config, *, server_factory: ServerFactory | None = None):
         self.config = config
         self.root = config.data_dir
-        self.serve_ui = serve_ui
+        self.server_factory = server_factory
         self.url: str | None = None
         self.jobs: JobService | None = None
         self.watcher: DataFolderWatcher | None = None
         self.consumer: ConsumerHost | None = None
         self._lock: FolderLock | None = None
         self._scheduler = None
-        self._server: Any = None
+        self._server: WebServer | None = None
         self._server_thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
@@ -95,7 +99,7 @@ class Daemon:
         self.consumer = ConsumerHost(self.config, role="daemon")
         self.jobs = JobService(self.config, huey=self.consumer.huey)
         self.watcher = DataFolderWatcher(
-            self.root, refresh=lambda catalog, areas: refresh(catalog, self.root),
+            self.root, refresh=lambda catalog: refresh(catalog, self.root),
             open_catalog=lambda: open_catalog(self.root), on_refreshed=self._after_refresh,
             poll=self.config.watch.poll, settle_seconds=self.config.watch.settle_seconds)
         self.watcher.start(initial_scan=True)
@@ -111,14 +115,10 @@ class Daemon:
                          first_after=60.0),
         ])
         self._scheduler.start()
-        if self.serve_ui:
-            self._start_web_server()
+        if self.server_factory is not None:
+            self._start_web_server(self.server_factory)
 
-    def _start_web_server(self) -> None:
-        factory = _load_web_server_factory()
-        if factory is None:
-            log.info("web UI not installed; running without it")
-            return
+    def _start_web_server(self, factory: ServerFactory) -> None:
         try:
             self._server = factory(self.config, jobs=self.jobs)
         except OSError as exc:

@@ -34,13 +34,14 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from biosegment.daemon.changes import AREAS, RESCAN_AREA, SETUP_AREA, ChangeTracker
+from biosegment.folder_names import SETUP_FILE
 from biosegment.paths import is_temporary_name
 
-__all__ = ["DataFolderWatcher", "RefreshOutcome", "classify_path", "SETUP_FILE"]
+__all__ = ["DataFolderWatcher", "RefreshOutcome", "classify_path"]
 
 log = logging.getLogger(__name__)
 
-SETUP_FILE = "setup.json"
+
 _WATCHED_FOLDERS = tuple(a for a in AREAS if a not in (SETUP_AREA, RESCAN_AREA))
 #: How often the registrar looks at settling files when nothing else wakes it.
 _TICK_S = 0.1
@@ -93,15 +94,18 @@ class DataFolderWatcher:
     """Watch ``root`` and refresh the catalog as files land, change or vanish.
 
     :param root: the data folder.
-    :param refresh: ``refresh(catalog, areas) -> None`` brings the catalog up to date for the
-        given areas; it runs on the registrar thread with that thread's catalog.
+    :param refresh: ``refresh(catalog) -> None`` brings the catalog up to date with the whole
+        folder (cheap when little changed); it runs on the registrar thread with that thread's
+        catalog. The areas that changed are reported in :class:`RefreshOutcome`, not passed
+        on: the catalog's refresh always looks at everything, so that setup.json and the files
+        it names stay in step.
     :param open_catalog: opens a catalog connection for the registrar thread.
     :param on_refreshed: called after every refresh with a :class:`RefreshOutcome`.
     :param poll: use a polling observer (network drives); ``settle_seconds`` then decides when
         a file is complete.
     """
 
-    def __init__(self, root: Path, *, refresh: Callable[[object, set[str]], None],
+    def __init__(self, root: Path, *, refresh: Callable[[object], object],
                  open_catalog: Callable[[], object],
                  on_refreshed: Callable[[RefreshOutcome], None] | None = None,
                  poll: bool = False, settle_seconds: float = 1.0,
@@ -241,7 +245,7 @@ class DataFolderWatcher:
         before = _available_datasets(catalog)
         error = None
         try:
-            self._refresh(catalog, areas)
+            self._refresh(catalog)
         except Exception as exc:  # an unreadable folder must not stop the daemon
             error = f"{type(exc).__name__}: {exc}"
             log.exception("watcher: refresh of %s failed", sorted(areas))

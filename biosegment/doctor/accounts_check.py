@@ -14,6 +14,7 @@ import stat
 import sys
 
 from biosegment.accounts import accounts_path, is_loopback, open_accounts
+from biosegment.accounts.database import legacy_accounts_path, move_legacy_accounts
 from biosegment.accounts.recovery import RESTORED_TABLES, restore_accounts
 from biosegment.config import Config
 from biosegment.doctor.report import Finding
@@ -33,6 +34,12 @@ def _needs_accounts(config: Config) -> bool:
 
 def check_accounts(config: Config, *, repair: bool) -> Finding:
     path = accounts_path(config.data_dir)
+    if not path.exists() and legacy_accounts_path(config.data_dir).is_file():
+        if not repair:
+            return Finding("accounts", "problem", "the accounts are still in "
+                           ".biosegment/accounts.db, which is meant for rebuildable state only; "
+                           "run `biosegment doctor` to move them to .biosegment-accounts/")
+        move_legacy_accounts(config.data_dir)
     health = probe_database(path)
     if health.state == "missing":
         if _needs_accounts(config):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biosegment.daemon.pidlock import daemon_info, live_runners
-from biosegment.datafolder import LAYOUT
+from biosegment.folder_lock import daemon_info, live_runners
+from biosegment.folder_names import LAYOUT
 from biosegment.doctor.report import Finding
 
 __all__ = ["check_daemon", "check_layout"]

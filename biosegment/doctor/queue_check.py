@@ -43,7 +43,7 @@ def _waiting_jobs(config: Config) -> int:
 def check_queue(config: Config, *, repair: bool) -> Finding:
     if config.queue.url:
         return Finding("queue", "skipped", "the queue is on a Redis server; not checked here")
-    from biosegment.tasks.queue import QUEUE_FILE
+    from biosegment.folder_names import QUEUE_FILE
 
     path = config.state_dir / QUEUE_FILE
     health = probe_database(path)

@@ -5,6 +5,11 @@ Each finished z-block's class ids (and, when asked for, its class probabilities)
 written under a temporary name and renamed, so a part either exists whole or not at all. A
 ``plan.json`` records the volume shape, the block plan and a fingerprint of the model,
 volume and settings, so parts from a different run are never mixed into this one.
+
+A block's labels part is the one record that the block is done (:func:`finished_blocks`), and
+:func:`assemble_parts` is the one way from a complete parts folder to an output: it streams the
+blocks in order through any :class:`~biosegment.volumes.slice_writer.SliceWriter` (a label TIFF,
+an OME-Zarr image), so where the result goes is the writer passed in, not a branch here.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from biosegment.errors import InputError
 from biosegment.volumes.atomic import AtomicFile
 
-__all__ = ["PartsPlan", "PartsFolder", "default_parts_dir"]
+if TYPE_CHECKING:  # pragma: no cover
+    from biosegment.volumes.slice_writer import SliceWriter
+
+__all__ = ["PartsPlan", "PartsFolder", "default_parts_dir", "finished_blocks",
+           "assemble_parts"]
 
 _PLAN_NAME = "plan.json"
 _PLAN_VERSION = 1
@@ -121,6 +131,22 @@ class PartsFolder:
     def missing(self, plan: PartsPlan) -> list[tuple[int, int]]:
         return [b for b in plan.blocks if not self.has(*b, probabilities=plan.probabilities)]
 
+    def complete_plan(self) -> PartsPlan:
+        """The plan of a folder whose every block is there.
+
+        :raises InputError: when the folder holds no plan or some blocks are still missing.
+        """
+        plan = self.read_plan()
+        if plan is None:
+            raise InputError("no segmentation parts here", source=self.folder)
+        missing = self.missing(plan)
+        if missing:
+            shown = ", ".join(f"{a}-{b}" for a, b in missing[:5])
+            raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented "
+                             f"yet (z {shown}{', ...' if len(missing) > 5 else ''})",
+                             source=self.folder)
+        return plan
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -128,3 +154,52 @@ class PartsFolder:
     def _save_array(path: Path, array: np.ndarray) -> None:
         with AtomicFile(path) as handle:
             np.save(handle.file, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def finished_blocks(parts_dir: Path, blocks: list[tuple[int, int]]) -> set[int]:
+    """Indices of ``blocks`` whose labels part is saved in ``parts_dir``."""
+    folder = PartsFolder(parts_dir)
+    return {index for index, (z0, z1) in enumerate(blocks)
+            if folder.has(z0, z1, probabilities=False)}
+
+
+def assemble_parts(parts: PartsFolder | Path, writer: SliceWriter | Path, *,
+                   class_id: int | None = None, keep: bool = False) -> Path:
+    """Write every block of a complete parts folder through ``writer``, in order, and commit.
+
+    :param parts: the parts folder (or its path) that :func:`segment_block` saved into.
+    :param writer: an open writer of the volume's shape (the plan's: see
+        :meth:`PartsFolder.complete_plan`); a path stands for a compressed uint8 label TIFF.
+    :param class_id: write this class's probabilities (uint8, 255 = 1.0) instead of class ids.
+    :param keep: leave the parts in place (more outputs will be made from them); by default
+        they are removed once the output is committed.
+    :returns: the committed output's path.
+    :raises InputError: when the folder holds no plan, blocks are missing, or probabilities are
+        asked of parts computed without them; nothing is written and the parts stay.
+    """
+    folder = parts if isinstance(parts, PartsFolder) else PartsFolder(parts)
+    try:
+        plan = folder.complete_plan()
+        if class_id is not None and not plan.probabilities:
+            raise InputError("these parts were computed without probabilities",
+                             source=folder.folder)
+        if isinstance(writer, (str, Path)):
+            from biosegment.volumes import LabelVolumeWriter  # tifffile: only when writing
+
+            writer = LabelVolumeWriter(Path(writer), plan.shape, dtype="uint8")
+        if tuple(writer.shape) != plan.shape:
+            raise ValueError(f"{writer.path}: the writer's shape {tuple(writer.shape)} is not the "
+                             f"parts' {plan.shape}")
+    except BaseException:
+        if not isinstance(writer, (str, Path)):
+            writer.abort()
+        raise
+    with writer:
+        for z0, z1 in plan.blocks:
+            if class_id is None:
+                writer.write_block(z0, folder.load(z0, z1))
+            else:
+                writer.write_block(z0, folder.load(z0, z1, "probabilities")[class_id])
+    if not keep:
+        folder.remove()
+    return Path(writer.path)

@@ -19,13 +19,14 @@ import torch
 from biosegment.engine.model_card import ModelCard, default_card, default_classes
 from biosegment.engine.unet import UNet, architecture_dict
 from biosegment.errors import InputError
+from biosegment.folder_names import MODEL_CARD, MODEL_WEIGHTS
 
 __all__ = ["load_model", "save_model", "infer_architecture", "read_state_dict",
            "CHECKPOINT_NAME", "CARD_NAME"]
 
 #: File names inside a model folder (``models/<model>/``).
-CHECKPOINT_NAME = "model.pytorch"
-CARD_NAME = "model.json"
+CHECKPOINT_NAME = MODEL_WEIGHTS
+CARD_NAME = MODEL_CARD
 
 _FIRST_CONV = "encoder.features.convblock1.conv1.unit.0.weight"
 _ENCODER_BLOCK = re.compile(r"^encoder\.features\.convblock(\d+)\.conv1\.unit\.0\.weight$")

@@ -29,10 +29,11 @@ import torch
 
 from biosegment.engine._classes import (argmax_over_classes, probabilities_to_uint8,
                                         softmax_over_classes)
-from biosegment.engine._parts import PartsFolder, PartsPlan, default_parts_dir
+from biosegment.engine._parts import (PartsFolder, PartsPlan, assemble_parts,
+                                     default_parts_dir, finished_blocks)
 from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, window_grid,
                                      window_jobs)
-from biosegment.engine._runner import WindowRunner
+from biosegment.engine._predictor import WindowPredictor
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
 from biosegment.engine.intensity import scaler_for
@@ -42,7 +43,7 @@ from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader
 
 __all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
-           "block_plan", "segment_block", "assemble_parts", "segment_volume",
+           "block_plan", "segment_block", "assemble_parts", "finished_blocks", "segment_volume",
            "resolve_precision", "default_parts_dir"]
 
 #: How overlapping windows are combined: weighted by a centred Gaussian (as neuralnets did),
@@ -183,8 +184,8 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 # --------------------------------------------------------------------------- computing
 
 
-class _Runner(WindowRunner):
-    """The window runner plus the plan and blend weights every window of a run shares."""
+class _PlannedPredictor(WindowPredictor):
+    """The window predictor plus the plan and blend weights every window of a run shares."""
 
     def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings,
                  volume: VolumeReader):
@@ -214,11 +215,12 @@ def _cut_window(pixels: np.ndarray, start: tuple[int, ...], window: tuple[int, .
     return piece
 
 
-def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runner: _Runner,
-                    want_probabilities: bool, tick: Callable[[int], None]
+def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
+                    predictor: _PlannedPredictor, want_probabilities: bool,
+                    tick: Callable[[int], None]
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class ids (and probabilities) of the ``core`` of a scaled region ``(rz, ry, rx)``."""
-    plan = runner.plan
+    plan = predictor.plan
     core_shape = tuple(b - a for a, b in core)
     core_origin = tuple(a for a, _ in core)
     jobs = window_jobs(pixels.shape, core, plan)
@@ -242,7 +244,7 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
             local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
             part = window_logits[(slice(None), *local)]
             if accumulate:
-                weights = runner.weights[local]
+                weights = predictor.weights[local]
                 results.append((box, softmax_over_classes(part).mul_(weights), weights))
             else:
                 kept = probabilities_to_uint8(softmax_over_classes(part)).numpy() \
@@ -251,7 +253,7 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
         return results
 
     batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
-    for results in runner.map(batches, cut, finish):
+    for results in predictor.map(batches, cut, finish):
         for box, first, second in results:
             target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
             if accumulate:
@@ -270,28 +272,30 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     return labels, probabilities
 
 
-def _window_shape(read: tuple[slice, ...], runner: _Runner) -> tuple[int, ...]:
+def _window_shape(read: tuple[slice, ...], predictor: _PlannedPredictor) -> tuple[int, ...]:
     shape = tuple(s.stop - s.start for s in read)
-    return shape if runner.zoom is None else zoomed_shape(shape, runner.zoom)
+    return shape if predictor.zoom is None else zoomed_shape(shape, predictor.zoom)
 
 
 def _window_core(read: tuple[slice, ...], core: tuple[tuple[int, int], ...],
-                 runner: _Runner) -> tuple[tuple[int, int], ...]:
+                 predictor: _PlannedPredictor) -> tuple[tuple[int, int], ...]:
     # A zoomed region is computed whole (its context too): the core is cut after unzooming.
-    return core if runner.zoom is None else tuple((0, n) for n in _window_shape(read, runner))
+    if predictor.zoom is None:
+        return core
+    return tuple((0, n) for n in _window_shape(read, predictor))
 
 
-def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runner: _Runner,
-                    want_probabilities: bool, tick: Callable[[int], None]
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
+def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
+                    predictor: _PlannedPredictor, want_probabilities: bool,
+                    tick: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray | None]:
     """Like :func:`_predict_region`, on slices zoomed to the model's pixel size.
 
     Class probabilities are resampled back to the region's grid before the argmax, so
     labels follow the interpolated boundaries instead of blocky nearest-neighbour steps.
     """
-    zoomed = zoom_plane(pixels, runner.zoom)
+    zoomed = zoom_plane(pixels, predictor.zoom)
     whole = tuple((0, n) for n in zoomed.shape)
-    _, probabilities = _predict_region(zoomed, whole, runner, True, tick)
+    _, probabilities = _predict_region(zoomed, whole, predictor, True, tick)
     back = unzoom_plane(probabilities, pixels.shape)[(slice(None),
                                                      *(slice(a, b) for a, b in core))]
     labels = argmax_over_classes(torch.from_numpy(back)).numpy().astype(np.uint8)
@@ -299,17 +303,17 @@ def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...], runne
     return labels, kept
 
 
-def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
+def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, z1: int,
                    want_probabilities: bool, progress: ProgressCallback | None,
                    should_cancel: CancelCallback | None) -> BlockResult:
-    plan = runner.region_plan
+    plan = predictor.region_plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
                      if want_probabilities else None)
     pieces = list(regions(volume.shape, plan, z0, z1))
-    total = sum(len(window_jobs(_window_shape(read, runner), _window_core(read, core, runner),
-                                runner.plan))
+    total = sum(len(window_jobs(_window_shape(read, predictor),
+                                _window_core(read, core, predictor), predictor.plan))
                 for read, core in pieces)
     done = 0
 
@@ -323,12 +327,12 @@ def _segment_range(volume: VolumeReader, runner: _Runner, z0: int, z1: int,
 
     tick(0)
     for (zs, ys, xs), core in pieces:
-        pixels = runner.scale(volume.read_block(zs.start, zs.stop, ys, xs))
-        if runner.zoom is None:
-            region_labels, region_probabilities = _predict_region(pixels, core, runner,
+        pixels = predictor.scale(volume.read_block(zs.start, zs.stop, ys, xs))
+        if predictor.zoom is None:
+            region_labels, region_probabilities = _predict_region(pixels, core, predictor,
                                                                   want_probabilities, tick)
         else:
-            region_labels, region_probabilities = _predict_zoomed(pixels, core, runner,
+            region_labels, region_probabilities = _predict_zoomed(pixels, core, predictor,
                                                                   want_probabilities, tick)
         # The core in block coordinates.
         where = tuple(slice(a + s.start - offset, b + s.start - offset)
@@ -425,8 +429,8 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
         folder.adopt(parts_plan, discard_other=False)
         if folder.has(z0, z1, probabilities=probabilities):
             return _load_part(folder, z0, z1, probabilities)
-    with _Runner(model, plan, settings, volume) as runner, torch.inference_mode():
-        result = _segment_range(volume, runner, z0, z1, probabilities, progress, should_cancel)
+    with _PlannedPredictor(model, plan, settings, volume) as predictor, torch.inference_mode():
+        result = _segment_range(volume, predictor, z0, z1, probabilities, progress, should_cancel)
     if folder is not None:
         folder.save(z0, z1, result.labels, result.probabilities)
     return result
@@ -435,52 +439,6 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
 def _load_part(folder: PartsFolder, z0: int, z1: int, probabilities: bool) -> BlockResult:
     return BlockResult(z0, z1, folder.load(z0, z1),
                        folder.load(z0, z1, "probabilities") if probabilities else None)
-
-
-def assemble_parts(parts_dir: Path, output: Path, *, probabilities: Path | None = None,
-                   voxel_size: tuple[float, float, float] | None = None,
-                   compression: str | None = "zlib") -> Path:
-    """Write the finished parts as one label TIFF at ``output`` and remove the parts folder.
-
-    :param parts_dir: the folder :func:`segment_block` saved into.
-    :param output: the label volume to write (uint8 class ids), atomically.
-    :param probabilities: a folder for ``class_<id>.tif`` probability volumes (uint8,
-        255 = 1.0); the parts must have been computed with probabilities.
-    :param voxel_size: (z, y, x) in nm, recorded in the TIFF.
-    :param compression: TIFF compression of the outputs.
-    :returns: ``output``.
-    :raises InputError: when the folder holds no plan or some blocks are still missing (the
-        parts are then left in place).
-    """
-    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
-
-    folder = PartsFolder(parts_dir)
-    plan = folder.read_plan()
-    if plan is None:
-        raise InputError("no segmentation parts here", source=folder.folder)
-    missing = folder.missing(plan)
-    if missing:
-        shown = ", ".join(f"{a}-{b}" for a, b in missing[:5])
-        raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented yet "
-                         f"(z {shown}{', ...' if len(missing) > 5 else ''})",
-                         source=folder.folder)
-    if probabilities is not None and not plan.probabilities:
-        raise InputError("these parts were computed without probabilities",
-                         source=folder.folder)
-    with LabelVolumeWriter(Path(output), plan.shape, dtype="uint8", compression=compression,
-                           voxel_size=voxel_size) as writer:
-        for z0, z1 in plan.blocks:
-            writer.write_block(z0, folder.load(z0, z1))
-    if probabilities is not None:
-        Path(probabilities).mkdir(parents=True, exist_ok=True)
-        for class_id in range(plan.num_classes):
-            with LabelVolumeWriter(Path(probabilities) / f"class_{class_id}.tif", plan.shape,
-                                   dtype="uint8", compression=compression,
-                                   voxel_size=voxel_size) as writer:
-                for z0, z1 in plan.blocks:
-                    writer.write_block(z0, folder.load(z0, z1, "probabilities")[class_id])
-    folder.remove()
-    return Path(output)
 
 
 def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = None,
@@ -552,13 +510,13 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     depth = volume.shape[0]
     remaining = sum(z1 - z0 for z0, z1 in blocks)
     finished = depth - remaining
-    with _Runner(model, plan, settings, volume) as runner, torch.inference_mode():
+    with _PlannedPredictor(model, plan, settings, volume) as predictor, torch.inference_mode():
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:
                 def block_progress(fraction, _done=finished, _size=z1 - z0):
                     progress((_done + fraction * _size) / depth)
-            result = _segment_range(volume, runner, z0, z1, want_probabilities,
+            result = _segment_range(volume, predictor, z0, z1, want_probabilities,
                                     block_progress, should_cancel)
             if folder is not None:
                 folder.save(z0, z1, result.labels, result.probabilities)
@@ -569,8 +527,27 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
         if progress is not None:
             progress(1.0)
         return labels
-    written = assemble_parts(folder.folder, Path(output), probabilities=probabilities,
-                             voxel_size=volume.voxel_size, compression=compression)
+    written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size,
+                             compression)
     if progress is not None:
         progress(1.0)
     return written
+
+
+def _write_outputs(folder: PartsFolder, output: Path, probabilities: Path | None,
+                   voxel_size, compression: str | None) -> Path:
+    """The label TIFF (and a TIFF per class of probabilities) from a complete parts folder."""
+    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
+
+    plan = folder.complete_plan()
+
+    def tiff(path: Path) -> LabelVolumeWriter:
+        return LabelVolumeWriter(path, plan.shape, dtype="uint8", compression=compression,
+                                 voxel_size=voxel_size)
+
+    if probabilities is not None:
+        Path(probabilities).mkdir(parents=True, exist_ok=True)
+        for class_id in range(plan.num_classes):
+            assemble_parts(folder, tiff(Path(probabilities) / f"class_{class_id}.tif"),
+                           class_id=class_id, keep=True)
+    return assemble_parts(folder, tiff(output))

@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from biosegment.errors import InputError
+from biosegment.folder_names import SEGMENTATION_LABELS, SEGMENTATION_LABELS_ZARR
 
 __all__ = ["SEGMENTATION_FORMATS", "LABEL_FILE_NAMES", "label_file_name", "assemble_labels"]
 
 #: Formats a segmentation can be written in; ``tiff`` is the default.
 SEGMENTATION_FORMATS = ("tiff", "ome-zarr")
 #: The label volume's file name in a segmentation folder, per format.
-LABEL_FILE_NAMES = {"tiff": "labels.tif", "ome-zarr": "labels.ome.zarr"}
+LABEL_FILE_NAMES = {"tiff": SEGMENTATION_LABELS, "ome-zarr": SEGMENTATION_LABELS_ZARR}
 
 
 def label_file_name(output_format: str | None) -> str:
@@ -48,30 +49,19 @@ def assemble_labels(parts_dir: Path, folder: Path, *, output_format: str | None 
     :returns: the written label volume (``folder / label_file_name(output_format)``).
     :raises InputError: when blocks are missing or the format is unknown.
     """
-    from biosegment.engine.inference import assemble_parts
+    from biosegment.engine._parts import PartsFolder, assemble_parts
+    from biosegment.engine.model_card import default_classes
 
     target = Path(folder) / label_file_name(output_format)
-    if target.suffix == ".tif":
-        return assemble_parts(parts_dir, target, voxel_size=voxel_size)
-    return _assemble_ome_zarr(Path(parts_dir), target, voxel_size, classes)
-
-
-def _assemble_ome_zarr(parts_dir: Path, target: Path, voxel_size, classes) -> Path:
-    from biosegment.engine._parts import PartsFolder
-    from biosegment.engine.model_card import default_classes
-    from biosegment.volumes.ome_zarr_writer import OmeZarrWriter
-
     parts = PartsFolder(parts_dir)
-    plan = parts.read_plan()
-    if plan is None:
-        raise InputError("no segmentation parts here", source=parts_dir)
-    missing = parts.missing(plan)
-    if missing:
-        raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented yet",
-                         source=parts_dir)
-    with OmeZarrWriter(target, plan.shape, voxel_size=voxel_size,
-                       classes=list(classes or default_classes(plan.num_classes))) as writer:
-        for z0, z1 in plan.blocks:
-            writer.write_block(z0, parts.load(z0, z1))
-    parts.remove()
-    return target
+    plan = parts.complete_plan()  # before a writer makes any file
+    if target.name == LABEL_FILE_NAMES["tiff"]:
+        from biosegment.volumes import LabelVolumeWriter
+
+        writer = LabelVolumeWriter(target, plan.shape, dtype="uint8", voxel_size=voxel_size)
+    else:
+        from biosegment.volumes.ome_zarr_writer import OmeZarrWriter
+
+        writer = OmeZarrWriter(target, plan.shape, voxel_size=voxel_size,
+                               classes=list(classes or default_classes(plan.num_classes)))
+    return assemble_parts(parts, writer)

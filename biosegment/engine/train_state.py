@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from biosegment.errors import InputError
+from biosegment.folder_names import TRAINING_STATE
 
 __all__ = ["STATE_NAME", "STATE_VERSION", "save_training_state", "load_training_state"]
 
 #: File name of the resumable state inside a model folder.
-STATE_NAME = "training_state.pt"
+STATE_NAME = TRAINING_STATE
 #: Bumped when the state's keys change incompatibly.
 STATE_VERSION = 1
 

@@ -40,12 +40,13 @@ from biosegment.engine.train_state import load_training_state, save_training_sta
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.engine.validation import evaluate_stacks
 from biosegment.errors import CancelledError, InputError
+from biosegment.folder_names import LAST_EPOCH_DIR, MODEL_WEIGHTS, TRAINING_LOGS_DIR, TRAINING_STATE
 
 __all__ = ["train_model", "TrainingResult", "LAST_FOLDER", "LOG_FOLDER", "SELECTION_METRICS"]
 
 #: Sub-folders of a model folder: the last epoch's model, and the TensorBoard event files.
-LAST_FOLDER = "last"
-LOG_FOLDER = "logs"
+LAST_FOLDER = LAST_EPOCH_DIR
+LOG_FOLDER = TRAINING_LOGS_DIR
 
 #: Metrics that can choose the best epoch, and whether higher is better.
 SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True,
@@ -78,7 +79,7 @@ class TrainingResult:
 
     @property
     def checkpoint(self) -> Path:
-        return self.folder / "model.pytorch"
+        return self.folder / MODEL_WEIGHTS
 
 
 def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -451,7 +452,7 @@ class _TrainingRun:
         if state.get("architecture") != self.model.config:
             raise InputError(f"the saved run trained a U-Net {state.get('architecture')}, not "
                              f"{self.model.config}; use another folder or start over",
-                             source=self.folder / "training_state.pt", where="architecture")
+                             source=self.folder / TRAINING_STATE, where="architecture")
         self.history = list(state["history"])
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
@@ -613,7 +614,7 @@ class _TrainingRun:
 
     def _result(self, stopped_by: str) -> TrainingResult:
         card = self._card(stopped_by=stopped_by)
-        if self.best_epoch is not None and (self.folder / "model.pytorch").is_file():
+        if self.best_epoch is not None and (self.folder / MODEL_WEIGHTS).is_file():
             # The top-level card also records how the whole run ended.
             best_model, best_card = load_model(self.folder)
             best_card.training = card.training

@@ -16,6 +16,7 @@ from typing import Callable
 
 from biosegment.config import user_config_dir
 from biosegment.errors import InputError
+from biosegment.folder_names import STATE_DIR
 from biosegment.system_service.rendering import (launchd_label, render_launchd, render_systemd,
                                                  render_windows_task, windows_task_name)
 from biosegment.system_service.spec import ServiceSpec, current_user
@@ -114,7 +115,7 @@ _WINDOWS = ServicePlatform(
     render=lambda spec: render_windows_task(spec, user=_task_user(spec)),
     file_name=lambda spec: f"{spec.name}-task.xml",
     # Task Scheduler keeps its own copy; ours stays with the data folder's state.
-    default_dir=lambda spec: spec.working_dir / ".biosegment" / "service",
+    default_dir=lambda spec: spec.working_dir / STATE_DIR / "service",
     encoding="utf-16",
     install_commands=_windows_install,
     uninstall_commands=lambda spec, path: [

@@ -10,14 +10,7 @@ daemon). The segment and train handlers live in :mod:`biosegment.tasks.segment` 
 from __future__ import annotations
 
 from biosegment.tasks.queue import make_huey, queue_tasks
+from biosegment.tasks.runner import JobRunner
 from biosegment.tasks.service import JobService
 
 __all__ = ["make_huey", "queue_tasks", "JobService", "JobRunner"]
-
-
-def __getattr__(name: str):
-    # JobRunner pulls in the daemon's presence locks; load it only for processes that run jobs.
-    if name == "JobRunner":
-        from biosegment.tasks.runner import JobRunner
-        return JobRunner
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,19 +6,27 @@ most every half second, and a heartbeat thread writes at least every few seconds
 long batch computes, so a reader can tell a live job from an orphaned one. :meth:`should_cancel`
 answers the engine's cancel callback: true when a person asked to cancel the job, or when this
 process is shutting down (then the job is re-queued, not cancelled; see :attr:`stop_reason`).
+A handler learns everything else through it: the configuration, its runner's identity, and
+(for work split in blocks) :meth:`JobContext.enqueue_block` and :meth:`JobContext.pending_blocks`;
+a handler whose job goes on in such blocks returns :data:`CONTINUES`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from biosegment.errors import CancelledError
 from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.workspace import JobWorkspace
 
-__all__ = ["JobContext", "REPORT_INTERVAL_S", "HEARTBEAT_S", "STOP_USER", "STOP_SHUTDOWN"]
+if TYPE_CHECKING:  # pragma: no cover
+    from biosegment.catalog.store import Catalog
+    from biosegment.config import Config
+
+__all__ = ["JobContext", "BlockQueue", "CONTINUES", "REPORT_INTERVAL_S", "HEARTBEAT_S",
+           "STOP_USER", "STOP_SHUTDOWN"]
 
 #: Progress writes closer together than this are folded into the next one.
 REPORT_INTERVAL_S = 0.5
@@ -29,13 +37,38 @@ STOP_USER = "cancelled"
 STOP_SHUTDOWN = "shutdown"
 
 
+class _Continues:
+    """Returned by a handler whose job goes on in other tasks (the blocks of a segmentation)."""
+
+    def __repr__(self) -> str:
+        return "CONTINUES"
+
+
+CONTINUES = _Continues()
+
+
+class BlockQueue(Protocol):
+    """Where a job's blocks go; the runner that runs the job provides it.
+
+    The queue, not the handler, decides where a block runs: on the shared queue for any worker,
+    or right here after the current task (a runner in immediate mode, as for ``--wait``
+    without a daemon).
+    """
+
+    def enqueue_block(self, job_id: str, index: int) -> None: ...
+
+    def pending_blocks(self, job_id: str) -> set[int]: ...
+
+
 class JobContext:
     """One running job: its row, workspace, log, progress reporting and cancel checks."""
 
-    def __init__(self, catalog, job: Mapping[str, Any], *, workspace: JobWorkspace,
-                 log: JobLog, stop_event: threading.Event | None = None,
-                 identity: str = ""):
+    def __init__(self, catalog: Catalog, job: Mapping[str, Any], *, workspace: JobWorkspace,
+                 log: JobLog, config: Config, blocks: BlockQueue,
+                 stop_event: threading.Event | None = None, identity: str = ""):
         self.catalog = catalog
+        self.config = config
+        self._blocks = blocks
         self.job_id: str = job["id"]
         self.kind: str = job["kind"]
         self.params: dict = dict(job.get("params") or {})
@@ -100,6 +133,16 @@ class JobContext:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in epoch_metrics.items())
         self.log.write(f"metrics: {shown}")
+
+    # -- blocks --------------------------------------------------------------------------
+
+    def enqueue_block(self, index: int) -> None:
+        """Hand block ``index`` of this job to the queue (run by whoever takes it)."""
+        self._blocks.enqueue_block(self.job_id, index)
+
+    def pending_blocks(self) -> set[int]:
+        """Indices of this job's blocks waiting on the queue."""
+        return self._blocks.pending_blocks(self.job_id)
 
     # -- stopping --------------------------------------------------------------------------
 

@@ -4,27 +4,32 @@
 default, ``RedisHuey`` when ``[queue] url`` names a Redis server (workers on other machines then
 share the queue). A queue message carries only a job id (and a block index for split
 segmentations); everything else about the job lives in its catalog row, so any process that sees
-the data folder can run it. Task bodies are imported lazily so that enqueuing (the web UI, the
-CLI) never pays for importing torch.
+the data folder can run it. The queue knows nothing of how a job runs: a process that consumes
+it attaches a :class:`TaskTarget` (the job runner) with :func:`attach_runner`, so enqueuing
+(the web UI, the CLI) never pays for importing torch.
 """
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 from biosegment.config import Config
+from biosegment.folder_names import QUEUE_FILE
 
-if TYPE_CHECKING:  # pragma: no cover
-    from biosegment.tasks.runner import JobRunner
+__all__ = ["make_huey", "QueueTasks", "TaskTarget", "queue_tasks", "attach_runner",
+           "pending_job_messages", "pending_blocks"]
 
-__all__ = ["make_huey", "QueueTasks", "queue_tasks", "attach_runner", "pending_job_messages",
-           "QUEUE_FILE"]
 
-QUEUE_FILE = "queue.db"
+class TaskTarget(Protocol):
+    """What executes the queue's tasks in a consuming process (a job runner)."""
+
+    def run_job(self, job_id: str) -> object: ...
+
+    def run_block(self, job_id: str, index: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -33,13 +38,13 @@ class QueueTasks:
 
     run_job: Callable        #: run_job(job_id): claim a queued job and run it (or split it)
     segment_block: Callable  #: segment_block(job_id, index): one z-block of a split segmentation
-    runner_factory: Callable[[], "JobRunner"]
-    runner: "JobRunner | None" = None
+    runner: TaskTarget | None = None
 
-    def current_runner(self) -> "JobRunner":
-        """The runner that executes tasks in this process (made on first use when none attached)."""
+    def current_runner(self) -> TaskTarget:
+        """The runner attached to execute tasks in this process."""
         if self.runner is None:
-            self.runner = self.runner_factory()
+            raise RuntimeError("this process consumes the queue without a job runner; "
+                               "attach one with biosegment.tasks.queue.attach_runner")
         return self.runner
 
 
@@ -58,26 +63,21 @@ def make_huey(config: Config) -> Huey:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey(config.queue.name, filename=str(config.state_dir / QUEUE_FILE),
                           results=False, utc=True, timeout=30)
-    _register_tasks(huey, config)
+    _register_tasks(huey)
     return huey
 
 
-def _register_tasks(huey: Huey, config: Config) -> None:
+def _register_tasks(huey: Huey) -> None:
     holder: list[QueueTasks] = []
 
     def run_job(job_id: str) -> None:
-        holder[0].current_runner().run_queued(job_id)
+        holder[0].current_runner().run_job(job_id)
 
     def segment_block(job_id: str, index: int) -> None:
         holder[0].current_runner().run_block(job_id, int(index))
 
-    def make_runner():
-        from biosegment.tasks.runner import JobRunner
-        return JobRunner(config, role="worker", huey=huey)
-
     tasks = QueueTasks(run_job=huey.task(name="run_job")(run_job),
-                       segment_block=huey.task(name="segment_block")(segment_block),
-                       runner_factory=make_runner)
+                       segment_block=huey.task(name="segment_block")(segment_block))
     holder.append(tasks)
     _TASKS[huey] = tasks
 
@@ -90,7 +90,7 @@ def queue_tasks(huey: Huey) -> QueueTasks:
         raise ValueError("this Huey instance was not made by biosegment.tasks.make_huey") from None
 
 
-def attach_runner(huey: Huey, runner: "JobRunner") -> None:
+def attach_runner(huey: Huey, runner: TaskTarget) -> None:
     """Make ``runner`` (with its identity and stop flag) execute the tasks this process consumes."""
     queue_tasks(huey).runner = runner
 
@@ -105,3 +105,9 @@ def pending_job_messages(huey: Huey) -> list[tuple[str, tuple]]:
         if kind is not None:
             out.append((kind, tuple(task.args or ())))
     return out
+
+
+def pending_blocks(huey: Huey, job_id: str) -> set[int]:
+    """Indices of the blocks of job ``job_id`` still waiting in the queue."""
+    return {int(args[1]) for kind, args in pending_job_messages(huey)
+            if kind == "segment_block" and len(args) == 2 and args[0] == job_id}

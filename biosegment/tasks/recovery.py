@@ -3,7 +3,7 @@
 A job whose process was killed (``kill -9``, a power cut, a worker machine that vanished) stays
 ``running`` in the catalog, and its queue message is gone: Huey removes a message when a worker
 takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (see
-:mod:`biosegment.daemon.pidlock`), puts them back to ``queued`` and onto the queue; the handlers
+:mod:`biosegment.folder_lock`), puts them back to ``queued`` and onto the queue; the handlers
 then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
 the catalog but have had no message on the queue for a while (a crash between the two writes)
 are enqueued again. A job whose cancel was requested before its runner died is marked ``cancelled``.
@@ -17,9 +17,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from biosegment.daemon.pidlock import runner_alive
+from biosegment.folder_lock import runner_alive
 from biosegment.tasks.queue import pending_job_messages, queue_tasks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from huey import Huey
+
+    from biosegment.catalog.store import Catalog
 
 __all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S"]
 
@@ -52,7 +58,7 @@ class RecoveryReport:
         return bool(self.requeued or self.enqueued or self.cancelled)
 
 
-def recover_jobs(catalog, huey, root: Path, *,
+def recover_jobs(catalog: Catalog, huey: Huey, root: Path, *,
                  queued_grace_s: float = QUEUED_GRACE_S) -> RecoveryReport:
     """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring.
 

@@ -7,6 +7,12 @@ longer queued, say cancelled or already taken, is skipped), and turns the handle
 the job's final state: ``succeeded`` with a result, ``failed`` with the reason, ``cancelled``, or
 back to ``queued`` (and onto the queue again) when this process is shutting down, so the job
 resumes from its checkpoint or last finished block wherever it runs next.
+
+The runner is the :class:`~biosegment.tasks.context.BlockQueue` of the jobs it runs, and it
+decides where their blocks go, as Huey's immediate mode does for tasks: a runner that consumes
+the shared queue puts them there for every worker; an immediate runner (a CLI running a job
+without a daemon, or any runner without a queue) runs them itself right after the job's task.
+Handlers never make that choice.
 """
 
 from __future__ import annotations
@@ -14,39 +20,32 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
-from biosegment.daemon.pidlock import PresenceLock
+from biosegment.folder_lock import PresenceLock
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
-from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
+from biosegment.tasks import queue
+from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext
 from biosegment.tasks.joblog import JobLog
+from biosegment.tasks.segment import run_segment, run_segment_block
+from biosegment.tasks.train import run_train
 from biosegment.tasks.workspace import JobWorkspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from huey import Huey
 
-__all__ = ["JobRunner", "CONTINUES", "job_handlers"]
+__all__ = ["JobRunner", "JOB_HANDLERS"]
 
 log = logging.getLogger(__name__)
 
-
-class _Continues:
-    """Returned by a handler whose job goes on in other tasks (the blocks of a segmentation)."""
-
-    def __repr__(self) -> str:
-        return "CONTINUES"
-
-
-CONTINUES = _Continues()
-
-
-def job_handlers() -> dict[str, Callable]:
-    """Kind -> handler(ctx, runner). Imported on first use: they pull in torch."""
-    from biosegment.tasks.segment import run_segment
-    from biosegment.tasks.train import run_train
-    return {"segment": run_segment, "train": run_train}
+#: Kind -> handler(ctx). The handlers import the engine (and torch) only when they run.
+JOB_HANDLERS: dict[str, Callable[[JobContext], object]] = {
+    "segment": run_segment,
+    "train": run_train,
+}
 
 
 class JobRunner:
@@ -55,15 +54,19 @@ class JobRunner:
     :param config: the configuration (data folder, engine device, ...).
     :param role: ``daemon``, ``worker`` or ``cli``: part of the identity written to job rows.
     :param huey: the queue, to put interrupted work back and to hand out z-blocks; None runs
-        everything inline and re-queues nothing (a CLI without a queue).
+        everything here and re-queues nothing (a CLI without a queue).
     :param stop_event: set when this process shuts down: running jobs stop at the next batch.
+    :param immediate: run a job's blocks here, after the job's own task, instead of putting
+        them on the queue; interrupted work still goes back to the queue.
     """
 
     def __init__(self, config: Config, *, role: str = "worker", huey: "Huey | None" = None,
-                 stop_event: threading.Event | None = None):
+                 stop_event: threading.Event | None = None, immediate: bool = False):
         self.config = config
         self.huey = huey
+        self.immediate = immediate or huey is None
         self.stop_event = stop_event or threading.Event()
+        self._here: deque[tuple[str, int]] = deque()  # blocks an immediate runner runs next
         self._presence = PresenceLock(config.data_dir, role).acquire()
         self.identity = self._presence.identity
 
@@ -72,18 +75,24 @@ class JobRunner:
 
     # -- queue entry points ----------------------------------------------------------------
 
-    def run_queued(self, job_id: str) -> dict | None:
-        """Claim and run a queued job; split segmentations hand their blocks to the queue."""
-        return self._claim_and_run(job_id, inline=False)
+    def run_job(self, job_id: str) -> dict | None:
+        """Claim and run a queued job; return its row as the task left it.
 
-    def run_now(self, job_id: str) -> dict | None:
-        """Claim and run a queued job entirely in this thread (``--wait`` without a daemon)."""
-        return self._claim_and_run(job_id, inline=True)
+        An immediate runner also runs the job's blocks before returning, so the row is final.
+        """
+        row = self._claim_and_run(job_id)
+        if not self._here:
+            return row
+        while self._here:
+            self.run_block(*self._here.popleft())
+        catalog = open_catalog(self.config.data_dir)
+        try:
+            return catalog.job(job_id)
+        finally:
+            catalog.close()
 
     def run_block(self, job_id: str, index: int) -> None:
         """Run one z-block of a split segmentation (and assemble it if it was the last)."""
-        from biosegment.tasks.segment import run_segment_block
-
         catalog = open_catalog(self.config.data_dir)
         try:
             try:
@@ -94,31 +103,37 @@ class JobRunner:
             if row["state"] != "running":
                 return  # cancelled, failed, finished, or re-queued for a fresh plan
             row = catalog.update_job(job_id, worker=self.identity)
-            self._execute(catalog, row, lambda ctx: run_segment_block(ctx, self, index),
+            self._execute(catalog, row, lambda ctx: run_segment_block(ctx, index),
                           on_shutdown=lambda ctx: self._block_interrupted(catalog, ctx, index),
                           label=f"block {index}")
         finally:
             catalog.close()
 
-    # -- queue helpers ---------------------------------------------------------------------
+    # -- the block queue of the jobs it runs ------------------------------------------------
 
-    def enqueue_job(self, job_id: str) -> bool:
+    def enqueue_block(self, job_id: str, index: int) -> None:
+        """Put a block on the queue, or (immediate) run it here after the current task."""
+        if self.immediate:
+            if (job_id, index) not in self._here:
+                self._here.append((job_id, index))
+            return
+        queue.queue_tasks(self.huey).segment_block(job_id, index)
+
+    def pending_blocks(self, job_id: str) -> set[int]:
+        if self.immediate:
+            return {index for owner, index in self._here if owner == job_id}
+        return queue.pending_blocks(self.huey, job_id)
+
+    def _give_back(self, job_id: str) -> bool:
+        """Put a job that this process will not run onto the queue, for another runner."""
         if self.huey is None:
             return False
-        from biosegment.tasks.queue import queue_tasks
-        queue_tasks(self.huey).run_job(job_id)
-        return True
-
-    def enqueue_block(self, job_id: str, index: int) -> bool:
-        if self.huey is None:
-            return False
-        from biosegment.tasks.queue import queue_tasks
-        queue_tasks(self.huey).segment_block(job_id, index)
+        queue.queue_tasks(self.huey).run_job(job_id)
         return True
 
     # -- the work --------------------------------------------------------------------------
 
-    def _claim_and_run(self, job_id: str, *, inline: bool) -> dict | None:
+    def _claim_and_run(self, job_id: str) -> dict | None:
         catalog = open_catalog(self.config.data_dir)
         try:
             try:
@@ -133,7 +148,7 @@ class JobRunner:
                 # This process is shutting down (perhaps the message is the one it just sent
                 # for a job it interrupted): leave the job queued and the message on the queue
                 # for another runner or the next start, instead of starting work it would stop.
-                self.enqueue_job(job_id)
+                self._give_back(job_id)
                 return row
             claimed = catalog.try_claim_job(job_id, self.identity)
             if claimed is None:
@@ -141,12 +156,11 @@ class JobRunner:
             row = claimed
             if row["state"] != "running":
                 return row
-            handlers = job_handlers()
-            handler = handlers.get(row["kind"])
+            handler = JOB_HANDLERS.get(row["kind"])
             if handler is None:
                 return catalog.update_job(job_id, state="failed",
                                           message=f"unknown job kind {row['kind']!r}")
-            self._execute(catalog, row, lambda ctx: handler(ctx, self, inline=inline),
+            self._execute(catalog, row, handler,
                           on_shutdown=lambda ctx: self._job_interrupted(catalog, ctx),
                           label=row["kind"])
             return catalog.job(job_id)
@@ -161,7 +175,8 @@ class JobRunner:
         if row.get("log_path") != workspace.log_location:
             catalog.update_job(job_id, log_path=workspace.log_location)
         with job_log, JobContext(catalog, row, workspace=workspace, log=job_log,
-                                 stop_event=self.stop_event, identity=self.identity) as ctx:
+                                 config=self.config, blocks=self, stop_event=self.stop_event,
+                                 identity=self.identity) as ctx:
             job_log.write(f"{label}: attempt {row.get('attempts')} on {self.identity}")
             ctx.report(None, f"{label} started on {self.identity}", force=True)
             try:
@@ -197,14 +212,20 @@ class JobRunner:
     def _job_interrupted(self, catalog, ctx: JobContext) -> None:
         catalog.update_job(ctx.job_id, state="queued", eta=None,
                            message="interrupted by shutdown; resumes where it stopped")
-        if not self.enqueue_job(ctx.job_id):
+        if not self._give_back(ctx.job_id):
             ctx.log.write("no queue here: the next daemon or worker start resumes it")
 
     def _block_interrupted(self, catalog, ctx: JobContext, index: int) -> None:
+        if self.immediate:
+            # The job's blocks run nowhere but here: the whole job goes back on the queue and
+            # is planned again, from its finished blocks, wherever it runs next.
+            self._here.clear()
+            self._job_interrupted(catalog, ctx)
+            return
         # Other blocks may still be running elsewhere: only this block goes back on the queue;
         # if no runner is left, recovery re-plans the job from its finished blocks.
         catalog.update_job(ctx.job_id, message=f"block {index} interrupted; re-queued")
-        self.enqueue_block(ctx.job_id, index)
+        queue.queue_tasks(self.huey).segment_block(ctx.job_id, index)
 
     @staticmethod
     def _finish(catalog, job_id: str, **fields) -> None:

@@ -1,10 +1,12 @@
 """The ``segment`` job: dataset + model -> ``segmentations/<dataset>/<name>/`` (SPEC 2, 6).
 
 The volume is cut into z-blocks (the engine's block plan). Each finished block is saved in the
-job's parts folder and marked done, so a job that is cancelled, shut down or killed resumes from
-its last finished block. Run from the queue, a job with several blocks hands each block to the
-queue as its own task, so every worker that consumes the queue takes a share; in-process (``--wait``
-without a daemon) and for a one-block volume the blocks run right here. The runner that finishes
+job's parts folder, whose labels file is the record that the block is done, so a job that is
+cancelled, shut down or killed resumes from
+its last finished block. A job with several blocks hands each block to its runner's queue as its
+own task, so every worker that consumes the queue takes a share (a runner in immediate mode, as
+for ``--wait`` without a daemon, runs them itself); a one-block volume is computed right here,
+in the job's own task. The runner that finishes
 the last block assembles the labels and ``segmentation.json`` in a hidden staging folder and
 renames it into place, so readers see the whole result or nothing, then registers it in the
 catalog. Every step is idempotent: a job re-run after a crash at any point ends in one result.
@@ -22,21 +24,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from biosegment import __version__
-from biosegment.daemon.pidlock import runner_alive
+from biosegment.folder_lock import runner_alive
 from biosegment.errors import InputError
+from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
-from biosegment.tasks.context import JobContext
+from biosegment.tasks.context import CONTINUES, JobContext
 
-__all__ = ["run_segment", "run_segment_block", "SEGMENTATION_LABELS", "SEGMENTATION_CARD",
-           "segmentation_folder"]
+__all__ = ["run_segment", "run_segment_block", "segmentation_folder"]
 
-SEGMENTATION_LABELS = "labels.tif"
-SEGMENTATION_CARD = "segmentation.json"
-_DONE_DIR = "blocks-done"
 
 
 def segmentation_folder(root: Path, dataset: str, name: str) -> Path:
-    return resolve_inside(root, f"segmentations/{dataset}/{name}")
+    return resolve_inside(root, f"{SEGMENTATIONS_DIR}/{dataset}/{name}")
 
 
 @dataclass
@@ -52,7 +51,7 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = None,
+def _settings(ctx: JobContext, dims: int, normalisation: dict | None = None,
               zoom: float | None = None):
     from biosegment.engine.inference import InferenceSettings
 
@@ -64,53 +63,35 @@ def _settings(ctx: JobContext, runner, dims: int, normalisation: dict | None = N
         block_z=params.get("block_z"), batch_size=params.get("batch_size"),
         window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
-        device=params.get("device") or runner.config.engine.device,
+        device=params.get("device") or ctx.config.engine.device,
         normalisation=normalisation, zoom=zoom)
 
 
-def _open_inputs(ctx: JobContext, runner, stack: ExitStack) -> _Inputs:
+def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     from biosegment.engine import load_model
     from biosegment.engine.inference import block_plan
     from biosegment.volumes import open_volume
 
-    root = runner.config.data_dir
-    dataset = ctx.catalog.dataset(ctx.params["dataset"])
-    model_row = ctx.catalog.model(ctx.params["model"])
-    for row, what in ((dataset, "dataset"), (model_row, "model")):
-        if row.get("state") != "ok" or not row.get("location"):
-            raise InputError(f"{what} {row['name']!r} is {row.get('state')}: "
-                             f"{row.get('error') or 'not readable'}", where=what)
-    volume = stack.enter_context(open_volume(
-        resolve_inside(root, dataset["location"], source="catalog", where="datasets.location"),
-        dataset.get("file_type")))
-    model, card = load_model(resolve_inside(root, model_row["location"], source="catalog",
-                                            where="models.location"))
+    catalog = ctx.catalog
+    dataset = catalog.require_usable("dataset", ctx.params["dataset"])
+    model_row = catalog.require_usable("model", ctx.params["model"])
+    volume = stack.enter_context(open_volume(catalog.path_of(dataset), dataset.get("file_type")))
+    model, card = load_model(catalog.path_of(model_row))
     from biosegment.engine.pixel_size import zoom_for
 
     # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
     # trained for another pixel size sees membranes as thick as it learned them.
     zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
-    settings = _settings(ctx, runner, int(model.config["dims"]), dict(card.normalisation),
-                         zoom)
+    settings = _settings(ctx, int(model.config["dims"]), dict(card.normalisation), zoom)
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
 
-def _done_dir(ctx: JobContext) -> Path:
-    return ctx.workspace.folder / _DONE_DIR
+def _done_blocks(ctx: JobContext, inputs: _Inputs) -> set[int]:
+    """Blocks whose part is saved: the parts folder is the one record of finished blocks."""
+    from biosegment.engine.inference import finished_blocks
 
-
-def _done_blocks(ctx: JobContext) -> set[int]:
-    folder = _done_dir(ctx)
-    if not folder.is_dir():
-        return set()
-    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()}
-
-
-def _mark_done(ctx: JobContext, index: int) -> None:
-    folder = _done_dir(ctx)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / str(index)).touch()
+    return finished_blocks(ctx.workspace.parts_dir, inputs.blocks)
 
 
 def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int) -> None:
@@ -125,69 +106,58 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
                   parts_dir=ctx.workspace.parts_dir,
                   progress=lambda f: ctx.report((total_done + f) / count),
                   should_cancel=ctx.should_cancel)
-    _mark_done(ctx, index)
     ctx.log.write(f"block {index + 1}/{count} (z {z0}-{z1 - 1}) done")
 
 
 # -- entry points ---------------------------------------------------------------------------
 
 
-def run_segment(ctx: JobContext, runner, *, inline: bool):
+def run_segment(ctx: JobContext):
     """Handler of a claimed ``segment`` job; see the module docstring."""
-    from biosegment.tasks.runner import CONTINUES
-
-    finished = _already_published(ctx, runner)
+    finished = _already_published(ctx)
     if finished is not None:
         return finished
     with ExitStack() as stack:
-        inputs = _open_inputs(ctx, runner, stack)
+        inputs = _open_inputs(ctx, stack)
         count = len(inputs.blocks)
-        done = _done_blocks(ctx)
+        done = _done_blocks(ctx, inputs)
         todo = [i for i in range(count) if i not in done]
         ctx.log.write(f"{ctx.params['dataset']} {list(inputs.volume.shape)} with "
                       f"{ctx.params['model']}: {count} block(s), {len(done)} already done")
-        if todo and not inline and count > 1 and runner.huey is not None:
-            pending = _pending_blocks(runner, ctx.job_id)
-            for index in todo:
-                if index not in pending:
-                    runner.enqueue_block(ctx.job_id, index)
+        if todo and count > 1:
+            # Reported before the blocks are handed out: a runner may start on them at once.
             ctx.report(len(done) / count, f"{len(todo)} of {count} blocks queued for workers",
                        force=True)
+            pending = ctx.pending_blocks()
+            for index in todo:
+                if index not in pending:
+                    ctx.enqueue_block(index)
             return CONTINUES
         for index in todo:
-            _compute_block(ctx, inputs, index, len(_done_blocks(ctx)))
-        return _publish(ctx, runner, inputs)
+            _compute_block(ctx, inputs, index, len(_done_blocks(ctx, inputs)))
+        return _publish(ctx, inputs)
 
 
-def run_segment_block(ctx: JobContext, runner, index: int):
+def run_segment_block(ctx: JobContext, index: int):
     """Handler of one queued block; the runner that completes the set publishes the result."""
-    from biosegment.tasks.runner import CONTINUES
-
     with ExitStack() as stack:
-        inputs = _open_inputs(ctx, runner, stack)
+        inputs = _open_inputs(ctx, stack)
         if not 0 <= index < len(inputs.blocks):
             raise InputError(f"block {index} is not in the plan of {len(inputs.blocks)} blocks",
                              where="block")
-        done = _done_blocks(ctx)
+        done = _done_blocks(ctx, inputs)
         if index not in done:
             _compute_block(ctx, inputs, index, len(done))
-        if len(_done_blocks(ctx)) < len(inputs.blocks):
-            ctx.report(len(_done_blocks(ctx)) / len(inputs.blocks))
+        if len(_done_blocks(ctx, inputs)) < len(inputs.blocks):
+            ctx.report(len(_done_blocks(ctx, inputs)) / len(inputs.blocks))
             return CONTINUES
-        return _publish(ctx, runner, inputs)
+        return _publish(ctx, inputs)
 
 
 # -- publishing ------------------------------------------------------------------------------
 
 
-def _pending_blocks(runner, job_id: str) -> set[int]:
-    from biosegment.tasks.queue import pending_job_messages
-
-    return {int(args[1]) for kind, args in pending_job_messages(runner.huey)
-            if kind == "segment_block" and len(args) == 2 and args[0] == job_id}
-
-
-def _claim_assembly(ctx: JobContext, runner) -> bool:
+def _claim_assembly(ctx: JobContext) -> bool:
     """Only one runner assembles; a claim left by a dead runner is taken over."""
     claim = ctx.workspace.assembly_claim
     for _ in range(2):
@@ -198,14 +168,14 @@ def _claim_assembly(ctx: JobContext, runner) -> bool:
                 owner = claim.read_text(encoding="utf-8").strip()
             except OSError:
                 owner = ""
-            if owner == runner.identity:
+            if owner == ctx.identity:
                 return True
-            if runner_alive(runner.config.data_dir, owner):
+            if runner_alive(ctx.config.data_dir, owner):
                 return False
             claim.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(runner.identity)
+            handle.write(ctx.identity)
         return True
     return False
 
@@ -228,13 +198,12 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
     }
 
 
-def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
+def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
     from biosegment.engine.label_output import assemble_labels, label_file_name
-    from biosegment.tasks.runner import CONTINUES
 
-    if not _claim_assembly(ctx, runner):
+    if not _claim_assembly(ctx):
         return CONTINUES
-    root = Path(runner.config.data_dir)
+    root = Path(ctx.config.data_dir)
     dataset, name = ctx.params["dataset"], ctx.params["name"]
     final = segmentation_folder(root, dataset, name)
     if final.exists():
@@ -242,7 +211,7 @@ def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
         if existing.get("job") != ctx.job_id:
             raise InputError(f"segmentation {dataset}/{name} appeared while this job ran; "
                              "nothing was overwritten", source=relative_to_root(root, final))
-        return _register(ctx, runner, final, existing)
+        return _register(ctx, final, existing)
     ctx.report(None, "writing the segmentation", force=True)
     started = time.monotonic()
     # A dot-name: the watcher and the scan ignore the folder until it is renamed into place.
@@ -258,27 +227,27 @@ def _publish(ctx: JobContext, runner, inputs: _Inputs) -> dict:
         else:
             leftover.unlink()
     # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
-    output_format = ctx.params.get("output_format") or runner.config.engine.segmentation_format
+    output_format = ctx.params.get("output_format") or ctx.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
     if not (staging / labels_name).exists():
         assemble_labels(ctx.workspace.parts_dir, staging, output_format=output_format,
                         voxel_size=inputs.volume.voxel_size, classes=inputs.card.classes)
-    card = _card(ctx, inputs, f"segmentations/{dataset}/{name}/{labels_name}")
+    card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
     card["labels"] = labels_name
     (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n",
                                              encoding="utf-8")
     os.replace(staging, final)
-    ctx.log.write(f"wrote segmentations/{dataset}/{name}/ in {time.monotonic() - started:.1f} s")
-    return _register(ctx, runner, final, card)
+    ctx.log.write(f"wrote {relative_to_root(root, final)}/ in {time.monotonic() - started:.1f} s")
+    return _register(ctx, final, card)
 
 
-def _already_published(ctx: JobContext, runner) -> dict | None:
+def _already_published(ctx: JobContext) -> dict | None:
     """A re-run after a crash that followed the final rename only needs the catalog row."""
-    final = segmentation_folder(runner.config.data_dir, ctx.params["dataset"],
+    final = segmentation_folder(ctx.config.data_dir, ctx.params["dataset"],
                                 ctx.params["name"])
     card = _read_card(final) if final.is_dir() else {}
     if card.get("job") == ctx.job_id:
-        return _register(ctx, runner, final, card)
+        return _register(ctx, final, card)
     return None
 
 
@@ -290,8 +259,8 @@ def _read_card(folder: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _register(ctx: JobContext, runner, final: Path, card: dict) -> dict:
-    location = relative_to_root(runner.config.data_dir,
+def _register(ctx: JobContext, final: Path, card: dict) -> dict:
+    location = relative_to_root(ctx.config.data_dir,
                                 final / card.get("labels", SEGMENTATION_LABELS))
     ctx.catalog.upsert_segmentation(dataset=ctx.params["dataset"], name=ctx.params["name"],
                                     model=ctx.params["model"], location=location, state="ok",

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
 from biosegment.errors import InputError, NotFoundError
-from biosegment.paths import resolve_inside
+from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
 from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.workspace import JobWorkspace
 
@@ -154,16 +154,8 @@ class JobService:
         made unique). ``enqueue=False`` only creates the row, for a caller that runs it itself.
         """
         catalog = self.catalog
-        dataset_row = catalog.dataset(dataset)
-        if dataset_row.get("state") != "ok":
-            raise InputError(f"dataset {dataset!r} is {dataset_row.get('state')}: "
-                             f"{dataset_row.get('error') or 'its files are not readable'}",
-                             where="dataset")
-        model_row = catalog.model(model)
-        if model_row.get("state") != "ok":
-            raise InputError(f"model {model!r} is {model_row.get('state')}: "
-                             f"{model_row.get('error') or 'its file is not readable'}",
-                             where="model")
+        catalog.require_usable("dataset", dataset)
+        catalog.require_usable("model", model)
         checked = _checked_options(options, SEGMENT_OPTIONS)
         if "output_format" in checked:
             from biosegment.engine.label_output import label_file_name
@@ -172,7 +164,7 @@ class JobService:
         if checked.get("block_z") == 0:
             raise InputError("must be at least 1", where="block_z")
         existing = {s["name"] for s in catalog.segmentations(dataset)}
-        on_disk = self.root / "segmentations" / dataset
+        on_disk = self.root / SEGMENTATIONS_DIR / dataset
         if on_disk.is_dir():
             existing |= {p.name for p in on_disk.iterdir()}
         existing |= self._names_in_use("segment", "name", dataset=dataset)
@@ -198,18 +190,15 @@ class JobService:
         catalog = self.catalog
         source_dataset, annotation_name = self._training_source(annotation, dataset)
         if base_model is not None:
-            base_row = catalog.model(base_model)
-            if base_row.get("state") != "ok":
-                raise InputError(f"model {base_model!r} is {base_row.get('state')}",
-                                 where="base_model")
+            catalog.require_usable("model", base_model, where="base_model")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise InputError(f"expected a whole number of at least 1, got {epochs!r}",
                              where="epochs")
         checked = _checked_options(options, TRAIN_OPTIONS)
         existing = {m["name"] for m in catalog.models()}
-        models_dir = self.root / "models"
+        models_dir = self.root / MODELS_DIR
         if models_dir.is_dir():
-            existing |= {p.name.removesuffix(".pytorch") for p in models_dir.iterdir()}
+            existing |= {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
         existing |= self._names_in_use("train", "name")
         if name is not None:
             checked_name(name, where="name")
@@ -286,7 +275,7 @@ class JobService:
         location = row.get("log_path")
         if not location:
             return ""
-        path = resolve_inside(self.root, location, source="catalog", where=f"jobs.{row['id']}")
+        path = self.catalog.path_of(row, "log_path")
         try:
             with open(path, "rb") as handle:
                 size = handle.seek(0, 2)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.errors import InputError
+from biosegment.folder_names import (LAST_EPOCH_DIR, MODEL_CARD, MODEL_WEIGHTS, MODELS_DIR,
+                                     TRAINING_STATE)
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import JobContext
 
@@ -27,7 +29,7 @@ __all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
 #: A new network (no base model) unless the job's options say otherwise.
 DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
 # Files of the training folder that are working state, not part of the published model.
-_WORKING_FILES = ("training_state.pt", "last")
+_WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
 _TRAIN_KEYS = ("steps_per_epoch", "max_steps", "time_budget_s", "batch_size", "crop_size",
                "learning_rate", "validation_fraction", "seed")
 
@@ -36,10 +38,10 @@ def training_folder(ctx: JobContext) -> Path:
     return ctx.workspace.folder / "model"
 
 
-def _labels_from_annotation(root: Path, row: dict) -> dict[int, np.ndarray]:
+def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
     from biosegment.volumes import annotation_slice_name, read_png_slice
 
-    folder = resolve_inside(root, row["location"], source="catalog", where="annotations.location")
+    folder = catalog.path_of(row)
     slices = row.get("slices") or []
     if not slices:
         raise InputError("the annotation has no painted slices yet",
@@ -47,14 +49,13 @@ def _labels_from_annotation(root: Path, row: dict) -> dict[int, np.ndarray]:
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
 
-def _labels_from_ground_truth(root: Path, dataset: dict) -> np.ndarray:
+def _labels_from_ground_truth(catalog, dataset: dict) -> np.ndarray:
     from biosegment.volumes import is_binary_mask, open_volume, read_class_ids
 
     location = dataset.get("ground_truth")
     if not location:
         raise InputError(f"dataset {dataset['name']!r} has no ground truth", where="dataset")
-    with open_volume(resolve_inside(root, location, source="catalog",
-                                    where="datasets.ground_truth")) as labels:
+    with open_volume(catalog.path_of(dataset, "ground_truth")) as labels:
         binary = is_binary_mask(labels)
         return np.asarray(read_class_ids(labels.read_block(0, labels.shape[0]), binary=binary),
                           dtype=np.uint8)
@@ -78,34 +79,30 @@ def _classes_for(ctx: JobContext, dataset: dict) -> list[dict] | None:
     return [by_id[i] for i in range(len(by_id))]
 
 
-def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
+def run_train(ctx: JobContext) -> dict:
     """Handler of a claimed ``train`` job; see the module docstring."""
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import train_model
     from biosegment.volumes import open_volume
 
     params = ctx.params
-    root = Path(runner.config.data_dir)
-    final = resolve_inside(root, f"models/{params['name']}")
+    root = Path(ctx.config.data_dir)
+    final = resolve_inside(root, f"{MODELS_DIR}/{params['name']}")
     if _published_by(final, ctx.job_id):
-        return _register(ctx, runner, final)
+        return _register(ctx, final)
     catalog = ctx.catalog
-    dataset = catalog.dataset(params["dataset"])
-    if dataset.get("state") != "ok":
-        raise InputError(f"dataset {dataset['name']!r} is {dataset.get('state')}",
-                         where="dataset")
+    dataset = catalog.require_usable("dataset", params["dataset"])
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
-        labels = _labels_from_annotation(root, annotation)
+        labels = _labels_from_annotation(catalog, annotation)
         source = f"annotations/{params['dataset']}/{params['annotation']}"
     else:
-        labels = _labels_from_ground_truth(root, dataset)
+        labels = _labels_from_ground_truth(catalog, dataset)
         source = dataset.get("ground_truth")
     base_path = None
     if params.get("base_model"):
-        base_row = catalog.model(params["base_model"])
-        base_path = resolve_inside(root, base_row["location"], source="catalog",
-                                   where="models.location")
+        base_row = catalog.require_usable("model", params["base_model"], where="base_model")
+        base_path = catalog.path_of(base_row)
     folder = training_folder(ctx)
     state = load_training_state(folder)
     if state is not None:
@@ -114,15 +111,13 @@ def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
     architecture = {key: params[key] for key in DEFAULT_ARCHITECTURE if key in params}
     architecture = {**DEFAULT_ARCHITECTURE, **architecture}
     options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
-    with open_volume(resolve_inside(root, dataset["location"], source="catalog",
-                                    where="datasets.location"),
-                     dataset.get("file_type")) as volume:
+    with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
         result = train_model(
             training=[(volume, labels)], output=folder,
             architecture=None if base_path else architecture, base_model=base_path,
             classes=_classes_for(ctx, dataset) if base_path is None else None,
             name=params["name"], epochs=params.get("epochs"),
-            device=params.get("device") or runner.config.engine.device,
+            device=params.get("device") or ctx.config.engine.device,
             parent=params.get("base_model"), resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
@@ -134,7 +129,7 @@ def run_train(ctx: JobContext, runner, *, inline: bool) -> dict:
         raise InputError("training ended before a single epoch finished; nothing to save",
                          where="epochs")
     _publish(ctx, folder, final)
-    return _register(ctx, runner, final, stopped_by=result.stopped_by,
+    return _register(ctx, final, stopped_by=result.stopped_by,
                      best_epoch=result.best_epoch)
 
 
@@ -154,7 +149,7 @@ def _published_by(final: Path, job_id: str) -> bool:
     """True when ``models/<name>/`` is this job's output (a re-run after the rename)."""
     from biosegment.engine.model_card import ModelCard
 
-    card_path = final / "model.json"
+    card_path = final / MODEL_CARD
     if not card_path.is_file():
         return False
     try:
@@ -166,7 +161,7 @@ def _published_by(final: Path, job_id: str) -> bool:
 
 def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
     if final.exists():
-        raise InputError(f"models/{final.name} appeared while this job ran; nothing was "
+        raise InputError(f"{MODELS_DIR}/{final.name} appeared while this job ran; nothing was "
                          "overwritten (the trained model stays in the job folder)",
                          where="name")
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +169,7 @@ def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
     # leaves either a resumable job folder or a published model, never neither.
     os.replace(folder, final)
     _drop_working_files(final)
-    ctx.log.write(f"model saved to models/{final.name}/")
+    ctx.log.write(f"model saved to {MODELS_DIR}/{final.name}/")
 
 
 def _drop_working_files(folder: Path) -> None:
@@ -186,13 +181,13 @@ def _drop_working_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _register(ctx: JobContext, runner, final: Path, **extra) -> dict:
+def _register(ctx: JobContext, final: Path, **extra) -> dict:
     from biosegment.engine import load_model
 
-    root = Path(runner.config.data_dir)
+    root = Path(ctx.config.data_dir)
     _drop_working_files(final)
     _, card = load_model(final)
-    location = relative_to_root(root, final / "model.pytorch")
+    location = relative_to_root(root, final / MODEL_WEIGHTS)
     ctx.catalog.upsert_model(name=final.name, location=location,
                              architecture=dict(card.architecture), classes=list(card.classes),
                              parent=ctx.params.get("base_model"),

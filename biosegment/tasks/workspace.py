@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosegment.folder_names import JOBS_DIR
 from biosegment.paths import relative_to_root
 
-__all__ = ["JobWorkspace", "JOBS_DIR_NAME"]
-
-JOBS_DIR_NAME = "jobs"
+__all__ = ["JobWorkspace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +31,7 @@ class JobWorkspace:
 
     @property
     def folder(self) -> Path:
-        return self.state_dir / JOBS_DIR_NAME / self.job_id
+        return self.state_dir / JOBS_DIR / self.job_id
 
     @property
     def log_file(self) -> Path:
@@ -43,10 +42,6 @@ class JobWorkspace:
         """The log's location relative to the data folder (what the job row stores)."""
         return relative_to_root(self.root, self.log_file)
 
-    @property
-    def checkpoint_file(self) -> Path:
-        """Training state written after every epoch, read back when a job resumes."""
-        return self.folder / "checkpoint.pt"
 
     @property
     def parts_dir(self) -> Path:

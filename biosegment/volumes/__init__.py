@@ -16,6 +16,7 @@ from biosegment.volumes.base import (SUPPORTED_DTYPES, PyramidLevel, VolumeInfo,
                                      normalise)
 from biosegment.volumes.containers import CONTAINER_FILE_SUFFIXES, storage_path, volume_stem
 from biosegment.volumes.labels import is_binary_mask, read_class_ids
+from biosegment.volumes.limits import VolumeLimits, set_volume_limits, volume_limits
 from biosegment.volumes.naming import IMAGE_SUFFIXES, natural_sort_key
 from biosegment.volumes.opening import (CONTAINER_TYPES, FILE_TYPES, detect_file_type,
                                         find_volume_in_folder, is_volume_container,
@@ -57,4 +58,7 @@ __all__ = [
     "write_png_slice",
     "read_png_slice",
     "annotation_slice_name",
+    "VolumeLimits",
+    "set_volume_limits",
+    "volume_limits",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 from biosegment.errors import VolumeError
 from biosegment.volumes.base import PyramidLevel, VolumeInfo, VolumeReader
 from biosegment.volumes.failures import multichannel_error, volume_errors
+from biosegment.volumes.limits import check_volume_claims
 
 __all__ = ["ArrayVolumeReader", "LevelSource", "StackLayout", "level_voxel_size",
            "stack_layout"]
@@ -57,7 +58,8 @@ def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
                  source: object, *, where: str | None = None) -> StackLayout:
     """Read a 2-D, 3-D or n-D array (leading axes of size 1) as a (z, y, x) stack.
 
-    :raises VolumeError: for 1-D arrays and leading axes longer than 1 (channels, time).
+    :raises VolumeError: for 1-D arrays, leading axes longer than 1 (channels, time), and
+        shapes or chunk grids beyond the configured :mod:`~biosegment.volumes.limits`.
     """
     dims = tuple(int(d) for d in shape)
     spatial_chunks = tuple(int(c) for c in chunks) if chunks else None
@@ -66,6 +68,7 @@ def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
                           source=source, where=where)
     if len(dims) == 2:
         plane_chunks = (1, *spatial_chunks[-2:]) if spatial_chunks else None
+        check_volume_claims((1, dims[0], dims[1]), plane_chunks, source, where=where)
         return StackLayout(_PlaneAsStack(array), 0, (1, dims[0], dims[1]), plane_chunks)
     lead = len(dims) - 3
     if any(d != 1 for d in dims[:lead]):
@@ -74,6 +77,8 @@ def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
     if min(dims[lead:]) < 1:
         raise VolumeError(f"array of shape {list(dims)} is empty", source=source, where=where)
     volume_chunks = spatial_chunks[-3:] if spatial_chunks else None
+    # before anything indexes the array: a header's claims are checked, not believed
+    check_volume_claims(dims[lead:], volume_chunks, source, where=where)
     return StackLayout(array, lead, dims[lead:], volume_chunks)  # type: ignore[arg-type]
 
 

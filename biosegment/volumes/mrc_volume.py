@@ -74,10 +74,31 @@ def _open(path: Path):
             warnings.simplefilter("ignore", RuntimeWarning)
             handle = mrcfile.mmap(path, mode="r", permissive=True)
     if handle.data is None:
+        reason = _missing_data_reason(handle, path)
         handle.close()
-        raise VolumeError("no image data after the header (truncated or not an MRC file)",
-                          source=path)
+        raise VolumeError(reason, source=path)
     return handle
+
+
+# bytes per voxel of each MRC mode (complex modes included, so their claim can be told)
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
+
+
+def _missing_data_reason(handle, path: Path) -> str:
+    """Why mrcfile found no data: usually a header that claims more than the file holds."""
+    header = handle.header
+    try:
+        nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
+        per_voxel = _MODE_BYTES.get(int(header.mode))
+        start = 1024 + int(header.nsymbt)
+        held = max(0, path.stat().st_size - start)
+    except (AttributeError, ValueError, OSError):
+        return "no image data after the header (truncated or not an MRC file)"
+    if per_voxel is None:
+        return f"no image data after the header (unknown mode {int(header.mode)})"
+    claimed = nx * ny * nz * per_voxel
+    return (f"truncated: the header claims {nz} x {ny} x {nx} voxels of mode {int(header.mode)} "
+            f"({claimed} bytes) but the file holds {held} bytes after the header")
 
 
 def _describe(handle, path: Path):

@@ -23,6 +23,7 @@ from biosegment.volumes.containers import (HDF5_SUFFIXES, MRC_SUFFIXES, containe
                                            is_n5_folder, is_zarr_folder, normalise_key,
                                            split_container_path)
 from biosegment.volumes.hdf5_volume import open_hdf5, probe_hdf5
+from biosegment.volumes.limits import check_volume_claims
 from biosegment.volumes.mrc_volume import open_mrc, probe_mrc
 from biosegment.volumes.n5_volume import open_n5, probe_n5
 from biosegment.volumes.naming import (IMAGE_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES,
@@ -243,10 +244,14 @@ def probe_volume(path: Path, file_type: str | None = None, *,
         several); likewise ``zarr`` and ``omezarr`` report what the store holds.
     :param key: the array inside a container (HDF5, Zarr, N5).
     :returns: the volume's :class:`VolumeInfo`; its ``key`` is the one read.
-    :raises VolumeError: for a missing, unreadable or unsupported volume, naming the file.
+    :raises VolumeError: for a missing, unreadable or unsupported volume, or one whose headers
+        claim more than the configured limits (:mod:`~biosegment.volumes.limits`), naming the
+        file.
     """
     path, file_type, key = _resolve(path, file_type, key)
-    return _PROBES[file_type](path, key)
+    info = _PROBES[file_type](path, key)
+    check_volume_claims(info.shape, None, info.path)
+    return info
 
 
 def open_volume(path: Path, file_type: str | None = None, *,
@@ -260,4 +265,10 @@ def open_volume(path: Path, file_type: str | None = None, *,
     :raises VolumeError: for a missing, unreadable or unsupported volume, naming the file.
     """
     path, file_type, key = _resolve(path, file_type, key)
-    return _OPENERS[file_type](path, key)
+    reader = _OPENERS[file_type](path, key)
+    try:
+        check_volume_claims(reader.shape, reader.chunks, reader.info.path)
+    except BaseException:
+        reader.close()
+        raise
+    return reader

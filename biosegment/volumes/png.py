@@ -91,8 +91,17 @@ def decode_png(path: Path, *, where: str | None = None) -> np.ndarray:
     return np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))
 
 
-def read_png_slice(path: Path) -> np.ndarray:
-    """Read one uint8 label or annotation slice; VolumeError if it is not 8-bit greyscale."""
+def read_png_slice(path: Path, *, expected: tuple[int, int] | None = None) -> np.ndarray:
+    """Read one uint8 label or annotation slice; VolumeError if it is not 8-bit greyscale.
+
+    With ``expected`` (height, width), a file whose header claims another size is refused
+    before anything is decoded, so a small file claiming gigapixels costs nothing.
+    """
+    if expected is not None:
+        header = read_png_header(path)
+        if (header.height, header.width) != tuple(expected):
+            raise VolumeError(f"slice is {header.width}x{header.height} pixels, expected "
+                              f"{expected[1]}x{expected[0]}", source=path)
     pixels = decode_png(path)
     if pixels.dtype != np.uint8:
         raise VolumeError(f"expected an 8-bit slice of class ids, found {pixels.dtype.name}",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.errors import CancelledError
+from biosegment.folder_names import CACHE_DIR, STATE_DIR
 from biosegment.volumes.base import PyramidLevel, VolumeInfo, VolumeReader
 from biosegment.volumes.containers import storage_path
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, pyramid_shapes
@@ -32,7 +33,7 @@ __all__ = ["PyramidCache", "PyramidVolumeReader", "build_pyramid", "open_with_py
 #: Volumes whose slices are at most this many pixels on a side are shown without a pyramid.
 PYRAMID_MIN_SIZE = 2048
 #: Where a data folder keeps its cached pyramids, relative to its root.
-CACHE_LOCATION = ".biosegment/cache/pyramids"
+CACHE_LOCATION = f"{STATE_DIR}/{CACHE_DIR}/pyramids"
 
 
 def needs_pyramid(reader: VolumeReader, *, min_size: int = PYRAMID_MIN_SIZE) -> bool:

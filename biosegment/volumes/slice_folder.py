@@ -138,3 +138,26 @@ class SliceFolderReader(VolumeReader):
             raise VolumeError(f"slice holds {plane.dtype} but the volume holds {self.dtype}",
                               source=path, where=where)
         return plane
+
+    def read_block(self, z0: int, z1: int, y: slice | None = None,
+                   x: slice | None = None) -> np.ndarray:
+        if self._info.file_type != "tifseq" or (y is None and x is None) or z0 == z1:
+            return super().read_block(z0, z1, y, x)
+        depth = self._info.shape[0]
+        if not (0 <= z0 <= z1 <= depth):
+            raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")
+        # A window of TIFF slices: each file decodes only the strips or tiles the window
+        # covers (or is memory-mapped), so a tile of huge slices never costs whole slices.
+        from biosegment.volumes.tiff_stack import open_tiff_stack
+
+        planes = []
+        for z in range(z0, z1):
+            path = self._info.files[z]
+            with open_tiff_stack(path) as one:
+                if one.shape != (1, *self._info.shape[1:]) or one.dtype != self.dtype:
+                    raise VolumeError(f"slice is {one.shape[1]}x{one.shape[2]} {one.dtype} but "
+                                      f"the volume is {self._info.shape[1]}x"
+                                      f"{self._info.shape[2]} {self.dtype}", source=path,
+                                      where=f"slice {z}")
+                planes.append(one.read_block(0, 1, y, x)[0])
+        return np.stack(planes)

@@ -61,6 +61,30 @@ def open_tiff_stack(path: Path) -> TiffStackReader:
     return TiffStackReader(_info(path, layout), layout, tif=tif)
 
 
+def _segments_covering(page, height: int, width: int, rows: np.ndarray,
+                       cols: np.ndarray) -> list[int] | None:
+    """Indices of the strips or tiles of ``page`` that hold the given rows and columns.
+
+    None when the page is not one plane of single-sample strips or tiles (then the caller
+    decodes it whole).
+    """
+    if int(getattr(page, "planarconfig", 1) or 1) != 1 and int(page.samplesperpixel or 1) > 1:
+        return None
+    count = len(page.dataoffsets)
+    if page.is_tiled:
+        tile_rows, tile_cols = int(page.tilelength), int(page.tilewidth)
+        across = -(-width // tile_cols)
+        if count != across * -(-height // tile_rows) or int(page.tiledepth or 1) != 1:
+            return None
+        wanted_rows = np.unique(rows // tile_rows)
+        wanted_cols = np.unique(cols // tile_cols)
+        return [int(r) * across + int(c) for r in wanted_rows for c in wanted_cols]
+    per_strip = min(int(page.rowsperstrip or height), height)
+    if count != -(-height // per_strip):
+        return None
+    return [int(i) for i in np.unique(rows // per_strip)]
+
+
 class TiffStackReader(VolumeReader):
     """A TIFF stack; built by :func:`open_tiff_stack`, which decides how slices are read."""
 
@@ -107,14 +131,18 @@ class TiffStackReader(VolumeReader):
 
     def read_block(self, z0: int, z1: int, y: slice | None = None,
                    x: slice | None = None) -> np.ndarray:
-        if self._memmap is None:
-            return super().read_block(z0, z1, y, x)
         depth = self._info.shape[0]
         if not (0 <= z0 <= z1 <= depth):
             raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")
         ys = y if y is not None else slice(None)
         xs = x if x is not None else slice(None)
-        return self._from_memmap(np.s_[z0:z1, ys, xs])
+        if self._memmap is not None:
+            return self._from_memmap(np.s_[z0:z1, ys, xs])
+        if (y is None and x is None) or z0 == z1 or (ys.step or 1) < 0 or (xs.step or 1) < 0:
+            return super().read_block(z0, z1, y, x)
+        # A window of a compressed page: decode only the strips or tiles it covers, so a tile
+        # of a 30000 x 30000 slice costs a few strips of memory, not the whole slice.
+        return np.stack([self._decode_window(z, ys, xs) for z in range(z0, z1)])
 
     def _from_memmap(self, index) -> np.ndarray:
         memmap, handle = self._memmap, self._mapped_file
@@ -143,6 +171,56 @@ class TiffStackReader(VolumeReader):
                                     expected_dtype=self._layout.dtype)
                 plane = np.asarray(page.asarray()).reshape(self._info.shape[1:])
         return plane.astype(self._layout.dtype, copy=False)
+
+    def _decode_window(self, z: int, ys: slice, xs: slice) -> np.ndarray:
+        height, width = self._info.shape[1:]
+        rows = np.arange(*ys.indices(height))
+        cols = np.arange(*xs.indices(width))
+        out = np.zeros((rows.size, cols.size), dtype=self._layout.dtype)
+        if not rows.size or not cols.size:
+            return out
+        path = self._info.path
+        where = f"page {z}"
+        with self._lock:
+            if self._tif is None:
+                raise ValueError(f"{path} is closed")
+            with volume_errors(path, "decoding the TIFF page", where=where):
+                # a light frame (offsets only) instead of a fully parsed page: a y-plane of a
+                # 20000-page stack touches every page, and parsing each costs ten times more
+                pages = self._tif.pages
+                previous = pages.useframes
+                pages.useframes = True
+                try:
+                    page = pages[z]
+                finally:
+                    pages.useframes = previous
+                keyframe = getattr(page, "keyframe", page)
+                check_page_geometry(keyframe, path, where=where, expected=(height, width),
+                                    expected_dtype=self._layout.dtype)
+                segments = _segments_covering(keyframe, height, width, rows, cols)
+                if segments is None:  # an unusual layout: decode the page, then cut
+                    plane = np.asarray(page.asarray()).reshape(height, width)
+                    return plane[np.ix_(rows, cols)].astype(self._layout.dtype, copy=False)
+                handle = self._tif.filehandle
+                for index in segments:
+                    offset, count = page.dataoffsets[index], page.databytecounts[index]
+                    if not count:
+                        continue  # a segment never written reads as zeros
+                    handle.seek(offset)
+                    data = handle.read(count)
+                    if len(data) != count:
+                        raise VolumeError(f"truncated: segment {index} needs {count} bytes at "
+                                          f"offset {offset}", source=path, where=where)
+                    segment, start, _ = page.decode(data, index)
+                    if segment is None:
+                        continue
+                    pixels = np.asarray(segment).reshape(segment.shape[-3], segment.shape[-2])
+                    y0, x0 = int(start[-3]), int(start[-2])
+                    in_rows = (rows >= y0) & (rows < y0 + pixels.shape[0])
+                    in_cols = (cols >= x0) & (cols < x0 + pixels.shape[1])
+                    out[np.ix_(in_rows, in_cols)] = pixels[np.ix_(rows[in_rows] - y0,
+                                                                  cols[in_cols] - x0)]
+        return out
 
     def close(self) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from biosegment.volumes.array_reader import (ArrayVolumeReader, LevelSource, Sta
                                              stack_layout)
 from biosegment.volumes.base import PyramidLevel, VolumeInfo
 from biosegment.volumes.containers import choose_key, is_zarr_folder, normalise_key
+from biosegment.volumes.zarr_deadline import DeadlineArray
 from biosegment.volumes.failures import checked_dtype, volume_errors
 from biosegment.volumes.ome_ngff import Multiscale, is_bioformats2raw, read_multiscale
 
@@ -90,7 +91,8 @@ def _chunks(array) -> tuple[int, ...]:
 
 
 def _layout(array, path: Path, where: str) -> StackLayout:
-    return stack_layout(array, array.shape, _chunks(array), path, where=where)
+    return stack_layout(DeadlineArray(array, path), array.shape, _chunks(array), path,
+                        where=where)
 
 
 def _attribute_voxel_size(attributes: Mapping) -> tuple[float, float, float] | None:

@@ -3,21 +3,46 @@
 Logging in checks the form's pre-login CSRF token (kept in the signed cookie, so another site
 cannot log a browser into an account of its choosing), then the name and password; success
 starts a server-side session and sends the person where they were going. Every attempt is in
-the audit log. On 127.0.0.1 there is nobody to log in as, and ``/login`` leads to the dashboard.
+the audit log with its real reason, while the person is told the same words whether the name
+is unknown, the password wrong or the name locked. Failed logins are throttled per client
+address, and an admin name locked by someone else's guesses still lets its owner in from this
+computer (or with an admin's API token). On 127.0.0.1 there is nobody to log in as, and
+``/login`` leads to the dashboard.
 """
 
 from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, redirect, render_template, request, session
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session
 
+from biosegment.accounts.exposure import is_loopback
+from biosegment.accounts.throttle import LoginThrottle
+from biosegment.accounts.users import LOGIN_REFUSED
 from biosegment.webui.auth import (auth_settings, current_user, login_csrf_token,
                                    request_accounts, safe_next_path)
 
 __all__ = ["bp"]
 
 bp = Blueprint("accounts", __name__)
+
+
+def _throttle() -> LoginThrottle:
+    """The app's count of failed logins by client address (biosegment.accounts.throttle)."""
+    return current_app.extensions.setdefault("biosegment_login_throttle", LoginThrottle())
+
+
+def _admin_may_pass_lock(accounts) -> bool:
+    """A login from this computer, or one that also carries an admin's API token, may pass the
+    lockout of an admin name: whoever can lock a name out from the network cannot lock out
+    the person who administers the installation."""
+    if is_loopback(request.remote_addr):
+        return True
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    owner = accounts.user_for_token(credential.strip())
+    return owner is not None and owner["role"] == "admin"
 
 
 def _form(error: str | None, status: int, next_path: str) -> Response:
@@ -38,13 +63,23 @@ def login():
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         return _form("The form was too old or came from elsewhere; please try again.", 403,
                      next_path)
+    address = request.remote_addr
+    wait = _throttle().retry_after(address)
+    if wait:
+        # checked before the password: guessing from one address costs it nothing but time
+        response = _form(f"Too many failed logins from this address; try again in "
+                         f"{int(wait) + 1} seconds.", 429, next_path)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     name = request.form.get("name", "")
     accounts = request_accounts()
-    user, reason = accounts.authenticate(name, request.form.get("password", ""))
+    user, reason = accounts.authenticate(name, request.form.get("password", ""),
+                                         admin_may_pass_lock=_admin_may_pass_lock(accounts))
     if user is None:
+        _throttle().failed(address)
         accounts.record(name[:64] or "?", "login.failed", target=name[:64],
-                        detail={"reason": reason}, remote=request.remote_addr)
-        return _form(reason.capitalize() + ".", 401, next_path)
+                        detail={"reason": reason}, remote=address)
+        return _form(LOGIN_REFUSED[0].upper() + LOGIN_REFUSED[1:] + ".", 401, next_path)
     session_id, _ = accounts.start_session(user["id"])
     session.clear()  # a fresh cookie: nothing from before the login carries over
     session["sid"] = session_id

@@ -10,7 +10,7 @@ probe the daemon uses, so the UI and a rescan always agree.
 from __future__ import annotations
 
 import json
-import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,10 @@ import numpy as np
 from biosegment.catalog.probe import annotation_facts
 from biosegment.catalog.rows import now_iso
 from biosegment.errors import NotFoundError
-from biosegment.paths import resolve_inside
+from biosegment.paths import ensure_inside, resolve_inside
 from biosegment.volumes import annotation_slice_name, read_png_slice, write_png_slice
+from biosegment.volumes.atomic import AtomicFile
+from biosegment.volumes.png import read_png_header
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import UNPAINTED
 
@@ -34,10 +36,21 @@ def annotation_location(dataset: str, name: str) -> str:
 
 
 def _write_json_atomically(path: Path, document: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
-                         encoding="utf-8")
-    os.replace(temporary, path)
+    # a unique temporary name per writer: concurrent saves never rename each other's file
+    with AtomicFile(path) as target:
+        target.file.write((json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+                          .encode("utf-8"))
+
+
+_locks_guard = threading.Lock()
+_folder_locks: dict[str, threading.Lock] = {}
+
+
+def _folder_lock(folder: Path) -> threading.Lock:
+    """One lock per annotation folder: ``annotation.json`` is read, changed and written back,
+    and two saves doing that at once would each lose the other's change."""
+    with _locks_guard:
+        return _folder_locks.setdefault(str(folder), threading.Lock())
 
 
 def _refresh_row(catalog, root: Path, dataset: str, name: str, location: str,
@@ -80,6 +93,11 @@ def load_slice(root: Path, row: dict, z: int, size: tuple[int, int]) -> np.ndarr
     file = _folder(root, row) / annotation_slice_name(z)
     if not file.is_file():
         return np.full(size, UNPAINTED, dtype=np.uint8)
+    ensure_inside(root, file)  # a slice linked to a file outside is never served
+    header = read_png_header(file)  # the size first: decoding follows what the file claims
+    if (header.height, header.width) != tuple(size):
+        raise ApiError(409, f"{file.name} is {header.width}x{header.height}, the dataset "
+                            f"slices {size[1]}x{size[0]}", field="z")
     labels = read_png_slice(file)
     if labels.shape != tuple(size):
         raise ApiError(409, f"{file.name} is {labels.shape[1]}x{labels.shape[0]}, the dataset "
@@ -102,6 +120,12 @@ def check_labels(labels: np.ndarray, classes: list[dict] | None) -> None:
 def save_slice(catalog, root: Path, row: dict, z: int, labels: np.ndarray) -> dict:
     """Store slice ``z`` (or remove it when nothing is painted) and refresh the catalog row."""
     folder = _folder(root, row)
+    with _folder_lock(folder):
+        return _save_slice_locked(catalog, root, row, folder, z, labels)
+
+
+def _save_slice_locked(catalog, root: Path, row: dict, folder: Path, z: int,
+                       labels: np.ndarray) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / annotation_slice_name(z)
     if np.all(labels == UNPAINTED):

@@ -14,7 +14,13 @@ from flask_openapi3 import Info, OpenAPI
 
 from biosegment import __version__
 from biosegment.config import Config
-from biosegment.webui.api import API_PREFIX, api_blueprints
+from biosegment.webui.api import (
+    API_PREFIX,
+    annotation_routes,
+    catalog_routes,
+    job_routes,
+    tile_routes,
+)
 from biosegment.webui.context import EXTENSION_KEY, WebState
 from biosegment.webui.errors import register_error_handlers, validation_error_response
 from biosegment.webui.security import install_security
@@ -52,12 +58,14 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_callback=validation_error_response,
     )
+    from biosegment.volumes.limits import limits_from, set_volume_limits
+    set_volume_limits(limits_from(config.limits))  # what the app's readers believe of headers
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
     app.config["OPENAPI_HTML_STRING"] = _docs_page()
     app.extensions[EXTENSION_KEY] = WebState(config, jobs=jobs)
-    register_error_handlers(app)
-    for blueprint in api_blueprints():
-        app.register_api(blueprint)
+    register_error_handlers(app, root=config.data_dir)
+    for routes in (catalog_routes, tile_routes, annotation_routes, job_routes):
+        app.register_api(routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
     install_security(app, config)  # logins beyond 127.0.0.1, CSRF, request bounds (SPEC 8)
 

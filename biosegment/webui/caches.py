@@ -60,6 +60,7 @@ class ReaderCache:
     def __init__(self, capacity: int = 16):
         self.capacity = capacity
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._opening: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get_or_open(self, key: Hashable, open_: Callable[[], Any]) -> Any:
@@ -67,11 +68,26 @@ class ReaderCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            value = open_()
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                _, dropped = self._items.popitem(last=False)
-                _close_quietly(dropped)
+            opening = self._opening.setdefault(key, threading.Lock())
+        # One opener per key, and none under the cache's lock: a volume that is slow to open
+        # (a network drive, a damaged file) must not hold up readers of every other volume.
+        with opening:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            try:
+                value = open_()
+            except BaseException:
+                with self._lock:
+                    self._opening.pop(key, None)
+                raise
+            with self._lock:
+                self._opening.pop(key, None)
+                self._items[key] = value
+                while len(self._items) > self.capacity:
+                    _, dropped = self._items.popitem(last=False)
+                    _close_quietly(dropped)
             return value
 
     def close(self) -> None:

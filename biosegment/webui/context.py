@@ -17,6 +17,7 @@ from flask import current_app
 from biosegment.config import Config
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import LayerStore
+from biosegment.webui.read_gate import ReadGate
 
 __all__ = ["WebState", "web_state", "EXTENSION_KEY"]
 
@@ -30,6 +31,8 @@ class WebState:
         self.config = config
         self.root: Path = Path(config.data_dir)
         self.layers = LayerStore(self.root)
+        self.reads = ReadGate(read_seconds=config.limits.read_seconds,
+                              heavy_reads=config.limits.heavy_reads)
         self._jobs = jobs
         self._owns_jobs = False
         self._catalog = None

@@ -11,12 +11,14 @@ from __future__ import annotations
 import html
 import json
 import logging
+from pathlib import Path
 
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from biosegment.errors import InputError, NotFoundError
+from biosegment.errors import InputError, NotFoundError, PathEscapeError, VolumeError
+from biosegment.webui.layers import LayerConflict, LayerError, OutsideLayer
 
 __all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
 
@@ -68,7 +70,22 @@ def validation_error_response(error: ValidationError) -> Response:
     return error_response(400, f"{field}: {first.get('msg', 'invalid value')}", field)
 
 
-def register_error_handlers(app: Flask) -> None:
+def _volume_problem(root: Path | None, exc: InputError) -> str:
+    """``EM/a.tif: page 3: reason``, the file relative to the data folder (never absolute)."""
+    from biosegment.catalog.probe import describe_error
+
+    if root is None:
+        return exc.reason
+    text = describe_error(root, exc)
+    if exc.source and Path(exc.source).is_absolute() and text.startswith(exc.source):
+        text = Path(exc.source).name + text[len(exc.source):]  # outside the folder: name only
+    return text
+
+
+def register_error_handlers(app: Flask, *, root: Path | None = None) -> None:
+    """Answer every failure as JSON (under ``/api/``); ``root``, the data folder, lets errors
+    about files name them relative to it."""
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.message, exc.field)
@@ -79,8 +96,18 @@ def register_error_handlers(app: Flask) -> None:
             return Response(f"Not found: {html.escape(str(exc))}", status=404, mimetype="text/html")
         return error_response(404, str(exc), None)
 
+    @app.errorhandler(LayerError)
+    def _layer_error(exc: LayerError):
+        # The layer store's errors, as HTTP: a plane beyond the volume is not there; files
+        # that disagree with each other are a conflict the request cannot fix.
+        status = {OutsideLayer: 404, LayerConflict: 409}.get(type(exc), 400)
+        return error_response(status, exc.reason, exc.where)
+
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):
+        if isinstance(exc, (VolumeError, PathEscapeError)):
+            # a file that cannot be read: say which one (relative to the data folder)
+            return error_response(400, _volume_problem(root, exc), exc.where)
         return error_response(400, exc.reason, exc.where)
 
     @app.errorhandler(HTTPException)
@@ -91,7 +118,11 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"request body too large: {message}"
-        return error_response(exc.code or 500, message, field)
+        response = error_response(exc.code or 500, message, field)
+        allowed = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))  # RFC 9110 requires it
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,17 +1,12 @@
 """The JSON API under ``/api/v1``: one flask-openapi3 blueprint per area of the product.
 
-Each module's blueprint documents itself through its pydantic request models and view
-docstrings; :func:`api_blueprints` lists them for the application factory.
+Each ``*_routes`` module's blueprint documents itself through its pydantic request models and
+view docstrings; the application factory (:func:`biosegment.webui.app.create_app`) imports and
+registers each one.
 """
 
 from __future__ import annotations
 
-__all__ = ["api_blueprints", "API_PREFIX"]
+__all__ = ["API_PREFIX"]
 
 API_PREFIX = "/api/v1"
-
-
-def api_blueprints() -> list:
-    from biosegment.webui.api import (annotation_routes, catalog_routes, job_routes,
-                                      tile_routes)
-    return [catalog_routes.api, tile_routes.api, annotation_routes.api, job_routes.api]

@@ -107,11 +107,19 @@ def _decode_slice(data: bytes, size: tuple[int, int]) -> np.ndarray:
     if (request.mimetype or "") == "image/png":
         try:
             with Image.open(io.BytesIO(data)) as image:
+                # the header's size first: a small file may claim gigapixels (a PNG bomb)
+                if image.size != (width, height):
+                    raise ApiError(400, f"slice is {image.size[0]}x{image.size[1]}, the dataset "
+                                        f"slices are {width}x{height}", field="body")
                 if image.mode not in ("L", "P"):
                     raise ApiError(400, f"PNG must be 8-bit greyscale, got mode {image.mode}",
                                    field="body")
                 labels = np.asarray(image)
-        except (UnidentifiedImageError, OSError) as exc:
+        except Image.DecompressionBombError as exc:
+            raise ApiError(413, f"PNG claims too many pixels to decode: {exc}",
+                           field="body") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            # ValueError: a text chunk that decompresses beyond Pillow's limit (a zTXt bomb)
             raise ApiError(400, f"body is not a readable PNG: {exc}", field="body") from None
         if labels.shape != (height, width):
             raise ApiError(400, f"slice is {labels.shape[1]}x{labels.shape[0]}, the dataset "

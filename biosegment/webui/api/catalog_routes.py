@@ -124,7 +124,8 @@ def get_thumbnail(path: DatasetPath):
     def render() -> bytes:
         # the zoom level at which the slice is at most twice the thumbnail, then a plain stride
         level = max(0, int(np.floor(np.log2(max(shape[1:]) / (2 * THUMBNAIL_SIZE)))))
-        plane = state.layers.read_plane(catalog, ref, "z", shape[0] // 2, level=level)
+        plane = state.reads.run(path.dataset, lambda: state.layers.read_plane(
+            catalog, ref, "z", shape[0] // 2, level=level))
         step = max(1, int(np.ceil(max(plane.shape) / THUMBNAIL_SIZE)))
         return encode_png(np.ascontiguousarray(plane[::step, ::step]))
 

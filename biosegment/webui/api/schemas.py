@@ -10,6 +10,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from biosegment.webui.names import NAME_RULE, NAME_SCHEMA
+
 __all__ = [
     "DatasetPath", "ModelPath", "SegmentationPath", "AnnotationPath", "AnnotationSlicePath",
     "TilePath", "JobPath", "TileQuery", "VoxelQuery", "JobsQuery", "DatasetFilter",
@@ -89,7 +91,8 @@ class ClassSpec(_Strict):
 
 
 class NewAnnotation(_Strict):
-    name: str = Field(description="folder name of the new annotation")
+    name: str = Field(description=f"folder name of the new annotation: {NAME_RULE}",
+                      json_schema_extra=NAME_SCHEMA)
     classes: Optional[list[ClassSpec]] = Field(
         None, description="classes to paint; default: background plus the project's classes")
     author: str = Field("", max_length=100)
@@ -99,7 +102,8 @@ class SegmentRequest(_Strict):
     dataset: str
     model: str
     name: Optional[str] = Field(None, description="name of the segmentation (default: chosen "
-                                                  "by the job service)")
+                                                  "by the job service)",
+                                json_schema_extra=NAME_SCHEMA)
 
 
 class TrainRequest(_Strict):
@@ -108,7 +112,8 @@ class TrainRequest(_Strict):
                                                         "dataset (default: its ground truth)")
     base_model: Optional[str] = Field(None, description="fine-tune from this model")
     epochs: int = Field(10, ge=1, le=10000)
-    name: Optional[str] = Field(None, description="name of the new model")
+    name: Optional[str] = Field(None, description="name of the new model",
+                                json_schema_extra=NAME_SCHEMA)
 
 
 class SliceQuery(_Strict):

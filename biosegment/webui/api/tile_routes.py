@@ -17,8 +17,8 @@ from biosegment.webui.api.http import conditional, etag_for
 from biosegment.webui.api.schemas import DatasetPath, TilePath, TileQuery, VoxelQuery
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
-from biosegment.webui.layers import LayerRef, plane_shape
-from biosegment.webui.tiles import TileAddress, check_address, cut_tile, encode_png
+from biosegment.webui.layers import LayerRef, TileBox, plane_shape
+from biosegment.webui.tiles import TILE_SIZE, TileAddress, check_address, encode_png
 
 __all__ = ["api", "parse_layer_list"]
 
@@ -50,8 +50,10 @@ def get_tile(path: TilePath, query: TileQuery):
     etag = etag_for(ref, version, path.axis, path.index, address)
 
     def render() -> bytes:
-        plane = state.layers.read_plane(catalog, ref, path.axis, path.index, level=path.level)
-        return encode_png(cut_tile(plane, address), compress=ref.kind != "raw")
+        box = TileBox(address.level, address.row, address.col, TILE_SIZE)
+        tile = state.reads.run(path.dataset, lambda: state.layers.read_tile(
+            catalog, ref, path.axis, path.index, box))
+        return encode_png(tile, compress=ref.kind != "raw")
 
     # Revalidate every time: label layers change while people paint and jobs write.
     return conditional(etag, render, mimetype="image/png",
@@ -81,10 +83,15 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
     for axis, value, size in zip("zyx", (query.z, query.y, query.x), shape):
         if value >= size:
             raise ApiError(400, f"{axis}={value} is outside 0..{size - 1}", field=axis)
-    result = {"z": query.z, "y": query.y, "x": query.x,
-              "value": state.layers.voxel(catalog, LayerRef(path.dataset, "raw"),
-                                          query.z, query.y, query.x),
-              "labels": {}}
-    for label, ref in parse_layer_list(path.dataset, query.layers):
-        result["labels"][label] = state.layers.voxel(catalog, ref, query.z, query.y, query.x)
-    return jsonify(result)
+    layers = parse_layer_list(path.dataset, query.layers)
+
+    def read() -> dict:
+        result = {"z": query.z, "y": query.y, "x": query.x,
+                  "value": state.layers.voxel(catalog, LayerRef(path.dataset, "raw"),
+                                              query.z, query.y, query.x),
+                  "labels": {}}
+        for label, ref in layers:
+            result["labels"][label] = state.layers.voxel(catalog, ref, query.z, query.y, query.x)
+        return result
+
+    return jsonify(state.reads.run(path.dataset, read))

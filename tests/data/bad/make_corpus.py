@@ -8,6 +8,10 @@ feeds each one to the product and expects a clear error that names the input, wi
 dataset and job left as it was. The files are small (a few KB each) and deterministic.
 ``hostile_names.json`` lists names that are created as folders at test time rather than
 committed (some are not valid file names on every system a checkout may land on).
+``reads/`` holds files that probe as sound but fail when their pixels are decoded, and
+``uploads/`` request bodies (PNG and zTXt bombs) for the annotation upload. Files too big to
+commit are made at test time by ``make_big.py``; symlinks leading out of the data folder are
+made by the tests themselves.
 """
 
 from __future__ import annotations
@@ -76,6 +80,12 @@ def _png(path: Path, shape: tuple[int, int], seed: int) -> None:
     Image.fromarray(_stack((1, *shape), seed)[0]).save(path)
 
 
+#: The ``.zarray`` of ``volumes/absurd.zarr``: 10^12 cubed voxels in slices of 512 x 512 chunks.
+ABSURD_ZARRAY = {"zarr_format": 2, "shape": [10**12] * 3, "chunks": [1, 512, 512],
+                 "dtype": "|u1", "compressor": None, "fill_value": 0, "order": "C",
+                 "filters": None}
+
+
 def _volumes(target: Path) -> None:
     folder = target / "volumes"
     folder.mkdir()
@@ -100,6 +110,12 @@ def _volumes(target: Path) -> None:
     _png(broken / "z000.png", (32, 48), 1)
     (broken / "z001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     _png(broken / "z002.png", (32, 48), 3)
+
+    (folder / "short.mrc").write_bytes(_short_mrc())
+    # a 200-byte header claiming 10^36 voxels: probing must refuse it, reading it would spin
+    absurd = folder / "absurd.zarr"
+    absurd.mkdir()
+    (absurd / ".zarray").write_text(json.dumps(ABSURD_ZARRAY) + "\n", encoding="utf-8")
 
     tif_mixed = folder / "tifseq-mixed-dtypes"
     tif_mixed.mkdir()
@@ -154,11 +170,80 @@ def _setup_files(target: Path) -> None:
         (folder / name).write_bytes(raw)
 
 
+def _short_mrc() -> bytes:
+    """An MRC of 4 x 64 x 64 uint16 whose header claims 131072 slices (1 GiB)."""
+    import io
+
+    import mrcfile
+
+    buffer = io.BytesIO()
+    with mrcfile.new_mmap(str(HERE / ".short.mrc.part"), shape=(4, 64, 64), mrc_mode=6,
+                          overwrite=True) as mrc:
+        mrc.data[:] = 7
+    data = bytearray((HERE / ".short.mrc.part").read_bytes())
+    (HERE / ".short.mrc.part").unlink()
+    data[8:12] = struct.pack("<i", 131072)  # nz
+    buffer.write(bytes(data))
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import zlib
+
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A PNG header claiming ``width`` x ``height`` greyscale pixels, with one empty row of
+    data: a few dozen bytes that Pillow refuses as a decompression bomb when opened."""
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00")) + _png_chunk(b"IEND", b""))
+
+
+def _ztxt_bomb(side: int = 512) -> bytes:
+    """A valid ``side`` x ``side`` PNG carrying a zTXt chunk that inflates to 4 MB (Pillow stops at 1 MB)."""
+    import io
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side), 255, np.uint8)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    text = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"\x00" * 4 * 2**20, 9))
+    return png[:33] + text + png[33:]  # after IHDR (8 + 25 bytes), before the image data
+
+
+def _lying_deflate_tiff() -> bytes:
+    """A deflate TIFF whose header is sound but whose compressed strips are noise: it probes
+    fine and fails only when a slice is decoded."""
+    data = bytearray(_tiff_bytes(_stack((2, 64, 64)), compression="zlib"))
+    with tifffile.TiffFile(__import__("io").BytesIO(bytes(data))) as tif:
+        for page in tif.pages:
+            for offset, count in zip(page.dataoffsets, page.databytecounts):
+                noise = np.random.default_rng(offset).integers(0, 256, count, np.uint8)
+                data[offset:offset + count] = noise.tobytes()
+    return bytes(data)
+
+
+def _reads_and_uploads(target: Path) -> None:
+    reads = target / "reads"
+    reads.mkdir()
+    (reads / "lying-deflate.tif").write_bytes(_lying_deflate_tiff())
+    uploads = target / "uploads"
+    uploads.mkdir()
+    (uploads / "png-bomb.png").write_bytes(_png_bomb())
+    (uploads / "ztxt-bomb.png").write_bytes(_ztxt_bomb())
+
+
 def build_corpus(target: Path = HERE) -> list[Path]:
     """(Re)write the corpus under ``target``; returns the files written."""
-    for sub in ("volumes", "setup"):
+    for sub in ("volumes", "setup", "reads", "uploads"):
         shutil.rmtree(target / sub, ignore_errors=True)
     _volumes(target)
+    _reads_and_uploads(target)
     _setup_files(target)
     (target / "hostile_names.json").write_text(
         json.dumps(HOSTILE_NAMES, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")

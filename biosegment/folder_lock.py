@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from biosegment.errors import BioSegmentError
+from biosegment.folder_names import DAEMON_LOCK, STATE_DIR, WORKERS_DIR
 
 try:  # POSIX
     import fcntl
@@ -35,12 +36,7 @@ __all__ = [
     "runner_identity",
     "runner_alive",
     "live_runners",
-    "STATE_DIR_NAME",
 ]
-
-STATE_DIR_NAME = ".biosegment"
-_DAEMON_LOCK = "daemon.lock"
-_WORKERS_DIR = "workers"
 
 
 class DaemonAlreadyRunning(BioSegmentError):
@@ -48,7 +44,7 @@ class DaemonAlreadyRunning(BioSegmentError):
 
 
 def _state_dir(root: Path) -> Path:
-    return Path(root) / STATE_DIR_NAME
+    return Path(root) / STATE_DIR
 
 
 def _pid_exists(pid: int) -> bool:
@@ -166,7 +162,7 @@ def _base_owner() -> dict:
 
 def acquire_daemon_lock(root: Path, **details) -> FolderLock:
     """Take the data folder's daemon lock or raise :class:`DaemonAlreadyRunning` naming the owner."""
-    lock = FolderLock(_state_dir(root) / _DAEMON_LOCK)
+    lock = FolderLock(_state_dir(root) / DAEMON_LOCK)
     if not lock.try_acquire({**_base_owner(), **details}):
         owner = _read_owner(lock.path)
         who = f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}"
@@ -179,12 +175,12 @@ def acquire_daemon_lock(root: Path, **details) -> FolderLock:
 
 def daemon_running(root: Path) -> bool:
     """True when a live daemon holds ``root``'s lock (a stale file left by a crash is not one)."""
-    return _is_held(_state_dir(root) / _DAEMON_LOCK)
+    return _is_held(_state_dir(root) / DAEMON_LOCK)
 
 
 def daemon_info(root: Path) -> dict | None:
     """The running daemon's pid, host and url, or None when no daemon serves ``root``."""
-    path = _state_dir(root) / _DAEMON_LOCK
+    path = _state_dir(root) / DAEMON_LOCK
     return _read_owner(path) if _is_held(path) else None
 
 
@@ -195,7 +191,7 @@ def runner_identity(role: str) -> str:
 
 def _presence_path(root: Path, identity: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in identity)
-    return _state_dir(root) / _WORKERS_DIR / f"{safe}.lock"
+    return _state_dir(root) / WORKERS_DIR / f"{safe}.lock"
 
 
 class PresenceLock:
@@ -258,7 +254,7 @@ def live_runners(root: Path, *, clean_stale_after: float | None = None) -> list[
     With ``clean_stale_after`` (seconds), files of dead runners older than that are removed; the
     age guard keeps us from unlinking a file that a starting runner has created but not locked.
     """
-    folder = _state_dir(root) / _WORKERS_DIR
+    folder = _state_dir(root) / WORKERS_DIR
     alive = []
     try:
         entries = sorted(folder.glob("*.lock"))

@@ -21,7 +21,7 @@ import torch
 from biosegment.engine._fast_forward import FastUNet
 from biosegment.engine.unet import UNet
 
-__all__ = ["WindowRunner"]
+__all__ = ["WindowPredictor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,7 +31,7 @@ R = TypeVar("R")
 _MAX_WORKERS = 4
 
 
-class WindowRunner:
+class WindowPredictor:
     """The prepared network and the threads that run it; use as a context manager.
 
     :param model: the network; its weights are copied once.
@@ -106,7 +106,7 @@ class WindowRunner:
             self._pool = None
             torch.set_num_threads(self._threads)
 
-    def __enter__(self) -> WindowRunner:
+    def __enter__(self) -> WindowPredictor:
         return self
 
     def __exit__(self, *exc) -> None:
