@@ -58,9 +58,13 @@ def _segment(path: Path, model, card) -> tuple:
 
 
 def _scores(truth, labels, *, boundary: bool) -> dict:
-    scores = segmentation_scores(truth, labels, num_classes=2,
-                                 class_names=["background", "membrane"],
-                                 boundary_class=1 if boundary else None)
+    scores = segmentation_scores(
+        truth,
+        labels,
+        num_classes=2,
+        class_names=["background", "membrane"],
+        boundary_class=1 if boundary else None,
+    )
     result = {"pixel_error": scores["pixel_error"], "membrane_dice": scores["dice"]["membrane"]}
     if boundary:
         result["rand_error"] = scores["rand_error"]
@@ -73,10 +77,14 @@ def held_out_parts(isbi: Path, neuroproof: Path, scratch: Path) -> dict:
         isbi_image = volume.read_block(TEST_SLICES.start, TEST_SLICES.stop)
     np_image, np_truth = neuroproof_test_part(neuroproof)
     return {
-        "isbi": (write_volume(scratch / "isbi_25_29.tif", isbi_image, voxel_size=(50, 4, 4)),
-                 isbi_labels(isbi, TEST_SLICES)),
-        "neuroproof": (write_volume(scratch / "neuroproof_z200_249.tif", np_image,
-                                    voxel_size=(10, 10, 10)), np_truth),
+        "isbi": (
+            write_volume(scratch / "isbi_25_29.tif", isbi_image, voxel_size=(50, 4, 4)),
+            isbi_labels(isbi, TEST_SLICES),
+        ),
+        "neuroproof": (
+            write_volume(scratch / "neuroproof_z200_249.tif", np_image, voxel_size=(10, 10, 10)),
+            np_truth,
+        ),
     }
 
 
@@ -92,30 +100,39 @@ def score_model(folder: Path, parts: dict) -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    lines = ["| model | ISBI 25-29 pixel error | ISBI membrane Dice | ISBI adapted Rand error "
-             "| NeuroProof z200-249 pixel error | NeuroProof membrane Dice "
-             "| s/Mvoxel ISBI | s/Mvoxel NeuroProof |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| model | ISBI 25-29 pixel error | ISBI membrane Dice | ISBI adapted Rand error "
+        "| NeuroProof z200-249 pixel error | NeuroProof membrane Dice "
+        "| s/Mvoxel ISBI | s/Mvoxel NeuroProof |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in results:
         i, n = r["isbi"], r["neuroproof"]
-        lines.append(f"| {r['model']} | {i['pixel_error']:.4f} | {i['membrane_dice']:.4f} | "
-                     f"{i['rand_error']:.4f} | {n['pixel_error']:.4f} | "
-                     f"{n['membrane_dice']:.4f} | {i['seconds_per_megavoxel']:.2f} | "
-                     f"{n['seconds_per_megavoxel']:.2f} |")
+        lines.append(
+            f"| {r['model']} | {i['pixel_error']:.4f} | {i['membrane_dice']:.4f} | "
+            f"{i['rand_error']:.4f} | {n['pixel_error']:.4f} | "
+            f"{n['membrane_dice']:.4f} | {i['seconds_per_megavoxel']:.2f} | "
+            f"{n['seconds_per_megavoxel']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", type=Path,
-                        default=[SHIPPED_MODEL, ISBI_ONLY_MODEL],
-                        help="model folders (default: the shipped model and the ISBI-only one)")
+    parser.add_argument(
+        "models",
+        nargs="*",
+        type=Path,
+        default=[SHIPPED_MODEL, ISBI_ONLY_MODEL],
+        help="model folders (default: the shipped model and the ISBI-only one)",
+    )
     parser.add_argument("--isbi", type=Path, default=default_isbi_folder())
     parser.add_argument("--neuroproof", type=Path, default=default_neuroproof_folder())
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--write-card", action="store_true",
-                        help="store the first model's scores in its model.json")
+    parser.add_argument(
+        "--write-card", action="store_true", help="store the first model's scores in its model.json"
+    )
     args = parser.parse_args(argv)
     for needed in (args.isbi / "train-volume.tif", args.neuroproof / "image.tif"):
         if not needed.is_file():
@@ -127,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         results = [score_model(folder, parts) for folder in args.models]
     machine = machine_note()
     print(_table(results))
-    print(f"load average {machine['load_average_1_5_15']} on {os.cpu_count()} cores, "
-          f"{machine['torch_threads']} torch threads; the machine was shared")
+    print(
+        f"load average {machine['load_average_1_5_15']} on {os.cpu_count()} cores, "
+        f"{machine['torch_threads']} torch threads; the machine was shared"
+    )
     if args.json:
         args.json.write_text(json.dumps({"results": results, "machine": machine}, indent=2))
     if args.write_card:

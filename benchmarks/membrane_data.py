@@ -30,10 +30,19 @@ from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.samples import TrainingPair
 from biosegment.volumes import open_volume
 
-__all__ = ["NEUROPROOF_TRAIN_Z", "NEUROPROOF_TEST_Z", "TINY_BODY_VOXELS",
-           "default_neuroproof_folder", "plane_membranes", "fragment_ids", "neuroproof_targets",
-           "neuroproof_training_pairs", "neuroproof_test_part", "NEUROPROOF_SOURCE",
-           "ISBI_SOURCE"]
+__all__ = [
+    "NEUROPROOF_TRAIN_Z",
+    "NEUROPROOF_TEST_Z",
+    "TINY_BODY_VOXELS",
+    "default_neuroproof_folder",
+    "plane_membranes",
+    "fragment_ids",
+    "neuroproof_targets",
+    "neuroproof_training_pairs",
+    "neuroproof_test_part",
+    "NEUROPROOF_SOURCE",
+    "ISBI_SOURCE",
+]
 
 NEUROPROOF_TRAIN_Z = range(0, 200)
 NEUROPROOF_TEST_Z = range(200, 250)
@@ -42,7 +51,7 @@ TINY_BODY_VOXELS = 1000
 
 ISBI_SOURCE = {
     "dataset": "ISBI 2012 EM segmentation challenge (ssTEM, Drosophila first instar larva "
-               "ventral nerve cord, about 4 x 4 x 50 nm per voxel)",
+    "ventral nerve cord, about 4 x 4 x 50 nm per voxel)",
     "training_part": "train-volume.tif / train-labels.tif slices 0-24",
     "held_out_part": "train-volume.tif / train-labels.tif slices 25-29",
     "label_conversion": "ISBI label 0 (membrane) -> class 1, 255 (cell interior) -> class 0",
@@ -59,15 +68,15 @@ ISBI_SOURCE = {
 
 NEUROPROOF_SOURCE = {
     "dataset": "NeuroProof training_sample2 (FIB-SEM, Drosophila medulla, about 10 nm "
-               "isotropic voxels, 250^3 crop)",
+    "isotropic voxels, 250^3 crop)",
     "training_part": "z 0-199, XY, XZ and YZ planes",
     "held_out_part": "z 200-249",
     "label_conversion": "membrane = a pixel whose in-plane 4-neighbour belongs to another "
-                        "body, or that no body covers; bodies under 1000 voxels and the ring "
-                        "around them are unlabelled in training (fragment boundaries are "
-                        "often not membranes)",
+    "body, or that no body covers; bodies under 1000 voxels and the ring "
+    "around them are unlabelled in training (fragment boundaries are "
+    "often not membranes)",
     "url": "https://github.com/janelia-flyem/neuroproof_examples "
-           "(commit ce839e17deaf4c01153827c6d028dfecfbb4b958, training_sample2)",
+    "(commit ce839e17deaf4c01153827c6d028dfecfbb4b958, training_sample2)",
     "licence": "Creative Commons Attribution (CC BY), see the repository's LICENSE.txt",
     "attribution": "HHMI Janelia FlyEM, neuroproof_examples",
     "citation": [
@@ -127,36 +136,46 @@ def _read(path: Path) -> np.ndarray:
     if path.name == "bodies.tif":
         # uint32 ids: not an image type BioSegment opens, so read with tifffile directly.
         import tifffile
+
         return tifffile.imread(path)
     with open_volume(path) as volume:
         return volume.read_block(0, volume.shape[0])
 
 
-def neuroproof_training_pairs(folder: Path, *, weights: tuple[float, float, float]
-                              ) -> list[TrainingPair]:
+def neuroproof_training_pairs(
+    folder: Path, *, weights: tuple[float, float, float]
+) -> list[TrainingPair]:
     """XY, XZ and YZ planes of z 0-199 with their targets (fragments unlabelled).
 
     :param weights: sampling weight per labelled pixel of the XY, XZ and YZ pairs.
     """
     z = NEUROPROOF_TRAIN_Z
-    image = _read(folder / "image.tif")[z.start:z.stop]
-    bodies = _read(folder / "bodies.tif")[z.start:z.stop]
+    image = _read(folder / "image.tif")[z.start : z.stop]
+    bodies = _read(folder / "bodies.tif")[z.start : z.stop]
     # Fragments are judged by their size in the whole crop, not in the training part.
     fragments = fragment_ids(_read(folder / "bodies.tif"))
     pairs = []
-    for name, order, weight in (("XY", (0, 1, 2), weights[0]), ("XZ", (1, 0, 2), weights[1]),
-                                ("YZ", (2, 0, 1), weights[2])):
+    for name, order, weight in (
+        ("XY", (0, 1, 2), weights[0]),
+        ("XZ", (1, 0, 2), weights[1]),
+        ("YZ", (2, 0, 1), weights[2]),
+    ):
         planes = np.ascontiguousarray(bodies.transpose(order))
         targets = neuroproof_targets(planes, fragments)
-        pairs.append(TrainingPair(np.ascontiguousarray(image.transpose(order)), targets,
-                                  name=f"NeuroProof training_sample2 z0-199 {name} planes",
-                                  weight=weight))
+        pairs.append(
+            TrainingPair(
+                np.ascontiguousarray(image.transpose(order)),
+                targets,
+                name=f"NeuroProof training_sample2 z0-199 {name} planes",
+                weight=weight,
+            )
+        )
     return pairs
 
 
 def neuroproof_test_part(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """Held-out z 200-249: the image and ``membranes.tif`` as class ids (1 = membrane)."""
     z = NEUROPROOF_TEST_Z
-    image = _read(folder / "image.tif")[z.start:z.stop]
-    membranes = _read(folder / "membranes.tif")[z.start:z.stop]
+    image = _read(folder / "image.tif")[z.start : z.stop]
+    membranes = _read(folder / "membranes.tif")[z.start : z.stop]
     return np.ascontiguousarray(image), (membranes > 0).astype(np.uint8)

@@ -39,18 +39,27 @@ def test_shipped_model_is_small_and_describes_itself():
     checkpoint = DEMO_MODEL_FOLDER / "model.pytorch"
     assert checkpoint.stat().st_size < 10_000_000
     model, card = load_model(DEMO_MODEL_FOLDER)
-    assert card.classes == [{"id": 0, "name": "background", "color": "#000000"},
-                            {"id": 1, "name": "membrane", "color": "#ff3030"}]
+    assert card.classes == [
+        {"id": 0, "name": "background", "color": "#000000"},
+        {"id": 1, "name": "membrane", "color": "#ff3030"},
+    ]
     # The demo model's size: it segments as fast per voxel as the ISBI-only model did.
-    assert model.config == {"dims": 2, "in_channels": 1, "num_classes": 2, "feature_maps": 8,
-                            "levels": 4, "norm": "instance"}
+    assert model.config == {
+        "dims": 2,
+        "in_channels": 1,
+        "num_classes": 2,
+        "feature_maps": 8,
+        "levels": 4,
+        "norm": "instance",
+    }
     assert card.normalisation["method"] == "percentile"
     assert card.pixel_size["in_plane_nm"] == [3.0, 13.3]
     provenance = card.training["provenance"]
     sources = {entry["dataset"].split(" (")[0]: entry for entry in provenance["data"]}
     assert set(sources) == {"ISBI 2012 EM segmentation challenge", "NeuroProof training_sample2"}
-    assert any("Arganda-Carreras" in c for c in sources["ISBI 2012 EM segmentation challenge"][
-        "citation"])
+    assert any(
+        "Arganda-Carreras" in c for c in sources["ISBI 2012 EM segmentation challenge"]["citation"]
+    )
     neuroproof = sources["NeuroProof training_sample2"]
     assert "CC BY" in neuroproof["licence"] and "Janelia" in neuroproof["attribution"]
     assert "z 200-249" in neuroproof["held_out_part"]
@@ -77,8 +86,9 @@ def _segment_slice(tmp_path: Path, raw: np.ndarray, voxel_size) -> np.ndarray:
 
 
 def _scores(truth: np.ndarray, labels: np.ndarray) -> dict:
-    scores = segmentation_scores(truth[np.newaxis], labels, num_classes=2,
-                                 class_names=["background", "membrane"])
+    scores = segmentation_scores(
+        truth[np.newaxis], labels, num_classes=2, class_names=["background", "membrane"]
+    )
     return {"membrane_dice": scores["dice"]["membrane"], "pixel_error": scores["pixel_error"]}
 
 
@@ -93,8 +103,10 @@ def test_shipped_model_segments_held_out_isbi_slice_25(tmp_path):
 
 
 def test_shipped_model_segments_held_out_neuroproof_slice_z225(tmp_path):
-    with open_volume(NEUROPROOF_SLICE / "raw.tif") as raw, \
-            open_volume(NEUROPROOF_SLICE / "labels.tif") as gt:
+    with (
+        open_volume(NEUROPROOF_SLICE / "raw.tif") as raw,
+        open_volume(NEUROPROOF_SLICE / "labels.tif") as gt,
+    ):
         plane, truth = raw.read_slice(0), gt.read_slice(0)
     labels = _segment_slice(tmp_path, plane, (10, 10, 10))
     assert labels.shape == (1, 250, 250)

@@ -39,7 +39,7 @@ def test_rescale_magnifies_about_the_centre_and_keeps_ids():
 
 def test_rescale_shrink_mirrors_the_uncovered_border_and_rejects_bad_factors():
     labels = np.zeros((64, 64), dtype=np.uint8)
-    labels[:, 0::16] = labels[:, 1::16] = 1   # 2-pixel stripes, 16 apart
+    labels[:, 0::16] = labels[:, 1::16] = 1  # 2-pixel stripes, 16 apart
     image = np.where(labels == 1, 0.1, 0.8).astype(np.float32)
     small_image, small_labels = rescale(image, labels, 0.5)
     assert small_image.shape == (64, 64)
@@ -95,17 +95,28 @@ def test_new_augmentations_are_off_by_default_and_old_draws_are_unchanged():
     rng = np.random.default_rng(7)
     expected_image, expected_labels = flip_and_rotate(image, labels, rng)
     if rng.random() < config.intensity_probability:
-        expected_image = adjust_intensity(expected_image, rng, brightness=config.brightness,
-                                          contrast=config.contrast, gamma=config.gamma)
+        expected_image = adjust_intensity(
+            expected_image,
+            rng,
+            brightness=config.brightness,
+            contrast=config.contrast,
+            gamma=config.gamma,
+        )
     np.testing.assert_array_equal(first[0], expected_image)
     np.testing.assert_array_equal(first[1], expected_labels)
 
 
 def test_every_augmentation_on_is_reproducible_and_keeps_ids():
     image, labels = _stripes()
-    config = AugmentConfig(scale_probability=1.0, invert_probability=1.0, noise_probability=1.0,
-                           blur_probability=1.0, artefact_probability=1.0,
-                           elastic_probability=1.0, intensity_probability=1.0)
+    config = AugmentConfig(
+        scale_probability=1.0,
+        invert_probability=1.0,
+        noise_probability=1.0,
+        blur_probability=1.0,
+        artefact_probability=1.0,
+        elastic_probability=1.0,
+        intensity_probability=1.0,
+    )
     a = augment_pair(image, labels, np.random.default_rng(11), config)
     b = augment_pair(image, labels, np.random.default_rng(11), config)
     np.testing.assert_array_equal(a[0], b[0])

@@ -82,16 +82,33 @@ def test_training_stacks_are_scaled_like_the_volume_inference_reads():
 
 def test_a_model_trained_with_percentiles_says_so_and_its_fine_tunes_inherit_it(tmp_path):
     image, labels = _cells()
-    fast = {"architecture": {"feature_maps": 4, "levels": 2, "norm": "instance"},
-            "crop_size": 32, "batch_size": 2, "device": "cpu", "validation_fraction": 0.0}
-    train_model(training=[(image, labels)], output=tmp_path / "base", epochs=1,
-                steps_per_epoch=2, normalisation=percentile_normalisation(), **fast)
+    fast = {
+        "architecture": {"feature_maps": 4, "levels": 2, "norm": "instance"},
+        "crop_size": 32,
+        "batch_size": 2,
+        "device": "cpu",
+        "validation_fraction": 0.0,
+    }
+    train_model(
+        training=[(image, labels)],
+        output=tmp_path / "base",
+        epochs=1,
+        steps_per_epoch=2,
+        normalisation=percentile_normalisation(),
+        **fast,
+    )
     base, card = load_model(tmp_path / "base")
     assert card.normalisation["method"] == "percentile"
     card.pixel_size = {"in_plane_nm": [4.0, 10.0]}
     save_model(base, card, tmp_path / "base")
-    train_model(training=[(image, labels)], output=tmp_path / "tuned", epochs=1,
-                steps_per_epoch=2, base_model=tmp_path / "base", **fast)
+    train_model(
+        training=[(image, labels)],
+        output=tmp_path / "tuned",
+        epochs=1,
+        steps_per_epoch=2,
+        base_model=tmp_path / "base",
+        **fast,
+    )
     _, tuned = load_model(tmp_path / "tuned")
     assert tuned.normalisation == card.normalisation
     assert tuned.pixel_size == {"in_plane_nm": [4.0, 10.0]}
@@ -119,8 +136,9 @@ def test_zoomed_inference_returns_labels_on_the_volumes_grid(tmp_path):
         zoomed = segment_volume(volume, model, device="cpu", zoom=2.0)
         # A zoom that changes nothing but the grid gives (almost) the same labels.
         near_one = segment_volume(volume, model, device="cpu", zoom=1.01)
-        written = segment_volume(volume, model, device="cpu", zoom=2.0,
-                                 output=tmp_path / "labels.tif")
+        written = segment_volume(
+            volume, model, device="cpu", zoom=2.0, output=tmp_path / "labels.tif"
+        )
     assert zoomed.shape == plain.shape == (2, 48, 40) and zoomed.dtype == np.uint8
     assert (near_one == plain).mean() > 0.95
     with open_volume(written) as labels:

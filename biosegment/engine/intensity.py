@@ -18,21 +18,30 @@ import numpy as np
 from biosegment.errors import InputError
 from biosegment.volumes.base import VolumeReader, normalise
 
-__all__ = ["DTYPE_RANGE", "percentile_normalisation", "volume_range", "IntensityScaler",
-           "scaler_for"]
+__all__ = [
+    "DTYPE_RANGE",
+    "percentile_normalisation",
+    "volume_range",
+    "IntensityScaler",
+    "scaler_for",
+]
 
 #: The old stack's scaling: by the dtype's range.
 DTYPE_RANGE = "dtype_range"
 _PERCENTILE = "percentile"
 # Slices sampled for the percentiles, and pixels taken from each at most (a strided grid).
 _SAMPLE_SLICES = 16
-_SAMPLE_PIXELS_PER_SLICE = 2 ** 18
+_SAMPLE_PIXELS_PER_SLICE = 2**18
 
 
 def percentile_normalisation(low: float = 1.0, high: float = 99.0) -> dict:
     """The card entry for percentile scaling: ``low`` -> 0 and ``high`` -> 1."""
-    return {"method": _PERCENTILE, "low_percentile": float(low),
-            "high_percentile": float(high), "range": [0.0, 1.0]}
+    return {
+        "method": _PERCENTILE,
+        "low_percentile": float(low),
+        "high_percentile": float(high),
+        "range": [0.0, 1.0],
+    }
 
 
 def _sample(volume: VolumeReader | np.ndarray) -> np.ndarray:
@@ -53,8 +62,9 @@ def _sample(volume: VolumeReader | np.ndarray) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def volume_range(volume: VolumeReader | np.ndarray, low: float = 1.0,
-                 high: float = 99.0) -> tuple[float, float]:
+def volume_range(
+    volume: VolumeReader | np.ndarray, low: float = 1.0, high: float = 99.0
+) -> tuple[float, float]:
     """The ``low`` and ``high`` percentiles of a volume's pixels (from a sample of slices).
 
     :param volume: a volume reader or a ``(z, y, x)`` / ``(y, x)`` array.
@@ -89,8 +99,7 @@ class IntensityScaler:
         return data
 
 
-def scaler_for(volume: VolumeReader | np.ndarray,
-               normalisation: Mapping | None) -> IntensityScaler:
+def scaler_for(volume: VolumeReader | np.ndarray, normalisation: Mapping | None) -> IntensityScaler:
     """The scaler a model card's ``normalisation`` asks for, measured on ``volume``.
 
     :param normalisation: the card entry; None or ``dtype_range`` scale by the pixel type.
@@ -100,11 +109,15 @@ def scaler_for(volume: VolumeReader | np.ndarray,
     if method == DTYPE_RANGE:
         return IntensityScaler()
     if method != _PERCENTILE:
-        raise InputError(f"unknown normalisation method {method!r}; expected {DTYPE_RANGE} "
-                         f"or {_PERCENTILE}", where="normalisation.method")
+        raise InputError(
+            f"unknown normalisation method {method!r}; expected {DTYPE_RANGE} or {_PERCENTILE}",
+            where="normalisation.method",
+        )
     low = float(normalisation.get("low_percentile", 1.0))
     high = float(normalisation.get("high_percentile", 99.0))
     if not 0.0 <= low < high <= 100.0:
-        raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}",
-                         where="normalisation")
+        raise InputError(
+            f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}",
+            where="normalisation",
+        )
     return IntensityScaler(_PERCENTILE, volume_range(volume, low, high))

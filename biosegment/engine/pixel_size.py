@@ -61,6 +61,12 @@ def unzoom_plane(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def _resample(values: np.ndarray, target: Sequence[int]) -> np.ndarray:
     factors = [t / n for t, n in zip(target, values.shape)]
     out = np.empty(tuple(target), dtype=np.float32)
-    ndimage.zoom(values.astype(np.float32, copy=False), factors, output=out, order=1,
-                 mode="nearest", grid_mode=True)
+    ndimage.zoom(
+        values.astype(np.float32, copy=False),
+        factors,
+        output=out,
+        order=1,
+        mode="nearest",
+        grid_mode=True,
+    )
     return out
