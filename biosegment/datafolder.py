@@ -108,7 +108,8 @@ def _copy_resource(source, target: Path, report: InitReport, root: Path) -> None
 
 
 def install_demo(root: Path, report: InitReport | None = None) -> InitReport:
-    """Add the demo dataset (ISBI 2012 slices with ground truth) and the demo model."""
+    """Add the demo dataset (ISBI 2012 slices with ground truth) and the demo model (the
+    general membrane model, trained on ssTEM and FIB-SEM), which is the demo project's default."""
     root = Path(root).resolve()
     report = report or InitReport(root=root)
     demo = _demo_files()
@@ -119,7 +120,8 @@ def install_demo(root: Path, report: InitReport | None = None) -> InitReport:
     model_source = demo / "model"
     has_model = model_source.is_dir() and (model_source / MODEL_WEIGHTS).is_file()
     if has_model:
-        for name in (MODEL_WEIGHTS, MODEL_CARD):
+        # The card, and the model's README and data licence (CC BY asks for attribution).
+        for name in (MODEL_WEIGHTS, MODEL_CARD, "README.md", "NEUROPROOF_LICENSE.txt"):
             if (model_source / name).is_file():
                 _copy_resource(model_source / name, root / MODELS_DIR / DEMO_MODEL / name, report, root)
     _add_demo_to_setup(root / SETUP_FILE, has_model=has_model)

@@ -176,3 +176,66 @@ def test_packages_this_engine_cannot_run_are_refused_with_the_reason(neuralnets_
     with pytest.raises(InputError, match=r"other: weights\.pytorch_state_dict.*not a U-Net"):
         import_bioimageio(not_unet, tmp_path / "models")
     assert not (tmp_path / "models").exists()
+
+
+# -- the bioimage.io community's own checker ---------------------------------------------------
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "biosegment" / "demo" / "model"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test: the package is self-contained."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the checker tried to reach the network: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def shipped_package(tmp_path_factory):
+    model, card = load_model(SHIPPED_MODEL)
+    path = tmp_path_factory.mktemp("shipped") / "shipped.bioimageio.zip"
+    export_bioimageio(model, card, path, test_input=tifffile.imread(DEMO_RAW)[2],
+                      authors=[{"name": "BioSegment"}], license_id="CC-BY-4.0")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "torchscript", "onnx"])
+def test_bioimageio_core_test_model_passes_every_weight_format_of_the_shipped_model(
+        shipped_package, weight_format, no_network):
+    from bioimageio.core import test_model
+
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    summary = test_model(shipped_package, weight_format=weight_format)
+    assert summary.status == "passed", summary.format()
+    # It ran inference (not only the format check), at the test size and at other sizes.
+    inference = [d for d in summary.details if "inference" in d.name.lower()]
+    assert inference and all(d.status == "passed" for d in inference)
+
+
+def test_the_input_says_raw_uint8_and_the_preprocessing_ends_in_what_the_network_takes(
+        shipped_package):
+    rdf = read_package_rdf(shipped_package)
+    raw = rdf["inputs"][0]
+    assert raw["data"]["type"] == "uint8"
+    steps = raw["preprocessing"]
+    assert steps[-1] == {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}
+    _, card = load_model(SHIPPED_MODEL)
+    if card.normalisation["method"] == "percentile":
+        scaling = next(s for s in steps if s["id"] == "scale_range")
+        assert "reference_tensor" not in scaling["kwargs"]  # each image's own percentiles
+        assert scaling["kwargs"]["min_percentile"] == card.normalisation["low_percentile"]
+    # The smallest declared size runs through instance norm (more than one value at the bottom).
+    assert raw["axes"][2]["size"]["min"] == 2 * 2 ** card.architecture["levels"]
+
+
+def test_a_percentile_package_imports_back_with_its_scaling(shipped_package, tmp_path):
+    path = import_bioimageio(shipped_package, tmp_path / "models", name="back")
+    _, card = load_model(path.parent)
+    _, shipped = load_model(SHIPPED_MODEL)
+    assert card.normalisation["method"] == shipped.normalisation["method"]

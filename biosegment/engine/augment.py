@@ -23,6 +23,11 @@ __all__ = [
     "flip_and_rotate",
     "adjust_intensity",
     "elastic_deform",
+    "rescale",
+    "invert",
+    "add_noise",
+    "blur",
+    "section_artefacts",
     "augment_pair",
 ]
 
@@ -43,6 +48,15 @@ class AugmentConfig:
     elastic_probability: float = 0.0   #: chance of an elastic deformation (costs CPU time)
     elastic_displacement: float = 4.0  #: standard deviation of control-point shifts, pixels
     elastic_control_points: int = 4    #: control points per in-plane axis
+    # Differences between microscopes; all off by default, so fine-tunes train as before.
+    scale_probability: float = 0.0     #: chance of an in-plane zoom (another pixel size)
+    scale_range: tuple[float, float] = (0.75, 1.33)  #: zoom factor, drawn log-uniformly
+    invert_probability: float = 0.0    #: chance of inverted contrast (membranes bright)
+    noise_probability: float = 0.0     #: chance of added Gaussian noise
+    noise_sigma: float = 0.08          #: its standard deviation, drawn from [0, noise_sigma]
+    blur_probability: float = 0.0      #: chance of a Gaussian blur (focus, thicker sections)
+    blur_sigma: float = 1.5            #: its sigma in pixels, drawn from [0.3, blur_sigma]
+    artefact_probability: float = 0.0  #: chance of stripes, uneven illumination or a dark fold
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -54,7 +68,9 @@ class AugmentConfig:
 
         :returns: a JSON-ready dict with one entry per field.
         """
-        return asdict(self)
+        data = asdict(self)
+        data["scale_range"] = list(self.scale_range)
+        return data
 
 
 def crop_at(image: np.ndarray, labels: np.ndarray, corner: tuple[int, ...],
@@ -177,9 +193,19 @@ def elastic_deform(image: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     plane = image.shape[-2:]
     field = _displacement_field(plane, rng, displacement=displacement,
                                 control_points=control_points)
-    rows, columns = np.meshgrid(np.arange(plane[0], dtype=np.float32),
-                                np.arange(plane[1], dtype=np.float32), indexing="ij")
-    coordinates = np.stack([rows + field[0], columns + field[1]])
+    rows, columns = _pixel_grid(plane)
+    return _warp(image, labels, np.stack([rows + field[0], columns + field[1]]))
+
+
+def _pixel_grid(plane: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(plane[0], dtype=np.float32),
+                       np.arange(plane[1], dtype=np.float32), indexing="ij")
+
+
+def _warp(image: np.ndarray, labels: np.ndarray,
+          coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resample every slice at ``coordinates`` ``(2, y, x)``: image linearly, labels nearest."""
+    plane = image.shape[-2:]
     image_planes = image.reshape(-1, *plane)
     label_planes = labels.reshape(-1, *plane)
     warped_image = np.empty(image_planes.shape, dtype=np.float32)
@@ -192,13 +218,88 @@ def elastic_deform(image: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     return warped_image.reshape(image.shape), warped_labels.reshape(labels.shape)
 
 
+def rescale(image: np.ndarray, labels: np.ndarray,
+            factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Zoom the slice plane by ``factor`` about its centre, keeping the crop's shape.
+
+    A factor above 1 magnifies (as if the pixels were smaller), below 1 shrinks; the border
+    a shrink uncovers is mirrored. Labels are moved by nearest neighbour, never blended.
+
+    :param factor: the zoom, > 0.
+    :returns: the zoomed image (float32) and labels (same dtype as given).
+    """
+    if image.shape != labels.shape:
+        raise ValueError(f"image {image.shape} and labels {labels.shape} differ in shape")
+    if not factor > 0:
+        raise ValueError(f"zoom factor must be positive, not {factor}")
+    plane = image.shape[-2:]
+    rows, columns = _pixel_grid(plane)
+    centre = [(length - 1) / 2.0 for length in plane]
+    coordinates = np.stack([centre[0] + (rows - centre[0]) / factor,
+                            centre[1] + (columns - centre[1]) / factor])
+    return _warp(image, labels, coordinates)
+
+
+def invert(image: np.ndarray) -> np.ndarray:
+    """Dark becomes bright: stains and detectors differ in which way membranes go."""
+    return (1.0 - image).astype(np.float32)
+
+
+def add_noise(image: np.ndarray, rng: np.random.Generator, *, sigma: float) -> np.ndarray:
+    """Add Gaussian noise of a standard deviation drawn from [0, ``sigma``], clipped to [0, 1]."""
+    strength = rng.uniform(0.0, sigma)
+    noisy = image + rng.normal(0.0, strength, size=image.shape).astype(np.float32)
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+def blur(image: np.ndarray, rng: np.random.Generator, *, sigma: float) -> np.ndarray:
+    """Blur each slice with a Gaussian of sigma drawn from [0.3, ``sigma``] pixels."""
+    chosen = rng.uniform(0.3, max(sigma, 0.3))
+    sigmas = (0.0,) * (image.ndim - 2) + (chosen, chosen)
+    return ndimage.gaussian_filter(image, sigmas, mode="mirror").astype(np.float32)
+
+
+def section_artefacts(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One artefact of how EM stacks are cut and imaged, chosen at random:
+
+    - stripes: every row (or column) gets its own brightness offset, as FIB-SEM curtaining
+      does, and as resliced (XZ, YZ) planes show where consecutive sections differ;
+    - uneven illumination: a smooth brightness ramp across the slice;
+    - a fold or scratch: a dark band a few pixels wide across the slice.
+
+    :returns: a new float32 image in [0, 1].
+    """
+    plane = image.shape[-2:]
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        axis = int(rng.integers(0, 2))
+        offsets = rng.normal(0.0, rng.uniform(0.02, 0.08), size=plane[axis]).astype(np.float32)
+        shape = (plane[0], 1) if axis == 0 else (1, plane[1])
+        changed = image + offsets.reshape(shape)
+    elif kind == 1:
+        rows, columns = _pixel_grid(plane)
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        ramp = np.cos(angle) * rows / plane[0] + np.sin(angle) * columns / plane[1]
+        changed = image + rng.uniform(0.1, 0.3) * (ramp - ramp.mean())
+    else:
+        rows, columns = _pixel_grid(plane)
+        angle = rng.uniform(0.0, np.pi)
+        distance = (np.cos(angle) * (rows - rng.uniform(0, plane[0]))
+                    + np.sin(angle) * (columns - rng.uniform(0, plane[1])))
+        band = np.abs(distance) < rng.uniform(1.0, 4.0)
+        changed = np.where(band, image * rng.uniform(0.2, 0.6), image)
+    return np.clip(changed, 0.0, 1.0).astype(np.float32)
+
+
 def augment_pair(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
     """Apply the augmentations ``config`` switches on, in a fixed order.
 
-    Geometry first (elastic, then flips and rotations), intensity last, so the intensity
-    change sees the final pixels. The order of random draws is fixed, so a seeded generator
-    reproduces the same result.
+    Geometry first (elastic, zoom, then flips and rotations), then blur, intensity,
+    artefacts, noise and inversion, so each intensity change sees the final pixels. The
+    order of random draws is fixed, so a seeded generator reproduces the same result, and a
+    switched-off augmentation draws nothing, so configurations without the newer ones give
+    the same crops as before those existed.
 
     :param image: float32 crop in [0, 1], ``(..., y, x)``.
     :param labels: class ids, same shape.
@@ -210,9 +311,21 @@ def augment_pair(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         image, labels = elastic_deform(image, labels, rng,
                                        displacement=config.elastic_displacement,
                                        control_points=config.elastic_control_points)
+    if config.scale_probability > 0 and rng.random() < config.scale_probability:
+        low, high = config.scale_range
+        image, labels = rescale(image, labels,
+                                float(np.exp(rng.uniform(np.log(low), np.log(high)))))
     if config.flip or config.rot90:
         image, labels = flip_and_rotate(image, labels, rng, flip=config.flip, rot90=config.rot90)
+    if config.blur_probability > 0 and rng.random() < config.blur_probability:
+        image = blur(image, rng, sigma=config.blur_sigma)
     if config.intensity_probability > 0 and rng.random() < config.intensity_probability:
         image = adjust_intensity(image, rng, brightness=config.brightness,
                                  contrast=config.contrast, gamma=config.gamma)
+    if config.artefact_probability > 0 and rng.random() < config.artefact_probability:
+        image = section_artefacts(image, rng)
+    if config.noise_probability > 0 and rng.random() < config.noise_probability:
+        image = add_noise(image, rng, sigma=config.noise_sigma)
+    if config.invert_probability > 0 and rng.random() < config.invert_probability:
+        image = invert(image)
     return image.astype(np.float32, copy=False), labels

@@ -3,9 +3,12 @@
 A package is a zip (or folder) with an ``rdf.yaml`` in the bioimage.io model format 0.5 and
 the files it names: the weights in three formats (the state dict with the U-Net source file
 that builds it, TorchScript and ONNX), a test input and the output the model computes for it,
-a cover image and a README. The input is a uint8 image (batch, channel, [z,] y, x) that the
-package's preprocessing scales to [0, 1] exactly as BioSegment does; the output is one logit
-per class, named after the model card's classes. :func:`export_bioimageio` writes one.
+a cover image and a README. The input's data description is the raw image (uint8 grey
+values, batch, channel, [z,] y, x); its preprocessing scales it to [0, 1] as the model card
+says (by 255, or between the image's 1st and 99th percentile) and ends by declaring float32,
+what the network takes: format 0.5 otherwise casts the preprocessed tensor back to the raw
+data type. The output is one logit per class, named after the model card's classes.
+:func:`export_bioimageio` writes one.
 
 :func:`import_bioimageio` goes the other way for any package whose ``pytorch_state_dict``
 weights are a U-Net in the ``neuralnets`` key layout (ours, or the old stack's): it rebuilds
@@ -32,6 +35,7 @@ from biosegment import __version__
 from biosegment.engine import unet as unet_module
 from biosegment.engine.checkpoint import infer_architecture, save_model
 from biosegment.engine.export import export_onnx, export_torchscript, traceable
+from biosegment.engine.intensity import percentile_normalisation
 from biosegment.engine.model_card import DEFAULT_NORMALISATION, ModelCard, default_classes
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
@@ -49,6 +53,8 @@ _FILES = {"state_dict": "weights.pt", "architecture": "unet.py",
           "sample_input": "sample_input.tif", "sample_output": "sample_output.tif",
           "cover": "cover.png", "documentation": "README.md", "card": "model.json"}
 _TEST_SIZE = 256
+# bioimage.io's scale_range divides by (high - low + eps); the same eps reproduces it exactly.
+_SCALE_RANGE_EPS = 1e-6
 
 
 def _yaml():
@@ -96,9 +102,46 @@ def _test_image(model: UNet, test_input: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(image)[np.newaxis, np.newaxis]
 
 
-def _logits(model: UNet, image: np.ndarray) -> np.ndarray:
+def _scaled_input(image: np.ndarray, normalisation: dict) -> np.ndarray:
+    """The test image as the network sees it, computed as the package's preprocessing does."""
+    if normalisation.get("method") == "percentile":
+        # One sample = one image: its own percentiles (BioSegment's per-volume scaling of a
+        # 2-D model's slice), over every spatial axis, as ``scale_range`` without a reference tensor does.
+        low, high = _percentiles(normalisation)
+        values = image.astype(np.float64)
+        lo, hi = np.percentile(values, [low, high])
+        scaled = (values - lo) / (hi - lo + _SCALE_RANGE_EPS)
+        return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+    return image.astype(np.float32) / np.float32(255.0)
+
+
+def _percentiles(normalisation: dict) -> tuple[float, float]:
+    return (float(normalisation.get("low_percentile", 1.0)),
+            float(normalisation.get("high_percentile", 99.0)))
+
+
+def _preprocessing(normalisation: dict, dims: int) -> list[dict]:
+    """bioimage.io preprocessing that scales raw uint8 as the card's ``normalisation`` says."""
+    if normalisation.get("method") == "percentile":
+        low, high = _percentiles(normalisation)
+        scale = [
+            # No reference tensor: the percentiles of each sample itself (format 0.5).
+            {"id": "scale_range", "kwargs": {"axes": list(("z", "y", "x")[-dims:]),
+                                             "min_percentile": low, "max_percentile": high,
+                                             "eps": _SCALE_RANGE_EPS}},
+            {"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}},
+        ]
+    else:
+        scale = [{"id": "scale_linear", "kwargs": {"gain": 1.0 / 255.0, "offset": 0.0}}]
+    # The closing ensure_dtype says what the network takes; without it format 0.5 appends a
+    # cast back to the raw data's uint8 after the scaling.
+    return [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}, *scale,
+            {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
+
+
+def _logits(model: UNet, image: np.ndarray, normalisation: dict) -> np.ndarray:
     with torch.no_grad():
-        scaled = torch.from_numpy(image.astype(np.float32) / np.float32(255.0))
+        scaled = torch.from_numpy(_scaled_input(image, normalisation))
         return traceable(model)(scaled).numpy().astype(np.float32)
 
 
@@ -127,7 +170,7 @@ def _readme(card: ModelCard, config: dict) -> str:
         f"levels, {config['norm']} norm) trained with BioSegment to segment electron "
         "microscopy images.\n\n"
         f"- Classes: {classes}.\n"
-        "- Input: uint8 grey values, scaled to [0, 1] by dividing by 255.\n"
+        f"- Input: uint8 grey values, scaled to [0, 1] {_scaling_words(card.normalisation)}.\n"
         f"- Sizes: every spatial size a multiple of {size_multiple(config['levels'])}.\n"
         "- Output: one logit per class; the class id of a pixel is the argmax over channels.\n"
         "\nThe weights are also given as TorchScript and ONNX. `model.json` is the BioSegment "
@@ -136,6 +179,14 @@ def _readme(card: ModelCard, config: dict) -> str:
         "The test output is what the network computed for the test input when the package was "
         "written; all three weight formats reproduce it. Metrics per training epoch, on the "
         "validation data named in `model.json`, are listed there.\n")
+
+
+def _scaling_words(normalisation: dict) -> str:
+    if normalisation.get("method") == "percentile":
+        low, high = _percentiles(normalisation)
+        return (f"between the image's {low:g}th and {high:g}th percentile (clipped); BioSegment "
+                "measures them on the whole volume")
+    return "by dividing by 255"
 
 
 def _axes(dims: int, *, channel_names: list[str], size: dict | None,
@@ -176,17 +227,16 @@ def _describe(model: UNet, card: ModelCard, files: dict[str, Path], *, authors: 
         "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "inputs": [{
             "id": "raw",
-            "description": "electron microscopy image, uint8 grey values",
+            "description": "electron microscopy image, uint8 grey values; the network "
+                           "takes them as float32 scaled to [0, 1] by the preprocessing",
             "axes": _axes(config["dims"], channel_names=["raw"],
-                          size={"min": multiple, "step": multiple}, reference=None),
+                          size={"min": _smallest_input(config), "step": multiple},
+                          reference=None),
             "test_tensor": {"source": _FILES["test_input"], "sha256": digest["test_input"]},
             "sample_tensor": {"source": _FILES["sample_input"],
                               "sha256": digest["sample_input"]},
-            "data": {"type": "uint8"},
-            "preprocessing": [
-                {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
-                {"id": "scale_linear", "kwargs": {"gain": 1.0 / 255.0, "offset": 0.0}},
-            ],
+            "data": {"type": "uint8", "range": [0, 255]},
+            "preprocessing": _preprocessing(card.normalisation, config["dims"]),
         }],
         "outputs": [{
             "id": "logits",
@@ -216,6 +266,13 @@ def _describe(model: UNet, card: ModelCard, files: dict[str, Path], *, authors: 
                                   "parent": card.parent}},
     }
     return rdf
+
+
+def _smallest_input(config: dict) -> int:
+    """Smallest spatial size the network runs on: instance norm needs more than one value
+    per channel at the deepest level, so a normed network needs two steps there, not one."""
+    multiple = size_multiple(config["levels"])
+    return multiple if config.get("norm") == "none" else 2 * multiple
 
 
 def _zoo_name(name: str) -> str:
@@ -252,7 +309,7 @@ def export_bioimageio(model: UNet, card: ModelCard, destination: Path, *,
         export_torchscript(model, files["torchscript"], card=card)
         export_onnx(model, files["onnx"], card=card)
         image = _test_image(model, test_input)
-        logits = _logits(model, image)
+        logits = _logits(model, image, card.normalisation)
         np.save(files["test_input"], image)
         np.save(files["test_output"], logits)
         # Sample tensors: the same data as images any viewer opens (batch axis dropped).
@@ -385,24 +442,52 @@ def _classes(rdf: dict, num_classes: int) -> list[dict]:
     return defaults
 
 
-def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
-    """Apply the package's input preprocessing (only the linear kinds BioSegment models use)."""
-    values = raw.astype(np.float32)
+def _per_sample_percentiles(kwargs: dict) -> bool:
+    """A ``scale_range`` between percentiles of the sample itself (format 0.4 says
+    ``mode: per_sample``; 0.5 names no reference tensor)."""
+    if kwargs.get("reference_tensor") or kwargs.get("mode") in ("per_dataset", "fixed"):
+        return False
+    return "min_percentile" in kwargs or "max_percentile" in kwargs
+
+
+def _preprocessing_steps(rdf: dict) -> list[tuple[str, dict]]:
     steps = (rdf.get("inputs") or [{}])[0].get("preprocessing") or []
-    for step in steps:
-        kind = step.get("id") or step.get("name")
-        kwargs = step.get("kwargs") or {}
+    return [(step.get("id") or step.get("name"), step.get("kwargs") or {}) for step in steps]
+
+
+def _imported_normalisation(rdf: dict) -> dict:
+    """The card's scaling for a package: percentiles when it scales per sample by them."""
+    for kind, kwargs in _preprocessing_steps(rdf):
+        if kind == "scale_range" and _per_sample_percentiles(kwargs):
+            return percentile_normalisation(float(kwargs.get("min_percentile", 0.0)),
+                                            float(kwargs.get("max_percentile", 100.0)))
+    return dict(DEFAULT_NORMALISATION)
+
+
+def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
+    """Apply the package's input preprocessing (the kinds BioSegment's scalings use)."""
+    values = raw.astype(np.float32)
+    for kind, kwargs in _preprocessing_steps(rdf):
         if kind == "ensure_dtype":
             continue
         if kind == "scale_linear":
             values = values * np.float32(kwargs.get("gain", 1.0)) + np.float32(
                 kwargs.get("offset", 0.0))
-        elif kind == "scale_range" and raw.dtype == np.uint8 and kwargs.get("mode") is None:
+        elif (kind == "scale_range" and raw.dtype == np.uint8 and kwargs.get("mode") is None
+              and not _per_sample_percentiles(kwargs)):
             values = values / np.float32(255.0)
+        elif kind == "scale_range" and _per_sample_percentiles(kwargs):
+            lo, hi = np.percentile(values.astype(np.float64),
+                                   [float(kwargs.get("min_percentile", 0.0)),
+                                    float(kwargs.get("max_percentile", 100.0))])
+            eps = float(kwargs.get("eps", _SCALE_RANGE_EPS))
+            values = ((values - lo) / (hi - lo + eps)).astype(np.float32)
+        elif kind == "clip":
+            values = np.clip(values, kwargs.get("min"), kwargs.get("max")).astype(np.float32)
         else:
             raise InputError(f"input preprocessing {kind!r} is not one BioSegment applies "
-                             "(it scales uint8 by 1/255)", source=source,
-                             where="inputs[0].preprocessing")
+                             "(it scales uint8 by 1/255 or between per-image percentiles)",
+                             source=source, where="inputs[0].preprocessing")
     return values
 
 
@@ -447,7 +532,7 @@ def import_bioimageio(source: Path, models_dir: Path, *, name: str | None = None
         package.close()
     card = ModelCard(name=name or str(rdf.get("name") or source.stem),
                      architecture=dict(config), classes=_classes(rdf, config["num_classes"]),
-                     normalisation=dict(DEFAULT_NORMALISATION),
+                     normalisation=_imported_normalisation(rdf),
                      training={"imported_from": str(source),
                                "bioimageio": {"name": rdf.get("name"),
                                               "id": rdf.get("id"),

@@ -36,9 +36,11 @@ from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, wind
 from biosegment.engine._predictor import WindowPredictor
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
+from biosegment.engine.intensity import scaler_for
+from biosegment.engine.pixel_size import unzoom_plane, zoom_plane, zoomed_shape
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
-from biosegment.volumes.base import VolumeReader, normalise
+from biosegment.volumes.base import VolumeReader
 
 __all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
            "block_plan", "segment_block", "assemble_parts", "finished_blocks", "segment_volume",
@@ -67,6 +69,10 @@ class InferenceSettings:
     - ``batch_size``: windows per forward pass; default fills 2**18 voxels.
     - ``precision``: ``auto``, ``fp32`` or ``bf16``; ``device``: see ``resolve_device``.
     - ``block_z``: slices per block (the unit of resuming and of work split between workers).
+    - ``normalisation``: the model card's entry saying how raw pixels become [0, 1] (see
+      :mod:`biosegment.engine.intensity`); None scales by the pixel type's range.
+    - ``zoom``: in-plane zoom of every slice before the network sees it (see
+      :mod:`biosegment.engine.pixel_size`); the labels come back on the volume's own grid.
     """
 
     window: tuple[int, ...] | None = None
@@ -77,8 +83,17 @@ class InferenceSettings:
     precision: str = "auto"
     device: str = "auto"
     block_z: int | None = None
+    normalisation: dict | None = None
+    zoom: float | None = None
 
     def __post_init__(self) -> None:
+        if self.zoom is not None and not (isinstance(self.zoom, (int, float))
+                                          and not isinstance(self.zoom, bool)
+                                          and 0.1 <= self.zoom <= 10.0):
+            raise InputError("zoom must be a number between 0.1 and 10", where="zoom")
+        if self.normalisation is not None and not isinstance(self.normalisation, dict):
+            raise InputError("normalisation must be a model card's normalisation object",
+                             where="normalisation")
         if self.blend not in BLENDS:
             raise InputError(f"unknown blend {self.blend!r}; use {' or '.join(BLENDS)}",
                              where="blend")
@@ -172,10 +187,19 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 class _PlannedPredictor(WindowPredictor):
     """The window predictor plus the plan and blend weights every window of a run shares."""
 
-    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings):
+    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings,
+                 volume: VolumeReader):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
+        # Regions are read on the volume's grid; windows are planned on the zoomed one.
+        self.region_plan = plan
+        self.zoom = settings.zoom
+        if self.zoom is not None:
+            plan = make_plan(settings, model.config, zoomed_shape(volume.shape, self.zoom),
+                             volume.dtype.itemsize, True)
         self.plan = plan
+        # Measured on the whole volume (a sample of slices), the same for every block.
+        self.scale = scaler_for(volume, settings.normalisation)
         window = plan.window[1:] if plan.dims == 2 else plan.window
         weights = gaussian_weights(tuple(window), plan.sigma_scale)
         self.weights = torch.from_numpy(weights.reshape(plan.window))
@@ -248,16 +272,48 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
     return labels, probabilities
 
 
+def _window_shape(read: tuple[slice, ...], predictor: _PlannedPredictor) -> tuple[int, ...]:
+    shape = tuple(s.stop - s.start for s in read)
+    return shape if predictor.zoom is None else zoomed_shape(shape, predictor.zoom)
+
+
+def _window_core(read: tuple[slice, ...], core: tuple[tuple[int, int], ...],
+                 predictor: _PlannedPredictor) -> tuple[tuple[int, int], ...]:
+    # A zoomed region is computed whole (its context too): the core is cut after unzooming.
+    if predictor.zoom is None:
+        return core
+    return tuple((0, n) for n in _window_shape(read, predictor))
+
+
+def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
+                    predictor: _PlannedPredictor, want_probabilities: bool,
+                    tick: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Like :func:`_predict_region`, on slices zoomed to the model's pixel size.
+
+    Class probabilities are resampled back to the region's grid before the argmax, so
+    labels follow the interpolated boundaries instead of blocky nearest-neighbour steps.
+    """
+    zoomed = zoom_plane(pixels, predictor.zoom)
+    whole = tuple((0, n) for n in zoomed.shape)
+    _, probabilities = _predict_region(zoomed, whole, predictor, True, tick)
+    back = unzoom_plane(probabilities, pixels.shape)[(slice(None),
+                                                     *(slice(a, b) for a, b in core))]
+    labels = argmax_over_classes(torch.from_numpy(back)).numpy().astype(np.uint8)
+    kept = np.clip(np.rint(back), 0, 255).astype(np.uint8) if want_probabilities else None
+    return labels, kept
+
+
 def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, z1: int,
                    want_probabilities: bool, progress: ProgressCallback | None,
                    should_cancel: CancelCallback | None) -> BlockResult:
-    plan = predictor.plan
+    plan = predictor.region_plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
                      if want_probabilities else None)
     pieces = list(regions(volume.shape, plan, z0, z1))
-    total = sum(len(window_jobs(tuple(s.stop - s.start for s in read), core, plan))
+    total = sum(len(window_jobs(_window_shape(read, predictor),
+                                _window_core(read, core, predictor), predictor.plan))
                 for read, core in pieces)
     done = 0
 
@@ -271,9 +327,13 @@ def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, 
 
     tick(0)
     for (zs, ys, xs), core in pieces:
-        pixels = normalise(volume.read_block(zs.start, zs.stop, ys, xs))
-        region_labels, region_probabilities = _predict_region(pixels, core, predictor,
-                                                              want_probabilities, tick)
+        pixels = predictor.scale(volume.read_block(zs.start, zs.stop, ys, xs))
+        if predictor.zoom is None:
+            region_labels, region_probabilities = _predict_region(pixels, core, predictor,
+                                                                  want_probabilities, tick)
+        else:
+            region_labels, region_probabilities = _predict_zoomed(pixels, core, predictor,
+                                                                  want_probabilities, tick)
         # The core in block coordinates.
         where = tuple(slice(a + s.start - offset, b + s.start - offset)
                       for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0)))
@@ -369,7 +429,7 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
         folder.adopt(parts_plan, discard_other=False)
         if folder.has(z0, z1, probabilities=probabilities):
             return _load_part(folder, z0, z1, probabilities)
-    with _PlannedPredictor(model, plan, settings) as predictor, torch.inference_mode():
+    with _PlannedPredictor(model, plan, settings, volume) as predictor, torch.inference_mode():
         result = _segment_range(volume, predictor, z0, z1, probabilities, progress, should_cancel)
     if folder is not None:
         folder.save(z0, z1, result.labels, result.probabilities)
@@ -388,6 +448,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                    step: int | tuple[int, ...] | None = None, blend: str = "gaussian",
                    sigma_scale: float = 0.25, batch_size: int | None = None,
                    device: str = "auto", precision: str = "auto", block_z: int | None = None,
+                   normalisation: dict | None = None, zoom: float | None = None,
                    parts_dir: Path | None = None, compression: str | None = "zlib",
                    progress: ProgressCallback | None = None,
                    should_cancel: CancelCallback | None = None) -> np.ndarray | Path:
@@ -407,6 +468,9 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``.
     :param precision: ``auto`` (bfloat16 where the hardware has it), ``fp32`` or ``bf16``.
     :param block_z: slices per block: the unit of resuming.
+    :param normalisation: the model card's ``normalisation`` (default: by the pixel type).
+    :param zoom: in-plane zoom before the network (see :func:`~biosegment.engine.pixel_size.
+        zoom_for`); labels are returned on the volume's grid.
     :param parts_dir: where finished blocks wait (default: ``.<output name>.parts`` beside
         ``output``); a rerun with the same model, volume and settings skips them.
     :param compression: TIFF compression of the outputs.
@@ -429,7 +493,8 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
                          where="probabilities")
     settings = InferenceSettings(window=window, overlap=overlap, blend=blend,
                                  sigma_scale=sigma_scale, batch_size=batch_size,
-                                 precision=precision, device=device, block_z=block_z)
+                                 precision=precision, device=device, block_z=block_z,
+                                 normalisation=normalisation, zoom=zoom)
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
     plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
@@ -445,7 +510,7 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
     depth = volume.shape[0]
     remaining = sum(z1 - z0 for z0, z1 in blocks)
     finished = depth - remaining
-    with _PlannedPredictor(model, plan, settings) as predictor, torch.inference_mode():
+    with _PlannedPredictor(model, plan, settings, volume) as predictor, torch.inference_mode():
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:

@@ -54,6 +54,8 @@ class ModelCard:
     metrics: list[dict] = field(default_factory=list)  #: one dict per epoch
     parent: str | None = None                          #: location of the base model, if any
     created: str = field(default_factory=_now)         #: ISO 8601, UTC
+    #: The pixel size the model expects: ``{"in_plane_nm": [low, high], ...}``; empty = unknown.
+    pixel_size: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The card as plain data.
@@ -81,7 +83,7 @@ class ModelCard:
             raise InputError("model card must be a JSON object", source=source)
         expected = {"name": str, "architecture": dict, "classes": list, "normalisation": dict,
                     "training": dict, "metrics": list, "parent": (str, type(None)),
-                    "created": str}
+                    "created": str, "pixel_size": dict}
         values = {}
         for key, kind in expected.items():
             if key not in data:

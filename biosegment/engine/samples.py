@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biosegment.engine.augment import AugmentConfig, augment_pair, crop_at
+from biosegment.engine.intensity import scaler_for
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.errors import InputError
 from biosegment.volumes.base import VolumeReader, normalise
@@ -47,12 +48,15 @@ class TrainingPair:
 
     ``image`` is a ``(z, y, x)`` or ``(y, x)`` array or a :class:`VolumeReader`; ``labels``
     is an array of the same shape, or a mapping from slice index to a ``(y, x)`` slice of
-    class ids. ``name`` identifies the pair in errors and in the model card.
+    class ids. ``name`` identifies the pair in errors and in the model card. ``weight``
+    scales how often crops come from this pair: by default every labelled pixel of every
+    pair is equally likely, so a large volume outweighs a small one; a weight evens them out.
     """
 
     image: np.ndarray | VolumeReader
     labels: np.ndarray | Mapping[int, np.ndarray]
     name: str = "training data"
+    weight: float = 1.0
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class LabelledStack:
     z_start: int                 #: index of the first slice in the source volume
     image: np.ndarray            #: raw pixels, ``(z, y, x)``
     labels: np.ndarray           #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
+    weight: float = 1.0          #: the pair's sampling weight (per labelled pixel)
     _labelled_index: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -130,12 +135,16 @@ def _as_label_volume(pair: TrainingPair, shape: tuple[int, int, int]) -> dict[in
     return checked
 
 
-def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2) -> list[LabelledStack]:
+def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2,
+                   normalisation: Mapping | None = None) -> list[LabelledStack]:
     """Read the labelled parts of every pair into memory.
 
     :param pairs: the training data.
     :param dims: 2 gives one stack per labelled slice; 3 gives one stack per run of
         consecutive labelled slices (a 3-D crop needs its neighbours).
+    :param normalisation: a model card's scaling; a percentile scaling is measured on each
+        pair's whole image (as inference measures it on the whole volume) and the stacks
+        then hold float32 pixels in [0, 1]. None keeps the raw pixels.
     :returns: the stacks, in pair and z order.
     :raises InputError: naming the pair for mismatched shapes, bad ids, or no labels at all.
     """
@@ -147,6 +156,9 @@ def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2) -> list[Labe
         if len(shape) != 3:
             raise InputError(f"image must be 2-D or 3-D, got shape {shape}", source=pair.name,
                              where="image")
+        if not (isinstance(pair.weight, (int, float)) and pair.weight > 0):
+            raise InputError(f"sampling weight must be a positive number, not {pair.weight!r}",
+                             source=pair.name, where="weight")
         planes = _as_label_volume(pair, shape)
         if not planes:
             raise InputError("no labelled pixels (every label is 255)", source=pair.name,
@@ -156,6 +168,9 @@ def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2) -> list[Labe
             image = np.asarray(image)
             if image.ndim == 2:
                 image = image[np.newaxis]
+        scale = None
+        if normalisation is not None and normalisation.get("method") == "percentile":
+            scale = scaler_for(image, normalisation)
         for z0, z1 in _runs(sorted(planes), split=(dims == 2)):
             labels = np.stack([planes.get(z, np.full(shape[1:], IGNORE_LABEL, np.uint8))
                                for z in range(z0, z1)])
@@ -163,7 +178,9 @@ def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2) -> list[Labe
             if raw.dtype not in (np.uint8, np.uint16, np.float32):
                 raise InputError(f"unsupported pixel type {raw.dtype}", source=pair.name,
                                  where="image")
-            stacks.append(LabelledStack(pair.name, z0, raw, labels))
+            if scale is not None:
+                raw = scale(raw)
+            stacks.append(LabelledStack(pair.name, z0, raw, labels, weight=pair.weight))
     return stacks
 
 
@@ -191,8 +208,10 @@ def _hold_out_region(stack: LabelledStack, fraction: float
     in_validation = (x >= threshold)[np.newaxis, np.newaxis, :]
     train_labels = np.where(in_validation, IGNORE_LABEL, stack.labels).astype(np.uint8)
     validation_labels = np.where(in_validation, stack.labels, IGNORE_LABEL).astype(np.uint8)
-    train = LabelledStack(stack.source, stack.z_start, stack.image, train_labels)
-    validation = LabelledStack(stack.source, stack.z_start, stack.image, validation_labels)
+    train = LabelledStack(stack.source, stack.z_start, stack.image, train_labels,
+                          weight=stack.weight)
+    validation = LabelledStack(stack.source, stack.z_start, stack.image, validation_labels,
+                               weight=stack.weight)
     return train, validation
 
 
@@ -258,8 +277,10 @@ class SamplePool:
                              "aside", where="training")
         self.crop_size = tuple(int(c) for c in crop_size)
         self.augment = augment
-        counts = np.array([s.labelled_pixels for s in self.stacks], dtype=np.float64)
-        # Stacks are drawn by their share of labels, so every labelled pixel is equally likely.
+        counts = np.array([s.labelled_pixels * s.weight for s in self.stacks],
+                          dtype=np.float64)
+        # Stacks are drawn by their share of labels, so every labelled pixel is equally likely
+        # (times its pair's weight).
         self._weights = counts / counts.sum()
 
     @property

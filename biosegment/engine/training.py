@@ -220,6 +220,7 @@ def train_model(*, training: Sequence, output: Path | str,
                 seed: int = 0, device: str | torch.device = "auto", precision: str = "auto",
                 resume: bool = True, parent: str | None = None,
                 provenance: Mapping | None = None,
+                normalisation: Mapping | None = None,
                 on_progress: ProgressCallback | None = None,
                 on_epoch: Callable[[dict], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> TrainingResult:
@@ -267,6 +268,8 @@ def train_model(*, training: Sequence, output: Path | str,
         over and overwrites the folder's model.
     :param parent: location of the base model to record in the card (default: its path).
     :param provenance: extra facts for the card's ``training`` section (data source, command).
+    :param normalisation: how raw pixels are scaled (a model card entry, see
+        :mod:`biosegment.engine.intensity`); default: the base model's, else the dtype range.
     :param on_progress: ``(fraction 0..1, eta seconds or None)``, at most once a second.
     :param on_epoch: called with each epoch's record (also stored in the card).
     :param should_cancel: polled before every batch; True saves a resumable state and
@@ -295,9 +298,12 @@ def train_model(*, training: Sequence, output: Path | str,
     torch.manual_seed(seed)
     base = _load_base(base_model) if base_model is not None else None
     dims = base[0].dims if base else int((architecture or {}).get("dims", 2))
-    stacks = collect_stacks(pairs, dims=dims)
+    if normalisation is None:
+        normalisation = dict(base[1].normalisation) if base else ModelCard().normalisation
+    stacks = collect_stacks(pairs, dims=dims, normalisation=normalisation)
     if validation is not None:
-        validation_stacks = collect_stacks(_as_pairs(validation, label="validation"), dims=dims)
+        validation_stacks = collect_stacks(_as_pairs(validation, label="validation"), dims=dims,
+                                           normalisation=normalisation)
         train_stacks, validation_method = stacks, "given"
     else:
         train_stacks, validation_stacks, validation_method = split_validation(
@@ -328,7 +334,8 @@ def train_model(*, training: Sequence, output: Path | str,
     run.card_template = ModelCard(
         name=name or folder.name, classes=class_list,
         parent=(parent or base[2]) if base else parent,
-        normalisation=dict(base[1].normalisation) if base else ModelCard().normalisation,
+        normalisation=dict(normalisation),
+        pixel_size=dict(base[1].pixel_size) if base else {},
         training={
             "data": describe_stacks(train_stacks),
             "validation": {"method": validation_method,
@@ -483,7 +490,8 @@ class _TrainingRun:
                          "stopped_by": stopped_by})
         return ModelCard(name=template.name, classes=template.classes,
                          normalisation=template.normalisation, training=training,
-                         metrics=list(self.history), parent=template.parent)
+                         metrics=list(self.history), parent=template.parent,
+                         pixel_size=dict(template.pixel_size))
 
     # -- the loop ----------------------------------------------------------------------------
     def execute(self, state: dict | None, *, evaluate_base: bool) -> TrainingResult:

@@ -51,7 +51,8 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, dims: int):
+def _settings(ctx: JobContext, dims: int, normalisation: dict | None = None,
+              zoom: float | None = None):
     from biosegment.engine.inference import InferenceSettings
 
     params = ctx.params
@@ -62,7 +63,8 @@ def _settings(ctx: JobContext, dims: int):
         block_z=params.get("block_z"), batch_size=params.get("batch_size"),
         window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
-        device=params.get("device") or ctx.config.engine.device)
+        device=params.get("device") or ctx.config.engine.device,
+        normalisation=normalisation, zoom=zoom)
 
 
 def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
@@ -75,7 +77,12 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     model_row = catalog.require_usable("model", ctx.params["model"])
     volume = stack.enter_context(open_volume(catalog.path_of(dataset), dataset.get("file_type")))
     model, card = load_model(catalog.path_of(model_row))
-    settings = _settings(ctx, int(model.config["dims"]))
+    from biosegment.engine.pixel_size import zoom_for
+
+    # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
+    # trained for another pixel size sees membranes as thick as it learned them.
+    zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
+    settings = _settings(ctx, int(model.config["dims"]), dict(card.normalisation), zoom)
     blocks = block_plan(volume, model, settings)
     return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
 
