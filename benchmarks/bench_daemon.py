@@ -45,8 +45,7 @@ SCAN_TARGET_S = 10.0
 def _stack_bytes(shape, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, rng.integers(0, 255, shape, dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(buffer, rng.integers(0, 255, shape, dtype=np.uint8), photometric="minisblack")
     return buffer.getvalue()
 
 
@@ -65,8 +64,9 @@ def _wait_for_row(catalog, name: str, timeout: float = 30.0) -> float:
 def close_to_row(workdir: Path, *, files: int, poll: bool) -> dict:
     """Seconds from close (or rename) to catalog row, for ``files`` plain writes and renames."""
     root = init_data_folder(workdir / ("poll" if poll else "events"), write_config=False).root
-    config = config_from_mapping({"data_dir": str(root),
-                                  "watch": {"poll": poll, "settle_seconds": 1.0}})
+    config = config_from_mapping(
+        {"data_dir": str(root), "watch": {"poll": poll, "settle_seconds": 1.0}}
+    )
     payload = _stack_bytes((16, 256, 256), seed=1)  # 1 MB, like a small stack
     writes, renames = [], []
     with Daemon(config) as daemon:
@@ -88,15 +88,23 @@ def close_to_row(workdir: Path, *, files: int, poll: bool) -> dict:
                 renames.append(_wait_for_row(catalog, name) - renamed)
         finally:
             catalog.close()
-    return {"mode": "poll" if poll else "events", "files": files,
-            "write_close": _summary(writes), "rename_in": _summary(renames)}
+    return {
+        "mode": "poll" if poll else "events",
+        "files": files,
+        "write_close": _summary(writes),
+        "rename_in": _summary(renames),
+    }
 
 
 def _summary(values: list[float]) -> dict:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"n": len(values), "p50_s": round(statistics.median(ordered), 4),
-            "p95_s": round(p95, 4), "max_s": round(ordered[-1], 4)}
+    return {
+        "n": len(values),
+        "p50_s": round(statistics.median(ordered), 4),
+        "p95_s": round(p95, 4),
+        "max_s": round(ordered[-1], 4),
+    }
 
 
 def _make_datasets(root: Path, count: int) -> None:
@@ -139,8 +147,12 @@ def startup_scan(workdir: Path, *, count: int) -> dict:
     config = config_from_mapping({"data_dir": str(root)})
     cold = _time_start(config, count)
     warm = _time_start(config, count)
-    return {"datasets": count, "files_written_s": round(made, 2), "cold_s": round(cold, 2),
-            "warm_s": round(warm, 2)}
+    return {
+        "datasets": count,
+        "files_written_s": round(made, 2),
+        "cold_s": round(cold, 2),
+        "warm_s": round(warm, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,26 +161,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=int, default=1000, help="datasets for the scan")
     parser.add_argument("--files", type=int, default=20, help="files per latency series")
     args = parser.parse_args(argv)
-    results = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                           "cpus": os.cpu_count(),
-                           "load_average": [round(v, 1) for v in os.getloadavg()]}}
+    results = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": [round(v, 1) for v in os.getloadavg()],
+        }
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results["latency"] = [close_to_row(work, files=args.files, poll=False),
-                              close_to_row(work, files=max(3, args.files // 4), poll=True)]
+        results["latency"] = [
+            close_to_row(work, files=args.files, poll=False),
+            close_to_row(work, files=max(3, args.files // 4), poll=True),
+        ]
         results["scan"] = startup_scan(work, count=args.datasets)
     print("Close (or rename) to catalog row, seconds")
     print(f"{'mode':<8} {'event':<12} {'n':>4} {'p50':>8} {'p95':>8} {'max':>8}")
     for series in results["latency"]:
         for event in ("write_close", "rename_in"):
             s = series[event]
-            print(f"{series['mode']:<8} {event:<12} {s['n']:>4} {s['p50_s']:>8.3f} "
-                  f"{s['p95_s']:>8.3f} {s['max_s']:>8.3f}")
+            print(
+                f"{series['mode']:<8} {event:<12} {s['n']:>4} {s['p50_s']:>8.3f} "
+                f"{s['p95_s']:>8.3f} {s['max_s']:>8.3f}"
+            )
     scan = results["scan"]
-    print(f"Start-up scan of {scan['datasets']} datasets: cold {scan['cold_s']:.2f} s, "
-          f"warm {scan['warm_s']:.2f} s (target {SCAN_TARGET_S:.0f} s)")
-    worst = max(s[e]["max_s"] for s in results["latency"] if s["mode"] == "events"
-                for e in ("write_close", "rename_in"))
+    print(
+        f"Start-up scan of {scan['datasets']} datasets: cold {scan['cold_s']:.2f} s, "
+        f"warm {scan['warm_s']:.2f} s (target {SCAN_TARGET_S:.0f} s)"
+    )
+    worst = max(
+        s[e]["max_s"]
+        for s in results["latency"]
+        if s["mode"] == "events"
+        for e in ("write_close", "rename_in")
+    )
     print(f"Worst close-to-row with events: {worst:.3f} s (target {CLOSE_TARGET_S:.0f} s)")
     print(f"Load average: {results['machine']['load_average']}")
     if args.json:

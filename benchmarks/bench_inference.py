@@ -39,8 +39,9 @@ DEFAULT_VOLUME = SHARED / "data" / "isbi2012" / "train-volume.tif"
 DEFAULT_MODEL = SHARED / "fixtures" / "neuralnets" / "isbi_unet2d_fm16_l4_instance.pytorch"
 
 # The old library's sliding window, for comparison.
-NEURALNETS_STYLE = dict(window=(256, 256), step=(128, 128), blend="gaussian", sigma_scale=0.25,
-                        precision="fp32")
+NEURALNETS_STYLE = dict(
+    window=(256, 256), step=(128, 128), blend="gaussian", sigma_scale=0.25, precision="fp32"
+)
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, size: int = 4096, repeats: int = 5) -> float:
@@ -53,11 +54,12 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, size: int = 4096, repeats:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2.0 * size ** 3 / best / 1e9
+    return 2.0 * size**3 / best / 1e9
 
 
-def timed_segmentation(volume_path: Path, model, output: Path, repeats: int,
-                       **settings) -> tuple[list[float], np.ndarray]:
+def timed_segmentation(
+    volume_path: Path, model, output: Path, repeats: int, **settings
+) -> tuple[list[float], np.ndarray]:
     """Wall times of ``repeats`` end-to-end runs (open, segment, write), and the labels."""
     times = []
     for _ in range(repeats):
@@ -110,12 +112,13 @@ def main() -> None:
         }
         for name, options in settings.items():
             repeats = args.repeats if name != "neuralnets-style 256/128 Gaussian fp32" else 1
-            times, labels[name] = timed_segmentation(args.volume, model,
-                                                     Path(scratch) / "labels.tif", repeats,
-                                                     **options)
+            times, labels[name] = timed_segmentation(
+                args.volume, model, Path(scratch) / "labels.tif", repeats, **options
+            )
             best = min(times)
             results[name] = {
-                "seconds_best": best, "seconds_median": statistics.median(times),
+                "seconds_best": best,
+                "seconds_median": statistics.median(times),
                 "voxels_per_second": voxels / best,
                 "effective_gflops": flops * voxels / best / 1e9,
             }
@@ -127,35 +130,54 @@ def main() -> None:
     classes = model.config["num_classes"]
     for name in results:
         results[name]["ratio_to_fp32_matmul"] = results[name]["effective_gflops"] / matmul
-        results[name]["agreement_with_neuralnets_style"] = agreement(labels[name], reference,
-                                                                     classes)
+        results[name]["agreement_with_neuralnets_style"] = agreement(
+            labels[name], reference, classes
+        )
 
     print("BioSegment inference benchmark (CPU; other processes may have shared the machine)")
-    print(f"volume {args.volume.name} {shape}, {voxels / 1e6:.2f} M voxels; model "
-          f"{model.config}; {flops / 1e3:.1f} kFLOP/voxel; device {device}, "
-          f"auto precision {resolve_precision('auto', device)}, threads {args.threads}")
-    print(f"fp32 matmul: {matmul_before:.0f} GFLOP/s before, {matmul_after:.0f} after "
-          f"(reference {matmul:.0f}); bf16 matmul {bf16_matmul:.0f} GFLOP/s")
+    print(
+        f"volume {args.volume.name} {shape}, {voxels / 1e6:.2f} M voxels; model "
+        f"{model.config}; {flops / 1e3:.1f} kFLOP/voxel; device {device}, "
+        f"auto precision {resolve_precision('auto', device)}, threads {args.threads}"
+    )
+    print(
+        f"fp32 matmul: {matmul_before:.0f} GFLOP/s before, {matmul_after:.0f} after "
+        f"(reference {matmul:.0f}); bf16 matmul {bf16_matmul:.0f} GFLOP/s"
+    )
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     for name, figures in results.items():
         agree = figures["agreement_with_neuralnets_style"]
         dice = ", ".join(f"{k}: {v:.4f}" for k, v in agree["dice_per_class"].items())
-        print(f"- {name}: best {figures['seconds_best']:.2f} s (median "
-              f"{figures['seconds_median']:.2f}), {figures['voxels_per_second'] / 1e6:.2f} M "
-              f"voxels/s, {figures['effective_gflops']:.0f} GFLOP/s effective = "
-              f"{figures['ratio_to_fp32_matmul']:.0%} of fp32 matmul; vs neuralnets-style: "
-              f"{agree['pixels_equal']:.2%} pixels equal, Dice {dice}")
+        print(
+            f"- {name}: best {figures['seconds_best']:.2f} s (median "
+            f"{figures['seconds_median']:.2f}), {figures['voxels_per_second'] / 1e6:.2f} M "
+            f"voxels/s, {figures['effective_gflops']:.0f} GFLOP/s effective = "
+            f"{figures['ratio_to_fp32_matmul']:.0%} of fp32 matmul; vs neuralnets-style: "
+            f"{agree['pixels_equal']:.2%} pixels equal, Dice {dice}"
+        )
     fast = labels["default (fast)"]
     fp32 = labels["default windows, fp32"]
-    print(f"default (fast) vs same windows in fp32: {np.mean(fast == fp32):.3%} pixels equal, "
-          f"Dice {agreement(fast, fp32, classes)['dice_per_class']}")
+    print(
+        f"default (fast) vs same windows in fp32: {np.mean(fast == fp32):.3%} pixels equal, "
+        f"Dice {agreement(fast, fp32, classes)['dice_per_class']}"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "shape": shape, "flops_per_voxel": flops, "matmul_fp32_gflops": matmul,
-            "matmul_fp32_before_after": [matmul_before, matmul_after],
-            "matmul_bf16_gflops": bf16_matmul, "load_average": [load_before, load_after],
-            "results": results}, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "shape": shape,
+                    "flops_per_voxel": flops,
+                    "matmul_fp32_gflops": matmul,
+                    "matmul_fp32_before_after": [matmul_before, matmul_after],
+                    "matmul_bf16_gflops": bf16_matmul,
+                    "load_average": [load_before, load_after],
+                    "results": results,
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -101,19 +101,22 @@ def main() -> None:
     parser.add_argument("--layout", choices=["zlib", "uncompressed"], default="zlib")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the files")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--full-network-slices", type=int, default=32,
-                        help="then segment this many slices with the fm16/4-level network")
+    parser.add_argument(
+        "--full-network-slices",
+        type=int,
+        default=32,
+        help="then segment this many slices with the fm16/4-level network",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    depth = max(1, int(args.gib * 2 ** 30 // (args.size * args.size)))
+    depth = max(1, int(args.gib * 2**30 // (args.size * args.size)))
     scratch = Path(tempfile.mkdtemp(prefix="biosegment-mem-", dir=args.scratch))
     try:
         raw = scratch / "raw.tif"
         start = time.perf_counter()
-        write_volume_file(raw, depth, args.size,
-                          None if args.layout == "uncompressed" else "zlib")
+        write_volume_file(raw, depth, args.size, None if args.layout == "uncompressed" else "zlib")
         made = time.perf_counter() - start
         torch.manual_seed(0)
         model = UNet(feature_maps=4, levels=2, norm="none", num_classes=2).eval()
@@ -132,16 +135,22 @@ def main() -> None:
             with MemorySampler() as full_sampler, open_volume(raw) as volume:
                 start = time.perf_counter()
                 segment_block(volume, network, 0, count)
-                full = {"slices": count, "seconds": time.perf_counter() - start,
-                        "peak_anon_mib": full_sampler.peak_anon / 1024,
-                        "peak_file_backed_mib": full_sampler.peak_file / 1024}
+                full = {
+                    "slices": count,
+                    "seconds": time.perf_counter() - start,
+                    "peak_anon_mib": full_sampler.peak_anon / 1024,
+                    "peak_file_backed_mib": full_sampler.peak_file / 1024,
+                }
         figures = {
             "shape": [depth, args.size, args.size],
-            "volume_gib": depth * args.size ** 2 / 2 ** 30,
-            "layout": args.layout, "raw_file_bytes": raw.stat().st_size,
-            "network": model.config, "flops_per_voxel": flops_per_voxel(model.config),
-            "generate_seconds": made, "segment_seconds": seconds,
-            "voxels_per_second": depth * args.size ** 2 / seconds,
+            "volume_gib": depth * args.size**2 / 2**30,
+            "layout": args.layout,
+            "raw_file_bytes": raw.stat().st_size,
+            "network": model.config,
+            "flops_per_voxel": flops_per_voxel(model.config),
+            "generate_seconds": made,
+            "segment_seconds": seconds,
+            "voxels_per_second": depth * args.size**2 / seconds,
             "peak_rss_mib": _status_kib("VmHWM") / 1024,
             "peak_rss_before_segmenting_mib": hwm_before / 1024,
             "peak_anon_mib": sampler.peak_anon / 1024,
@@ -152,21 +161,30 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print("BioSegment streaming-memory benchmark (CPU; other processes may have shared the "
-          "machine)")
-    print(f"volume {figures['shape']} uint8 = {figures['volume_gib']:.2f} GiB ({args.layout} "
-          f"TIFF, {figures['raw_file_bytes'] / 2 ** 30:.2f} GiB on disk), made in "
-          f"{made:.0f} s; network {model.config} (random weights)")
-    print(f"segmented to a label TIFF in {seconds:.0f} s "
-          f"({figures['voxels_per_second'] / 1e6:.1f} M voxels/s)")
-    print(f"peak RSS (VmHWM) {figures['peak_rss_mib']:.0f} MiB (before segmenting "
-          f"{figures['peak_rss_before_segmenting_mib']:.0f}); sampled peaks: anonymous "
-          f"{figures['peak_anon_mib']:.0f} MiB, file-backed {figures['peak_file_backed_mib']:.0f}"
-          f" MiB; load average {figures['load_average'][0]:.2f}")
+    print(
+        "BioSegment streaming-memory benchmark (CPU; other processes may have shared the machine)"
+    )
+    print(
+        f"volume {figures['shape']} uint8 = {figures['volume_gib']:.2f} GiB ({args.layout} "
+        f"TIFF, {figures['raw_file_bytes'] / 2**30:.2f} GiB on disk), made in "
+        f"{made:.0f} s; network {model.config} (random weights)"
+    )
+    print(
+        f"segmented to a label TIFF in {seconds:.0f} s "
+        f"({figures['voxels_per_second'] / 1e6:.1f} M voxels/s)"
+    )
+    print(
+        f"peak RSS (VmHWM) {figures['peak_rss_mib']:.0f} MiB (before segmenting "
+        f"{figures['peak_rss_before_segmenting_mib']:.0f}); sampled peaks: anonymous "
+        f"{figures['peak_anon_mib']:.0f} MiB, file-backed {figures['peak_file_backed_mib']:.0f}"
+        f" MiB; load average {figures['load_average'][0]:.2f}"
+    )
     if full:
-        print(f"fm16/4-level network on the first {full['slices']} slices ({full['seconds']:.0f}"
-              f" s): sampled peaks anonymous {full['peak_anon_mib']:.0f} MiB, file-backed "
-              f"{full['peak_file_backed_mib']:.0f} MiB")
+        print(
+            f"fm16/4-level network on the first {full['slices']} slices ({full['seconds']:.0f}"
+            f" s): sampled peaks anonymous {full['peak_anon_mib']:.0f} MiB, file-backed "
+            f"{full['peak_file_backed_mib']:.0f} MiB"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))

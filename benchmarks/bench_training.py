@@ -41,15 +41,28 @@ __all__ = ["main", "parse_arguments", "run_benchmark"]
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=360.0,
-                        help="training wall-clock budget in seconds (default 360)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="stop after this many steps instead of the time budget (compares "
-                             "settings independently of how busy the machine is)")
-    parser.add_argument("--data", type=Path, default=default_isbi_folder(),
-                        help="folder with train-volume.tif and train-labels.tif")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="model folder to write (default: a temporary folder)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=360.0,
+        help="training wall-clock budget in seconds (default 360)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stop after this many steps instead of the time budget (compares "
+        "settings independently of how busy the machine is)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_isbi_folder(),
+        help="folder with train-volume.tif and train-labels.tif",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="model folder to write (default: a temporary folder)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--feature-maps", type=int, default=8)
     parser.add_argument("--levels", type=int, default=4)
@@ -60,16 +73,28 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--dice-weight", type=float, default=0.0)
-    parser.add_argument("--membrane-weight", type=float, default=1.0,
-                        help="cross-entropy weight of the membrane class (background = 1)")
+    parser.add_argument(
+        "--membrane-weight",
+        type=float,
+        default=1.0,
+        help="cross-entropy weight of the membrane class (background = 1)",
+    )
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    parser.add_argument("--elastic", type=float, default=0.0,
-                        help="probability of an elastic deformation per crop")
-    parser.add_argument("--no-intensity", action="store_true",
-                        help="switch off brightness/contrast/gamma augmentation")
-    parser.add_argument("--validation-fraction", type=float, default=0.0,
-                        help="share of slices 0-24 held out to pick the best epoch (default 0: "
-                             "train on all 25 and keep the last epoch)")
+    parser.add_argument(
+        "--elastic", type=float, default=0.0, help="probability of an elastic deformation per crop"
+    )
+    parser.add_argument(
+        "--no-intensity",
+        action="store_true",
+        help="switch off brightness/contrast/gamma augmentation",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="share of slices 0-24 held out to pick the best epoch (default 0: "
+        "train on all 25 and keep the last epoch)",
+    )
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -79,34 +104,53 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def run_benchmark(args: argparse.Namespace) -> dict:
     """Train with ``args`` and return settings, training facts and test-slice scores."""
     torch.set_num_threads(args.threads)
-    augment = AugmentConfig(elastic_probability=args.elastic,
-                            intensity_probability=0.0 if args.no_intensity else 0.5)
+    augment = AugmentConfig(
+        elastic_probability=args.elastic, intensity_probability=0.0 if args.no_intensity else 0.5
+    )
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench_training_"))
     pair = isbi_training_pair(args.data)
     load_before = machine_note()
     started = time.perf_counter()
     result = train_model(
-        training=[pair], output=folder, resume=False, classes=ISBI_CLASSES,
-        architecture={"feature_maps": args.feature_maps, "levels": args.levels,
-                      "norm": args.norm},
-        time_budget_s=None if args.steps else args.budget, max_steps=args.steps,
+        training=[pair],
+        output=folder,
+        resume=False,
+        classes=ISBI_CLASSES,
+        architecture={"feature_maps": args.feature_maps, "levels": args.levels, "norm": args.norm},
+        time_budget_s=None if args.steps else args.budget,
+        max_steps=args.steps,
         steps_per_epoch=args.steps_per_epoch,
-        crop_size=args.crop, batch_size=args.batch, learning_rate=args.lr,
-        lr_schedule=args.schedule, weight_decay=args.weight_decay,
-        dice_weight=args.dice_weight, class_weights=[1.0, args.membrane_weight],
-        augment=augment, validation_fraction=args.validation_fraction,
-        boundary_class=1, seed=args.seed, device="cpu", precision=args.precision)
+        crop_size=args.crop,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+        lr_schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        dice_weight=args.dice_weight,
+        class_weights=[1.0, args.membrane_weight],
+        augment=augment,
+        validation_fraction=args.validation_fraction,
+        boundary_class=1,
+        seed=args.seed,
+        device="cpu",
+        precision=args.precision,
+    )
     training_seconds = time.perf_counter() - started
     model, _ = load_model(folder)
     scores = score_on_test_slices(model, args.data)
     return {
-        "settings": {key: (str(value) if isinstance(value, Path) else value)
-                     for key, value in vars(args).items()},
-        "training": {"seconds": round(training_seconds, 1), "steps": result.steps,
-                     "epochs": len([h for h in result.history if h["epoch"] > 0]),
-                     "stopped_by": result.stopped_by, "best_epoch": result.best_epoch,
-                     "precision": result.card.training["params"]["precision"],
-                     "model_folder": str(folder)},
+        "settings": {
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in vars(args).items()
+        },
+        "training": {
+            "seconds": round(training_seconds, 1),
+            "steps": result.steps,
+            "epochs": len([h for h in result.history if h["epoch"] > 0]),
+            "stopped_by": result.stopped_by,
+            "best_epoch": result.best_epoch,
+            "precision": result.card.training["params"]["precision"],
+            "model_folder": str(folder),
+        },
         "test_slices_25_29": scores,
         "machine_before": load_before,
         "machine_after": machine_note(),
@@ -121,15 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     report = run_benchmark(args)
     scores, training = report["test_slices_25_29"], report["training"]
     seconds_per_step = training["seconds"] / max(training["steps"], 1)
-    print(f"trained {training['steps']} steps in {training['seconds']} s "
-          f"({seconds_per_step:.3f} s/step) "
-          f"({training['precision']}, {report['machine_before']['torch_threads']} threads; "
-          "the machine may have been shared, load average before "
-          f"{report['machine_before']['load_average_1_5_15']}, after "
-          f"{report['machine_after']['load_average_1_5_15']})")
-    print("ISBI slices 25-29: " + ", ".join(f"{key} {value:.4f}" if isinstance(value, float)
-                                             else f"{key} {value}"
-                                             for key, value in scores.items()))
+    print(
+        f"trained {training['steps']} steps in {training['seconds']} s "
+        f"({seconds_per_step:.3f} s/step) "
+        f"({training['precision']}, {report['machine_before']['torch_threads']} threads; "
+        "the machine may have been shared, load average before "
+        f"{report['machine_before']['load_average_1_5_15']}, after "
+        f"{report['machine_after']['load_average_1_5_15']})"
+    )
+    print(
+        "ISBI slices 25-29: "
+        + ", ".join(
+            f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in scores.items()
+        )
+    )
     target = "met" if scores["pixel_error"] <= 0.07 else "not met"
     print(f"target pixel error <= 0.07: {target}")
     if args.json:

@@ -52,17 +52,19 @@ def build_folder(root: Path, shape=SHAPE) -> None:
     with tifffile.TiffWriter(root / "EM" / "bench" / "raw" / "bench.tif") as writer:
         for k in range(z):
             # cell-like texture: smooth waves plus noise, so PNG has real work to do
-            plane = (128 + 60 * np.sin(xx / (17 + k % 5)) * np.cos(yy / 23)
-                     + rng.normal(0, 20, (y, x)))
-            writer.write(np.clip(plane, 0, 255).astype(np.uint8), photometric="minisblack",
-                         contiguous=True)
+            plane = (
+                128 + 60 * np.sin(xx / (17 + k % 5)) * np.cos(yy / 23) + rng.normal(0, 20, (y, x))
+            )
+            writer.write(
+                np.clip(plane, 0, 255).astype(np.uint8), photometric="minisblack", contiguous=True
+            )
             labels[k] = np.where(np.sin(xx / 17) * np.cos(yy / 23) > 0.6, 255, 0)
     segmentation = root / "segmentations" / "bench" / "waves"
     segmentation.mkdir(parents=True)
     tifffile.imwrite(segmentation / "labels.tif", labels, photometric="minisblack")
     (root / "EM" / "wide").mkdir()
     with tifffile.TiffWriter(root / "EM" / "wide" / "wide.tif") as writer:
-        for k in range(WIDE_SHAPE[0]):
+        for _ in range(WIDE_SHAPE[0]):
             plane = rng.integers(0, 256, WIDE_SHAPE[1:], dtype=np.uint8)
             writer.write(plane, photometric="minisblack", contiguous=True)
     with open_catalog(root) as catalog:
@@ -89,15 +91,23 @@ def time_requests(host: str, port: int, paths: list[str]) -> list[float]:
 def summary(times: list[float]) -> dict:
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"n": len(times), "p50_ms": round(statistics.median(ordered), 2),
-            "p95_ms": round(p95, 2), "max_ms": round(ordered[-1], 2)}
+    return {
+        "n": len(times),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(p95, 2),
+        "max_ms": round(ordered[-1], 2),
+    }
 
 
-def tile_paths(kind: str, axis: str, index: int, level: int, tiles: int, name: str = "",
-               dataset: str = "bench") -> list:
+def tile_paths(
+    kind: str, axis: str, index: int, level: int, tiles: int, name: str = "", dataset: str = "bench"
+) -> list:
     query = f"?name={name}" if name else ""
-    return [f"/api/v1/datasets/{dataset}/tiles/{kind}/{axis}/{index}/{level}/{r}/{c}.png{query}"
-            for r in range(tiles) for c in range(tiles)]
+    return [
+        f"/api/v1/datasets/{dataset}/tiles/{kind}/{axis}/{index}/{level}/{r}/{c}.png{query}"
+        for r in range(tiles)
+        for c in range(tiles)
+    ]
 
 
 def run(root: Path) -> dict:
@@ -117,23 +127,28 @@ def run(root: Path) -> dict:
             warm += time_requests(host, port, tile_paths("raw", "z", z, 0, 2))
         overlay = []
         for z in range(0, nz, 2):
-            overlay += time_requests(host, port, tile_paths("segmentation", "z", z, 0, 2,
-                                                            name="waves"))
-        zoomed_out = time_requests(host, port, [p for z in range(nz)
-                                                for p in tile_paths("raw", "z", z, 1, 1)])
-        xz = time_requests(host, port, [p for y in range(0, 1024, 16)
-                                        for p in tile_paths("raw", "y", y, 0, 1)
-                                        + tile_paths("raw", "y", y, 0, 2)[1:2]])
+            overlay += time_requests(
+                host, port, tile_paths("segmentation", "z", z, 0, 2, name="waves")
+            )
+        zoomed_out = time_requests(
+            host, port, [p for z in range(nz) for p in tile_paths("raw", "z", z, 1, 1)]
+        )
+        xz = time_requests(
+            host,
+            port,
+            [
+                p
+                for y in range(0, 1024, 16)
+                for p in tile_paths("raw", "y", y, 0, 1) + tile_paths("raw", "y", y, 0, 2)[1:2]
+            ],
+        )
         # 8k x 8k: the overview first (the whole slice in one tile), then a screenful at full
         # resolution, then the next slice the same way
         wide_first, wide_tiles = [], []
         for z in range(WIDE_SHAPE[0]):
-            wide_first += time_requests(host, port, tile_paths("raw", "z", z, 4, 1,
-                                                               dataset="wide"))
-            wide_tiles += time_requests(host, port, tile_paths("raw", "z", z, 0, 4,
-                                                               dataset="wide"))
-            wide_tiles += time_requests(host, port, tile_paths("raw", "z", z, 2, 4,
-                                                               dataset="wide"))
+            wide_first += time_requests(host, port, tile_paths("raw", "z", z, 4, 1, dataset="wide"))
+            wide_tiles += time_requests(host, port, tile_paths("raw", "z", z, 0, 4, dataset="wide"))
+            wide_tiles += time_requests(host, port, tile_paths("raw", "z", z, 2, 4, dataset="wide"))
     finally:
         server.close()
         thread.join(10)
@@ -157,23 +172,33 @@ def main(argv: list[str] | None = None) -> int:
         root = args.keep or Path(scratch) / "data"
         started = time.perf_counter()
         build_folder(root)
-        print(f"volumes {SHAPE[2]}x{SHAPE[1]}x{SHAPE[0]} and {WIDE_SHAPE[2]}x{WIDE_SHAPE[1]}x"
-              f"{WIDE_SHAPE[0]} uint8 built in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"volumes {SHAPE[2]}x{SHAPE[1]}x{SHAPE[0]} and {WIDE_SHAPE[2]}x{WIDE_SHAPE[1]}x"
+            f"{WIDE_SHAPE[0]} uint8 built in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         figures = run(root)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{'512x512 PNG tiles over HTTP':40s} {'n':>5s} {'p50 ms':>8s} {'p95 ms':>8s} "
-          f"{'max ms':>8s}")
+    print(
+        f"{'512x512 PNG tiles over HTTP':40s} {'n':>5s} {'p50 ms':>8s} {'p95 ms':>8s} "
+        f"{'max ms':>8s}"
+    )
     for label, row in figures.items():
-        print(f"{label:40s} {row['n']:5d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
-              f"{row['max_ms']:8.1f}")
+        print(
+            f"{label:40s} {row['n']:5d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
+            f"{row['max_ms']:8.1f}"
+        )
     worst = max(row["p95_ms"] for row in figures.values())
     verdict = "meets" if worst < TARGET_P95_MS else "MISSES"
-    print(f"worst p95 {worst:.1f} ms: {verdict} the {TARGET_P95_MS:.0f} ms target "
-          f"({os.cpu_count()} CPUs, load average {load:.2f}, {platform.python_version()})")
+    print(
+        f"worst p95 {worst:.1f} ms: {verdict} the {TARGET_P95_MS:.0f} ms target "
+        f"({os.cpu_count()} CPUs, load average {load:.2f}, {platform.python_version()})"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"shape": SHAPE, "figures": figures,
-                                         "load_average": load}, indent=2), encoding="utf-8")
+        args.json.write_text(
+            json.dumps({"shape": SHAPE, "figures": figures, "load_average": load}, indent=2),
+            encoding="utf-8",
+        )
     return 0 if worst < TARGET_P95_MS else 1
 
 

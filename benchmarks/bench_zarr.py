@@ -66,8 +66,10 @@ def _texture() -> np.ndarray:
 
 def _halve(block: np.ndarray) -> np.ndarray:
     block = block.astype(np.float32)
-    return np.rint((block[:, 0::2, 0::2] + block[:, 1::2, 0::2] + block[:, 0::2, 1::2]
-                    + block[:, 1::2, 1::2]) / 4).astype(np.uint8)
+    return np.rint(
+        (block[:, 0::2, 0::2] + block[:, 1::2, 0::2] + block[:, 0::2, 1::2] + block[:, 1::2, 1::2])
+        / 4
+    ).astype(np.uint8)
 
 
 def build_folder(root: Path) -> Path:
@@ -86,17 +88,27 @@ def build_folder(root: Path) -> Path:
     group = zarr.open_group(str(store), mode="w", zarr_format=3)
     arrays = []
     for level in range(4):
-        step = 2 ** level
+        step = 2**level
         shape = (SHAPE[0], SHAPE[1] // step, SHAPE[2] // step)
-        arrays.append(group.create_array(str(level), shape=shape, dtype="uint8",
-                                         chunks=CHUNKS, fill_value=0,
-                                         dimension_names=["z", "y", "x"]))
+        arrays.append(
+            group.create_array(
+                str(level),
+                shape=shape,
+                dtype="uint8",
+                chunks=CHUNKS,
+                fill_value=0,
+                dimension_names=["z", "y", "x"],
+            )
+        )
 
     def write(z0: int, y0: int, x0: int, block: np.ndarray) -> None:
         for level, array in enumerate(arrays):
-            step = 2 ** level
-            array[z0:z0 + block.shape[0], y0 // step:y0 // step + block.shape[1],
-                  x0 // step:x0 // step + block.shape[2]] = block
+            step = 2**level
+            array[
+                z0 : z0 + block.shape[0],
+                y0 // step : y0 // step + block.shape[1],
+                x0 // step : x0 // step + block.shape[2],
+            ] = block
             if level < len(arrays) - 1:
                 block = _halve(block)
 
@@ -107,10 +119,16 @@ def build_folder(root: Path) -> Path:
         patch = np.tile(texture[index % len(texture)], (2, 2))
         y0 = x0 = 1024 * (index % 3)
         write(z, y0, x0, patch[np.newaxis])
-    group.attrs.update(multiscale_attributes(
-        "0.5", level_paths=["0", "1", "2", "3"],
-        level_factors=[(1.0, 2.0 ** i, 2.0 ** i) for i in range(4)],
-        voxel_size=(30.0, 4.0, 4.0), name="big", downsampling="mean"))
+    group.attrs.update(
+        multiscale_attributes(
+            "0.5",
+            level_paths=["0", "1", "2", "3"],
+            level_factors=[(1.0, 2.0**i, 2.0**i) for i in range(4)],
+            voxel_size=(30.0, 4.0, 4.0),
+            name="big",
+            downsampling="mean",
+        )
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     return store
@@ -143,23 +161,34 @@ def _tile_paths(rng: random.Random) -> dict[str, list[str]]:
     empty = [z for z in range(FILLED_SLICES, SHAPE[0]) if z % PATCH_EVERY]
     steps: dict[str, list[str]] = {
         "overview (level 3), first look at a slice": [
-            f"{base}/{z}/3/0/0.png" for z in rng.sample(filled, 12) + rng.sample(patched, 8)
-            + rng.sample(empty, 20)]}
-    for level, label in ((2, "level 2 (2x2 tiles)"), (1, "level 1 (viewport 2x2)"),
-                         (0, "level 0 (viewport 2x2)")):
-        tiles_per_side = 4096 // 512 // 2 ** level
+            f"{base}/{z}/3/0/0.png"
+            for z in rng.sample(filled, 12) + rng.sample(patched, 8) + rng.sample(empty, 20)
+        ]
+    }
+    for level, label in (
+        (2, "level 2 (2x2 tiles)"),
+        (1, "level 1 (viewport 2x2)"),
+        (0, "level 0 (viewport 2x2)"),
+    ):
+        tiles_per_side = 4096 // 512 // 2**level
         paths = []
         for z in rng.sample(filled, 6) + rng.sample(patched, 4) + rng.sample(empty, 6):
             row = rng.randrange(max(1, tiles_per_side - 1))
             col = rng.randrange(max(1, tiles_per_side - 1))
-            paths += [f"{base}/{z}/{level}/{row + dr}/{col + dc}.png"
-                      for dr in (0, 1) for dc in (0, 1)
-                      if row + dr < tiles_per_side and col + dc < tiles_per_side]
+            paths += [
+                f"{base}/{z}/{level}/{row + dr}/{col + dc}.png"
+                for dr in (0, 1)
+                for dc in (0, 1)
+                if row + dr < tiles_per_side and col + dc < tiles_per_side
+            ]
         steps[f"zoom in: {label}"] = paths
     start = rng.randrange(FILLED_SLICES - 24)
-    steps["scroll 24 slices at level 2"] = [f"{base}/{z}/2/{r}/{c}.png"
-                                            for z in range(start, start + 24)
-                                            for r in (0, 1) for c in (0, 1)]
+    steps["scroll 24 slices at level 2"] = [
+        f"{base}/{z}/2/{r}/{c}.png"
+        for z in range(start, start + 24)
+        for r in (0, 1)
+        for c in (0, 1)
+    ]
     return steps
 
 
@@ -191,8 +220,9 @@ def time_reader_tiles(store: Path, steps: dict[str, list[str]]) -> dict[str, lis
             for path in paths:
                 z, level, row, col = (int(p) for p in path.removesuffix(".png").split("/")[-4:])
                 started = time.perf_counter()
-                tile = reader.level(level).read_block(z, z + 1, slice(row * 512, row * 512 + 512),
-                                                      slice(col * 512, col * 512 + 512))
+                tile = reader.level(level).read_block(
+                    z, z + 1, slice(row * 512, row * 512 + 512), slice(col * 512, col * 512 + 512)
+                )
                 timings.setdefault(step, []).append((time.perf_counter() - started) * 1000)
                 assert tile.shape[1:] == (512, 512)
     return timings
@@ -203,10 +233,15 @@ def _summary(timings: dict[str, list[float]]) -> list[dict]:
     everything = [t for values in timings.values() for t in values]
     for step, values in [*timings.items(), ("all tiles", everything)]:
         ordered = sorted(values)
-        rows.append({"step": step, "n": len(values),
-                     "p50_ms": round(statistics.median(ordered), 1),
-                     "p95_ms": round(ordered[max(0, int(round(0.95 * len(ordered))) - 1)], 1),
-                     "max_ms": round(ordered[-1], 1)})
+        rows.append(
+            {
+                "step": step,
+                "n": len(values),
+                "p50_ms": round(statistics.median(ordered), 1),
+                "p95_ms": round(ordered[max(0, int(round(0.95 * len(ordered))) - 1)], 1),
+                "max_ms": round(ordered[-1], 1),
+            }
+        )
     return rows
 
 
@@ -253,30 +288,51 @@ def segment_range(store: Path, out: Path, slices: int) -> dict:
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     voxels = slices * SHAPE[1] * SHAPE[2]
-    return {"slices": slices, "voxels": voxels, "seconds": round(seconds, 1),
-            "mvoxels_per_s": round(voxels / seconds / 1e6, 2),
-            "peak_rss_gb": round(peak_kb * 1024 / 1e9, 3),
-            "rss_before_segmenting_gb": round(before * 1024 / 1e9, 3),
-            "output": str(written), "output_bytes": Path(written).stat().st_size}
+    return {
+        "slices": slices,
+        "voxels": voxels,
+        "seconds": round(seconds, 1),
+        "mvoxels_per_s": round(voxels / seconds / 1e6, 2),
+        "peak_rss_gb": round(peak_kb * 1024 / 1e9, 3),
+        "rss_before_segmenting_gb": round(before * 1024 / 1e9, 3),
+        "output": str(written),
+        "output_bytes": Path(written).stat().st_size,
+    }
 
 
 def _segment_in_fresh_process(store: Path, slices: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-zarr-seg-") as scratch:
         result = subprocess.run(
-            [sys.executable, __file__, "--segment-only", str(store), "--slices", str(slices),
-             "--out", str(Path(scratch) / "labels.tif")],
-            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                __file__,
+                "--segment-only",
+                str(store),
+                "--slices",
+                str(slices),
+                "--out",
+                str(Path(scratch) / "labels.tif"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, help="data folder to build in (kept); default: "
-                                                   "a temporary one")
+    parser.add_argument(
+        "--folder", type=Path, help="data folder to build in (kept); default: a temporary one"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--slices", type=int, default=16, help="slices to segment")
-    parser.add_argument("--skip-segmentation", action="store_true",
-                        help="time the tiles only (segmenting takes minutes on 2 cores)")
+    parser.add_argument(
+        "--skip-segmentation",
+        action="store_true",
+        help="time the tiles only (segmenting takes minutes on 2 cores)",
+    )
     parser.add_argument("--segment-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -295,16 +351,23 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.close()
         reader_timings = time_reader_tiles(store, steps)
-        segmentation = (None if args.skip_segmentation
-                        else _segment_in_fresh_process(store, args.slices))
+        segmentation = (
+            None if args.skip_segmentation else _segment_in_fresh_process(store, args.slices)
+        )
         logical = SHAPE[0] * SHAPE[1] * SHAPE[2]
         report = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "load_average": [round(v, 1) for v in os.getloadavg()]},
-            "volume": {"shape": list(SHAPE), "chunks": list(CHUNKS),
-                       "logical_gib": round(logical / 2**30, 2),
-                       "disk_mb": round(_disk_bytes(store) / 1e6, 1),
-                       "build_seconds": round(built, 1)},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "load_average": [round(v, 1) for v in os.getloadavg()],
+            },
+            "volume": {
+                "shape": list(SHAPE),
+                "chunks": list(CHUNKS),
+                "logical_gib": round(logical / 2**30, 2),
+                "disk_mb": round(_disk_bytes(store) / 1e6, 1),
+                "build_seconds": round(built, 1),
+            },
             "http_tiles": _summary(http_timings),
             "reader_pyramid_tiles": _summary(reader_timings),
             "segmentation": segmentation,
@@ -313,28 +376,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     worst = report["http_tiles"][-1]["p95_ms"]
-    ok = worst <= TARGET_P95_MS and (segmentation is None
-                                     or segmentation["peak_rss_gb"] <= TARGET_RSS_GB)
+    ok = worst <= TARGET_P95_MS and (
+        segmentation is None or segmentation["peak_rss_gb"] <= TARGET_RSS_GB
+    )
     return 0 if ok else 1
 
 
 def _print(report: dict) -> None:
     volume = report["volume"]
-    print(f"OME-Zarr {volume['shape']} uint8, {volume['logical_gib']} GiB logical, "
-          f"{volume['disk_mb']} MB on disk, built in {volume['build_seconds']} s; "
-          f"load average {report['machine']['load_average']}")
-    for title, key in (("512x512 PNG tiles over HTTP (web UI)", "http_tiles"),
-                       ("same tile boxes via reader.level(i) (pyramid)", "reader_pyramid_tiles")):
+    print(
+        f"OME-Zarr {volume['shape']} uint8, {volume['logical_gib']} GiB logical, "
+        f"{volume['disk_mb']} MB on disk, built in {volume['build_seconds']} s; "
+        f"load average {report['machine']['load_average']}"
+    )
+    for title, key in (
+        ("512x512 PNG tiles over HTTP (web UI)", "http_tiles"),
+        ("same tile boxes via reader.level(i) (pyramid)", "reader_pyramid_tiles"),
+    ):
         print(f"\n| {title} | n | p50 ms | p95 ms | max ms |\n| --- | ---: | ---: | ---: | ---: |")
         for row in report[key]:
-            print(f"| {row['step']} | {row['n']} | {row['p50_ms']} | {row['p95_ms']} | "
-                  f"{row['max_ms']} |")
+            print(
+                f"| {row['step']} | {row['n']} | {row['p50_ms']} | {row['p95_ms']} | "
+                f"{row['max_ms']} |"
+            )
     seg = report["segmentation"]
     if seg is None:
         return
-    print(f"\nsegmentation of {seg['slices']} slices ({seg['voxels'] / 1e6:.0f} M voxels): "
-          f"{seg['seconds']} s, {seg['mvoxels_per_s']} M voxels/s, peak RSS "
-          f"{seg['peak_rss_gb']} GB (target {TARGET_RSS_GB} GB)")
+    print(
+        f"\nsegmentation of {seg['slices']} slices ({seg['voxels'] / 1e6:.0f} M voxels): "
+        f"{seg['seconds']} s, {seg['mvoxels_per_s']} M voxels/s, peak RSS "
+        f"{seg['peak_rss_gb']} GB (target {TARGET_RSS_GB} GB)"
+    )
 
 
 if __name__ == "__main__":

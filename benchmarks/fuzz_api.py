@@ -24,8 +24,12 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from biosegment.accounts import open_accounts
 from biosegment.catalog import open_catalog, refresh
@@ -35,8 +39,12 @@ from biosegment.webui.server import create_server
 
 __all__ = ["main", "build_folder", "fuzz_server"]
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def build_folder(root: Path) -> tuple[str, str]:
@@ -49,14 +57,20 @@ def build_folder(root: Path) -> tuple[str, str]:
     init_data_folder(root, demo=True)
     torch.manual_seed(0)
     model = UNet(num_classes=2, feature_maps=4, levels=2, norm="none")
-    save_model(model, ModelCard(name="tiny", architecture=dict(model.config),
-                                classes=[{"id": 0, "name": "background"},
-                                         {"id": 1, "name": "membrane"}]),
-               root / "models" / "tiny")
+    save_model(
+        model,
+        ModelCard(
+            name="tiny",
+            architecture=dict(model.config),
+            classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}],
+        ),
+        root / "models" / "tiny",
+    )
     annotation = root / "annotations" / DEMO_DATASET / "scribbles"
     annotation.mkdir(parents=True)
     (annotation / "annotation.json").write_text(
-        '{"classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}]}')
+        '{"classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}]}'
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         job = catalog.create_job("segment", {"dataset": DEMO_DATASET, "model": "tiny"})
@@ -67,33 +81,57 @@ def build_folder(root: Path) -> tuple[str, str]:
 
 
 def _config(job_id: str):
-    known = {"datasets": [DEMO_DATASET], "models": ["tiny"], "names": ["scribbles"],
-             "jobs": [job_id], "small": [0, 1, 2]}
-    bindings = {"path.dataset": "datasets", "path.model": "models", "path.name": "names",
-                "path.job_id": "jobs", "path.index": "small", "path.z": "small",
-                "path.level": "small", "path.row": "small", "path.col": "small",
-                "body.dataset": "datasets", "body.model": "models", "body.annotation": "names"}
-    return schemathesis.config.SchemathesisConfig.from_dict({
-        "dictionaries": {name: {"values": values} for name, values in known.items()},
-        "parameters": {key: {"dictionary": name, "probability": 0.7}
-                       for key, name in bindings.items()},
-    })
+    known = {
+        "datasets": [DEMO_DATASET],
+        "models": ["tiny"],
+        "names": ["scribbles"],
+        "jobs": [job_id],
+        "small": [0, 1, 2],
+    }
+    bindings = {
+        "path.dataset": "datasets",
+        "path.model": "models",
+        "path.name": "names",
+        "path.job_id": "jobs",
+        "path.index": "small",
+        "path.z": "small",
+        "path.level": "small",
+        "path.row": "small",
+        "path.col": "small",
+        "body.dataset": "datasets",
+        "body.model": "models",
+        "body.annotation": "names",
+    }
+    return schemathesis.config.SchemathesisConfig.from_dict(
+        {
+            "dictionaries": {name: {"values": values} for name, values in known.items()},
+            "parameters": {
+                key: {"dictionary": name, "probability": 0.7} for key, name in bindings.items()
+            },
+        }
+    )
 
 
-def fuzz_server(url: str, job_id: str, examples: int, headers: dict | None) -> tuple[
-        collections.Counter, list[str]]:
-    schema = schemathesis.openapi.from_url(url + "api/v1/openapi.json", config=_config(job_id),
-                                           headers=headers or {})
+def fuzz_server(
+    url: str, job_id: str, examples: int, headers: dict | None
+) -> tuple[collections.Counter, list[str]]:
+    schema = schemathesis.openapi.from_url(
+        url + "api/v1/openapi.json", config=_config(job_id), headers=headers or {}
+    )
     statuses: collections.Counter = collections.Counter()
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
 
-        @settings(max_examples=examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
-        def check(case):
+        def check(case, label=label):
             response = case.call(headers=headers)
             statuses[(label, response.status_code)] += 1
             case.validate_response(response, checks=CHECKS)
@@ -114,16 +152,22 @@ def _serve(config):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=200,
-                        help="Hypothesis examples per operation and mode (default 200).")
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=200,
+        help="Hypothesis examples per operation and mode (default 200).",
+    )
     args = parser.parse_args(argv)
     all_failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         job_id, token = build_folder(root)
         base = load_config(data_dir=root, env={}, cwd=root)
-        modes = [("127.0.0.1 without accounts", "127.0.0.1", None),
-                 ("127.0.0.2 with accounts", "127.0.0.2", {"Authorization": f"Bearer {token}"})]
+        modes = [
+            ("127.0.0.1 without accounts", "127.0.0.1", None),
+            ("127.0.0.2 with accounts", "127.0.0.2", {"Authorization": f"Bearer {token}"}),
+        ]
         for title, host, headers in modes:
             config = dataclasses.replace(base, server=ServerConfig(host=host, port=0))
             server, thread = _serve(config)
@@ -134,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 server.close()
                 thread.join(10)
             seconds = time.perf_counter() - started
-            print(f"\n== {title}: {sum(statuses.values())} requests in {seconds:.0f} s, "
-                  f"{len(failures)} failing operation(s)")
+            print(
+                f"\n== {title}: {sum(statuses.values())} requests in {seconds:.0f} s, "
+                f"{len(failures)} failing operation(s)"
+            )
             by_operation: dict[str, dict[int, int]] = collections.defaultdict(dict)
             for (label, status), count in statuses.items():
                 by_operation[label][status] = count

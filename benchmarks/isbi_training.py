@@ -15,19 +15,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from biosegment.engine.inference import segment_volume
 from biosegment.engine.metrics import segmentation_scores
 from biosegment.engine.samples import TrainingPair
 from biosegment.engine.unet import UNet
 from biosegment.volumes import VolumeInfo, VolumeReader, open_volume
 
-__all__ = ["ISBI_CLASSES", "TRAIN_SLICES", "TEST_SLICES", "default_isbi_folder",
-           "isbi_training_pair", "isbi_labels", "isbi_test_labels", "predict_slices",
-           "score_on_test_slices", "machine_note"]
+__all__ = [
+    "ISBI_CLASSES",
+    "TRAIN_SLICES",
+    "TEST_SLICES",
+    "default_isbi_folder",
+    "isbi_training_pair",
+    "isbi_labels",
+    "isbi_test_labels",
+    "predict_slices",
+    "score_on_test_slices",
+    "machine_note",
+]
 
 #: The demo model's classes (BioSegment ids, not ISBI's pixel values).
-ISBI_CLASSES = [{"id": 0, "name": "background", "color": "#000000"},
-                {"id": 1, "name": "membrane", "color": "#ff3030"}]
+ISBI_CLASSES = [
+    {"id": 0, "name": "background", "color": "#000000"},
+    {"id": 1, "name": "membrane", "color": "#ff3030"},
+]
 TRAIN_SLICES = range(0, 25)
 TEST_SLICES = range(25, 30)
 
@@ -44,9 +56,13 @@ class _SliceRange(VolumeReader):
         self._volume = volume
         self._z = z_range
         parent = volume.info
-        self._info = VolumeInfo(path=parent.path, file_type=parent.file_type,
-                                shape=(len(z_range), *parent.shape[1:]), dtype=parent.dtype,
-                                voxel_size=parent.voxel_size)
+        self._info = VolumeInfo(
+            path=parent.path,
+            file_type=parent.file_type,
+            shape=(len(z_range), *parent.shape[1:]),
+            dtype=parent.dtype,
+            voxel_size=parent.voxel_size,
+        )
 
     @property
     def info(self) -> VolumeInfo:
@@ -80,8 +96,9 @@ def isbi_test_labels(folder: Path) -> np.ndarray:
     return isbi_labels(folder, TEST_SLICES)
 
 
-def predict_slices(model: UNet, folder: Path,
-                   slices: range = TEST_SLICES) -> tuple[np.ndarray, float]:
+def predict_slices(
+    model: UNet, folder: Path, slices: range = TEST_SLICES
+) -> tuple[np.ndarray, float]:
     """Class ids the product's inference gives for ``slices`` (default 25-29), and seconds taken."""
     with open_volume(folder / "train-volume.tif") as volume:
         part = _SliceRange(volume, slices)
@@ -93,8 +110,13 @@ def predict_slices(model: UNet, folder: Path,
 def score_on_test_slices(model: UNet, folder: Path) -> dict:
     """Pixel error, accuracy, membrane Dice/IoU, Rand error and VI on slices 25-29."""
     prediction, seconds = predict_slices(model, folder)
-    scores = segmentation_scores(isbi_test_labels(folder), prediction, num_classes=2,
-                                 class_names=["background", "membrane"], boundary_class=1)
+    scores = segmentation_scores(
+        isbi_test_labels(folder),
+        prediction,
+        num_classes=2,
+        class_names=["background", "membrane"],
+        boundary_class=1,
+    )
     return {
         "pixel_error": scores["pixel_error"],
         "pixel_accuracy": scores["pixel_accuracy"],
@@ -111,7 +133,10 @@ def score_on_test_slices(model: UNet, folder: Path) -> dict:
 def machine_note() -> dict:
     """Facts that qualify a timing: cores, torch threads, load average (the CPU is shared)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1_5_15": None if load is None else [round(v, 2) for v in load],
-            "note": "the machine may have been shared with other work while this ran"}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1_5_15": None if load is None else [round(v, 2) for v in load],
+        "note": "the machine may have been shared with other work while this ran",
+    }

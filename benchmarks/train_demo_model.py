@@ -16,7 +16,7 @@ import shlex
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -40,7 +40,7 @@ DEMO_MODEL_FOLDER = Path(__file__).resolve().parents[1] / "biosegment" / "demo" 
 
 DATA_SOURCE = {
     "dataset": "ISBI 2012 EM segmentation challenge (ssTEM, Drosophila first instar larva "
-               "ventral nerve cord, about 4 x 4 x 50 nm per voxel)",
+    "ventral nerve cord, about 4 x 4 x 50 nm per voxel)",
     "training_slices": "train-volume.tif / train-labels.tif slices 0-24",
     "evaluation_slices": "train-volume.tif / train-labels.tif slices 25-29",
     "label_conversion": "ISBI label 0 (membrane) -> class 1, 255 (cell interior) -> class 0",
@@ -57,15 +57,31 @@ DATA_SOURCE = {
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=360.0,
-                        help="training wall-clock budget in seconds (default 360)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="train this many steps instead of for the time budget (the same "
-                             "model whatever else the machine is doing)")
-    parser.add_argument("--data", type=Path, default=default_isbi_folder(),
-                        help="folder with train-volume.tif and train-labels.tif")
-    parser.add_argument("--out", type=Path, default=DEMO_MODEL_FOLDER,
-                        help="model folder to write (default: biosegment/demo/model)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=360.0,
+        help="training wall-clock budget in seconds (default 360)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train this many steps instead of for the time budget (the same "
+        "model whatever else the machine is doing)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_isbi_folder(),
+        help="folder with train-volume.tif and train-labels.tif",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEMO_MODEL_FOLDER,
+        help="model folder to write (default: biosegment/demo/model)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--feature-maps", type=int, default=8)
     parser.add_argument("--levels", type=int, default=4)
@@ -87,21 +103,31 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_note()
     started = time.perf_counter()
     result = train_model(
-        training=[isbi_training_pair(args.data)], output=work, resume=False,
-        name="ISBI 2012 membranes (demo)", classes=ISBI_CLASSES,
-        architecture={"feature_maps": args.feature_maps, "levels": args.levels,
-                      "norm": "instance"},
-        time_budget_s=None if args.steps else args.budget, max_steps=args.steps,
-        steps_per_epoch=100, crop_size=args.crop,
-        batch_size=args.batch, learning_rate=args.lr, augment=AugmentConfig(),
-        validation_fraction=0.0, boundary_class=1, seed=args.seed, device="cpu")
+        training=[isbi_training_pair(args.data)],
+        output=work,
+        resume=False,
+        name="ISBI 2012 membranes (demo)",
+        classes=ISBI_CLASSES,
+        architecture={"feature_maps": args.feature_maps, "levels": args.levels, "norm": "instance"},
+        time_budget_s=None if args.steps else args.budget,
+        max_steps=args.steps,
+        steps_per_epoch=100,
+        crop_size=args.crop,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+        augment=AugmentConfig(),
+        validation_fraction=0.0,
+        boundary_class=1,
+        seed=args.seed,
+        device="cpu",
+    )
     seconds = time.perf_counter() - started
     model, card = load_model(work)
     scores = score_on_test_slices(model, args.data)
     card.training["provenance"] = {
         "data": DATA_SOURCE,
         "command": command,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_seconds": round(seconds, 1),
         "steps": result.steps,
         "machine": {**machine, "load_average_after": machine_note()["load_average_1_5_15"]},
@@ -109,10 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     card.training["evaluation"] = {"data": DATA_SOURCE["evaluation_slices"], "scores": scores}
     path = save_model(model, card, args.out)
     size_mb = path.stat().st_size / 1e6
-    print(f"wrote {path} ({size_mb:.2f} MB) after {result.steps} steps in {seconds:.0f} s; "
-          "the machine may have been shared")
-    print("ISBI slices 25-29: " + ", ".join(f"{key} {value:.4f}" for key, value in scores.items()
-                                             if isinstance(value, float)))
+    print(
+        f"wrote {path} ({size_mb:.2f} MB) after {result.steps} steps in {seconds:.0f} s; "
+        "the machine may have been shared"
+    )
+    print(
+        "ISBI slices 25-29: "
+        + ", ".join(
+            f"{key} {value:.4f}" for key, value in scores.items() if isinstance(value, float)
+        )
+    )
     return 0
 
 

@@ -43,15 +43,26 @@ def distance_bands(truth: np.ndarray, wrong: np.ndarray) -> list[dict]:
     :param truth: class ids ``(z, y, x)`` of a two-class labelling.
     :param wrong: boolean ``(z, y, x)``, True where the prediction differs.
     """
-    distance = np.stack([np.maximum(ndimage.distance_transform_edt(plane == 1),
-                                    ndimage.distance_transform_edt(plane == 0))
-                         for plane in truth])
+    distance = np.stack(
+        [
+            np.maximum(
+                ndimage.distance_transform_edt(plane == 1),
+                ndimage.distance_transform_edt(plane == 0),
+            )
+            for plane in truth
+        ]
+    )
     rows, low, errors = [], 0.0, max(int(wrong.sum()), 1)
     for high in _BANDS:
         band = distance > low if high is None else (distance > low) & (distance <= high)
-        rows.append({"band": f"> {low:g} px" if high is None else f"{low:g}-{high:g} px",
-                     "pixels": float(band.mean()), "errors": float((wrong & band).sum() / errors),
-                     "error_rate": float(wrong[band].mean()) if band.any() else 0.0})
+        rows.append(
+            {
+                "band": f"> {low:g} px" if high is None else f"{low:g}-{high:g} px",
+                "pixels": float(band.mean()),
+                "errors": float((wrong & band).sum() / errors),
+                "error_rate": float(wrong[band].mean()) if band.any() else 0.0,
+            }
+        )
         low = float(high) if high is not None else low
     return rows
 
@@ -70,13 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     wrong = prediction != truth
     per_slice = wrong.mean(axis=(1, 2))
     print("pixel error per slice: " + " ".join(f"{e:.3f}" for e in per_slice))
-    print(f"training slices 0-24: {per_slice[list(TRAIN_SLICES)].mean():.4f}, "
-          f"test slices 25-29: {per_slice[list(TEST_SLICES)].mean():.4f}")
+    print(
+        f"training slices 0-24: {per_slice[list(TRAIN_SLICES)].mean():.4f}, "
+        f"test slices 25-29: {per_slice[list(TEST_SLICES)].mean():.4f}"
+    )
     test = list(TEST_SLICES)
     print("test slices by distance to the nearest label edge:")
     for row in distance_bands(truth[test], wrong[test]):
-        print(f"  {row['band']:>9}: {row['pixels']:6.1%} of pixels, {row['errors']:6.1%} of "
-              f"errors, {row['error_rate']:6.1%} wrong")
+        print(
+            f"  {row['band']:>9}: {row['pixels']:6.1%} of pixels, {row['errors']:6.1%} of "
+            f"errors, {row['error_rate']:6.1%} wrong"
+        )
     return 0
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from biosegment.errors import InputError
 from biosegment.folder_names import LOG_FILE, STATE_DIR
@@ -53,44 +54,46 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    url: str = ""          # empty: SqliteHuey in <data>/.biosegment/queue.db; redis://... for RedisHuey
-    workers: int = 1       # consumer worker threads inside `run` and `worker`
+    url: str = ""  # empty: SqliteHuey in <data>/.biosegment/queue.db; redis://... for RedisHuey
+    workers: int = 1  # consumer worker threads inside `run` and `worker`
     name: str = "biosegment"  # queue name; data folders sharing one Redis database need their own
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    device: str = "auto"   # auto | cpu | cuda | cuda:N | mps
-    threads: int = 0       # torch intra-op threads; 0 lets torch decide
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch intra-op threads; 0 lets torch decide
     segmentation_format: str = "tiff"  # tiff (labels.tif) | ome-zarr (labels.ome.zarr, a pyramid)
 
 
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
-    poll: bool = False             # poll instead of inotify/FSEvents (network drives)
-    settle_seconds: float = 1.0    # a file must keep its size and mtime this long to count as complete
-    rescan_minutes: float = 5.0    # periodic full rescan that catches what events miss
+    poll: bool = False  # poll instead of inotify/FSEvents (network drives)
+    settle_seconds: float = (
+        1.0  # a file must keep its size and mtime this long to count as complete
+    )
+    rescan_minutes: float = 5.0  # periodic full rescan that catches what events miss
 
 
 @dataclass(frozen=True, slots=True)
 class AutomationConfig:
-    auto_segment: bool = False     # segment every new dataset with its project's default model
-    keep_job_logs_days: int = 30   # housekeeping removes older job logs
+    auto_segment: bool = False  # segment every new dataset with its project's default model
+    keep_job_logs_days: int = 30  # housekeeping removes older job logs
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "INFO"
-    file: str = ""                 # empty: <data>/.biosegment/biosegment.log
+    file: str = ""  # empty: <data>/.biosegment/biosegment.log
 
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    max_voxels: int = 10**12        # a dataset whose header claims more voxels is refused
+    max_voxels: int = 10**12  # a dataset whose header claims more voxels is refused
     max_slice_pixels: int = 10**10  # ... or larger slices (y * x)
-    max_chunks: int = 10**8         # ... or more storage chunks (Zarr, N5, HDF5)
-    read_seconds: float = 10.0      # a read for a web request answers 503 after this long
-    heavy_reads: int = 4            # reads of image data the web server runs at the same time
+    max_chunks: int = 10**8  # ... or more storage chunks (Zarr, N5, HDF5)
+    read_seconds: float = 10.0  # a read for a web request answers 503 after this long
+    heavy_reads: int = 4  # reads of image data the web server runs at the same time
 
 
 _SECTIONS: dict[str, type] = {
@@ -117,7 +120,7 @@ class Config:
     automation: AutomationConfig = field(default_factory=AutomationConfig)
     log: LogConfig = field(default_factory=LogConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-    source: Path | None = None     #: the file this came from, None for built-in defaults
+    source: Path | None = None  #: the file this came from, None for built-in defaults
 
     @property
     def state_dir(self) -> Path:
@@ -135,8 +138,10 @@ class Config:
         return replace(self, data_dir=Path(data_dir).expanduser().resolve())
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"data_dir": str(self.data_dir),
-                               "source": None if self.source is None else str(self.source)}
+        out: dict[str, Any] = {
+            "data_dir": str(self.data_dir),
+            "source": None if self.source is None else str(self.source),
+        }
         for name in _SECTIONS:
             section = getattr(self, name)
             out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
@@ -160,8 +165,12 @@ def default_data_dir() -> Path:
     return Path.home() / "BioSegment"
 
 
-def find_config_file(explicit: str | os.PathLike | None = None, *,
-                     env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+def find_config_file(
+    explicit: str | os.PathLike | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path | None:
     """Return the config file to use, following the documented lookup order, or None."""
     env = os.environ if env is None else env
     if explicit:
@@ -205,32 +214,40 @@ def _section(cls: type, raw: Any, *, source: Path | None, name: str):
     values = {}
     for key, value in raw.items():
         if key not in known:
-            raise InputError(f"unknown key; expected one of {', '.join(sorted(known))}",
-                             source=source, where=f"{name}.{key}")
+            raise InputError(
+                f"unknown key; expected one of {', '.join(sorted(known))}",
+                source=source,
+                where=f"{name}.{key}",
+            )
         values[key] = _coerce(value, getattr(defaults, key), source=source, key=f"{name}.{key}")
     return cls(**values)
 
 
-def config_from_mapping(raw: Mapping[str, Any], *, source: Path | None = None,
-                        base_dir: Path | None = None) -> Config:
+def config_from_mapping(
+    raw: Mapping[str, Any], *, source: Path | None = None, base_dir: Path | None = None
+) -> Config:
     """Validate a parsed TOML document and build a :class:`Config` (no env overrides here)."""
     known = {"data_dir", *(_SECTIONS)}
     for key in raw:
         if key not in known:
-            raise InputError(f"unknown key; expected one of {', '.join(sorted(known))}",
-                             source=source, where=key)
+            raise InputError(
+                f"unknown key; expected one of {', '.join(sorted(known))}", source=source, where=key
+            )
     data_dir_raw = raw.get("data_dir", "")
     if not isinstance(data_dir_raw, str):
-        raise InputError(f"expected a path string, got {data_dir_raw!r}", source=source,
-                         where="data_dir")
+        raise InputError(
+            f"expected a path string, got {data_dir_raw!r}", source=source, where="data_dir"
+        )
     if data_dir_raw:
         data_dir = Path(data_dir_raw).expanduser()
         if not data_dir.is_absolute():
             data_dir = (base_dir or Path.cwd()) / data_dir
     else:
         data_dir = default_data_dir()
-    sections = {name: _section(cls, raw.get(name, {}), source=source, name=name)
-                for name, cls in _SECTIONS.items()}
+    sections = {
+        name: _section(cls, raw.get(name, {}), source=source, name=name)
+        for name, cls in _SECTIONS.items()
+    }
     config = Config(data_dir=data_dir.resolve(), source=source, **sections)
     _validate(config)
     return config
@@ -240,29 +257,40 @@ def _validate(config: Config) -> None:
     src = config.source
     _validate_host(config.server.host, src)
     if not 0 < config.server.port < 65536:
-        raise InputError(f"port {config.server.port} is outside 1..65535", source=src,
-                         where="server.port")
+        raise InputError(
+            f"port {config.server.port} is outside 1..65535", source=src, where="server.port"
+        )
     if config.server.max_request_mb <= 0:
         raise InputError("must be positive", source=src, where="server.max_request_mb")
     if config.queue.url and not config.queue.url.startswith(("redis://", "rediss://", "unix://")):
-        raise InputError("expected an empty string (SQLite queue) or a redis:// URL",
-                         source=src, where="queue.url")
+        raise InputError(
+            "expected an empty string (SQLite queue) or a redis:// URL",
+            source=src,
+            where="queue.url",
+        )
     if not config.queue.name or not all(c.isalnum() or c in "-_." for c in config.queue.name):
-        raise InputError("expected a non-empty name of letters, digits, '-', '_' or '.'",
-                         source=src, where="queue.name")
+        raise InputError(
+            "expected a non-empty name of letters, digits, '-', '_' or '.'",
+            source=src,
+            where="queue.name",
+        )
     if config.queue.workers < 1:
         raise InputError("must be at least 1", source=src, where="queue.workers")
     if config.log.level.upper() not in _LOG_LEVELS:
         raise InputError(f"expected one of {', '.join(_LOG_LEVELS)}", source=src, where="log.level")
     if config.engine.segmentation_format not in ("tiff", "ome-zarr"):
-        raise InputError("expected tiff or ome-zarr", source=src,
-                         where="engine.segmentation_format")
+        raise InputError(
+            "expected tiff or ome-zarr", source=src, where="engine.segmentation_format"
+        )
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
-        raise InputError("expected auto, cpu, cuda, cuda:N or mps", source=src, where="engine.device")
+        raise InputError(
+            "expected auto, cpu, cuda, cuda:N or mps", source=src, where="engine.device"
+        )
     if config.watch.settle_seconds < 0 or config.watch.rescan_minutes <= 0:
-        raise InputError("settle_seconds must be >= 0 and rescan_minutes > 0", source=src,
-                         where="watch")
+        raise InputError(
+            "settle_seconds must be >= 0 and rescan_minutes > 0", source=src, where="watch"
+        )
     for name in ("max_voxels", "max_slice_pixels", "max_chunks", "heavy_reads"):
         if getattr(config.limits, name) < 1:
             raise InputError("must be at least 1", source=src, where=f"limits.{name}")
@@ -276,8 +304,11 @@ def _validate_host(host: str, source: Path | None) -> None:
 
     where = "server.host"
     if host != host.strip():
-        raise InputError(f"{host!r} has spaces around it; write the address alone, such as "
-                         '"127.0.0.1"', source=source, where=where)
+        raise InputError(
+            f'{host!r} has spaces around it; write the address alone, such as "127.0.0.1"',
+            source=source,
+            where=where,
+        )
     if not host:
         return  # every interface, like 0.0.0.0 (accounts are then required)
     try:
@@ -286,15 +317,26 @@ def _validate_host(host: str, source: Path | None) -> None:
     except ValueError:
         pass
     labels = host.rstrip(".").split(".")
-    if not all(label and len(label) <= 63 and label[0] != "-" and label[-1] != "-"
-               and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
-               for label in labels):
-        raise InputError(f"{host!r} is neither an IP address nor a host name", source=source,
-                         where=where)
+    if not all(
+        label
+        and len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
+        for label in labels
+    ):
+        raise InputError(
+            f"{host!r} is neither an IP address nor a host name", source=source, where=where
+        )
 
 
-def load_config(explicit: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None,
-                env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+def load_config(
+    explicit: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
     """Find, parse and validate the config, then apply overrides.
 
     ``data_dir`` (the CLI's ``--data``) wins over ``BIOSEGMENT_DATA``, which wins over
@@ -324,8 +366,11 @@ def display_available(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     if sys.platform in ("win32", "darwin"):
         return True
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
-                or env.get("QT_QPA_PLATFORM") == "offscreen")
+    return bool(
+        env.get("DISPLAY")
+        or env.get("WAYLAND_DISPLAY")
+        or env.get("QT_QPA_PLATFORM") == "offscreen"
+    )
 
 
 #: Secrets that may come from the environment instead of ``secrets.toml`` (which they override).

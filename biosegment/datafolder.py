@@ -14,12 +14,28 @@ from importlib import resources
 from pathlib import Path
 
 from biosegment.config import CONFIG_FILE_NAME, render_config
-from biosegment.folder_names import (EM_DIR, LABELS_DIR, LAYOUT, MODEL_CARD, MODEL_WEIGHTS,
-                                     MODELS_DIR, RAW_DIR, SETUP_FILE, STATE_DIR)
+from biosegment.folder_names import (
+    EM_DIR,
+    LABELS_DIR,
+    LAYOUT,
+    MODEL_CARD,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    RAW_DIR,
+    SETUP_FILE,
+    STATE_DIR,
+)
 from biosegment.state_folder import private_state_dir
 
-__all__ = ["init_data_folder", "install_demo", "InitReport", "LAYOUT", "DEMO_DATASET", "DEMO_MODEL",
-           "DEMO_PROJECT"]
+__all__ = [
+    "init_data_folder",
+    "install_demo",
+    "InitReport",
+    "LAYOUT",
+    "DEMO_DATASET",
+    "DEMO_MODEL",
+    "DEMO_PROJECT",
+]
 
 
 DEMO_DATASET = "isbi2012-demo"
@@ -45,8 +61,12 @@ class InitReport:
     config_file: Path | None = None
 
     def as_dict(self) -> dict:
-        return {"root": str(self.root), "created": self.created, "kept": self.kept,
-                "config_file": None if self.config_file is None else str(self.config_file)}
+        return {
+            "root": str(self.root),
+            "created": self.created,
+            "kept": self.kept,
+            "config_file": None if self.config_file is None else str(self.config_file),
+        }
 
 
 def _write_json_atomic(path: Path, document: dict) -> None:
@@ -114,8 +134,12 @@ def install_demo(root: Path, report: InitReport | None = None) -> InitReport:
     report = report or InitReport(root=root)
     demo = _demo_files()
     dataset_dir = root / EM_DIR / DEMO_DATASET
-    _copy_resource(demo / "isbi2012" / "raw.tif", dataset_dir / RAW_DIR / f"{DEMO_DATASET}.tif", report, root)
-    _copy_resource(demo / "isbi2012" / "labels.tif", dataset_dir / LABELS_DIR / "labels.tif", report, root)
+    _copy_resource(
+        demo / "isbi2012" / "raw.tif", dataset_dir / RAW_DIR / f"{DEMO_DATASET}.tif", report, root
+    )
+    _copy_resource(
+        demo / "isbi2012" / "labels.tif", dataset_dir / LABELS_DIR / "labels.tif", report, root
+    )
     _copy_resource(demo / "isbi2012" / "README.md", dataset_dir / "README.md", report, root)
     model_source = demo / "model"
     has_model = model_source.is_dir() and (model_source / MODEL_WEIGHTS).is_file()
@@ -123,7 +147,9 @@ def install_demo(root: Path, report: InitReport | None = None) -> InitReport:
         # The card, and the model's README and data licence (CC BY asks for attribution).
         for name in (MODEL_WEIGHTS, MODEL_CARD, "README.md", "NEUROPROOF_LICENSE.txt"):
             if (model_source / name).is_file():
-                _copy_resource(model_source / name, root / MODELS_DIR / DEMO_MODEL / name, report, root)
+                _copy_resource(
+                    model_source / name, root / MODELS_DIR / DEMO_MODEL / name, report, root
+                )
     _add_demo_to_setup(root / SETUP_FILE, has_model=has_model)
     return report
 
@@ -148,14 +174,26 @@ def _add_demo_to_setup(setup_path: Path, *, has_model: bool) -> None:
     document["projects"] = projects
     datasets = [d for d in (document.get("datasets") or []) if isinstance(d, dict)]
     if not any(d.get("title") == DEMO_DATASET for d in datasets):
-        datasets.append({"title": DEMO_DATASET, "resolution": [512, 512, 5], "file_type": "tif3d",
-                         "voxel_size": [50, 4, 4], "project": DEMO_PROJECT})
+        datasets.append(
+            {
+                "title": DEMO_DATASET,
+                "resolution": [512, 512, 5],
+                "file_type": "tif3d",
+                "voxel_size": [50, 4, 4],
+                "project": DEMO_PROJECT,
+            }
+        )
     document["datasets"] = datasets
     if has_model:
         models = [m for m in (document.get("models") or []) if isinstance(m, dict)]
         if not any(m.get("title") == DEMO_MODEL for m in models):
-            models.append({"title": DEMO_MODEL, "location": f"{MODELS_DIR}/{DEMO_MODEL}/{MODEL_WEIGHTS}",
-                           "project": DEMO_PROJECT})
+            models.append(
+                {
+                    "title": DEMO_MODEL,
+                    "location": f"{MODELS_DIR}/{DEMO_MODEL}/{MODEL_WEIGHTS}",
+                    "project": DEMO_PROJECT,
+                }
+            )
         document["models"] = models
     document.setdefault("EM_location", EM_DIR)
     _write_json_atomic(setup_path, document)

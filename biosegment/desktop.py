@@ -21,7 +21,8 @@ import sys
 import threading
 import webbrowser
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from biosegment.config import display_available
 
@@ -30,8 +31,12 @@ __all__ = ["open_ui", "open_window", "window_backend", "WindowProcess", "WINDOW_
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "BioSegment"
-_QT_BINDINGS = ("PyQt6.QtWebEngineWidgets", "PySide6.QtWebEngineWidgets",
-                "PyQt5.QtWebEngineWidgets", "PySide2.QtWebEngineWidgets")
+_QT_BINDINGS = (
+    "PyQt6.QtWebEngineWidgets",
+    "PySide6.QtWebEngineWidgets",
+    "PyQt5.QtWebEngineWidgets",
+    "PySide2.QtWebEngineWidgets",
+)
 
 
 def _has_module(name: str) -> bool:
@@ -59,8 +64,13 @@ def _prepare_qt() -> None:
         os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
 
 
-def open_window(url: str, *, gui: str | None = None, title: str = WINDOW_TITLE,
-                on_started: Callable[[Any], None] | None = None) -> None:
+def open_window(
+    url: str,
+    *,
+    gui: str | None = None,
+    title: str = WINDOW_TITLE,
+    on_started: Callable[[Any], None] | None = None,
+) -> None:
     """Open ``url`` in a pywebview window and block until it is closed (main thread only).
 
     ``on_started(window)`` runs in a helper thread once the GUI loop runs; it may wait for
@@ -107,14 +117,30 @@ class WindowProcess:
     """
 
     def __init__(self, url: str, gui: str, *, title: str = WINDOW_TITLE):
-        command = [sys.executable, "-m", "biosegment.desktop_window", url, "--gui", gui,
-                   "--title", title]
+        command = [
+            sys.executable,
+            "-m",
+            "biosegment.desktop_window",
+            url,
+            "--gui",
+            gui,
+            "--title",
+            title,
+        ]
         self.shown = threading.Event()
         self._stderr: deque[str] = deque(maxlen=40)
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, errors="replace")
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -159,8 +185,14 @@ class WindowProcess:
         return _reason(returncode, list(self._stderr))
 
 
-def open_ui(url: str, *, on_close: Callable[[], None], service: bool,
-            display: bool | None = None, stop: threading.Event | None = None) -> str:
+def open_ui(
+    url: str,
+    *,
+    on_close: Callable[[], None],
+    service: bool,
+    display: bool | None = None,
+    stop: threading.Event | None = None,
+) -> str:
     """Show the UI at ``url``; returns how: ``window``, ``browser`` or ``printed``.
 
     ``display`` overrides the display check (None: look). The window runs in a child process
@@ -179,16 +211,20 @@ def open_ui(url: str, *, on_close: Callable[[], None], service: bool,
         try:
             window = WindowProcess(url, gui)
         except OSError as exc:
-            print(f"The desktop window could not start ({exc}); using the browser instead.",
-                  flush=True)
+            print(
+                f"The desktop window could not start ({exc}); using the browser instead.",
+                flush=True,
+            )
         else:
             code = window.wait(stop)
             if code == 0 or (stop is not None and stop.is_set()):
                 if not service and code == 0:
                     on_close()
                 return "window"
-            print(f"The desktop window failed ({window.failure(code)}); "
-                  "using the browser instead.", flush=True)
+            print(
+                f"The desktop window failed ({window.failure(code)}); using the browser instead.",
+                flush=True,
+            )
     try:
         if webbrowser.open(url):
             print(f"Opened {url} in the default browser.", flush=True)

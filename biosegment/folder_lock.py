@@ -73,8 +73,11 @@ def _is_held(path: Path) -> bool:
         return False
     if fcntl is None:  # pragma: no cover - Windows
         owner = _read_owner(path)
-        return (owner.get("host") == socket.gethostname()
-                and isinstance(owner.get("pid"), int) and _pid_exists(owner["pid"]))
+        return (
+            owner.get("host") == socket.gethostname()
+            and isinstance(owner.get("pid"), int)
+            and _pid_exists(owner["pid"])
+        )
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -86,8 +89,11 @@ def _is_held(path: Path) -> bool:
     except OSError:
         # A filesystem without locks: fall back to the pid, which only this host can check.
         owner = _read_owner(path)
-        return (owner.get("host") == socket.gethostname()
-                and isinstance(owner.get("pid"), int) and _pid_exists(owner["pid"]))
+        return (
+            owner.get("host") == socket.gethostname()
+            and isinstance(owner.get("pid"), int)
+            and _pid_exists(owner["pid"])
+        )
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
@@ -169,7 +175,8 @@ def acquire_daemon_lock(root: Path, **details) -> FolderLock:
         url = f", serving {owner['url']}" if owner.get("url") else ""
         raise DaemonAlreadyRunning(
             f"{lock.path}: another BioSegment daemon ({who}{url}) already serves {root}; "
-            "stop it first or use a different data folder")
+            "stop it first or use a different data folder"
+        )
     return lock
 
 

@@ -15,8 +15,13 @@ from biosegment.errors import PathEscapeError
 __all__ = ["resolve_inside", "relative_to_root", "is_temporary_name", "ensure_inside"]
 
 
-def resolve_inside(root: Path, location: str | os.PathLike, *, source: object | None = None,
-                   where: str | None = None) -> Path:
+def resolve_inside(
+    root: Path,
+    location: str | os.PathLike,
+    *,
+    source: object | None = None,
+    where: str | None = None,
+) -> Path:
     """Return ``root / location`` resolved, or raise :class:`PathEscapeError`.
 
     ``location`` must be relative, may use ``/`` or ``\\`` separators, must not contain ``..``,
@@ -29,17 +34,28 @@ def resolve_inside(root: Path, location: str | os.PathLike, *, source: object | 
     if "\x00" in text:
         raise PathEscapeError("location contains a NUL byte", source=source, where=where)
     posix, windows = PurePosixPath(text), PureWindowsPath(text)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive or text.startswith(("/", "\\")):
-        raise PathEscapeError(f"absolute path {text!r} is not allowed; use a path relative to "
-                              "the data folder", source=source, where=where)
+    if (
+        posix.is_absolute()
+        or windows.is_absolute()
+        or windows.drive
+        or text.startswith(("/", "\\"))
+    ):
+        raise PathEscapeError(
+            f"absolute path {text!r} is not allowed; use a path relative to the data folder",
+            source=source,
+            where=where,
+        )
     parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise PathEscapeError(f"location {text!r} contains '..'", source=source, where=where)
     root_resolved = Path(root).resolve()
     candidate = root_resolved.joinpath(*parts).resolve()
     if candidate != root_resolved and root_resolved not in candidate.parents:
-        raise PathEscapeError(f"location {text!r} leaves the data folder through a symlink",
-                              source=source, where=where)
+        raise PathEscapeError(
+            f"location {text!r} leaves the data folder through a symlink",
+            source=source,
+            where=where,
+        )
     return candidate
 
 
@@ -68,12 +84,16 @@ def ensure_inside(root: Path, path: Path) -> Path:
         place = Path(os.path.abspath(path)).relative_to(root_resolved).as_posix()
     except ValueError:
         place = Path(path).name
-    raise PathEscapeError(f"{place} is a link to a file outside the data folder; copy the "
-                          "file in instead")
+    raise PathEscapeError(
+        f"{place} is a link to a file outside the data folder; copy the file in instead"
+    )
 
 
 def is_temporary_name(name: str) -> bool:
     """True for names that copy tools and our own writers use while a file is incomplete."""
     lowered = name.lower()
-    return (name.startswith(".") or name.startswith("~")
-            or lowered.endswith((".part", ".tmp", ".partial", ".crdownload", ".swp", "~")))
+    return (
+        name.startswith(".")
+        or name.startswith("~")
+        or lowered.endswith((".part", ".tmp", ".partial", ".crdownload", ".swp", "~"))
+    )

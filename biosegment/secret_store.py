@@ -30,8 +30,8 @@ _MIN_KEY_CHARS = 32
 
 @dataclass(frozen=True, slots=True)
 class Secrets:
-    session_key: str | None     #: signs the web UI's session cookies
-    path: Path                  #: the secrets file (it may not exist)
+    session_key: str | None  #: signs the web UI's session cookies
+    path: Path  #: the secrets file (it may not exist)
 
 
 def secrets_path(config: Config) -> Path:
@@ -47,8 +47,11 @@ def _check_permissions(path: Path) -> None:
         return
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InputError(f"readable by others (mode {stat.S_IMODE(mode):04o}); restrict it with "
-                         f"chmod 600 {path}", source=path)
+        raise InputError(
+            f"readable by others (mode {stat.S_IMODE(mode):04o}); restrict it with "
+            f"chmod 600 {path}",
+            source=path,
+        )
 
 
 def _read_file(path: Path) -> dict[str, str]:
@@ -63,11 +66,13 @@ def _read_file(path: Path) -> dict[str, str]:
         raise InputError("not UTF-8 text", source=path) from None
     for key, value in raw.items():
         if key not in _KEYS:
-            raise InputError(f"unknown key; expected one of {', '.join(_KEYS)}", source=path,
-                             where=key)
+            raise InputError(
+                f"unknown key; expected one of {', '.join(_KEYS)}", source=path, where=key
+            )
         if not isinstance(value, str) or len(value) < _MIN_KEY_CHARS:
-            raise InputError(f"expected a string of at least {_MIN_KEY_CHARS} characters",
-                             source=path, where=key)
+            raise InputError(
+                f"expected a string of at least {_MIN_KEY_CHARS} characters", source=path, where=key
+            )
     return raw
 
 
@@ -80,9 +85,11 @@ def load_secrets(config: Config, *, env: dict[str, str] | None = None) -> Secret
 
 def _write_new_file(path: Path, values: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = ("# BioSegment secrets. Keep this file out of version control and readable only by\n"
-            "# the account that runs BioSegment. Deleting it signs everyone out.\n"
-            + "".join(f'{key} = "{value}"\n' for key, value in values.items()))
+    body = (
+        "# BioSegment secrets. Keep this file out of version control and readable only by\n"
+        "# the account that runs BioSegment. Deleting it signs everyone out.\n"
+        + "".join(f'{key} = "{value}"\n' for key, value in values.items())
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # O_EXCL with mode 0600: the file never exists, even for a moment, with wider permissions.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -105,8 +112,9 @@ def ensure_secrets(config: Config, *, env: dict[str, str] | None = None) -> Secr
     on_disk = _read_file(current.path)
     values = {**on_disk, "session_key": secrets.token_hex(32)}
     if on_disk:
-        raise InputError("has no session_key; add one or remove the file to have it created",
-                         source=current.path)
+        raise InputError(
+            "has no session_key; add one or remove the file to have it created", source=current.path
+        )
     try:
         _write_new_file(current.path, values)
     except FileExistsError:

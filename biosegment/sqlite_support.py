@@ -16,10 +16,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 __all__ = ["BUSY_TIMEOUT_S", "SIDE_SUFFIXES", "open_shared", "SharedConnection", "move_aside"]
 
@@ -34,8 +35,9 @@ def open_shared(path: Path) -> sqlite3.Connection:
 
     SQLite's errors pass through: each caller words them for its own file.
     """
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     _use_wal(conn)
@@ -134,7 +136,7 @@ def move_aside(path: Path, label: str) -> Path:
     Side files move even when ``path`` itself is gone, so leftovers of a lost database are not
     taken up by the new one.
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.{stamp}.{label}")
     counter = 1
     while target.exists():

@@ -29,8 +29,13 @@ DEMO_DATASET = "isbi2012-demo"
 TINY_MODEL = "tiny"
 TRAIN_DATASET = "cells"
 #: Options that keep a training job to a fraction of a second per step on two cores.
-QUICK_TRAIN = {"feature_maps": 4, "levels": 2, "crop_size": 32, "batch_size": 2,
-               "validation_fraction": 0.0}
+QUICK_TRAIN = {
+    "feature_maps": 4,
+    "levels": 2,
+    "crop_size": 32,
+    "batch_size": 2,
+    "validation_fraction": 0.0,
+}
 
 
 def free_port() -> int:
@@ -63,13 +68,14 @@ def add_training_dataset(root: Path, name: str = TRAIN_DATASET, depth: int = 4) 
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:64, 0:64]
     images, labels = [], []
-    for z in range(depth):
+    for _ in range(depth):
         mask = np.zeros((64, 64), dtype=bool)
         for _ in range(4):
             cy, cx, r = rng.integers(10, 54), rng.integers(10, 54), rng.integers(4, 9)
             mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-        images.append(np.clip(60 + 120 * mask + rng.normal(0, 20, (64, 64)), 0, 255)
-                      .astype(np.uint8))
+        images.append(
+            np.clip(60 + 120 * mask + rng.normal(0, 20, (64, 64)), 0, 255).astype(np.uint8)
+        )
         labels.append(mask.astype(np.uint8))
     raw = root / "EM" / name / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -79,9 +85,16 @@ def add_training_dataset(root: Path, name: str = TRAIN_DATASET, depth: int = 4) 
     tifffile.imwrite(truth / "labels.tif", np.stack(labels), photometric="minisblack")
 
 
-def make_folder(tmp_path: Path, *, demo: bool = True, training: bool = False,
-                queue_url: str = "", workers: int = 1, port: int | None = None,
-                extra: dict | None = None):
+def make_folder(
+    tmp_path: Path,
+    *,
+    demo: bool = True,
+    training: bool = False,
+    queue_url: str = "",
+    workers: int = 1,
+    port: int | None = None,
+    extra: dict | None = None,
+):
     """A data folder with the demo dataset, a tiny model and a biosegment.toml; returns
     ``(root, config)``. The catalog is refreshed so jobs can be submitted right away."""
     root = init_data_folder(tmp_path / "data", demo=demo, write_config=False).root
@@ -89,14 +102,24 @@ def make_folder(tmp_path: Path, *, demo: bool = True, training: bool = False,
     if training:
         add_training_dataset(root)
     port = port or free_port()
-    lines = [f'data_dir = "{root}"', "", "[server]", f"port = {port}", "", "[queue]",
-             f'url = "{queue_url}"', f"workers = {workers}", ""]
+    lines = [
+        f'data_dir = "{root}"',
+        "",
+        "[server]",
+        f"port = {port}",
+        "",
+        "[queue]",
+        f'url = "{queue_url}"',
+        f"workers = {workers}",
+        "",
+    ]
     for section, values in (extra or {}).items():
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
         lines.append("")
     (root / "biosegment.toml").write_text("\n".join(lines), encoding="utf-8")
     from biosegment.config import load_config
+
     config = load_config(root / "biosegment.toml", env={})
     catalog = open_catalog(root)
     try:
@@ -112,8 +135,14 @@ def plain_config(root: Path, **sections):
 
 #: Removed from the environment of ``biosegment`` subprocesses: no config redirection, and no
 #: display, so ``run`` never opens a window during tests.
-_HIDDEN_ENVIRONMENT = ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER", "DISPLAY",
-                       "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+_HIDDEN_ENVIRONMENT = (
+    "BIOSEGMENT_CONFIG",
+    "BIOSEGMENT_DATA",
+    "ROOT_DATA_FOLDER",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "QT_QPA_PLATFORM",
+)
 
 
 def biosegment_env() -> dict:
@@ -128,14 +157,23 @@ def start_biosegment(root: Path, *args: str, log: Path | None = None) -> subproc
     output = open(log, "ab") if log is not None else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"), *args],
-        cwd=str(REPO), env=biosegment_env(), stdout=output, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        cwd=str(REPO),
+        env=biosegment_env(),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def run_biosegment(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"), *args],
-        cwd=str(REPO), env=biosegment_env(), capture_output=True, text=True, timeout=timeout)
+        cwd=str(REPO),
+        env=biosegment_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def stop_process(process: subprocess.Popen, *, sig=signal.SIGTERM, timeout: float = 60) -> int:

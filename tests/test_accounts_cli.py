@@ -91,14 +91,17 @@ def test_users_add_list_passwd_role_and_remove(folder):
     assert [u["name"] for u in json.loads(cli(folder, "users", "list", "--json").output)] == ["ada"]
 
 
-@pytest.mark.parametrize("args, stdin, message", [
-    (["users", "add", "bob", "--password-stdin"], "short\n", "at least 10 characters"),
-    (["users", "add", "../bob"], None, "user name is"),
-    (["users", "add", "ada"], None, "already exists"),
-    (["users", "remove", "ada"], None, "last admin"),
-    (["users", "role", "ada", "viewer"], None, "last admin"),
-    (["users", "remove", "nobody"], None, "no user named 'nobody'"),
-])
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["users", "add", "bob", "--password-stdin"], "short\n", "at least 10 characters"),
+        (["users", "add", "../bob"], None, "user name is"),
+        (["users", "add", "ada"], None, "already exists"),
+        (["users", "remove", "ada"], None, "last admin"),
+        (["users", "role", "ada", "viewer"], None, "last admin"),
+        (["users", "remove", "nobody"], None, "no user named 'nobody'"),
+    ],
+)
 def test_bad_requests_are_one_line_errors_and_change_nothing(folder, args, stdin, message):
     cli(folder, "users", "add", "ada", "--role", "admin")
     before = json.loads(cli(folder, "users", "list", "--json").output)
@@ -128,7 +131,10 @@ def test_the_audit_log_lists_account_changes_with_who_made_them(folder):
     cli(folder, "users", "remove", "vic")
     entries = json.loads(cli(folder, "audit", "--json").output)
     assert [(e["action"], e["target"]) for e in entries] == [
-        ("user.remove", "vic"), ("user.add", "vic"), ("user.add", "ada")]
+        ("user.remove", "vic"),
+        ("user.add", "vic"),
+        ("user.add", "ada"),
+    ]
     assert all(e["actor"].startswith("cli:") for e in entries)
     only_adds = json.loads(cli(folder, "audit", "--action", "user.add", "--json").output)
     assert len(only_adds) == 2
@@ -138,15 +144,28 @@ def test_jobs_launched_and_cancelled_from_the_command_line_are_audited(tmp_path)
     from job_fixtures import DEMO_DATASET, TINY_MODEL, make_folder
 
     root, _ = make_folder(tmp_path)
-    launched = CliRunner().invoke(main, ["--config", str(root / "biosegment.toml"), "segment",
-                                         DEMO_DATASET, "--model", TINY_MODEL, "--json"])
+    launched = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(root / "biosegment.toml"),
+            "segment",
+            DEMO_DATASET,
+            "--model",
+            TINY_MODEL,
+            "--json",
+        ],
+    )
     assert launched.exit_code == 0, launched.output
     job_id = json.loads(launched.stdout)["id"]
-    cancelled = CliRunner().invoke(main, ["--config", str(root / "biosegment.toml"), "cancel",
-                                          job_id])
+    cancelled = CliRunner().invoke(
+        main, ["--config", str(root / "biosegment.toml"), "cancel", job_id]
+    )
     assert cancelled.exit_code == 0, cancelled.output
     entries = json.loads(cli(root, "audit", "--action", "job.*", "--json").output)
-    assert [(e["action"], e["target"]) for e in entries] == [("job.cancel", job_id),
-                                                             ("job.segment", job_id)]
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("job.cancel", job_id),
+        ("job.segment", job_id),
+    ]
     assert all(e["actor"].startswith("cli:") for e in entries)
     assert entries[1]["detail"]["dataset"] == DEMO_DATASET

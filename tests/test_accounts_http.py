@@ -24,8 +24,14 @@ import pytest
 from biosegment.accounts import open_accounts
 from biosegment.config import ServerConfig
 from biosegment.webui.access_policy import PUBLIC_ENDPOINTS
-from webui_fixtures import (DEMO_DATASET, chromium_page, config_for, make_demo_folder,
-                            make_tiny_model, serve)
+from webui_fixtures import (
+    DEMO_DATASET,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+    serve,
+)
 
 EXPOSED_HOST = "127.0.0.2"
 PEOPLE = {"ada": "admin", "anna": "annotator", "vic": "viewer"}
@@ -59,11 +65,20 @@ class Client:
         self.token = token
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects)
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects
+        )
         self.csrf = ""
 
-    def request(self, method: str, path: str, *, json_body=None, form=None, body=None,
-                headers: dict | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body=None,
+        form=None,
+        body=None,
+        headers: dict | None = None,
+    ) -> Reply:
         headers = dict(headers or {})
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -83,8 +98,11 @@ class Client:
     def login(self, name: str, password: str = PASSWORD) -> Reply:
         form_page = self.request("GET", "/login")
         login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form_page.text).group(1)
-        reply = self.request("POST", "/login", form={"name": name, "password": password,
-                                                     "csrf_token": login_csrf, "next": "/"})
+        reply = self.request(
+            "POST",
+            "/login",
+            form={"name": name, "password": password, "csrf_token": login_csrf, "next": "/"},
+        )
         if reply.status == 303:
             page = self.request("GET", "/")
             self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)
@@ -105,8 +123,7 @@ def site(tmp_path_factory):
         for name, role in PEOPLE.items():
             accounts.add_user(name, role, PASSWORD)
             tokens[name], _ = accounts.create_token(name, "tests")
-    config = dataclasses.replace(config_for(root),
-                                 server=ServerConfig(host=EXPOSED_HOST, port=0))
+    config = dataclasses.replace(config_for(root), server=ServerConfig(host=EXPOSED_HOST, port=0))
     with serve(config) as server:
         assert server.host == EXPOSED_HOST
         yield root, server, tokens
@@ -114,9 +131,16 @@ def site(tmp_path_factory):
 
 def filled_rules(app):
     """Every (method, concrete path, endpoint) of the app, with placeholder path values."""
-    values = {"dataset": DEMO_DATASET, "model": "tiny-membrane", "name": "nothing",
-              "job_id": "nojob", "token_id": "notoken", "filename": "x.js", "kind": "raw",
-              "axis": "z"}
+    values = {
+        "dataset": DEMO_DATASET,
+        "model": "tiny-membrane",
+        "name": "nothing",
+        "job_id": "nojob",
+        "token_id": "notoken",
+        "filename": "x.js",
+        "kind": "raw",
+        "axis": "z",
+    }
     for rule in app.url_map.iter_rules():
         path = rule.rule
         for converter, argument in re.findall(r"<(?:(\w+):)?(\w+)>", rule.rule):
@@ -147,12 +171,15 @@ def test_every_non_public_endpoint_refuses_anonymous_requests(site):
     assert anonymous.request("GET", "/no/such/page").status == 401
 
 
-@pytest.mark.parametrize("credential", ["", "Bearer bsg_000000000000_" + "x" * 43,
-                                        "Bearer not-a-token", "Basic YWRhOnBhc3N3b3Jk"])
+@pytest.mark.parametrize(
+    "credential",
+    ["", "Bearer bsg_000000000000_" + "x" * 43, "Bearer not-a-token", "Basic YWRhOnBhc3N3b3Jk"],
+)
 def test_made_up_credentials_are_refused(site, credential):
     _, server, _ = site
-    reply = Client(server.url).request("GET", "/api/v1/datasets",
-                                       headers={"Authorization": credential})
+    reply = Client(server.url).request(
+        "GET", "/api/v1/datasets", headers={"Authorization": credential}
+    )
     assert reply.status == 401
 
 
@@ -160,11 +187,17 @@ def test_made_up_credentials_are_refused(site, credential):
 def test_each_role_reaches_exactly_what_it_may(site, name, role):
     _, server, tokens = site
     client = Client(server.url, token=tokens[name])
-    allowed_writes = {"admin": None, "annotator": ("annotations_api.", "jobs_api.",
-                                                   "auth_api.create_token",
-                                                   "auth_api.revoke_token", "accounts.logout"),
-                      "viewer": ("auth_api.create_token", "auth_api.revoke_token",
-                                 "accounts.logout")}[role]
+    allowed_writes = {
+        "admin": None,
+        "annotator": (
+            "annotations_api.",
+            "jobs_api.",
+            "auth_api.create_token",
+            "auth_api.revoke_token",
+            "accounts.logout",
+        ),
+        "viewer": ("auth_api.create_token", "auth_api.revoke_token", "accounts.logout"),
+    }[role]
     admin_reads = {"auth_api.list_users", "auth_api.list_audit"}
     for method, path, endpoint in filled_rules(server.app):
         if endpoint in PUBLIC_ENDPOINTS or endpoint == "auth_api.create_token":
@@ -185,8 +218,11 @@ def test_a_viewer_cannot_launch_cancel_or_paint(site):
     root, server, tokens = site
     viewer = Client(server.url, token=tokens["vic"])
     annotator = Client(server.url, token=tokens["anna"])
-    job = annotator.request("POST", "/api/v1/jobs/segment",
-                            json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"})
+    job = annotator.request(
+        "POST",
+        "/api/v1/jobs/segment",
+        json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"},
+    )
     assert job.status == 202, job.body
     job_id = job.json()["id"]
     for method, path, body in [
@@ -209,11 +245,13 @@ def test_session_changes_need_the_csrf_token(site):
     launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane"}
     missing = browser.request("POST", "/api/v1/jobs/segment", json_body=launch)
     assert missing.status == 403 and "CSRF" in missing.json()["error"]
-    wrong = browser.request("POST", "/api/v1/jobs/segment", json_body=launch,
-                            headers={"X-CSRF-Token": "guessed"})
+    wrong = browser.request(
+        "POST", "/api/v1/jobs/segment", json_body=launch, headers={"X-CSRF-Token": "guessed"}
+    )
     assert wrong.status == 403
-    foreign = browser.send("POST", "/api/v1/jobs/segment", json_body=launch,
-                           headers={"Origin": "http://evil.example"})
+    foreign = browser.send(
+        "POST", "/api/v1/jobs/segment", json_body=launch, headers={"Origin": "http://evil.example"}
+    )
     assert foreign.status == 403 and "origin" in foreign.json()["error"]
     good = browser.send("POST", "/api/v1/jobs/segment", json_body=launch)
     assert good.status == 202, good.body
@@ -234,7 +272,11 @@ def test_the_login_form_needs_its_own_csrf_token_and_a_right_password(site):
     assert browser.login("nobody", PASSWORD).status == 401
     assert browser.login("ada").status == 303
     assert browser.request("GET", "/api/v1/auth/me").json() == {
-        "name": "ada", "role": "admin", "accounts": True, "via": "session"}
+        "name": "ada",
+        "role": "admin",
+        "accounts": True,
+        "via": "session",
+    }
 
 
 def test_after_login_the_browser_goes_back_only_to_this_site(site):
@@ -242,9 +284,16 @@ def test_after_login_the_browser_goes_back_only_to_this_site(site):
     browser = Client(server.url)
     page = browser.request("GET", "/login")
     login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    reply = browser.request("POST", "/login", form={"name": "vic", "password": PASSWORD,
-                                                    "csrf_token": login_csrf,
-                                                    "next": "//evil.example/phish"})
+    reply = browser.request(
+        "POST",
+        "/login",
+        form={
+            "name": "vic",
+            "password": PASSWORD,
+            "csrf_token": login_csrf,
+            "next": "//evil.example/phish",
+        },
+    )
     assert reply.status == 303 and reply.headers["Location"] == "/"
     cookie = next(c for c in browser.cookies if c.name == "biosegment_session")
     assert cookie.has_nonstandard_attr("HttpOnly")
@@ -263,8 +312,9 @@ def test_api_tokens_work_until_revoked(site):
     assert token_id in {t["id"] for t in listed} and all("token" not in t for t in listed)
     other = Client(server.url, token=None)
     other.login("anna")
-    assert other.send("DELETE", f"/api/v1/auth/tokens/{token_id}").status == 404, \
+    assert other.send("DELETE", f"/api/v1/auth/tokens/{token_id}").status == 404, (
         "nobody but the owner (or an admin) may revoke a token"
+    )
     assert browser.send("DELETE", f"/api/v1/auth/tokens/{token_id}").status == 200
     assert script.request("GET", "/api/v1/datasets").status == 401
 
@@ -281,8 +331,10 @@ def test_the_audit_log_says_who_launched_and_cancelled_which_job(site):
     refused = viewer.request("POST", f"/api/v1/jobs/{job_id}/retry")
     assert refused.status == 403
     entries = admin.request("GET", f"/api/v1/audit?action=job.*&target={job_id}").json()
-    assert [(e["action"], e["actor"]) for e in entries] == [("job.cancel", "ada"),
-                                                            ("job.segment", "anna")]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("job.cancel", "ada"),
+        ("job.segment", "anna"),
+    ]
     launched = entries[1]["detail"]
     assert (launched["dataset"], launched["model"]) == (DEMO_DATASET, "tiny-membrane")
     assert entries[0]["remote"] == "127.0.0.1"
@@ -316,16 +368,22 @@ def test_five_wrong_passwords_lock_the_name(site):
     locked = Client(server.url).login("guessme")
     assert locked.status == 401 and "too many wrong passwords" in locked.text.lower()
     with open_accounts(root) as accounts:
-        accounts.set_password("guessme", PASSWORD)   # an admin's reset lifts the lock
+        accounts.set_password("guessme", PASSWORD)  # an admin's reset lifts the lock
     assert Client(server.url).login("guessme").status == 303
 
 
 def test_the_ui_sends_the_csrf_token_with_its_own_requests(site):
     """In Chromium: log in through the form, cancel a job from the jobs page."""
     _, server, tokens = site
-    job_id = Client(server.url, token=tokens["anna"]).request(
-        "POST", "/api/v1/jobs/segment",
-        json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"}).json()["id"]
+    job_id = (
+        Client(server.url, token=tokens["anna"])
+        .request(
+            "POST",
+            "/api/v1/jobs/segment",
+            json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"},
+        )
+        .json()["id"]
+    )
     with chromium_page() as browser:
         page = browser.page
         page.goto(server.url + "jobs")
@@ -336,6 +394,8 @@ def test_the_ui_sends_the_csrf_token_with_its_own_requests(site):
         page.click(f"#job-rows tr:has-text('{job_id}') >> text=Cancel")
         page.wait_for_function(
             f"fetch('/api/v1/jobs/{job_id}').then(r => r.json()).then(j => j.state === "
-            "'cancelled')", polling=200)
+            "'cancelled')",
+            polling=200,
+        )
         errors = list(browser.errors)
     assert not [e for e in errors if "403" in e], errors

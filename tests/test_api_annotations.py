@@ -28,9 +28,12 @@ def create(http, name="scribbles", **extra):
 
 
 def put_slice(http, z, labels, *, name="scribbles", **kw):
-    return http.put(f"{BASE}/{name}/slices/{z}", body=labels.tobytes(),
-                    headers={"Content-Type": "application/octet-stream", **kw.pop("headers", {})},
-                    **kw)
+    return http.put(
+        f"{BASE}/{name}/slices/{z}",
+        body=labels.tobytes(),
+        headers={"Content-Type": "application/octet-stream", **kw.pop("headers", {})},
+        **kw,
+    )
 
 
 def test_create_uses_project_classes_and_writes_annotation_json(site):
@@ -66,11 +69,20 @@ def test_malformed_and_mistyped_json(site):
     assert wrong_type.status == 400 and wrong_type.json()["field"] == "name"
     extra = http.post(BASE, json_body={"name": "ok", "colour": "red"})
     assert extra.status == 400 and extra.json()["field"] == "colour"
-    bad_class = http.post(BASE, json_body={"name": "ok", "classes": [
-        {"id": 1, "name": "mito", "color": "red"}]})
+    bad_class = http.post(
+        BASE, json_body={"name": "ok", "classes": [{"id": 1, "name": "mito", "color": "red"}]}
+    )
     assert bad_class.status == 400 and bad_class.json()["field"] == "classes.0.color"
-    dupes = http.post(BASE, json_body={"name": "ok", "classes": [
-        {"id": 1, "name": "a", "color": "#ffffff"}, {"id": 1, "name": "b", "color": "#000000"}]})
+    dupes = http.post(
+        BASE,
+        json_body={
+            "name": "ok",
+            "classes": [
+                {"id": 1, "name": "a", "color": "#ffffff"},
+                {"id": 1, "name": "b", "color": "#000000"},
+            ],
+        },
+    )
     assert dupes.status == 400 and dupes.json()["field"] == "classes"
     assert http.post("/api/v1/datasets/nope/annotations", json_body={"name": "x"}).status == 404
 
@@ -99,14 +111,17 @@ def test_gzip_and_png_bodies_and_erasing_everything_removes_the_slice(site):
     create(http)
     labels = np.full((512, 512), 255, dtype=np.uint8)
     labels[:5, :5] = 1
-    zipped = http.put(f"{BASE}/scribbles/slices/1", body=gzip.compress(labels.tobytes()),
-                      headers={"Content-Type": "application/octet-stream",
-                               "Content-Encoding": "gzip"})
+    zipped = http.put(
+        f"{BASE}/scribbles/slices/1",
+        body=gzip.compress(labels.tobytes()),
+        headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
+    )
     assert zipped.status == 200 and zipped.json()["slices"] == [1]
     buffer = io.BytesIO()
     Image.fromarray(labels).save(buffer, format="PNG")
-    png = http.put(f"{BASE}/scribbles/slices/2", body=buffer.getvalue(),
-                   headers={"Content-Type": "image/png"})
+    png = http.put(
+        f"{BASE}/scribbles/slices/2", body=buffer.getvalue(), headers={"Content-Type": "image/png"}
+    )
     assert png.status == 200 and png.json()["slices"] == [1, 2]
     erased = put_slice(http, 1, np.full((512, 512), 255, dtype=np.uint8))
     assert erased.json()["slices"] == [2]
@@ -123,18 +138,23 @@ def test_bad_slices_are_refused_with_the_field(site):
     assert unknown_class.status == 400 and "7" in unknown_class.json()["error"]
     rgb = io.BytesIO()
     Image.new("RGB", (512, 512)).save(rgb, format="PNG")
-    colour = http.put(f"{BASE}/scribbles/slices/0", body=rgb.getvalue(),
-                      headers={"Content-Type": "image/png"})
+    colour = http.put(
+        f"{BASE}/scribbles/slices/0", body=rgb.getvalue(), headers={"Content-Type": "image/png"}
+    )
     assert colour.status == 400 and colour.json()["field"] == "body"
-    not_png = http.put(f"{BASE}/scribbles/slices/0", body=b"hello",
-                       headers={"Content-Type": "image/png"})
+    not_png = http.put(
+        f"{BASE}/scribbles/slices/0", body=b"hello", headers={"Content-Type": "image/png"}
+    )
     assert not_png.status == 400 and not_png.json()["field"] == "body"
-    wrong_type = http.put(f"{BASE}/scribbles/slices/0", body=b"x",
-                          headers={"Content-Type": "text/plain"})
+    wrong_type = http.put(
+        f"{BASE}/scribbles/slices/0", body=b"x", headers={"Content-Type": "text/plain"}
+    )
     assert wrong_type.status == 415
-    bomb = http.put(f"{BASE}/scribbles/slices/0", body=gzip.compress(bytes(3 * 2**20)),
-                    headers={"Content-Type": "application/octet-stream",
-                             "Content-Encoding": "gzip"})
+    bomb = http.put(
+        f"{BASE}/scribbles/slices/0",
+        body=gzip.compress(bytes(3 * 2**20)),
+        headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
+    )
     assert bomb.status == 413 and bomb.json()["field"] == "body"
     too_big = put_slice(http, 0, np.zeros(2 * 2**20, dtype=np.uint8))
     assert too_big.status == 413 and too_big.json()["field"] == "body"

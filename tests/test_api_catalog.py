@@ -7,16 +7,28 @@ import json
 import pytest
 
 from biosegment.catalog import open_catalog, refresh
-from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, make_tiny_model, \
-    png_pixels, serve
+from webui_fixtures import (
+    DEMO_DATASET,
+    Http,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+    png_pixels,
+    serve,
+)
 
 
 @pytest.fixture
 def site(tmp_path):
     root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root, metrics=[{"epoch": 1, "loss": 0.9, "dice": 0.4},
-                                   {"epoch": 2, "loss": 0.5, "dice": 0.7},
-                                   {"epoch": 3, "loss": 0.6, "dice": 0.6}])
+    make_tiny_model(
+        root,
+        metrics=[
+            {"epoch": 1, "loss": 0.9, "dice": 0.4},
+            {"epoch": 2, "loss": 0.5, "dice": 0.7},
+            {"epoch": 3, "loss": 0.6, "dice": 0.6},
+        ],
+    )
     with serve(config_for(root)) as server:
         yield Http(server.url), root
 
@@ -64,8 +76,13 @@ def test_thumbnail_is_a_small_png_with_an_etag(site):
     assert reply.status == 200 and reply.headers["Content-Type"] == "image/png"
     pixels = png_pixels(reply.body)
     assert pixels.shape == (128, 128) and pixels.std() > 10
-    assert http.get(f"/api/v1/datasets/{DEMO_DATASET}/thumbnail.png",
-                    headers={"If-None-Match": reply.headers["ETag"]}).status == 304
+    assert (
+        http.get(
+            f"/api/v1/datasets/{DEMO_DATASET}/thumbnail.png",
+            headers={"If-None-Match": reply.headers["ETag"]},
+        ).status
+        == 304
+    )
 
 
 def test_models_projects_segmentations_and_problems(site):
@@ -88,10 +105,16 @@ def test_models_projects_segmentations_and_problems(site):
     assert problems == http.get("/api/v1/dashboard").json()["problems"]
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/datasets/nope", "/api/v1/datasets/nope/thumbnail.png", "/api/v1/models/nope",
-    f"/api/v1/datasets/{DEMO_DATASET}/segmentations/nope", "/api/v1/nothing-here",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/datasets/nope",
+        "/api/v1/datasets/nope/thumbnail.png",
+        "/api/v1/models/nope",
+        f"/api/v1/datasets/{DEMO_DATASET}/segmentations/nope",
+        "/api/v1/nothing-here",
+    ],
+)
 def test_unknown_names_are_404_json(site, path):
     http, _ = site
     reply = http.get(path)

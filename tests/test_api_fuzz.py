@@ -15,41 +15,56 @@ import dataclasses
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from biosegment.accounts import open_accounts
 from biosegment.catalog import open_catalog
 from biosegment.config import ServerConfig
-from webui_fixtures import (DEMO_DATASET, config_for, make_demo_folder, make_tiny_model, serve)
+from webui_fixtures import DEMO_DATASET, config_for, make_demo_folder, make_tiny_model, serve
 
 #: Examples per operation: ~30 operations x 2 modes stay well under a minute on 2 cores.
 EXAMPLES = 12
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def fuzz_config(job_id: str):
     """Draw path parameters mostly from names that exist, so views do real work."""
-    known = {"datasets": [DEMO_DATASET], "models": ["tiny-membrane"],
-             "names": ["scribbles"], "jobs": [job_id], "small": [0, 1, 2]}
-    return schemathesis.config.SchemathesisConfig.from_dict({
-        "dictionaries": {name: {"values": values} for name, values in known.items()},
-        "parameters": {
-            "path.dataset": {"dictionary": "datasets", "probability": 0.8},
-            "path.model": {"dictionary": "models", "probability": 0.8},
-            "path.name": {"dictionary": "names", "probability": 0.7},
-            "path.job_id": {"dictionary": "jobs", "probability": 0.8},
-            "path.index": {"dictionary": "small", "probability": 0.7},
-            "path.z": {"dictionary": "small", "probability": 0.7},
-            "path.level": {"dictionary": "small", "probability": 0.7},
-            "path.row": {"dictionary": "small", "probability": 0.7},
-            "path.col": {"dictionary": "small", "probability": 0.7},
-            "body.dataset": {"dictionary": "datasets", "probability": 0.7},
-            "body.model": {"dictionary": "models", "probability": 0.7},
-            "body.annotation": {"dictionary": "names", "probability": 0.5},
-        },
-    })
+    known = {
+        "datasets": [DEMO_DATASET],
+        "models": ["tiny-membrane"],
+        "names": ["scribbles"],
+        "jobs": [job_id],
+        "small": [0, 1, 2],
+    }
+    return schemathesis.config.SchemathesisConfig.from_dict(
+        {
+            "dictionaries": {name: {"values": values} for name, values in known.items()},
+            "parameters": {
+                "path.dataset": {"dictionary": "datasets", "probability": 0.8},
+                "path.model": {"dictionary": "models", "probability": 0.8},
+                "path.name": {"dictionary": "names", "probability": 0.7},
+                "path.job_id": {"dictionary": "jobs", "probability": 0.8},
+                "path.index": {"dictionary": "small", "probability": 0.7},
+                "path.z": {"dictionary": "small", "probability": 0.7},
+                "path.level": {"dictionary": "small", "probability": 0.7},
+                "path.row": {"dictionary": "small", "probability": 0.7},
+                "path.col": {"dictionary": "small", "probability": 0.7},
+                "body.dataset": {"dictionary": "datasets", "probability": 0.7},
+                "body.model": {"dictionary": "models", "probability": 0.7},
+                "body.annotation": {"dictionary": "names", "probability": 0.5},
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +73,11 @@ def folder(tmp_path_factory):
     make_tiny_model(root)
     (root / "annotations" / DEMO_DATASET / "scribbles").mkdir(parents=True)
     (root / "annotations" / DEMO_DATASET / "scribbles" / "annotation.json").write_text(
-        '{"classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}]}')
+        '{"classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}]}'
+    )
     with open_catalog(root) as catalog:
         from biosegment.catalog import refresh
+
         refresh(catalog, root)
         job = catalog.create_job("segment", {"dataset": DEMO_DATASET, "model": "tiny-membrane"})
     with open_accounts(root) as accounts:
@@ -93,12 +110,20 @@ def open_schema(open_site):
 @pytest.fixture(scope="module")
 def exposed_schema(exposed_site):
     url, job_id, token = exposed_site
-    return schemathesis.openapi.from_url(url + "api/v1/openapi.json", config=fuzz_config(job_id),
-                                         headers={"Authorization": f"Bearer {token}"})
+    return schemathesis.openapi.from_url(
+        url + "api/v1/openapi.json",
+        config=fuzz_config(job_id),
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
-bounded = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=list(HealthCheck))
+bounded = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def fuzz(schema, headers: dict | None = None) -> int:
@@ -134,9 +159,14 @@ def test_the_document_declares_how_to_authenticate(exposed_site, open_site):
     import json
     import urllib.request
 
-    exposed = json.load(urllib.request.urlopen(
-        urllib.request.Request(exposed_site[0] + "api/v1/openapi.json",
-                               headers={"Authorization": f"Bearer {exposed_site[2]}"})))
+    exposed = json.load(
+        urllib.request.urlopen(
+            urllib.request.Request(
+                exposed_site[0] + "api/v1/openapi.json",
+                headers={"Authorization": f"Bearer {exposed_site[2]}"},
+            )
+        )
+    )
     assert exposed["security"] == [{"apiToken": []}, {"session": []}]
     assert set(exposed["components"]["securitySchemes"]) == {"apiToken", "session"}
     segment = exposed["paths"]["/api/v1/jobs/segment"]["post"]["responses"]

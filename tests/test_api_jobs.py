@@ -19,8 +19,9 @@ def site(tmp_path):
 
 def test_segment_job_is_queued_listed_cancelled_and_retried(site):
     http, _ = site
-    reply = http.post("/api/v1/jobs/segment", json_body={"dataset": DEMO_DATASET,
-                                                         "model": "tiny-membrane"})
+    reply = http.post(
+        "/api/v1/jobs/segment", json_body={"dataset": DEMO_DATASET, "model": "tiny-membrane"}
+    )
     assert reply.status == 202
     job = reply.json()
     assert job["kind"] == "segment" and job["state"] == "queued"
@@ -44,31 +45,50 @@ def test_train_job_from_an_annotation_with_a_base_model(site):
     http.post(f"/api/v1/datasets/{DEMO_DATASET}/annotations", json_body={"name": "scribbles"})
     labels = np.full((512, 512), 255, np.uint8)
     labels[10:20] = 1
-    http.put(f"/api/v1/datasets/{DEMO_DATASET}/annotations/scribbles/slices/0",
-             body=labels.tobytes(), headers={"Content-Type": "application/octet-stream"})
-    reply = http.post("/api/v1/jobs/train", json_body={
-        "dataset": DEMO_DATASET, "annotation": "scribbles", "base_model": "tiny-membrane",
-        "epochs": 2, "name": "tuned"})
+    http.put(
+        f"/api/v1/datasets/{DEMO_DATASET}/annotations/scribbles/slices/0",
+        body=labels.tobytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    reply = http.post(
+        "/api/v1/jobs/train",
+        json_body={
+            "dataset": DEMO_DATASET,
+            "annotation": "scribbles",
+            "base_model": "tiny-membrane",
+            "epochs": 2,
+            "name": "tuned",
+        },
+    )
     assert reply.status == 202
     params = reply.json()["params"]
     assert params["annotation"] == "scribbles" and params["base_model"] == "tiny-membrane"
     assert params["epochs"] == 2 and params["name"] == "tuned"
-    taken = http.post("/api/v1/jobs/train", json_body={
-        "dataset": DEMO_DATASET, "annotation": "scribbles", "name": "tuned"})
+    taken = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "annotation": "scribbles", "name": "tuned"},
+    )
     assert taken.status == 400 and taken.json()["field"] == "name"
 
 
-@pytest.mark.parametrize("path, body, status, field", [
-    ("/api/v1/jobs/segment", {"dataset": "nope", "model": "tiny-membrane"}, 404, "dataset"),
-    ("/api/v1/jobs/segment", {"dataset": DEMO_DATASET, "model": "nope"}, 404, "model"),
-    ("/api/v1/jobs/segment", {"dataset": DEMO_DATASET}, 400, "model"),
-    ("/api/v1/jobs/segment", {"dataset": DEMO_DATASET, "model": "tiny-membrane",
-                              "name": "../../etc"}, 400, "name"),
-    ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "annotation": "nope"}, 404, "annotation"),
-    ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "base_model": "nope"}, 404, "base_model"),
-    ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": 0}, 400, "epochs"),
-    ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": "many"}, 400, "epochs"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, field",
+    [
+        ("/api/v1/jobs/segment", {"dataset": "nope", "model": "tiny-membrane"}, 404, "dataset"),
+        ("/api/v1/jobs/segment", {"dataset": DEMO_DATASET, "model": "nope"}, 404, "model"),
+        ("/api/v1/jobs/segment", {"dataset": DEMO_DATASET}, 400, "model"),
+        (
+            "/api/v1/jobs/segment",
+            {"dataset": DEMO_DATASET, "model": "tiny-membrane", "name": "../../etc"},
+            400,
+            "name",
+        ),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "annotation": "nope"}, 404, "annotation"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "base_model": "nope"}, 404, "base_model"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": 0}, 400, "epochs"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": "many"}, 400, "epochs"),
+    ],
+)
 def test_bad_job_requests_name_the_field(site, path, body, status, field):
     http, _ = site
     reply = http.post(path, json_body=body)
@@ -79,11 +99,16 @@ def test_bad_job_requests_name_the_field(site, path, body, status, field):
 
 def test_malformed_json_and_unknown_jobs(site):
     http, _ = site
-    broken = http.post("/api/v1/jobs/segment", body=b"{nope",
-                       headers={"Content-Type": "application/json"})
+    broken = http.post(
+        "/api/v1/jobs/segment", body=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert broken.status == 400 and broken.json()["field"] == "body"
-    for method, path in [("GET", "/api/v1/jobs/nope"), ("GET", "/api/v1/jobs/nope/log"),
-                         ("POST", "/api/v1/jobs/nope/cancel"), ("POST", "/api/v1/jobs/nope/retry")]:
+    for method, path in [
+        ("GET", "/api/v1/jobs/nope"),
+        ("GET", "/api/v1/jobs/nope/log"),
+        ("POST", "/api/v1/jobs/nope/cancel"),
+        ("POST", "/api/v1/jobs/nope/retry"),
+    ]:
         reply = http.request(method, path)
         assert reply.status == 404, path
         assert reply.json()["error"]

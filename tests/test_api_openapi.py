@@ -46,8 +46,9 @@ def test_request_bodies_and_parameters_come_from_the_code(site):
     schema_ref = train["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
     assert {"dataset", "annotation", "base_model", "epochs", "name"} <= set(schema["properties"])
-    tile = document["paths"]["/api/v1/datasets/{dataset}/tiles/{kind}/{axis}/{index}/{level}/"
-                             "{row}/{col}.png"]["get"]
+    tile = document["paths"][
+        "/api/v1/datasets/{dataset}/tiles/{kind}/{axis}/{index}/{level}/{row}/{col}.png"
+    ]["get"]
     assert {p["name"] for p in tile["parameters"]} >= {"dataset", "kind", "axis", "level", "name"}
     put = document["paths"]["/api/v1/datasets/{dataset}/annotations/{name}/slices/{z}"]["put"]
     assert set(put["requestBody"]["content"]) == {"application/octet-stream", "image/png"}
@@ -56,7 +57,7 @@ def test_request_bodies_and_parameters_come_from_the_code(site):
 
 def test_interactive_docs_load_only_local_assets(site):
     http, _ = site
-    assert http.get("/docs").status == 200          # redirected to /docs/
+    assert http.get("/docs").status == 200  # redirected to /docs/
     page = http.get("/docs/")
     assert page.status == 200
     html = page.body.decode()

@@ -17,7 +17,7 @@ def site(tmp_path_factory):
     (root / "EM" / "big").mkdir()
     tifffile.imwrite(root / "EM" / "big" / "big.tif", big, photometric="minisblack")
     labels = np.zeros((3, 1100, 1300), dtype=np.uint8)
-    labels[:, 100:200, 300:700] = 255   # a 0/255 mask: shown as class 1
+    labels[:, 100:200, 300:700] = 255  # a 0/255 mask: shown as class 1
     seg = root / "segmentations" / "big" / "mask"
     seg.mkdir(parents=True)
     tifffile.imwrite(seg / "labels.tif", labels, photometric="minisblack")
@@ -38,8 +38,10 @@ def test_raw_tile_is_the_slice(site):
     assert reply.status == 200 and reply.headers["Content-Type"] == "image/png"
     assert "ETag" in reply.headers and "no-cache" in reply.headers["Cache-Control"]
     np.testing.assert_array_equal(png_pixels(reply.body), raw[3])
-    again = http.get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/3/0/0/0.png",
-                     headers={"If-None-Match": reply.headers["ETag"]})
+    again = http.get(
+        f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/3/0/0/0.png",
+        headers={"If-None-Match": reply.headers["ETag"]},
+    )
     assert again.status == 304 and again.body == b""
 
 
@@ -51,8 +53,9 @@ def test_orthogonal_planes_and_ground_truth(site):
     yz = png_pixels(http.get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/x/7/0/0/0.png").body)
     np.testing.assert_array_equal(yz, raw[:, :, 7])
     truth = volume(root, f"EM/{DEMO_DATASET}/labels/labels.tif")
-    tile = png_pixels(http.get(
-        f"/api/v1/datasets/{DEMO_DATASET}/tiles/ground_truth/z/1/0/0/0.png").body)
+    tile = png_pixels(
+        http.get(f"/api/v1/datasets/{DEMO_DATASET}/tiles/ground_truth/z/1/0/0/0.png").body
+    )
     expected = (truth[1] == 255).astype(np.uint8) if set(np.unique(truth)) <= {0, 255} else truth[1]
     np.testing.assert_array_equal(tile, expected)
 
@@ -72,21 +75,25 @@ def test_pyramid_levels_and_edge_tiles_of_a_large_uint16_slice(site):
     segmentation = http.get("/api/v1/datasets/big/segmentations/mask").json()
     assert segmentation["location"].startswith("segmentations/big/mask")
     assert [layer["kind"] for layer in doc["layers"]] == ["raw", "segmentation"]
-    mask = png_pixels(http.get("/api/v1/datasets/big/tiles/segmentation/z/0/0/0/0.png"
-                               "?name=mask").body)
+    mask = png_pixels(
+        http.get("/api/v1/datasets/big/tiles/segmentation/z/0/0/0/0.png?name=mask").body
+    )
     np.testing.assert_array_equal(mask, (labels[0, :512, :512] == 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize("path, status, field", [
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/bogus/z/0/0/0/0.png", 400, "kind"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/q/0/0/0/0.png", 400, "axis"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/9/0/0/0.png", 404, "index"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/3/0/0.png", 404, "level"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/1/0.png", 404, "tile"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/segmentation/z/0/0/0/0.png", 400, "name"),
-    (f"/api/v1/datasets/{DEMO_DATASET}/tiles/segmentation/z/0/0/0/0.png?name=nope", 404, None),
-    ("/api/v1/datasets/nope/tiles/raw/z/0/0/0/0.png", 404, None),
-])
+@pytest.mark.parametrize(
+    "path, status, field",
+    [
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/bogus/z/0/0/0/0.png", 400, "kind"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/q/0/0/0/0.png", 400, "axis"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/9/0/0/0.png", 404, "index"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/3/0/0.png", 404, "level"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/1/0.png", 404, "tile"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/segmentation/z/0/0/0/0.png", 400, "name"),
+        (f"/api/v1/datasets/{DEMO_DATASET}/tiles/segmentation/z/0/0/0/0.png?name=nope", 404, None),
+        ("/api/v1/datasets/nope/tiles/raw/z/0/0/0/0.png", 404, None),
+    ],
+)
 def test_bad_tile_requests(site, path, status, field):
     http = site[0]
     reply = http.get(path)

@@ -20,8 +20,10 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("formats") / "data"
     init_data_folder(root)
     rng = np.random.default_rng(4)
-    volumes = {name: rng.integers(0, 255, (4, 600, 520), dtype=np.uint8)
-               for name in ("cells", "cremi", "tomo")}
+    volumes = {
+        name: rng.integers(0, 255, (4, 600, 520), dtype=np.uint8)
+        for name in ("cells", "cremi", "tomo")
+    }
     write_ome_zarr(root / "EM" / "cells.ome.zarr", volumes["cells"], downsampling="mean")
     with h5py.File(root / "EM" / "cremi.h5", "w") as handle:
         handle.create_dataset("volumes/raw", data=volumes["cremi"], chunks=(1, 128, 128))
@@ -30,8 +32,11 @@ def site(tmp_path_factory):
         handle.set_data(volumes["tomo"].view(np.int8))
     seg = root / "segmentations" / "cells" / "zarr run"
     labels = (volumes["cells"] > 128).astype(np.uint8)
-    write_ome_zarr(seg / "labels.ome.zarr", labels,
-                   classes=[{"id": 0, "name": "bg"}, {"id": 1, "name": "bright"}])
+    write_ome_zarr(
+        seg / "labels.ome.zarr",
+        labels,
+        classes=[{"id": 0, "name": "bg"}, {"id": 1, "name": "bright"}],
+    )
     setup = {"datasets": [{"title": "cremi", "location": "EM/cremi.h5", "key": "volumes/raw"}]}
     (root / "setup.json").write_text(json.dumps(setup))
     with open_catalog(root) as catalog:
@@ -60,8 +65,9 @@ def test_zoomed_out_and_overlay_tiles_of_ome_zarr(site):
     assert reply.status == 200 and zoomed.shape == (300, 260)
     # Served from the stored pyramid level (2x2 means), not by striding through level 0.
     pixels = volumes["cells"][0].astype(np.float64)
-    means = np.rint((pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2]
-                     + pixels[1::2, 1::2]) / 4).astype(np.uint8)
+    means = np.rint(
+        (pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2] + pixels[1::2, 1::2]) / 4
+    ).astype(np.uint8)
     np.testing.assert_array_equal(zoomed, means)
     reply = http.get("/api/v1/datasets/cells/tiles/segmentation/z/3/0/0/1.png?name=zarr+run")
     assert reply.status == 200, reply.body

@@ -48,9 +48,9 @@ VOLUMES = {
     "pngseq-broken-slice": r"z001\.png: corrupt PNG",
     "tifseq-mixed-dtypes": r"s02\.tif: slice holds uint16 but the first slice",
     "short.mrc": r"truncated: the header claims 131072 x 64 x 64 voxels .* but the file holds "
-                 r"32768 bytes",
+    r"32768 bytes",
     "absurd.zarr": r"shape: claims 1000000000000 x 1000000000000 x 1000000000000 = 1e\+36 "
-                   r"voxels, more than the limit .*limits\.max_voxels",
+    r"voxels, more than the limit .*limits\.max_voxels",
 }
 
 #: Each broken setup.json, and the key (or line) its problem must point at.
@@ -87,13 +87,16 @@ def test_the_corpus_is_complete():
 
 # -- a working data folder, copied per test ------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad-inputs") / "data"
     init_data_folder(root, demo=True)
-    tifffile.imwrite(root / "EM" / "good-a.tif",
-                     np.random.default_rng(0).integers(0, 256, (3, 32, 48)).astype(np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        root / "EM" / "good-a.tif",
+        np.random.default_rng(0).integers(0, 256, (3, 32, 48)).astype(np.uint8),
+        photometric="minisblack",
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         assert {catalog.dataset(name)["state"] for name in GOOD} == {"ok"}
@@ -114,9 +117,12 @@ def folder(template, tmp_path) -> Path:
 def snapshot(root: Path) -> dict:
     """Everything that must not change: the good datasets' rows and every job, in full."""
     with open_catalog(root) as catalog:
-        return {"datasets": sorted((d for d in catalog.datasets() if d["name"] in GOOD),
-                                   key=lambda d: d["name"]),
-                "jobs": catalog.jobs(limit=1000)}
+        return {
+            "datasets": sorted(
+                (d for d in catalog.datasets() if d["name"] in GOOD), key=lambda d: d["name"]
+            ),
+            "jobs": catalog.jobs(limit=1000),
+        }
 
 
 def refreshed(root: Path):
@@ -130,6 +136,7 @@ def dataset_row(root: Path, name: str) -> dict:
 
 
 # -- broken image stacks -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("item", sorted(VOLUMES))
 def test_a_broken_stack_is_an_error_on_its_own_dataset_only(folder, item):
@@ -167,19 +174,26 @@ def test_info_names_the_file_and_the_reason_in_one_line(item):
 @pytest.mark.parametrize("item", ["bomb-dimensions.tif", "bomb-imagej-slices.tif"])
 def test_tiff_bombs_are_refused_without_allocating_what_they_declare(item):
     """Under a 1.5 GB address-space limit a 40 GB (or 1.5 GB) allocation would fail loudly."""
+
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-    proc = subprocess.run([sys.executable, "-m", "biosegment", "info", str(BAD / "volumes" / item)],
-                          capture_output=True, text=True, timeout=60, env=env,
-                          preexec_fn=limit_memory)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biosegment", "info", str(BAD / "volumes" / item)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        preexec_fn=limit_memory,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "MemoryError" not in proc.stderr and "Traceback" not in proc.stderr
     assert re.search(VOLUMES[item], proc.stderr), proc.stderr
 
 
 # -- broken setup.json ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("item", sorted(SETUP))
 def test_a_broken_setup_json_is_reported_and_changes_nothing(folder, item):
@@ -207,16 +221,16 @@ def test_a_broken_setup_json_is_reported_and_changes_nothing(folder, item):
     assert status.exit_code == 0 and f"setup.json [{where}]" in status.output, status.output
 
 
-@pytest.mark.parametrize("side_file", ["annotation.json", "segmentation.json",
-                                       "annotations.json"])
+@pytest.mark.parametrize("side_file", ["annotation.json", "segmentation.json", "annotations.json"])
 def test_side_files_nested_thousands_deep_do_not_crash_a_refresh(folder, side_file):
     deep = (BAD / "setup" / "deep-nesting.json").read_bytes()
     before = snapshot(folder)
     if side_file == "segmentation.json":
         target = folder / "segmentations" / "good-a" / "deep"
         target.mkdir(parents=True)
-        tifffile.imwrite(target / "labels.tif", np.zeros((3, 32, 48), np.uint8),
-                         photometric="minisblack")
+        tifffile.imwrite(
+            target / "labels.tif", np.zeros((3, 32, 48), np.uint8), photometric="minisblack"
+        )
     elif side_file == "annotation.json":
         target = folder / "annotations" / "good-a" / "deep"
         target.mkdir(parents=True)
@@ -229,6 +243,7 @@ def test_side_files_nested_thousands_deep_do_not_crash_a_refresh(folder, side_fi
 
 
 # -- hostile names and hostile requests over HTTP ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory, template):
@@ -251,8 +266,10 @@ def test_hostile_names_are_registered_verbatim_and_a_symlink_out_is_refused(host
     names = {d["name"] for d in http.get("/api/v1/datasets").json()}
     assert set(HOSTILE_NAMES) <= names
     assert "escape" not in names
-    assert any(p["source"] and "escape" in p["source"] and "data folder" in p["reason"]
-               for p in report.problems), report.problems
+    assert any(
+        p["source"] and "escape" in p["source"] and "data folder" in p["reason"]
+        for p in report.problems
+    ), report.problems
     for name in HOSTILE_NAMES:
         reply = http.get(f"/api/v1/datasets/{quote(name, safe='')}")
         assert reply.status == 200 and reply.json()["name"] == name, name
@@ -269,19 +286,25 @@ def test_hostile_names_are_escaped_in_pages(hostile_site):
     assert "<img src=x onerror" not in http.get("/").body.decode()
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/datasets/..%2F..%2Fetc%2Fpasswd", "/api/v1/datasets/%2e%2e",
-    "/api/v1/datasets/escape", "/datasets/..%2Fsetup.json",
-    "/api/v1/datasets/good-a/annotations/..%2F..%2Fsetup.json",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/datasets/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/datasets/%2e%2e",
+        "/api/v1/datasets/escape",
+        "/datasets/..%2Fsetup.json",
+        "/api/v1/datasets/good-a/annotations/..%2F..%2Fsetup.json",
+    ],
+)
 def test_paths_that_try_to_leave_the_folder_are_not_found(hostile_site, path):
     _, http, _ = hostile_site
     reply = http.get(path)
     assert reply.status in (400, 404), (path, reply.status, reply.body[:200])
 
 
-@pytest.mark.parametrize("name", ["../../escape", "..", ".hidden", "a/b", "<script>x</script>",
-                                  "x" * 300])
+@pytest.mark.parametrize(
+    "name", ["../../escape", "..", ".hidden", "a/b", "<script>x</script>", "x" * 300]
+)
 def test_new_annotation_names_that_are_not_plain_folder_names_are_refused(hostile_site, name):
     root, http, _ = hostile_site
     reply = http.post("/api/v1/datasets/good-a/annotations", json_body={"name": name})
@@ -306,9 +329,11 @@ def test_an_annotation_slice_gzip_bomb_is_refused(hostile_site):
     assert created.status == 201, created.body
     # 200 MB of zeros in about 200 KB: far past the 64 MB request bound once inflated.
     bomb = gzip.compress(bytes(200 * 2**20), compresslevel=9)
-    reply = http.put("/api/v1/datasets/good-a/annotations/bomb-target/slices/0", body=bomb,
-                     headers={"Content-Type": "application/octet-stream",
-                              "Content-Encoding": "gzip"})
+    reply = http.put(
+        "/api/v1/datasets/good-a/annotations/bomb-target/slices/0",
+        body=bomb,
+        headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"},
+    )
     assert reply.status == 413 and reply.json()["field"] == "body"
     assert not list((root / "annotations" / "good-a" / "bomb-target").glob("z*.png"))
 
@@ -324,7 +349,8 @@ def test_hostile_names_run_no_script_in_a_browser(hostile_site):
         text = page.inner_text("body")
         page.goto(http.base + "/datasets/" + quote(HOSTILE_NAMES[0], safe=""))
         page.wait_for_timeout(500)
-        injected = page.evaluate("document.querySelectorAll('img[src=x], script:not([src])')"
-                                 ".length")
+        injected = page.evaluate(
+            "document.querySelectorAll('img[src=x], script:not([src])').length"
+        )
     assert dialogs == [] and injected == 0
     assert "<img src=x onerror=alert(1)>" in text

@@ -32,12 +32,20 @@ def validate(source: Path):
 @pytest.fixture(scope="module")
 def package(neuralnets_fixtures, tmp_path_factory):
     model, card = load_model(neuralnets_fixtures / "isbi_unet2d_fm16_l4_instance.pytorch")
-    card.classes = [{"id": 0, "name": "cell", "color": "#000000"},
-                    {"id": 1, "name": "membrane", "color": "#ffd000"}]
+    card.classes = [
+        {"id": 0, "name": "cell", "color": "#000000"},
+        {"id": 1, "name": "membrane", "color": "#ffd000"},
+    ]
     test_slice = tifffile.imread(DEMO_RAW)[2]
     path = tmp_path_factory.mktemp("zoo") / "isbi.bioimageio.zip"
-    export_bioimageio(model, card, path, test_input=test_slice,
-                      authors=[{"name": "Ada Lovelace"}], license_id="CC-BY-4.0")
+    export_bioimageio(
+        model,
+        card,
+        path,
+        test_input=test_slice,
+        authors=[{"name": "Ada Lovelace"}],
+        license_id="CC-BY-4.0",
+    )
     return path, model
 
 
@@ -47,14 +55,25 @@ def test_package_validates_with_the_spec_library(package):
     summary = description.validation_summary
     assert type(description).__name__ == "ModelDescr", summary.format()
     assert summary.status in ("valid-format", "passed"), summary.format()
-    assert {w for w in ("pytorch_state_dict", "torchscript", "onnx")
-            if getattr(description.weights, w) is not None} == {"pytorch_state_dict",
-                                                               "torchscript", "onnx"}
+    assert {
+        w
+        for w in ("pytorch_state_dict", "torchscript", "onnx")
+        if getattr(description.weights, w) is not None
+    } == {"pytorch_state_dict", "torchscript", "onnx"}
     assert [c for c in description.outputs[0].axes[1].channel_names] == ["cell", "membrane"]
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
-    assert {"rdf.yaml", "weights.pt", "unet.py", "weights.torchscript.pt", "weights.onnx",
-            "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names
+    assert {
+        "rdf.yaml",
+        "weights.pt",
+        "unet.py",
+        "weights.torchscript.pt",
+        "weights.onnx",
+        "test_input.npy",
+        "test_output.npy",
+        "cover.png",
+        "README.md",
+    } <= names
 
 
 def test_test_output_is_what_every_weight_format_computes(package, tmp_path):
@@ -71,10 +90,12 @@ def test_test_output_is_what_every_weight_format_computes(package, tmp_path):
         np.testing.assert_allclose(scripted(scaled).numpy(), test_output, atol=1e-4)
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(tmp_path / "weights.onnx"),
-                                           providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"raw": scaled.numpy()})[0], test_output,
-                               atol=2e-4)
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "weights.onnx"), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_allclose(
+        session.run(None, {"raw": scaled.numpy()})[0], test_output, atol=2e-4
+    )
 
 
 def test_a_damaged_package_fails_validation_and_import(package, tmp_path):
@@ -87,8 +108,11 @@ def test_a_damaged_package_fails_validation_and_import(package, tmp_path):
                 data = data[:-64] + bytes(64)
             target.writestr(item, data)
     assert validate(damaged).validation_summary.status == "failed"
-    with pytest.raises(InputError, match=r"damaged\.zip: weights\.pytorch_state_dict: "
-                                         r"weights\.pt does not match its sha256"):
+    with pytest.raises(
+        InputError,
+        match=r"damaged\.zip: weights\.pytorch_state_dict: "
+        r"weights\.pt does not match its sha256",
+    ):
         import_bioimageio(damaged, tmp_path / "models")
 
 
@@ -119,30 +143,52 @@ def write_foreign_package(folder: Path, fixtures: Path, *, perturb: float = 0.0)
 
     space = [{"type": "space", "id": a, "size": 64} for a in ("y", "x")]
     rdf = {
-        "format_version": "0.5.4", "type": "model", "name": "old stack mito er",
-        "description": "three-class U-Net", "authors": [{"name": "Someone Else"}],
+        "format_version": "0.5.4",
+        "type": "model",
+        "name": "old stack mito er",
+        "description": "three-class U-Net",
+        "authors": [{"name": "Someone Else"}],
         "cite": [{"text": "U-Net", "doi": "10.1007/978-3-319-24574-4_28"}],
-        "license": "MIT", "documentation": "doc.md",
-        "inputs": [{"id": "input0", "axes": [{"type": "batch"}, {"type": "channel",
-                                                                "channel_names": ["em"]}, *space],
-                    "test_tensor": {"source": "in.npy", "sha256": sha("in.npy")},
-                    "data": {"type": "float32"}}],
-        "outputs": [{"id": "output0", "axes": [{"type": "batch"},
-                                               {"type": "channel", "channel_names":
-                                                ["background", "mitochondria", "er"]}, *space],
-                     "test_tensor": {"source": "out.npy", "sha256": sha("out.npy")},
-                     "data": {"type": "float32"}}],
-        "weights": {"pytorch_state_dict": {
-            "source": "weights.pt", "sha256": sha("weights.pt"), "pytorch_version": "2.13",
-            "architecture": {"callable": "UNet2D", "import_from": "neuralnets.networks.unet",
-                             "kwargs": {"feature_maps": 8, "levels": 3}}}},
+        "license": "MIT",
+        "documentation": "doc.md",
+        "inputs": [
+            {
+                "id": "input0",
+                "axes": [{"type": "batch"}, {"type": "channel", "channel_names": ["em"]}, *space],
+                "test_tensor": {"source": "in.npy", "sha256": sha("in.npy")},
+                "data": {"type": "float32"},
+            }
+        ],
+        "outputs": [
+            {
+                "id": "output0",
+                "axes": [
+                    {"type": "batch"},
+                    {"type": "channel", "channel_names": ["background", "mitochondria", "er"]},
+                    *space,
+                ],
+                "test_tensor": {"source": "out.npy", "sha256": sha("out.npy")},
+                "data": {"type": "float32"},
+            }
+        ],
+        "weights": {
+            "pytorch_state_dict": {
+                "source": "weights.pt",
+                "sha256": sha("weights.pt"),
+                "pytorch_version": "2.13",
+                "architecture": {
+                    "callable": "UNet2D",
+                    "import_from": "neuralnets.networks.unet",
+                    "kwargs": {"feature_maps": 8, "levels": 3},
+                },
+            }
+        },
     }
     (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
     return folder
 
 
-def test_old_stack_unet_package_imports_and_reproduces_its_outputs(neuralnets_fixtures,
-                                                                     tmp_path):
+def test_old_stack_unet_package_imports_and_reproduces_its_outputs(neuralnets_fixtures, tmp_path):
     folder = write_foreign_package(tmp_path / "foreign", neuralnets_fixtures)
     assert read_package_rdf(folder)["name"] == "old stack mito er"
     checkpoint = import_bioimageio(folder, tmp_path / "models")
@@ -151,22 +197,28 @@ def test_old_stack_unet_package_imports_and_reproduces_its_outputs(neuralnets_fi
     assert [c["name"] for c in card.classes] == ["background", "mitochondria", "er"]
     io = np.load(neuralnets_fixtures / "unet2d_fm8_l3_batch_io.npz")
     with torch.no_grad():
-        np.testing.assert_allclose(model(torch.from_numpy(io["input"])).numpy(), io["output"],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            model(torch.from_numpy(io["input"])).numpy(), io["output"], atol=1e-4
+        )
 
 
-def test_packages_this_engine_cannot_run_are_refused_with_the_reason(neuralnets_fixtures,
-                                                                      tmp_path):
+def test_packages_this_engine_cannot_run_are_refused_with_the_reason(neuralnets_fixtures, tmp_path):
     wrong = write_foreign_package(tmp_path / "wrong", neuralnets_fixtures, perturb=0.5)
-    with pytest.raises(InputError, match=r"wrong: outputs\[0\]\.test_tensor: the weights do "
-                                         "not reproduce the package's test output"):
+    with pytest.raises(
+        InputError,
+        match=r"wrong: outputs\[0\]\.test_tensor: the weights do "
+        "not reproduce the package's test output",
+    ):
         import_bioimageio(wrong, tmp_path / "models")
     script_only = write_foreign_package(tmp_path / "script", neuralnets_fixtures)
     rdf = yaml.safe_load((script_only / "rdf.yaml").read_text())
     rdf["weights"] = {"torchscript": {"source": "weights.pt"}}
     (script_only / "rdf.yaml").write_text(yaml.safe_dump(rdf))
-    with pytest.raises(InputError, match=r"script: weights: the package has no "
-                                         "pytorch_state_dict weights"):
+    with pytest.raises(
+        InputError,
+        match=r"script: weights: the package has no "
+        "pytorch_state_dict weights",
+    ):
         import_bioimageio(script_only, tmp_path / "models")
     not_unet = write_foreign_package(tmp_path / "other", neuralnets_fixtures)
     torch.save({"conv.weight": torch.zeros(4, 1, 3, 3)}, not_unet / "weights.pt")
@@ -199,15 +251,22 @@ def no_network(monkeypatch):
 def shipped_package(tmp_path_factory):
     model, card = load_model(SHIPPED_MODEL)
     path = tmp_path_factory.mktemp("shipped") / "shipped.bioimageio.zip"
-    export_bioimageio(model, card, path, test_input=tifffile.imread(DEMO_RAW)[2],
-                      authors=[{"name": "BioSegment"}], license_id="CC-BY-4.0")
+    export_bioimageio(
+        model,
+        card,
+        path,
+        test_input=tifffile.imread(DEMO_RAW)[2],
+        authors=[{"name": "BioSegment"}],
+        license_id="CC-BY-4.0",
+    )
     return path
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weight_format", ["pytorch_state_dict", "torchscript", "onnx"])
 def test_bioimageio_core_test_model_passes_every_weight_format_of_the_shipped_model(
-        shipped_package, weight_format, no_network):
+    shipped_package, weight_format, no_network
+):
     from bioimageio.core import test_model
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
@@ -219,7 +278,8 @@ def test_bioimageio_core_test_model_passes_every_weight_format_of_the_shipped_mo
 
 
 def test_the_input_says_raw_uint8_and_the_preprocessing_ends_in_what_the_network_takes(
-        shipped_package):
+    shipped_package,
+):
     rdf = read_package_rdf(shipped_package)
     raw = rdf["inputs"][0]
     assert raw["data"]["type"] == "uint8"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from test_browser_viewer import wait_drawn
 from webui_fixtures import (
     DEMO_DATASET,

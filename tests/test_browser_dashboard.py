@@ -7,23 +7,33 @@ import pytest
 import tifffile
 
 from biosegment.catalog import open_catalog, refresh
-from webui_fixtures import (DEMO_DATASET, chromium_page, config_for, make_demo_folder,
-                            make_tiny_model, serve)
+from webui_fixtures import (
+    DEMO_DATASET,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
 
 def test_dashboard_updates_without_a_reload(tmp_path):
     root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root, metrics=[{"epoch": 1, "loss": 0.7, "dice": 0.61},
-                                   {"epoch": 2, "loss": 0.4, "dice": 0.78}])
+    make_tiny_model(
+        root,
+        metrics=[{"epoch": 1, "loss": 0.7, "dice": 0.61}, {"epoch": 2, "loss": 0.4, "dice": 0.78}],
+    )
     with serve(config_for(root)) as server, chromium_page() as browser:
         page = browser.page
         page.goto(server.url)
         card = page.wait_for_selector(f".card[data-name='{DEMO_DATASET}']")
         assert "5 x 512 x 512" in card.inner_text() and "50 x 4 x 4 nm" in card.inner_text()
-        page.wait_for_function("() => { const img = document.querySelector('.card img');"
-                               " return img && img.complete && img.naturalWidth > 0; }")
+        page.wait_for_function(
+            "() => { const img = document.querySelector('.card img');"
+            " return img && img.complete && img.naturalWidth > 0; }"
+        )
         model_row = page.inner_text("#models tr[data-name='tiny-membrane']")
         assert "membrane" in model_row and "dice 0.780" in model_row and "loss 0.400" in model_row
         assert page.is_hidden("#problems")
@@ -32,8 +42,9 @@ def test_dashboard_updates_without_a_reload(tmp_path):
         # the daemon registers a new stack and finds a broken setup.json: no reload needed
         new = root / "EM" / "fresh-stack"
         new.mkdir()
-        tifffile.imwrite(new / "fresh.tif", np.zeros((3, 64, 80), np.uint8),
-                         photometric="minisblack")
+        tifffile.imwrite(
+            new / "fresh.tif", np.zeros((3, 64, 80), np.uint8), photometric="minisblack"
+        )
         (root / "setup.json").write_text('{"datasets": [}', encoding="utf-8")
         with open_catalog(root) as catalog:
             refresh(catalog, root)
@@ -73,10 +84,10 @@ def test_a_dataset_whose_files_are_gone_leaves_the_list_and_is_named_as_a_proble
         stack.unlink()
         with open_catalog(root) as catalog:
             refresh(catalog, root)
-        page.wait_for_selector(".card[data-name='short-lived']", state="detached",
-                               timeout=10_000)
+        page.wait_for_selector(".card[data-name='short-lived']", state="detached", timeout=10_000)
         page.wait_for_selector("#problems:not([hidden])")
         assert "dataset short-lived: no longer in the data folder" in page.inner_text(
-            "#problem-list")
+            "#problem-list"
+        )
         assert page.query_selector(f".card[data-name='{DEMO_DATASET}']") is not None
         assert browser.errors == []

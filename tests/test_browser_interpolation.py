@@ -4,10 +4,10 @@ by signed-distance interpolation, never over painted pixels."""
 from __future__ import annotations
 
 import pytest
-from test_browser_viewer import drag, wait_drawn
-from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, serve
 
 from biosegment.volumes import read_png_slice
+from test_browser_viewer import drag, wait_drawn
+from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, serve
 
 pytestmark = pytest.mark.browser
 LABEL_AT = "([r, c]) => window.biosegmentViewer.editor.labels[r * 512 + c]"

@@ -14,8 +14,13 @@ import pytest
 
 from biosegment.daemon import Daemon
 from biosegment.webui.server import create_server
-from webui_fixtures import (DEMO_DATASET, chromium_page, config_for, make_demo_folder,
-                            make_tiny_model)
+from webui_fixtures import (
+    DEMO_DATASET,
+    chromium_page,
+    config_for,
+    make_demo_folder,
+    make_tiny_model,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,8 +30,9 @@ def daemon(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     make_tiny_model(root, feature_maps=32, levels=4)
     config = config_for(root)
-    config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, device="cpu",
-                                                                    threads=1))
+    config = dataclasses.replace(
+        config, engine=dataclasses.replace(config.engine, device="cpu", threads=1)
+    )
     running = Daemon(config, server_factory=create_server).start()
     try:
         yield running
@@ -46,7 +52,7 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
         link.click()
         page.wait_for_selector("#job-detail:not([hidden])")
         seen = set()
-        for _ in range(1200):   # up to two minutes when the machine is busy
+        for _ in range(1200):  # up to two minutes when the machine is busy
             state = page.get_attribute("#job-detail", "data-state")
             seen.add(page.inner_text("#job-progress"))
             if state in ("succeeded", "failed", "cancelled"):
@@ -54,9 +60,10 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
             page.wait_for_timeout(100)
         assert state == "succeeded", page.inner_text("#job-log")
         page.wait_for_function(
-            "() => document.getElementById('job-progress').textContent === '100 %'")
+            "() => document.getElementById('job-progress').textContent === '100 %'"
+        )
         seen.add(page.inner_text("#job-progress"))
-        assert "100 %" in seen and len(seen) >= 2, seen   # updated live, from below 100 %
+        assert "100 %" in seen and len(seen) >= 2, seen  # updated live, from below 100 %
         assert page.inner_text("#job-result-link").startswith("segmentation tiny-membrane")
         assert "segment isbi2012-demo with tiny-membrane" in page.text_content("#job-title")
         assert page.inner_text("#job-log").strip()
@@ -66,21 +73,31 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
         page.wait_for_selector("[data-layer='segmentation:tiny-membrane']")
         assert page.is_checked("#layer-segmentation\\:tiny-membrane-visible")
         page.wait_for_function(
-            "() => document.getElementById('view-z').dataset.complete === 'true'")
+            "() => document.getElementById('view-z').dataset.complete === 'true'"
+        )
         assert browser.errors == []
 
 
 def test_jobs_page_draws_training_curves(daemon):
-    job = daemon.jobs.submit_train(dataset=DEMO_DATASET, epochs=3, name="curvy",
-                                   steps_per_epoch=2, crop_size=64, batch_size=2,
-                                   feature_maps=4, levels=2)
+    job = daemon.jobs.submit_train(
+        dataset=DEMO_DATASET,
+        epochs=3,
+        name="curvy",
+        steps_per_epoch=2,
+        crop_size=64,
+        batch_size=2,
+        feature_maps=4,
+        levels=2,
+    )
     with chromium_page() as browser:
         page = browser.page
         page.goto(f"{daemon.url}jobs#{job['id']}")
-        page.wait_for_selector(f"#job-detail[data-job='{job['id']}'][data-state=succeeded]",
-                               timeout=180_000)
+        page.wait_for_selector(
+            f"#job-detail[data-job='{job['id']}'][data-state=succeeded]", timeout=180_000
+        )
         page.wait_for_function(
-            "() => Number(document.getElementById('job-chart').dataset.points) >= 3")
+            "() => Number(document.getElementById('job-chart').dataset.points) >= 3"
+        )
         assert page.inner_text("#job-progress") == "100 %"
         assert page.inner_text("#job-result-link") == "model curvy"
         # (the jobs picture in the docs comes from test_browser_screenshots: a trained model)

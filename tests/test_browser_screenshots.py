@@ -12,11 +12,11 @@ import dataclasses
 import re
 
 import pytest
-from test_browser_viewer import wait_drawn
-from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder
 
 from biosegment.daemon import Daemon
 from biosegment.webui.server import create_server
+from test_browser_viewer import wait_drawn
+from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

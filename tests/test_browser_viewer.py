@@ -53,7 +53,9 @@ def drag(page, points, *, steps=12):
 def wait_drawn(page, z):
     page.wait_for_function(
         "z => { const c = document.getElementById('view-z');"
-        " return c.dataset.index === String(z) && c.dataset.complete === 'true'; }", arg=z)
+        " return c.dataset.index === String(z) && c.dataset.complete === 'true'; }",
+        arg=z,
+    )
 
 
 def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
@@ -79,7 +81,8 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         x, y = page.evaluate(PLANE_TO_SCREEN, [40, 41])
         page.mouse.move(x, y)
         page.wait_for_function(
-            "() => document.getElementById('voxel').textContent.includes('value')")
+            "() => document.getElementById('voxel').textContent.includes('value')"
+        )
         assert "z 1  y 40  x 41" in page.inner_text("#voxel")
 
         # zoom in around the centre and back: finer tiles load, the scale changes
@@ -118,23 +121,23 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         drag(page, [(400, 400)], steps=1)
         page.wait_for_function(f"() => ({label_at})([400, 400]) === 1")
         assert page.evaluate(label_at, [400, 400]) == 1 and page.evaluate(label_at, [5, 5]) == 1
-        assert page.evaluate(label_at, [200, 60]) == 0          # other labels stop the fill
+        assert page.evaluate(label_at, [200, 60]) == 0  # other labels stop the fill
         page.keyboard.press("Control+z")
         assert page.evaluate(label_at, [400, 400]) == 255
         page.click("#tool-brush")
         drag(page, [(300, 50), (300, 200)])
-        page.keyboard.press("Control+z")                         # undo the last stroke ...
+        page.keyboard.press("Control+z")  # undo the last stroke ...
         assert page.evaluate(label_at, [300, 100]) == 255
-        page.keyboard.press("Control+y")                         # ... redo it ...
+        page.keyboard.press("Control+y")  # ... redo it ...
         assert page.evaluate(label_at, [300, 100]) == 1
-        page.click("#undo")                                      # ... and undo it again
+        page.click("#undo")  # ... and undo it again
         page.wait_for_selector("#save-state[data-state=saved]")
 
         saved = read_png_slice(root / "annotations" / DEMO_DATASET / "scribbles" / "z00001.png")
-        assert (saved[100, 60:190] == 1).all()           # first class
+        assert (saved[100, 60:190] == 1).all()  # first class
         assert (saved[200, 60:110] == 0).all() and (saved[200, 130:190] == 0).all()  # second
-        assert (saved[190:211, 120] == 255).all()        # erased across the second stroke
-        assert (saved[290:311] == 255).all()             # the undone stroke is gone
+        assert (saved[190:211, 120] == 255).all()  # erased across the second stroke
+        assert (saved[290:311] == 255).all()  # the undone stroke is gone
         assert (saved[:80] == 255).all() and set(np.unique(saved)) == {0, 1, 255}
 
         # reload: the editor shows exactly what was painted
@@ -145,10 +148,13 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         assert page.input_value("#annotation-select") == "scribbles"
         assert page.inner_text("#slice-label") == "1 / 4"
         wait_drawn(page, 1)
-        page.wait_for_function("() => window.biosegmentViewer.editor.z === 1 && "
-                               "window.biosegmentViewer.editor.labels[100 * 512 + 100] === 1")
-        shown = np.array(page.evaluate("() => Array.from(window.biosegmentViewer.editor.labels)"),
-                         dtype=np.uint8).reshape(512, 512)
+        page.wait_for_function(
+            "() => window.biosegmentViewer.editor.z === 1 && "
+            "window.biosegmentViewer.editor.labels[100 * 512 + 100] === 1"
+        )
+        shown = np.array(
+            page.evaluate("() => Array.from(window.biosegmentViewer.editor.labels)"), dtype=np.uint8
+        ).reshape(512, 512)
         np.testing.assert_array_equal(shown, saved)
-        assert page.evaluate(REDDISH_PIXELS) > 500      # and it is drawn on the canvas
+        assert page.evaluate(REDDISH_PIXELS) > 500  # and it is drawn on the canvas
         assert browser.errors == []

@@ -13,6 +13,9 @@ import shutil
 import numpy as np
 import pytest
 from scipy import ndimage
+
+from biosegment.catalog import open_catalog, refresh
+from biosegment.volumes import read_png_slice
 from test_browser_viewer import REDDISH_PIXELS, drag, wait_drawn
 from webui_fixtures import (
     DEMO_DATASET,
@@ -24,9 +27,6 @@ from webui_fixtures import (
     png_pixels,
     serve,
 )
-
-from biosegment.catalog import open_catalog, refresh
-from biosegment.volumes import read_png_slice
 
 pytestmark = pytest.mark.browser
 

@@ -38,18 +38,25 @@ def test_every_container_format_in_em_is_a_dataset(tmp_path):
     with open_catalog(tmp_path) as catalog:
         refresh(catalog, tmp_path)
         rows = {d["name"]: d for d in catalog.datasets()}
-    expected = {"cells": ("EM/cells.ome.zarr", "omezarr", [3, 16, 24], "uint8"),
-                "plain": ("EM/plain.zarr", "zarr", [2, 8, 8], "uint16"),
-                # raw/ inside a dataset holds its images, in a container as in a folder
-                "bdv": ("EM/bdv.n5/raw", "n5", [2, 8, 8], "uint8"),
-                "cremi": ("EM/cremi.h5", "hdf5", [4, 12, 12], "uint8"),
-                "tomo": ("EM/tomo.mrc", "mrc", [5, 10, 10], "float32"),
-                "in_a_folder": ("EM/in_a_folder/raw/data.hdf5", "hdf5", [2, 6, 6], "uint8")}
+    expected = {
+        "cells": ("EM/cells.ome.zarr", "omezarr", [3, 16, 24], "uint8"),
+        "plain": ("EM/plain.zarr", "zarr", [2, 8, 8], "uint16"),
+        # raw/ inside a dataset holds its images, in a container as in a folder
+        "bdv": ("EM/bdv.n5/raw", "n5", [2, 8, 8], "uint8"),
+        "cremi": ("EM/cremi.h5", "hdf5", [4, 12, 12], "uint8"),
+        "tomo": ("EM/tomo.mrc", "mrc", [5, 10, 10], "float32"),
+        "in_a_folder": ("EM/in_a_folder/raw/data.hdf5", "hdf5", [2, 6, 6], "uint8"),
+    }
     assert set(rows) == set(expected)
     for name, (location, file_type, shape, dtype) in expected.items():
         row = rows[name]
-        assert (row["location"], row["file_type"], row["shape"], row["dtype"],
-                row["state"]) == (location, file_type, shape, dtype, "ok"), row
+        assert (row["location"], row["file_type"], row["shape"], row["dtype"], row["state"]) == (
+            location,
+            file_type,
+            shape,
+            dtype,
+            "ok",
+        ), row
     assert rows["cells"]["voxel_size"] == [30.0, 4.0, 4.0]
     assert rows["tomo"]["voxel_size"] == [1.0, 1.0, 1.0]
 
@@ -61,14 +68,24 @@ def test_setup_json_key_names_the_hdf5_dataset(tmp_path):
     with h5py.File(folder / "sample_A.h5", "w") as handle:
         handle.create_dataset("volumes/raw", data=raw)
         handle.create_dataset("volumes/labels/clefts", data=clefts)
-    setup = {"datasets": [{"title": "sample", "location": "EM/sample/sample_A.h5",
-                           "file_type": "hdf5", "key": "volumes/labels/clefts"}]}
+    setup = {
+        "datasets": [
+            {
+                "title": "sample",
+                "location": "EM/sample/sample_A.h5",
+                "file_type": "hdf5",
+                "key": "volumes/labels/clefts",
+            }
+        ]
+    }
     (tmp_path / "setup.json").write_text(json.dumps(setup))
     with open_catalog(tmp_path) as catalog:
         refresh(catalog, tmp_path)
         row = catalog.dataset("sample")
-        assert (row["location"], row["state"]) == ("EM/sample/sample_A.h5/volumes/labels/clefts",
-                                                   "ok"), row
+        assert (row["location"], row["state"]) == (
+            "EM/sample/sample_A.h5/volumes/labels/clefts",
+            "ok",
+        ), row
         # Jobs and the viewer open a dataset from its location and file type alone.
         with open_volume(resolve_inside(tmp_path, row["location"]), row["file_type"]) as reader:
             np.testing.assert_array_equal(reader.read_block(0, 3), clefts)
@@ -102,8 +119,11 @@ def test_segmentation_written_as_ome_zarr_is_registered_and_readable(tmp_path):
     (tmp_path / "EM").mkdir()
     write_ome_zarr(tmp_path / "EM" / "cells.zarr", tifffile_free)
     folder = tmp_path / "segmentations" / "cells" / "unet run"
-    write_ome_zarr(folder / "labels.ome.zarr", (tifffile_free > 100).astype(np.uint8),
-                   classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "mito"}])
+    write_ome_zarr(
+        folder / "labels.ome.zarr",
+        (tifffile_free > 100).astype(np.uint8),
+        classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "mito"}],
+    )
     (folder / "segmentation.json").write_text(json.dumps({"model": "unet"}))
     with open_catalog(tmp_path) as catalog:
         refresh(catalog, tmp_path)

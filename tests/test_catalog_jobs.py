@@ -36,12 +36,19 @@ def test_a_unique_prefix_finds_a_job_and_unknown_ids_do_not(catalog):
 
 def test_updates_stamp_start_and_finish(catalog):
     job = catalog.create_job("segment", {})
-    running = catalog.update_job(job["id"], state="running", progress=0.25, eta=12.5,
-                                 message="block 1 of 4", worker="gpu-box")
+    running = catalog.update_job(
+        job["id"],
+        state="running",
+        progress=0.25,
+        eta=12.5,
+        message="block 1 of 4",
+        worker="gpu-box",
+    )
     assert running["started_at"] and running["finished_at"] is None
     assert running["eta"] == 12.5 and running["worker"] == "gpu-box"
-    done = catalog.update_job(job["id"], state="succeeded", progress=1.0,
-                              result={"segmentation": "auto"})
+    done = catalog.update_job(
+        job["id"], state="succeeded", progress=1.0, result={"segmentation": "auto"}
+    )
     assert done["finished_at"] and done["started_at"] == running["started_at"]
     assert done["result"] == {"segmentation": "auto"}
 
@@ -114,8 +121,10 @@ def test_two_processes_writing_at_once_lose_no_writes(tmp_path):
         shared = catalog.create_job("train", {})
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    workers = [context.Process(target=_write_jobs, args=(tmp_path, shared["id"], w, start))
-               for w in ("a", "b")]
+    workers = [
+        context.Process(target=_write_jobs, args=(tmp_path, shared["id"], w, start))
+        for w in ("a", "b")
+    ]
     for worker in workers:
         worker.start()
     start.set()
@@ -127,7 +136,8 @@ def test_two_processes_writing_at_once_lose_no_writes(tmp_path):
         assert len(running) == 2 * _JOBS_PER_PROCESS
         metrics = catalog.job(shared["id"])["metrics"]
     assert sorted((m["worker"], m["n"]) for m in metrics) == sorted(
-        (w, n) for w in ("a", "b") for n in range(_JOBS_PER_PROCESS))
+        (w, n) for w in ("a", "b") for n in range(_JOBS_PER_PROCESS)
+    )
 
 
 def test_a_queued_job_is_claimed_exactly_once(catalog):

@@ -28,8 +28,10 @@ def test_versions_are_numbered_in_order():
 
 def test_an_older_catalog_is_migrated_and_keeps_its_rows(tmp_path):
     conn = _old_catalog(tmp_path, 1)
-    conn.execute("INSERT INTO datasets (name, location, state, origin, created_at, updated_at) "
-                 "VALUES ('EPFL', 'EM/EPFL/raw/v.tif', 'ok', 'ui', 't0', 't0')")
+    conn.execute(
+        "INSERT INTO datasets (name, location, state, origin, created_at, updated_at) "
+        "VALUES ('EPFL', 'EM/EPFL/raw/v.tif', 'ok', 'ui', 't0', 't0')"
+    )
     assert schema_version(conn) == 1
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "jobs" not in tables and "problems" not in tables

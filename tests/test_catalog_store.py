@@ -23,8 +23,16 @@ def test_open_catalog_creates_the_database_in_wal_mode(tmp_path):
     conn = sqlite3.connect(tmp_path / ".biosegment" / "catalog.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"projects", "datasets", "models", "segmentations", "annotations", "jobs",
-            "problems", "migrations"} <= tables
+    assert {
+        "projects",
+        "datasets",
+        "models",
+        "segmentations",
+        "annotations",
+        "jobs",
+        "problems",
+        "migrations",
+    } <= tables
 
 
 def test_open_catalog_refuses_a_folder_that_does_not_exist(tmp_path):
@@ -33,9 +41,15 @@ def test_open_catalog_refuses_a_folder_that_does_not_exist(tmp_path):
 
 
 def test_upserted_dataset_reads_back_with_decoded_columns(catalog):
-    row = catalog.upsert_dataset(name="EPFL", location="EM/EPFL/raw/v.tif", shape=(30, 512, 256),
-                                 dtype="uint8", voxel_size=(5.0, 5.0, 5.0),
-                                 resolution=[256, 512, 30], origin="scan")
+    row = catalog.upsert_dataset(
+        name="EPFL",
+        location="EM/EPFL/raw/v.tif",
+        shape=(30, 512, 256),
+        dtype="uint8",
+        voxel_size=(5.0, 5.0, 5.0),
+        resolution=[256, 512, 30],
+        origin="scan",
+    )
     assert row["shape"] == [30, 512, 256]
     assert row["voxel_size"] == [5.0, 5.0, 5.0]
     assert row["resolution"] == [256, 512, 30]
@@ -71,9 +85,14 @@ def test_an_upsert_that_changes_nothing_writes_nothing(catalog):
 
 def test_upsert_many_counts_what_it_did(catalog):
     catalog.upsert_dataset(name="a", location="EM/a")
-    counts = catalog.upsert_many("datasets", [{"name": "a", "location": "EM/a"},
-                                              {"name": "b", "location": "EM/b"},
-                                              {"name": "a", "location": "EM/a2"}])
+    counts = catalog.upsert_many(
+        "datasets",
+        [
+            {"name": "a", "location": "EM/a"},
+            {"name": "b", "location": "EM/b"},
+            {"name": "a", "location": "EM/a2"},
+        ],
+    )
     assert counts == {"added": 1, "unchanged": 1, "updated": 1}
 
 
@@ -109,8 +128,13 @@ def test_set_problems_replaces_those_of_one_reporter_and_keeps_repeats(catalog):
     catalog.set_problems("setup.json", [SetupError("bad", source="setup.json", where="line 2")])
     catalog.set_problems("scan", [{"source": "EM/x.tif", "reason": "empty file"}])
     first = catalog.problems("setup.json")
-    catalog.set_problems("setup.json", [SetupError("bad", source="setup.json", where="line 2"),
-                                        {"reason": "also this", "where": "datasets[0]"}])
+    catalog.set_problems(
+        "setup.json",
+        [
+            SetupError("bad", source="setup.json", where="line 2"),
+            {"reason": "also this", "where": "datasets[0]"},
+        ],
+    )
     again = catalog.problems("setup.json")
     assert [p["reason"] for p in again] == ["bad", "also this"]
     assert again[0]["created_at"] == first[0]["created_at"] and again[0]["id"] == first[0]["id"]
@@ -132,8 +156,12 @@ def test_counts_by_state(catalog):
 
 
 def test_projects_keep_classes_and_switches(catalog):
-    catalog.upsert_project(name="Main", classes=[{"id": 1, "name": "mito", "color": "#00c0ff"}],
-                           default_model="mito 2D", auto_segment=True)
+    catalog.upsert_project(
+        name="Main",
+        classes=[{"id": 1, "name": "mito", "color": "#00c0ff"}],
+        default_model="mito 2D",
+        auto_segment=True,
+    )
     project = catalog.project("Main")
     assert project["auto_segment"] is True
     assert project["classes"][0]["name"] == "mito"

@@ -19,13 +19,23 @@ from biosegment.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def biosegment(*args: str, cwd: Path | None = None, env_extra: dict | None = None,
-               check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")}
+def biosegment(
+    *args: str, cwd: Path | None = None, env_extra: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")
+    }
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-m", "biosegment", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biosegment", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"biosegment {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -96,8 +106,13 @@ def test_info_on_a_2gb_sparse_tiff_reads_no_pixels(tmp_path):
         " 'peak_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA")}
-    run = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True,
-                         timeout=120, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     measured = json.loads(run.stdout)
     assert measured["rc"] == 0, measured["err"]
     document = json.loads(measured["out"])
@@ -113,8 +128,11 @@ def test_status_reports_an_invalid_setup_json_with_line_and_column(tmp_path):
     (root / "setup.json").write_text('{"EM_location": "EM",\n  "datasets": [,]\n}\n')
     proc = biosegment("--data", str(root), "status", "--json")
     document = json.loads(proc.stdout)
-    assert any("setup.json" in (p.get("source") or "") and "line 2" in
-               f"{p.get('where')} {p.get('reason')}" for p in document["problems"]), document["problems"]
+    assert any(
+        "setup.json" in (p.get("source") or "")
+        and "line 2" in f"{p.get('where')} {p.get('reason')}"
+        for p in document["problems"]
+    ), document["problems"]
     # The last good state is kept: the demo dataset is still listed.
     rows = json.loads(biosegment("--data", str(root), "datasets", "--json").stdout)
     assert [r["name"] for r in rows] == ["isbi2012-demo"]
@@ -151,8 +169,9 @@ def test_reindex_after_deleting_the_catalog_restores_the_demo(tmp_path):
         (root / ".biosegment" / name).unlink(missing_ok=True)
     biosegment("--data", str(root), "reindex")
     after = json.loads(biosegment("--data", str(root), "datasets", "--json").stdout)
-    assert [(d["name"], d["shape"], d["dtype"]) for d in after] == \
-        [(d["name"], d["shape"], d["dtype"]) for d in before]
+    assert [(d["name"], d["shape"], d["dtype"]) for d in after] == [
+        (d["name"], d["shape"], d["dtype"]) for d in before
+    ]
 
 
 def test_python_dash_m_matches_the_console_script():

@@ -15,9 +15,19 @@ import pytest
 
 from biosegment.catalog import open_catalog
 from biosegment.daemon import daemon_running
-from job_fixtures import (DEMO_DATASET, REPO, TINY_MODEL, TRAIN_DATASET, biosegment_env,
-                          job_row, make_folder, run_biosegment, start_biosegment, stop_process,
-                          wait_for)
+from job_fixtures import (
+    DEMO_DATASET,
+    REPO,
+    TINY_MODEL,
+    TRAIN_DATASET,
+    biosegment_env,
+    job_row,
+    make_folder,
+    run_biosegment,
+    start_biosegment,
+    stop_process,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -33,8 +43,9 @@ def jobs_json(root, *args) -> list[dict]:
 
 def test_segment_wait_without_a_daemon_runs_here_with_a_job_row(folder):
     root, _ = folder
-    result = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--block-z",
-                            "2", "--wait")
+    result = run_biosegment(
+        root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--block-z", "2", "--wait"
+    )
     assert result.returncode == 0, result.stderr
     assert "running here" in result.stderr
     assert f"segmentations/{DEMO_DATASET}/{TINY_MODEL}/labels.tif" in result.stdout
@@ -49,10 +60,26 @@ def test_segment_wait_without_a_daemon_runs_here_with_a_job_row(folder):
 
 def test_train_wait_without_a_daemon_publishes_the_model(folder):
     root, _ = folder
-    result = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--base-model",
-                            TINY_MODEL, "--epochs", "2", "--steps-per-epoch", "2",
-                            "--crop-size", "32", "--batch-size", "2", "--name", "cli-model",
-                            "--wait", "--json")
+    result = run_biosegment(
+        root,
+        "train",
+        "--dataset",
+        TRAIN_DATASET,
+        "--base-model",
+        TINY_MODEL,
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--crop-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--name",
+        "cli-model",
+        "--wait",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["state"] == "succeeded" and [m["epoch"] for m in row["metrics"]][-2:] == [1, 2]
@@ -116,8 +143,7 @@ def test_a_failed_job_exits_1_and_names_the_file(folder):
     annotation = root / "annotations" / TRAIN_DATASET / "broken"
     annotation.mkdir(parents=True)
     (annotation / "z00001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    result = run_biosegment(root, "train", "--annotation", "broken", "--epochs", "1",
-                            "--wait")
+    result = run_biosegment(root, "train", "--annotation", "broken", "--epochs", "1", "--wait")
     assert result.returncode == 1, result.stderr
     assert "failed" in result.stderr and "z00001.png" in result.stderr
     [job] = jobs_json(root)
@@ -134,12 +160,38 @@ def test_ctrl_c_of_an_in_process_job_requeues_it(folder):
     # job running. The child gets the default SIGINT disposition, as under a terminal: a
     # runner that starts the suite in the background passes SIGINT down as ignored.
     process = subprocess.Popen(
-        [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"),
-         "train", "--dataset", TRAIN_DATASET, "--epochs", "100000", "--steps-per-epoch", "1",
-         "--crop-size", "32", "--batch-size", "2", "--feature-maps", "4", "--levels", "2",
-         "--wait"], cwd=str(REPO), env=biosegment_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+        [
+            sys.executable,
+            "-m",
+            "biosegment",
+            "--config",
+            str(root / "biosegment.toml"),
+            "train",
+            "--dataset",
+            TRAIN_DATASET,
+            "--epochs",
+            "100000",
+            "--steps-per-epoch",
+            "1",
+            "--crop-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--feature-maps",
+            "4",
+            "--levels",
+            "2",
+            "--wait",
+        ],
+        cwd=str(REPO),
+        env=biosegment_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
     try:
+
         def first_epochs():
             catalog = open_catalog(root)
             try:
@@ -147,6 +199,7 @@ def test_ctrl_c_of_an_in_process_job_requeues_it(folder):
             finally:
                 catalog.close()
             return rows and len(rows[0]["metrics"]) >= 2 and rows[0]
+
         job = wait_for(first_epochs, timeout=120, interval=0.05)
         assert job, process.stderr.read() if process.poll() is not None else "no progress"
         process.send_signal(signal.SIGINT)

@@ -35,14 +35,20 @@ def test_pyramid_command_and_zoomed_out_tiles(tmp_path):
         result = invoke(root, "pyramid", "--all", "--json")
         assert result.exit_code == 0, result.output
         by_name = {r["dataset"]: r for r in json.loads(result.output)}
-        assert by_name["big"]["built"] is True and ".biosegment/cache/pyramids" in \
-            by_name["big"]["store"]
-        assert by_name["small"] == {"dataset": "small", "built": False,
-                                    "reason": "is small enough without one"}
+        assert (
+            by_name["big"]["built"] is True
+            and ".biosegment/cache/pyramids" in by_name["big"]["store"]
+        )
+        assert by_name["small"] == {
+            "dataset": "small",
+            "built": False,
+            "reason": "is small enough without one",
+        }
         after = png_pixels(http.get("/api/v1/datasets/big/tiles/raw/z/1/1/0/0.png").body)
     pixels = big[1, :1024, :1024].astype(np.float64)
-    means = np.rint((pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2]
-                     + pixels[1::2, 1::2]) / 4).astype(np.uint8)
+    means = np.rint(
+        (pixels[0::2, 0::2] + pixels[1::2, 0::2] + pixels[0::2, 1::2] + pixels[1::2, 1::2]) / 4
+    ).astype(np.uint8)
     np.testing.assert_array_equal(after, means)
     again = invoke(root, "pyramid", "big")
     assert again.exit_code == 0 and "big: pyramid up to date" in again.output

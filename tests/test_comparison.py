@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+
+from biosegment.catalog import open_catalog, refresh
 from test_browser_viewer import wait_drawn
 from webui_fixtures import (
     DEMO_DATASET,
@@ -16,8 +18,6 @@ from webui_fixtures import (
     png_pixels,
     serve,
 )
-
-from biosegment.catalog import open_catalog, refresh
 
 COUNT_COLOUR = """([r, g, b]) => {
   const canvas = document.getElementById('view-z');

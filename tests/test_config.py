@@ -41,6 +41,7 @@ def test_lookup_order_explicit_then_env_then_cwd_then_user(tmp_path):
     del env["BIOSEGMENT_CONFIG"]
     assert load_config(None, env=env, cwd=cwd).data_dir.name == "from-cwd"
     import sys
+
     if sys.platform.startswith("linux"):
         assert load_config(None, env=env, cwd=tmp_path).data_dir.name == "from-user"
 
@@ -60,16 +61,19 @@ def test_environment_overrides_data_dir_in_documented_order(tmp_path):
     assert cli.data_dir == (tmp_path / "cli").resolve()
 
 
-@pytest.mark.parametrize("text, where", [
-    ('data_dir = "x"\n[server]\nprot = 80\n', "server.prot"),
-    ('data_dir = "x"\n[server]\nport = "80"\n', "server.port"),
-    ('data_dir = "x"\n[server]\nport = 70000\n', "server.port"),
-    ('data_dir = "x"\n[queue]\nurl = "amqp://x"\n', "queue.url"),
-    ('data_dir = "x"\n[engine]\ndevice = "tpu"\n', "engine.device"),
-    ('data_dir = "x"\n[watch]\npoll = "yes"\n', "watch.poll"),
-    ('datadir = "x"\n', "datadir"),
-    ('data_dir = 3\n', "data_dir"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ('data_dir = "x"\n[server]\nprot = 80\n', "server.prot"),
+        ('data_dir = "x"\n[server]\nport = "80"\n', "server.port"),
+        ('data_dir = "x"\n[server]\nport = 70000\n', "server.port"),
+        ('data_dir = "x"\n[queue]\nurl = "amqp://x"\n', "queue.url"),
+        ('data_dir = "x"\n[engine]\ndevice = "tpu"\n', "engine.device"),
+        ('data_dir = "x"\n[watch]\npoll = "yes"\n', "watch.poll"),
+        ('datadir = "x"\n', "datadir"),
+        ("data_dir = 3\n", "data_dir"),
+    ],
+)
 def test_invalid_values_name_the_file_and_key(tmp_path, text, where):
     path = write(tmp_path / CONFIG_FILE_NAME, text)
     with pytest.raises(InputError) as err:

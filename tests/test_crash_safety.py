@@ -24,8 +24,7 @@ import tifffile
 from biosegment.catalog import open_catalog, refresh
 from biosegment.errors import NotFoundError
 from biosegment.paths import is_temporary_name
-from job_fixtures import (TINY_MODEL, job_row, make_folder, start_biosegment, stop_process,
-                          wait_for)
+from job_fixtures import TINY_MODEL, job_row, make_folder, start_biosegment, stop_process, wait_for
 
 STACK = "stack"
 STACK_SHAPE = (24, 512, 512)
@@ -53,20 +52,37 @@ def entries(folder: Path) -> list[str]:
 def registered_segmentations(root: Path) -> set[tuple[str, str]]:
     with open_catalog(root) as catalog:
         refresh(catalog, root)
-        return {(s["dataset"], s["name"]) for s in catalog.segmentations()
-                if s["state"] != "missing"}
+        return {
+            (s["dataset"], s["name"]) for s in catalog.segmentations() if s["state"] != "missing"
+        }
 
 
 def test_kill_9_while_writing_a_segmentation_shows_nothing_then_resumes_whole(folder, tmp_path):
     output_parent = folder / "segmentations" / STACK
-    job_process = start_biosegment(folder, "segment", STACK, "--model", TINY_MODEL,
-                                   "--name", "out", "--wait", log=tmp_path / "job.log")
-    staging = wait_for(lambda: [e for e in entries(output_parent) if e.startswith(".")]
-                       or job_process.poll() is not None, timeout=180, interval=0.001)
+    job_process = start_biosegment(
+        folder,
+        "segment",
+        STACK,
+        "--model",
+        TINY_MODEL,
+        "--name",
+        "out",
+        "--wait",
+        log=tmp_path / "job.log",
+    )
+    staging = wait_for(
+        lambda: (
+            [e for e in entries(output_parent) if e.startswith(".")]
+            or job_process.poll() is not None
+        ),
+        timeout=180,
+        interval=0.001,
+    )
     os.kill(job_process.pid, signal.SIGKILL)
     job_process.wait(timeout=10)
-    assert isinstance(staging, list), ("the job ended before writing began:\n"
-                                       + (tmp_path / "job.log").read_text())
+    assert isinstance(staging, list), (
+        "the job ended before writing began:\n" + (tmp_path / "job.log").read_text()
+    )
 
     visible = [e for e in entries(output_parent) if not e.startswith(".")]
     assert visible == [], f"a killed job left {visible} where users and the scan look"
@@ -77,13 +93,18 @@ def test_kill_9_while_writing_a_segmentation_shows_nothing_then_resumes_whole(fo
 
     worker = start_biosegment(folder, "worker", log=tmp_path / "worker.log")
     try:
-        finished = wait_for(lambda: job_row(folder, job["id"])["state"]
-                            in ("succeeded", "failed"), timeout=180, interval=0.1)
+        finished = wait_for(
+            lambda: job_row(folder, job["id"])["state"] in ("succeeded", "failed"),
+            timeout=180,
+            interval=0.1,
+        )
     finally:
         stop_process(worker)
     row = job_row(folder, job["id"])
-    assert finished and row["state"] == "succeeded", (row["message"],
-                                                      (tmp_path / "worker.log").read_text())
+    assert finished and row["state"] == "succeeded", (
+        row["message"],
+        (tmp_path / "worker.log").read_text(),
+    )
     assert entries(output_parent) == ["out"], "the staging folder is gone once published"
     assert entries(output_parent / "out") == ["labels.tif", "segmentation.json"]
     labels = tifffile.imread(output_parent / "out" / "labels.tif")
@@ -113,8 +134,13 @@ def stream(target: Path, value: int, *, kill_after_slice: int | None) -> bool:
     """Write a volume of ``value`` over ``target``; kill -9 after that slice (None: let it
     finish). Returns whether the writer committed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-    writer = subprocess.Popen([sys.executable, "-c", _STREAMER, str(target), str(value)],
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _STREAMER, str(target), str(value)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in writer.stdout:
         if line.startswith("slice") and int(line.split()[1]) == kill_after_slice:
             os.kill(writer.pid, signal.SIGKILL)
@@ -126,8 +152,7 @@ def stream(target: Path, value: int, *, kill_after_slice: int | None) -> bool:
 
 
 @pytest.mark.parametrize("kill_after_slice", [5, 39])
-def test_kill_9_mid_write_never_leaves_a_partial_file_at_the_final_name(tmp_path,
-                                                                        kill_after_slice):
+def test_kill_9_mid_write_never_leaves_a_partial_file_at_the_final_name(tmp_path, kill_after_slice):
     target = tmp_path / "labels.tif"
     assert stream(target, 1, kill_after_slice=None)
     committed = digest(target)

@@ -18,15 +18,23 @@ import tifffile
 from biosegment.catalog import open_catalog
 from biosegment.daemon import Daemon, DaemonAlreadyRunning, daemon_info, daemon_running
 from biosegment.daemon.housekeeping import clean_state_folder
-from job_fixtures import (TINY_MODEL, job_row, make_folder, run_biosegment,
-                          start_biosegment, stop_process, wait_for)
+from job_fixtures import (
+    TINY_MODEL,
+    job_row,
+    make_folder,
+    run_biosegment,
+    start_biosegment,
+    stop_process,
+    wait_for,
+)
 
 
 def write_stack(path, depth=3, size=48, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    tifffile.imwrite(path, rng.integers(0, 255, (depth, size, size), dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        path, rng.integers(0, 255, (depth, size, size), dtype=np.uint8), photometric="minisblack"
+    )
 
 
 def datasets(root) -> dict[str, dict]:
@@ -45,8 +53,11 @@ def problems(root) -> list[dict]:
         catalog.close()
 
 
-@pytest.mark.parametrize("sig, args", [(signal.SIGTERM, ("--headless",)), (signal.SIGINT, ())],
-                         ids=["headless-SIGTERM", "no-display-SIGINT"])
+@pytest.mark.parametrize(
+    "sig, args",
+    [(signal.SIGTERM, ("--headless",)), (signal.SIGINT, ())],
+    ids=["headless-SIGTERM", "no-display-SIGINT"],
+)
 def test_daemon_serves_alone_and_stops_cleanly_on_signal(tmp_path, sig, args):
     root, config = make_folder(tmp_path)
     log = tmp_path / "daemon.log"
@@ -83,7 +94,7 @@ def test_a_daemon_killed_hard_leaves_no_lock_behind(tmp_path):
         assert wait_for(lambda: daemon_running(root), 60)
         stop_process(daemon, sig=signal.SIGKILL)
         assert (root / ".biosegment" / "daemon.lock").exists()  # the file stays ...
-        assert not daemon_running(root)                         # ... but nobody holds it
+        assert not daemon_running(root)  # ... but nobody holds it
         with Daemon(config) as again:
             assert again.running and daemon_running(root)
             with pytest.raises(DaemonAlreadyRunning):
@@ -112,10 +123,10 @@ def test_an_invalid_setup_json_is_reported_and_the_daemon_keeps_working(live_dae
     root, daemon = live_daemon(demo=False)
     setup = root / "setup.json"
     good = setup.read_text(encoding="utf-8")
-    setup.write_text('{"EM_location": "EM", "datasets": [\n  {"title": oops}\n]}',
-                     encoding="utf-8")
-    reported = wait_for(lambda: [p for p in problems(root) if "setup.json" in (p["source"] or "")],
-                        timeout=3)
+    setup.write_text('{"EM_location": "EM", "datasets": [\n  {"title": oops}\n]}', encoding="utf-8")
+    reported = wait_for(
+        lambda: [p for p in problems(root) if "setup.json" in (p["source"] or "")], timeout=3
+    )
     assert reported, problems(root)
     assert "line 2" in (reported[0]["where"] or "") or "line 2" in reported[0]["reason"]
 
@@ -124,16 +135,16 @@ def test_an_invalid_setup_json_is_reported_and_the_daemon_keeps_working(live_dae
     assert daemon.running
 
     setup.write_text(good, encoding="utf-8")
-    assert wait_for(lambda: not [p for p in problems(root)
-                                 if "setup.json" in (p["source"] or "")], timeout=3)
+    assert wait_for(
+        lambda: not [p for p in problems(root) if "setup.json" in (p["source"] or "")], timeout=3
+    )
 
 
 def test_auto_segment_submits_one_job_per_new_dataset(live_daemon):
     root, daemon = live_daemon(demo=False)
     setup = root / "setup.json"
     document = json.loads(setup.read_text(encoding="utf-8"))
-    document["projects"] = [{"title": "Lab", "default_model": TINY_MODEL,
-                             "auto_segment": True}]
+    document["projects"] = [{"title": "Lab", "default_model": TINY_MODEL, "auto_segment": True}]
     setup.write_text(json.dumps(document), encoding="utf-8")
     assert wait_for(lambda: _project(root).get("auto_segment"), 5)
 
@@ -161,8 +172,9 @@ def _project(root) -> dict:
 def _jobs_for(root, dataset) -> list[dict]:
     catalog = open_catalog(root)
     try:
-        return [j for j in catalog.jobs(kind="segment")
-                if (j["params"] or {}).get("dataset") == dataset]
+        return [
+            j for j in catalog.jobs(kind="segment") if (j["params"] or {}).get("dataset") == dataset
+        ]
     finally:
         catalog.close()
 
@@ -174,8 +186,7 @@ def test_periodic_rescans_run_without_any_file_event(live_daemon):
 
 
 def test_polling_mode_registers_new_datasets(live_daemon):
-    root, daemon = live_daemon(demo=False, extra={"watch": {"poll": True,
-                                                            "settle_seconds": 0.5}})
+    root, daemon = live_daemon(demo=False, extra={"watch": {"poll": True, "settle_seconds": 0.5}})
     assert daemon.watcher.poll
     write_stack(root / "EM" / "polled" / "raw" / "stack.tif")
     assert wait_for(lambda: datasets(root).get("polled", {}).get("state") == "ok", 10)
@@ -200,8 +211,9 @@ def test_housekeeping_removes_only_old_folders_of_finished_jobs(tmp_path):
         cache.write_bytes(b"x")
         soon = clean_state_folder(catalog, config.state_dir, keep_days=30)
         assert (soon.job_folders, soon.cache_files) == (0, 0)
-        later = clean_state_folder(catalog, config.state_dir, keep_days=30,
-                                   now=time.time() + 31 * 86400)
+        later = clean_state_folder(
+            catalog, config.state_dir, keep_days=30, now=time.time() + 31 * 86400
+        )
     finally:
         catalog.close()
     assert (later.job_folders, later.cache_files) == (2, 1)

@@ -64,13 +64,20 @@ def environment_without_display() -> dict:
 
 def test_window_opens_under_qt_offscreen_and_reports_the_dashboard_title(tmp_path):
     if window_backend() != "qt":
-        pytest.skip("no Qt backend for pywebview (PyQt6 + PyQt6-WebEngine + qtpy); "
-                    "`make test` installs biosegment[test]")
+        pytest.skip(
+            "no Qt backend for pywebview (PyQt6 + PyQt6-WebEngine + qtpy); "
+            "`make test` installs biosegment[test]"
+        )
     root = make_demo_folder(tmp_path / "data")
     env = environment_without_display()
     env["QT_QPA_PLATFORM"] = "offscreen"
-    done = subprocess.run([sys.executable, "-c", WINDOW_SCRIPT, str(root), str(REPO / "tests")],
-                          env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", WINDOW_SCRIPT, str(root), str(REPO / "tests")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert "TITLE=BioSegment: dashboard" in done.stdout, done.stdout + done.stderr
     assert "DATASETS=1" in done.stdout, done.stdout + done.stderr
     assert "CLOSED" in done.stdout
@@ -79,8 +86,9 @@ def test_window_opens_under_qt_offscreen_and_reports_the_dashboard_title(tmp_pat
 
 def test_open_ui_without_a_display_prints_the_url(capsys):
     closed = []
-    how = open_ui("http://127.0.0.1:9/", on_close=lambda: closed.append(True), service=False,
-                  display=False)
+    how = open_ui(
+        "http://127.0.0.1:9/", on_close=lambda: closed.append(True), service=False, display=False
+    )
     assert how == "printed" and closed == []
     assert "http://127.0.0.1:9/" in capsys.readouterr().out
 
@@ -95,12 +103,16 @@ def test_run_without_a_display_serves_and_stops_on_ctrl_c(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     port = free_port()
     config = root / "biosegment.toml"
-    config.write_text(f'data_dir = "."\n[server]\nhost = "127.0.0.1"\nport = {port}\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'data_dir = "."\n[server]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8"
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "biosegment", "--config", str(config), "run"],
-        env=environment_without_display(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        env=environment_without_display(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 90

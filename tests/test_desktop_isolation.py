@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from webui_fixtures import make_demo_folder
 
 from biosegment.desktop import window_backend
+from webui_fixtures import make_demo_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = re.compile(r"the desktop window shows the UI \(process (\d+)\)")

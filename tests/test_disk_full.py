@@ -28,15 +28,34 @@ from job_fixtures import DEMO_DATASET, REPO, TINY_MODEL, biosegment_env, make_fo
 
 def segment(root: Path, name: str, *, file_size_limit: int | None = None):
     """``biosegment segment --wait`` in its own process; returns (exit status, job row)."""
+
     def limit():
         if file_size_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"),
-         "segment", DEMO_DATASET, "--model", TINY_MODEL, "--name", name, "--wait", "--json"],
-        cwd=str(REPO), env=biosegment_env(), capture_output=True, text=True, timeout=300,
-        preexec_fn=limit)
+        [
+            sys.executable,
+            "-m",
+            "biosegment",
+            "--config",
+            str(root / "biosegment.toml"),
+            "segment",
+            DEMO_DATASET,
+            "--model",
+            TINY_MODEL,
+            "--name",
+            name,
+            "--wait",
+            "--json",
+        ],
+        cwd=str(REPO),
+        env=biosegment_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
     with open_catalog(root) as catalog:
         job = next(j for j in catalog.jobs(limit=50) if j["params"].get("name") == name)
     return proc.returncode, job
@@ -49,13 +68,18 @@ def fingerprint(root: Path) -> dict:
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         row = catalog.segmentation(DEMO_DATASET, "first")
-    return {"files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                      for p in sorted(folder.iterdir())}, "row": row}
+    return {
+        "files": {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+        },
+        "row": row,
+    }
 
 
 def visible_outputs(root: Path) -> list[str]:
-    return sorted(e for e in os.listdir(root / "segmentations" / DEMO_DATASET)
-                  if not e.startswith("."))
+    return sorted(
+        e for e in os.listdir(root / "segmentations" / DEMO_DATASET) if not e.startswith(".")
+    )
 
 
 def assert_nothing_published(root: Path, name: str) -> None:
@@ -77,11 +101,16 @@ def folder(tmp_path) -> Path:
 def mount_tmpfs(where: Path, size: str) -> None:
     if shutil.which("mount") is None:
         pytest.skip("the mount program is not installed (Debian package mount)")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                             str(where)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root or CAP_SYS_ADMIN: "
-                    f"{result.stderr.strip() or result.stdout.strip()}")
+        pytest.skip(
+            "mounting a tmpfs needs root or CAP_SYS_ADMIN: "
+            f"{result.stderr.strip() or result.stdout.strip()}"
+        )
 
 
 @pytest.fixture
@@ -112,17 +141,33 @@ def test_a_full_disk_fails_the_job_and_keeps_the_earlier_output(small_disk):
     # With room again, a retry of the job publishes it whole, beside the first.
     subprocess.run(["mount", "-o", "remount,size=4m", str(mount)], check=True)
     retried = subprocess.run(
-        [sys.executable, "-m", "biosegment", "--config", str(root / "biosegment.toml"), "retry",
-         second["id"], "--wait", "--json"], cwd=str(REPO), env=biosegment_env(),
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "biosegment",
+            "--config",
+            str(root / "biosegment.toml"),
+            "retry",
+            second["id"],
+            "--wait",
+            "--json",
+        ],
+        cwd=str(REPO),
+        env=biosegment_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert retried.returncode == 0, retried.stdout + retried.stderr
     with open_catalog(root) as catalog:
-        retry_row = next(j for j in catalog.jobs(limit=50)
-                         if j["params"].get("retry_of") == second["id"])
+        retry_row = next(
+            j for j in catalog.jobs(limit=50) if j["params"].get("retry_of") == second["id"]
+        )
     assert retry_row["state"] == "succeeded", retry_row["message"]
     assert visible_outputs(root) == ["first", "second"]
-    assert tifffile.imread(root / "segmentations" / DEMO_DATASET / "second" / "labels.tif"
-                           ).shape == (5, 512, 512)
+    assert tifffile.imread(
+        root / "segmentations" / DEMO_DATASET / "second" / "labels.tif"
+    ).shape == (5, 512, 512)
     assert fingerprint(root) == before
 
 
@@ -163,8 +208,13 @@ def test_a_label_writer_that_runs_out_of_room_keeps_the_previous_file(tmp_path):
     tifffile.imwrite(target, np.ones((2, 64, 64), np.uint8))
     previous = target.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-    proc = subprocess.run([sys.executable, "-c", _OVERWRITE, str(target)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _OVERWRITE, str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "labels.tif" in proc.stdout, "the error names the file it could not write"
     assert target.read_bytes() == previous

@@ -38,14 +38,17 @@ CONFIG_FILE = ROOT / "biosegment.toml"
 
 # -- helpers ----------------------------------------------------------------------------------
 
+
 def sections(markdown: str) -> dict[str, str]:
     """Heading text -> the text under it, up to the next heading of the same or a higher level."""
     found: dict[str, str] = {}
-    headings = [(m.start(), m.end(), len(m.group(1)), m.group(2).strip())
-                for m in re.finditer(r"^(#{1,6})\s+(.+)$", markdown, re.M)]
+    headings = [
+        (m.start(), m.end(), len(m.group(1)), m.group(2).strip())
+        for m in re.finditer(r"^(#{1,6})\s+(.+)$", markdown, re.M)
+    ]
     for i, (_, end, level, title) in enumerate(headings):
         stop = len(markdown)
-        for start2, _, level2, _ in headings[i + 1:]:
+        for start2, _, level2, _ in headings[i + 1 :]:
             if level2 <= level:
                 stop = start2
                 break
@@ -55,8 +58,10 @@ def sections(markdown: str) -> dict[str, str]:
 
 def fenced_blocks(markdown: str) -> list[tuple[str, str]]:
     """(info string, body) of every fenced code block."""
-    return [(m.group(1).strip(), m.group(2))
-            for m in re.finditer(r"^ *```([^\n`]*)\n(.*?)^ *```\s*$", markdown, re.M | re.S)]
+    return [
+        (m.group(1).strip(), m.group(2))
+        for m in re.finditer(r"^ *```([^\n`]*)\n(.*?)^ *```\s*$", markdown, re.M | re.S)
+    ]
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()):
@@ -75,12 +80,14 @@ def heading_for(path: tuple[str, ...]) -> str:
 
 # -- the command line -------------------------------------------------------------------------
 
+
 def test_the_helpers_find_what_they_should():
     text = "# A\nintro\n## B\n`--x`\n### C\ninner\n## D\nlast\n"
     assert sections(text)["B"] == "\n`--x`\n### C\ninner\n"
     assert sections(text)["D"] == "\nlast\n"
-    assert fenced_blocks("```console\nbiosegment status\n```\n") == [("console",
-                                                                      "biosegment status\n")]
+    assert fenced_blocks("```console\nbiosegment status\n```\n") == [
+        ("console", "biosegment status\n")
+    ]
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[heading_for(p) for p, _ in COMMANDS])
@@ -94,17 +101,22 @@ def test_every_command_and_option_is_in_the_cli_reference(path, command):
             continue
         names = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")]
         assert any(f"`{name}`" in text or f"`{name} " in text for name in names), (
-            f"option {names[0]} of '{title}' is not in its section of docs/reference/cli.md")
+            f"option {names[0]} of '{title}' is not in its section of docs/reference/cli.md"
+        )
 
 
 def test_the_cli_reference_documents_no_command_that_does_not_exist():
     existing = {heading_for(path) for path, _ in COMMANDS}
-    documented = {title for title in sections(CLI_REFERENCE.read_text(encoding="utf-8"))
-                  if title.startswith("biosegment")}
+    documented = {
+        title
+        for title in sections(CLI_REFERENCE.read_text(encoding="utf-8"))
+        if title.startswith("biosegment")
+    }
     assert documented <= existing, f"documented but gone: {sorted(documented - existing)}"
 
 
 # -- the HTTP API -----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def openapi(tmp_path_factory) -> dict:
@@ -122,35 +134,48 @@ def openapi(tmp_path_factory) -> dict:
 
 
 def operations(document: dict) -> list[tuple[str, str, dict]]:
-    return [(method.upper(), path, operation)
-            for path, by_method in document["paths"].items()
-            for method, operation in by_method.items()
-            if method in ("get", "post", "put", "patch", "delete")]
+    return [
+        (method.upper(), path, operation)
+        for path, by_method in document["paths"].items()
+        for method, operation in by_method.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
 
 
 def test_every_api_operation_has_a_summary(openapi):
-    missing = [f"{method} {path}" for method, path, op in operations(openapi)
-               if not (op.get("summary") or "").strip()]
+    missing = [
+        f"{method} {path}"
+        for method, path, op in operations(openapi)
+        if not (op.get("summary") or "").strip()
+    ]
     assert len(operations(openapi)) >= 20
     assert not missing, f"operations without a summary (the view's docstring): {missing}"
 
 
 def test_every_api_operation_is_in_the_api_reference(openapi):
     text = API_REFERENCE.read_text(encoding="utf-8")
-    missing = [f"{method} {path}" for method, path, _ in operations(openapi)
-               if f"`{method} {path}`" not in text]
+    missing = [
+        f"{method} {path}"
+        for method, path, _ in operations(openapi)
+        if f"`{method} {path}`" not in text
+    ]
     assert not missing, f"not in docs/reference/api.md: {missing}"
 
 
 def test_the_api_reference_documents_no_endpoint_that_does_not_exist(openapi):
     existing = {f"{method} {path}" for method, path, _ in operations(openapi)}
     existing.add("GET /api/v1/openapi.json")
-    documented = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /api/v1/[^`]*)`",
-                                API_REFERENCE.read_text(encoding="utf-8")))
+    documented = set(
+        re.findall(
+            r"`((?:GET|POST|PUT|PATCH|DELETE) /api/v1/[^`]*)`",
+            API_REFERENCE.read_text(encoding="utf-8"),
+        )
+    )
     assert documented <= existing, f"documented but gone: {sorted(documented - existing)}"
 
 
 # -- configuration ----------------------------------------------------------------------------
+
 
 def flat_keys(table: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
@@ -165,8 +190,9 @@ def flat_keys(table: dict, prefix: str = "") -> dict[str, object]:
 
 def documented_config() -> dict[str, object]:
     """`key` -> the default written in the configuration page's table, parsed as TOML."""
-    rows = re.findall(r"^\|\s*`([a-z_.]+)`\s*\|\s*`([^`]*)`\s*\|", CONFIG_PAGE.read_text(
-        encoding="utf-8"), re.M)
+    rows = re.findall(
+        r"^\|\s*`([a-z_.]+)`\s*\|\s*`([^`]*)`\s*\|", CONFIG_PAGE.read_text(encoding="utf-8"), re.M
+    )
     return {key: tomllib.loads(f"value = {default}")["value"] for key, default in rows}
 
 
@@ -191,14 +217,17 @@ def test_biosegment_toml_holds_every_key_the_code_reads_with_its_real_default():
         if dataclasses.is_dataclass(value):
             in_code |= {f"{section.name}.{field.name}" for field in dataclasses.fields(value)}
     in_file = flat_keys(tomllib.loads(CONFIG_FILE.read_text(encoding="utf-8")))
-    assert set(in_file) == in_code, (f"only in the code: {sorted(in_code - set(in_file))}; "
-                                     f"only in biosegment.toml: {sorted(set(in_file) - in_code)}")
+    assert set(in_file) == in_code, (
+        f"only in the code: {sorted(in_code - set(in_file))}; "
+        f"only in biosegment.toml: {sorted(set(in_file) - in_code)}"
+    )
     for key in in_code - {"data_dir"}:
         section, name = key.split(".")
         assert getattr(getattr(defaults, section), name) == in_file[key], key
 
 
 # -- the catalog ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def catalog_schema(tmp_path_factory) -> dict[str, list[str]]:
@@ -208,8 +237,12 @@ def catalog_schema(tmp_path_factory) -> dict[str, list[str]]:
     open_catalog(root).close()
     database = next(root.rglob("catalog.db"))
     with sqlite3.connect(database) as conn:
-        tables = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         return {t: [row[1] for row in conn.execute(f'PRAGMA table_info("{t}")')] for t in tables}
 
 
@@ -219,26 +252,32 @@ def test_every_catalog_table_and_column_is_in_the_catalog_reference(catalog_sche
     for table, columns in catalog_schema.items():
         assert table in documented, f"docs/reference/catalog.md has no section '{table}'"
         rows = set(re.findall(r"^\|\s*`([a-z_]+)`\s*\|", documented[table], re.M))
-        assert set(columns) == rows, (f"{table}: undocumented {sorted(set(columns) - rows)}, "
-                                      f"gone {sorted(rows - set(columns))}")
+        assert set(columns) == rows, (
+            f"{table}: undocumented {sorted(set(columns) - rows)}, "
+            f"gone {sorted(rows - set(columns))}"
+        )
 
 
 def test_every_catalog_table_is_in_the_diagram(catalog_schema):
-    entities = set(re.findall(r"^\s*([a-z_]+)\s*\{", CATALOG_DIAGRAM.read_text(encoding="utf-8"),
-                              re.M))
+    entities = set(
+        re.findall(r"^\s*([a-z_]+)\s*\{", CATALOG_DIAGRAM.read_text(encoding="utf-8"), re.M)
+    )
     assert entities == set(catalog_schema), (
         f"missing from the diagram: {sorted(set(catalog_schema) - entities)}; "
-        f"not a table: {sorted(entities - set(catalog_schema))}")
+        f"not a table: {sorted(entities - set(catalog_schema))}"
+    )
 
 
 # -- docstrings -------------------------------------------------------------------------------
+
 
 def package_modules() -> list[Path]:
     return sorted((ROOT / "biosegment").rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", package_modules(),
-                         ids=[p.relative_to(ROOT).as_posix() for p in package_modules()])
+@pytest.mark.parametrize(
+    "path", package_modules(), ids=[p.relative_to(ROOT).as_posix() for p in package_modules()]
+)
 def test_every_module_says_its_job_in_its_first_paragraph(path):
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert docstring, f"{path.relative_to(ROOT)} has no module docstring"
@@ -262,8 +301,12 @@ def documented_api() -> list[tuple[str, object]]:
                     found.append((f"engine.{name}.{attr}", member))
     for attr in ("read_slice", "read_block", "level", "close"):
         found.append((f"volumes.VolumeReader.{attr}", getattr(base.VolumeReader, attr)))
-    for func in (base.normalise, opening.open_volume, opening.probe_volume,
-                 opening.detect_file_type):
+    for func in (
+        base.normalise,
+        opening.open_volume,
+        opening.probe_volume,
+        opening.detect_file_type,
+    ):
         found.append((f"volumes.{func.__name__}", func))
     return found
 
@@ -277,17 +320,21 @@ def test_engine_and_volume_contract_document_parameters_and_returns(name, functi
         if parameter.name in ("self", "cls"):
             continue
         assert re.search(rf":param {parameter.name}:", doc) or re.search(
-            rf":param [a-z_, ]*\b{parameter.name}\b[a-z_, ]*:", doc), (
-            f"{name}: parameter {parameter.name!r} has no ':param {parameter.name}:'")
+            rf":param [a-z_, ]*\b{parameter.name}\b[a-z_, ]*:", doc
+        ), f"{name}: parameter {parameter.name!r} has no ':param {parameter.name}:'"
     if signature.return_annotation not in (None, "None", inspect.Signature.empty):
         assert ":returns:" in doc, f"{name}: no ':returns:'"
 
 
 def test_every_part_of_the_package_is_in_the_architecture_page():
     text = (DOCS / "developer-guide" / "architecture.md").read_text(encoding="utf-8")
-    parts = {p.stem if p.is_file() else p.name for p in (ROOT / "biosegment").iterdir()
-             if not p.name.startswith("_") and (p.suffix == ".py" or p.is_dir())
-             and p.name != "__pycache__"}
+    parts = {
+        p.stem if p.is_file() else p.name
+        for p in (ROOT / "biosegment").iterdir()
+        if not p.name.startswith("_")
+        and (p.suffix == ".py" or p.is_dir())
+        and p.name != "__pycache__"
+    }
     assert len(parts) > 10
     missing = sorted(p for p in parts if f"`biosegment.{p}`" not in text)
     assert not missing, f"not in docs/developer-guide/architecture.md: {missing}"
@@ -295,12 +342,16 @@ def test_every_part_of_the_package_is_in_the_architecture_page():
 
 # -- examples and commands in the pages -------------------------------------------------------
 
+
 def test_the_setup_json_example_in_the_user_guide_is_valid(tmp_path):
     from biosegment.catalog.setup_file import check_setup_data
 
     text = (DOCS / "user-guide" / "data-folder.md").read_text(encoding="utf-8")
-    examples = [json.loads(body) for info, body in fenced_blocks(text)
-                if info == "json" and "EM_location" in body]
+    examples = [
+        json.loads(body)
+        for info, body in fenced_blocks(text)
+        if info == "json" and "EM_location" in body
+    ]
     assert examples, "the user guide should show a setup.json"
     for example in examples:
         document, problems = check_setup_data(tmp_path, example)
@@ -322,8 +373,11 @@ SHELL_ONLY = {
     r"\\": "a backslash path (write paths with /)",
 }
 PORTABLE_PROGRAMS = ("biosegment ", "tensorboard ", "curl ")
-USER_PAGES = [DOCS / "getting-started.md", *sorted((DOCS / "user-guide").glob("*.md")),
-              *sorted((DOCS / "admin-guide").glob("*.md"))]
+USER_PAGES = [
+    DOCS / "getting-started.md",
+    *sorted((DOCS / "user-guide").glob("*.md")),
+    *sorted((DOCS / "admin-guide").glob("*.md")),
+]
 
 
 def shell_problems(line: str) -> list[str]:
@@ -341,20 +395,31 @@ def test_the_shell_check_catches_shell_only_lines():
     assert shell_problems('biosegment --data data segment "my data" --model m') == []
     assert shell_problems('biosegment audit --action "job.*"') == []
     assert shell_problems("biosegment models export m --format onnx") == []
-    for line in ("biosegment jobs | head", "export BIOSEGMENT_DATA=x", "biosegment --data ~/d run",
-                 "biosegment status > out.txt", "biosegment info 'a b'",
-                 "biosegment --data data\\sub run", "biosegment audit --action job.*",
-                 "ls data", "biosegment status && biosegment jobs"):
+    for line in (
+        "biosegment jobs | head",
+        "export BIOSEGMENT_DATA=x",
+        "biosegment --data ~/d run",
+        "biosegment status > out.txt",
+        "biosegment info 'a b'",
+        "biosegment --data data\\sub run",
+        "biosegment audit --action job.*",
+        "ls data",
+        "biosegment status && biosegment jobs",
+    ):
         assert shell_problems(line), line
 
 
-@pytest.mark.parametrize("page", USER_PAGES, ids=[p.relative_to(DOCS).as_posix() for p in USER_PAGES])
+@pytest.mark.parametrize(
+    "page", USER_PAGES, ids=[p.relative_to(DOCS).as_posix() for p in USER_PAGES]
+)
 def test_commands_for_users_work_in_every_shell(page):
     text = page.read_text(encoding="utf-8")
     for info, body in fenced_blocks(text):
         if info in ("sh", "bash", "shell", "zsh") and page.parent.name == "user-guide":
-            pytest.fail(f"{page.name}: a {info} block in the user guide; use a console block "
-                        "with commands that every shell runs")
+            pytest.fail(
+                f"{page.name}: a {info} block in the user guide; use a console block "
+                "with commands that every shell runs"
+            )
         if info != "console":
             continue
         for line in body.splitlines():
@@ -373,12 +438,17 @@ def test_file_names_in_docs_are_portable():
 
 # -- the built site ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> tuple[Path, str]:
     site_dir = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return site_dir, result.stdout + result.stderr
 
@@ -407,7 +477,8 @@ def test_screenshots_from_the_browser_tests_are_shown(site):
     for name in ("dashboard", "viewer", "jobs"):
         assert (site_dir / "screenshots" / f"{name}.png").is_file()
         assert f"screenshots/{name}.png" in (site_dir / "getting-started.html").read_text(
-            encoding="utf-8")
+            encoding="utf-8"
+        )
 
 
 # A resource a page loads by itself (script, style sheet, image, font, frame), as opposed to a
@@ -416,7 +487,9 @@ REMOTE_LOAD = re.compile(
     r"""<(?:script|img|iframe|source|embed)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
     r"""|<link\b[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
     r"""|@import\s+(?:url\()?["']?(?:https?:)?//"""
-    r"""|url\(\s*["']?(?:https?:)?//""", re.I)
+    r"""|url\(\s*["']?(?:https?:)?//""",
+    re.I,
+)
 
 
 def test_the_remote_load_pattern_finds_remote_resources():
@@ -434,5 +507,7 @@ def test_the_site_loads_nothing_from_the_network(site):
         if path.suffix in (".html", ".css", ".js", ".svg") and path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
             for match in REMOTE_LOAD.finditer(text):
-                offenders.append(f"{path.relative_to(site_dir)}: {text[match.start():match.end() + 40]}")
+                offenders.append(
+                    f"{path.relative_to(site_dir)}: {text[match.start() : match.end() + 40]}"
+                )
     assert not offenders, "\n".join(offenders[:20])

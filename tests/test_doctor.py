@@ -23,17 +23,25 @@ from PIL import Image
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import load_config
-from biosegment.folder_lock import acquire_daemon_lock
 from biosegment.datafolder import DEMO_DATASET, init_data_folder
-
+from biosegment.folder_lock import acquire_daemon_lock
 from webui_fixtures import make_tiny_model
 
 
 def biosegment(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")}
-    proc = subprocess.run([sys.executable, "-m", "biosegment", "--data", str(root), *args],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=root)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "biosegment", "--data", str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"biosegment {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -42,9 +50,16 @@ def biosegment(root: Path, *args: str, check: bool = True) -> subprocess.Complet
 def add_annotation(root: Path, name: str) -> None:
     folder = root / "annotations" / DEMO_DATASET / name
     folder.mkdir(parents=True)
-    (folder / "annotation.json").write_text(json.dumps({
-        "dataset": DEMO_DATASET, "name": name, "author": "test",
-        "classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}]}))
+    (folder / "annotation.json").write_text(
+        json.dumps(
+            {
+                "dataset": DEMO_DATASET,
+                "name": name,
+                "author": "test",
+                "classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}],
+            }
+        )
+    )
     labels = np.full((512, 512), 255, np.uint8)
     labels[100:120, 100:300] = 1
     Image.fromarray(labels).save(folder / "z00002.png")
@@ -54,8 +69,7 @@ def add_segmentation(root: Path, name: str, model: str) -> None:
     folder = root / "segmentations" / DEMO_DATASET / name
     folder.mkdir(parents=True)
     tifffile.imwrite(folder / "labels.tif", np.zeros((5, 512, 512), np.uint8))
-    (folder / "segmentation.json").write_text(json.dumps({"model": model,
-                                                          "dataset": DEMO_DATASET}))
+    (folder / "segmentation.json").write_text(json.dumps({"model": model, "dataset": DEMO_DATASET}))
 
 
 def catalog_names(root: Path) -> dict[str, set]:
@@ -88,8 +102,9 @@ def template_folder(tmp_path_factory) -> Path:
     # to enqueue them), and a queue found broken holds jobs from before it broke.
     conn = sqlite3.connect(root / ".biosegment" / "catalog.db")
     with conn:
-        conn.execute("UPDATE jobs SET created_at = ?, updated_at = ?",
-                     ("2026-01-01T10:00:00.000+00:00",) * 2)
+        conn.execute(
+            "UPDATE jobs SET created_at = ?, updated_at = ?", ("2026-01-01T10:00:00.000+00:00",) * 2
+        )
     conn.close()
     checkpoint(root / ".biosegment" / "catalog.db")
     return root
@@ -112,8 +127,9 @@ def checkpoint(path: Path) -> None:
 def table_page(path: Path, table: str) -> tuple[int, int]:
     conn = sqlite3.connect(path)
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    (root_page,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
-                                (table,)).fetchone()
+    (root_page,) = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+    ).fetchone()
     conn.close()
     return page_size, root_page
 
@@ -137,8 +153,8 @@ def test_a_catalog_with_a_smashed_datasets_page_is_rebuilt_with_everything(folde
     assert len(before["jobs"]) == 3 and before["annotations"] and before["segmentations"]
     catalog_db = folder / ".biosegment" / "catalog.db"
     smash_page(catalog_db, "datasets")
-    with pytest.raises(Exception):
-        catalog_names(folder)          # the damage is real: reading the datasets fails
+    with pytest.raises(sqlite3.DatabaseError):
+        catalog_names(folder)  # the damage is real: reading the datasets fails
 
     report = json.loads(biosegment(folder, "doctor", "--json").stdout)
 
@@ -238,7 +254,7 @@ def add_people(root: Path) -> None:
         accounts.add_user("ada", "admin", "a long enough password")
         accounts.add_user("vic", "viewer", "another long password")
         accounts.create_token("vic", "nightly")
-        for n in range(200):   # enough audit rows to fill pages of their own
+        for n in range(200):  # enough audit rows to fill pages of their own
             accounts.record("ada", "job.segment", target=f"job{n}", detail={"n": n})
     checkpoint(root / ".biosegment-accounts" / "accounts.db")
 

@@ -19,8 +19,9 @@ from biosegment.engine.augment import (
 def _blocky_labels(shape=(32, 32), seed=0) -> np.ndarray:
     """Class ids in 8x8 blocks, with some unlabelled (255) blocks."""
     rng = np.random.default_rng(seed)
-    coarse = rng.choice(np.array([0, 1, 2, 255], dtype=np.uint8), size=(shape[0] // 8,
-                                                                       shape[1] // 8))
+    coarse = rng.choice(
+        np.array([0, 1, 2, 255], dtype=np.uint8), size=(shape[0] // 8, shape[1] // 8)
+    )
     return np.kron(coarse, np.ones((8, 8), dtype=np.uint8))
 
 
@@ -34,12 +35,12 @@ def test_crop_at_pads_image_by_mirroring_and_labels_as_unlabelled():
     labels = np.ones((4, 4), dtype=np.uint8)
     image_crop, label_crop = crop_at(image, labels, (-1, 2), (3, 4))
     assert image_crop.shape == label_crop.shape == (3, 4)
-    assert label_crop[0].tolist() == [255, 255, 255, 255]   # above the top edge
+    assert label_crop[0].tolist() == [255, 255, 255, 255]  # above the top edge
     assert label_crop[1:, :2].tolist() == [[1, 1], [1, 1]]  # inside
-    assert (label_crop[:, 2:] == 255).all()                 # right of the right edge
+    assert (label_crop[:, 2:] == 255).all()  # right of the right edge
     assert image_crop[1:, :2].tolist() == [[2, 3], [6, 7]]
-    assert image_crop[0, :2].tolist() == [2, 3]             # mirrored row 0
-    assert image_crop[1, 2:].tolist() == [3, 2]             # mirrored columns
+    assert image_crop[0, :2].tolist() == [2, 3]  # mirrored row 0
+    assert image_crop[1, 2:].tolist() == [3, 2]  # mirrored columns
 
 
 def test_random_crop_is_a_window_of_the_source_and_reproducible():
@@ -50,8 +51,8 @@ def test_random_crop_is_a_window_of_the_source_and_reproducible():
     np.testing.assert_array_equal(first[0], again[0])
     # Find the window the crop came from: its top-left pixel value is unique in random data.
     y, x = np.argwhere(image == first[0][0, 0])[0]
-    np.testing.assert_array_equal(first[0], image[y:y + 16, x:x + 16])
-    np.testing.assert_array_equal(first[1], labels[y:y + 16, x:x + 16])
+    np.testing.assert_array_equal(first[0], image[y : y + 16, x : x + 16])
+    np.testing.assert_array_equal(first[1], labels[y : y + 16, x : x + 16])
 
 
 def test_random_crop_pads_axes_shorter_than_the_crop():
@@ -85,10 +86,12 @@ def test_rotation_keeps_the_shape_of_non_square_crops():
 
 def test_adjust_intensity_stays_in_range_and_is_reproducible():
     image = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
-    changed = adjust_intensity(image, np.random.default_rng(5), brightness=0.3, contrast=0.5,
-                               gamma=0.5)
-    again = adjust_intensity(image, np.random.default_rng(5), brightness=0.3, contrast=0.5,
-                             gamma=0.5)
+    changed = adjust_intensity(
+        image, np.random.default_rng(5), brightness=0.3, contrast=0.5, gamma=0.5
+    )
+    again = adjust_intensity(
+        image, np.random.default_rng(5), brightness=0.3, contrast=0.5, gamma=0.5
+    )
     assert changed.dtype == np.float32
     assert changed.min() >= 0.0 and changed.max() <= 1.0
     np.testing.assert_array_equal(changed, again)
@@ -100,8 +103,9 @@ def test_adjust_intensity_stays_in_range_and_is_reproducible():
 def test_elastic_deform_keeps_class_ids_and_unlabelled_marker():
     labels = _blocky_labels((48, 48))
     image = _image_encoding(labels)
-    warped_image, warped_labels = elastic_deform(image, labels, np.random.default_rng(2),
-                                                 displacement=5.0)
+    warped_image, warped_labels = elastic_deform(
+        image, labels, np.random.default_rng(2), displacement=5.0
+    )
     assert warped_labels.dtype == np.uint8
     assert set(np.unique(warped_labels)) <= set(np.unique(labels))
     assert (warped_labels == 255).any()
@@ -117,16 +121,18 @@ def test_elastic_deform_keeps_class_ids_and_unlabelled_marker():
 def test_elastic_deform_without_displacement_is_the_identity():
     labels = _blocky_labels()
     image = np.random.default_rng(0).random(labels.shape, dtype=np.float32)
-    warped_image, warped_labels = elastic_deform(image, labels, np.random.default_rng(0),
-                                                 displacement=0.0)
+    warped_image, warped_labels = elastic_deform(
+        image, labels, np.random.default_rng(0), displacement=0.0
+    )
     np.testing.assert_allclose(warped_image, image, atol=1e-6)
     np.testing.assert_array_equal(warped_labels, labels)
 
 
 def test_elastic_deform_odd_shapes():
     labels = np.zeros((37, 23), dtype=np.uint8)
-    warped_image, warped_labels = elastic_deform(labels.astype(np.float32), labels,
-                                                 np.random.default_rng(0), control_points=3)
+    warped_image, warped_labels = elastic_deform(
+        labels.astype(np.float32), labels, np.random.default_rng(0), control_points=3
+    )
     assert warped_image.shape == warped_labels.shape == (37, 23)
 
 
@@ -148,8 +154,10 @@ def test_augment_pair_is_reproducible_with_a_seed(config):
     image = np.random.default_rng(0).random(labels.shape, dtype=np.float32)
     first = augment_pair(image, labels, np.random.default_rng(11), config)
     again = augment_pair(image, labels, np.random.default_rng(11), config)
-    other = [augment_pair(image, labels, np.random.default_rng(seed), config)[1]
-             for seed in range(12, 20)]
+    other = [
+        augment_pair(image, labels, np.random.default_rng(seed), config)[1]
+        for seed in range(12, 20)
+    ]
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
     assert any(not np.array_equal(first[1], labels_other) for labels_other in other)
@@ -159,8 +167,9 @@ def test_augment_pair_is_reproducible_with_a_seed(config):
 def test_augment_config_none_changes_nothing():
     labels = _blocky_labels()
     image = np.random.default_rng(0).random(labels.shape, dtype=np.float32)
-    new_image, new_labels = augment_pair(image, labels, np.random.default_rng(0),
-                                         AugmentConfig.none())
+    new_image, new_labels = augment_pair(
+        image, labels, np.random.default_rng(0), AugmentConfig.none()
+    )
     np.testing.assert_array_equal(new_image, image)
     np.testing.assert_array_equal(new_labels, labels)
     assert AugmentConfig.none().as_dict()["flip"] is False

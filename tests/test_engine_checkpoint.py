@@ -18,8 +18,9 @@ from biosegment.errors import InputError
 torch.set_num_threads(2)
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "neuralnets"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(),
-                                    reason=f"neuralnets fixtures not found at {FIXTURES}")
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"neuralnets fixtures not found at {FIXTURES}"
+)
 
 
 def _tiny(**overrides) -> UNet:
@@ -33,14 +34,23 @@ def _logits(model: UNet, x: torch.Tensor) -> np.ndarray:
 
 
 @needs_fixtures
-@pytest.mark.parametrize("name, expected", [
-    ("unet2d_fm8_l3_batch", dict(dims=2, in_channels=1, num_classes=3, feature_maps=8,
-                                 levels=3, norm="batch")),
-    ("unet3d_fm4_l2_instance", dict(dims=3, in_channels=1, num_classes=2, feature_maps=4,
-                                    levels=2, norm="instance")),
-    ("isbi_unet2d_fm16_l4_instance", dict(dims=2, in_channels=1, num_classes=2,
-                                          feature_maps=16, levels=4, norm="instance")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "unet2d_fm8_l3_batch",
+            dict(dims=2, in_channels=1, num_classes=3, feature_maps=8, levels=3, norm="batch"),
+        ),
+        (
+            "unet3d_fm4_l2_instance",
+            dict(dims=3, in_channels=1, num_classes=2, feature_maps=4, levels=2, norm="instance"),
+        ),
+        (
+            "isbi_unet2d_fm16_l4_instance",
+            dict(dims=2, in_channels=1, num_classes=2, feature_maps=16, levels=4, norm="instance"),
+        ),
+    ],
+)
 def test_architecture_is_inferred_from_keys_and_shapes(name, expected):
     state = torch.load(FIXTURES / f"{name}.pytorch", weights_only=True)
     assert infer_architecture(state) == expected
@@ -51,8 +61,9 @@ def test_architecture_is_inferred_from_keys_and_shapes(name, expected):
 def test_bare_legacy_file_loads_and_reproduces_its_outputs(name):
     model, card = load_model(FIXTURES / f"{name}.pytorch")
     io = np.load(FIXTURES / f"{name}_io.npz")
-    np.testing.assert_allclose(_logits(model, torch.from_numpy(io["input"])), io["output"],
-                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        _logits(model, torch.from_numpy(io["input"])), io["output"], atol=1e-4, rtol=0
+    )
     assert not model.training
     assert card.name == name
     assert [c["id"] for c in card.classes] == list(range(model.config["num_classes"]))
@@ -61,11 +72,17 @@ def test_bare_legacy_file_loads_and_reproduces_its_outputs(name):
 
 def test_save_then_load_round_trips_weights_and_card(tmp_path):
     model = _tiny(norm="batch", num_classes=3)
-    card = ModelCard(name="mito", classes=[{"id": 0, "name": "background", "color": "#000000"},
-                                           {"id": 1, "name": "mitochondrion", "color": "#00c0ff"},
-                                           {"id": 2, "name": "ER", "color": "#ff4040"}],
-                     training={"data": ["annotations/ds/a"], "params": {"epochs": 3}},
-                     metrics=[{"epoch": 1, "loss": 0.5}], parent="models/base")
+    card = ModelCard(
+        name="mito",
+        classes=[
+            {"id": 0, "name": "background", "color": "#000000"},
+            {"id": 1, "name": "mitochondrion", "color": "#00c0ff"},
+            {"id": 2, "name": "ER", "color": "#ff4040"},
+        ],
+        training={"data": ["annotations/ds/a"], "params": {"epochs": 3}},
+        metrics=[{"epoch": 1, "loss": 0.5}],
+        parent="models/base",
+    )
     written = save_model(model, card, tmp_path / "models" / "mito")
     assert written == tmp_path / "models" / "mito" / "model.pytorch"
     assert sorted(p.name for p in written.parent.iterdir()) == ["model.json", "model.pytorch"]

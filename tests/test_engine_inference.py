@@ -9,8 +9,17 @@ import pytest
 import tifffile
 import torch
 
-from biosegment.engine import (InferenceSettings, UNet, assemble_parts, block_plan, load_model,
-                               plan_blocks, resolve_device, segment_block, segment_volume)
+from biosegment.engine import (
+    InferenceSettings,
+    UNet,
+    assemble_parts,
+    block_plan,
+    load_model,
+    plan_blocks,
+    resolve_device,
+    segment_block,
+    segment_volume,
+)
 from biosegment.engine._windows import kept_ranges, window_starts
 from biosegment.engine.inference import default_parts_dir
 from biosegment.errors import CancelledError, InputError
@@ -21,8 +30,10 @@ torch.set_num_threads(2)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures" / "neuralnets"
 ISBI = SHARED / "data" / "isbi2012" / "train-volume.tif"
-needs_isbi = pytest.mark.skipif(not (FIXTURES.is_dir() and ISBI.is_file()),
-                                reason=f"ISBI data or neuralnets fixtures not found under {SHARED}")
+needs_isbi = pytest.mark.skipif(
+    not (FIXTURES.is_dir() and ISBI.is_file()),
+    reason=f"ISBI data or neuralnets fixtures not found under {SHARED}",
+)
 
 
 def _volume_file(tmp_path: Path, array: np.ndarray, name: str = "raw.tif") -> Path:
@@ -66,8 +77,15 @@ def isbi(tmp_path_factory):
     path = write_volume(folder / "z25-29.tif", raw)
     model, _ = load_model(FIXTURES / "isbi_unet2d_fm16_l4_instance.pytorch")
     expected = tifffile.imread(FIXTURES / "isbi_unet2d_expected_labels_z25-29.tif")
-    reference = segment_volume(open_volume(path), model, window=(256, 256), step=(128, 128),
-                               blend="gaussian", sigma_scale=0.25, precision="fp32")
+    reference = segment_volume(
+        open_volume(path),
+        model,
+        window=(256, 256),
+        step=(128, 128),
+        blend="gaussian",
+        sigma_scale=0.25,
+        precision="fp32",
+    )
     return path, model, expected, reference
 
 
@@ -82,8 +100,9 @@ def test_neuralnets_windowing_reproduces_its_labels(isbi):
 @needs_isbi
 def test_bfloat16_labels_stay_within_half_a_percent_dice_of_float32(isbi):
     path, model, _, reference = isbi
-    fast = segment_volume(open_volume(path), model, window=(256, 256), step=(128, 128),
-                          precision="bf16")
+    fast = segment_volume(
+        open_volume(path), model, window=(256, 256), step=(128, 128), precision="bf16"
+    )
     for label in (0, 1):
         assert _dice(fast, reference, label) >= 0.995
 
@@ -114,11 +133,13 @@ def test_cropped_windows_with_enough_overlap_equal_one_big_window(tmp_path):
     model = _tiny(norm="none", seed=1)
     volume = open_volume(_volume_file(tmp_path, array))
     reference = _forward_labels(model, array)
-    stitched = segment_volume(volume, model, window=(64, 64), overlap=48, blend="crop",
-                              precision="fp32")
+    stitched = segment_volume(
+        volume, model, window=(64, 64), overlap=48, blend="crop", precision="fp32"
+    )
     np.testing.assert_array_equal(stitched, reference)
-    seams = segment_volume(volume, model, window=(16, 16), overlap=0, blend="crop",
-                           precision="fp32")
+    seams = segment_volume(
+        volume, model, window=(16, 16), overlap=0, blend="crop", precision="fp32"
+    )
     assert np.any(seams != reference)
 
 
@@ -144,19 +165,31 @@ def test_three_d_network_uses_three_d_windows(tmp_path):
 def test_batch_norm_model_in_batches(tmp_path):
     array = _random_stack((4, 32, 32), seed=4)
     model = _tiny(norm="batch")
-    labels = segment_volume(open_volume(_volume_file(tmp_path, array)), model,
-                            window=(16, 16), overlap=0, blend="crop", batch_size=5,
-                            precision="fp32")
-    per_window = segment_volume(open_volume(_volume_file(tmp_path, array, "b.tif")), model,
-                                window=(16, 16), overlap=0, blend="crop", batch_size=1,
-                                precision="fp32")
+    labels = segment_volume(
+        open_volume(_volume_file(tmp_path, array)),
+        model,
+        window=(16, 16),
+        overlap=0,
+        blend="crop",
+        batch_size=5,
+        precision="fp32",
+    )
+    per_window = segment_volume(
+        open_volume(_volume_file(tmp_path, array, "b.tif")),
+        model,
+        window=(16, 16),
+        overlap=0,
+        blend="crop",
+        batch_size=1,
+        precision="fp32",
+    )
     np.testing.assert_array_equal(labels, per_window)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_uint16_and_float32_volumes_are_scaled_like_uint8(tmp_path, dtype):
     array8 = _random_stack((2, 32, 32), seed=5)
-    scaled = (array8.astype(np.float32) / 255.0)
+    scaled = array8.astype(np.float32) / 255.0
     array = (scaled * 65535).round().astype(np.uint16) if dtype == np.uint16 else scaled
     model = _tiny(norm="instance")
     labels = segment_volume(open_volume(_volume_file(tmp_path, array)), model, precision="fp32")
@@ -209,18 +242,25 @@ def test_output_file_probabilities_and_no_leftovers(tmp_path):
     volume = open_volume(_volume_file(tmp_path, array))
     in_memory = segment_volume(volume, model, block_z=2)
     seen = []
-    out = segment_volume(volume, model, block_z=2, output=tmp_path / "seg" / "labels.tif",
-                         probabilities=tmp_path / "seg" / "probabilities", progress=seen.append)
+    out = segment_volume(
+        volume,
+        model,
+        block_z=2,
+        output=tmp_path / "seg" / "labels.tif",
+        probabilities=tmp_path / "seg" / "probabilities",
+        progress=seen.append,
+    )
     assert out == tmp_path / "seg" / "labels.tif"
     np.testing.assert_array_equal(tifffile.imread(out), in_memory)
-    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["labels.tif",
-                                                                     "probabilities"]
-    probabilities = np.stack([tifffile.imread(tmp_path / "seg" / "probabilities" /
-                                              f"class_{c}.tif") for c in range(3)])
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["labels.tif", "probabilities"]
+    probabilities = np.stack(
+        [tifffile.imread(tmp_path / "seg" / "probabilities" / f"class_{c}.tif") for c in range(3)]
+    )
     assert probabilities.shape == (3, 5, 40, 40)
     assert np.all(np.abs(probabilities.astype(int).sum(0) - 255) <= 2)
-    np.testing.assert_array_equal(probabilities.argmax(0)[probabilities.max(0) > 130],
-                                  in_memory[probabilities.max(0) > 130])
+    np.testing.assert_array_equal(
+        probabilities.argmax(0)[probabilities.max(0) > 130], in_memory[probabilities.max(0) > 130]
+    )
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3
 
 
@@ -236,8 +276,14 @@ def test_cancel_stops_between_batches_and_a_rerun_resumes(tmp_path):
         return len(polls) > 4  # block 1 polls before and after its 2 batches
 
     with pytest.raises(CancelledError):
-        segment_volume(volume, model, output=output, block_z=2, batch_size=1,
-                       should_cancel=cancel_in_second_block)
+        segment_volume(
+            volume,
+            model,
+            output=output,
+            block_z=2,
+            batch_size=1,
+            should_cancel=cancel_in_second_block,
+        )
     parts = default_parts_dir(output)
     assert not output.exists()
     assert sorted(p.name for p in parts.glob("z*.npy")) == ["z00000-00002.npy"]
@@ -248,12 +294,18 @@ def test_cancel_stops_between_batches_and_a_rerun_resumes(tmp_path):
         polls_on_rerun.append(1)
         return False
 
-    segment_volume(volume, model, output=output, block_z=2, batch_size=1,
-                   progress=seen.append, should_cancel=never_cancel)
+    segment_volume(
+        volume,
+        model,
+        output=output,
+        block_z=2,
+        batch_size=1,
+        progress=seen.append,
+        should_cancel=never_cancel,
+    )
     assert seen[0] >= 2 / 6  # the finished block counts as done from the start
     assert len(polls_on_rerun) == 2 * 3  # two blocks computed, the finished one reused
-    np.testing.assert_array_equal(tifffile.imread(output),
-                                  segment_volume(volume, model, block_z=2))
+    np.testing.assert_array_equal(tifffile.imread(output), segment_volume(volume, model, block_z=2))
     assert not parts.exists()
 
 
@@ -265,11 +317,11 @@ def test_parts_of_another_model_are_discarded_not_mixed(tmp_path):
     parts = default_parts_dir(output)
     segment_block(volume, first, 0, 2, settings=InferenceSettings(block_z=2), parts_dir=parts)
     with pytest.raises(InputError, match="different segmentation"):
-        segment_block(volume, second, 2, 4, settings=InferenceSettings(block_z=2),
-                      parts_dir=parts)
+        segment_block(volume, second, 2, 4, settings=InferenceSettings(block_z=2), parts_dir=parts)
     segment_volume(volume, second, output=output, block_z=2)
-    np.testing.assert_array_equal(tifffile.imread(output),
-                                  segment_volume(volume, second, block_z=2))
+    np.testing.assert_array_equal(
+        tifffile.imread(output), segment_volume(volume, second, block_z=2)
+    )
 
 
 def test_workers_segment_blocks_then_one_assembles(tmp_path):
@@ -291,38 +343,47 @@ def test_workers_segment_blocks_then_one_assembles(tmp_path):
         segment_block(volume, model, 6, 7, settings=settings, parts_dir=parts)
     assemble_parts(parts, tmp_path / "labels.tif")
     assert not parts.exists()
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"),
-                                  _forward_labels(model, array))
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "labels.tif"), _forward_labels(model, array)
+    )
 
 
 def test_block_outside_the_plan_is_refused(tmp_path):
     volume = open_volume(_volume_file(tmp_path, _random_stack((4, 16, 16))))
     with pytest.raises(ValueError, match="block plan"):
-        segment_block(volume, _tiny(), 1, 3, settings=InferenceSettings(block_z=2),
-                      parts_dir=tmp_path / "parts")
+        segment_block(
+            volume,
+            _tiny(),
+            1,
+            3,
+            settings=InferenceSettings(block_z=2),
+            parts_dir=tmp_path / "parts",
+        )
 
 
 def test_cancel_before_anything_is_computed_leaves_no_output(tmp_path):
     volume = open_volume(_volume_file(tmp_path, _random_stack((2, 16, 16))))
     with pytest.raises(CancelledError):
-        segment_volume(volume, _tiny(), output=tmp_path / "labels.tif",
-                       should_cancel=lambda: True)
+        segment_volume(volume, _tiny(), output=tmp_path / "labels.tif", should_cancel=lambda: True)
     assert not (tmp_path / "labels.tif").exists()
 
 
 # --------------------------------------------------------------- settings and devices
 
 
-@pytest.mark.parametrize("kwargs, where", [
-    (dict(blend="median"), "blend"),
-    (dict(precision="fp8"), "precision"),
-    (dict(window=(32, 32, 32)), "window"),
-    (dict(window=(32, 32), overlap=32), "overlap"),
-    (dict(step=16), "step"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(probabilities=Path("p")), "probabilities"),
-    (dict(device="tpu"), "device"),
-])
+@pytest.mark.parametrize(
+    "kwargs, where",
+    [
+        (dict(blend="median"), "blend"),
+        (dict(precision="fp8"), "precision"),
+        (dict(window=(32, 32, 32)), "window"),
+        (dict(window=(32, 32), overlap=32), "overlap"),
+        (dict(step=16), "step"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(probabilities=Path("p")), "probabilities"),
+        (dict(device="tpu"), "device"),
+    ],
+)
 def test_invalid_settings_name_the_setting(tmp_path, kwargs, where):
     volume = open_volume(_volume_file(tmp_path, _random_stack((1, 16, 16))))
     with pytest.raises(InputError) as caught:
@@ -357,8 +418,7 @@ def test_parallel_windows_match_one_thread_and_leave_thread_settings_alone(tmp_p
         torch.set_num_threads(2)
         parallel = segment_volume(volume, model, **options)
         seen_by_new_thread = []
-        worker = threading.Thread(target=lambda: seen_by_new_thread.append(
-            torch.get_num_threads()))
+        worker = threading.Thread(target=lambda: seen_by_new_thread.append(torch.get_num_threads()))
         worker.start()
         worker.join()
         assert torch.get_num_threads() == 2 and seen_by_new_thread == [2]
@@ -376,10 +436,10 @@ def test_class_axis_helpers_match_torch(classes):
     generator = torch.Generator().manual_seed(classes)
     logits = torch.randn((classes, 3, 17, 19), generator=generator) * 20
     logits[:, 0, 0, 0] = 1.5  # a tie: the first class wins, as with argmax
-    np.testing.assert_allclose(softmax_over_classes(logits).numpy(),
-                               torch.softmax(logits, dim=0).numpy(), atol=1e-6)
-    np.testing.assert_array_equal(argmax_over_classes(logits).numpy(),
-                                  logits.argmax(dim=0).numpy())
+    np.testing.assert_allclose(
+        softmax_over_classes(logits).numpy(), torch.softmax(logits, dim=0).numpy(), atol=1e-6
+    )
+    np.testing.assert_array_equal(argmax_over_classes(logits).numpy(), logits.argmax(dim=0).numpy())
 
 
 def test_workers_that_mount_the_data_folder_elsewhere_share_one_parts_folder(tmp_path):
@@ -399,5 +459,6 @@ def test_workers_that_mount_the_data_folder_elsewhere_share_one_parts_folder(tmp
     with open_volume(second) as volume:
         segment_block(volume, model, 3, 6, settings=settings, parts_dir=parts)
     assemble_parts(parts, tmp_path / "labels.tif")
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"),
-                                  _forward_labels(model, array))
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "labels.tif"), _forward_labels(model, array)
+    )

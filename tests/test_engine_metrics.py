@@ -53,7 +53,7 @@ def test_class_absent_on_both_sides_is_nan_and_one_sided_is_zero():
     confusion = confusion_matrix(truth, prediction, num_classes=4)
     iou = iou_per_class(confusion)
     dice = dice_per_class(confusion)
-    assert iou[2] == 0.0 and dice[2] == 0.0      # predicted but never true
+    assert iou[2] == 0.0 and dice[2] == 0.0  # predicted but never true
     assert math.isnan(iou[3]) and math.isnan(dice[3])  # nowhere at all
 
 
@@ -89,8 +89,9 @@ def test_out_of_range_class_and_shape_mismatch_are_input_errors():
 def test_segmentation_scores_names_classes_and_leaves_background_out_of_means():
     truth = np.array([[0, 0, 1, 2]], dtype=np.uint8)
     prediction = np.array([[0, 1, 1, 2]], dtype=np.uint8)
-    scores = segmentation_scores(truth, prediction, num_classes=3,
-                                 class_names=["background", "mito", "er"])
+    scores = segmentation_scores(
+        truth, prediction, num_classes=3, class_names=["background", "mito", "er"]
+    )
     assert scores["iou"] == pytest.approx({"background": 0.5, "mito": 0.5, "er": 1.0})
     assert scores["mean_iou"] == pytest.approx(0.75)
     assert scores["mean_dice"] == pytest.approx((2 / 3 + 1.0) / 2)
@@ -100,9 +101,7 @@ def test_segmentation_scores_names_classes_and_leaves_background_out_of_means():
 
 def _two_cells() -> np.ndarray:
     # Two cell interiors (0) separated by one membrane row (1).
-    return np.array([[0, 0, 0, 0],
-                     [1, 1, 1, 1],
-                     [0, 0, 0, 0]], dtype=np.uint8)
+    return np.array([[0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=np.uint8)
 
 
 def test_boundary_scores_perfect_prediction_scores_zero():
@@ -145,8 +144,13 @@ def test_boundary_scores_skip_slices_without_labelled_interior():
 
 def test_segmentation_scores_include_boundary_scores_when_asked():
     truth = _two_cells()
-    scores = segmentation_scores(truth, np.zeros_like(truth), num_classes=2,
-                                 class_names=["background", "membrane"], boundary_class=1)
+    scores = segmentation_scores(
+        truth,
+        np.zeros_like(truth),
+        num_classes=2,
+        class_names=["background", "membrane"],
+        boundary_class=1,
+    )
     assert scores["rand_error"] == pytest.approx(0.4)
     assert scores["dice"]["membrane"] == 0.0
     assert scores["pixel_error"] == pytest.approx(4 / 12)

@@ -44,17 +44,19 @@ def test_sparse_mapping_reads_only_annotated_slices_from_a_volume_file(tmp_path)
     assert len(stacks) == 1 and stacks[0].z_start == 7
     np.testing.assert_array_equal(stacks[0].image[0], image[7])
     assert stacks[0].labelled_pixels == 4 * 25 + 3 * 25
-    assert describe_stacks(stacks) == [{"source": "raw.tif", "slices": [7],
-                                        "labelled_pixels": 175}]
+    assert describe_stacks(stacks) == [{"source": "raw.tif", "slices": [7], "labelled_pixels": 175}]
 
 
-@pytest.mark.parametrize("labels, message", [
-    (np.full((3, 48, 48), 255, np.uint8), "no labelled pixels"),
-    (np.zeros((3, 40, 48), np.uint8), "shape"),
-    ({5: np.zeros((48, 48), np.uint8)}, "outside"),
-    ({0: np.zeros((48, 40), np.uint8)}, "shape"),
-    ({0: np.full((48, 48), 0.5)}, "integer class ids"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.full((3, 48, 48), 255, np.uint8), "no labelled pixels"),
+        (np.zeros((3, 40, 48), np.uint8), "shape"),
+        ({5: np.zeros((48, 48), np.uint8)}, "outside"),
+        ({0: np.zeros((48, 40), np.uint8)}, "shape"),
+        ({0: np.full((48, 48), 0.5)}, "integer class ids"),
+    ],
+)
 def test_bad_labels_are_input_errors_naming_the_pair(labels, message):
     with pytest.raises(InputError, match=message) as caught:
         collect_stacks([TrainingPair(_volume(depth=3), labels, name="my pair")])
@@ -104,8 +106,11 @@ def test_crops_from_sparse_labels_always_hold_labelled_pixels():
     image = _volume(depth=1, size=200)
     labels = np.full(image.shape, 255, dtype=np.uint8)
     labels[0, 150:153, 20:24] = 1  # one tiny scribble
-    pool = SamplePool(collect_stacks([TrainingPair(image, labels)]), crop_size=(32, 32),
-                      augment=AugmentConfig.none())
+    pool = SamplePool(
+        collect_stacks([TrainingPair(image, labels)]),
+        crop_size=(32, 32),
+        augment=AugmentConfig.none(),
+    )
     rng = np.random.default_rng(0)
     for _ in range(30):
         crop_image, crop_labels = pool.draw_crop(rng)
@@ -117,8 +122,9 @@ def test_crops_from_sparse_labels_always_hold_labelled_pixels():
 def test_batches_have_network_shapes_and_are_reproducible():
     image = _volume(depth=3, size=40)
     labels = (image > 128).astype(np.uint8)
-    pool = SamplePool(collect_stacks([TrainingPair(image, labels)]), crop_size=(32, 32),
-                      augment=AugmentConfig())
+    pool = SamplePool(
+        collect_stacks([TrainingPair(image, labels)]), crop_size=(32, 32), augment=AugmentConfig()
+    )
     images, batch_labels = pool.draw_batch(np.random.default_rng(5), 3)
     again, _ = pool.draw_batch(np.random.default_rng(5), 3)
     assert images.shape == (3, 1, 32, 32) and batch_labels.shape == (3, 32, 32)
@@ -129,8 +135,11 @@ def test_batches_have_network_shapes_and_are_reproducible():
 def test_three_d_crops_pad_thin_stacks():
     image = _volume(depth=2, size=32)
     labels = np.ones(image.shape, dtype=np.uint8)
-    pool = SamplePool(collect_stacks([TrainingPair(image, labels)], dims=3),
-                      crop_size=(4, 16, 16), augment=AugmentConfig.none())
+    pool = SamplePool(
+        collect_stacks([TrainingPair(image, labels)], dims=3),
+        crop_size=(4, 16, 16),
+        augment=AugmentConfig.none(),
+    )
     crop_image, crop_labels = pool.draw_crop(np.random.default_rng(0))
     assert crop_image.shape == crop_labels.shape == (4, 16, 16)
     assert (crop_labels == 255).sum() == 2 * 16 * 16  # two padded slices, unlabelled

@@ -53,8 +53,15 @@ def _same_weights(first: dict, second: dict) -> bool:
 def test_training_writes_a_complete_model_folder(tmp_path):
     image, labels = _blobs()
     folder = tmp_path / "models" / "blobs"
-    result = train_model(training=[(image, labels)], output=folder, epochs=2,
-                         steps_per_epoch=3, name="blob finder", boundary_class=1, **FAST)
+    result = train_model(
+        training=[(image, labels)],
+        output=folder,
+        epochs=2,
+        steps_per_epoch=3,
+        name="blob finder",
+        boundary_class=1,
+        **FAST,
+    )
     assert result.stopped_by == "epochs" and result.steps == 6
     assert (folder / "model.pytorch").is_file() and (folder / "model.json").is_file()
     assert (folder / "last" / "model.pytorch").is_file()
@@ -75,8 +82,9 @@ def test_tensorboard_logs_hold_loss_and_validation_curves(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     image, labels = _blobs()
-    train_model(training=[(image, labels)], output=tmp_path / "m", epochs=2, steps_per_epoch=5,
-                **FAST)
+    train_model(
+        training=[(image, labels)], output=tmp_path / "m", epochs=2, steps_per_epoch=5, **FAST
+    )
     events = EventAccumulator(str(tmp_path / "m" / "logs"))
     events.Reload()
     tags = events.Tags()["scalars"]
@@ -86,8 +94,14 @@ def test_tensorboard_logs_hold_loss_and_validation_curves(tmp_path):
 
 def test_training_learns_a_simple_task(tmp_path):
     image, labels = _blobs(depth=5)
-    result = train_model(training=[(image, labels)], output=tmp_path / "m", max_steps=60,
-                         steps_per_epoch=20, learning_rate=1e-2, **FAST)
+    result = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "m",
+        max_steps=60,
+        steps_per_epoch=20,
+        learning_rate=1e-2,
+        **FAST,
+    )
     last = result.history[-1]
     assert last["pixel_accuracy"] > 0.9
     assert last["val_loss"] < result.history[0]["val_loss"]
@@ -97,8 +111,14 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     image, labels = _blobs()
     runs = {}
     for label, seed in (("a", 3), ("b", 3), ("c", 4)):
-        train_model(training=[(image, labels)], output=tmp_path / label, epochs=1,
-                    steps_per_epoch=4, seed=seed, **FAST)
+        train_model(
+            training=[(image, labels)],
+            output=tmp_path / label,
+            epochs=1,
+            steps_per_epoch=4,
+            seed=seed,
+            **FAST,
+        )
         runs[label] = _weights(tmp_path / label)
     assert _same_weights(runs["a"], runs["b"])
     assert not _same_weights(runs["a"], runs["c"])
@@ -115,12 +135,25 @@ def test_fine_tuning_starts_from_the_base_weights(tmp_path):
     base = _base_model(tmp_path)
     image, labels = _blobs()
     # A learning rate of zero keeps the starting weights: they must be the base file's.
-    result = train_model(training=[(image, labels)], output=tmp_path / "tuned",
-                         base_model=tmp_path / "base", epochs=1, steps_per_epoch=2,
-                         learning_rate=0.0, **FAST)
+    result = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "tuned",
+        base_model=tmp_path / "base",
+        epochs=1,
+        steps_per_epoch=2,
+        learning_rate=0.0,
+        **FAST,
+    )
     assert _same_weights(_weights(tmp_path / "tuned"), base.state_dict())
-    scratch = train_model(training=[(image, labels)], output=tmp_path / "scratch", epochs=1,
-                          steps_per_epoch=2, learning_rate=0.0, seed=0, **FAST)
+    scratch = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "scratch",
+        epochs=1,
+        steps_per_epoch=2,
+        learning_rate=0.0,
+        seed=0,
+        **FAST,
+    )
     assert not _same_weights(_weights(tmp_path / "scratch"), base.state_dict())
     _, card = load_model(tmp_path / "tuned")
     assert card.parent == str(tmp_path / "base")
@@ -130,7 +163,8 @@ def test_fine_tuning_starts_from_the_base_weights(tmp_path):
     with torch.no_grad():
         logits = base(torch.from_numpy(image[held_out].astype(np.float32) / 255)[:, None])
     expected = torch.nn.functional.cross_entropy(
-        logits, torch.from_numpy(labels[held_out].astype(np.int64)))
+        logits, torch.from_numpy(labels[held_out].astype(np.int64))
+    )
     assert result.history[0]["val_loss"] == pytest.approx(float(expected), rel=0.02)
 
 
@@ -138,15 +172,23 @@ def test_fine_tuning_with_a_new_class_keeps_the_shared_weights(tmp_path):
     base = _base_model(tmp_path)
     image, labels = _blobs()
     labels[:, :8, :8] = 2  # a third class appears in the annotations
-    train_model(training=[(image, labels)], output=tmp_path / "tuned",
-                base_model=tmp_path / "base", epochs=1, steps_per_epoch=1, learning_rate=0.0,
-                **FAST)
+    train_model(
+        training=[(image, labels)],
+        output=tmp_path / "tuned",
+        base_model=tmp_path / "base",
+        epochs=1,
+        steps_per_epoch=1,
+        learning_rate=0.0,
+        **FAST,
+    )
     tuned = _weights(tmp_path / "tuned")
     original = base.state_dict()
     assert tuned["decoder.output.weight"].shape[0] == 3
     assert torch.equal(tuned["decoder.output.weight"][:2], original["decoder.output.weight"])
-    assert torch.equal(tuned["encoder.features.convblock1.conv1.unit.0.weight"],
-                       original["encoder.features.convblock1.conv1.unit.0.weight"])
+    assert torch.equal(
+        tuned["encoder.features.convblock1.conv1.unit.0.weight"],
+        original["encoder.features.convblock1.conv1.unit.0.weight"],
+    )
 
 
 def test_sparse_annotations_train_and_validate_on_painted_pixels(tmp_path):
@@ -156,8 +198,13 @@ def test_sparse_annotations_train_and_validate_on_painted_pixels(tmp_path):
         plane = np.full(labels.shape[1:], 255, dtype=np.uint8)
         plane[::3, ::3] = labels[z, ::3, ::3]  # a sparse grid of painted pixels
         painted[z] = plane
-    result = train_model(training=[TrainingPair(image, painted, name="scribbles")],
-                         output=tmp_path / "m", epochs=1, steps_per_epoch=3, **FAST)
+    result = train_model(
+        training=[TrainingPair(image, painted, name="scribbles")],
+        output=tmp_path / "m",
+        epochs=1,
+        steps_per_epoch=3,
+        **FAST,
+    )
     _, card = load_model(tmp_path / "m")
     assert card.training["validation"]["method"] == "regions"
     assert card.training["data"][0]["slices"] == [2, 5]
@@ -219,15 +266,24 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_saved_epoch(tmp_path):
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
     image, labels = _blobs()
-    first = train_model(training=[(image, labels)], output=tmp_path / "m", epochs=1,
-                        steps_per_epoch=2, **FAST)
+    first = train_model(
+        training=[(image, labels)], output=tmp_path / "m", epochs=1, steps_per_epoch=2, **FAST
+    )
     before = _weights(tmp_path / "m")
-    again = train_model(training=[(image, labels)], output=tmp_path / "m", epochs=1,
-                        steps_per_epoch=2, **FAST)
+    again = train_model(
+        training=[(image, labels)], output=tmp_path / "m", epochs=1, steps_per_epoch=2, **FAST
+    )
     assert again.steps == first.steps == 2
     assert _same_weights(_weights(tmp_path / "m"), before)
-    restarted = train_model(training=[(image, labels)], output=tmp_path / "m", epochs=1,
-                            steps_per_epoch=2, seed=9, resume=False, **FAST)
+    restarted = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "m",
+        epochs=1,
+        steps_per_epoch=2,
+        seed=9,
+        resume=False,
+        **FAST,
+    )
     assert restarted.steps == 2
     assert not _same_weights(_weights(tmp_path / "m"), before)
 
@@ -235,9 +291,15 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
 def test_time_budget_stops_training_and_progress_reaches_one(tmp_path):
     image, labels = _blobs()
     reports, epochs = [], []
-    result = train_model(training=[(image, labels)], output=tmp_path / "m", time_budget_s=1.5,
-                         steps_per_epoch=4, on_progress=lambda f, eta: reports.append((f, eta)),
-                         on_epoch=epochs.append, **FAST)
+    result = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "m",
+        time_budget_s=1.5,
+        steps_per_epoch=4,
+        on_progress=lambda f, eta: reports.append((f, eta)),
+        on_epoch=epochs.append,
+        **FAST,
+    )
     assert result.stopped_by == "time_budget"
     # Generous: on a busy CPU one step or validation may take longer than the one before.
     assert result.elapsed_s < 10.0
@@ -250,22 +312,31 @@ def test_time_budget_stops_training_and_progress_reaches_one(tmp_path):
 
 def test_no_validation_keeps_the_last_epoch(tmp_path):
     image, labels = _blobs()
-    result = train_model(training=[(image, labels)], output=tmp_path / "m", epochs=2,
-                         steps_per_epoch=2, validation_fraction=0.0, **FAST)
+    result = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "m",
+        epochs=2,
+        steps_per_epoch=2,
+        validation_fraction=0.0,
+        **FAST,
+    )
     assert result.best_epoch == 2 and result.validation == "none"
     assert "val_loss" not in result.history[-1]
     assert _same_weights(_weights(tmp_path / "m"), _weights(tmp_path / "m" / "last"))
 
 
-@pytest.mark.parametrize("change, where", [
-    ({"crop_size": 30}, "crop_size"),
-    ({"epochs": None}, "epochs"),
-    ({"select_best_by": "luck"}, "select_best_by"),
-    ({"architecture": {"levels": 0}}, "architecture"),
-    ({"classes": [{"id": 0, "name": "bg"}]}, "labels"),
-    ({"class_weights": [1.0]}, "class_weights"),
-    ({"precision": "fp8"}, "precision"),
-])
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"crop_size": 30}, "crop_size"),
+        ({"epochs": None}, "epochs"),
+        ({"select_best_by": "luck"}, "select_best_by"),
+        ({"architecture": {"levels": 0}}, "architecture"),
+        ({"classes": [{"id": 0, "name": "bg"}]}, "labels"),
+        ({"class_weights": [1.0]}, "class_weights"),
+        ({"precision": "fp8"}, "precision"),
+    ],
+)
 def test_bad_parameters_are_input_errors_that_name_the_argument(tmp_path, change, where):
     image, labels = _blobs(depth=2)
     settings = dict(training=[(image, labels)], output=tmp_path / "m", epochs=1, **FAST)
@@ -278,8 +349,14 @@ def test_bad_parameters_are_input_errors_that_name_the_argument(tmp_path, change
 
 def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(tmp_path):
     image, labels = _blobs()
-    settings = dict(training=[(image, labels)], epochs=3, steps_per_epoch=2,
-                    validation_fraction=0.0, learning_rate=0.01, **FAST)
+    settings = dict(
+        training=[(image, labels)],
+        epochs=3,
+        steps_per_epoch=2,
+        validation_fraction=0.0,
+        learning_rate=0.01,
+        **FAST,
+    )
     cosine = train_model(output=tmp_path / "cosine", **settings)
     rates = [record["learning_rate"] for record in cosine.history]
     assert rates == sorted(rates, reverse=True) and rates[0] < 0.01
@@ -291,10 +368,16 @@ def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(tmp_path
 def test_three_d_networks_train_on_labelled_z_runs(tmp_path):
     image, labels = _blobs(depth=8, size=32)
     labels[3] = 255  # a gap: two labelled runs
-    result = train_model(training=[(image, labels)], output=tmp_path / "m3d",
-                         architecture={"dims": 3, "feature_maps": 2, "levels": 1},
-                         crop_size=(4, 16, 16), batch_size=2, epochs=1, steps_per_epoch=2,
-                         device="cpu")
+    result = train_model(
+        training=[(image, labels)],
+        output=tmp_path / "m3d",
+        architecture={"dims": 3, "feature_maps": 2, "levels": 1},
+        crop_size=(4, 16, 16),
+        batch_size=2,
+        epochs=1,
+        steps_per_epoch=2,
+        device="cpu",
+    )
     model, card = load_model(tmp_path / "m3d")
     assert model.dims == 3
     assert card.training["validation"]["method"] == "regions"

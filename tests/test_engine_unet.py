@@ -13,16 +13,19 @@ from biosegment.engine.unet import UNet, architecture_dict
 torch.set_num_threads(2)
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "neuralnets"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(),
-                                    reason=f"neuralnets fixtures not found at {FIXTURES}")
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"neuralnets fixtures not found at {FIXTURES}"
+)
 
 # Each fixture checkpoint with the architecture its README says it was written with.
 FIXTURE_ARCHITECTURES = {
     "unet2d_fm8_l3_batch": dict(dims=2, feature_maps=8, levels=3, norm="batch", num_classes=3),
-    "unet3d_fm4_l2_instance": dict(dims=3, feature_maps=4, levels=2, norm="instance",
-                                   num_classes=2),
-    "isbi_unet2d_fm16_l4_instance": dict(dims=2, feature_maps=16, levels=4, norm="instance",
-                                         num_classes=2),
+    "unet3d_fm4_l2_instance": dict(
+        dims=3, feature_maps=4, levels=2, norm="instance", num_classes=2
+    ),
+    "isbi_unet2d_fm16_l4_instance": dict(
+        dims=2, feature_maps=16, levels=4, norm="instance", num_classes=2
+    ),
 }
 
 
@@ -64,8 +67,14 @@ def test_output_has_one_logit_per_class_at_input_size(dims, shape):
 
 def test_config_records_the_architecture():
     model = UNet(dims=3, in_channels=2, num_classes=5, feature_maps=6, levels=2, norm="none")
-    assert model.config == {"dims": 3, "in_channels": 2, "num_classes": 5, "feature_maps": 6,
-                            "levels": 2, "norm": "none"}
+    assert model.config == {
+        "dims": 3,
+        "in_channels": 2,
+        "num_classes": 5,
+        "feature_maps": 6,
+        "levels": 2,
+        "norm": "none",
+    }
 
 
 def test_norm_choice_changes_the_layers():
@@ -90,8 +99,16 @@ def test_wrong_number_of_dimensions_is_refused():
         UNet(dims=3, feature_maps=4, levels=1)(torch.rand(1, 1, 8, 8))
 
 
-@pytest.mark.parametrize("bad", [dict(dims=4), dict(norm="group"), dict(levels=0),
-                                 dict(feature_maps=2.5), dict(num_classes=True)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(dims=4),
+        dict(norm="group"),
+        dict(levels=0),
+        dict(feature_maps=2.5),
+        dict(num_classes=True),
+    ],
+)
 def test_invalid_hyper_parameters_are_refused(bad):
     with pytest.raises(ValueError):
         architecture_dict(**bad)
@@ -122,8 +139,9 @@ def test_fast_inference_pass_handles_batches_of_instance_norm_samples():
     model = UNet(feature_maps=4, levels=2).eval()
     x = torch.rand(3, 1, 32, 48)
     with torch.inference_mode():
-        np.testing.assert_allclose(FastUNet(model, torch.device("cpu"))(x).numpy(),
-                                   model(x).numpy(), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            FastUNet(model, torch.device("cpu"))(x).numpy(), model(x).numpy(), atol=1e-5, rtol=0
+        )
 
 
 def _counted_flops_per_voxel(model: UNet, shape: tuple[int, ...]) -> float:
@@ -133,8 +151,11 @@ def _counted_flops_per_voxel(model: UNet, shape: tuple[int, ...]) -> float:
     def count(module, inputs, output):
         nonlocal total
         in_channels = inputs[0].shape[1]
-        taps = 1 if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)) \
+        taps = (
+            1
+            if isinstance(module, (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d))
             else int(np.prod(module.kernel_size))
+        )
         total += 2 * output.numel() * in_channels * taps
 
     kinds = (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
@@ -146,15 +167,19 @@ def _counted_flops_per_voxel(model: UNet, shape: tuple[int, ...]) -> float:
     return total / np.prod(shape[2:])
 
 
-@pytest.mark.parametrize("config, shape", [
-    (dict(), (1, 1, 64, 64)),
-    (dict(dims=3, feature_maps=4, levels=2, num_classes=3), (1, 1, 8, 8, 8)),
-])
+@pytest.mark.parametrize(
+    "config, shape",
+    [
+        (dict(), (1, 1, 64, 64)),
+        (dict(dims=3, feature_maps=4, levels=2, num_classes=3), (1, 1, 8, 8, 8)),
+    ],
+)
 def test_flop_count_matches_the_convolutions_run(config, shape):
     from biosegment.engine.unet import flops_per_voxel
 
     model = UNet(**config).eval()
     assert flops_per_voxel(model.config) == pytest.approx(
-        _counted_flops_per_voxel(model, shape), rel=1e-9)
+        _counted_flops_per_voxel(model, shape), rel=1e-9
+    )
     if not config:
         assert flops_per_voxel(model.config) == pytest.approx(92_000, rel=0.01)  # SPEC 9

@@ -161,10 +161,20 @@ def test_models_in_both_layouts_and_a_broken_one(tmp_path, catalog):
     source = checkpoint()
     (tmp_path / "models" / "tuned").mkdir(parents=True)
     shutil.copy(source, tmp_path / "models" / "tuned" / "model.pytorch")
-    (tmp_path / "models" / "tuned" / "model.json").write_text(json.dumps({
-        "name": "tuned", "classes": [{"id": 0, "name": "bg"}, {"id": 1, "name": "mito"},
-                                     {"id": 2, "name": "er"}],
-        "parent": "models/legacy.pytorch", "metrics": [{"epoch": 1, "loss": 0.4}]}))
+    (tmp_path / "models" / "tuned" / "model.json").write_text(
+        json.dumps(
+            {
+                "name": "tuned",
+                "classes": [
+                    {"id": 0, "name": "bg"},
+                    {"id": 1, "name": "mito"},
+                    {"id": 2, "name": "er"},
+                ],
+                "parent": "models/legacy.pytorch",
+                "metrics": [{"epoch": 1, "loss": 0.4}],
+            }
+        )
+    )
     shutil.copy(source, tmp_path / "models" / "legacy.pytorch")
     (tmp_path / "models" / "broken.pytorch").write_bytes(b"not a checkpoint")
     (tmp_path / "models" / "empty folder").mkdir()
@@ -188,7 +198,9 @@ def test_segmentations_and_annotations_are_registered(tmp_path, catalog):
     (seg / "segmentation.json").write_text(json.dumps({"model": "mito 2D"}))
     write_slices(tmp_path / "segmentations" / "EPFL" / "old style")
     (tmp_path / "segmentations" / "EPFL" / "half written").mkdir()
-    (tmp_path / "segmentations" / "EPFL" / "half written" / ".labels.tif.123.part").write_bytes(b"x")
+    (tmp_path / "segmentations" / "EPFL" / "half written" / ".labels.tif.123.part").write_bytes(
+        b"x"
+    )
     notes = tmp_path / "annotations" / "EPFL" / "scribbles"
     notes.mkdir(parents=True)
     for z in (3, 12):
@@ -208,8 +220,12 @@ def test_segmentations_and_annotations_are_registered(tmp_path, catalog):
 
 
 def test_ui_rows_get_fresh_facts_and_are_marked_missing_only_once_seen(tmp_path, catalog):
-    catalog.upsert_segmentation(dataset="EPFL", name="pending", origin="ui",
-                                location="segmentations/EPFL/pending/labels.tif")
+    catalog.upsert_segmentation(
+        dataset="EPFL",
+        name="pending",
+        origin="ui",
+        location="segmentations/EPFL/pending/labels.tif",
+    )
     scan_data_folder(catalog, tmp_path)
     assert catalog.segmentation("EPFL", "pending")["state"] == "ok"  # not written yet
     labels = write_stack(tmp_path / "segmentations" / "EPFL" / "pending" / "labels.tif")
@@ -248,8 +264,12 @@ def test_symlinks_that_leave_the_data_folder_are_problems_not_rows(tmp_path):
         assert [d["name"] for d in catalog.datasets()] == ["fine"]
         assert catalog.segmentations() == [] and catalog.annotations() == []
         sources = {p["source"] for p in catalog.problems("scan")}
-    assert sources == {"EM/secret", "segmentations/fine/auto/labels.tif", "annotations/fine/away",
-                       "models"}
+    assert sources == {
+        "EM/secret",
+        "segmentations/fine/auto/labels.tif",
+        "annotations/fine/away",
+        "models",
+    }
 
 
 def _full_folder(root: Path, *, with_model: bool = True) -> None:
@@ -265,16 +285,31 @@ def _full_folder(root: Path, *, with_model: bool = True) -> None:
     write_stack(root / "segmentations" / "EPFL" / "auto" / "labels.tif")
     legacy = root / "annotations" / "EPFL" / "old"
     legacy.mkdir(parents=True)
-    (legacy / "annotations.json").write_text(json.dumps({"1": [
-        {"type": "path", "path": "M1,1L9,1", "line": {"color": "#00FE35", "width": 3}}]}))
-    (root / "setup.json").write_text(json.dumps({
-        "projects": [{"title": "Main"}], "datasets": [{"title": "EPFL", "file_type": "tif3d"}],
-        "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch"}]}))
+    (legacy / "annotations.json").write_text(
+        json.dumps(
+            {"1": [{"type": "path", "path": "M1,1L9,1", "line": {"color": "#00FE35", "width": 3}}]}
+        )
+    )
+    (root / "setup.json").write_text(
+        json.dumps(
+            {
+                "projects": [{"title": "Main"}],
+                "datasets": [{"title": "EPFL", "file_type": "tif3d"}],
+                "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch"}],
+            }
+        )
+    )
 
 
 def _everything(catalog) -> tuple:
-    return (catalog.datasets(), catalog.models(), catalog.segmentations(),
-            catalog.annotations(), catalog.projects(), catalog.problems())
+    return (
+        catalog.datasets(),
+        catalog.models(),
+        catalog.segmentations(),
+        catalog.annotations(),
+        catalog.projects(),
+        catalog.problems(),
+    )
 
 
 def test_a_second_refresh_of_a_full_folder_changes_nothing(tmp_path, catalog):
@@ -303,8 +338,9 @@ def test_processes_refreshing_the_same_folder_at_once_agree(tmp_path):
     _full_folder(tmp_path, with_model=False)
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    workers = [context.Process(target=_refresh_in_process, args=(tmp_path, start))
-               for _ in range(2)]
+    workers = [
+        context.Process(target=_refresh_in_process, args=(tmp_path, start)) for _ in range(2)
+    ]
     for worker in workers:
         worker.start()
     start.set()

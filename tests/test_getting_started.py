@@ -53,10 +53,18 @@ def option_values(step: str) -> dict[str, str]:
 
 
 def isolated_environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BIOSEGMENT_") and k not in ("ROOT_DATA_FOLDER",)}
-    env.update(HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               APPDATA=str(home / "AppData" / "Roaming"), PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BIOSEGMENT_") and k not in ("ROOT_DATA_FOLDER",)
+    }
+    env.update(
+        HOME=str(home),
+        USERPROFILE=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        APPDATA=str(home / "AppData" / "Roaming"),
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -78,28 +86,43 @@ def test_the_documented_steps_run_as_written(tmp_path):
     outputs = []
     for step in documented_steps():
         argv = [sys.executable, "-m", "biosegment", *shlex.split(step)[1:]]
-        result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+        )
         outputs.append(f"$ {step}\n{result.stdout}{result.stderr}")
         assert result.returncode == 0, "\n".join(outputs)
     for location in documented_results():
-        assert (workdir / location).exists(), f"{location} is missing after the steps\n" + \
-            "\n".join(outputs)
+        assert (workdir / location).exists(), (
+            f"{location} is missing after the steps\n" + "\n".join(outputs)
+        )
 
     # What the steps claim to have done: every model a step fine-tuned names its base model as
     # its parent, and every job succeeded.
-    listing = subprocess.run([sys.executable, "-m", "biosegment", "--data", "data", "models",
-                              "--json"], cwd=workdir, env=env, capture_output=True, text=True,
-                             timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "biosegment", "--data", "data", "models", "--json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     models = {m["name"]: m for m in json.loads(listing.stdout)}
-    fine_tunes = [option_values(step) for step in documented_steps()
-                  if " train " in step and "--base-model" in step]
+    fine_tunes = [
+        option_values(step)
+        for step in documented_steps()
+        if " train " in step and "--base-model" in step
+    ]
     assert fine_tunes
     for options in fine_tunes:
         tuned = models[options["--name"]]
         assert options["--base-model"] in (tuned.get("parent") or ""), tuned
-    jobs = subprocess.run([sys.executable, "-m", "biosegment", "--data", "data", "jobs",
-                           "--json"], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=120)
+    jobs = subprocess.run(
+        [sys.executable, "-m", "biosegment", "--data", "data", "jobs", "--json"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     states = [job["state"] for job in json.loads(jobs.stdout)]
     assert states and set(states) == {"succeeded"}, states

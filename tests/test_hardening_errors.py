@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog, refresh
+from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 ANNOTATIONS = f"/api/v1/datasets/{DEMO_DATASET}/annotations"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog, refresh
+from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 SECRET = 77  # the grey value of the outside files: it must never come back
 

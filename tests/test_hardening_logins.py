@@ -18,11 +18,11 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
-from webui_fixtures import config_for, make_demo_folder, serve
 
 from biosegment.accounts import open_accounts
 from biosegment.cli import main
 from biosegment.config import ServerConfig
+from webui_fixtures import config_for, make_demo_folder, serve
 
 PASSWORD = "a long enough password"
 

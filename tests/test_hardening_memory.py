@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from server_process import child_server, peak_rss_bytes, rss_bytes
-from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog, refresh
+from server_process import child_server, peak_rss_bytes, rss_bytes
+from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "bad"))
 from make_big import big_png, big_zlib_tiff, many_pages_tiff  # noqa: E402

@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from server_process import child_server
-from webui_fixtures import DEMO_DATASET, Http, make_demo_folder
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.errors import VolumeError
 from biosegment.volumes import VolumeLimits, open_volume, set_volume_limits, volume_limits
 from biosegment.volumes.deadline import read_deadline
+from server_process import child_server
+from webui_fixtures import DEMO_DATASET, Http, make_demo_folder
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 DEMO_TILE = f"/api/v1/datasets/{DEMO_DATASET}/tiles/raw/z/0/0/0/0.png"

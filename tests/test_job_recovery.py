@@ -20,8 +20,17 @@ from biosegment.catalog import open_catalog
 from biosegment.daemon import daemon_running
 from biosegment.engine import load_model
 from biosegment.tasks import JobService
-from job_fixtures import (DEMO_DATASET, QUICK_TRAIN, TINY_MODEL, TRAIN_DATASET, job_row,
-                          make_folder, start_biosegment, stop_process, wait_for)
+from job_fixtures import (
+    DEMO_DATASET,
+    QUICK_TRAIN,
+    TINY_MODEL,
+    TRAIN_DATASET,
+    job_row,
+    make_folder,
+    start_biosegment,
+    stop_process,
+    wait_for,
+)
 
 BLOCK_DONE = re.compile(r"block (\d+)/\d+ \(z [\d-]+\) done$")
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -47,8 +56,11 @@ def daemons(tmp_path):
 
 
 def wait_finished(root, job_id, timeout=180) -> dict:
-    row = wait_for(lambda: (lambda r: r if r["state"] in TERMINAL else None)(
-        job_row(root, job_id)), timeout=timeout, interval=0.1)
+    row = wait_for(
+        lambda: (lambda r: r if r["state"] in TERMINAL else None)(job_row(root, job_id)),
+        timeout=timeout,
+        interval=0.1,
+    )
     return row or job_row(root, job_id)
 
 
@@ -64,10 +76,12 @@ def assert_nothing_left_running(root):
 def test_kill_9_during_training_then_restart_finishes_from_the_checkpoint(daemons):
     root, service, start = daemons
     first = start()
-    job = service.submit_train(dataset=TRAIN_DATASET, epochs=12, steps_per_epoch=3,
-                               name="survivor", **QUICK_TRAIN)
-    assert wait_for(lambda: len(job_row(root, job["id"])["metrics"]) >= 2, timeout=120,
-                    interval=0.02), service.job_log(job["id"])
+    job = service.submit_train(
+        dataset=TRAIN_DATASET, epochs=12, steps_per_epoch=3, name="survivor", **QUICK_TRAIN
+    )
+    assert wait_for(
+        lambda: len(job_row(root, job["id"])["metrics"]) >= 2, timeout=120, interval=0.02
+    ), service.job_log(job["id"])
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     killed = job_row(root, job["id"])
@@ -98,10 +112,12 @@ def test_kill_9_during_training_then_restart_finishes_from_the_checkpoint(daemon
 def test_sigterm_requeues_a_running_training_and_the_next_start_resumes_it(daemons):
     root, service, start = daemons
     first = start()
-    job = service.submit_train(dataset=TRAIN_DATASET, epochs=300, steps_per_epoch=2,
-                               name="stopped", **QUICK_TRAIN)
-    assert wait_for(lambda: len(job_row(root, job["id"])["metrics"]) >= 2, timeout=120,
-                    interval=0.02)
+    job = service.submit_train(
+        dataset=TRAIN_DATASET, epochs=300, steps_per_epoch=2, name="stopped", **QUICK_TRAIN
+    )
+    assert wait_for(
+        lambda: len(job_row(root, job["id"])["metrics"]) >= 2, timeout=120, interval=0.02
+    )
     assert stop_process(first, sig=signal.SIGTERM, timeout=60) == 0
     stopped = job_row(root, job["id"])
     assert stopped["state"] == "queued", stopped
@@ -123,20 +139,25 @@ def test_kill_9_during_segmentation_resumes_from_the_finished_blocks(daemons):
     root, service, start = daemons
     first = start()
     job = service.submit_segment(DEMO_DATASET, TINY_MODEL, block_z=1, window=256)
-    assert wait_for(lambda: any(BLOCK_DONE.search(line)
-                                for line in service.job_log(job["id"]).splitlines()),
-                    timeout=120, interval=0.02)
+    assert wait_for(
+        lambda: any(BLOCK_DONE.search(line) for line in service.job_log(job["id"]).splitlines()),
+        timeout=120,
+        interval=0.02,
+    )
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert job_row(root, job["id"])["state"] == "running", "the kill came too late to test"
-    before = {int(m.group(1)) for line in service.job_log(job["id"]).splitlines()
-              if (m := BLOCK_DONE.search(line))}
+    before = {
+        int(m.group(1))
+        for line in service.job_log(job["id"]).splitlines()
+        if (m := BLOCK_DONE.search(line))
+    }
     log_before = service.job_log(job["id"])
 
     start()
     final = wait_finished(root, job["id"])
     assert final["state"] == "succeeded", (final["message"], service.job_log(job["id"]))
-    after_lines = service.job_log(job["id"])[len(log_before):].splitlines()
+    after_lines = service.job_log(job["id"])[len(log_before) :].splitlines()
     after = [int(m.group(1)) for line in after_lines if (m := BLOCK_DONE.search(line))]
     assert before and not (before & set(after)), f"blocks redone: {before & set(after)}"
     assert before | set(after) == {1, 2, 3, 4, 5}

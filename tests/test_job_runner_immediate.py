@@ -47,8 +47,9 @@ def test_an_immediate_runner_runs_every_block_itself_and_queues_nothing(folder, 
     assert pending_job_messages(service.huey) == []
     log = service.job_log(job["id"])
     for index in range(3):  # each block ran as its own task, on this runner
-        assert re.search(rf"block {index}: attempt \d+ on {re.escape(runner.identity)}$", log,
-                         re.MULTILINE), log
+        assert re.search(
+            rf"block {index}: attempt \d+ on {re.escape(runner.identity)}$", log, re.MULTILINE
+        ), log
     labels = tifffile.imread(root / "segmentations" / DEMO_DATASET / TINY_MODEL / "labels.tif")
     assert labels.shape[0] == 5 and labels.dtype == np.uint8
 

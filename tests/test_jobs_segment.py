@@ -103,8 +103,9 @@ def test_demo_segmentation_succeeds_with_progress_rising_to_one(folder, consumer
     card = json.loads((output / "segmentation.json").read_text())
     assert card["model"] == TINY_MODEL and card["job"] == job["id"]
     assert card["blocks"] == [[0, 2], [2, 4], [4, 5]]
-    assert not [p for p in output.parent.iterdir() if p.name.startswith(".")], \
+    assert not [p for p in output.parent.iterdir() if p.name.startswith(".")], (
         "a staging folder was left behind"
+    )
 
     catalog = open_catalog(root)
     try:
@@ -167,8 +168,7 @@ def test_cancel_of_a_queued_job_is_immediate_and_final(folder, consumer, service
 def test_cancel_of_a_running_segmentation_stops_it_and_retry_finishes(folder, consumer, service):
     root, _ = folder
     consumer()
-    job = service.submit_segment(DEMO_DATASET, TINY_MODEL, block_z=1, batch_size=1,
-                                 window=128)
+    job = service.submit_segment(DEMO_DATASET, TINY_MODEL, block_z=1, batch_size=1, window=128)
     assert wait_for(lambda: job_row(root, job["id"])["progress"] > 0, timeout=60)
     service.cancel(job["id"])
     final = sample_until_done(root, job["id"], timeout=30)[-1]
@@ -182,8 +182,7 @@ def test_cancel_of_a_running_segmentation_stops_it_and_retry_finishes(folder, co
     assert (root / "segmentations" / DEMO_DATASET / TINY_MODEL / "labels.tif").is_file()
 
 
-def test_shutdown_puts_the_interrupted_block_back_and_a_restart_finishes(folder, consumer,
-                                                                         service):
+def test_shutdown_puts_the_interrupted_block_back_and_a_restart_finishes(folder, consumer, service):
     root, _ = folder
     host = consumer()
     # Several batches per block, so the stop often lands inside one.
@@ -195,8 +194,9 @@ def test_shutdown_puts_the_interrupted_block_back_and_a_restart_finishes(folder,
     assert not stopper.is_alive(), "the consumer did not stop"
     stopped = job_row(root, job["id"])
     assert stopped["state"] in ("running", "queued"), stopped
-    done_before = sum(1 for line in service.job_log(job["id"]).splitlines()
-                      if BLOCK_DONE.search(line))
+    done_before = sum(
+        1 for line in service.job_log(job["id"]).splitlines() if BLOCK_DONE.search(line)
+    )
 
     consumer()
     final = sample_until_done(root, job["id"])[-1]
@@ -207,8 +207,10 @@ def test_shutdown_puts_the_interrupted_block_back_and_a_restart_finishes(folder,
     assert len(computed) == 5, computed
     assert done_before >= 1
     if "interrupted by shutdown" in log:
-        assert re.search(r"block \d+ interrupted; re-queued", json.dumps(stopped["message"])) \
+        assert (
+            re.search(r"block \d+ interrupted; re-queued", json.dumps(stopped["message"]))
             or stopped["state"] == "queued"
+        )
     labels = tifffile.imread(root / "segmentations" / DEMO_DATASET / TINY_MODEL / "labels.tif")
     np.testing.assert_array_equal(labels, engine_labels(root, window=(256, 256)))
 

@@ -39,20 +39,34 @@ def running(folder):
 
 
 def finished(root, job_id: str, timeout: float = 120) -> dict:
-    return wait_for(lambda: (lambda row: row if row["state"] in TERMINAL else None)(
-        job_row(root, job_id)), timeout=timeout, interval=0.05) or job_row(root, job_id)
+    return wait_for(
+        lambda: (lambda row: row if row["state"] in TERMINAL else None)(job_row(root, job_id)),
+        timeout=timeout,
+        interval=0.05,
+    ) or job_row(root, job_id)
 
 
 def test_fine_tuning_from_ground_truth_publishes_a_model_with_its_parent(running):
     root, service = running
-    job = service.submit_train(dataset=TRAIN_DATASET, base_model=TINY_MODEL, epochs=3,
-                               name="tuned", steps_per_epoch=4, batch_size=2, crop_size=32,
-                               validation_fraction=0.0)
+    job = service.submit_train(
+        dataset=TRAIN_DATASET,
+        base_model=TINY_MODEL,
+        epochs=3,
+        name="tuned",
+        steps_per_epoch=4,
+        batch_size=2,
+        crop_size=32,
+        validation_fraction=0.0,
+    )
     assert job["params"]["base_model"] == TINY_MODEL and job["params"]["annotation"] is None
     # Metrics arrive epoch by epoch while the job runs, not only at its end.
-    seen_partial = wait_for(lambda: (lambda r: r["state"] == "running"
-                                     and 1 <= len(r["metrics"]) < 3)(job_row(root, job["id"])),
-                            timeout=60, interval=0.01)
+    seen_partial = wait_for(
+        lambda: (lambda r: r["state"] == "running" and 1 <= len(r["metrics"]) < 3)(
+            job_row(root, job["id"])
+        ),
+        timeout=60,
+        interval=0.01,
+    )
     final = finished(root, job["id"])
     assert final["state"] == "succeeded", (final["message"], service.job_log(job["id"]))
     assert seen_partial, "no intermediate per-epoch metrics were written"
@@ -87,15 +101,15 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
     painted[30:40, 30:40] = 1
     write_png_slice(annotation / "z00001.png", painted)
     write_png_slice(annotation / "z00002.png", painted)
-    (annotation / "annotation.json").write_text(json.dumps(
-        {"classes": [{"id": 1, "name": "disc"}]}), encoding="utf-8")
+    (annotation / "annotation.json").write_text(
+        json.dumps({"classes": [{"id": 1, "name": "disc"}]}), encoding="utf-8"
+    )
     catalog = open_catalog(root)
     try:
         refresh(catalog, root)
     finally:
         catalog.close()
-    job = service.submit_train(annotation="scribbles", epochs=2, steps_per_epoch=2,
-                               **QUICK_TRAIN)
+    job = service.submit_train(annotation="scribbles", epochs=2, steps_per_epoch=2, **QUICK_TRAIN)
     assert job["params"]["dataset"] == TRAIN_DATASET
     final = finished(root, job["id"])
     assert final["state"] == "succeeded", (final["message"], service.job_log(job["id"]))
@@ -109,16 +123,19 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
 def test_cancelling_a_running_training_stops_it_within_one_batch(running):
     root, service = running
     # One batch per epoch: the job row's metrics count the batches as they finish.
-    job = service.submit_train(dataset=TRAIN_DATASET, epochs=500, steps_per_epoch=1,
-                               name="cancelled-run", **QUICK_TRAIN)
-    assert wait_for(lambda: len(job_row(root, job["id"])["metrics"]) >= 3, timeout=60,
-                    interval=0.01)
+    job = service.submit_train(
+        dataset=TRAIN_DATASET, epochs=500, steps_per_epoch=1, name="cancelled-run", **QUICK_TRAIN
+    )
+    assert wait_for(
+        lambda: len(job_row(root, job["id"])["metrics"]) >= 3, timeout=60, interval=0.01
+    )
     service.cancel(job["id"])
     batches_at_cancel = len(job_row(root, job["id"])["metrics"])
     final = finished(root, job["id"], timeout=30)
     assert final["state"] == "cancelled", final
-    assert len(final["metrics"]) <= batches_at_cancel + 1, \
+    assert len(final["metrics"]) <= batches_at_cancel + 1, (
         f"{len(final['metrics']) - batches_at_cancel} batches ran after the cancel"
+    )
     assert not (root / "models" / "cancelled-run").exists()
     assert "cancelled" in service.job_log(job["id"])
 

@@ -18,8 +18,14 @@ RED, GREEN, BLUE = "#FD3216", "#00FE35", "#6A76FC"
 
 
 def stroke(path: str, color: str, width: float = 3) -> dict:
-    return {"type": "path", "path": path, "line": {"color": color, "width": width},
-            "editable": True, "xref": "x", "yref": "y"}
+    return {
+        "type": "path",
+        "path": path,
+        "line": {"color": color, "width": width},
+        "editable": True,
+        "xref": "x",
+        "yref": "y",
+    }
 
 
 def write_dataset(root: Path, name="EPFL", shape=(20, 40, 60)) -> None:
@@ -53,7 +59,10 @@ def test_strokes_become_class_ids_on_their_slices(root):
         row = catalog.annotation("EPFL", "old")
     assert row["slices"] == [4, 12]
     assert {c["id"]: c["name"] for c in row["classes"]} == {
-        0: "background", 1: "mitochondria", 2: "endoplasmic reticulum"}
+        0: "background",
+        1: "mitochondria",
+        2: "endoplasmic reticulum",
+    }
     z4 = read_png(folder / "z00004.png")
     assert z4.shape == (40, 60) and z4.dtype == np.uint8
     assert z4[10, 20] == 1 and z4[30, 30] == 2 and z4[20, 20] == 255
@@ -67,7 +76,8 @@ def test_strokes_become_class_ids_on_their_slices(root):
 def test_a_file_beside_the_annotation_folders_gets_a_folder_of_its_own(root):
     (root / "annotations" / "EPFL").mkdir(parents=True)
     (root / "annotations" / "EPFL" / "annotations.json").write_text(
-        json.dumps({"0": [stroke("M1,1L9,1", GREEN)]}))
+        json.dumps({"0": [stroke("M1,1L9,1", GREEN)]})
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         assert catalog.annotation("EPFL", "annotations")["slices"] == [0]
@@ -77,9 +87,14 @@ def test_a_file_beside_the_annotation_folders_gets_a_folder_of_its_own(root):
 def test_setup_json_pointing_at_an_annotations_file_imports_it(root):
     (root / "old").mkdir()
     (root / "old" / "mito.json").write_text(json.dumps({"7": [stroke("M1,1L9,1", GREEN)]}))
-    (root / "setup.json").write_text(json.dumps({
-        "datasets": [{"title": "EPFL"}],
-        "annotations": [{"title": "mito", "location": "old/mito.json", "dataset": "EPFL"}]}))
+    (root / "setup.json").write_text(
+        json.dumps(
+            {
+                "datasets": [{"title": "EPFL"}],
+                "annotations": [{"title": "mito", "location": "old/mito.json", "dataset": "EPFL"}],
+            }
+        )
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         row = catalog.annotation("EPFL", "mito")
@@ -91,10 +106,18 @@ def test_setup_json_pointing_at_an_annotations_file_imports_it(root):
 def test_unknown_colours_and_bad_paths_are_reported_and_skipped(root):
     folder = root / "annotations" / "EPFL" / "mixed"
     folder.mkdir(parents=True)
-    (folder / "annotations.json").write_text(json.dumps({
-        "2": [stroke("M1,1L9,1", "#123456"), stroke("M1,5L9,5", GREEN),
-              stroke("M1,1 C 3,3 5,5 9,9", GREEN)],
-        "top": [stroke("M1,1L9,1", GREEN)]}))
+    (folder / "annotations.json").write_text(
+        json.dumps(
+            {
+                "2": [
+                    stroke("M1,1L9,1", "#123456"),
+                    stroke("M1,5L9,5", GREEN),
+                    stroke("M1,1 C 3,3 5,5 9,9", GREEN),
+                ],
+                "top": [stroke("M1,1L9,1", GREEN)],
+            }
+        )
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         problems = {p["where"]: p for p in catalog.problems("scan")}
@@ -109,7 +132,9 @@ def test_import_happens_once_and_again_when_the_file_changes(root):
     folder = root / "annotations" / "EPFL" / "old"
     folder.mkdir(parents=True)
     source = folder / "annotations.json"
-    source.write_text(json.dumps({"1": [stroke("M1,1L9,1", GREEN)], "2": [stroke("M1,1L9,1", RED)]}))
+    source.write_text(
+        json.dumps({"1": [stroke("M1,1L9,1", GREEN)], "2": [stroke("M1,1L9,1", RED)]})
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
         first_write = (folder / "z00001.png").stat().st_mtime_ns
@@ -134,7 +159,9 @@ def test_slices_edited_after_import_are_never_overwritten(root):
         edited[20, 20] = 2
         slice_path = folder / "z00001.png"
         Image.fromarray(edited).save(slice_path)
-        os.utime(slice_path, ns=(slice_path.stat().st_atime_ns, slice_path.stat().st_mtime_ns + 10**9))
+        os.utime(
+            slice_path, ns=(slice_path.stat().st_atime_ns, slice_path.stat().st_mtime_ns + 10**9)
+        )
         source.write_text(json.dumps({"1": [stroke("M1,1L9,1", RED)]}))
         os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 2 * 10**9))
         refresh(catalog, root)

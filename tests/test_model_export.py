@@ -39,9 +39,12 @@ def test_onnx_labels_match_the_engine_on_the_demo_slices(isbi_model, isbi_onnx):
     with open_volume(DEMO_RAW) as reader:
         engine_labels = segment_volume(reader, model)  # default settings, as jobs run it
         raw = reader.read_block(0, reader.shape[0])
-    onnx_labels = np.concatenate([
-        run_onnx(isbi_onnx, (plane.astype(np.float32) / 255)[None, None]).argmax(axis=1)
-        for plane in raw])
+    onnx_labels = np.concatenate(
+        [
+            run_onnx(isbi_onnx, (plane.astype(np.float32) / 255)[None, None]).argmax(axis=1)
+            for plane in raw
+        ]
+    )
     differing = float(np.mean(onnx_labels != engine_labels))
     assert onnx_labels.shape == engine_labels.shape == (5, 512, 512)
     assert differing <= 0.001, f"{differing:.4%} of pixels differ"
@@ -68,8 +71,8 @@ def test_both_formats_reproduce_the_neuralnets_outputs(neuralnets_fixtures, tmp_
     extra = {"model.json": ""}
     scripted = torch.jit.load(str(script_path), _extra_files=extra)
     with torch.no_grad():
-        np.testing.assert_allclose(scripted(torch.from_numpy(io["input"])).numpy(),
-                                   io["output"], atol=2e-4)
+        np.testing.assert_allclose(
+            scripted(torch.from_numpy(io["input"])).numpy(), io["output"], atol=2e-4
+        )
     assert json.loads(extra["model.json"])["architecture"] == model.config
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.onnx",
-                                                          f"{name}.torchscript.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.onnx", f"{name}.torchscript.pt"]

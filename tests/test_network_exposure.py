@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from biosegment.accounts import (ExposureRefused, is_loopback, open_accounts,
-                                 require_accounts_for_exposure)
+from biosegment.accounts import (
+    ExposureRefused,
+    is_loopback,
+    open_accounts,
+    require_accounts_for_exposure,
+)
 from biosegment.config import ServerConfig
 from biosegment.datafolder import init_data_folder
 from biosegment.errors import InputError
@@ -50,8 +54,9 @@ def add_admin(root: Path) -> None:
 
 def test_only_the_default_loopback_names_count_as_loopback():
     assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "LOCALHOST"))
-    assert not any(is_loopback(h) for h in ("127.0.0.2", "0.0.0.0", "", "::", "10.0.0.5",
-                                            "lab-server.local"))
+    assert not any(
+        is_loopback(h) for h in ("127.0.0.2", "0.0.0.0", "", "::", "10.0.0.5", "lab-server.local")
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.2", "0.0.0.0", "", "::"])
@@ -69,12 +74,13 @@ def test_a_network_address_is_refused_without_accounts(folder, host):
 
 def test_the_server_factory_refuses_before_binding(folder):
     port = free_port("127.0.0.2")
-    config = dataclasses.replace(config_for(folder),
-                                 server=ServerConfig(host="127.0.0.2", port=port))
+    config = dataclasses.replace(
+        config_for(folder), server=ServerConfig(host="127.0.0.2", port=port)
+    )
     with pytest.raises(ExposureRefused, match="refusing to listen on 127.0.0.2"):
         create_server(config)
     with socket.socket() as probe:
-        probe.bind(("127.0.0.2", port))   # still free: nothing was bound
+        probe.bind(("127.0.0.2", port))  # still free: nothing was bound
 
 
 def test_with_an_admin_the_server_starts_and_asks_for_logins(folder):
@@ -113,6 +119,7 @@ def test_the_environment_overrides_the_secrets_file(folder):
 
 # -- the real daemon process -----------------------------------------------------------------
 
+
 def free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -121,9 +128,13 @@ def free_port(host: str) -> int:
 
 def run_headless(config_file: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT")}
-    return subprocess.Popen([sys.executable, "-m", "biosegment", "--config", str(config_file),
-                             "run", "--headless"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "biosegment", "--config", str(config_file), "run", "--headless"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_run_headless_refuses_then_serves_once_an_admin_exists(folder):
@@ -137,9 +148,23 @@ def test_run_headless_refuses_then_serves_once_an_admin_exists(folder):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.2", port), timeout=1).close()
 
-    subprocess.run([sys.executable, "-m", "biosegment", "--config", str(config_file), "users",
-                    "add", "ada", "--role", "admin"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biosegment",
+            "--config",
+            str(config_file),
+            "users",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     daemon = run_headless(config_file)
     try:
         url = f"http://127.0.0.2:{port}/api/v1/datasets"
@@ -162,6 +187,7 @@ def test_run_headless_refuses_then_serves_once_an_admin_exists(folder):
 
 # -- 127.0.0.1: no login, but no other site either ---------------------------------------------
 
+
 @pytest.fixture
 def local_site(folder):
     with serve(config_for(folder)) as server:
@@ -179,11 +205,14 @@ def test_loopback_refuses_a_foreign_host_header(local_site):
     assert reply.status == 403 and "127.0.0.1" in reply.json()["error"]
 
 
-@pytest.mark.parametrize("headers", [{"Origin": "http://attacker.example"}, {"Origin": "null"},
-                                     {"Sec-Fetch-Site": "cross-site"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://attacker.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}],
+)
 def test_loopback_refuses_changes_from_other_sites(local_site, headers):
-    reply = local_site.post("/api/v1/jobs/segment", json_body={"dataset": "x", "model": "y"},
-                            headers=headers)
+    reply = local_site.post(
+        "/api/v1/jobs/segment", json_body={"dataset": "x", "model": "y"}, headers=headers
+    )
     assert reply.status == 403
     # Reading is not a change; the browser's same-origin policy keeps the answer from the site.
     assert local_site.get("/api/v1/datasets", headers=headers).status == 200
@@ -191,6 +220,9 @@ def test_loopback_refuses_changes_from_other_sites(local_site, headers):
 
 def test_loopback_accepts_changes_from_its_own_pages(local_site):
     origin = local_site.base
-    reply = local_site.post("/api/v1/jobs/segment", json_body={"dataset": "x", "model": "y"},
-                            headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"})
+    reply = local_site.post(
+        "/api/v1/jobs/segment",
+        json_body={"dataset": "x", "model": "y"},
+        headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"},
+    )
     assert reply.status == 404 and reply.json()["field"] == "dataset"

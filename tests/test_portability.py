@@ -68,8 +68,14 @@ def run_blocked(body: str, *args: str) -> subprocess.CompletedProcess:
     script = BLOCKER + textwrap.dedent(body)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOSEGMENT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_blocker_refuses_posix_only_imports_in_biosegment_code(tmp_path):
@@ -77,7 +83,8 @@ def test_the_blocker_refuses_posix_only_imports_in_biosegment_code(tmp_path):
     package = tmp_path / "biosegment_probe"
     package.mkdir()
     (package / "__init__.py").write_text("import fcntl\n", encoding="utf-8")
-    result = run_blocked("""
+    result = run_blocked(
+        """
         import importlib, sys
         import fcntl                                        # allowed: not BioSegment's code
         sys.path.insert(0, sys.argv[1])
@@ -92,7 +99,9 @@ def test_the_blocker_refuses_posix_only_imports_in_biosegment_code(tmp_path):
         print("guarded", fake.pwd)
         import shutil                                       # the standard library is left alone
         print("stdlib ok")
-    """, str(tmp_path))
+    """,
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "refused fcntl" in result.stdout
     assert "guarded None" in result.stdout
@@ -117,8 +126,9 @@ def test_every_module_imports_without_posix_only_modules():
     assert result.returncode == 0, result.stderr
     failures = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert not failures, "\n".join(failures)
-    count = int(next(line for line in result.stdout.splitlines()
-                     if line.startswith("imported")).split()[1])
+    count = int(
+        next(line for line in result.stdout.splitlines() if line.startswith("imported")).split()[1]
+    )
     assert count > 50, result.stdout
 
 

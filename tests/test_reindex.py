@@ -36,20 +36,31 @@ def root(tmp_path):
     notes = tmp_path / "annotations" / "EPFL" / "scribbles"
     notes.mkdir(parents=True)
     Image.fromarray(np.full((16, 24), 255, np.uint8)).save(notes / "z00001.png")
-    (tmp_path / "setup.json").write_text(json.dumps({
-        "projects": [{"title": "Main"}],
-        "datasets": [{"title": "EPFL", "file_type": "tif3d"}],
-        "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch"}]}))
+    (tmp_path / "setup.json").write_text(
+        json.dumps(
+            {
+                "projects": [{"title": "Main"}],
+                "datasets": [{"title": "EPFL", "file_type": "tif3d"}],
+                "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch"}],
+            }
+        )
+    )
     return tmp_path
 
 
 def snapshot(catalog) -> dict:
     drop = ("id", "created_at", "updated_at")
-    rows = {"datasets": catalog.datasets(), "models": catalog.models(),
-            "segmentations": catalog.segmentations(), "annotations": catalog.annotations(),
-            "projects": catalog.projects()}
-    return {table: [{k: v for k, v in row.items() if k not in drop} for row in items]
-            for table, items in rows.items()}
+    rows = {
+        "datasets": catalog.datasets(),
+        "models": catalog.models(),
+        "segmentations": catalog.segmentations(),
+        "annotations": catalog.annotations(),
+        "projects": catalog.projects(),
+    }
+    return {
+        table: [{k: v for k, v in row.items() if k not in drop} for row in items]
+        for table, items in rows.items()
+    }
 
 
 def test_everything_comes_back_after_catalog_db_is_deleted(root):

@@ -32,17 +32,26 @@ AWKWARD_NAME = "lab data 100% $HOME <a&b>"
 def systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd; `make test` "
-                    "installs it)")
+        pytest.skip(
+            "systemd-analyze not installed (Debian package systemd; `make test` installs it)"
+        )
     return path
 
 
 def biosegment(*args: str, env_extra: dict | None = None, check: bool = True):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("BIOSEGMENT_CONFIG", "BIOSEGMENT_DATA", "ROOT_DATA_FOLDER")
+    }
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-m", "biosegment", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biosegment", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"biosegment {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -57,8 +66,9 @@ def verify(unit: Path, *, user: bool = False, runtime_dir: Path | None = None):
 
 
 def directive(unit_text: str, key: str) -> str:
-    values = [line.split("=", 1)[1] for line in unit_text.splitlines()
-              if line.startswith(key + "=")]
+    values = [
+        line.split("=", 1)[1] for line in unit_text.splitlines() if line.startswith(key + "=")
+    ]
     assert len(values) == 1, f"{key}= appears {len(values)} times"
     return values[0]
 
@@ -99,8 +109,13 @@ def test_the_verifier_reports_a_broken_unit(tmp_path):
 
 
 def test_system_unit_is_verified_without_warnings(tmp_path, config, data_folder, awkward_python):
-    plan = plan_service(config, user_scope=False, target_dir=tmp_path / "units",
-                        python=awkward_python, platform="linux")
+    plan = plan_service(
+        config,
+        user_scope=False,
+        target_dir=tmp_path / "units",
+        python=awkward_python,
+        platform="linux",
+    )
     report = install_service(plan, start=False)
     assert report.action == "written" and plan.path.name == "biosegment.service"
     result = verify(plan.path)
@@ -109,12 +124,21 @@ def test_system_unit_is_verified_without_warnings(tmp_path, config, data_folder,
     text = plan.path.read_text()
     owner = data_folder.stat().st_uid
     import pwd
+
     assert directive(text, "User") == pwd.getpwuid(owner).pw_name
     assert unescape_systemd(directive(text, "WorkingDirectory")) == str(data_folder)
     argv = [unescape_systemd(word) for word in shlex.split(directive(text, "ExecStart"))]
-    assert argv == [str(awkward_python), "-m", "biosegment", "--config",
-                    str(data_folder / "biosegment.toml"), "--data", str(data_folder),
-                    "run", "--headless"]
+    assert argv == [
+        str(awkward_python),
+        "-m",
+        "biosegment",
+        "--config",
+        str(data_folder / "biosegment.toml"),
+        "--data",
+        str(data_folder),
+        "run",
+        "--headless",
+    ]
     assert directive(text, "Restart") == "on-failure"
     assert directive(text, "StandardOutput") == "journal"
     assert directive(text, "WantedBy") == "multi-user.target"
@@ -125,8 +149,16 @@ def test_user_unit_from_the_cli_is_verified_without_warnings(tmp_path, data_fold
     xdg = tmp_path / "xdg"
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    proc = biosegment("--config", str(data_folder / "biosegment.toml"), "service", "install",
-                      "--user", "--no-start", "--json", env_extra={"XDG_CONFIG_HOME": str(xdg)})
+    proc = biosegment(
+        "--config",
+        str(data_folder / "biosegment.toml"),
+        "service",
+        "install",
+        "--user",
+        "--no-start",
+        "--json",
+        env_extra={"XDG_CONFIG_HOME": str(xdg)},
+    )
     report = json.loads(proc.stdout)
     unit = xdg / "systemd" / "user" / "biosegment.service"
     assert report["definition"] == str(unit) and report["commands"] == []
@@ -139,13 +171,21 @@ def test_user_unit_from_the_cli_is_verified_without_warnings(tmp_path, data_fold
 
 def test_launchd_daemon_and_agent_parse_as_property_lists(tmp_path, config, data_folder):
     for user_scope in (False, True):
-        plan = plan_service(config, user_scope=user_scope, platform="macos",
-                            target_dir=tmp_path / f"launchd-{user_scope}")
+        plan = plan_service(
+            config,
+            user_scope=user_scope,
+            platform="macos",
+            target_dir=tmp_path / f"launchd-{user_scope}",
+        )
         install_service(plan, start=False)
         document = plistlib.loads(plan.path.read_bytes())
         assert document["Label"] == "org.biosegment.biosegment"
-        assert document["ProgramArguments"][-4:] == ["--data", str(data_folder), "run",
-                                                     "--headless"]
+        assert document["ProgramArguments"][-4:] == [
+            "--data",
+            str(data_folder),
+            "run",
+            "--headless",
+        ]
         assert document["WorkingDirectory"] == str(data_folder)
         assert document["KeepAlive"] == {"SuccessfulExit": False}
         assert document["StandardErrorPath"] == str(data_folder / ".biosegment" / "service.log")
@@ -154,9 +194,20 @@ def test_launchd_daemon_and_agent_parse_as_property_lists(tmp_path, config, data
 
 def test_windows_tasks_start_at_boot_or_logon_and_restart_after_failure(tmp_path, data_folder):
     for user_scope, trigger in ((False, "BootTrigger"), (True, "LogonTrigger")):
-        args = ["--config", str(data_folder / "biosegment.toml"), "service", "install",
-                "--platform", "windows", "--no-start", "--json",
-                "--name", f"lab-{trigger}", "--unit-dir", str(tmp_path / "tasks")]
+        args = [
+            "--config",
+            str(data_folder / "biosegment.toml"),
+            "service",
+            "install",
+            "--platform",
+            "windows",
+            "--no-start",
+            "--json",
+            "--name",
+            f"lab-{trigger}",
+            "--unit-dir",
+            str(tmp_path / "tasks"),
+        ]
         args += ["--user"] if user_scope else ["--run-as", "LAB\\imaging"]
         report = json.loads(biosegment(*args).stdout)
         raw = Path(report["definition"]).read_bytes()
@@ -180,20 +231,23 @@ def test_install_keeps_a_definition_someone_else_wrote(tmp_path, data_folder):
     theirs = units / "biosegment.service"
     theirs.write_text("[Service]\nExecStart=/usr/bin/true\n")
     config_args = ["--config", str(data_folder / "biosegment.toml"), "service"]
-    refused = biosegment(*config_args, "install", "--unit-dir", str(units), "--no-start",
-                         check=False)
+    refused = biosegment(
+        *config_args, "install", "--unit-dir", str(units), "--no-start", check=False
+    )
     assert refused.returncode == 1
     assert str(theirs) in refused.stderr and "--force" in refused.stderr
     assert theirs.read_text() == "[Service]\nExecStart=/usr/bin/true\n"
 
-    forced = biosegment(*config_args, "install", "--unit-dir", str(units), "--no-start",
-                        "--force", "--json")
+    forced = biosegment(
+        *config_args, "install", "--unit-dir", str(units), "--no-start", "--force", "--json"
+    )
     report = json.loads(forced.stdout)
     assert Path(report["previous"]).read_text() == "[Service]\nExecStart=/usr/bin/true\n"
     assert "run --headless" in theirs.read_text()
 
-    again = json.loads(biosegment(*config_args, "install", "--unit-dir", str(units),
-                                  "--no-start", "--json").stdout)
+    again = json.loads(
+        biosegment(*config_args, "install", "--unit-dir", str(units), "--no-start", "--json").stdout
+    )
     assert again["action"] == "unchanged"
 
 
@@ -211,22 +265,39 @@ def test_status_and_uninstall_follow_the_definition_file(tmp_path, data_folder):
     unit = tmp_path / "units" / "biosegment.service"
     unit.write_text(unit.read_text().replace("RestartSec=10", "RestartSec=99"))
     assert status()["current"] is False
-    removed = json.loads(biosegment(*config_args, "uninstall", *where, "--no-stop",
-                                    "--json").stdout)
+    removed = json.loads(
+        biosegment(*config_args, "uninstall", *where, "--no-stop", "--json").stdout
+    )
     assert removed["action"] == "removed" and not unit.exists()
     assert (data_folder / "setup.json").is_file()
     assert status()["installed"] is False
 
 
 def test_dry_run_prints_the_definition_and_commands_and_writes_nothing(tmp_path, data_folder):
-    proc = biosegment("--config", str(data_folder / "biosegment.toml"), "service", "install",
-                      "--user", "--dry-run", "--unit-dir", str(tmp_path / "units"))
+    proc = biosegment(
+        "--config",
+        str(data_folder / "biosegment.toml"),
+        "service",
+        "install",
+        "--user",
+        "--dry-run",
+        "--unit-dir",
+        str(tmp_path / "units"),
+    )
     assert "ExecStart=" in proc.stdout
     assert "# then: systemctl --user enable --now biosegment.service" in proc.stdout
     assert not (tmp_path / "units").exists()
 
 
 def test_bad_service_names_are_refused(data_folder):
-    proc = biosegment("--config", str(data_folder / "biosegment.toml"), "service", "install",
-                      "--dry-run", "--name", "../etc/passwd", check=False)
+    proc = biosegment(
+        "--config",
+        str(data_folder / "biosegment.toml"),
+        "service",
+        "install",
+        "--dry-run",
+        "--name",
+        "../etc/passwd",
+        check=False,
+    )
     assert proc.returncode == 1 and "--name" in proc.stderr

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from webui_fixtures import DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder, serve
 
 from biosegment.catalog import open_catalog
+from webui_fixtures import DEMO_DATASET, Http, chromium_page, config_for, make_demo_folder, serve
 
 
 def test_a_setup_change_is_written_keeping_the_rest_and_the_catalog_follows(tmp_path):

@@ -18,8 +18,9 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / 
 SPEC_EXAMPLE = {
     "EM_location": "EM",
     "projects": [{"title": "Main project"}],
-    "models": [{"title": "mito 2D", "location": "models/mito_2d.pytorch",
-                "project": "Main project"}],
+    "models": [
+        {"title": "mito 2D", "location": "models/mito_2d.pytorch", "project": "Main project"}
+    ],
     "datasets": [{"title": "EPFL", "resolution": [48, 32, 4], "file_type": "tif3d"}],
     "segmentations": None,
     "annotations": None,
@@ -71,8 +72,15 @@ def test_the_spec_example_loads_and_applies(spec_root):
 
 
 def test_null_lists_missing_keys_and_extra_keys_are_accepted(tmp_path):
-    write_setup(tmp_path, {"projects": None, "datasets": None, "models": None,
-                           "description": "kept by the old stack, ignored here"})
+    write_setup(
+        tmp_path,
+        {
+            "projects": None,
+            "datasets": None,
+            "models": None,
+            "description": "kept by the old stack, ignored here",
+        },
+    )
     document = load_setup(tmp_path)
     assert document.datasets == () and document.em_location == "EM"
     write_setup(tmp_path, {})
@@ -86,12 +94,21 @@ def test_no_setup_json_is_fine(tmp_path):
 
 
 def test_new_optional_keys_are_read(tmp_path):
-    write_setup(tmp_path, {
-        "auto_segment": True,
-        "projects": [{"title": "P", "default_model": "m",
-                      "classes": [{"id": 1, "name": "mitochondrion", "color": "#00c0ff"}]},
-                     {"title": "Q", "auto_segment": False}],
-        "datasets": [{"title": "d", "voxel_size": [50, 5, 5]}]})
+    write_setup(
+        tmp_path,
+        {
+            "auto_segment": True,
+            "projects": [
+                {
+                    "title": "P",
+                    "default_model": "m",
+                    "classes": [{"id": 1, "name": "mitochondrion", "color": "#00c0ff"}],
+                },
+                {"title": "Q", "auto_segment": False},
+            ],
+            "datasets": [{"title": "d", "voxel_size": [50, 5, 5]}],
+        },
+    )
     with open_catalog(tmp_path) as catalog:
         refresh(catalog, tmp_path)
         p, q = catalog.project("P"), catalog.project("Q")
@@ -105,14 +122,18 @@ def test_invalid_json_names_line_and_column_and_keeps_the_last_good_state(spec_r
     with open_catalog(spec_root) as catalog:
         refresh(catalog, spec_root)
         before = catalog.datasets()
-        write_setup(spec_root, '{\n  "EM_location": "EM",\n  "datasets": [\n    {"title": "EPFL",}\n  ]\n}')
+        write_setup(
+            spec_root, '{\n  "EM_location": "EM",\n  "datasets": [\n    {"title": "EPFL",}\n  ]\n}'
+        )
         with pytest.raises(SetupError) as caught:
             load_setup(spec_root)
         assert caught.value.where == "line 4, column 22"
         report = refresh(catalog, spec_root)
         assert report.setup == "invalid"
         problems = catalog.problems("setup.json")
-        assert [(p["source"], p["where"]) for p in problems] == [("setup.json", "line 4, column 22")]
+        assert [(p["source"], p["where"]) for p in problems] == [
+            ("setup.json", "line 4, column 22")
+        ]
         assert "JSON" in problems[0]["reason"]
         assert catalog.datasets() == before
         assert catalog.model("mito 2D")["state"] == "ok"
@@ -124,8 +145,10 @@ def test_invalid_json_names_line_and_column_and_keeps_the_last_good_state(spec_r
 
 @pytest.mark.parametrize("location", ["../elsewhere", "/etc", "EM/../../x", "C:\\data"])
 def test_locations_outside_the_root_are_rejected_naming_the_key(tmp_path, location):
-    write_setup(tmp_path, {"datasets": [{"title": "a"}, {"title": "b"},
-                                        {"title": "c", "location": location}]})
+    write_setup(
+        tmp_path,
+        {"datasets": [{"title": "a"}, {"title": "b"}, {"title": "c", "location": location}]},
+    )
     with pytest.raises(SetupError) as caught:
         load_setup(tmp_path)
     assert caught.value.where == "datasets[2].location"
@@ -146,22 +169,29 @@ def test_unknown_file_type_is_rejected_naming_the_key(tmp_path):
     assert "tif3d" in caught.value.reason
 
 
-@pytest.mark.parametrize("content, where", [
-    ([], "(top level)"),
-    ({"datasets": {"title": "a"}}, "datasets"),
-    ({"datasets": ["a"]}, "datasets[0]"),
-    ({"datasets": [{"title": 5}]}, "datasets[0].title"),
-    ({"datasets": [{"title": "a", "resolution": [1, "2", 3]}]}, "datasets[0].resolution[1]"),
-    ({"datasets": [{"title": "a", "voxel_size": [1, 2]}]}, "datasets[0].voxel_size"),
-    ({"projects": [{"title": "p", "classes": [{"id": 255, "name": "x"}]}]},
-     "projects[0].classes[0].id"),
-    ({"projects": [{"title": "p", "classes": [{"id": 1, "name": "x", "color": "red"}]}]},
-     "projects[0].classes[0].color"),
-    ({"auto_segment": "yes"}, "auto_segment"),
-    ({"datasets": [{"title": "a"}, {"title": "a"}]}, "datasets[1].title"),
-    ({"segmentations": [{"title": "s"}]}, "segmentations[0].dataset"),
-    ({"EM_location": 3}, "EM_location"),
-])
+@pytest.mark.parametrize(
+    "content, where",
+    [
+        ([], "(top level)"),
+        ({"datasets": {"title": "a"}}, "datasets"),
+        ({"datasets": ["a"]}, "datasets[0]"),
+        ({"datasets": [{"title": 5}]}, "datasets[0].title"),
+        ({"datasets": [{"title": "a", "resolution": [1, "2", 3]}]}, "datasets[0].resolution[1]"),
+        ({"datasets": [{"title": "a", "voxel_size": [1, 2]}]}, "datasets[0].voxel_size"),
+        (
+            {"projects": [{"title": "p", "classes": [{"id": 255, "name": "x"}]}]},
+            "projects[0].classes[0].id",
+        ),
+        (
+            {"projects": [{"title": "p", "classes": [{"id": 1, "name": "x", "color": "red"}]}]},
+            "projects[0].classes[0].color",
+        ),
+        ({"auto_segment": "yes"}, "auto_segment"),
+        ({"datasets": [{"title": "a"}, {"title": "a"}]}, "datasets[1].title"),
+        ({"segmentations": [{"title": "s"}]}, "segmentations[0].dataset"),
+        ({"EM_location": 3}, "EM_location"),
+    ],
+)
 def test_wrong_types_are_rejected_naming_the_key(tmp_path, content, where):
     write_setup(tmp_path, content)
     with pytest.raises(SetupError) as caught:
@@ -170,12 +200,16 @@ def test_wrong_types_are_rejected_naming_the_key(tmp_path, content, where):
 
 
 def test_every_problem_of_a_bad_file_is_recorded(tmp_path):
-    write_setup(tmp_path, {"datasets": [{"title": "a", "file_type": "nifti"},
-                                        {"title": "b", "location": "/abs"}]})
+    write_setup(
+        tmp_path,
+        {"datasets": [{"title": "a", "file_type": "nifti"}, {"title": "b", "location": "/abs"}]},
+    )
     with open_catalog(tmp_path) as catalog:
         report = reconcile_setup(catalog, tmp_path)
-        assert {p["where"] for p in report.problems} == {"datasets[0].file_type",
-                                                         "datasets[1].location"}
+        assert {p["where"] for p in report.problems} == {
+            "datasets[0].file_type",
+            "datasets[1].location",
+        }
         assert len(catalog.problems()) == 2
         assert catalog.datasets() == []
 
@@ -203,8 +237,9 @@ def test_a_missing_model_file_is_a_per_entry_problem(tmp_path):
 
 
 def test_resolution_that_disagrees_with_the_files_is_reported(spec_root):
-    write_setup(spec_root, dict(SPEC_EXAMPLE, datasets=[{"title": "EPFL",
-                                                         "resolution": [1024, 768, 165]}]))
+    write_setup(
+        spec_root, dict(SPEC_EXAMPLE, datasets=[{"title": "EPFL", "resolution": [1024, 768, 165]}])
+    )
     with open_catalog(spec_root) as catalog:
         refresh(catalog, spec_root)
         assert catalog.dataset("EPFL")["shape"] == [4, 32, 48]
@@ -213,8 +248,13 @@ def test_resolution_that_disagrees_with_the_files_is_reported(spec_root):
 
 def test_entries_removed_from_the_file_are_handed_to_the_scan(spec_root):
     write_stack(spec_root / "elsewhere" / "other.tif")
-    write_setup(spec_root, dict(SPEC_EXAMPLE, datasets=[
-        {"title": "EPFL"}, {"title": "Other", "location": "elsewhere/other.tif"}]))
+    write_setup(
+        spec_root,
+        dict(
+            SPEC_EXAMPLE,
+            datasets=[{"title": "EPFL"}, {"title": "Other", "location": "elsewhere/other.tif"}],
+        ),
+    )
     with open_catalog(spec_root) as catalog:
         refresh(catalog, spec_root)
         assert catalog.dataset("Other")["origin"] == "setup"
@@ -230,8 +270,9 @@ def test_entries_removed_from_the_file_are_handed_to_the_scan(spec_root):
 def test_ui_rows_survive_any_reconcile(spec_root):
     with open_catalog(spec_root) as catalog:
         catalog.upsert_project(name="Painted", origin="ui")
-        catalog.upsert_annotation(dataset="EPFL", name="scribbles", origin="ui",
-                                  location="annotations/EPFL/scribbles")
+        catalog.upsert_annotation(
+            dataset="EPFL", name="scribbles", origin="ui", location="annotations/EPFL/scribbles"
+        )
         refresh(catalog, spec_root)
         write_setup(spec_root, {"projects": [], "datasets": []})
         refresh(catalog, spec_root)

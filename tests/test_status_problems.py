@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from webui_fixtures import make_demo_folder
 
 from biosegment.cli import main
+from webui_fixtures import make_demo_folder
 
 
 def broken_folder(tmp_path):

@@ -9,6 +9,9 @@ import re
 
 import pytest
 from click.testing import CliRunner
+
+from biosegment.catalog import open_catalog, refresh
+from biosegment.cli import main
 from test_browser_viewer import PLANE_TO_SCREEN
 from webui_fixtures import (
     DEMO_DATASET,
@@ -19,9 +22,6 @@ from webui_fixtures import (
     make_tiny_model,
     serve,
 )
-
-from biosegment.catalog import open_catalog, refresh
-from biosegment.cli import main
 
 
 def test_api_descriptions_have_no_raw_markup_and_docs_lead_back(tmp_path):

@@ -54,8 +54,11 @@ def test_truncated_imagej_stack_is_caught_at_probe_time(tmp_path):
 def test_compressed_stack_with_pages_missing_is_caught_at_probe_time(tmp_path):
     full = write_volume(tmp_path / "full.tif", stack(), compression="zlib")
     short = cut(full, full.stat().st_size * 2 // 5, "short.tif")
-    with pytest.raises(VolumeError, match=r"short\.tif: truncated: .*declares 6 slices but the "
-                                          r"file holds only \d pages"):
+    with pytest.raises(
+        VolumeError,
+        match=r"short\.tif: truncated: .*declares 6 slices but the "
+        r"file holds only \d pages",
+    ):
         probe_volume(short)
 
 
@@ -82,8 +85,9 @@ def test_every_truncation_fails_cleanly_or_reads_correct_pixels(tmp_path):
         "ours-zlib": lambda p: write_volume(p, array, compression="zlib"),
         "ours-raw": lambda p: write_volume(p, array, compression=None),
         "plain": lambda p: tifffile.imwrite(p, array, metadata=None, photometric="minisblack"),
-        "plain-lzw": lambda p: tifffile.imwrite(p, array, metadata=None, compression="lzw",
-                                                photometric="minisblack"),
+        "plain-lzw": lambda p: tifffile.imwrite(
+            p, array, metadata=None, compression="lzw", photometric="minisblack"
+        ),
     }
     for name, write in layouts.items():
         full = tmp_path / f"{name}.tif"
@@ -104,7 +108,7 @@ def test_corrupt_compressed_page_is_caught_at_read_time(tmp_path):
     with tifffile.TiffFile(path) as tif:
         start, count = tif.pages[4].dataoffsets[0], tif.pages[4].databytecounts[0]
     data = bytearray(path.read_bytes())
-    data[start:start + count] = b"\x55" * count
+    data[start : start + count] = b"\x55" * count
     path.write_bytes(bytes(data))
     assert probe_volume(path).shape == (6, 48, 64)
     with pytest.raises(VolumeError, match=r"labels\.tif: page 4: decoding the TIFF page failed"):
@@ -161,29 +165,43 @@ def test_unknown_file_type_and_lone_files_that_are_not_volumes(tmp_path):
         probe_volume(tmp_path / "data.raw")
 
 
-@pytest.mark.parametrize("dtype, described", [("int16", "16-bit signed integer"),
-                                               ("float64", "64-bit float"),
-                                               ("uint32", "32-bit unsigned integer"),
-                                               ("bool", "1-bit")])
+@pytest.mark.parametrize(
+    "dtype, described",
+    [
+        ("int16", "16-bit signed integer"),
+        ("float64", "64-bit float"),
+        ("uint32", "32-bit unsigned integer"),
+        ("bool", "1-bit"),
+    ],
+)
 def test_unsupported_pixel_types_name_file_and_type(tmp_path, dtype, described):
     path = tmp_path / f"{dtype}.tif"
     tifffile.imwrite(path, np.zeros((3, 8, 8), dtype), photometric="minisblack")
-    with pytest.raises(VolumeError, match=rf"{dtype}\.tif: page 0: pixel type {described}.*not "
-                                          "supported"):
+    with pytest.raises(
+        VolumeError,
+        match=rf"{dtype}\.tif: page 0: pixel type {described}.*not "
+        "supported",
+    ):
         probe_volume(path)
 
 
 def test_multichannel_images_are_not_supported_yet(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((2, 8, 8, 3), np.uint8), photometric="rgb")
-    tifffile.imwrite(tmp_path / "channels.tif", np.zeros((4, 2, 8, 8), np.uint8), imagej=True,
-                     metadata={"axes": "ZCYX"})
+    tifffile.imwrite(
+        tmp_path / "channels.tif",
+        np.zeros((4, 2, 8, 8), np.uint8),
+        imagej=True,
+        metadata={"axes": "ZCYX"},
+    )
     rgb_folder = tmp_path / "rgb_pngs"
     rgb_folder.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(rgb_folder / "0.png")
     Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(rgb_folder / "1.png")
-    for path, name in [(tmp_path / "rgb.tif", r"rgb\.tif"),
-                       (tmp_path / "channels.tif", r"channels\.tif"),
-                       (rgb_folder, r"0\.png")]:
+    for path, name in [
+        (tmp_path / "rgb.tif", r"rgb\.tif"),
+        (tmp_path / "channels.tif", r"channels\.tif"),
+        (rgb_folder, r"0\.png"),
+    ]:
         with pytest.raises(VolumeError, match=rf"{name}.*multichannel .* not supported yet"):
             probe_volume(path)
 

@@ -22,21 +22,27 @@ def test_dataset_round_trips_with_key_and_chunks(tmp_path, dtype):
     data = volume(dtype=dtype)
     path = tmp_path / "sample.h5"
     with h5py.File(path, "w") as handle:
-        raw = handle.create_dataset("volumes/raw", data=data, chunks=(1, 18, 22),
-                                    compression="gzip")
+        raw = handle.create_dataset(
+            "volumes/raw", data=data, chunks=(1, 18, 22), compression="gzip"
+        )
         raw.attrs["resolution"] = [40.0, 4.0, 4.0]  # CREMI: z y x in nm
         handle.create_dataset("volumes/labels/clefts", data=np.zeros((5, 36, 44), np.uint8))
     assert detect_file_type(path) == "hdf5"
     info = probe_volume(path, key="volumes/raw")
-    assert (info.file_type, info.shape, info.dtype, info.key) == ("hdf5", data.shape, dtype,
-                                                                  "volumes/raw")
+    assert (info.file_type, info.shape, info.dtype, info.key) == (
+        "hdf5",
+        data.shape,
+        dtype,
+        "volumes/raw",
+    )
     assert info.voxel_size == (40.0, 4.0, 4.0)
     with open_volume(path, key="/volumes/raw/") as reader:
         assert reader.chunks == (1, 18, 22)
         np.testing.assert_array_equal(reader.read_block(0, 5), data)
         np.testing.assert_array_equal(reader.read_slice(2), data[2])
-        np.testing.assert_array_equal(reader.read_block(1, 4, slice(5, 30), slice(None, None, 2)),
-                                      data[1:4, 5:30, ::2])
+        np.testing.assert_array_equal(
+            reader.read_block(1, 4, slice(5, 30), slice(None, None, 2)), data[1:4, 5:30, ::2]
+        )
     # The conventional "volumes/raw" wins over the labels when no key is given.
     assert probe_volume(path).key == "volumes/raw"
     # A location that continues past the file name carries the key.
@@ -69,8 +75,11 @@ def test_ambiguous_missing_and_unsupported_datasets_name_file_and_key(tmp_path):
         handle.create_dataset("rgb", data=np.zeros((3, 2, 4, 4), np.uint8))
         handle.create_dataset("counts", data=np.zeros((2, 4, 4), np.int64))
         handle.create_group("group")
-    with pytest.raises(VolumeError, match=r"two\.h5: holds several datasets \(counts, first, "
-                                          r"rgb, second\).*key"):
+    with pytest.raises(
+        VolumeError,
+        match=r"two\.h5: holds several datasets \(counts, first, "
+        r"rgb, second\).*key",
+    ):
         probe_volume(path)
     with pytest.raises(VolumeError, match=r"two\.h5: key: no dataset 'third' in the file"):
         probe_volume(path, key="third")
@@ -78,8 +87,11 @@ def test_ambiguous_missing_and_unsupported_datasets_name_file_and_key(tmp_path):
         probe_volume(path, key="group")
     with pytest.raises(VolumeError, match=r"two\.h5: key rgb: .*multichannel"):
         probe_volume(path, key="rgb")
-    with pytest.raises(VolumeError, match=r"two\.h5: key counts: pixel type int64 is not "
-                                          "supported"):
+    with pytest.raises(
+        VolumeError,
+        match=r"two\.h5: key counts: pixel type int64 is not "
+        "supported",
+    ):
         probe_volume(path, key="counts")
     (tmp_path / "broken.h5").write_bytes(b"not really hdf5" * 10)
     with pytest.raises(VolumeError, match=r"broken\.h5: opening the HDF5 file failed"):

@@ -54,7 +54,9 @@ def test_isbi_labels_read_as_membrane_background_and_interior_class(isbi_dir):
     assert 0.6 < ids.mean() < 0.9  # about 78 % of ISBI pixels are cell interior
 
 
-@pytest.mark.parametrize("values, expected", [([0, 255], True), ([255], True), ([0], False),
-                                              ([0, 1, 255], False), ([0, 254], False)])
+@pytest.mark.parametrize(
+    "values, expected",
+    [([0, 255], True), ([255], True), ([0], False), ([0, 1, 255], False), ([0, 254], False)],
+)
 def test_is_binary_mask_on_arrays(values, expected):
     assert is_binary_mask(np.array(values, np.uint8)) is expected

@@ -30,16 +30,18 @@ def test_volume_round_trips_with_voxel_size_in_nm(tmp_path, dtype):
     with open_volume(path) as reader:
         assert reader.is_memory_mapped
         np.testing.assert_array_equal(reader.read_block(0, 4), data)
-        np.testing.assert_array_equal(reader.read_block(1, 3, slice(4, 20), slice(0, 32, 5)),
-                                      data[1:3, 4:20, 0:32:5])
+        np.testing.assert_array_equal(
+            reader.read_block(1, 3, slice(4, 20), slice(0, 32, 5)), data[1:3, 4:20, 0:32:5]
+        )
 
 
 def test_signed_types_are_shifted_into_unsigned_keeping_order(tmp_path):
     data16 = np.array([[[-32768, -1, 0, 1, 32767]]], dtype=np.int16)
     with open_volume(write_mrc(tmp_path / "int16.mrc", data16)) as reader:
         assert reader.dtype == np.uint16
-        np.testing.assert_array_equal(reader.read_slice(0),
-                                      (data16[0].astype(np.int32) + 32768).astype(np.uint16))
+        np.testing.assert_array_equal(
+            reader.read_slice(0), (data16[0].astype(np.int32) + 32768).astype(np.uint16)
+        )
     data8 = np.array([[[-128, -1, 0, 1, 127]]], dtype=np.int8)
     with open_volume(write_mrc(tmp_path / "int8.mrc", data8)) as reader:
         assert reader.dtype == np.uint8
@@ -66,8 +68,11 @@ def test_single_image_has_no_voxel_size_and_damage_is_named(tmp_path):
     complex_path = tmp_path / "complex.mrc"
     with mrcfile.new(complex_path) as handle:
         handle.set_data(np.zeros((2, 4, 4), np.complex64))
-    with pytest.raises(VolumeError, match=r"complex\.mrc: header mode: MRC pixel type complex "
-                                          "float32 is not supported"):
+    with pytest.raises(
+        VolumeError,
+        match=r"complex\.mrc: header mode: MRC pixel type complex "
+        "float32 is not supported",
+    ):
         probe_volume(complex_path)
     (tmp_path / "short.mrc").write_bytes(b"\0" * 100)
     with pytest.raises(VolumeError, match=r"short\.mrc: reading the MRC header failed"):

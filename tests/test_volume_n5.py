@@ -19,28 +19,39 @@ def volume(shape=(5, 30, 41), dtype="uint16", seed=0) -> np.ndarray:
     return rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
 
 
-@pytest.mark.parametrize("compression", [{"type": "raw"}, {"type": "gzip"},
-                                         {"type": "bzip2"}, {"type": "xz"},
-                                         {"type": "blosc", "cname": "lz4", "clevel": 5,
-                                          "shuffle": 1},
-                                         {"type": "zstd", "level": 3}])
+@pytest.mark.parametrize(
+    "compression",
+    [
+        {"type": "raw"},
+        {"type": "gzip"},
+        {"type": "bzip2"},
+        {"type": "xz"},
+        {"type": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1},
+        {"type": "zstd", "level": 3},
+    ],
+)
 def test_dataset_round_trips_through_every_codec(tmp_path, compression):
     data = volume()
     container = tmp_path / "sample.n5"
     write_attributes(container, {"n5": "4.0.0"})
-    write_n5_dataset(container / "raw", data, block_size=(2, 16, 16), compression=compression,
-                     attributes={"resolution": [4.0, 4.0, 40.0]})  # x y z, nm
+    write_n5_dataset(
+        container / "raw",
+        data,
+        block_size=(2, 16, 16),
+        compression=compression,
+        attributes={"resolution": [4.0, 4.0, 40.0]},
+    )  # x y z, nm
     assert detect_file_type(container) == "n5"
     info = probe_volume(container)
-    assert (info.file_type, info.key, info.shape, info.dtype) == ("n5", "raw", data.shape,
-                                                                  "uint16")
+    assert (info.file_type, info.key, info.shape, info.dtype) == ("n5", "raw", data.shape, "uint16")
     assert info.voxel_size == (40.0, 4.0, 4.0)
     with open_volume(container) as reader:
         assert reader.chunks == (2, 16, 16)
         np.testing.assert_array_equal(reader.read_block(0, 5), data)
         np.testing.assert_array_equal(reader.read_slice(3), data[3])
-        np.testing.assert_array_equal(reader.read_block(1, 4, slice(7, 29), slice(3, 40, 4)),
-                                      data[1:4, 7:29, 3:40:4])
+        np.testing.assert_array_equal(
+            reader.read_block(1, 4, slice(7, 29), slice(3, 40, 4)), data[1:4, 7:29, 3:40:4]
+        )
 
 
 def test_block_files_follow_the_n5_layout(tmp_path):
@@ -66,8 +77,11 @@ def test_missing_blocks_read_as_zeros_and_damage_is_named(tmp_path):
     assert not dataset[1, 16:, 16:].any()
     np.testing.assert_array_equal(dataset[0], data[0])
     with open_volume(tmp_path / "d.n5") as reader:
-        with pytest.raises(VolumeError, match=r"d\.n5/0/0/1: block 0/0/1: N5 block .* does not "
-                                              "fit"):
+        with pytest.raises(
+            VolumeError,
+            match=r"d\.n5/0/0/1: block 0/0/1: N5 block .* does not "
+            "fit",
+        ):
             reader.read_slice(1)
         with pytest.raises(VolumeError, match=r"1/0/1: block 1/0/1: truncated N5 block header"):
             reader.read_block(1, 2, slice(0, 16), slice(16, 32))
@@ -76,28 +90,46 @@ def test_missing_blocks_read_as_zeros_and_damage_is_named(tmp_path):
 def test_bigdataviewer_style_pyramid_exposes_levels(tmp_path):
     data = volume(shape=(4, 64, 48), dtype="uint8")
     container = tmp_path / "pyramid.n5"
-    write_attributes(container, {"n5": "4.0.0", "scales": [[1, 1, 1], [2, 2, 1], [4, 4, 1]],
-                                 "pixelResolution": {"dimensions": [5, 5, 30], "unit": "nm"}})
+    write_attributes(
+        container,
+        {
+            "n5": "4.0.0",
+            "scales": [[1, 1, 1], [2, 2, 1], [4, 4, 1]],
+            "pixelResolution": {"dimensions": [5, 5, 30], "unit": "nm"},
+        },
+    )
     for level in range(3):
-        step = 2 ** level
-        write_n5_dataset(container / f"s{level}", data[:, ::step, ::step],
-                         block_size=(2, 32, 32))
+        step = 2**level
+        write_n5_dataset(container / f"s{level}", data[:, ::step, ::step], block_size=(2, 32, 32))
     with open_volume(container) as reader:
         assert reader.voxel_size == (30.0, 5.0, 5.0)
-        assert [level.factors for level in reader.levels] == [(1.0, 1.0, 1.0), (1.0, 2.0, 2.0),
-                                                              (1.0, 4.0, 4.0)]
+        assert [level.factors for level in reader.levels] == [
+            (1.0, 1.0, 1.0),
+            (1.0, 2.0, 2.0),
+            (1.0, 4.0, 4.0),
+        ]
         np.testing.assert_array_equal(reader.level(2).read_slice(1), data[1, ::4, ::4])
         assert reader.level(1).voxel_size == (30.0, 10.0, 10.0)
 
 
 def test_bad_n5_metadata_names_the_file(tmp_path):
-    write_attributes(tmp_path / "bad.n5" / "d", {"dimensions": [4, 4], "blockSize": [2, 2],
-                                                "dataType": "uint8",
-                                                "compression": {"type": "lz4"}})
-    with pytest.raises(VolumeError, match=r"attributes\.json: compression: N5 compression "
-                                          "'lz4' is not supported"):
+    write_attributes(
+        tmp_path / "bad.n5" / "d",
+        {
+            "dimensions": [4, 4],
+            "blockSize": [2, 2],
+            "dataType": "uint8",
+            "compression": {"type": "lz4"},
+        },
+    )
+    with pytest.raises(
+        VolumeError,
+        match=r"attributes\.json: compression: N5 compression "
+        "'lz4' is not supported",
+    ):
         probe_volume(tmp_path / "bad.n5")
-    write_attributes(tmp_path / "odd.n5" / "d", {"dimensions": [4, 4], "blockSize": [2, 2],
-                                                "dataType": "object"})
+    write_attributes(
+        tmp_path / "odd.n5" / "d", {"dimensions": [4, 4], "blockSize": [2, 2], "dataType": "object"}
+    )
     with pytest.raises(VolumeError, match=r"dataType: N5 data type 'object' is not supported"):
         probe_volume(tmp_path / "odd.n5")

@@ -12,9 +12,11 @@ import zarr
 from biosegment.volumes import open_volume
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, pyramid_shapes, write_ome_zarr
 
-CLASSES = [{"id": 0, "name": "background", "color": "#000000"},
-           {"id": 1, "name": "mitochondrion", "color": "#00c0ff"},
-           {"id": 2, "name": "membrane", "color": "#ff4040"}]
+CLASSES = [
+    {"id": 0, "name": "background", "color": "#000000"},
+    {"id": 1, "name": "mitochondrion", "color": "#00c0ff"},
+    {"id": 2, "name": "membrane", "color": "#ff4040"},
+]
 
 
 def labels(shape=(10, 1100, 700)) -> np.ndarray:
@@ -35,16 +37,22 @@ def validated_label_image(path, version):
     models = (Image04, ImageLabel04) if version == "0.4" else (Image05, ImageLabel05)
     for model in models:
         # ome-zarr-models 1.6 leaves these forward references unresolved under pydantic 2.14.
-        model.model_rebuild(_types_namespace={"ArraySpec": spec.ArraySpec,
-                                              "GroupSpec": spec.GroupSpec})
+        model.model_rebuild(
+            _types_namespace={"ArraySpec": spec.ArraySpec, "GroupSpec": spec.GroupSpec}
+        )
     return models[1].from_zarr(zarr.open_group(str(path), mode="r"))
 
 
 @pytest.mark.parametrize("version, marker", [("0.4", ".zgroup"), ("0.5", "zarr.json")])
 def test_label_image_opens_with_zarr_and_its_metadata_validates(tmp_path, version, marker):
     data = labels()
-    path = write_ome_zarr(tmp_path / "labels.ome.zarr", data, voxel_size=(30.0, 4.0, 4.0),
-                          classes=CLASSES, version=version)
+    path = write_ome_zarr(
+        tmp_path / "labels.ome.zarr",
+        data,
+        voxel_size=(30.0, 4.0, 4.0),
+        classes=CLASSES,
+        version=version,
+    )
     assert (path / marker).is_file()
     group = zarr.open_group(str(path), mode="r")
     np.testing.assert_array_equal(group["0"][...], data)
@@ -53,8 +61,11 @@ def test_label_image_opens_with_zarr_and_its_metadata_validates(tmp_path, versio
         label, multiscale = model.attributes.image_label, model.attributes.multiscales[0]
     else:
         label, multiscale = model.attributes.ome.image_label, model.attributes.ome.multiscales[0]
-    assert [p.model_dump(by_alias=True)["class"] for p in label.properties] == ["background", "mitochondrion",
-                                                         "membrane"]
+    assert [p.model_dump(by_alias=True)["class"] for p in label.properties] == [
+        "background",
+        "mitochondrion",
+        "membrane",
+    ]
     assert [tuple(c.rgba) for c in label.colors][:2] == [(0, 0, 0, 0), (0, 192, 255, 255)]
     assert [a.name for a in multiscale.axes] == ["z", "y", "x"]
     assert {a.unit for a in multiscale.axes} == {"nanometer"}
@@ -65,20 +76,30 @@ def test_label_image_opens_with_zarr_and_its_metadata_validates(tmp_path, versio
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_round_trip_through_the_contract_with_a_nearest_pyramid(tmp_path, version):
     data = labels()
-    path = write_ome_zarr(tmp_path / "seg.ome.zarr", data, voxel_size=(30.0, 4.0, 4.0),
-                          classes=CLASSES, version=version, chunks=(4, 256, 256))
+    path = write_ome_zarr(
+        tmp_path / "seg.ome.zarr",
+        data,
+        voxel_size=(30.0, 4.0, 4.0),
+        classes=CLASSES,
+        version=version,
+        chunks=(4, 256, 256),
+    )
     with open_volume(path) as reader:
         assert reader.info.file_type == "omezarr" and reader.voxel_size == (30.0, 4.0, 4.0)
         np.testing.assert_array_equal(reader.read_block(0, 10), data)
         assert reader.chunks == (4, 256, 256)
         assert [lv.shape for lv in reader.levels] == pyramid_shapes(data.shape)
-        assert [lv.shape for lv in reader.levels] == [(10, 1100, 700), (10, 550, 350),
-                                                      (10, 275, 175)]
+        assert [lv.shape for lv in reader.levels] == [
+            (10, 1100, 700),
+            (10, 550, 350),
+            (10, 275, 175),
+        ]
         for index in range(3):
-            step = 2 ** index
+            step = 2**index
             # every second voxel: class ids are never blended into new values
-            np.testing.assert_array_equal(reader.level(index).read_block(0, 10),
-                                          data[:, ::step, ::step])
+            np.testing.assert_array_equal(
+                reader.level(index).read_block(0, 10), data[:, ::step, ::step]
+            )
 
 
 def test_raw_images_may_use_mean_downsampling(tmp_path):
@@ -87,8 +108,15 @@ def test_raw_images_may_use_mean_downsampling(tmp_path):
     with open_volume(path) as reader:
         level1 = reader.level(1).read_block(0, 2)
     padded = np.pad(data, ((0, 0), (0, 0), (0, 0)), mode="edge").astype(np.float64)
-    expected = np.rint((padded[:, 0::2, 0::2] + padded[:, 1::2, 0::2] + padded[:, 0::2, 1::2]
-                        + padded[:, 1::2, 1::2]) / 4)
+    expected = np.rint(
+        (
+            padded[:, 0::2, 0::2]
+            + padded[:, 1::2, 0::2]
+            + padded[:, 0::2, 1::2]
+            + padded[:, 1::2, 1::2]
+        )
+        / 4
+    )
     np.testing.assert_array_equal(level1, expected.astype(np.uint16))
     attributes = json.loads((path / "zarr.json").read_text())["attributes"]
     assert attributes["ome"]["multiscales"][0]["type"] == "mean"

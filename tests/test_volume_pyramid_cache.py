@@ -9,8 +9,12 @@ import pytest
 
 from biosegment.errors import CancelledError
 from biosegment.volumes import open_volume, write_volume
-from biosegment.volumes.pyramid_cache import (PyramidCache, build_pyramid, needs_pyramid,
-                                              open_with_pyramid)
+from biosegment.volumes.pyramid_cache import (
+    PyramidCache,
+    build_pyramid,
+    needs_pyramid,
+    open_with_pyramid,
+)
 
 
 def stack(shape=(3, 2100, 1300)) -> np.ndarray:
@@ -30,15 +34,24 @@ def test_large_tiff_gets_cached_levels_that_match_2x2_means(tmp_path):
         assert fractions[-1] == 1.0 and store.name.endswith(".ome.zarr")
         assert build_pyramid(reader, cache) == store  # current: not rebuilt
     with open_with_pyramid(open_volume(tiff), cache) as reader:
-        assert [lv.shape for lv in reader.levels] == [(3, 2100, 1300), (3, 1050, 650),
-                                                      (3, 525, 325), (3, 263, 163)]
-        assert [lv.factors for lv in reader.levels][1:] == [(1.0, 2.0, 2.0), (1.0, 4.0, 4.0),
-                                                            (1.0, 8.0, 8.0)]
+        assert [lv.shape for lv in reader.levels] == [
+            (3, 2100, 1300),
+            (3, 1050, 650),
+            (3, 525, 325),
+            (3, 263, 163),
+        ]
+        assert [lv.factors for lv in reader.levels][1:] == [
+            (1.0, 2.0, 2.0),
+            (1.0, 4.0, 4.0),
+            (1.0, 8.0, 8.0),
+        ]
         np.testing.assert_array_equal(reader.read_slice(1), data[1])
         assert reader.level(0) is reader
         half = data.astype(np.float64)
-        expected = np.rint((half[:, 0::2, 0::2] + half[:, 1::2, 0::2] + half[:, 0::2, 1::2]
-                            + half[:, 1::2, 1::2]) / 4).astype(np.uint8)
+        expected = np.rint(
+            (half[:, 0::2, 0::2] + half[:, 1::2, 0::2] + half[:, 0::2, 1::2] + half[:, 1::2, 1::2])
+            / 4
+        ).astype(np.uint8)
         np.testing.assert_array_equal(reader.level(1).read_block(0, 3), expected)
         assert reader.level(1).voxel_size == (30.0, 8.0, 8.0)
         assert reader.level(3).read_slice(2).shape == (263, 163)
@@ -58,7 +71,8 @@ def test_rewritten_file_never_shows_an_old_pyramid(tmp_path):
     assert second != first and not first.exists()
     with open_with_pyramid(open_volume(tiff), cache) as reader:
         assert reader.level(1).read_slice(0)[0, 0] == np.rint(
-            (255 - data[0, :2, :2].astype(float)).mean())
+            (255 - data[0, :2, :2].astype(float)).mean()
+        )
 
 
 def test_small_volumes_need_none_and_cancelling_leaves_nothing(tmp_path):

@@ -10,8 +10,13 @@ import tifffile
 from PIL import Image
 
 from biosegment.errors import VolumeError
-from biosegment.volumes import (IMAGE_SUFFIXES, detect_file_type, natural_sort_key, open_volume,
-                                probe_volume)
+from biosegment.volumes import (
+    IMAGE_SUFFIXES,
+    detect_file_type,
+    natural_sort_key,
+    open_volume,
+    probe_volume,
+)
 
 
 def sample(shape=(12, 30, 44), dtype="uint8", seed=1) -> np.ndarray:
@@ -47,8 +52,9 @@ def test_tiff_slice_folder_round_trip(tmp_path, dtype):
     assert list(info.files) == files  # z0 .. z11 in numeric order, not z0, z1, z10, z11, z2
     with open_volume(tmp_path / "slices") as reader:
         np.testing.assert_array_equal(reader.read_block(0, 12), array)
-        np.testing.assert_array_equal(reader.read_block(3, 9, slice(4, 20), slice(1, None, 5)),
-                                      array[3:9, 4:20, 1::5])
+        np.testing.assert_array_equal(
+            reader.read_block(3, 9, slice(4, 20), slice(1, None, 5)), array[3:9, 4:20, 1::5]
+        )
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
@@ -82,7 +88,14 @@ def test_palette_png_slices_read_as_their_indices(tmp_path):
 def test_natural_sort_orders_numbers_by_value():
     names = ["z10.png", "z2.png", "Z1.png", "z01.png", "slice_100_b.png", "slice_20_a.png", "z.png"]
     assert sorted(names, key=natural_sort_key) == [
-        "slice_20_a.png", "slice_100_b.png", "z.png", "z01.png", "Z1.png", "z2.png", "z10.png"]
+        "slice_20_a.png",
+        "slice_100_b.png",
+        "z.png",
+        "z01.png",
+        "Z1.png",
+        "z2.png",
+        "z10.png",
+    ]
 
 
 def test_files_are_ordered_naturally_with_unpadded_numbers(tmp_path):

@@ -47,9 +47,14 @@ def sparse_stack(tmp_path) -> Path:
     if sys.platform == "win32" or not _filesystem_makes_sparse_files(tmp_path):
         pytest.skip("the temporary folder's filesystem does not create sparse files")
     path = tmp_path / "big stack.tif"
-    tifffile.imwrite(path, shape=SHAPE, dtype="uint8", imagej=True,
-                     metadata={"axes": "ZYX", "spacing": 50.0, "unit": "nm"},
-                     resolution=(0.25, 0.25))
+    tifffile.imwrite(
+        path,
+        shape=SHAPE,
+        dtype="uint8",
+        imagej=True,
+        metadata={"axes": "ZYX", "spacing": 50.0, "unit": "nm"},
+        resolution=(0.25, 0.25),
+    )
     assert path.stat().st_size > 2 * 2**30
     assert path.stat().st_blocks * 512 < 64 * 2**20, "the test file should be sparse"
     return path

@@ -66,9 +66,13 @@ def test_round_trip_every_layout_and_dtype(tmp_path, layout, dtype):
 def test_read_block_windows_equal_numpy_slicing(tmp_path, layout):
     array = sample(shape=(9, 50, 70), dtype="uint16", seed=3)
     path = write(tmp_path / "stack.tif", array, **LAYOUTS[layout])
-    windows = [(slice(None), slice(None)), (slice(5, 33), slice(10, 69)),
-               (slice(0, 1), slice(69, 70)), (slice(3, 40, 4), slice(None, None, 3)),
-               (slice(-10, None), slice(-5, -1))]
+    windows = [
+        (slice(None), slice(None)),
+        (slice(5, 33), slice(10, 69)),
+        (slice(0, 1), slice(69, 70)),
+        (slice(3, 40, 4), slice(None, None, 3)),
+        (slice(-10, None), slice(-5, -1)),
+    ]
     with open_volume(path) as reader:
         for z0, z1 in [(0, 9), (2, 5), (8, 9), (4, 4)]:
             for ys, xs in windows:
@@ -97,7 +101,7 @@ def test_compressed_pages_are_decoded_one_at_a_time(tmp_path):
     with tifffile.TiffFile(path) as tif:
         start, count = tif.pages[3].dataoffsets[0], tif.pages[3].databytecounts[0]
     data = bytearray(path.read_bytes())
-    data[start + 8:start + count - 8] = bytes(count - 16)
+    data[start + 8 : start + count - 8] = bytes(count - 16)
     path.write_bytes(bytes(data))
     with open_volume(path) as reader:
         for z in (0, 1, 2, 4):
@@ -151,7 +155,7 @@ def test_many_pages_with_a_stack_description_probe_without_walking_the_pages(tmp
     with tifffile.TiffFile(path) as tif:
         ifd_1000 = tif.pages[1000].offset
     data = bytearray(path.read_bytes())
-    data[ifd_1000:ifd_1000 + 2] = b"\xff\xff"  # tag count 65535: tifffile would reject it
+    data[ifd_1000 : ifd_1000 + 2] = b"\xff\xff"  # tag count 65535: tifffile would reject it
     path.write_bytes(bytes(data))
     info = probe_volume(path)
     assert info.shape == (1500, 16, 16)
@@ -187,14 +191,24 @@ def test_reading_after_close_fails_loudly(tmp_path):
 
 @pytest.mark.parametrize("unit, scale", [("nm", 1.0), ("micron", 1000.0), ("\\u00B5m", 1000.0)])
 def test_voxel_size_from_imagej_calibration(tmp_path, unit, scale):
-    path = write(tmp_path / "cal.tif", sample(), imagej=True, resolution=(1 / 4.0, 1 / 5.0),
-                 metadata={"axes": "ZYX", "spacing": 30.0, "unit": unit})
+    path = write(
+        tmp_path / "cal.tif",
+        sample(),
+        imagej=True,
+        resolution=(1 / 4.0, 1 / 5.0),
+        metadata={"axes": "ZYX", "spacing": 30.0, "unit": unit},
+    )
     assert probe_volume(path).voxel_size == pytest.approx((30.0 * scale, 5.0 * scale, 4.0 * scale))
 
 
 def test_imagej_without_spacing_means_one_unit_per_slice(tmp_path):
-    path = write(tmp_path / "cal.tif", sample(), imagej=True, resolution=(0.5, 0.5),
-                 metadata={"axes": "ZYX", "unit": "nm"})
+    path = write(
+        tmp_path / "cal.tif",
+        sample(),
+        imagej=True,
+        resolution=(0.5, 0.5),
+        metadata={"axes": "ZYX", "unit": "nm"},
+    )
     assert probe_volume(path).voxel_size == pytest.approx((1.0, 2.0, 2.0))
 
 
@@ -228,9 +242,18 @@ def test_uint16_and_float32_normalise_to_unit_range(tmp_path):
 
 def test_ome_tiff_stack_and_physical_sizes(tmp_path):
     array = sample()
-    path = write(tmp_path / "stack.ome.tif", array, ome=True,
-                 metadata={"axes": "ZYX", "PhysicalSizeX": 0.004, "PhysicalSizeY": 0.005,
-                           "PhysicalSizeZ": 50, "PhysicalSizeZUnit": "nm"})
+    path = write(
+        tmp_path / "stack.ome.tif",
+        array,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.004,
+            "PhysicalSizeY": 0.005,
+            "PhysicalSizeZ": 50,
+            "PhysicalSizeZUnit": "nm",
+        },
+    )
     info = probe_volume(path)
     assert info.shape == array.shape
     assert info.voxel_size == pytest.approx((50.0, 5.0, 4.0))
@@ -240,11 +263,16 @@ def test_ome_tiff_stack_and_physical_sizes(tmp_path):
 
 def test_ome_tiff_time_series_is_read_as_a_stack_and_channels_are_refused(tmp_path):
     array = sample(shape=(5, 16, 16))
-    series = write(tmp_path / "t.ome.tif", array, ome=True, compression="zlib",
-                   metadata={"axes": "TYX"})
+    series = write(
+        tmp_path / "t.ome.tif", array, ome=True, compression="zlib", metadata={"axes": "TYX"}
+    )
     assert probe_volume(series).shape == (5, 16, 16)
-    channels = write(tmp_path / "c.ome.tif", np.zeros((3, 2, 16, 16), np.uint8), ome=True,
-                     metadata={"axes": "ZCYX"})
+    channels = write(
+        tmp_path / "c.ome.tif",
+        np.zeros((3, 2, 16, 16), np.uint8),
+        ome=True,
+        metadata={"axes": "ZCYX"},
+    )
     with pytest.raises(VolumeError, match=r"c\.ome\.tif: has 2 OME channels"):
         probe_volume(channels)
 
@@ -270,7 +298,12 @@ def test_memory_mapped_file_shrinking_underneath_is_an_error_not_a_crash(tmp_pat
     """Reading a mapped page past a file's new end would kill the process with SIGBUS; the
     subprocess keeps that from taking the test run down if the guard ever goes missing."""
     path = write(tmp_path / "stack.tif", sample(), **LAYOUTS["imagej"])
-    result = subprocess.run([sys.executable, "-c", SHRINK_SCRIPT, str(path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SHRINK_SCRIPT, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
     assert "VolumeError:" in result.stdout and "stack.tif: file shrank" in result.stdout

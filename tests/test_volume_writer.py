@@ -15,9 +15,16 @@ import tifffile
 from PIL import Image
 
 from biosegment.errors import VolumeError
-from biosegment.volumes import (LabelVolumeWriter, annotation_slice_name, detect_file_type,
-                                open_volume, probe_volume, read_png_slice, write_png_slice,
-                                write_volume)
+from biosegment.volumes import (
+    LabelVolumeWriter,
+    annotation_slice_name,
+    detect_file_type,
+    open_volume,
+    probe_volume,
+    read_png_slice,
+    write_png_slice,
+    write_volume,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,8 +42,9 @@ def folder_names(folder: Path) -> list[str]:
 def test_round_trip_through_our_reader(tmp_path, compression, dtype):
     rng = np.random.default_rng(4)
     array = (rng.random((5, 33, 47), dtype=np.float32) * 60000).astype(dtype)
-    path = write_volume(tmp_path / "out.tif", array, compression=compression,
-                        voxel_size=(40.0, 4.0, 5.0))
+    path = write_volume(
+        tmp_path / "out.tif", array, compression=compression, voxel_size=(40.0, 4.0, 5.0)
+    )
     info = probe_volume(path)
     assert (info.shape, info.dtype, info.file_type) == (array.shape, dtype, "tif3d")
     assert info.voxel_size == pytest.approx((40.0, 4.0, 5.0))
@@ -48,8 +56,9 @@ def test_round_trip_through_our_reader(tmp_path, compression, dtype):
 @pytest.mark.parametrize("compression", ["zlib", None])
 def test_files_carry_imagej_metadata_for_fiji_and_napari(tmp_path, compression):
     array = labels()
-    path = write_volume(tmp_path / "labels.tif", array, compression=compression,
-                        voxel_size=(50.0, 4.0, 4.0))
+    path = write_volume(
+        tmp_path / "labels.tif", array, compression=compression, voxel_size=(50.0, 4.0, 4.0)
+    )
     with tifffile.TiffFile(path) as tif:
         assert tif.is_imagej
         meta = tif.imagej_metadata
@@ -200,8 +209,13 @@ def test_disk_full_aborts_cleanly_and_keeps_the_old_file(tmp_path, compression):
     path = tmp_path / "labels.tif"
     write_volume(path, labels(seed=5))
     previous = path.read_bytes()
-    result = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(path), compression],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_SCRIPT, str(path), compression],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     assert result.stdout.startswith("OSError")
     assert "labels.tif" in result.stdout and "previous file" in result.stdout
@@ -240,8 +254,9 @@ def test_read_png_slice_rejects_16_bit(tmp_path):
 def test_bigtiff_output_keeps_shape_and_calibration(tmp_path, compression):
     array = labels(shape=(4, 20, 30))
     path = tmp_path / "big.tif"
-    with LabelVolumeWriter(path, array.shape, compression=compression, bigtiff=True,
-                           voxel_size=(45.0, 6.0, 7.0)) as writer:
+    with LabelVolumeWriter(
+        path, array.shape, compression=compression, bigtiff=True, voxel_size=(45.0, 6.0, 7.0)
+    ) as writer:
         writer.write_block(0, array)
     with tifffile.TiffFile(path) as tif:
         assert tif.is_bigtiff and not tif.is_imagej

@@ -26,8 +26,9 @@ from biosegment.datafolder import init_data_folder
 def tiff_bytes(shape=(4, 64, 64), seed=0) -> bytes:
     rng = np.random.default_rng(seed)
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, rng.integers(0, 255, size=shape, dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        buffer, rng.integers(0, 255, size=shape, dtype=np.uint8), photometric="minisblack"
+    )
     return buffer.getvalue()
 
 
@@ -41,8 +42,12 @@ def watcher(folder: Path):
     made = []
 
     def start(**options) -> DataFolderWatcher:
-        w = DataFolderWatcher(folder, refresh=lambda catalog: refresh(catalog, folder),
-                              open_catalog=lambda: open_catalog(folder), **options)
+        w = DataFolderWatcher(
+            folder,
+            refresh=lambda catalog: refresh(catalog, folder),
+            open_catalog=lambda: open_catalog(folder),
+            **options,
+        )
         w.start()
         assert w.wait_idle(30)
         made.append(w)
@@ -97,7 +102,7 @@ def test_slow_copy_is_registered_once_after_its_close(folder, watcher):
     chunk = len(data) // 6
     with open(target, "wb") as handle:
         for i in range(0, len(data), chunk):
-            handle.write(data[i:i + chunk])
+            handle.write(data[i : i + chunk])
             handle.flush()
             os.fsync(handle.fileno())
             # One pause longer than the settle window: completeness must come from the close.
@@ -148,10 +153,19 @@ def test_a_hundred_datasets_dropped_at_once_are_all_registered(folder, watcher, 
         shutil.copy(path, folder / "EM" / path.name)
     catalog = open_catalog(folder)
     try:
-        names = wait_for(lambda: {d["name"] for d in catalog.datasets()
-                                  if d["state"] == "ok" and d["name"].startswith("stack")}
-                         if len([d for d in catalog.datasets() if d["state"] == "ok"]) >= 100
-                         else None, timeout=30, interval=0.1)
+        names = wait_for(
+            lambda: (
+                {
+                    d["name"]
+                    for d in catalog.datasets()
+                    if d["state"] == "ok" and d["name"].startswith("stack")
+                }
+                if len([d for d in catalog.datasets() if d["state"] == "ok"]) >= 100
+                else None
+            ),
+            timeout=30,
+            interval=0.1,
+        )
         assert names == {f"stack{i:03d}" for i in range(100)}
     finally:
         catalog.close()
@@ -166,18 +180,21 @@ def test_slice_folder_and_model_register_and_deletion_marks_missing(folder, watc
     for z in range(3):
         tifffile.imwrite(slices / f"z{z:03d}.tif", np.full((32, 48), z, dtype=np.uint8))
     from biosegment.engine import ModelCard, UNet, save_model
-    save_model(UNet(feature_maps=4, levels=2), ModelCard(name="dropped"),
-               folder / "models" / "dropped")
+
+    save_model(
+        UNet(feature_maps=4, levels=2), ModelCard(name="dropped"), folder / "models" / "dropped"
+    )
     catalog = open_catalog(folder)
     try:
         row = wait_for(lambda: dataset_rows(catalog, "sliced"), timeout=5)
         assert row and row[0]["shape"] == [3, 32, 48]
-        model = wait_for(lambda: [m for m in catalog.models() if m["name"] == "dropped"],
-                         timeout=5)
+        model = wait_for(lambda: [m for m in catalog.models() if m["name"] == "dropped"], timeout=5)
         assert model and model[0]["state"] == "ok"
         shutil.rmtree(folder / "EM" / "sliced")
-        gone = wait_for(lambda: [d for d in dataset_rows(catalog, "sliced")
-                                 if d["state"] == "missing"], timeout=5)
+        gone = wait_for(
+            lambda: [d for d in dataset_rows(catalog, "sliced") if d["state"] == "missing"],
+            timeout=5,
+        )
         assert gone, dataset_rows(catalog, "sliced")
     finally:
         catalog.close()
@@ -191,13 +208,21 @@ def test_setup_json_edit_is_reconciled_within_a_second(folder, watcher):
     try:
         assert wait_for(lambda: dataset_rows(catalog, "declared"), timeout=5)
         setup = folder / "setup.json"
-        document = {"EM_location": "EM", "projects": [{"title": "Lab"}],
-                    "datasets": [{"title": "declared", "voxel_size": [40, 5, 5]}]}
+        document = {
+            "EM_location": "EM",
+            "projects": [{"title": "Lab"}],
+            "datasets": [{"title": "declared", "voxel_size": [40, 5, 5]}],
+        }
         import json
+
         started = time.monotonic()
         setup.write_text(json.dumps(document), encoding="utf-8")
-        row = wait_for(lambda: [d for d in dataset_rows(catalog, "declared")
-                                if d.get("voxel_size") == [40, 5, 5]], timeout=3)
+        row = wait_for(
+            lambda: [
+                d for d in dataset_rows(catalog, "declared") if d.get("voxel_size") == [40, 5, 5]
+            ],
+            timeout=3,
+        )
         assert row, dataset_rows(catalog, "declared")
         assert time.monotonic() - started < 1.0
     finally:
@@ -214,7 +239,7 @@ def test_polling_mode_registers_a_file_once_its_size_settles(folder, watcher):
         catalog = open_catalog(folder)
         time.sleep(0.3)  # shorter than the settle window: must not register half a file
         assert dataset_rows(catalog, "polled") == []
-        handle.write(data[len(data) // 2:])
+        handle.write(data[len(data) // 2 :])
     try:
         row = wait_for(lambda: dataset_rows(catalog, "polled"), timeout=5)
         assert row and row[0]["state"] == "ok" and row[0]["shape"] == [8, 128, 128]
@@ -223,6 +248,7 @@ def test_polling_mode_registers_a_file_once_its_size_settles(folder, watcher):
 
 
 # -- the completeness rules, with the clock passed in -----------------------------------------
+
 
 def test_an_open_file_waits_for_its_close_however_long_the_writer_pauses(tmp_path):
     from biosegment.daemon.changes import ChangeTracker

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-from webui_fixtures import make_demo_folder
 
 from biosegment.daemon.watcher import DataFolderWatcher
+from webui_fixtures import make_demo_folder
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")

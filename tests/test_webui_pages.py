@@ -20,18 +20,24 @@ def site(tmp_path_factory):
     make_tiny_model(root)
     folder = root / "EM" / HOSTILE
     folder.mkdir()
-    tifffile.imwrite(folder / "stack.tif", np.zeros((2, 64, 64), np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        folder / "stack.tif", np.zeros((2, 64, 64), np.uint8), photometric="minisblack"
+    )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     with serve(config_for(root)) as server:
         yield Http(server.url)
 
 
-@pytest.mark.parametrize("path, marker", [
-    ("/", 'id="dashboard"'), (f"/datasets/{DEMO_DATASET}", 'id="viewer"'),
-    ("/jobs", 'id="jobs-page"'), ("/models/tiny-membrane", 'id="model-page"'),
-])
+@pytest.mark.parametrize(
+    "path, marker",
+    [
+        ("/", 'id="dashboard"'),
+        (f"/datasets/{DEMO_DATASET}", 'id="viewer"'),
+        ("/jobs", 'id="jobs-page"'),
+        ("/models/tiny-membrane", 'id="model-page"'),
+    ],
+)
 def test_pages_are_served_with_local_assets_only(site, path, marker):
     reply = site.get(path)
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/html")
@@ -62,6 +68,7 @@ def test_every_script_imports_only_local_modules(site):
 
 def test_names_from_the_data_folder_are_escaped(site):
     from urllib.parse import quote
+
     reply = site.get("/datasets/" + quote(HOSTILE, safe=""))
     assert reply.status == 200
     html = reply.body.decode()

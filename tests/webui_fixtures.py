@@ -26,13 +26,31 @@ from biosegment.config import ServerConfig, load_config
 from biosegment.datafolder import DEMO_DATASET, init_data_folder
 from biosegment.webui.server import create_server
 
-__all__ = ["make_demo_folder", "config_for", "serve", "Http", "Reply", "png_pixels",
-           "make_tiny_model", "CHROMIUM", "chromium_or_skip", "chromium_page", "SCREENSHOTS",
-           "DEMO_DATASET"]
+__all__ = [
+    "make_demo_folder",
+    "config_for",
+    "serve",
+    "Http",
+    "Reply",
+    "png_pixels",
+    "make_tiny_model",
+    "CHROMIUM",
+    "chromium_or_skip",
+    "chromium_page",
+    "SCREENSHOTS",
+    "DEMO_DATASET",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def make_demo_folder(root: Path) -> Path:
@@ -46,8 +64,9 @@ def make_demo_folder(root: Path) -> Path:
 def config_for(root: Path, *, max_request_mb: int = 64):
     config = load_config(data_dir=root, env={}, cwd=root)
     # port 0: the OS picks a free port (the validated config refuses 0, tests need it)
-    return dataclasses.replace(config, server=ServerConfig(host="127.0.0.1", port=0,
-                                                           max_request_mb=max_request_mb))
+    return dataclasses.replace(
+        config, server=ServerConfig(host="127.0.0.1", port=0, max_request_mb=max_request_mb)
+    )
 
 
 class serve:
@@ -69,7 +88,7 @@ class serve:
 @dataclass
 class Reply:
     status: int
-    headers: object   # case-insensitive: an email.message.Message
+    headers: object  # case-insensitive: an email.message.Message
     body: bytes
 
     def json(self):
@@ -82,8 +101,15 @@ class Http:
     def __init__(self, base_url: str):
         self.base = base_url.rstrip("/")
 
-    def request(self, method: str, path: str, *, body: bytes | None = None,
-                headers: dict | None = None, json_body=None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict | None = None,
+        json_body=None,
+    ) -> Reply:
         headers = dict(headers or {})
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -110,8 +136,9 @@ def png_pixels(data: bytes) -> np.ndarray:
         return np.asarray(image)
 
 
-def make_tiny_model(root: Path, name: str = "tiny-membrane", *, metrics=None,
-                    feature_maps: int = 4, levels: int = 2) -> Path:
+def make_tiny_model(
+    root: Path, name: str = "tiny-membrane", *, metrics=None, feature_maps: int = 4, levels: int = 2
+) -> Path:
     """A small untrained 2-class U-Net saved as a model folder, and registered by a refresh."""
     import torch
 
@@ -119,8 +146,11 @@ def make_tiny_model(root: Path, name: str = "tiny-membrane", *, metrics=None,
 
     torch.manual_seed(0)
     model = UNet(num_classes=2, feature_maps=feature_maps, levels=levels, norm="none")
-    card = ModelCard(name=name, architecture=dict(model.config),
-                     classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}])
+    card = ModelCard(
+        name=name,
+        architecture=dict(model.config),
+        classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}],
+    )
     if metrics is not None:
         card.metrics = metrics
     folder = root / "models" / name
@@ -161,12 +191,17 @@ class chromium_page:
         from playwright.sync_api import sync_playwright
 
         self._playwright = sync_playwright().start()
-        self._browser = self._playwright.chromium.launch(executable_path=self.executable,
-                                                          args=CHROMIUM_ARGS)
+        self._browser = self._playwright.chromium.launch(
+            executable_path=self.executable, args=CHROMIUM_ARGS
+        )
         page = self._browser.new_page(viewport=self.size)
         page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
-        page.on("console", lambda message: message.type == "error" and self.errors.append(
-            f"console: {message.text}"))
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error" and self.errors.append(f"console: {message.text}")
+            ),
+        )
         page.set_default_timeout(20_000)
         self.page = page
         return self

@@ -12,12 +12,24 @@ from __future__ import annotations
 from biosegment.accounts.audit import LOCAL_ACTOR
 from biosegment.accounts.bootstrap import DEFAULT_ADMIN_NAME, create_first_admin
 from biosegment.accounts.database import accounts_path
-from biosegment.accounts.exposure import (ExposureRefused, is_loopback,
-                                          require_accounts_for_exposure)
+from biosegment.accounts.exposure import ExposureRefused, is_loopback, require_accounts_for_exposure
 from biosegment.accounts.passwords import generate_password
 from biosegment.accounts.roles import Permission, Role, role_allows
 from biosegment.accounts.store import Accounts, accounts_exist, open_accounts
 
-__all__ = ["Accounts", "open_accounts", "accounts_exist", "accounts_path", "Role", "Permission",
-           "role_allows", "is_loopback", "require_accounts_for_exposure", "ExposureRefused",
-           "create_first_admin", "generate_password", "DEFAULT_ADMIN_NAME", "LOCAL_ACTOR"]
+__all__ = [
+    "Accounts",
+    "open_accounts",
+    "accounts_exist",
+    "accounts_path",
+    "Role",
+    "Permission",
+    "role_allows",
+    "is_loopback",
+    "require_accounts_for_exposure",
+    "ExposureRefused",
+    "create_first_admin",
+    "generate_password",
+    "DEFAULT_ADMIN_NAME",
+    "LOCAL_ACTOR",
+]

@@ -8,7 +8,8 @@ Rows are only ever appended.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from biosegment.accounts.database import AccountsConnection, now_iso
 
@@ -19,19 +20,34 @@ LOCAL_ACTOR = "local"
 
 
 class AuditLog(AccountsConnection):
-
-    def record(self, actor: str, action: str, *, target: str | None = None,
-               detail: Mapping[str, Any] | None = None, remote: str | None = None) -> None:
+    def record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        remote: str | None = None,
+    ) -> None:
         with self._write() as conn:
-            conn.execute("INSERT INTO audit (at, actor, action, target, detail, remote) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (now_iso(), actor, action, target,
-                          None if detail is None else json.dumps(dict(detail), sort_keys=True,
-                                                                 default=str),
-                          remote))
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, detail, remote) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    now_iso(),
+                    actor,
+                    action,
+                    target,
+                    None
+                    if detail is None
+                    else json.dumps(dict(detail), sort_keys=True, default=str),
+                    remote,
+                ),
+            )
 
-    def audit_log(self, *, limit: int = 100, action: str | None = None,
-                  target: str | None = None) -> list[dict[str, Any]]:
+    def audit_log(
+        self, *, limit: int = 100, action: str | None = None, target: str | None = None
+    ) -> list[dict[str, Any]]:
         """Newest first; ``action`` may end in ``*`` to match a prefix (``job.*``)."""
         where, params = [], []
         if action:
@@ -45,8 +61,9 @@ class AuditLog(AccountsConnection):
             where.append("target = ?")
             params.append(target)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._rows(f"SELECT * FROM audit {clause} ORDER BY id DESC LIMIT ?",
-                          [*params, int(limit)])
+        rows = self._rows(
+            f"SELECT * FROM audit {clause} ORDER BY id DESC LIMIT ?", [*params, int(limit)]
+        )
         for row in rows:
             row["detail"] = None if row["detail"] is None else json.loads(row["detail"])
         return rows

@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from biosegment.errors import BioSegmentError
 from biosegment.folder_names import ACCOUNTS_DIR, ACCOUNTS_FILE, STATE_DIR
 from biosegment.sqlite_support import SharedConnection, open_shared
 
-__all__ = ["AccountsConnection", "accounts_path", "legacy_accounts_path", "move_legacy_accounts",
-           "connect_accounts", "now_iso", "parse_time"]
+__all__ = [
+    "AccountsConnection",
+    "accounts_path",
+    "legacy_accounts_path",
+    "move_legacy_accounts",
+    "connect_accounts",
+    "now_iso",
+    "parse_time",
+]
 
 _SCHEMA_STEPS = [
     """
@@ -69,7 +76,7 @@ _SCHEMA_STEPS = [
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -146,8 +153,10 @@ def _create_private(path: Path) -> None:
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version > len(_SCHEMA_STEPS):
-        raise BioSegmentError(f"{path} was written by a newer BioSegment (schema {version}); "
-                              "upgrade BioSegment to use it")
+        raise BioSegmentError(
+            f"{path} was written by a newer BioSegment (schema {version}); "
+            "upgrade BioSegment to use it"
+        )
     for number, step in enumerate(_SCHEMA_STEPS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -173,9 +182,11 @@ def connect_accounts(root: Path) -> tuple[sqlite3.Connection, Path]:
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
-        raise BioSegmentError(f"{path}: the accounts database cannot be used ({exc}); "
-                              "`biosegment doctor` sets a damaged one aside, then recreate the "
-                              "accounts with `biosegment users add`") from exc
+        raise BioSegmentError(
+            f"{path}: the accounts database cannot be used ({exc}); "
+            "`biosegment doctor` sets a damaged one aside, then recreate the "
+            "accounts with `biosegment users add`"
+        ) from exc
     return conn, path
 
 

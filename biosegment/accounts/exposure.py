@@ -40,7 +40,8 @@ def require_accounts_for_exposure(config: Config, host: str | None = None) -> Co
         raise ExposureRefused(
             f"refusing to listen on {host or 'every address'}: beyond 127.0.0.1 BioSegment "
             "requires accounts. Create an admin with `biosegment users add NAME --role admin` "
-            "(or `biosegment init --admin`), or listen on 127.0.0.1")
+            "(or `biosegment init --admin`), or listen on 127.0.0.1"
+        )
     if host != config.server.host:
         config = replace(config, server=replace(config.server, host=host))
     return config

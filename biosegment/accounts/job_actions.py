@@ -9,8 +9,9 @@ or block the action itself, so a failure to write it is logged instead of raised
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["job_detail", "submit_action", "record_cli_job_action"]
 
@@ -36,7 +37,8 @@ def record_cli_job_action(root: Path, action: str, job: Mapping[str, Any]) -> No
 
     try:
         with open_accounts(root) as accounts:
-            accounts.record(f"cli:{current_user()}", action, target=job.get("id"),
-                            detail=job_detail(job))
+            accounts.record(
+                f"cli:{current_user()}", action, target=job.get("id"), detail=job_detail(job)
+            )
     except Exception:
         log.exception("could not write the audit entry of %s %s", action, job.get("id"))

@@ -15,8 +15,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from biosegment.errors import InputError
 
-__all__ = ["hash_password", "verify_password", "generate_password", "check_new_password",
-           "burn_verification_time", "MIN_PASSWORD_CHARS"]
+__all__ = [
+    "hash_password",
+    "verify_password",
+    "generate_password",
+    "check_new_password",
+    "burn_verification_time",
+    "MIN_PASSWORD_CHARS",
+]
 
 MIN_PASSWORD_CHARS = 10
 _MAX_PASSWORD_CHARS = 1024
@@ -26,11 +32,11 @@ _DUMMY_HASH = _HASHER.hash("not a password anybody has")
 
 def check_new_password(password: str, *, where: str = "password") -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
-        raise InputError(f"a password needs at least {MIN_PASSWORD_CHARS} characters",
-                         where=where)
+        raise InputError(f"a password needs at least {MIN_PASSWORD_CHARS} characters", where=where)
     if len(password) > _MAX_PASSWORD_CHARS:
-        raise InputError(f"a password may have at most {_MAX_PASSWORD_CHARS} characters",
-                         where=where)
+        raise InputError(
+            f"a password may have at most {_MAX_PASSWORD_CHARS} characters", where=where
+        )
     return password
 
 

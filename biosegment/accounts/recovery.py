@@ -32,7 +32,8 @@ def restore_accounts(root: Path, salvaged: dict[str, list[dict]]) -> dict[str, i
                         inserted += conn.execute(
                             f"INSERT OR IGNORE INTO {table} ({', '.join(wanted)}) "
                             f"VALUES ({', '.join('?' for _ in wanted)})",
-                            [row[c] for c in wanted]).rowcount
+                            [row[c] for c in wanted],
+                        ).rowcount
                     except Exception:
                         continue  # a row damaged beyond its constraints is left behind
                 counts[table] = inserted

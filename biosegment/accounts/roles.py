@@ -14,10 +14,10 @@ __all__ = ["Role", "Permission", "ROLE_PERMISSIONS", "role_allows", "parse_role"
 
 
 class Permission(str, Enum):
-    READ = "read"            #: see datasets, models, jobs, tiles; manage one's own API tokens
-    ANNOTATE = "annotate"    #: create annotations and paint slices
-    RUN_JOBS = "run_jobs"    #: launch, cancel and retry segmentation and training
-    MANAGE = "manage"        #: accounts, the audit log, everything else that changes state
+    READ = "read"  #: see datasets, models, jobs, tiles; manage one's own API tokens
+    ANNOTATE = "annotate"  #: create annotations and paint slices
+    RUN_JOBS = "run_jobs"  #: launch, cancel and retry segmentation and training
+    MANAGE = "manage"  #: accounts, the audit log, everything else that changes state
 
 
 class Role(str, Enum):
@@ -41,5 +41,7 @@ def parse_role(value: str, *, where: str = "role") -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise InputError(f"unknown role {value!r}; expected one of "
-                         f"{', '.join(r.value for r in Role)}", where=where) from None
+        raise InputError(
+            f"unknown role {value!r}; expected one of {', '.join(r.value for r in Role)}",
+            where=where,
+        ) from None

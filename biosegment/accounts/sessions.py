@@ -27,15 +27,16 @@ def _digest(session_id: str) -> str:
 
 
 class SessionStore(AccountsConnection):
-
     def start_session(self, user_id: int) -> tuple[str, str]:
         """Start a session; returns ``(session id for the cookie, CSRF token)``."""
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = now_iso()
         with self._write() as conn:
-            conn.execute("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, "
-                         "last_seen_at) VALUES (?, ?, ?, ?, ?)",
-                         (_digest(session_id), user_id, csrf, now, now))
+            conn.execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, "
+                "last_seen_at) VALUES (?, ?, ?, ?, ?)",
+                (_digest(session_id), user_id, csrf, now, now),
+            )
         return session_id, csrf
 
     def session(self, session_id: str) -> dict[str, Any] | None:
@@ -43,22 +44,30 @@ class SessionStore(AccountsConnection):
         if not isinstance(session_id, str) or not session_id:
             return None
         key = _digest(session_id)
-        row = self._row("SELECT s.csrf_token, s.created_at, s.last_seen_at, u.id, u.name, u.role "
-                        "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
-                        (key,))
+        row = self._row(
+            "SELECT s.csrf_token, s.created_at, s.last_seen_at, u.id, u.name, u.role "
+            "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
+            (key,),
+        )
         if row is None:
             return None
         now = parse_time(now_iso())
-        if (now - parse_time(row["last_seen_at"]) > IDLE_LIMIT
-                or now - parse_time(row["created_at"]) > MAX_AGE):
+        if (
+            now - parse_time(row["last_seen_at"]) > IDLE_LIMIT
+            or now - parse_time(row["created_at"]) > MAX_AGE
+        ):
             self.end_session(session_id)
             return None
         if now - parse_time(row["last_seen_at"]) > _TOUCH_INTERVAL:
             with self._write() as conn:
-                conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?",
-                             (now.isoformat(timespec="milliseconds"), key))
-        return {"user": {"id": row["id"], "name": row["name"], "role": row["role"]},
-                "csrf_token": row["csrf_token"]}
+                conn.execute(
+                    "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?",
+                    (now.isoformat(timespec="milliseconds"), key),
+                )
+        return {
+            "user": {"id": row["id"], "name": row["name"], "role": row["role"]},
+            "csrf_token": row["csrf_token"],
+        }
 
     def end_session(self, session_id: str) -> None:
         with self._write() as conn:

@@ -12,8 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from biosegment.accounts.database import AccountsConnection, now_iso, parse_time
-from biosegment.accounts.passwords import (MIN_PASSWORD_CHARS, burn_verification_time,
-                                           hash_password, verify_password)
+from biosegment.accounts.passwords import (
+    MIN_PASSWORD_CHARS,
+    burn_verification_time,
+    hash_password,
+    verify_password,
+)
 from biosegment.accounts.roles import Role, parse_role
 from biosegment.errors import InputError, NotFoundError
 
@@ -23,21 +27,24 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 #: What a refused login is told, whatever the reason: the same words for an unknown name, a
 #: wrong password and a locked name, so that the answer reveals nothing about the accounts.
-LOGIN_REFUSED = ("wrong name or password (after too many wrong passwords a name is locked "
-                 "for 15 minutes)")
+LOGIN_REFUSED = (
+    "wrong name or password (after too many wrong passwords a name is locked for 15 minutes)"
+)
 _NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _PUBLIC_COLUMNS = "id, name, role, created_at, updated_at, locked_until"
 
 
 def check_user_name(name: str, *, where: str = "name") -> str:
     if not isinstance(name, str) or not _NAME_RULE.match(name):
-        raise InputError("a user name is 1-64 letters, digits, '.', '_', '@' or '-', starting "
-                         "with a letter or digit", where=where)
+        raise InputError(
+            "a user name is 1-64 letters, digits, '.', '_', '@' or '-', starting "
+            "with a letter or digit",
+            where=where,
+        )
     return name
 
 
 class UserStore(AccountsConnection):
-
     def users(self) -> list[dict[str, Any]]:
         return self._rows(f"SELECT {_PUBLIC_COLUMNS} FROM users ORDER BY name")
 
@@ -61,8 +68,11 @@ class UserStore(AccountsConnection):
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise InputError(f"a user named {name!r} already exists", where="name")
-            conn.execute("INSERT INTO users (name, role, password_hash, created_at, updated_at) "
-                         "VALUES (?, ?, ?, ?, ?)", (name, role.value, password_hash, now, now))
+            conn.execute(
+                "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, role.value, password_hash, now, now),
+            )
         return self.user(name)
 
     def _refuse_losing_last_admin(self, conn, name: str) -> None:
@@ -72,8 +82,9 @@ class UserStore(AccountsConnection):
         if row["role"] == "admin":
             (admins,) = conn.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()
             if admins <= 1:
-                raise InputError(f"{name!r} is the last admin; add another admin first",
-                                 where="name")
+                raise InputError(
+                    f"{name!r} is the last admin; add another admin first", where="name"
+                )
 
     def remove_user(self, name: str) -> None:
         """Remove a user with their tokens and sessions (cascading)."""
@@ -86,8 +97,10 @@ class UserStore(AccountsConnection):
         with self._write() as conn:
             if role is not Role.ADMIN:
                 self._refuse_losing_last_admin(conn, name)
-            conn.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?",
-                         (role.value, now_iso(), name))
+            conn.execute(
+                "UPDATE users SET role = ?, updated_at = ? WHERE name = ?",
+                (role.value, now_iso(), name),
+            )
         return self.user(name)
 
     def set_password(self, name: str, password: str) -> None:
@@ -96,14 +109,19 @@ class UserStore(AccountsConnection):
         with self._write() as conn:
             updated = conn.execute(
                 "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL, "
-                "updated_at = ? WHERE name = ?", (password_hash, now_iso(), name)).rowcount
+                "updated_at = ? WHERE name = ?",
+                (password_hash, now_iso(), name),
+            ).rowcount
             if not updated:
                 raise NotFoundError(f"no user named {name!r}")
-            conn.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users "
-                         "WHERE name = ?)", (name,))
+            conn.execute(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+                (name,),
+            )
 
-    def authenticate(self, name: str, password: str, *,
-                     admin_may_pass_lock: bool = False) -> tuple[dict[str, Any] | None, str]:
+    def authenticate(
+        self, name: str, password: str, *, admin_may_pass_lock: bool = False
+    ) -> tuple[dict[str, Any] | None, str]:
         """``(user, "")`` for a right password, else ``(None, reason)``; counts failures.
 
         The reason is for the audit log (``unknown name``, ``locked``, ``wrong password``);
@@ -112,30 +130,42 @@ class UserStore(AccountsConnection):
         in although the name is locked (a login from this computer or with an admin's token):
         nobody else can then lock the admin out.
         """
-        row = self._row("SELECT * FROM users WHERE name = ?", (name if isinstance(name, str)
-                                                               else "",))
+        row = self._row(
+            "SELECT * FROM users WHERE name = ?", (name if isinstance(name, str) else "",)
+        )
         if row is None:
             burn_verification_time(password)
             return None, "unknown name"
         locked_until = parse_time(row["locked_until"])
         now = parse_time(now_iso())
-        if (locked_until is not None and locked_until > now
-                and not (admin_may_pass_lock and row["role"] == "admin")):
+        if (
+            locked_until is not None
+            and locked_until > now
+            and not (admin_may_pass_lock and row["role"] == "admin")
+        ):
             burn_verification_time(password)
             return None, "locked"
         matches, needs_rehash = verify_password(row["password_hash"], password)
         with self._write() as conn:
             if not matches:
                 failures = row["failed_logins"] + 1
-                lock = (now + LOCKOUT).isoformat(timespec="milliseconds") \
-                    if failures >= MAX_FAILED_LOGINS else None
-                conn.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
-                             (0 if lock else failures, lock, row["id"]))
+                lock = (
+                    (now + LOCKOUT).isoformat(timespec="milliseconds")
+                    if failures >= MAX_FAILED_LOGINS
+                    else None
+                )
+                conn.execute(
+                    "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
+                    (0 if lock else failures, lock, row["id"]),
+                )
                 return None, "wrong password"
-            conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?",
-                         (row["id"],))
+            conn.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", (row["id"],)
+            )
             if needs_rehash and len(password) >= MIN_PASSWORD_CHARS:
                 # Hashed with older, weaker settings: store today's hash while we hold the password.
-                conn.execute("UPDATE users SET password_hash = ? WHERE id = ?",
-                             (hash_password(password), row["id"]))
+                conn.execute(
+                    "UPDATE users SET password_hash = ? WHERE id = ?",
+                    (hash_password(password), row["id"]),
+                )
         return self.user_by_id(row["id"]), ""

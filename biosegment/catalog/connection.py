@@ -38,8 +38,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def corrupt_catalog_error(path: Path, exc: BaseException) -> BioSegmentError:
     """The error for a catalog file SQLite cannot make sense of, with the way out."""
-    return BioSegmentError(f"{path}: the catalog is damaged ({exc}); `biosegment reindex` "
-                           "rebuilds it from the data folder and keeps the damaged file aside")
+    return BioSegmentError(
+        f"{path}: the catalog is damaged ({exc}); `biosegment reindex` "
+        "rebuilds it from the data folder and keeps the damaged file aside"
+    )
 
 
 class CatalogConnection(SharedConnection):

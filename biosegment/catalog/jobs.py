@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from biosegment.catalog.connection import CatalogConnection
 from biosegment.catalog.rows import JOB_STATES, decode_row, encode_fields, now_iso
@@ -42,7 +43,8 @@ class JobStore(CatalogConnection):
                     conn.execute(
                         "INSERT INTO jobs (id, kind, params, state, created_at, updated_at) "
                         "VALUES (?, ?, ?, 'queued', ?, ?)",
-                        (job_id, kind, params_text, now, now))
+                        (job_id, kind, params_text, now, now),
+                    )
                     break
                 except sqlite3.IntegrityError:
                     continue  # 32 random bits collided; draw again
@@ -52,10 +54,14 @@ class JobStore(CatalogConnection):
         """Return the job with this id (or unique id prefix); raise NotFoundError otherwise."""
         return decode_row("jobs", self._job_row(job_id))
 
-    def jobs(self, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
+    def jobs(
+        self, state: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[dict]:
         """Return jobs newest first, optionally only those in ``state`` and of ``kind``."""
         if state is not None and state not in JOB_STATES:
-            raise ValueError(f"unknown job state {state!r}; expected one of {', '.join(JOB_STATES)}")
+            raise ValueError(
+                f"unknown job state {state!r}; expected one of {', '.join(JOB_STATES)}"
+            )
         clauses, params = [], []
         if state is not None:
             clauses.append("state = ?")
@@ -64,16 +70,19 @@ class JobStore(CatalogConnection):
             clauses.append("kind = ?")
             params.append(kind)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(f"SELECT * FROM jobs {where} ORDER BY created_at DESC, rowid DESC "
-                          "LIMIT ?", (*params, int(limit)))
+        rows = self._rows(
+            f"SELECT * FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*params, int(limit)),
+        )
         return [decode_row("jobs", row) for row in rows]
 
     def jobs_in_state(self, state: str) -> list[dict]:
         """Every job in ``state``, oldest first (used to pick up work after a restart)."""
         if state not in JOB_STATES:
-            raise ValueError(f"unknown job state {state!r}; expected one of {', '.join(JOB_STATES)}")
-        rows = self._rows("SELECT * FROM jobs WHERE state = ? ORDER BY created_at, rowid",
-                          (state,))
+            raise ValueError(
+                f"unknown job state {state!r}; expected one of {', '.join(JOB_STATES)}"
+            )
+        rows = self._rows("SELECT * FROM jobs WHERE state = ? ORDER BY created_at, rowid", (state,))
         return [decode_row("jobs", row) for row in rows]
 
     def update_job(self, job_id: str, **fields: Any) -> dict:
@@ -84,8 +93,9 @@ class JobStore(CatalogConnection):
         ``params``, ``metrics`` and ``result`` may be given as Python objects.
         """
         if "state" in fields and fields["state"] not in JOB_STATES:
-            raise ValueError(f"unknown job state {fields['state']!r}; "
-                             f"expected one of {', '.join(JOB_STATES)}")
+            raise ValueError(
+                f"unknown job state {fields['state']!r}; expected one of {', '.join(JOB_STATES)}"
+            )
         if fields.get("progress") is not None and not 0.0 <= float(fields["progress"]) <= 1.0:
             raise ValueError(f"progress must lie in [0, 1], got {fields['progress']!r}")
         values = encode_fields("jobs", fields)
@@ -99,8 +109,9 @@ class JobStore(CatalogConnection):
                 values.setdefault("finished_at", now)
             values["updated_at"] = now
             assignments = ", ".join(f"{column} = ?" for column in values)
-            conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?",
-                         (*values.values(), current["id"]))
+            conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ?", (*values.values(), current["id"])
+            )
         return self.job(current["id"])
 
     def claim_job(self, job_id: str, worker: str) -> dict:
@@ -114,13 +125,18 @@ class JobStore(CatalogConnection):
             current = self._job_row(job_id)
             if current["state"] == "cancelled" or current["cancel_requested"]:
                 finished = current["finished_at"] or now
-                conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, "
-                             "updated_at = ? WHERE id = ?", (finished, now, current["id"]))
+                conn.execute(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (finished, now, current["id"]),
+                )
             else:
                 conn.execute(
                     "UPDATE jobs SET state = 'running', worker = ?, attempts = attempts + 1, "
                     "started_at = COALESCE(started_at, ?), finished_at = NULL, updated_at = ? "
-                    "WHERE id = ?", (worker, now, now, current["id"]))
+                    "WHERE id = ?",
+                    (worker, now, now, current["id"]),
+                )
         return self.job(current["id"])
 
     def try_claim_job(self, job_id: str, worker: str) -> dict | None:
@@ -143,9 +159,10 @@ class JobStore(CatalogConnection):
             current = self._job_row(job_id)
             metrics = json.loads(current["metrics"] or "[]")
             metrics.append(entry)
-            conn.execute("UPDATE jobs SET metrics = ?, updated_at = ? WHERE id = ?",
-                         (json.dumps(metrics, sort_keys=True, ensure_ascii=False), now_iso(),
-                          current["id"]))
+            conn.execute(
+                "UPDATE jobs SET metrics = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(metrics, sort_keys=True, ensure_ascii=False), now_iso(), current["id"]),
+            )
         return self.job(current["id"])
 
     def request_cancel(self, job_id: str) -> dict:
@@ -157,12 +174,16 @@ class JobStore(CatalogConnection):
         with self._write() as conn:
             current = self._job_row(job_id)
             if current["state"] == "queued":
-                conn.execute("UPDATE jobs SET state = 'cancelled', cancel_requested = 1, "
-                             "finished_at = ?, updated_at = ? WHERE id = ?",
-                             (now, now, current["id"]))
+                conn.execute(
+                    "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, "
+                    "finished_at = ?, updated_at = ? WHERE id = ?",
+                    (now, now, current["id"]),
+                )
             elif current["state"] == "running":
-                conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
-                             (now, current["id"]))
+                conn.execute(
+                    "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+                    (now, current["id"]),
+                )
         return self.job(current["id"])
 
     def _job_row(self, job_id: str) -> dict:
@@ -172,8 +193,9 @@ class JobStore(CatalogConnection):
             return row
         if len(text) >= _SHORTEST_PREFIX:
             # GLOB, not LIKE: ids are hex, and LIKE would treat '_' in a typo as a wildcard.
-            matches = self._rows("SELECT * FROM jobs WHERE id GLOB ? LIMIT 2",
-                                 (_glob_escape(text) + "*",))
+            matches = self._rows(
+                "SELECT * FROM jobs WHERE id GLOB ? LIMIT 2", (_glob_escape(text) + "*",)
+            )
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:

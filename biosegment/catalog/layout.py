@@ -46,7 +46,7 @@ class DatasetLayout:
 
     volume: str | None
     ground_truth: str | None
-    searched: str              #: the folder that should hold the images, for error messages
+    searched: str  #: the folder that should hold the images, for error messages
 
 
 def join(*parts: str) -> str:
@@ -65,8 +65,9 @@ def dataset_layout(root: Path, location: str) -> DatasetLayout:
         return DatasetLayout(volume=location, ground_truth=None, searched=location)
     raw, labels = join(location, RAW_DIR), join(location, LABELS_DIR)
     if resolve_inside(root, raw).is_dir():
-        return DatasetLayout(volume=_volume_in(root, raw),
-                             ground_truth=_volume_in(root, labels), searched=raw)
+        return DatasetLayout(
+            volume=_volume_in(root, raw), ground_truth=_volume_in(root, labels), searched=raw
+        )
     return DatasetLayout(volume=_volume_in(root, location), ground_truth=None, searched=location)
 
 
@@ -78,7 +79,10 @@ def legacy_ground_truth(root: Path, dataset: str) -> str | None:
 def model_weights_location(root: Path, title: str) -> str | None:
     """The checkpoint of a model named ``title``: ``models/<title>/model.pytorch`` or
     ``models/<title>.pytorch``, whichever exists."""
-    for candidate in (join(MODELS_DIR, title, MODEL_WEIGHTS), join(MODELS_DIR, title + MODEL_SUFFIX)):
+    for candidate in (
+        join(MODELS_DIR, title, MODEL_WEIGHTS),
+        join(MODELS_DIR, title + MODEL_SUFFIX),
+    ):
         if resolve_inside(root, candidate).is_file():
             return candidate
     return None

@@ -60,15 +60,16 @@ _RGB = re.compile(r"^rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)")
 class LegacyImport:
     """What one import did: the slices written and the shapes it had to skip."""
 
-    source: str                                  #: the annotations.json, relative to the root
-    destination: str                             #: the annotation folder, relative to the root
-    imported: bool = False                       #: False when it was already up to date
+    source: str  #: the annotations.json, relative to the root
+    destination: str  #: the annotation folder, relative to the root
+    imported: bool = False  #: False when it was already up to date
     slices: list[int] = field(default_factory=list)
     problems: list[InputError] = field(default_factory=list)
 
 
-def import_legacy_annotations(root: Path, source: str, destination: str,
-                              shape_yx: tuple[int, int]) -> LegacyImport:
+def import_legacy_annotations(
+    root: Path, source: str, destination: str, shape_yx: tuple[int, int]
+) -> LegacyImport:
     """Convert ``<root>/<source>`` (old annotations.json) into PNG slices in ``destination``.
 
     ``shape_yx`` is the dataset's slice size. Returns what happened; raises nothing for bad
@@ -86,22 +87,35 @@ def import_legacy_annotations(root: Path, source: str, destination: str,
     if previous is not None:
         legacy = previous.get("imported_from") or {}
         if not legacy:
-            result.problems.append(InputError(
-                f"{destination} already holds an annotation that was not imported from this "
-                "file; not imported", source=source))
+            result.problems.append(
+                InputError(
+                    f"{destination} already holds an annotation that was not imported from this "
+                    "file; not imported",
+                    source=source,
+                )
+            )
             return result
         if legacy.get("fingerprint") == source_print:
             return result  # already imported, unchanged since
         if _edited_since_import(folder, legacy):
-            result.problems.append(InputError(
-                f"changed after its slices were edited in BioSegment; not imported again "
-                f"(the edited slices in {destination} are kept)", source=source))
+            result.problems.append(
+                InputError(
+                    f"changed after its slices were edited in BioSegment; not imported again "
+                    f"(the edited slices in {destination} are kept)",
+                    source=source,
+                )
+            )
             return result
     try:
         data = json.loads(source_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        result.problems.append(InputError(f"invalid JSON: {exc.msg}", source=source,
-                                          where=f"line {exc.lineno}, column {exc.colno}"))
+        result.problems.append(
+            InputError(
+                f"invalid JSON: {exc.msg}",
+                source=source,
+                where=f"line {exc.lineno}, column {exc.colno}",
+            )
+        )
         return result
     except (OSError, UnicodeDecodeError, RecursionError) as exc:
         result.problems.append(InputError(f"cannot read: {exc}", source=source))
@@ -111,8 +125,9 @@ def import_legacy_annotations(root: Path, source: str, destination: str,
         return result
     folder.mkdir(parents=True, exist_ok=True)
     for z, (key, shapes) in sorted(shapes_by_slice.items()):
-        labels = rasterise_shapes(shapes, shape_yx, source=source, key=key,
-                                  problems=result.problems)
+        labels = rasterise_shapes(
+            shapes, shape_yx, source=source, key=key, problems=result.problems
+        )
         if labels is None:
             continue
         write_png_slice(folder / annotation_slice_name(z), labels)
@@ -128,8 +143,14 @@ def import_legacy_annotations(root: Path, source: str, destination: str,
     return result
 
 
-def rasterise_shapes(shapes: list, shape_yx: tuple[int, int], *, source: str = "",
-                     key: str = "", problems: list[InputError] | None = None) -> np.ndarray | None:
+def rasterise_shapes(
+    shapes: list,
+    shape_yx: tuple[int, int],
+    *,
+    source: str = "",
+    key: str = "",
+    problems: list[InputError] | None = None,
+) -> np.ndarray | None:
     """Paint Plotly shapes into a uint8 (y, x) slice of class ids (255 = unpainted).
 
     Returns None when no shape could be painted. Shapes are painted in order, so a later stroke
@@ -162,8 +183,9 @@ def _shapes_by_slice(data: Any, source: str, problems: list[InputError]) -> dict
     if isinstance(data, dict) and isinstance(data.get("shapes"), dict):
         data = data["shapes"]
     if not isinstance(data, dict):
-        problems.append(InputError("expected an object of slice number -> list of shapes",
-                                   source=source))
+        problems.append(
+            InputError("expected an object of slice number -> list of shapes", source=source)
+        )
         return None
     by_slice = {}
     for key, shapes in data.items():
@@ -172,8 +194,9 @@ def _shapes_by_slice(data: Any, source: str, problems: list[InputError]) -> dict
             if z < 0:
                 raise ValueError
         except ValueError:
-            problems.append(InputError("slice key is not a slice number", source=source,
-                                       where=repr(key)))
+            problems.append(
+                InputError("slice key is not a slice number", source=source, where=repr(key))
+            )
             continue
         if shapes is None:
             continue
@@ -233,8 +256,9 @@ def _paint(draw: ImageDraw.ImageDraw, shape: dict, class_id: int, width: float) 
     elif kind == "line":
         draw.line(corners, fill=class_id, width=stroke)
     else:
-        raise _ShapeError(f"shape type {kind!r} is not supported; expected path, line, rect "
-                          "or circle")
+        raise _ShapeError(
+            f"shape type {kind!r} is not supported; expected path, line, rect or circle"
+        )
 
 
 def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
@@ -300,8 +324,9 @@ def _pixel(x: Any, y: Any) -> tuple[float, float]:
 def _dot(draw: ImageDraw.ImageDraw, point: tuple[float, float], width: float, value: int) -> None:
     radius = width / 2.0
     x, y = point
-    draw.ellipse([x - radius + 0.5, y - radius + 0.5, x + radius - 0.5, y + radius - 0.5],
-                 fill=value)
+    draw.ellipse(
+        [x - radius + 0.5, y - radius + 0.5, x + radius - 0.5, y + radius - 0.5], fill=value
+    )
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -317,12 +342,16 @@ def _edited_since_import(folder: Path, legacy: dict) -> bool:
     imported = legacy.get("written_ns")
     if not isinstance(imported, int):
         return True
-    return any(os.stat(folder / n).st_mtime_ns > imported
-               for n in os.listdir(folder) if ANNOTATION_SLICE.match(n))
+    return any(
+        os.stat(folder / n).st_mtime_ns > imported
+        for n in os.listdir(folder)
+        if ANNOTATION_SLICE.match(n)
+    )
 
 
-def _write_meta(path: Path, previous: dict | None, source: str, source_print: str | None,
-                slices: list[int]) -> None:
+def _write_meta(
+    path: Path, previous: dict | None, source: str, source_print: str | None, slices: list[int]
+) -> None:
     from biosegment.volumes.atomic import AtomicFile
 
     meta = dict(previous or {})
@@ -330,9 +359,19 @@ def _write_meta(path: Path, previous: dict | None, source: str, source_print: st
     meta.setdefault("created", now_iso())
     meta["updated"] = now_iso()
     # The newest slice mtime marks "as imported"; a later write to a slice is a person's edit.
-    newest = max((os.stat(path.parent / n).st_mtime_ns for n in os.listdir(path.parent)
-                  if ANNOTATION_SLICE.match(n)), default=0)
-    meta["imported_from"] = {"location": source, "fingerprint": source_print,
-                             "slices": slices, "written_ns": newest}
+    newest = max(
+        (
+            os.stat(path.parent / n).st_mtime_ns
+            for n in os.listdir(path.parent)
+            if ANNOTATION_SLICE.match(n)
+        ),
+        default=0,
+    )
+    meta["imported_from"] = {
+        "location": source,
+        "fingerprint": source_print,
+        "slices": slices,
+        "written_ns": newest,
+    }
     with AtomicFile(path) as target:
         target.file.write((json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from biosegment.errors import BioSegmentError
 
@@ -174,7 +174,8 @@ CREATE TABLE IF NOT EXISTS migrations (
 def schema_version(conn: sqlite3.Connection) -> int:
     """Return the highest migration applied to ``conn`` (0 for a new, empty database)."""
     exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'").fetchone()
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
     if not exists:
         return 0
     (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()
@@ -200,14 +201,19 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None, source: obje
             if current > LATEST_VERSION:
                 raise BioSegmentError(
                     f"{source or 'catalog'}: schema version {current} was written by a newer "
-                    f"BioSegment (this one knows up to {LATEST_VERSION}); upgrade BioSegment")
+                    f"BioSegment (this one knows up to {LATEST_VERSION}); upgrade BioSegment"
+                )
             if current < migration.version:
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.description,
-                     datetime.now(timezone.utc).isoformat(timespec="milliseconds")))
+                    (
+                        migration.version,
+                        migration.description,
+                        datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    ),
+                )
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -216,7 +222,8 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None, source: obje
     if version > LATEST_VERSION:
         raise BioSegmentError(
             f"{source or 'catalog'}: schema version {version} was written by a newer BioSegment "
-            f"(this one knows up to {LATEST_VERSION}); upgrade BioSegment")
+            f"(this one knows up to {LATEST_VERSION}); upgrade BioSegment"
+        )
     return version
 
 

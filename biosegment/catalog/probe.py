@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from biosegment.errors import InputError
 from biosegment.paths import ensure_inside, is_temporary_name, relative_to_root, resolve_inside
@@ -45,9 +46,13 @@ def image_files(folder: Path) -> list[os.DirEntry]:
 
     try:
         with os.scandir(folder) as entries:
-            return [e for e in entries
-                    if not is_temporary_name(e.name)
-                    and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()]
+            return [
+                e
+                for e in entries
+                if not is_temporary_name(e.name)
+                and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+                and e.is_file()
+            ]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -110,8 +115,13 @@ def describe_error(root: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
-                  previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def dataset_facts(
+    root: Path,
+    location: str,
+    *,
+    file_type: str | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Column values for a dataset stored at ``location``: type, shape, dtype, state..."""
     from biosegment.volumes import probe_volume
     from biosegment.volumes.limits import DEFAULT_LIMITS, volume_limits
@@ -128,22 +138,38 @@ def dataset_facts(root: Path, location: str, *, file_type: str | None = None,
         # other limits may accept (or refuse) the same files: probe again when they change
         stamp = f"{stamp}|{limits.max_voxels}:{limits.max_slice_pixels}:{limits.max_chunks}"
     if _unchanged(previous, location, stamp):
-        return {column: previous.get(column) for column in (*_DATASET_FACTS, "state", "error",
-                                                             "fingerprint")}
+        return {
+            column: previous.get(column)
+            for column in (*_DATASET_FACTS, "state", "error", "fingerprint")
+        }
     try:
         info = probe_volume(path, file_type=file_type)
     except Exception as exc:  # any reader failure is this dataset's error, never the scan's
-        return {"file_type": file_type, "shape": None, "dtype": None, "voxel_size": None,
-                "state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
+        return {
+            "file_type": file_type,
+            "shape": None,
+            "dtype": None,
+            "voxel_size": None,
+            "state": "error",
+            "error": describe_error(root, exc),
+            "fingerprint": stamp,
+        }
     for file in info.files:  # a slice linked to a file outside is a problem, not data
         ensure_inside(root, file)
-    return {"file_type": info.file_type, "shape": list(info.shape), "dtype": str(info.dtype),
-            "voxel_size": None if info.voxel_size is None else list(info.voxel_size),
-            "state": "ok", "error": None, "fingerprint": stamp}
+    return {
+        "file_type": info.file_type,
+        "shape": list(info.shape),
+        "dtype": str(info.dtype),
+        "voxel_size": None if info.voxel_size is None else list(info.voxel_size),
+        "state": "ok",
+        "error": None,
+        "fingerprint": stamp,
+    }
 
 
-def segmentation_facts(root: Path, location: str, *,
-                       previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def segmentation_facts(
+    root: Path, location: str, *, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """State of a segmentation's label volume at ``location`` (headers checked)."""
     from biosegment.volumes import probe_volume
 
@@ -162,8 +188,9 @@ def segmentation_facts(root: Path, location: str, *,
     return {"state": "ok", "error": None, "fingerprint": stamp}
 
 
-def model_facts(root: Path, location: str, *,
-                previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def model_facts(
+    root: Path, location: str, *, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Architecture, classes, parent and metrics of the checkpoint at ``location``.
 
     The checkpoint is loaded (weights only, never code) so a damaged file is found now rather
@@ -180,36 +207,69 @@ def model_facts(root: Path, location: str, *,
     if card_print is not None:
         stamp = f"{stamp}+{card_print}"
     if _unchanged(previous, location, stamp):
-        return {column: previous.get(column) for column in ("architecture", "classes", "parent",
-                                                            "metrics", "state", "error",
-                                                            "fingerprint")}
+        return {
+            column: previous.get(column)
+            for column in (
+                "architecture",
+                "classes",
+                "parent",
+                "metrics",
+                "state",
+                "error",
+                "fingerprint",
+            )
+        }
     try:
         # torch is slow to import; only a scan that meets a new or changed model pays for it.
         from biosegment.engine.checkpoint import load_model
 
         _, card = load_model(path)
     except Exception as exc:
-        return {"architecture": None, "classes": None, "parent": None, "metrics": None,
-                "state": "error", "error": describe_error(root, exc), "fingerprint": stamp}
-    return {"architecture": dict(card.architecture), "classes": list(card.classes),
-            "parent": card.parent, "metrics": list(card.metrics) or None,
-            "state": "ok", "error": None, "fingerprint": stamp}
+        return {
+            "architecture": None,
+            "classes": None,
+            "parent": None,
+            "metrics": None,
+            "state": "error",
+            "error": describe_error(root, exc),
+            "fingerprint": stamp,
+        }
+    return {
+        "architecture": dict(card.architecture),
+        "classes": list(card.classes),
+        "parent": card.parent,
+        "metrics": list(card.metrics) or None,
+        "state": "ok",
+        "error": None,
+        "fingerprint": stamp,
+    }
 
 
-def annotation_facts(root: Path, location: str, *,
-                     previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def annotation_facts(
+    root: Path, location: str, *, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Annotated slices and classes of the sparse annotation folder at ``location``."""
     folder = resolve_inside(root, location)
     stamp = fingerprint(folder) if folder.is_dir() else None
     if stamp is None:
         return {"state": "missing", "error": f"{location}: not found", "fingerprint": None}
     if _unchanged(previous, location, stamp):
-        return {column: previous.get(column) for column in ("classes", "slices", "state",
-                                                            "error", "fingerprint")}
-    slices = sorted(int(m.group(1)) for name in os.listdir(folder)
-                    if (m := ANNOTATION_SLICE.match(name)) and ensure_inside(root, folder / name))
-    facts: dict[str, Any] = {"slices": slices, "classes": None, "state": "ok", "error": None,
-                             "fingerprint": stamp}
+        return {
+            column: previous.get(column)
+            for column in ("classes", "slices", "state", "error", "fingerprint")
+        }
+    slices = sorted(
+        int(m.group(1))
+        for name in os.listdir(folder)
+        if (m := ANNOTATION_SLICE.match(name)) and ensure_inside(root, folder / name)
+    )
+    facts: dict[str, Any] = {
+        "slices": slices,
+        "classes": None,
+        "state": "ok",
+        "error": None,
+        "fingerprint": stamp,
+    }
     meta_path = folder / "annotation.json"
     if os.path.lexists(meta_path):
         ensure_inside(root, meta_path)
@@ -220,15 +280,17 @@ def annotation_facts(root: Path, location: str, *,
                 raise ValueError("expected a JSON object")
             facts["classes"] = meta.get("classes")
         except (OSError, ValueError, RecursionError) as exc:
-            facts.update(state="error",
-                         error=f"{_relative(root, meta_path)}: cannot read: {exc}")
+            facts.update(state="error", error=f"{_relative(root, meta_path)}: cannot read: {exc}")
     return facts
 
 
 def _unchanged(previous: Mapping[str, Any] | None, location: str, stamp: str) -> bool:
-    return (previous is not None and previous.get("location") == location
-            and previous.get("fingerprint") == stamp
-            and previous.get("state") in ("ok", "error"))
+    return (
+        previous is not None
+        and previous.get("location") == location
+        and previous.get("fingerprint") == stamp
+        and previous.get("state") in ("ok", "error")
+    )
 
 
 def _relative(root: Path, source: object) -> str:

@@ -97,33 +97,50 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
     report = CatalogReport(setup="valid")
     problems: list[InputError] = []
     _apply_projects(catalog, document, report)
-    tables = (("datasets", document.datasets, _dataset_record),
-              ("models", document.models, _model_record),
-              ("segmentations", document.segmentations, _segmentation_record),
-              ("annotations", document.annotations, _annotation_record))
+    tables = (
+        ("datasets", document.datasets, _dataset_record),
+        ("models", document.models, _model_record),
+        ("segmentations", document.segmentations, _segmentation_record),
+        ("annotations", document.annotations, _annotation_record),
+    )
     for table, entries, make_record in tables:
         existing = {entity_key(table, row): row for row in _rows(catalog, table)}
-        made_in_ui = {row.get("location"): row for row in existing.values()
-                      if row["origin"] == "ui" and row.get("location")}
+        made_in_ui = {
+            row.get("location"): row
+            for row in existing.values()
+            if row["origin"] == "ui" and row.get("location")
+        }
         records, newly_missing = [], 0
         # Records are built (files probed) before the short write transaction that stores them.
         for entry in entries:
-            key = (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
+            key = (
+                (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
+            )
             previous = existing.get(key)
             if previous is not None and previous["origin"] == "ui":
                 # what people made in the UI is theirs: a title in the file never takes it over
-                problems.append(SetupError(
-                    f"{table[:-1]} {'/'.join(key)!r} was created in the web UI "
-                    f"({previous.get('location')}); setup.json cannot take it over; give the "
-                    "entry another title", source=SETUP_FILE, where=entry.where))
+                problems.append(
+                    SetupError(
+                        f"{table[:-1]} {'/'.join(key)!r} was created in the web UI "
+                        f"({previous.get('location')}); setup.json cannot take it over; give the "
+                        "entry another title",
+                        source=SETUP_FILE,
+                        where=entry.where,
+                    )
+                )
                 continue
             location = getattr(entry, "location", None)
             if location and location in made_in_ui:
                 owner = made_in_ui[location]
-                problems.append(SetupError(
-                    f"{location} belongs to {table[:-1]} "
-                    f"{'/'.join(entity_key(table, owner))!r}, created in the web UI; "
-                    "setup.json cannot take it over", source=SETUP_FILE, where=entry.where))
+                problems.append(
+                    SetupError(
+                        f"{location} belongs to {table[:-1]} "
+                        f"{'/'.join(entity_key(table, owner))!r}, created in the web UI; "
+                        "setup.json cannot take it over",
+                        source=SETUP_FILE,
+                        where=entry.where,
+                    )
+                )
                 continue
             try:
                 record = make_record(catalog, root, document, entry, previous, problems)
@@ -137,8 +154,9 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
         report.add_counts(table, catalog.upsert_many(table, records))
         report.tally(table, "missing", newly_missing)
         declared = {entity_key(table, record) for record in records}
-        released = [key for key, row in existing.items()
-                    if row["origin"] == "setup" and key not in declared]
+        released = [
+            key for key, row in existing.items() if row["origin"] == "setup" and key not in declared
+        ]
         catalog.set_origin(table, released, "scan")
     catalog.set_problems(SETUP_FILE, problems)
     report.add_problems(problems)
@@ -147,40 +165,72 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
 
 # -- per entry ------------------------------------------------------------------------------
 
-_KEYS = {"datasets": ("name",), "models": ("name",), "segmentations": ("dataset", "name"),
-         "annotations": ("dataset", "name")}
+_KEYS = {
+    "datasets": ("name",),
+    "models": ("name",),
+    "segmentations": ("dataset", "name"),
+    "annotations": ("dataset", "name"),
+}
 
 
 def _apply_projects(catalog: Catalog, document: SetupDocument, report: CatalogReport) -> None:
     records = []
     for project in document.projects:
         auto = project.auto_segment if project.auto_segment is not None else document.auto_segment
-        records.append({
-            "name": project.title, "origin": "setup", "state": "ok",
-            "classes": None if project.classes is None else [c.as_dict() for c in project.classes],
-            "default_model": project.default_model, "auto_segment": bool(auto)})
+        records.append(
+            {
+                "name": project.title,
+                "origin": "setup",
+                "state": "ok",
+                "classes": None
+                if project.classes is None
+                else [c.as_dict() for c in project.classes],
+                "default_model": project.default_model,
+                "auto_segment": bool(auto),
+            }
+        )
     report.add_counts("projects", catalog.upsert_many("projects", records))
     declared = {record["name"] for record in records}
-    gone = [(row["name"],) for row in catalog.projects()
-            if row["origin"] == "setup" and row["name"] not in declared and row["state"] != "missing"]
+    gone = [
+        (row["name"],)
+        for row in catalog.projects()
+        if row["origin"] == "setup" and row["name"] not in declared and row["state"] != "missing"
+    ]
     if gone:
-        report.tally("projects", "missing",
-                     catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILE}"))
+        report.tally(
+            "projects",
+            "missing",
+            catalog.mark_missing_many("projects", gone, reason=f"no longer in {SETUP_FILE}"),
+        )
 
 
-def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
-                    problems: list[InputError]) -> dict:
+def _dataset_record(
+    catalog: Catalog,
+    root: Path,
+    document: SetupDocument,
+    entry,
+    previous,
+    problems: list[InputError],
+) -> dict:
     record: dict[str, Any] = {
         "project": entry.project or document.default_project,
-        "resolution": None if entry.resolution is None else list(entry.resolution)}
+        "resolution": None if entry.resolution is None else list(entry.resolution),
+    }
     layout = dataset_layout(root, entry.location)
     record["ground_truth"] = layout.ground_truth or legacy_ground_truth(root, entry.title)
     if layout.volume is None:
         exists = resolve_inside(root, layout.searched).exists()
-        reason = ("no image files (a multi-page TIFF or a folder of TIFF or PNG slices)"
-                  if exists else "not found")
-        record.update(location=layout.searched, state="error" if exists else "missing",
-                      error=f"{layout.searched}: {reason}", fingerprint=None)
+        reason = (
+            "no image files (a multi-page TIFF or a folder of TIFF or PNG slices)"
+            if exists
+            else "not found"
+        )
+        record.update(
+            location=layout.searched,
+            state="error" if exists else "missing",
+            error=f"{layout.searched}: {reason}",
+            fingerprint=None,
+        )
         _entry_problem(problems, "dataset", entry, f"{layout.searched}: {reason}")
         return record
     volume = layout.volume
@@ -197,16 +247,27 @@ def _dataset_record(catalog: Catalog, root: Path, document: SetupDocument, entry
     elif entry.resolution is not None and record.get("shape"):
         stated = list(entry.resolution)
         z, y, x = record["shape"]
-        actual = [x, y, z][:len(stated)]
+        actual = [x, y, z][: len(stated)]
         if stated != actual:
-            problems.append(SetupError(
-                f"resolution {stated} (x, y, z) does not match the files, which hold {actual}; "
-                "the files win", source=SETUP_FILE, where=f"{entry.where}.resolution"))
+            problems.append(
+                SetupError(
+                    f"resolution {stated} (x, y, z) does not match the files, which hold {actual}; "
+                    "the files win",
+                    source=SETUP_FILE,
+                    where=f"{entry.where}.resolution",
+                )
+            )
     return record
 
 
-def _model_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
-                  problems: list[InputError]) -> dict:
+def _model_record(
+    catalog: Catalog,
+    root: Path,
+    document: SetupDocument,
+    entry,
+    previous,
+    problems: list[InputError],
+) -> dict:
     record: dict[str, Any] = {"project": entry.project or document.default_project}
     location = entry.location
     if location is not None and resolve_inside(root, location).is_dir():
@@ -225,13 +286,20 @@ def _model_record(catalog: Catalog, root: Path, document: SetupDocument, entry, 
     return record
 
 
-def _segmentation_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
-                         problems: list[InputError]) -> dict:
+def _segmentation_record(
+    catalog: Catalog,
+    root: Path,
+    document: SetupDocument,
+    entry,
+    previous,
+    problems: list[InputError],
+) -> dict:
     record: dict[str, Any] = {"model": entry.model}
     location = segmentation_volume_location(root, entry.location)
     if location is None:
-        record.update(location=entry.location, state="missing",
-                      error=f"{entry.location}: not found")
+        record.update(
+            location=entry.location, state="missing", error=f"{entry.location}: not found"
+        )
         _entry_problem(problems, "segmentation", entry, f"{entry.location}: not found")
         return record
     record["location"] = location
@@ -241,8 +309,14 @@ def _segmentation_record(catalog: Catalog, root: Path, document: SetupDocument, 
     return record
 
 
-def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, entry, previous,
-                       problems: list[InputError]) -> dict:
+def _annotation_record(
+    catalog: Catalog,
+    root: Path,
+    document: SetupDocument,
+    entry,
+    previous,
+    problems: list[InputError],
+) -> dict:
     path = resolve_inside(root, entry.location)
     folder = entry.location
     if path.is_file():
@@ -250,8 +324,9 @@ def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, en
         folder = join(ANNOTATIONS_DIR, entry.dataset, entry.title)
         import_legacy_file(catalog, root, entry.dataset, entry.location, folder, problems)
     elif (path / LEGACY_ANNOTATIONS).is_file():
-        import_legacy_file(catalog, root, entry.dataset, join(folder, LEGACY_ANNOTATIONS),
-                           folder, problems)
+        import_legacy_file(
+            catalog, root, entry.dataset, join(folder, LEGACY_ANNOTATIONS), folder, problems
+        )
     record: dict[str, Any] = {"location": folder}
     record.update(annotation_facts(root, folder, previous=previous))
     if record["state"] != "ok":
@@ -264,24 +339,38 @@ def _annotation_record(catalog: Catalog, root: Path, document: SetupDocument, en
 
 def _entry_problem(problems: list[InputError], kind: str, entry, message: str) -> None:
     """Note a problem with one entry of ``setup.json``, named by its kind and title."""
-    problems.append(SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILE,
-                               where=entry.where))
+    problems.append(
+        SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILE, where=entry.where)
+    )
 
 
 def _rows(catalog: Catalog, table: str) -> list[dict]:
-    return {"datasets": catalog.datasets, "models": catalog.models,
-            "segmentations": catalog.segmentations, "annotations": catalog.annotations}[table]()
+    return {
+        "datasets": catalog.datasets,
+        "models": catalog.models,
+        "segmentations": catalog.segmentations,
+        "annotations": catalog.annotations,
+    }[table]()
 
 
 def _release_all(catalog: Catalog, report: CatalogReport) -> None:
     for table in ("datasets", "models", "segmentations", "annotations"):
-        catalog.set_origin(table, [entity_key(table, row) for row in _rows(catalog, table)
-                                   if row["origin"] == "setup"], "scan")
-    gone = [(row["name"],) for row in catalog.projects()
-            if row["origin"] == "setup" and row["state"] != "missing"]
+        catalog.set_origin(
+            table,
+            [entity_key(table, row) for row in _rows(catalog, table) if row["origin"] == "setup"],
+            "scan",
+        )
+    gone = [
+        (row["name"],)
+        for row in catalog.projects()
+        if row["origin"] == "setup" and row["state"] != "missing"
+    ]
     if gone:
-        report.tally("projects", "missing",
-                     catalog.mark_missing_many("projects", gone, reason=f"{SETUP_FILE} removed"))
+        report.tally(
+            "projects",
+            "missing",
+            catalog.mark_missing_many("projects", gone, reason=f"{SETUP_FILE} removed"),
+        )
 
 
 def _keep_last_good(root: Path, document: SetupDocument) -> None:

@@ -23,6 +23,7 @@ from biosegment.sqlite_support import move_aside
 
 __all__ = ["refresh", "reindex"]
 
+
 def refresh(catalog: Catalog, root: Path) -> CatalogReport:
     """Apply ``setup.json`` (if valid) then register what the folder holds."""
     started = time.perf_counter()
@@ -46,8 +47,10 @@ def reindex(root: Path) -> CatalogReport:
     if path.exists():
         carried, readable = _read_keepable_rows(path)
         moved = move_aside(path, "old" if readable else "corrupt")
-        notes.append(f"previous catalog moved to {moved.name}"
-                     + ("" if readable else " (it could not be read)"))
+        notes.append(
+            f"previous catalog moved to {moved.name}"
+            + ("" if readable else " (it could not be read)")
+        )
     catalog = open_catalog(root)
     try:
         for table, rows in carried.items():
@@ -72,15 +75,17 @@ def _read_keepable_rows(path: Path) -> tuple[dict[str, list[dict]], bool]:
         (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
         if verdict != "ok":
             return {}, False
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master "
-                                                 "WHERE type = 'table'")}
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         kept: dict[str, list[dict]] = {}
         if "jobs" in tables:
             kept["jobs"] = [dict(r) for r in conn.execute("SELECT * FROM jobs")]
         for table in ENTITY_TABLES:
             if table in tables:
-                kept[table] = [dict(r) for r in conn.execute(
-                    f"SELECT * FROM {table} WHERE origin = 'ui'")]
+                kept[table] = [
+                    dict(r) for r in conn.execute(f"SELECT * FROM {table} WHERE origin = 'ui'")
+                ]
         return kept, True
     except sqlite3.DatabaseError:
         return {}, False

@@ -7,8 +7,9 @@ scan merge into the one report :func:`~biosegment.catalog.refresh.refresh` retur
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from biosegment.errors import InputError
 
@@ -23,9 +24,9 @@ class CatalogReport:
 
     changes: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
-    setup: str | None = None          #: 'valid', 'invalid' or 'absent' once setup.json was read
+    setup: str | None = None  #: 'valid', 'invalid' or 'absent' once setup.json was read
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)   #: what else happened, in words
+    notes: list[str] = field(default_factory=list)  #: what else happened, in words
 
     def tally(self, table: str, outcome: str, count: int = 1) -> None:
         counts = self.changes.setdefault(table, {name: 0 for name in OUTCOMES})
@@ -60,6 +61,10 @@ class CatalogReport:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"changes": {t: dict(c) for t, c in self.changes.items()},
-                "problems": [dict(p) for p in self.problems], "setup": self.setup,
-                "seconds": round(self.seconds, 3), "notes": list(self.notes)}
+        return {
+            "changes": {t: dict(c) for t, c in self.changes.items()},
+            "problems": [dict(p) for p in self.problems],
+            "setup": self.setup,
+            "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+        }

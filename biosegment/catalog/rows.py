@@ -10,8 +10,9 @@ does not have; ``decode_row`` turns a stored row back into the dict every caller
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 __all__ = [
     "ENTITY_TABLES",
@@ -35,17 +36,73 @@ JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 #: Columns a caller may set, per table (``id`` and the timestamps are managed here).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "projects": ("name", "classes", "default_model", "auto_segment", "state", "origin"),
-    "datasets": ("name", "project", "location", "file_type", "shape_z", "shape_y", "shape_x",
-                 "dtype", "voxel_size", "resolution", "ground_truth", "state", "error", "origin",
-                 "fingerprint"),
-    "models": ("name", "project", "location", "architecture", "classes", "parent", "metrics",
-               "state", "error", "origin", "fingerprint"),
-    "segmentations": ("dataset", "name", "model", "location", "state", "error", "origin",
-                      "fingerprint"),
-    "annotations": ("dataset", "name", "location", "classes", "slices", "state", "error",
-                    "origin", "fingerprint"),
-    "jobs": ("kind", "params", "state", "progress", "eta", "message", "metrics", "log_path",
-             "result", "worker", "attempts", "cancel_requested", "started_at", "finished_at"),
+    "datasets": (
+        "name",
+        "project",
+        "location",
+        "file_type",
+        "shape_z",
+        "shape_y",
+        "shape_x",
+        "dtype",
+        "voxel_size",
+        "resolution",
+        "ground_truth",
+        "state",
+        "error",
+        "origin",
+        "fingerprint",
+    ),
+    "models": (
+        "name",
+        "project",
+        "location",
+        "architecture",
+        "classes",
+        "parent",
+        "metrics",
+        "state",
+        "error",
+        "origin",
+        "fingerprint",
+    ),
+    "segmentations": (
+        "dataset",
+        "name",
+        "model",
+        "location",
+        "state",
+        "error",
+        "origin",
+        "fingerprint",
+    ),
+    "annotations": (
+        "dataset",
+        "name",
+        "location",
+        "classes",
+        "slices",
+        "state",
+        "error",
+        "origin",
+        "fingerprint",
+    ),
+    "jobs": (
+        "kind",
+        "params",
+        "state",
+        "progress",
+        "eta",
+        "message",
+        "metrics",
+        "log_path",
+        "result",
+        "worker",
+        "attempts",
+        "cancel_requested",
+        "started_at",
+        "finished_at",
+    ),
 }
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -66,7 +123,7 @@ _BOOLEAN_COLUMNS: dict[str, tuple[str, ...]] = {
 
 def now_iso() -> str:
     """The current time as an ISO 8601 UTC string with milliseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def encode_fields(table: str, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,12 +139,10 @@ def encode_fields(table: str, fields: Mapping[str, Any]) -> dict[str, Any]:
             values.update(shape_z=z, shape_y=y, shape_x=x)
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise ValueError(f"{table} has no column {', '.join(unknown)}; "
-                         f"known: {', '.join(allowed)}")
+        raise ValueError(f"{table} has no column {', '.join(unknown)}; known: {', '.join(allowed)}")
     for column in JSON_COLUMNS.get(table, ()):
         if column in values and values[column] is not None:
-            values[column] = json.dumps(_plain(values[column]), sort_keys=True,
-                                        ensure_ascii=False)
+            values[column] = json.dumps(_plain(values[column]), sort_keys=True, ensure_ascii=False)
     for column in _BOOLEAN_COLUMNS.get(table, ()):
         if column in values and values[column] is not None:
             values[column] = int(bool(values[column]))
@@ -106,8 +161,11 @@ def decode_row(table: str, row: Mapping[str, Any] | None) -> dict[str, Any] | No
         if result.get(column) is not None:
             result[column] = bool(result[column])
     if table == "datasets":
-        dims = (result.pop("shape_z", None), result.pop("shape_y", None),
-                result.pop("shape_x", None))
+        dims = (
+            result.pop("shape_z", None),
+            result.pop("shape_y", None),
+            result.pop("shape_x", None),
+        )
         result["shape"] = None if None in dims else list(dims)
     return result
 

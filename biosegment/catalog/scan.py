@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from biosegment.catalog.layout import (
     LEGACY_ANNOTATIONS,
@@ -63,8 +64,9 @@ __all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
 SCAN_REPORTER = "scan"
 
 
-def scan_data_folder(catalog: Catalog, root: Path, *,
-                     setup: SetupDocument | None = None) -> CatalogReport:
+def scan_data_folder(
+    catalog: Catalog, root: Path, *, setup: SetupDocument | None = None
+) -> CatalogReport:
     """Register every dataset, model, segmentation and annotation the folder holds.
 
     ``setup`` (the last valid ``setup.json``) says where the images live (``EM_location``) and
@@ -89,16 +91,27 @@ def scan_data_folder(catalog: Catalog, root: Path, *,
     return report
 
 
-def import_legacy_file(catalog: Catalog, root: Path, dataset: str, source: str,
-                       destination: str, problems: list[InputError]) -> None:
+def import_legacy_file(
+    catalog: Catalog,
+    root: Path,
+    dataset: str,
+    source: str,
+    destination: str,
+    problems: list[InputError],
+) -> None:
     """Import an old-stack annotations.json for ``dataset`` once its slice size is known."""
     try:
         row = catalog.dataset(dataset)
     except NotFoundError:
         row = None
     if row is None or not row.get("shape"):
-        problems.append(InputError(f"dataset {dataset!r} is not (yet) readable, so the slice "
-                                   "size is unknown; import postponed", source=source))
+        problems.append(
+            InputError(
+                f"dataset {dataset!r} is not (yet) readable, so the slice "
+                "size is unknown; import postponed",
+                source=source,
+            )
+        )
         return
     _, height, width = row["shape"]
     try:
@@ -121,7 +134,7 @@ class _Found:
 
     key: dict[str, str]
     location: str
-    facts: Callable[[dict | None], dict]   #: previous row (or None) -> column values
+    facts: Callable[[dict | None], dict]  #: previous row (or None) -> column values
 
 
 def _top_folder(root: Path, location: str, problems: list[InputError]) -> Path | None:
@@ -145,8 +158,9 @@ def _entries(folder: Path | None) -> list[os.DirEntry]:
     return sorted(kept, key=lambda e: e.name)
 
 
-def _find_datasets(root: Path, em: str, project: str | None,
-                   problems: list[InputError]) -> Iterator[_Found]:
+def _find_datasets(
+    root: Path, em: str, project: str | None, problems: list[InputError]
+) -> Iterator[_Found]:
     from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
 
     for entry in _entries(_top_folder(root, em, problems)):
@@ -162,19 +176,26 @@ def _find_datasets(root: Path, em: str, project: str | None,
         except InputError as exc:  # a symlink out of the data folder
             problems.append(InputError(exc.reason, source=location))
             continue
-        yield _Found({"name": name}, layout.volume or layout.searched,
-                     partial(_dataset_facts, root, name, layout, project))
+        yield _Found(
+            {"name": name},
+            layout.volume or layout.searched,
+            partial(_dataset_facts, root, name, layout, project),
+        )
 
 
-def _dataset_facts(root: Path, name: str, layout: DatasetLayout, project: str | None,
-                   previous: dict | None) -> dict:
+def _dataset_facts(
+    root: Path, name: str, layout: DatasetLayout, project: str | None, previous: dict | None
+) -> dict:
     facts: dict[str, Any] = {"ground_truth": layout.ground_truth or legacy_ground_truth(root, name)}
     if previous is None or previous.get("project") is None:
         facts["project"] = project
     if layout.volume is None:
-        facts.update(state="error", fingerprint=None,
-                     error=f"{layout.searched}: no image files (a multi-page TIFF or a folder of "
-                           "TIFF or PNG slices)")
+        facts.update(
+            state="error",
+            fingerprint=None,
+            error=f"{layout.searched}: no image files (a multi-page TIFF or a folder of "
+            "TIFF or PNG slices)",
+        )
         return facts
     facts.update(dataset_facts(root, layout.volume, previous=previous))
     return facts
@@ -185,12 +206,14 @@ def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
         if entry.is_dir() and os.path.isfile(os.path.join(entry.path, MODEL_WEIGHTS)):
             name, location = entry.name, join(MODELS_DIR, entry.name, MODEL_WEIGHTS)
         elif entry.is_file() and entry.name.endswith(MODEL_SUFFIX):
-            name, location = entry.name[:-len(MODEL_SUFFIX)], join(MODELS_DIR, entry.name)
+            name, location = entry.name[: -len(MODEL_SUFFIX)], join(MODELS_DIR, entry.name)
         else:
             continue
-        yield _Found({"name": name}, location,
-                     lambda previous, location=location: model_facts(root, location,
-                                                                     previous=previous))
+        yield _Found(
+            {"name": name},
+            location,
+            lambda previous, location=location: model_facts(root, location, previous=previous),
+        )
 
 
 def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Found]:
@@ -209,8 +232,11 @@ def _find_segmentations(root: Path, problems: list[InputError]) -> Iterator[_Fou
                 continue
             if location is None:
                 continue  # nothing written yet
-            yield _Found({"dataset": dataset_entry.name, "name": entry.name}, location,
-                         partial(_segmentation_facts, root, location, Path(entry.path)))
+            yield _Found(
+                {"dataset": dataset_entry.name, "name": entry.name},
+                location,
+                partial(_segmentation_facts, root, location, Path(entry.path)),
+            )
 
 
 def _segmentation_facts(root: Path, location: str, folder: Path, previous: dict | None) -> dict:
@@ -221,8 +247,7 @@ def _segmentation_facts(root: Path, location: str, folder: Path, previous: dict 
     return facts
 
 
-def _find_annotations(catalog: Catalog, root: Path,
-                      problems: list[InputError]) -> Iterator[_Found]:
+def _find_annotations(catalog: Catalog, root: Path, problems: list[InputError]) -> Iterator[_Found]:
     for dataset_entry in _entries(_top_folder(root, ANNOTATIONS_DIR, problems)):
         if not dataset_entry.is_dir():
             continue
@@ -230,29 +255,46 @@ def _find_annotations(catalog: Catalog, root: Path,
         base = join(ANNOTATIONS_DIR, dataset)
         if os.path.isfile(os.path.join(dataset_entry.path, LEGACY_ANNOTATIONS)):
             # annotations/<dataset>/annotations.json gets a folder of its own, named by its stem
-            import_legacy_file(catalog, root, dataset, join(base, LEGACY_ANNOTATIONS),
-                               join(base, Path(LEGACY_ANNOTATIONS).stem), problems)
+            import_legacy_file(
+                catalog,
+                root,
+                dataset,
+                join(base, LEGACY_ANNOTATIONS),
+                join(base, Path(LEGACY_ANNOTATIONS).stem),
+                problems,
+            )
         for entry in _entries(Path(dataset_entry.path)):
             if not entry.is_dir():
                 continue
             location = join(base, entry.name)
             folder = Path(entry.path)
             if (folder / LEGACY_ANNOTATIONS).is_file():
-                import_legacy_file(catalog, root, dataset, join(location, LEGACY_ANNOTATIONS),
-                                   location, problems)
+                import_legacy_file(
+                    catalog, root, dataset, join(location, LEGACY_ANNOTATIONS), location, problems
+                )
             if not (folder / ANNOTATION_META).is_file() and not any(
-                    ANNOTATION_SLICE.match(n) for n in os.listdir(folder)):
+                ANNOTATION_SLICE.match(n) for n in os.listdir(folder)
+            ):
                 continue  # not an annotation (yet)
-            yield _Found({"dataset": dataset, "name": entry.name}, location,
-                         lambda previous, location=location: annotation_facts(
-                             root, location, previous=previous))
+            yield _Found(
+                {"dataset": dataset, "name": entry.name},
+                location,
+                lambda previous, location=location: annotation_facts(
+                    root, location, previous=previous
+                ),
+            )
 
 
 # -- applying -------------------------------------------------------------------------------
 
 
-def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: CatalogReport,
-           problems: list[InputError]) -> None:
+def _apply(
+    catalog: Catalog,
+    table: str,
+    found: Iterable[_Found],
+    report: CatalogReport,
+    problems: list[InputError],
+) -> None:
     """Upsert what was found; mark what the scan registered before but did not find missing.
 
     A location that setup.json owns is its reconciler's business; one the UI owns gets fresh
@@ -275,13 +317,21 @@ def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: Catalo
             continue
         previous = by_key.get(key)
         if previous is not None and previous["origin"] != "scan":
-            problems.append(InputError(
-                f"name {'/'.join(key)!r} is already used by {previous['location']} (from "
-                f"{previous['origin']}); rename one of them", source=item.location))
+            problems.append(
+                InputError(
+                    f"name {'/'.join(key)!r} is already used by {previous['location']} (from "
+                    f"{previous['origin']}); rename one of them",
+                    source=item.location,
+                )
+            )
             continue
         if key in seen:
-            problems.append(InputError(f"name {'/'.join(key)!r} is already used by "
-                                       f"{seen[key]}; rename one of them", source=item.location))
+            problems.append(
+                InputError(
+                    f"name {'/'.join(key)!r} is already used by {seen[key]}; rename one of them",
+                    source=item.location,
+                )
+            )
             continue
         facts = _facts_or_problem(item, previous, problems)
         if facts is None:
@@ -289,16 +339,24 @@ def _apply(catalog: Catalog, table: str, found: Iterable[_Found], report: Catalo
         seen[key] = item.location
         records.append({**item.key, "location": item.location, "origin": "scan", **facts})
     report.add_counts(table, catalog.upsert_many(table, records))
-    gone = [entity_key(table, row) for row in rows
-            if row["state"] != "missing" and entity_key(table, row) not in seen
-            and (row["origin"] == "scan" or _vanished_ui_row(catalog.root, row))]
+    gone = [
+        entity_key(table, row)
+        for row in rows
+        if row["state"] != "missing"
+        and entity_key(table, row) not in seen
+        and (row["origin"] == "scan" or _vanished_ui_row(catalog.root, row))
+    ]
     if gone:
-        report.tally(table, "missing",
-                     catalog.mark_missing_many(table, gone, reason="no longer in the data folder"))
+        report.tally(
+            table,
+            "missing",
+            catalog.mark_missing_many(table, gone, reason="no longer in the data folder"),
+        )
 
 
-def _facts_or_problem(item: _Found, previous: dict | None,
-                      problems: list[InputError]) -> dict | None:
+def _facts_or_problem(
+    item: _Found, previous: dict | None, problems: list[InputError]
+) -> dict | None:
     """Probe one thing; a location that leads out of the data folder is a problem, not a row."""
     try:
         return item.facts(previous)
@@ -321,8 +379,12 @@ def _vanished_ui_row(root: Path, row: dict) -> bool:
 
 
 def _key_fields(table: str, row: dict) -> dict:
-    return dict(zip(("dataset", "name") if table in ("segmentations", "annotations")
-                    else ("name",), entity_key(table, row)))
+    return dict(
+        zip(
+            ("dataset", "name") if table in ("segmentations", "annotations") else ("name",),
+            entity_key(table, row),
+        )
+    )
 
 
 _ROW_LISTS: dict[str, Callable[[Catalog], list[dict]]] = {

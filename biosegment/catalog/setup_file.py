@@ -52,20 +52,20 @@ class SetupClass:
 @dataclass(frozen=True, slots=True)
 class SetupProject:
     title: str
-    where: str                                   #: the key it came from, e.g. ``projects[0]``
+    where: str  #: the key it came from, e.g. ``projects[0]``
     classes: tuple[SetupClass, ...] | None = None
     default_model: str | None = None
-    auto_segment: bool | None = None             #: None: follow the document's switch
+    auto_segment: bool | None = None  #: None: follow the document's switch
 
 
 @dataclass(frozen=True, slots=True)
 class SetupDataset:
     title: str
     where: str
-    location: str                                #: the dataset folder (or file), relative
+    location: str  #: the dataset folder (or file), relative
     file_type: str | None = None
-    resolution: tuple[int, ...] | None = None    #: x, y, z in voxels, as the old stack wrote it
-    key: str | None = None                       #: the array inside an HDF5/Zarr/N5 container
+    resolution: tuple[int, ...] | None = None  #: x, y, z in voxels, as the old stack wrote it
+    key: str | None = None  #: the array inside an HDF5/Zarr/N5 container
     voxel_size: tuple[float, float, float] | None = None
     project: str | None = None
 
@@ -74,7 +74,7 @@ class SetupDataset:
 class SetupModel:
     title: str
     where: str
-    location: str | None = None                  #: None: looked up under ``models/`` by title
+    location: str | None = None  #: None: looked up under ``models/`` by title
     project: str | None = None
 
 
@@ -145,16 +145,21 @@ def validate_setup(root: Path) -> tuple[SetupDocument | None, list[SetupError]]:
     try:
         text = raw.decode("utf-8-sig")  # Windows editors like to add a byte-order mark
     except UnicodeDecodeError as exc:
-        return None, [SetupError("not UTF-8 text", source=SETUP_FILE,
-                                 where=f"byte {exc.start}")]
+        return None, [SetupError("not UTF-8 text", source=SETUP_FILE, where=f"byte {exc.start}")]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [SetupError(f"invalid JSON: {exc.msg}", source=SETUP_FILE,
-                                 where=f"line {exc.lineno}, column {exc.colno}")]
+        return None, [
+            SetupError(
+                f"invalid JSON: {exc.msg}",
+                source=SETUP_FILE,
+                where=f"line {exc.lineno}, column {exc.colno}",
+            )
+        ]
     except RecursionError:  # thousands of nested brackets exhaust the parser's stack
-        return None, [SetupError("invalid JSON: nested too deeply", source=SETUP_FILE,
-                                 where="(top level)")]
+        return None, [
+            SetupError("invalid JSON: nested too deeply", source=SETUP_FILE, where="(top level)")
+        ]
     return check_setup_data(root, data)
 
 
@@ -195,13 +200,15 @@ class _Checker:
             self.unique(kind, [((i.dataset, i.title), i.where) for i in items if i is not None])
         auto_segment = self.boolean(data.get("auto_segment"), "auto_segment")
         return SetupDocument(
-            path=path, em_location=em,
+            path=path,
+            em_location=em,
             projects=tuple(p for p in projects if p is not None),
             datasets=tuple(d for d in datasets if d is not None),
             models=tuple(m for m in models if m is not None),
             segmentations=tuple(s for s in segmentations if s is not None),
             annotations=tuple(a for a in annotations if a is not None),
-            auto_segment=bool(auto_segment))
+            auto_segment=bool(auto_segment),
+        )
 
     def entries(self, data: dict, key: str):
         value = data.get(key)
@@ -221,8 +228,10 @@ class _Checker:
         first_seen: dict[Any, str] = {}
         for key, where in keyed:
             if key in first_seen:
-                self.fail(f"{where}.title", f"duplicate {kind[:-1]} title {key!r} "
-                                            f"(also at {first_seen[key]})")
+                self.fail(
+                    f"{where}.title",
+                    f"duplicate {kind[:-1]} title {key!r} (also at {first_seen[key]})",
+                )
             else:
                 first_seen[key] = where
 
@@ -233,8 +242,13 @@ class _Checker:
         auto_segment = self.boolean(entry.get("auto_segment"), f"{where}.auto_segment")
         if title is None:
             return None
-        return SetupProject(title=title, where=where, classes=classes,
-                            default_model=default_model, auto_segment=auto_segment)
+        return SetupProject(
+            title=title,
+            where=where,
+            classes=classes,
+            default_model=default_model,
+            auto_segment=auto_segment,
+        )
 
     def dataset(self, entry: dict, where: str, em: str, file_types) -> SetupDataset | None:
         title = self.text(entry.get("title"), f"{where}.title", required=True)
@@ -246,8 +260,10 @@ class _Checker:
             location = None
         file_type = self.text(entry.get("file_type"), f"{where}.file_type")
         if file_type is not None and file_type not in file_types:
-            self.fail(f"{where}.file_type", f"unknown file_type {file_type!r}; expected one of "
-                                            f"{', '.join(file_types)}")
+            self.fail(
+                f"{where}.file_type",
+                f"unknown file_type {file_type!r}; expected one of {', '.join(file_types)}",
+            )
         resolution = self.numbers(entry.get("resolution"), f"{where}.resolution", integers=True)
         voxel_size = self.numbers(entry.get("voxel_size"), f"{where}.voxel_size", length=3)
         project = self.text(entry.get("project"), f"{where}.project")
@@ -257,9 +273,16 @@ class _Checker:
             key = None
         if title is None or location is None:
             return None
-        return SetupDataset(title=title, where=where, location=location, file_type=file_type,
-                            resolution=resolution, voxel_size=voxel_size, project=project,
-                            key=key)
+        return SetupDataset(
+            title=title,
+            where=where,
+            location=location,
+            file_type=file_type,
+            resolution=resolution,
+            voxel_size=voxel_size,
+            project=project,
+            key=key,
+        )
 
     def model(self, entry: dict, where: str) -> SetupModel | None:
         title = self.text(entry.get("title"), f"{where}.title", required=True)
@@ -280,8 +303,9 @@ class _Checker:
             location = self.location(f"segmentations/{dataset}/{title}", f"{where}.title")
             if location is None:
                 return None
-        return SetupSegmentation(title=title, where=where, dataset=dataset, location=location,
-                                 model=model)
+        return SetupSegmentation(
+            title=title, where=where, dataset=dataset, location=location, model=model
+        )
 
     def annotation(self, entry: dict, where: str) -> SetupAnnotation | None:
         title = self.text(entry.get("title"), f"{where}.title", required=True)
@@ -328,8 +352,9 @@ class _Checker:
             return None
         return normalise_location(text)
 
-    def numbers(self, value: Any, where: str, *, integers: bool = False,
-                length: int | None = None) -> tuple | None:
+    def numbers(
+        self, value: Any, where: str, *, integers: bool = False, length: int | None = None
+    ) -> tuple | None:
         if value is None:
             return None
         if not isinstance(value, list) or not value or (length and len(value) != length):
@@ -338,8 +363,12 @@ class _Checker:
             return None
         result = []
         for index, number in enumerate(value):
-            ok = (isinstance(number, (int, float)) and not isinstance(number, bool)
-                  and math.isfinite(number) and number > 0)
+            ok = (
+                isinstance(number, (int, float))
+                and not isinstance(number, bool)
+                and math.isfinite(number)
+                and number > 0
+            )
             if ok and integers and float(number) != int(number):
                 ok = False
             if not ok:
@@ -363,8 +392,14 @@ class _Checker:
                 continue
             class_id = entry.get("id")
             # 255 is "unlabeled" in every label volume, so no class may use it.
-            if isinstance(class_id, bool) or not isinstance(class_id, int) or not 0 <= class_id <= 254:
-                self.fail(f"{here}.id", f"expected a whole number 0..254, got {_describe(class_id)}")
+            if (
+                isinstance(class_id, bool)
+                or not isinstance(class_id, int)
+                or not 0 <= class_id <= 254
+            ):
+                self.fail(
+                    f"{here}.id", f"expected a whole number 0..254, got {_describe(class_id)}"
+                )
                 continue
             if class_id in seen:
                 self.fail(f"{here}.id", f"duplicate class id {class_id}")
@@ -381,8 +416,15 @@ class _Checker:
 
 
 def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

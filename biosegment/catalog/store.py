@@ -12,8 +12,9 @@ person created in the UI is never taken over, and so never dropped, by a rescan.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from biosegment.catalog.connection import connect, corrupt_catalog_error
 from biosegment.catalog.jobs import JobStore
@@ -57,7 +58,7 @@ def entity_key(table: str, row: Mapping[str, Any]) -> tuple:
     return tuple(row[column] for column in _KEY_COLUMNS[table])
 
 
-def open_catalog(root: Path) -> "Catalog":
+def open_catalog(root: Path) -> Catalog:
     """Open (creating and migrating as needed) the catalog of the data folder ``root``."""
     root = Path(root)
     if not root.is_dir():
@@ -104,9 +105,11 @@ class Catalog(JobStore):
         """
         row = self._get(_USABLE_KINDS[kind], (name,))
         if row.get("state") != "ok" or not row.get("location"):
-            raise InputError(f"{kind} {name!r} is {row.get('state')}: "
-                             f"{row.get('error') or 'its files are not readable'}",
-                             where=where or kind)
+            raise InputError(
+                f"{kind} {name!r} is {row.get('state')}: "
+                f"{row.get('error') or 'its files are not readable'}",
+                where=where or kind,
+            )
         return row
 
     def path_of(self, row: Mapping[str, Any], field: str = "location") -> Path:
@@ -145,8 +148,9 @@ class Catalog(JobStore):
         """Open problems, oldest first: dicts with source, where, reason, reported_by, created_at."""
         if reported_by is None:
             return self._rows("SELECT * FROM problems ORDER BY created_at, id")
-        return self._rows("SELECT * FROM problems WHERE reported_by = ? ORDER BY created_at, id",
-                          (reported_by,))
+        return self._rows(
+            "SELECT * FROM problems WHERE reported_by = ? ORDER BY created_at, id", (reported_by,)
+        )
 
     def entry_problems(self) -> list[dict]:
         """Every dataset, model, segmentation and annotation in error or missing, as problems.
@@ -155,18 +159,33 @@ class Catalog(JobStore):
         ``state``, so that a count of "2 error" always comes with the two reasons.
         """
         found: list[dict] = []
-        for table, kind in (("datasets", "dataset"), ("models", "model"),
-                            ("segmentations", "segmentation"), ("annotations", "annotation")):
+        for table, kind in (
+            ("datasets", "dataset"),
+            ("models", "model"),
+            ("segmentations", "segmentation"),
+            ("annotations", "annotation"),
+        ):
             order = ", ".join(_KEY_COLUMNS[table])
-            rows = self._rows(f"SELECT * FROM {table} WHERE state IN ('error', 'missing') "
-                              f"ORDER BY {order}")
+            rows = self._rows(
+                f"SELECT * FROM {table} WHERE state IN ('error', 'missing') ORDER BY {order}"
+            )
             for row in rows:
-                name = (f"{row['dataset']}/{row['name']}" if kind in ("segmentation", "annotation")
-                        else row["name"])
-                found.append({"kind": kind, "name": name, "state": row["state"],
-                              # the reason names the file already
-                              "source": f"{kind} {name}", "where": "",
-                              "reason": row.get("error") or row["state"]})
+                name = (
+                    f"{row['dataset']}/{row['name']}"
+                    if kind in ("segmentation", "annotation")
+                    else row["name"]
+                )
+                found.append(
+                    {
+                        "kind": kind,
+                        "name": name,
+                        "state": row["state"],
+                        # the reason names the file already
+                        "source": f"{kind} {name}",
+                        "where": "",
+                        "reason": row.get("error") or row["state"],
+                    }
+                )
         return found
 
     def all_problems(self) -> list[dict]:
@@ -224,15 +243,17 @@ class Catalog(JobStore):
                 outcome[self._upsert_in_transaction(table, record, now)] += 1
         return outcome
 
-    def mark_missing(self, table: str, name: str, *, dataset: str | None = None,
-                     reason: str | None = None) -> dict:
+    def mark_missing(
+        self, table: str, name: str, *, dataset: str | None = None, reason: str | None = None
+    ) -> dict:
         """Mark a row missing (its files are gone); segmentations and annotations need ``dataset``."""
         key = _key_for(table, name, dataset)
         self.mark_missing_many(table, [key], reason=reason)
         return self._get(table, key)
 
-    def mark_missing_many(self, table: str, keys: Iterable[tuple], *,
-                          reason: str | None = None) -> int:
+    def mark_missing_many(
+        self, table: str, keys: Iterable[tuple], *, reason: str | None = None
+    ) -> int:
         """Mark the rows with these natural keys missing; return how many changed."""
         where = _key_match(_entity(table))
         changed = 0
@@ -242,12 +263,15 @@ class Catalog(JobStore):
                 if table == "projects":  # a project is a declaration: no files, no error text
                     cursor = conn.execute(
                         f"UPDATE projects SET state = 'missing', updated_at = ? "
-                        f"WHERE {where} AND state != 'missing'", (now, *key))
+                        f"WHERE {where} AND state != 'missing'",
+                        (now, *key),
+                    )
                 else:
                     cursor = conn.execute(
                         f"UPDATE {table} SET state = 'missing', error = ?, updated_at = ? "
                         f"WHERE {where} AND (state != 'missing' OR error IS NOT ?)",
-                        (reason, now, *key, reason))
+                        (reason, now, *key, reason),
+                    )
                 changed += cursor.rowcount
         return changed
 
@@ -261,8 +285,9 @@ class Catalog(JobStore):
         with self._write() as conn:
             for key in keys:
                 changed += conn.execute(
-                    f"UPDATE {table} SET origin = ?, updated_at = ? WHERE {where} "
-                    "AND origin != ?", (origin, now, *key, origin)).rowcount
+                    f"UPDATE {table} SET origin = ?, updated_at = ? WHERE {where} AND origin != ?",
+                    (origin, now, *key, origin),
+                ).rowcount
         return changed
 
     def set_problems(self, source: str, problems: Iterable[InputError | Mapping[str, Any]]) -> None:
@@ -281,8 +306,8 @@ class Catalog(JobStore):
                 wanted.append(entry)
         with self._write() as conn:
             existing = conn.execute(
-                'SELECT id, source, "where", reason FROM problems WHERE reported_by = ?',
-                (source,)).fetchall()
+                'SELECT id, source, "where", reason FROM problems WHERE reported_by = ?', (source,)
+            ).fetchall()
             kept = set()
             for row in existing:
                 entry = (row["source"], row["where"], row["reason"])
@@ -293,8 +318,11 @@ class Catalog(JobStore):
             now = now_iso()
             for entry in wanted:
                 if entry not in kept:
-                    conn.execute('INSERT INTO problems (reported_by, source, "where", reason, '
-                                 "created_at) VALUES (?, ?, ?, ?, ?)", (source, *entry, now))
+                    conn.execute(
+                        'INSERT INTO problems (reported_by, source, "where", reason, '
+                        "created_at) VALUES (?, ?, ?, ?, ?)",
+                        (source, *entry, now),
+                    )
 
     def restore_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Copy rows read from an older catalog (a reindex), keeping the columns this schema has.
@@ -316,7 +344,8 @@ class Catalog(JobStore):
                 marks = ", ".join("?" for _ in wanted)
                 inserted += conn.execute(
                     f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})",
-                    [row[c] for c in wanted]).rowcount
+                    [row[c] for c in wanted],
+                ).rowcount
         return inserted
 
     # -- helpers ----------------------------------------------------------------------------
@@ -349,8 +378,9 @@ class Catalog(JobStore):
 
     def _upsert_in_transaction(self, table: str, record: dict[str, Any], now: str) -> str:
         key = entity_key(table, record)
-        existing = self._conn.execute(f"SELECT * FROM {table} WHERE {_key_match(table)}",
-                                      key).fetchone()
+        existing = self._conn.execute(
+            f"SELECT * FROM {table} WHERE {_key_match(table)}", key
+        ).fetchone()
         if existing is None:
             row = {"state": "ok", "origin": "ui", **record, "created_at": now, "updated_at": now}
             self._db[table].insert(row)
@@ -370,8 +400,9 @@ class Catalog(JobStore):
 
 def _entity(table: str) -> str:
     if table not in ENTITY_TABLES:
-        raise ValueError(f"unknown catalog table {table!r}; expected one of "
-                         f"{', '.join(ENTITY_TABLES)}")
+        raise ValueError(
+            f"unknown catalog table {table!r}; expected one of {', '.join(ENTITY_TABLES)}"
+        )
     return table
 
 
@@ -397,6 +428,7 @@ def _checked(table: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     if "state" in record and record["state"] not in STATES:
         raise ValueError(f"unknown state {record['state']!r}; expected one of {', '.join(STATES)}")
     if "origin" in record and record["origin"] not in ORIGINS:
-        raise ValueError(f"unknown origin {record['origin']!r}; expected one of "
-                         f"{', '.join(ORIGINS)}")
+        raise ValueError(
+            f"unknown origin {record['origin']!r}; expected one of {', '.join(ORIGINS)}"
+        )
     return record

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.root import main
 from biosegment.cli.tables import print_table
 
 __all__ = ["users", "audit", "setup_first_admin", "echo_first_admin"]
@@ -26,11 +26,13 @@ ROLE_CHOICE = click.Choice(["admin", "annotator", "viewer"])
 
 def _actor() -> str:
     from biosegment.system_service.spec import current_user
+
     return f"cli:{current_user()}"
 
 
 def _accounts(app: AppContext):
     from biosegment.accounts import open_accounts
+
     return open_accounts(app.require_root())
 
 
@@ -45,6 +47,7 @@ def _read_password(from_stdin: bool) -> tuple[str, bool]:
 
 def _ensure_session_key(app: AppContext) -> Path:
     from biosegment.secret_store import ensure_secrets
+
     return ensure_secrets(app.config).path
 
 
@@ -58,10 +61,18 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=ROLE_CHOICE, default="annotator", show_default=True,
-              help="What the person may do.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input instead of generating one.")
+@click.option(
+    "--role",
+    type=ROLE_CHOICE,
+    default="annotator",
+    show_default=True,
+    help="What the person may do.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input instead of generating one.",
+)
 @pass_app
 def add_user(app: AppContext, name: str, role: str, password_stdin: bool) -> None:
     """Create an account; a generated password is shown once."""
@@ -89,8 +100,11 @@ def remove_user(app: AppContext, name: str) -> None:
 
 @users.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the new password from standard input instead of generating one.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from standard input instead of generating one.",
+)
 @pass_app
 def change_password(app: AppContext, name: str, password_stdin: bool) -> None:
     """Set a new password (signs the person out everywhere and lifts a lockout)."""
@@ -125,23 +139,33 @@ def list_users(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    print_table(["NAME", "ROLE", "CREATED", "LOCKED UNTIL"],
-                [[r["name"], r["role"], r["created_at"][:19], r["locked_until"] or ""]
-                 for r in rows], empty="No accounts. Create one with: biosegment users add NAME")
+    print_table(
+        ["NAME", "ROLE", "CREATED", "LOCKED UNTIL"],
+        [[r["name"], r["role"], r["created_at"][:19], r["locked_until"] or ""] for r in rows],
+        empty="No accounts. Create one with: biosegment users add NAME",
+    )
 
 
 @users.command("token")
 @click.argument("name")
-@click.option("--label", default="script", show_default=True,
-              help="What the token is for, shown in token lists.")
+@click.option(
+    "--label",
+    default="script",
+    show_default=True,
+    help="What the token is for, shown in token lists.",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
 def create_token(app: AppContext, name: str, label: str, as_json: bool) -> None:
     """Make an API token for NAME's scripts; it is shown only now."""
     with _accounts(app) as accounts:
         token, row = accounts.create_token(name, label)
-        accounts.record(_actor(), "token.create", target=row["id"],
-                        detail={"owner": name, "label": row["label"]})
+        accounts.record(
+            _actor(),
+            "token.create",
+            target=row["id"],
+            detail={"owner": name, "label": row["label"]},
+        )
     if as_json:
         emit_json({**row, "token": token})
         return
@@ -162,10 +186,21 @@ def list_tokens(app: AppContext, name: str | None, include_revoked: bool, as_jso
     if as_json:
         emit_json(rows)
         return
-    print_table(["ID", "USER", "LABEL", "CREATED", "LAST USED", "REVOKED"],
-                [[r["id"], r["user"], r["label"], r["created_at"][:19],
-                  (r["last_used_at"] or "")[:19], (r["revoked_at"] or "")[:19]] for r in rows],
-                empty="No API tokens.")
+    print_table(
+        ["ID", "USER", "LABEL", "CREATED", "LAST USED", "REVOKED"],
+        [
+            [
+                r["id"],
+                r["user"],
+                r["label"],
+                r["created_at"][:19],
+                (r["last_used_at"] or "")[:19],
+                (r["revoked_at"] or "")[:19],
+            ]
+            for r in rows
+        ],
+        empty="No API tokens.",
+    )
 
 
 @users.command("revoke-token")
@@ -180,10 +215,18 @@ def revoke_token(app: AppContext, token_id: str) -> None:
 
 
 @main.command()
-@click.option("--action", default=None,
-              help="Only this action (job.segment, job.cancel, login, ...); job.* for all jobs.")
-@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True,
-              help="How many entries, newest first.")
+@click.option(
+    "--action",
+    default=None,
+    help="Only this action (job.segment, job.cancel, login, ...); job.* for all jobs.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100000),
+    default=50,
+    show_default=True,
+    help="How many entries, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
 def audit(app: AppContext, action: str | None, limit: int, as_json: bool) -> None:
@@ -193,14 +236,26 @@ def audit(app: AppContext, action: str | None, limit: int, as_json: bool) -> Non
     if as_json:
         emit_json(rows)
         return
-    print_table(["WHEN", "WHO", "ACTION", "TARGET", "DETAIL", "FROM"],
-                [[r["at"][:19], r["actor"], r["action"], r["target"] or "",
-                  ", ".join(f"{k}={v}" for k, v in (r["detail"] or {}).items()),
-                  r["remote"] or ""] for r in rows], empty="The audit log is empty.")
+    print_table(
+        ["WHEN", "WHO", "ACTION", "TARGET", "DETAIL", "FROM"],
+        [
+            [
+                r["at"][:19],
+                r["actor"],
+                r["action"],
+                r["target"] or "",
+                ", ".join(f"{k}={v}" for k, v in (r["detail"] or {}).items()),
+                r["remote"] or "",
+            ]
+            for r in rows
+        ],
+        empty="The audit log is empty.",
+    )
 
 
-def setup_first_admin(app: AppContext, root: Path, *, requested: bool,
-                      config_file: Path | None) -> dict | None:
+def setup_first_admin(
+    app: AppContext, root: Path, *, requested: bool, config_file: Path | None
+) -> dict | None:
     """For ``init``: create the first admin when asked, or when the config listens beyond
     127.0.0.1; returns ``{name, password, secrets}`` or None when nothing was created."""
     from dataclasses import replace
@@ -223,6 +278,7 @@ def setup_first_admin(app: AppContext, root: Path, *, requested: bool,
 def echo_first_admin(admin: dict | None) -> None:
     if admin is None:
         return
-    click.echo(f"Administrator {admin['name']!r} created. Password (shown only now): "
-               f"{admin['password']}")
+    click.echo(
+        f"Administrator {admin['name']!r} created. Password (shown only now): {admin['password']}"
+    )
     click.echo(f"Session key: {admin['secrets']} (keep it out of version control)")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -30,8 +31,10 @@ class AppContext:
     def config(self):
         if self._config is None:
             from biosegment.config import load_config
+
             self._config = load_config(self.config_path, data_dir=self.data_dir_override)
             from biosegment.volumes.limits import limits_from, set_volume_limits
+
             set_volume_limits(limits_from(self._config.limits))
         return self._config
 
@@ -43,13 +46,15 @@ class AppContext:
         root = self.root
         if not root.is_dir():
             raise click.ClickException(
-                f"data folder {root} does not exist; create it with: biosegment init {root}")
+                f"data folder {root} does not exist; create it with: biosegment init {root}"
+            )
         return root
 
     def catalog(self):
         """The data folder's catalog, opened (and migrated) on first use."""
         if self._catalog is None:
             from biosegment.catalog import open_catalog
+
             self._catalog = open_catalog(self.require_root())
         return self._catalog
 

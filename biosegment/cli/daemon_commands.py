@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, pass_app
+from biosegment.cli.root import main
 from biosegment.folder_names import QUEUE_FILE
 
 __all__ = ["run", "worker", "configure_logging"]
@@ -87,9 +87,12 @@ def _open_window(url: str, stopper: _StopOnSignal) -> bool:
 
 
 @main.command()
-@click.option("--headless", is_flag=True,
-              help="Serve without opening a window: print the URL and run until SIGINT or "
-                   "SIGTERM (for servers and services).")
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="Serve without opening a window: print the URL and run until SIGINT or "
+    "SIGTERM (for servers and services).",
+)
 @pass_app
 def run(app: AppContext, headless: bool) -> None:
     """Start BioSegment on the data folder: watcher, job queue, web UI and window.
@@ -122,8 +125,12 @@ def run(app: AppContext, headless: bool) -> None:
 
 
 @main.command()
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Worker threads (default: [queue] workers from the config).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker threads (default: [queue] workers from the config).",
+)
 @pass_app
 def worker(app: AppContext, threads: int | None) -> None:
     """Run jobs from the data folder's queue, without watcher or web UI.
@@ -143,15 +150,19 @@ def worker(app: AppContext, threads: int | None) -> None:
     host = ConsumerHost(config, role="worker")
     with _StopOnSignal() as stopper:
         host.start()
-        scheduler = make_scheduler([
-            PeriodicWork("recover-jobs", RECOVERY_SECONDS, host.recover),
-            PeriodicWork("worker-health", 10.0, host.check_health),
-        ])
+        scheduler = make_scheduler(
+            [
+                PeriodicWork("recover-jobs", RECOVERY_SECONDS, host.recover),
+                PeriodicWork("worker-health", 10.0, host.check_health),
+            ]
+        )
         scheduler.start()
         try:
             queue = config.queue.url or str(config.state_dir / QUEUE_FILE)
-            click.echo(f"BioSegment worker ({config.queue.workers} thread(s)) on {queue} for "
-                       f"{config.data_dir}")
+            click.echo(
+                f"BioSegment worker ({config.queue.workers} thread(s)) on {queue} for "
+                f"{config.data_dir}"
+            )
             stopper.wait()
             click.echo("stopping: running jobs are checkpointed and re-queued ...", err=True)
         finally:

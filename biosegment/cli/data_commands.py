@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, friendly_errors, pass_app
+from biosegment.cli.root import main
 from biosegment.cli.tables import format_shape, print_table
 
 __all__ = ["init", "status", "datasets", "models", "info", "reindex"]
@@ -26,10 +26,17 @@ def refresh_catalog(app: AppContext):
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False))
-@click.option("--demo", is_flag=True, help="Also add the demo dataset (ISBI 2012 slices with "
-              "ground truth) and the demo model.")
-@click.option("--admin", is_flag=True, help="Also create the first administrator account, with a "
-              "password shown once (done anyway when the config listens beyond 127.0.0.1).")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Also add the demo dataset (ISBI 2012 slices with ground truth) and the demo model.",
+)
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="Also create the first administrator account, with a "
+    "password shown once (done anyway when the config listens beyond 127.0.0.1).",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
 @friendly_errors
@@ -50,8 +57,10 @@ def init(app: AppContext, path: str | None, demo: bool, admin: bool, as_json: bo
     finally:
         catalog.close()
     from biosegment.cli.accounts_commands import echo_first_admin, setup_first_admin
-    first_admin = setup_first_admin(app, report.root, requested=admin,
-                                    config_file=report.config_file)
+
+    first_admin = setup_first_admin(
+        app, report.root, requested=admin, config_file=report.config_file
+    )
     if as_json:
         emit_json({**report.as_dict(), "counts": counts, "admin": first_admin})
         return
@@ -60,7 +69,9 @@ def init(app: AppContext, path: str | None, demo: bool, admin: bool, as_json: bo
         click.echo(f"  created {item}")
     if report.kept:
         click.echo(f"  kept {len(report.kept)} existing item(s) unchanged")
-    click.echo(f"Catalog: {_total(counts, 'datasets')} dataset(s), {_total(counts, 'models')} model(s)")
+    click.echo(
+        f"Catalog: {_total(counts, 'datasets')} dataset(s), {_total(counts, 'models')} model(s)"
+    )
     echo_first_admin(first_admin)
     if report.config_file is not None:
         click.echo(f"Use it with: biosegment --config {report.config_file} status")
@@ -121,17 +132,26 @@ def short_reason(row: dict, width: int = 60) -> str:
     reason = row.get("error") or ""
     if not reason or row.get("state") == "ok":
         return ""
-    return reason if len(reason) <= width else reason[:width - 3] + "..."
+    return reason if len(reason) <= width else reason[: width - 3] + "..."
 
 
 def _dataset_row(d: dict) -> list[str]:
-    return [d["name"], format_shape(d.get("shape")), d.get("dtype") or "", d.get("file_type") or "",
-            "yes" if d.get("ground_truth") else "", d.get("state") or "", short_reason(d)]
+    return [
+        d["name"],
+        format_shape(d.get("shape")),
+        d.get("dtype") or "",
+        d.get("file_type") or "",
+        "yes" if d.get("ground_truth") else "",
+        d.get("state") or "",
+        short_reason(d),
+    ]
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-@click.option("--all", "include_missing", is_flag=True, help="Include datasets whose files are gone.")
+@click.option(
+    "--all", "include_missing", is_flag=True, help="Include datasets whose files are gone."
+)
 @pass_app
 def datasets(app: AppContext, as_json: bool, include_missing: bool) -> None:
     """List the datasets in the data folder."""
@@ -140,8 +160,11 @@ def datasets(app: AppContext, as_json: bool, include_missing: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    print_table(["NAME", "SHAPE (Z,Y,X)", "DTYPE", "TYPE", "GROUND TRUTH", "STATE", "REASON"],
-                [_dataset_row(d) for d in rows], empty="No datasets. Copy image stacks into EM/.")
+    print_table(
+        ["NAME", "SHAPE (Z,Y,X)", "DTYPE", "TYPE", "GROUND TRUTH", "STATE", "REASON"],
+        [_dataset_row(d) for d in rows],
+        empty="No datasets. Copy image stacks into EM/.",
+    )
 
 
 @main.command()
@@ -157,15 +180,29 @@ def models(app: AppContext, as_json: bool) -> None:
 
     def describe(m: dict) -> list[str]:
         arch = m.get("architecture") or {}
-        net = (f"{arch.get('dims', '?')}D fm{arch.get('feature_maps', '?')} "
-               f"l{arch.get('levels', '?')} {arch.get('norm', '')}") if arch else ""
+        net = (
+            (
+                f"{arch.get('dims', '?')}D fm{arch.get('feature_maps', '?')} "
+                f"l{arch.get('levels', '?')} {arch.get('norm', '')}"
+            )
+            if arch
+            else ""
+        )
         classes = ", ".join(c.get("name", str(c.get("id"))) for c in (m.get("classes") or []))
-        return [m["name"], net.strip(), classes, m.get("parent") or "", m.get("state") or "",
-                short_reason(m)]
+        return [
+            m["name"],
+            net.strip(),
+            classes,
+            m.get("parent") or "",
+            m.get("state") or "",
+            short_reason(m),
+        ]
 
-    print_table(["NAME", "NETWORK", "CLASSES", "PARENT", "STATE", "REASON"],
-                [describe(m) for m in rows],
-                empty="No models. Put a .pytorch file into models/ or train one.")
+    print_table(
+        ["NAME", "NETWORK", "CLASSES", "PARENT", "STATE", "REASON"],
+        [describe(m) for m in rows],
+        empty="No models. Put a .pytorch file into models/ or train one.",
+    )
 
 
 @main.command()

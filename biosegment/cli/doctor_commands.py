@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.root import main
 
 __all__ = ["doctor"]
 
@@ -13,8 +13,7 @@ _MARKS = {"ok": "ok", "repaired": "REPAIRED", "problem": "PROBLEM", "skipped": "
 
 
 @main.command()
-@click.option("--check", "check_only", is_flag=True,
-              help="Only report; change nothing.")
+@click.option("--check", "check_only", is_flag=True, help="Only report; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
 def doctor(app: AppContext, check_only: bool, as_json: bool) -> None:

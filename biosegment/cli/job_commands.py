@@ -15,15 +15,17 @@ import time
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.root import main
 from biosegment.cli.tables import print_table
 
 __all__ = ["segment", "train", "jobs", "cancel", "retry", "EXIT_CODES", "follow_job"]
 
 JSON_HELP = "Print machine-readable JSON instead of text."
-WAIT_HELP = ("Follow the job with a progress bar and exit with its outcome (0 succeeded, "
-             "1 failed, 3 cancelled); without a daemon the job runs in this process.")
+WAIT_HELP = (
+    "Follow the job with a progress bar and exit with its outcome (0 succeeded, "
+    "1 failed, 3 cancelled); without a daemon the job runs in this process."
+)
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3}
 EXIT_INTERRUPTED = 130
 _POLL_S = 0.25
@@ -45,8 +47,10 @@ def _progress_line(row: dict) -> str:
     filled = int(round(fraction * _BAR_WIDTH))
     bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
     message = (row.get("message") or "")[:60]
-    return (f"[{bar}] {fraction * 100:5.1f}%  ETA {_format_seconds(row.get('eta'))}  "
-            f"{row['state']:<9} {message}")
+    return (
+        f"[{bar}] {fraction * 100:5.1f}%  ETA {_format_seconds(row.get('eta'))}  "
+        f"{row['state']:<9} {message}"
+    )
 
 
 def follow_job(service, job_id: str, *, done: threading.Event | None = None) -> dict:
@@ -81,8 +85,10 @@ def _queue_has_consumers(config) -> bool:
 
     if daemon_running(config.data_dir):
         return True
-    return any(str(owner.get("identity", "")).endswith((":worker", ":daemon"))
-               for owner in live_runners(config.data_dir))
+    return any(
+        str(owner.get("identity", "")).endswith((":worker", ":daemon"))
+        for owner in live_runners(config.data_dir)
+    )
 
 
 def _run_here(app: AppContext, service, job: dict) -> dict:
@@ -109,12 +115,15 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
         follow_job(service, job["id"], done=done)
         thread.join()
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: stopping at the next batch; the job is re-queued "
-                   f"(biosegment cancel {job['id']} drops it)", err=True)
+        click.echo(
+            "\ninterrupted: stopping at the next batch; the job is re-queued "
+            f"(biosegment cancel {job['id']} drops it)",
+            err=True,
+        )
         runner.stop_event.set()
         thread.join()
         runner.close()
-        raise SystemExit(EXIT_INTERRUPTED)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     runner.close()
     if failure:
         raise failure[0]
@@ -122,10 +131,9 @@ def _run_here(app: AppContext, service, job: dict) -> dict:
 
 
 def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool) -> None:
-    from biosegment.tasks import JobService
-
     from biosegment.catalog import refresh
     from biosegment.folder_lock import daemon_running
+    from biosegment.tasks import JobService
 
     config = app.config
     app.require_root()
@@ -138,6 +146,7 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
         in_process = wait and not _queue_has_consumers(config)
         job = submit(service, enqueue=not in_process)
         from biosegment.accounts.job_actions import record_cli_job_action, submit_action
+
         record_cli_job_action(config.data_dir, submit_action(job), job)  # who launched it
         if not as_json:
             where = "running here (no daemon is serving this folder)" if in_process else "queued"
@@ -146,8 +155,11 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
             if as_json:
                 emit_json(job)
             elif not _queue_has_consumers(config):
-                click.echo("no daemon or worker serves this data folder yet: start one with "
-                           "`biosegment run` or `biosegment worker`", err=True)
+                click.echo(
+                    "no daemon or worker serves this data folder yet: start one with "
+                    "`biosegment run` or `biosegment worker`",
+                    err=True,
+                )
             return
         row = _run_here(app, service, job) if in_process else follow_job(service, job["id"])
         if as_json:
@@ -174,72 +186,151 @@ def _describe_end(row: dict) -> None:
 @main.command()
 @click.argument("dataset")
 @click.option("--model", "-m", required=True, help="Name of the model to segment with.")
-@click.option("--name", default=None,
-              help="Name of the result (segmentations/DATASET/NAME/); default: the model's name, "
-                   "made unique.")
-@click.option("--block-z", type=click.IntRange(min=1), default=None,
-              help="Slices per z-block; blocks are shared between workers and are the unit of "
-                   "resuming.")
-@click.option("--device", default=None, help="Compute device (auto, cpu, cuda, cuda:N, mps); "
-                                             "default: [engine] device.")
+@click.option(
+    "--name",
+    default=None,
+    help="Name of the result (segmentations/DATASET/NAME/); default: the model's name, "
+    "made unique.",
+)
+@click.option(
+    "--block-z",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Slices per z-block; blocks are shared between workers and are the unit of resuming.",
+)
+@click.option(
+    "--device",
+    default=None,
+    help="Compute device (auto, cpu, cuda, cuda:N, mps); default: [engine] device.",
+)
 @click.option("--wait", is_flag=True, help=WAIT_HELP)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
-def segment(app: AppContext, dataset: str, model: str, name: str | None, block_z: int | None,
-            device: str | None, wait: bool, as_json: bool) -> None:
+def segment(
+    app: AppContext,
+    dataset: str,
+    model: str,
+    name: str | None,
+    block_z: int | None,
+    device: str | None,
+    wait: bool,
+    as_json: bool,
+) -> None:
     """Segment DATASET with a model; the labels go to segmentations/DATASET/NAME/."""
     options = {k: v for k, v in {"block_z": block_z, "device": device}.items() if v is not None}
     _submit_and_maybe_wait(
-        app, lambda service, enqueue: service.submit_segment(
-            dataset, model, name=name, enqueue=enqueue, trigger="cli", **options),
-        wait=wait, as_json=as_json)
+        app,
+        lambda service, enqueue: service.submit_segment(
+            dataset, model, name=name, enqueue=enqueue, trigger="cli", **options
+        ),
+        wait=wait,
+        as_json=as_json,
+    )
 
 
 @main.command()
-@click.option("--annotation", "-a", default=None,
-              help="Annotation to train from: NAME or DATASET/NAME.")
-@click.option("--dataset", "-d", default=None,
-              help="Dataset whose ground truth to train from (or that the annotation belongs to).")
-@click.option("--base-model", default=None,
-              help="Model to fine-tune (its weights are the start); default: a new U-Net.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Number of epochs.")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Batches per epoch (default: enough to see the labelled pixels once).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Crops per batch (default 4).")
-@click.option("--crop-size", type=click.IntRange(min=16), default=None,
-              help="Edge of the training crops in pixels (default 256).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Initial learning rate (default 0.001).")
-@click.option("--feature-maps", type=click.IntRange(min=1), default=None,
-              help="Width of a new network (feature maps of its first level; default 16).")
-@click.option("--levels", type=click.IntRange(min=1), default=None,
-              help="Depth of a new network (default 4).")
+@click.option(
+    "--annotation", "-a", default=None, help="Annotation to train from: NAME or DATASET/NAME."
+)
+@click.option(
+    "--dataset",
+    "-d",
+    default=None,
+    help="Dataset whose ground truth to train from (or that the annotation belongs to).",
+)
+@click.option(
+    "--base-model",
+    default=None,
+    help="Model to fine-tune (its weights are the start); default: a new U-Net.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Number of epochs."
+)
+@click.option(
+    "--steps-per-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Batches per epoch (default: enough to see the labelled pixels once).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Crops per batch (default 4)."
+)
+@click.option(
+    "--crop-size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Edge of the training crops in pixels (default 256).",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Initial learning rate (default 0.001).",
+)
+@click.option(
+    "--feature-maps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Width of a new network (feature maps of its first level; default 16).",
+)
+@click.option(
+    "--levels", type=click.IntRange(min=1), default=None, help="Depth of a new network (default 4)."
+)
 @click.option("--name", default=None, help="Name of the new model (models/NAME/).")
 @click.option("--device", default=None, help="Compute device (auto, cpu, cuda, cuda:N, mps).")
 @click.option("--wait", is_flag=True, help=WAIT_HELP)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
-def train(app: AppContext, annotation: str | None, dataset: str | None, base_model: str | None,
-          epochs: int, steps_per_epoch: int | None, batch_size: int | None,
-          crop_size: int | None, learning_rate: float | None, feature_maps: int | None,
-          levels: int | None, name: str | None, device: str | None, wait: bool,
-          as_json: bool) -> None:
+def train(
+    app: AppContext,
+    annotation: str | None,
+    dataset: str | None,
+    base_model: str | None,
+    epochs: int,
+    steps_per_epoch: int | None,
+    batch_size: int | None,
+    crop_size: int | None,
+    learning_rate: float | None,
+    feature_maps: int | None,
+    levels: int | None,
+    name: str | None,
+    device: str | None,
+    wait: bool,
+    as_json: bool,
+) -> None:
     """Train a model from an annotation or a dataset's ground truth.
 
     With --base-model the model is fine-tuned from that model's weights. Per-epoch metrics go
     to the job (biosegment jobs JOB_ID) and to TensorBoard logs in models/NAME/logs/.
     """
-    options = {k: v for k, v in {
-        "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "crop_size": crop_size,
-        "learning_rate": learning_rate, "feature_maps": feature_maps, "levels": levels,
-        "device": device}.items() if v is not None}
+    options = {
+        k: v
+        for k, v in {
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            "crop_size": crop_size,
+            "learning_rate": learning_rate,
+            "feature_maps": feature_maps,
+            "levels": levels,
+            "device": device,
+        }.items()
+        if v is not None
+    }
     _submit_and_maybe_wait(
-        app, lambda service, enqueue: service.submit_train(
-            annotation=annotation, dataset=dataset, base_model=base_model, epochs=epochs,
-            name=name, enqueue=enqueue, trigger="cli", **options),
-        wait=wait, as_json=as_json)
+        app,
+        lambda service, enqueue: service.submit_train(
+            annotation=annotation,
+            dataset=dataset,
+            base_model=base_model,
+            epochs=epochs,
+            name=name,
+            enqueue=enqueue,
+            trigger="cli",
+            **options,
+        ),
+        wait=wait,
+        as_json=as_json,
+    )
 
 
 def _job_row(row: dict) -> list[str]:
@@ -250,23 +341,46 @@ def _job_row(row: dict) -> list[str]:
     elif row["kind"] == "train":
         subject = f"{params.get('name')} from {params.get('annotation') or 'ground truth'}"
     eta = _format_seconds(row.get("eta")) if row["state"] == "running" else ""
-    return [row["id"], row["kind"], row["state"], f"{float(row.get('progress') or 0) * 100:.0f}%",
-            eta, subject, (row.get("message") or "")[:50], (row.get("created_at") or "")[:19]]
+    return [
+        row["id"],
+        row["kind"],
+        row["state"],
+        f"{float(row.get('progress') or 0) * 100:.0f}%",
+        eta,
+        subject,
+        (row.get("message") or "")[:50],
+        (row.get("created_at") or "")[:19],
+    ]
 
 
 @main.command()
 @click.argument("job_id", required=False)
-@click.option("--state", type=click.Choice(["queued", "running", "succeeded", "failed",
-                                            "cancelled"]), default=None,
-              help="Only jobs in this state.")
-@click.option("--kind", type=click.Choice(["segment", "train"]), default=None,
-              help="Only jobs of this kind.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Show at most this many jobs, newest first.")
+@click.option(
+    "--state",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    default=None,
+    help="Only jobs in this state.",
+)
+@click.option(
+    "--kind", type=click.Choice(["segment", "train"]), default=None, help="Only jobs of this kind."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most this many jobs, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
-def jobs(app: AppContext, job_id: str | None, state: str | None, kind: str | None, limit: int,
-         as_json: bool) -> None:
+def jobs(
+    app: AppContext,
+    job_id: str | None,
+    state: str | None,
+    kind: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List jobs, or show one job (JOB_ID or a unique prefix of it) with its log."""
     from biosegment.tasks import JobService
 
@@ -278,14 +392,31 @@ def jobs(app: AppContext, job_id: str | None, state: str | None, kind: str | Non
             if as_json:
                 emit_json({**row, "log": service.job_log(row["id"])})
                 return
-            for key in ("id", "kind", "state", "progress", "eta", "message", "worker",
-                        "attempts", "created_at", "started_at", "finished_at", "params",
-                        "result"):
+            for key in (
+                "id",
+                "kind",
+                "state",
+                "progress",
+                "eta",
+                "message",
+                "worker",
+                "attempts",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "params",
+                "result",
+            ):
                 click.echo(f"{key + ':':<13}{'' if row.get(key) is None else row.get(key)}")
             for record in row.get("metrics") or []:
-                click.echo(f"epoch {record.get('epoch')}: " + ", ".join(
-                    f"{k}={v:.4g}" for k, v in record.items()
-                    if isinstance(v, float) and k != "epoch"))
+                click.echo(
+                    f"epoch {record.get('epoch')}: "
+                    + ", ".join(
+                        f"{k}={v:.4g}"
+                        for k, v in record.items()
+                        if isinstance(v, float) and k != "epoch"
+                    )
+                )
             log = service.job_log(row["id"])
             if log:
                 click.echo("log:")
@@ -295,9 +426,11 @@ def jobs(app: AppContext, job_id: str | None, state: str | None, kind: str | Non
         if as_json:
             emit_json(rows)
             return
-        print_table(["ID", "KIND", "STATE", "DONE", "ETA", "WHAT", "MESSAGE", "CREATED"],
-                    [_job_row(r) for r in rows],
-                    empty="No jobs. Start one with `biosegment segment` or `biosegment train`.")
+        print_table(
+            ["ID", "KIND", "STATE", "DONE", "ETA", "WHAT", "MESSAGE", "CREATED"],
+            [_job_row(r) for r in rows],
+            empty="No jobs. Start one with `biosegment segment` or `biosegment train`.",
+        )
     finally:
         service.close()
 
@@ -315,6 +448,7 @@ def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
     try:
         row = service.cancel(job_id)
         from biosegment.accounts.job_actions import record_cli_job_action
+
         record_cli_job_action(app.root, "job.cancel", row)  # who cancelled it
     finally:
         service.close()
@@ -333,6 +467,7 @@ def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
 @pass_app
 def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
     """Run a failed or cancelled job again, as a new job with the same parameters."""
+
     def resubmit(service, enqueue):
         return service.retry(job_id, enqueue=enqueue)
 

@@ -35,11 +35,16 @@ def _group_around(listing: click.Command | None) -> click.Group:
             context.invoke(listing, **params)
 
     return click.Group(
-        name="models", callback=list_or_continue, invoke_without_command=True,
+        name="models",
+        callback=list_or_continue,
+        invoke_without_command=True,
         params=list(listing.params) if listing is not None else [],
-        help=((listing.help or "List the models in the data folder.").strip()
-              + "\n\nWith a subcommand: export a model for other tools, or import one."),
-        short_help="List, export and import models.")
+        help=(
+            (listing.help or "List the models in the data folder.").strip()
+            + "\n\nWith a subcommand: export a model for other tools, or import one."
+        ),
+        short_help="List, export and import models.",
+    )
 
 
 models_group = _group_around(list_models)
@@ -68,31 +73,63 @@ def _test_slice(app: AppContext, dataset: str | None):
     path = catalog.path_of(row)
     with open_volume(path, row.get("file_type")) as reader:
         if reader.dtype.name != "uint8":
-            raise InputError(f"dataset {dataset!r} holds {reader.dtype.name}; the test image of "
-                             "a package must be uint8", where="test-dataset")
+            raise InputError(
+                f"dataset {dataset!r} holds {reader.dtype.name}; the test image of "
+                "a package must be uint8",
+                where="test-dataset",
+            )
         return reader.read_slice(reader.shape[0] // 2)
 
 
 @models_group.command("export")
 @click.argument("model")
-@click.option("--format", "export_format", type=click.Choice(_FORMATS), required=True,
-              help="onnx (onnxruntime, OpenCV, DJL), torchscript (PyTorch, deepImageJ) or "
-                   "bioimageio (a Model Zoo package with all three weight formats).")
-@click.option("--output", "-o", type=click.Path(dir_okay=True), default=None,
-              help="File to write (default: <model>.onnx, <model>.torchscript.pt or "
-                   "<model>.bioimageio.zip in the current folder).")
-@click.option("--test-dataset", default=None,
-              help="bioimageio only: dataset whose middle slice becomes the package's test "
-                   "image (default: random pixels).")
-@click.option("--author", "authors", multiple=True,
-              help="bioimageio only: an author's name; repeat for several.")
-@click.option("--license", "license_id", default="MIT", show_default=True,
-              help="bioimageio only: SPDX licence identifier of the weights.")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(_FORMATS),
+    required=True,
+    help="onnx (onnxruntime, OpenCV, DJL), torchscript (PyTorch, deepImageJ) or "
+    "bioimageio (a Model Zoo package with all three weight formats).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=True),
+    default=None,
+    help="File to write (default: <model>.onnx, <model>.torchscript.pt or "
+    "<model>.bioimageio.zip in the current folder).",
+)
+@click.option(
+    "--test-dataset",
+    default=None,
+    help="bioimageio only: dataset whose middle slice becomes the package's test "
+    "image (default: random pixels).",
+)
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    help="bioimageio only: an author's name; repeat for several.",
+)
+@click.option(
+    "--license",
+    "license_id",
+    default="MIT",
+    show_default=True,
+    help="bioimageio only: SPDX licence identifier of the weights.",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
-def export_model(app: AppContext, model: str, export_format: str, output: str | None,
-                 test_dataset: str | None, authors: tuple[str, ...], license_id: str,
-                 as_json: bool) -> None:
+def export_model(
+    app: AppContext,
+    model: str,
+    export_format: str,
+    output: str | None,
+    test_dataset: str | None,
+    authors: tuple[str, ...],
+    license_id: str,
+    as_json: bool,
+) -> None:
     """Export MODEL (a name from `biosegment models`, or a .pytorch file or model folder).
 
     The exported network computes one logit per class for input scaled to [0, 1] (uint8
@@ -111,11 +148,20 @@ def export_model(app: AppContext, model: str, export_format: str, output: str | 
     else:
         from biosegment.engine.bioimageio import export_bioimageio
 
-        export_bioimageio(network, card, target, test_input=_test_slice(app, test_dataset),
-                          authors=[{"name": a} for a in authors] or None,
-                          license_id=license_id)
-    document = {"model": card.name, "format": export_format, "output": str(target),
-                "bytes": _size(target)}
+        export_bioimageio(
+            network,
+            card,
+            target,
+            test_input=_test_slice(app, test_dataset),
+            authors=[{"name": a} for a in authors] or None,
+            license_id=license_id,
+        )
+    document = {
+        "model": card.name,
+        "format": export_format,
+        "output": str(target),
+        "bytes": _size(target),
+    }
     if as_json:
         emit_json(document)
         return
@@ -124,8 +170,11 @@ def export_model(app: AppContext, model: str, export_format: str, output: str | 
 
 @models_group.command("import")
 @click.argument("package", type=click.Path(exists=True))
-@click.option("--name", default=None,
-              help="Name of the new model folder under models/ (default: the package's name).")
+@click.option(
+    "--name",
+    default=None,
+    help="Name of the new model folder under models/ (default: the package's name).",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
 def import_model(app: AppContext, package: str, name: str | None, as_json: bool) -> None:

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import click
 
-from biosegment.cli.root import main
 from biosegment.cli.context import AppContext, emit_json, pass_app
+from biosegment.cli.root import main
 
 __all__ = ["pyramid"]
 
 
 @main.command()
 @click.argument("datasets", nargs=-1)
-@click.option("--all", "every", is_flag=True,
-              help="Every dataset whose slices are larger than 2048 pixels on a side.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every dataset whose slices are larger than 2048 pixels on a side.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text."
+)
 @pass_app
 def pyramid(app: AppContext, datasets: tuple[str, ...], every: bool, as_json: bool) -> None:
     """Build the cached pyramid of DATASETS (names from `biosegment datasets`) for the viewer.
@@ -44,15 +50,18 @@ def pyramid(app: AppContext, datasets: tuple[str, ...], every: bool, as_json: bo
     for row in rows:
         with open_volume(catalog.path_of(row), row.get("file_type")) as reader:
             if not needs_pyramid(reader):
-                reason = ("has its own pyramid" if len(reader.levels) > 1
-                          else "is small enough without one")
+                reason = (
+                    "has its own pyramid"
+                    if len(reader.levels) > 1
+                    else "is small enough without one"
+                )
                 results.append({"dataset": row["name"], "built": False, "reason": reason})
                 continue
             existing = cache.find(reader.info)
-            store = existing or _build_with_progress(reader, cache, row["name"], as_json,
-                                                     build_pyramid)
-            results.append({"dataset": row["name"], "built": existing is None,
-                            "store": str(store)})
+            store = existing or _build_with_progress(
+                reader, cache, row["name"], as_json, build_pyramid
+            )
+            results.append({"dataset": row["name"], "built": existing is None, "store": str(store)})
     if as_json:
         emit_json(results)
         return

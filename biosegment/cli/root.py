@@ -15,11 +15,21 @@ __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Config file to use (default: BIOSEGMENT_CONFIG, ./biosegment.toml, then the "
-                   "user's config folder).")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Data folder to use, overriding data_dir from the config and the environment.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file to use (default: BIOSEGMENT_CONFIG, ./biosegment.toml, then the "
+    "user's config folder).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data folder to use, overriding data_dir from the config and the environment.",
+)
 @click.version_option(__version__, "--version", help="Show the version and exit.")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:

@@ -8,7 +8,7 @@ files, and a login name holding a newline must not print as a forged row of its 
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 

@@ -14,8 +14,15 @@ from biosegment.folder_lock import (
     live_runners,
 )
 
-__all__ = ["Daemon", "ConsumerHost", "DataFolderWatcher", "DaemonAlreadyRunning",
-           "daemon_running", "daemon_info", "live_runners"]
+__all__ = [
+    "Daemon",
+    "ConsumerHost",
+    "DataFolderWatcher",
+    "DaemonAlreadyRunning",
+    "daemon_running",
+    "daemon_info",
+    "live_runners",
+]
 
 
 def __getattr__(name: str):
@@ -23,11 +30,14 @@ def __getattr__(name: str):
     # CLI's daemon_running() check stays cheap.
     if name == "Daemon":
         from biosegment.daemon.service import Daemon
+
         return Daemon
     if name == "ConsumerHost":
         from biosegment.daemon.consumer import ConsumerHost
+
         return ConsumerHost
     if name == "DataFolderWatcher":
         from biosegment.daemon.watcher import DataFolderWatcher
+
         return DataFolderWatcher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ finished, nothing more is submitted, so restarts and rescans never pile up dupli
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["auto_segment_requests", "submit_auto_segmentations"]
 
@@ -25,8 +25,9 @@ def _project_for(dataset: dict, projects: dict[str, dict]) -> dict | None:
     return None
 
 
-def auto_segment_requests(catalog, datasets: Iterable[str], *,
-                          config_switch: bool) -> list[tuple[str, str]]:
+def auto_segment_requests(
+    catalog, datasets: Iterable[str], *, config_switch: bool
+) -> list[tuple[str, str]]:
     """``(dataset, model)`` pairs to segment now among ``datasets`` (names)."""
     projects = {p["name"]: p for p in catalog.projects() if p.get("state") == "ok"}
     models = {m["name"] for m in catalog.models() if m.get("state") == "ok"}
@@ -46,23 +47,33 @@ def auto_segment_requests(catalog, datasets: Iterable[str], *,
             continue
         model = project["default_model"]
         if model not in models:
-            log.warning("auto-segment: project %s names model %s, which is not in the catalog",
-                        project["name"], model)
+            log.warning(
+                "auto-segment: project %s names model %s, which is not in the catalog",
+                project["name"],
+                model,
+            )
             continue
         if any(s.get("model") == model for s in catalog.segmentations(name)):
             continue
         if segment_jobs is None:
-            segment_jobs = [j for j in catalog.jobs(kind="segment", limit=100000)
-                            if j["state"] in ("queued", "running", "succeeded")]
-        if any((j.get("params") or {}).get("dataset") == name
-               and (j.get("params") or {}).get("model") == model for j in segment_jobs):
+            segment_jobs = [
+                j
+                for j in catalog.jobs(kind="segment", limit=100000)
+                if j["state"] in ("queued", "running", "succeeded")
+            ]
+        if any(
+            (j.get("params") or {}).get("dataset") == name
+            and (j.get("params") or {}).get("model") == model
+            for j in segment_jobs
+        ):
             continue
         wanted.append((name, model))
     return wanted
 
 
-def submit_auto_segmentations(service, catalog, datasets: Iterable[str], *,
-                              config_switch: bool) -> list[dict]:
+def submit_auto_segmentations(
+    service, catalog, datasets: Iterable[str], *, config_switch: bool
+) -> list[dict]:
     """Submit the segmentations :func:`auto_segment_requests` asks for; return their job rows."""
     submitted = []
     for dataset, model in auto_segment_requests(catalog, datasets, config_switch=config_switch):

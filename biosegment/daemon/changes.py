@@ -166,8 +166,9 @@ class ChangeTracker:
             if not self._dirty:
                 return set()
             self._settle_by_stat(now)
-            overdue = (self._dirty_since is not None
-                       and now - self._dirty_since >= self.max_wait_seconds)
+            overdue = (
+                self._dirty_since is not None and now - self._dirty_since >= self.max_wait_seconds
+            )
             if not overdue:
                 if self._settling:
                     return set()

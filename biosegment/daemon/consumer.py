@@ -54,14 +54,22 @@ class ConsumerHost:
 
     def start(self) -> RecoveryReport:
         """Recover orphaned jobs, then start the worker threads."""
-        self.runner = JobRunner(self.config, role=self.role, huey=self.huey,
-                                stop_event=self.stop_event)
+        self.runner = JobRunner(
+            self.config, role=self.role, huey=self.huey, stop_event=self.stop_event
+        )
         attach_runner(self.huey, self.runner)
         report = self.recover()
         self._consumer = _EmbeddedConsumer(
-            self.huey, workers=self.config.queue.workers, worker_type="thread",
-            periodic=False, initial_delay=0.05, backoff=1.3, max_delay=1.0,
-            check_worker_health=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+            self.huey,
+            workers=self.config.queue.workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.3,
+            max_delay=1.0,
+            check_worker_health=True,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        )
         self._consumer.start()
         return report
 

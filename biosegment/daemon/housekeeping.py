@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from biosegment.folder_lock import live_runners
@@ -40,12 +40,13 @@ def _age_days(timestamp: str | None, now: float) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (now - moment.timestamp()) / 86400.0
 
 
-def clean_state_folder(catalog, state_dir: Path, *, keep_days: float,
-                       now: float | None = None) -> HousekeepingReport:
+def clean_state_folder(
+    catalog, state_dir: Path, *, keep_days: float, now: float | None = None
+) -> HousekeepingReport:
     """Remove what is older than ``keep_days`` (see the module docstring); return counts."""
     now = time.time() if now is None else now
     report = HousekeepingReport()
@@ -78,6 +79,9 @@ def clean_state_folder(catalog, state_dir: Path, *, keep_days: float,
                 continue
     live_runners(Path(state_dir).parent, clean_stale_after=_STALE_PRESENCE_S)
     if report.job_folders or report.cache_files:
-        log.info("housekeeping: removed %d job folder(s), %d cache file(s)",
-                 report.job_folders, report.cache_files)
+        log.info(
+            "housekeeping: removed %d job folder(s), %d cache file(s)",
+            report.job_folders,
+            report.cache_files,
+        )
     return report

@@ -11,8 +11,9 @@ slept is merged into one (``coalesce``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from datetime import UTC
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -40,20 +41,29 @@ def _guarded(work: PeriodicWork) -> Callable[[], None]:
             work.action()
         except Exception:  # one failed run is logged; the next one tries again
             log.exception("periodic %s failed", work.name)
+
     return run
 
 
 def make_scheduler(works: list[PeriodicWork]) -> BackgroundScheduler:
     """A background scheduler (not started) with ``works`` as interval jobs."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    scheduler = BackgroundScheduler(timezone=timezone.utc,
-                                    job_defaults={"coalesce": True, "max_instances": 1,
-                                                  "misfire_grace_time": 60})
-    now = datetime.now(timezone.utc)
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    now = datetime.now(UTC)
     for work in works:
-        first = now + timedelta(seconds=work.first_after if work.first_after is not None
-                                else work.seconds)
-        scheduler.add_job(_guarded(work), "interval", seconds=work.seconds, id=work.name,
-                          name=work.name, next_run_time=first)
+        first = now + timedelta(
+            seconds=work.first_after if work.first_after is not None else work.seconds
+        )
+        scheduler.add_job(
+            _guarded(work),
+            "interval",
+            seconds=work.seconds,
+            id=work.name,
+            name=work.name,
+            next_run_time=first,
+        )
     return scheduler

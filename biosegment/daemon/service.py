@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import Config
 from biosegment.daemon.automation import submit_auto_segmentations
 from biosegment.daemon.consumer import ConsumerHost
 from biosegment.daemon.housekeeping import clean_state_folder
-from biosegment.folder_lock import FolderLock, acquire_daemon_lock
 from biosegment.daemon.scheduler import (
     HOUSEKEEPING_SECONDS,
     RECOVERY_SECONDS,
@@ -31,6 +31,7 @@ from biosegment.daemon.scheduler import (
 )
 from biosegment.daemon.watcher import DataFolderWatcher, RefreshOutcome
 from biosegment.errors import BioSegmentError
+from biosegment.folder_lock import FolderLock, acquire_daemon_lock
 from biosegment.tasks.service import JobService
 
 __all__ = ["Daemon", "WebServer", "ServerFactory"]
@@ -99,21 +100,29 @@ class Daemon:
         self.consumer = ConsumerHost(self.config, role="daemon")
         self.jobs = JobService(self.config, huey=self.consumer.huey)
         self.watcher = DataFolderWatcher(
-            self.root, refresh=lambda catalog: refresh(catalog, self.root),
-            open_catalog=lambda: open_catalog(self.root), on_refreshed=self._after_refresh,
-            poll=self.config.watch.poll, settle_seconds=self.config.watch.settle_seconds)
+            self.root,
+            refresh=lambda catalog: refresh(catalog, self.root),
+            open_catalog=lambda: open_catalog(self.root),
+            on_refreshed=self._after_refresh,
+            poll=self.config.watch.poll,
+            settle_seconds=self.config.watch.settle_seconds,
+        )
         self.watcher.start(initial_scan=True)
         report = self.consumer.start()
         if report:
             log.info("resumed %d interrupted job(s)", len(report.requeued) + len(report.enqueued))
-        self._scheduler = make_scheduler([
-            PeriodicWork("rescan", self.config.watch.rescan_minutes * 60.0,
-                         self.watcher.request_rescan),
-            PeriodicWork("recover-jobs", RECOVERY_SECONDS, self.consumer.recover),
-            PeriodicWork("worker-health", _HEALTH_SECONDS, self.consumer.check_health),
-            PeriodicWork("housekeeping", HOUSEKEEPING_SECONDS, self._housekeeping,
-                         first_after=60.0),
-        ])
+        self._scheduler = make_scheduler(
+            [
+                PeriodicWork(
+                    "rescan", self.config.watch.rescan_minutes * 60.0, self.watcher.request_rescan
+                ),
+                PeriodicWork("recover-jobs", RECOVERY_SECONDS, self.consumer.recover),
+                PeriodicWork("worker-health", _HEALTH_SECONDS, self.consumer.check_health),
+                PeriodicWork(
+                    "housekeeping", HOUSEKEEPING_SECONDS, self._housekeeping, first_after=60.0
+                ),
+            ]
+        )
         self._scheduler.start()
         if self.server_factory is not None:
             self._start_web_server(self.server_factory)
@@ -125,10 +134,12 @@ class Daemon:
             where = f"{self.config.server.host}:{self.config.server.port}"
             raise BioSegmentError(
                 f"cannot serve the web UI on {where} ({exc.strerror or exc}); another program "
-                "may use that port: set [server] port in biosegment.toml") from None
+                "may use that port: set [server] port in biosegment.toml"
+            ) from None
         self.url = self._server.url
-        self._server_thread = threading.Thread(target=self._server.serve_forever,
-                                               name="biosegment-web", daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, name="biosegment-web", daemon=True
+        )
         self._server_thread.start()
         self._lock.update({**self._lock.owner, "url": self.url})
 
@@ -184,13 +195,18 @@ class Daemon:
         if outcome.new_datasets:
             log.info("new datasets: %s", ", ".join(outcome.new_datasets))
             if self.jobs is not None:
-                submit_auto_segmentations(self.jobs, self.jobs.catalog, outcome.new_datasets,
-                                          config_switch=self.config.automation.auto_segment)
+                submit_auto_segmentations(
+                    self.jobs,
+                    self.jobs.catalog,
+                    outcome.new_datasets,
+                    config_switch=self.config.automation.auto_segment,
+                )
 
     def _housekeeping(self) -> None:
         catalog = open_catalog(self.root)
         try:
-            clean_state_folder(catalog, self.config.state_dir,
-                               keep_days=self.config.automation.keep_job_logs_days)
+            clean_state_folder(
+                catalog, self.config.state_dir, keep_days=self.config.automation.keep_job_logs_days
+            )
         finally:
             catalog.close()

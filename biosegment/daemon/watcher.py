@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
@@ -67,16 +67,19 @@ def classify_path(root: Path, path: str | Path) -> str | None:
 class RefreshOutcome:
     """What one refresh of the catalog found: datasets that became available, and any error."""
 
-    def __init__(self, areas: set[str], new_datasets: list[str], seconds: float,
-                 error: str | None = None):
+    def __init__(
+        self, areas: set[str], new_datasets: list[str], seconds: float, error: str | None = None
+    ):
         self.areas = areas
         self.new_datasets = new_datasets
         self.seconds = seconds
         self.error = error
 
     def __repr__(self) -> str:
-        return (f"RefreshOutcome(areas={sorted(self.areas)}, new={self.new_datasets}, "
-                f"seconds={self.seconds:.3f}, error={self.error!r})")
+        return (
+            f"RefreshOutcome(areas={sorted(self.areas)}, new={self.new_datasets}, "
+            f"seconds={self.seconds:.3f}, error={self.error!r})"
+        )
 
 
 _INOTIFY_LOG = logging.getLogger("watchdog.observers.inotify")
@@ -120,18 +123,24 @@ class DataFolderWatcher:
         a file is complete.
     """
 
-    def __init__(self, root: Path, *, refresh: Callable[[object], object],
-                 open_catalog: Callable[[], object],
-                 on_refreshed: Callable[[RefreshOutcome], None] | None = None,
-                 poll: bool = False, settle_seconds: float = 1.0,
-                 poll_interval: float = 0.5):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        refresh: Callable[[object], object],
+        open_catalog: Callable[[], object],
+        on_refreshed: Callable[[RefreshOutcome], None] | None = None,
+        poll: bool = False,
+        settle_seconds: float = 1.0,
+        poll_interval: float = 0.5,
+    ):
         self.root = Path(root).resolve()
         self._refresh = refresh
         self._open_catalog = open_catalog
         self._on_refreshed = on_refreshed
         self.poll = poll
         self.tracker = ChangeTracker(settle_seconds=settle_seconds, close_events=not poll)
-        self._observer = (PollingObserver(timeout=poll_interval) if poll else Observer())
+        self._observer = PollingObserver(timeout=poll_interval) if poll else Observer()
         self._watched: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -151,8 +160,7 @@ class DataFolderWatcher:
         self._observer.start()
         if initial_scan:
             self.tracker.request_rescan(time.monotonic())
-        self._thread = threading.Thread(target=self._run, name="biosegment-registrar",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="biosegment-registrar", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -56,9 +56,12 @@ def check_catalog(root: Path, *, repair: bool) -> Finding:
         summary = ", ".join(f"{n} {table}" for table, n in totals.items())
         return Finding("catalog", "ok", f"{path.name} is healthy: {summary}")
     if not repair:
-        return Finding("catalog", "problem",
-                       f"{path} is {health.state} ({health.detail}); run `biosegment doctor` "
-                       "to rebuild it from the data folder")
+        return Finding(
+            "catalog",
+            "problem",
+            f"{path} is {health.state} ({health.detail}); run `biosegment doctor` "
+            "to rebuild it from the data folder",
+        )
     moved = None
     carried: dict[str, list[dict]] = {}
     if health.state == "corrupt":
@@ -68,13 +71,22 @@ def check_catalog(root: Path, *, repair: bool) -> Finding:
         # A missing main file with leftover WAL files must not lend them to the new one.
         move_aside(path, "orphaned")
     totals, problems = _rebuild(root, carried)
-    found = ", ".join(f"{totals[t]} {t}" for t in ("datasets", "models", "segmentations",
-                                                   "annotations", "projects"))
-    detail = (f"{path.name} was {health.state} ({health.detail}); rebuilt from the data folder: "
-              f"{found}; {totals['jobs_salvaged']} job(s) salvaged from the old file")
+    found = ", ".join(
+        f"{totals[t]} {t}"
+        for t in ("datasets", "models", "segmentations", "annotations", "projects")
+    )
+    detail = (
+        f"{path.name} was {health.state} ({health.detail}); rebuilt from the data folder: "
+        f"{found}; {totals['jobs_salvaged']} job(s) salvaged from the old file"
+    )
     if moved is not None:
         detail += f"; the damaged file is kept as {moved.name}"
     if problems:
         detail += f"; {len(problems)} problem(s) in the folder, see `biosegment status`"
-    return Finding("catalog", "repaired", detail, recovered=totals,
-                   moved_aside=None if moved is None else str(moved))
+    return Finding(
+        "catalog",
+        "repaired",
+        detail,
+        recovered=totals,
+        moved_aside=None if moved is None else str(moved),
+    )

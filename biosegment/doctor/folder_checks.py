@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from biosegment.doctor.report import Finding
 from biosegment.folder_lock import daemon_info, live_runners
 from biosegment.folder_names import LAYOUT
-from biosegment.doctor.report import Finding
 
 __all__ = ["check_daemon", "check_layout"]
 
@@ -26,8 +26,11 @@ def check_daemon(root: Path) -> Finding:
         who.append(f"a daemon (pid {info.get('pid')} on {info.get('host')})")
     if runners:
         who.append(f"{len(runners)} job runner(s)")
-    return Finding("daemon", "problem", f"{' and '.join(who)} use the data folder; stop them "
-                                        "before repairing (only checking now)")
+    return Finding(
+        "daemon",
+        "problem",
+        f"{' and '.join(who)} use the data folder; stop them before repairing (only checking now)",
+    )
 
 
 def check_layout(root: Path, *, repair: bool) -> Finding:
@@ -38,5 +41,9 @@ def check_layout(root: Path, *, repair: bool) -> Finding:
         return Finding("layout", "problem", f"missing folder(s): {', '.join(missing)}")
     for name in missing:
         (root / name).mkdir(exist_ok=True)
-    return Finding("layout", "repaired", f"recreated the empty folder(s): {', '.join(missing)}",
-                   recovered={"folders": missing})
+    return Finding(
+        "layout",
+        "repaired",
+        f"recreated the empty folder(s): {', '.join(missing)}",
+        recovered={"folders": missing},
+    )

@@ -28,8 +28,11 @@ def _refill(config: Config) -> dict[str, list[str]]:
             report = recover_jobs(catalog, huey, config.data_dir)
     finally:
         huey.storage.close()
-    return {"requeued": list(report.requeued), "enqueued": list(report.enqueued),
-            "cancelled": list(report.cancelled)}
+    return {
+        "requeued": list(report.requeued),
+        "enqueued": list(report.enqueued),
+        "cancelled": list(report.cancelled),
+    }
 
 
 def _waiting_jobs(config: Config) -> int:
@@ -52,22 +55,39 @@ def check_queue(config: Config, *, repair: bool) -> Finding:
             return Finding("queue", "ok", f"{path.name} is healthy")
         if health.state == "missing" and not _waiting_jobs(config):
             return Finding("queue", "ok", f"{path.name} does not exist yet and no job waits")
-        return Finding("queue", "problem", f"{path} is {health.state} ({health.detail}); run "
-                                           "`biosegment doctor` to recreate it from the catalog")
+        return Finding(
+            "queue",
+            "problem",
+            f"{path} is {health.state} ({health.detail}); run "
+            "`biosegment doctor` to recreate it from the catalog",
+        )
     moved = move_aside(path, "corrupt") if health.state == "corrupt" else None
     jobs = _refill(config)
     back = len(jobs["requeued"]) + len(jobs["enqueued"])
     if health.state != "corrupt" and not back and not jobs["cancelled"]:
         # A folder that never ran a job has no queue yet: that is not a fault.
-        return Finding("queue", "ok", f"{path.name} is {'healthy' if health.ok else 'new'} and "
-                                      "holds every queued job")
+        return Finding(
+            "queue",
+            "ok",
+            f"{path.name} is {'healthy' if health.ok else 'new'} and holds every queued job",
+        )
     if health.ok:
-        return Finding("queue", "repaired", f"{path.name} is healthy; put {back} job(s) that "
-                                            "had lost their queue entry back on it",
-                       recovered=jobs)
-    detail = (f"{path.name} was {health.state} ({health.detail}); created a new one and put "
-              f"{back} job(s) back on it from the catalog")
+        return Finding(
+            "queue",
+            "repaired",
+            f"{path.name} is healthy; put {back} job(s) that had lost their queue entry back on it",
+            recovered=jobs,
+        )
+    detail = (
+        f"{path.name} was {health.state} ({health.detail}); created a new one and put "
+        f"{back} job(s) back on it from the catalog"
+    )
     if moved is not None:
         detail += f"; the damaged file is kept as {moved.name}"
-    return Finding("queue", "repaired", detail, recovered=jobs,
-                   moved_aside=None if moved is None else str(moved))
+    return Finding(
+        "queue",
+        "repaired",
+        detail,
+        recovered=jobs,
+        moved_aside=None if moved is None else str(moved),
+    )

@@ -17,15 +17,20 @@ FINDING_STATES = ("ok", "repaired", "problem", "skipped")
 
 @dataclass(slots=True)
 class Finding:
-    subject: str                    #: what was examined: "catalog", "queue", "accounts", ...
-    state: str                      #: one of FINDING_STATES
-    detail: str                     #: what was found (and done), in words
+    subject: str  #: what was examined: "catalog", "queue", "accounts", ...
+    state: str  #: one of FINDING_STATES
+    detail: str  #: what was found (and done), in words
     recovered: dict[str, Any] = field(default_factory=dict)
     moved_aside: str | None = None  #: where a damaged file was kept
 
     def as_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "state": self.state, "detail": self.detail,
-                "recovered": dict(self.recovered), "moved_aside": self.moved_aside}
+        return {
+            "subject": self.subject,
+            "state": self.state,
+            "detail": self.detail,
+            "recovered": dict(self.recovered),
+            "moved_aside": self.moved_aside,
+        }
 
 
 @dataclass(slots=True)
@@ -43,5 +48,9 @@ class DoctorReport:
         return next((f for f in self.findings if f.subject == subject), None)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"data_dir": self.data_dir, "repair": self.repair, "healthy": self.healthy,
-                "findings": [f.as_dict() for f in self.findings]}
+        return {
+            "data_dir": self.data_dir,
+            "repair": self.repair,
+            "healthy": self.healthy,
+            "findings": [f.as_dict() for f in self.findings],
+        }

@@ -23,7 +23,7 @@ _MAX_ROWID_WALK = 200_000
 @dataclass(frozen=True, slots=True)
 class DatabaseHealth:
     path: Path
-    state: str          #: "missing", "ok" or "corrupt"
+    state: str  #: "missing", "ok" or "corrupt"
     detail: str = ""
 
     @property
@@ -65,8 +65,12 @@ def probe_database(path: Path) -> DatabaseHealth:
 
 
 def _table_names(conn: sqlite3.Connection) -> list[str]:
-    return [row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
 
 
 def _rows_one_by_one(conn: sqlite3.Connection, table: str) -> list[dict]:

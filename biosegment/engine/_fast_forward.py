@@ -60,13 +60,16 @@ class FastUNet:
             first = "encoder.features.convblock1.conv1.unit.0.weight"
             state[first] = torch.cat((state[first], torch.zeros_like(state[first])), dim=1)
         self._pad_input = self.config["in_channels"] == 1
-        self._encoder = [self._block(state, f"encoder.features.convblock{i}")
-                         for i in range(1, levels + 1)]
+        self._encoder = [
+            self._block(state, f"encoder.features.convblock{i}") for i in range(1, levels + 1)
+        ]
         self._center = self._block(state, "encoder.center_conv")
-        self._upconvs = [self._plain(state, f"decoder.features.upconv{i}.up")
-                         for i in range(1, levels + 1)]
-        self._decoder = [self._block(state, f"decoder.features.convblock{i}")
-                         for i in range(1, levels + 1)]
+        self._upconvs = [
+            self._plain(state, f"decoder.features.upconv{i}.up") for i in range(1, levels + 1)
+        ]
+        self._decoder = [
+            self._block(state, f"decoder.features.convblock{i}") for i in range(1, levels + 1)
+        ]
         self._output = self._plain(state, "decoder.output")
 
     def _prepare(self, weight: torch.Tensor, bias: torch.Tensor | None) -> _Conv:
@@ -82,8 +85,9 @@ class FastUNet:
         if self.config["norm"] == "batch":
             # Eval-mode batch norm is an affine map per channel: fold it into the convolution.
             mean = state[f"{prefix}.unit.norm.running_mean"]
-            scale = (state[f"{prefix}.unit.norm.weight"]
-                     / torch.sqrt(state[f"{prefix}.unit.norm.running_var"] + _EPS))
+            scale = state[f"{prefix}.unit.norm.weight"] / torch.sqrt(
+                state[f"{prefix}.unit.norm.running_var"] + _EPS
+            )
             weight = weight * scale.view(-1, *[1] * (weight.dim() - 1))
             bias = (bias - mean) * scale + state[f"{prefix}.unit.norm.bias"]
         return self._prepare(weight, bias)
@@ -102,7 +106,7 @@ class FastUNet:
         """Raw logits ``(N, classes, *spatial)`` in float32 for input ``(N, C, *spatial)``."""
         if self._instance and x.shape[0] > 1:
             # Instance statistics are per sample; the fast norm kernel handles one at a time.
-            return torch.cat([self._forward(x[i:i + 1]) for i in range(x.shape[0])])
+            return torch.cat([self._forward(x[i : i + 1]) for i in range(x.shape[0])])
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,8 +142,10 @@ def _max_pool_2x(x: torch.Tensor) -> torch.Tensor:
     """2x max pooling as elementwise maxima of the strided sub-grids: exact, and about twice
     as fast on a CPU as PyTorch's pooling kernel, which also computes indices."""
     dims = x.dim() - 2
-    grids = [x[(Ellipsis, *[slice(offset, None, 2) for offset in offsets])]
-             for offsets in product((0, 1), repeat=dims)]
+    grids = [
+        x[(Ellipsis, *[slice(offset, None, 2) for offset in offsets])]
+        for offsets in product((0, 1), repeat=dims)
+    ]
     pooled = torch.maximum(grids[0], grids[1])
     for grid in grids[2:]:
         torch.maximum(pooled, grid, out=pooled)

@@ -28,8 +28,7 @@ from biosegment.volumes.atomic import AtomicFile
 if TYPE_CHECKING:  # pragma: no cover
     from biosegment.volumes.slice_writer import SliceWriter
 
-__all__ = ["PartsPlan", "PartsFolder", "default_parts_dir", "finished_blocks",
-           "assemble_parts"]
+__all__ = ["PartsPlan", "PartsFolder", "default_parts_dir", "finished_blocks", "assemble_parts"]
 
 _PLAN_NAME = "plan.json"
 _PLAN_VERSION = 1
@@ -52,18 +51,25 @@ class PartsPlan:
     fingerprint: str
 
     def as_dict(self) -> dict:
-        return {"version": _PLAN_VERSION, "shape": list(self.shape),
-                "blocks": [list(b) for b in self.blocks], "num_classes": self.num_classes,
-                "probabilities": self.probabilities, "fingerprint": self.fingerprint}
+        return {
+            "version": _PLAN_VERSION,
+            "shape": list(self.shape),
+            "blocks": [list(b) for b in self.blocks],
+            "num_classes": self.num_classes,
+            "probabilities": self.probabilities,
+            "fingerprint": self.fingerprint,
+        }
 
     @classmethod
     def from_dict(cls, data: dict, *, source: Path) -> PartsPlan:
         try:
-            return cls(shape=tuple(int(v) for v in data["shape"]),
-                       blocks=tuple((int(a), int(b)) for a, b in data["blocks"]),
-                       num_classes=int(data["num_classes"]),
-                       probabilities=bool(data["probabilities"]),
-                       fingerprint=str(data["fingerprint"]))
+            return cls(
+                shape=tuple(int(v) for v in data["shape"]),
+                blocks=tuple((int(a), int(b)) for a, b in data["blocks"]),
+                num_classes=int(data["num_classes"]),
+                probabilities=bool(data["probabilities"]),
+                fingerprint=str(data["fingerprint"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"unreadable parts plan ({exc})", source=source) from None
 
@@ -98,8 +104,11 @@ class PartsFolder:
             return
         if current is not None:
             if not discard_other:
-                raise InputError("parts folder belongs to a different segmentation (other "
-                                 "model, volume or settings)", source=self.folder)
+                raise InputError(
+                    "parts folder belongs to a different segmentation (other "
+                    "model, volume or settings)",
+                    source=self.folder,
+                )
             self.remove()
         self.folder.mkdir(parents=True, exist_ok=True)
         with AtomicFile(self.plan_path) as handle:
@@ -114,8 +123,7 @@ class PartsFolder:
             return False
         return not probabilities or self._path(z0, z1, "probabilities").is_file()
 
-    def save(self, z0: int, z1: int, labels: np.ndarray,
-             probabilities: np.ndarray | None) -> None:
+    def save(self, z0: int, z1: int, labels: np.ndarray, probabilities: np.ndarray | None) -> None:
         # Probabilities first: a labels part is the marker that the whole block is done.
         if probabilities is not None:
             self._save_array(self._path(z0, z1, "probabilities"), probabilities)
@@ -142,9 +150,11 @@ class PartsFolder:
         missing = self.missing(plan)
         if missing:
             shown = ", ".join(f"{a}-{b}" for a, b in missing[:5])
-            raise InputError(f"{len(missing)} of {len(plan.blocks)} blocks are not segmented "
-                             f"yet (z {shown}{', ...' if len(missing) > 5 else ''})",
-                             source=self.folder)
+            raise InputError(
+                f"{len(missing)} of {len(plan.blocks)} blocks are not segmented "
+                f"yet (z {shown}{', ...' if len(missing) > 5 else ''})",
+                source=self.folder,
+            )
         return plan
 
     def remove(self) -> None:
@@ -159,12 +169,18 @@ class PartsFolder:
 def finished_blocks(parts_dir: Path, blocks: list[tuple[int, int]]) -> set[int]:
     """Indices of ``blocks`` whose labels part is saved in ``parts_dir``."""
     folder = PartsFolder(parts_dir)
-    return {index for index, (z0, z1) in enumerate(blocks)
-            if folder.has(z0, z1, probabilities=False)}
+    return {
+        index for index, (z0, z1) in enumerate(blocks) if folder.has(z0, z1, probabilities=False)
+    }
 
 
-def assemble_parts(parts: PartsFolder | Path, writer: SliceWriter | Path, *,
-                   class_id: int | None = None, keep: bool = False) -> Path:
+def assemble_parts(
+    parts: PartsFolder | Path,
+    writer: SliceWriter | Path,
+    *,
+    class_id: int | None = None,
+    keep: bool = False,
+) -> Path:
     """Write every block of a complete parts folder through ``writer``, in order, and commit.
 
     :param parts: the parts folder (or its path) that :func:`segment_block` saved into.
@@ -181,15 +197,18 @@ def assemble_parts(parts: PartsFolder | Path, writer: SliceWriter | Path, *,
     try:
         plan = folder.complete_plan()
         if class_id is not None and not plan.probabilities:
-            raise InputError("these parts were computed without probabilities",
-                             source=folder.folder)
+            raise InputError(
+                "these parts were computed without probabilities", source=folder.folder
+            )
         if isinstance(writer, (str, Path)):
             from biosegment.volumes import LabelVolumeWriter  # tifffile: only when writing
 
             writer = LabelVolumeWriter(Path(writer), plan.shape, dtype="uint8")
         if tuple(writer.shape) != plan.shape:
-            raise ValueError(f"{writer.path}: the writer's shape {tuple(writer.shape)} is not the "
-                             f"parts' {plan.shape}")
+            raise ValueError(
+                f"{writer.path}: the writer's shape {tuple(writer.shape)} is not the "
+                f"parts' {plan.shape}"
+            )
     except BaseException:
         if not isinstance(writer, (str, Path)):
             writer.abort()

@@ -17,18 +17,25 @@ from biosegment.engine._windows import auto_axis_window, kept_ranges, round_up, 
 from biosegment.engine.unet import size_multiple
 from biosegment.errors import InputError
 
-__all__ = ["Plan", "make_plan", "window_grid", "accumulates", "window_jobs", "regions",
-           "REGION_BUDGET"]
+__all__ = [
+    "Plan",
+    "make_plan",
+    "window_grid",
+    "accumulates",
+    "window_jobs",
+    "regions",
+    "REGION_BUDGET",
+]
 
 # Largest automatic window per axis. 512x512 (2**18 voxels) per forward pass keeps every
 # activation of an fm16 net small enough for the allocator to reuse memory instead of
 # mapping fresh pages each time, which more than halves the speed of larger windows on CPU.
 _LARGEST_WINDOW = {2: 512, 3: 64}
-_WINDOW_VOXELS = 2 ** 18
+_WINDOW_VOXELS = 2**18
 _DEFAULT_BLOCK_Z = 16
 # Bytes one region's working arrays (raw, scaled, accumulators, labels) may take before a
 # block is computed a few slices at a time, or its slices are cut into tiles.
-REGION_BUDGET = 256 * 2 ** 20
+REGION_BUDGET = 256 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +49,14 @@ class Plan:
     sigma_scale: float
     batch_size: int
     block_z: int
-    chunk_z: int            # slices computed together (2-D networks: may be < block_z)
-    tile: tuple[int, int]   # (rows, columns) of a region's core; the whole slice if it fits
+    chunk_z: int  # slices computed together (2-D networks: may be < block_z)
+    tile: tuple[int, int]  # (rows, columns) of a region's core; the whole slice if it fits
     num_classes: int
 
 
-def make_plan(settings, config: dict, shape: tuple[int, int, int],
-              itemsize: int, probabilities: bool) -> Plan:
+def make_plan(
+    settings, config: dict, shape: tuple[int, int, int], itemsize: int, probabilities: bool
+) -> Plan:
     """Make :class:`InferenceSettings` concrete for a network ``config`` and volume ``shape``.
 
     :raises InputError: for a window or overlap that does not fit the network.
@@ -56,8 +64,10 @@ def make_plan(settings, config: dict, shape: tuple[int, int, int],
     dims, multiple = config["dims"], size_multiple(config["levels"])
     spatial = shape[1:] if dims == 2 else shape
     if settings.window is not None and len(settings.window) != dims:
-        raise InputError(f"a {dims}-D network needs a window of {dims} sizes, got "
-                         f"{list(settings.window)}", where="window")
+        raise InputError(
+            f"a {dims}-D network needs a window of {dims} sizes, got {list(settings.window)}",
+            where="window",
+        )
     overlaps = settings.overlap
     if isinstance(overlaps, tuple) and len(overlaps) != dims:
         raise InputError(f"overlap needs {dims} values, got {list(overlaps)}", where="overlap")
@@ -67,15 +77,19 @@ def make_plan(settings, config: dict, shape: tuple[int, int, int],
         if settings.window is None:
             largest = _LARGEST_WINDOW[dims]
             size, auto_overlap = auto_axis_window(
-                length, largest=largest, multiple=multiple,
-                overlap=min(2 ** (config["levels"] + 1), largest // 4))
+                length,
+                largest=largest,
+                multiple=multiple,
+                overlap=min(2 ** (config["levels"] + 1), largest // 4),
+            )
         else:
             size = round_up(int(settings.window[axis]), multiple)
             auto_overlap = 0 if size >= length else min(2 ** (config["levels"] + 1), size // 4)
         size_overlap = auto_overlap if wanted is None else int(wanted)
         if size_overlap >= size:
-            raise InputError(f"overlap {size_overlap} must be smaller than the window "
-                             f"{size}", where="overlap")
+            raise InputError(
+                f"overlap {size_overlap} must be smaller than the window {size}", where="overlap"
+            )
         window.append(size)
         overlap.append(size_overlap)
     if dims == 2:
@@ -84,16 +98,36 @@ def make_plan(settings, config: dict, shape: tuple[int, int, int],
     batch_size = settings.batch_size or max(1, _WINDOW_VOXELS // window_voxels)
     block_z = settings.block_z or (_DEFAULT_BLOCK_Z if dims == 2 else window[0])
     classes = config["num_classes"]
-    chunk_z, tile = _region_size(shape, dims, block_z, window, overlap,
-                                 itemsize + 4 + 1 + (classes + 1) * 4
-                                 + (classes if probabilities else 0))
-    return Plan(dims=dims, window=tuple(window), overlap=tuple(overlap), blend=settings.blend,
-                 sigma_scale=float(settings.sigma_scale), batch_size=batch_size,
-                 block_z=block_z, chunk_z=chunk_z, tile=tile, num_classes=classes)
+    chunk_z, tile = _region_size(
+        shape,
+        dims,
+        block_z,
+        window,
+        overlap,
+        itemsize + 4 + 1 + (classes + 1) * 4 + (classes if probabilities else 0),
+    )
+    return Plan(
+        dims=dims,
+        window=tuple(window),
+        overlap=tuple(overlap),
+        blend=settings.blend,
+        sigma_scale=float(settings.sigma_scale),
+        batch_size=batch_size,
+        block_z=block_z,
+        chunk_z=chunk_z,
+        tile=tile,
+        num_classes=classes,
+    )
 
 
-def _region_size(shape: tuple[int, int, int], dims: int, block_z: int, window: list[int],
-                 overlap: list[int], bytes_per_voxel: int) -> tuple[int, tuple[int, int]]:
+def _region_size(
+    shape: tuple[int, int, int],
+    dims: int,
+    block_z: int,
+    window: list[int],
+    overlap: list[int],
+    bytes_per_voxel: int,
+) -> tuple[int, tuple[int, int]]:
     """Slices per chunk and (rows, columns) per tile so one region's arrays fit the budget.
 
     Whole slices of the whole block when they fit; else a 2-D network takes fewer slices at
@@ -120,8 +154,10 @@ def _region_size(shape: tuple[int, int, int], dims: int, block_z: int, window: l
 
 def window_grid(shape: tuple[int, ...], plan: Plan) -> list[list[int]]:
     """Window start positions along each axis of a region of ``shape``."""
-    return [window_starts(length, plan.window[axis], plan.overlap[axis])
-            for axis, length in enumerate(shape)]
+    return [
+        window_starts(length, plan.window[axis], plan.overlap[axis])
+        for axis, length in enumerate(shape)
+    ]
 
 
 def accumulates(starts: list[list[int]], plan: Plan) -> bool:
@@ -136,8 +172,9 @@ def _intersect(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None
     return (lo, hi) if lo < hi else None
 
 
-def window_jobs(shape: tuple[int, ...], core: tuple[tuple[int, int], ...],
-          plan: Plan) -> list[tuple[tuple[int, ...], tuple]]:
+def window_jobs(
+    shape: tuple[int, ...], core: tuple[tuple[int, int], ...], plan: Plan
+) -> list[tuple[tuple[int, ...], tuple]]:
     """The windows over a region of ``shape`` that contribute to its ``core``, each with the
     region box it answers for. Windows that only touch the context margin are skipped."""
     starts = window_grid(shape, plan)
@@ -148,8 +185,11 @@ def window_jobs(shape: tuple[int, ...], core: tuple[tuple[int, int], ...],
         start = tuple(starts[axis][i] for axis, i in enumerate(index))
         box = []
         for axis, i in enumerate(index):
-            extent = ((start[axis], min(start[axis] + plan.window[axis], shape[axis]))
-                      if accumulate else kept[axis][i])
+            extent = (
+                (start[axis], min(start[axis] + plan.window[axis], shape[axis]))
+                if accumulate
+                else kept[axis][i]
+            )
             piece = _intersect(extent, core[axis])
             if piece is None:
                 break
@@ -166,8 +206,9 @@ def _spans(length: int, size: int, halo: int) -> Iterator[tuple[int, int, int, i
         yield a, b, max(0, a - halo), min(length, b + halo)
 
 
-def regions(shape: tuple[int, int, int], plan: Plan, z0: int, z1: int
-             ) -> Iterator[tuple[tuple[slice, slice, slice], tuple[tuple[int, int], ...]]]:
+def regions(
+    shape: tuple[int, int, int], plan: Plan, z0: int, z1: int
+) -> Iterator[tuple[tuple[slice, slice, slice], tuple[tuple[int, int], ...]]]:
     """What to read for block ``[z0, z1)``, region by region: the (z, y, x) slices of the
     volume, and the core (the part the region answers for) in region coordinates."""
     depth, height, width = shape
@@ -177,5 +218,7 @@ def regions(shape: tuple[int, int, int], plan: Plan, z0: int, z1: int
         rz0, rz1 = max(0, ca - oz), min(depth, cb + oz)
         for ya, yb, ry0, ry1 in _spans(height, plan.tile[0], oy):
             for xa, xb, rx0, rx1 in _spans(width, plan.tile[1], ox):
-                yield ((slice(rz0, rz1), slice(ry0, ry1), slice(rx0, rx1)),
-                       ((ca - rz0, cb - rz0), (ya - ry0, yb - ry0), (xa - rx0, xb - rx0)))
+                yield (
+                    (slice(rz0, rz1), slice(ry0, ry1), slice(rx0, rx1)),
+                    ((ca - rz0, cb - rz0), (ya - ry0, yb - ry0), (xa - rx0, xb - rx0)),
+                )

@@ -50,9 +50,12 @@ class WindowPredictor:
             workers = min(self._threads, _MAX_WORKERS)
             # torch.set_num_threads in a worker only changes that thread's OpenMP team size
             # (plus the default for threads started later, restored in close()).
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="biosegment-windows",
-                                            initializer=torch.set_num_threads,
-                                            initargs=(max(1, self._threads // workers),))
+            self._pool = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix="biosegment-windows",
+                initializer=torch.set_num_threads,
+                initargs=(max(1, self._threads // workers),),
+            )
             self._in_flight = 2 * workers
             # The calling thread only gathers results now; its own OpenMP team would just
             # compete with the workers and wait on barriers.
@@ -72,8 +75,12 @@ class WindowPredictor:
         with torch.inference_mode():
             return finish(self.logits(prepare(item)), item)
 
-    def map(self, items: Iterable[T], prepare: Callable[[T], np.ndarray],
-            finish: Callable[[torch.Tensor, T], R]) -> Iterator[R]:
+    def map(
+        self,
+        items: Iterable[T],
+        prepare: Callable[[T], np.ndarray],
+        finish: Callable[[torch.Tensor, T], R],
+    ) -> Iterator[R]:
         """``finish(logits of prepare(item), item)`` for each item, in order.
 
         ``prepare`` (cut the windows of a batch) and ``finish`` (turn logits into what the

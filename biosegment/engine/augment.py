@@ -39,29 +39,28 @@ _UNLABELLED = 255
 class AugmentConfig:
     """Which augmentations run and how strong they are. ``AugmentConfig.none()`` turns all off."""
 
-    flip: bool = True                  #: mirror along y, x (and z for 3-D crops), each 50 %
-    rot90: bool = True                 #: rotate the slice plane by 0/90/180/270 degrees
+    flip: bool = True  #: mirror along y, x (and z for 3-D crops), each 50 %
+    rot90: bool = True  #: rotate the slice plane by 0/90/180/270 degrees
     intensity_probability: float = 0.5  #: chance of a brightness/contrast/gamma change
-    brightness: float = 0.1            #: shift drawn from [-brightness, brightness]
-    contrast: float = 0.15             #: factor drawn from [1 - contrast, 1 + contrast]
-    gamma: float = 0.2                 #: exponent drawn log-uniformly from [1/(1+g), 1+g]
-    elastic_probability: float = 0.0   #: chance of an elastic deformation (costs CPU time)
+    brightness: float = 0.1  #: shift drawn from [-brightness, brightness]
+    contrast: float = 0.15  #: factor drawn from [1 - contrast, 1 + contrast]
+    gamma: float = 0.2  #: exponent drawn log-uniformly from [1/(1+g), 1+g]
+    elastic_probability: float = 0.0  #: chance of an elastic deformation (costs CPU time)
     elastic_displacement: float = 4.0  #: standard deviation of control-point shifts, pixels
-    elastic_control_points: int = 4    #: control points per in-plane axis
+    elastic_control_points: int = 4  #: control points per in-plane axis
     # Differences between microscopes; all off by default, so fine-tunes train as before.
-    scale_probability: float = 0.0     #: chance of an in-plane zoom (another pixel size)
+    scale_probability: float = 0.0  #: chance of an in-plane zoom (another pixel size)
     scale_range: tuple[float, float] = (0.75, 1.33)  #: zoom factor, drawn log-uniformly
-    invert_probability: float = 0.0    #: chance of inverted contrast (membranes bright)
-    noise_probability: float = 0.0     #: chance of added Gaussian noise
-    noise_sigma: float = 0.08          #: its standard deviation, drawn from [0, noise_sigma]
-    blur_probability: float = 0.0      #: chance of a Gaussian blur (focus, thicker sections)
-    blur_sigma: float = 1.5            #: its sigma in pixels, drawn from [0.3, blur_sigma]
+    invert_probability: float = 0.0  #: chance of inverted contrast (membranes bright)
+    noise_probability: float = 0.0  #: chance of added Gaussian noise
+    noise_sigma: float = 0.08  #: its standard deviation, drawn from [0, noise_sigma]
+    blur_probability: float = 0.0  #: chance of a Gaussian blur (focus, thicker sections)
+    blur_sigma: float = 1.5  #: its sigma in pixels, drawn from [0.3, blur_sigma]
     artefact_probability: float = 0.0  #: chance of stripes, uneven illumination or a dark fold
 
     @classmethod
     def none(cls) -> AugmentConfig:
-        return cls(flip=False, rot90=False, intensity_probability=0.0,
-                   elastic_probability=0.0)
+        return cls(flip=False, rot90=False, intensity_probability=0.0, elastic_probability=0.0)
 
     def as_dict(self) -> dict:
         """The settings as plain data, as model cards record them.
@@ -73,8 +72,9 @@ class AugmentConfig:
         return data
 
 
-def crop_at(image: np.ndarray, labels: np.ndarray, corner: tuple[int, ...],
-            size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def crop_at(
+    image: np.ndarray, labels: np.ndarray, corner: tuple[int, ...], size: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``size`` pixels from ``corner`` on; parts outside the array are padded.
 
     The image is padded by mirroring (the network sees plausible texture) and the labels with
@@ -104,8 +104,9 @@ def crop_at(image: np.ndarray, labels: np.ndarray, corner: tuple[int, ...],
     return image_crop, label_crop
 
 
-def random_crop(image: np.ndarray, labels: np.ndarray, size: tuple[int, ...],
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_crop(
+    image: np.ndarray, labels: np.ndarray, size: tuple[int, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """A crop at a uniformly random position; axes shorter than ``size`` are padded.
 
     :param image: ``(..., y, x)`` array.
@@ -114,13 +115,21 @@ def random_crop(image: np.ndarray, labels: np.ndarray, size: tuple[int, ...],
     :param rng: the random source.
     :returns: image and label crops of shape ``size``.
     """
-    corner = tuple(int(rng.integers(0, max(extent - length, 0) + 1))
-                   for extent, length in zip(image.shape, size))
+    corner = tuple(
+        int(rng.integers(0, max(extent - length, 0) + 1))
+        for extent, length in zip(image.shape, size)
+    )
     return crop_at(image, labels, corner, size)
 
 
-def flip_and_rotate(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *,
-                    flip: bool = True, rot90: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def flip_and_rotate(
+    image: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    flip: bool = True,
+    rot90: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mirror and rotate image and labels together (the eight symmetries of a square).
 
     Rotations by 90 or 270 degrees are only drawn for square slices, so crop shapes never
@@ -140,8 +149,14 @@ def flip_and_rotate(image: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     return np.ascontiguousarray(image), np.ascontiguousarray(labels)
 
 
-def adjust_intensity(image: np.ndarray, rng: np.random.Generator, *, brightness: float = 0.1,
-                     contrast: float = 0.15, gamma: float = 0.2) -> np.ndarray:
+def adjust_intensity(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    brightness: float = 0.1,
+    contrast: float = 0.15,
+    gamma: float = 0.2,
+) -> np.ndarray:
     """Change brightness, contrast and gamma, as differently prepared EM stacks do.
 
     Contrast scales around the crop's mean, brightness shifts, the result is clipped to
@@ -159,8 +174,9 @@ def adjust_intensity(image: np.ndarray, rng: np.random.Generator, *, brightness:
     return np.power(changed, exponent, dtype=np.float32)
 
 
-def _displacement_field(shape: tuple[int, int], rng: np.random.Generator, *,
-                        displacement: float, control_points: int) -> np.ndarray:
+def _displacement_field(
+    shape: tuple[int, int], rng: np.random.Generator, *, displacement: float, control_points: int
+) -> np.ndarray:
     """A smooth random in-plane shift per pixel, shape ``(2, y, x)``.
 
     Shifts are drawn on a coarse grid and interpolated with cubic splines: far cheaper than
@@ -170,15 +186,19 @@ def _displacement_field(shape: tuple[int, int], rng: np.random.Generator, *,
     factors = (shape[0] / control_points, shape[1] / control_points)
     field = np.empty((2, *shape), dtype=np.float32)
     for axis in range(2):
-        zoomed = ndimage.zoom(coarse[axis], factors, order=3, mode="nearest",
-                              grid_mode=True)
+        zoomed = ndimage.zoom(coarse[axis], factors, order=3, mode="nearest", grid_mode=True)
         field[axis] = zoomed[: shape[0], : shape[1]]
     return field
 
 
-def elastic_deform(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *,
-                   displacement: float = 4.0,
-                   control_points: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def elastic_deform(
+    image: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    displacement: float = 4.0,
+    control_points: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
     """Warp image and labels by one smooth random field (the same for every z slice).
 
     The image is resampled linearly, the labels by nearest neighbour so no new class id (and
@@ -191,19 +211,22 @@ def elastic_deform(image: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     if image.shape != labels.shape:
         raise ValueError(f"image {image.shape} and labels {labels.shape} differ in shape")
     plane = image.shape[-2:]
-    field = _displacement_field(plane, rng, displacement=displacement,
-                                control_points=control_points)
+    field = _displacement_field(
+        plane, rng, displacement=displacement, control_points=control_points
+    )
     rows, columns = _pixel_grid(plane)
     return _warp(image, labels, np.stack([rows + field[0], columns + field[1]]))
 
 
 def _pixel_grid(plane: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    return np.meshgrid(np.arange(plane[0], dtype=np.float32),
-                       np.arange(plane[1], dtype=np.float32), indexing="ij")
+    return np.meshgrid(
+        np.arange(plane[0], dtype=np.float32), np.arange(plane[1], dtype=np.float32), indexing="ij"
+    )
 
 
-def _warp(image: np.ndarray, labels: np.ndarray,
-          coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _warp(
+    image: np.ndarray, labels: np.ndarray, coordinates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample every slice at ``coordinates`` ``(2, y, x)``: image linearly, labels nearest."""
     plane = image.shape[-2:]
     image_planes = image.reshape(-1, *plane)
@@ -211,15 +234,16 @@ def _warp(image: np.ndarray, labels: np.ndarray,
     warped_image = np.empty(image_planes.shape, dtype=np.float32)
     warped_labels = np.empty(label_planes.shape, dtype=labels.dtype)
     for index in range(image_planes.shape[0]):
-        ndimage.map_coordinates(image_planes[index], coordinates, output=warped_image[index],
-                                order=1, mode="mirror")
-        ndimage.map_coordinates(label_planes[index], coordinates, output=warped_labels[index],
-                                order=0, mode="mirror")
+        ndimage.map_coordinates(
+            image_planes[index], coordinates, output=warped_image[index], order=1, mode="mirror"
+        )
+        ndimage.map_coordinates(
+            label_planes[index], coordinates, output=warped_labels[index], order=0, mode="mirror"
+        )
     return warped_image.reshape(image.shape), warped_labels.reshape(labels.shape)
 
 
-def rescale(image: np.ndarray, labels: np.ndarray,
-            factor: float) -> tuple[np.ndarray, np.ndarray]:
+def rescale(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     """Zoom the slice plane by ``factor`` about its centre, keeping the crop's shape.
 
     A factor above 1 magnifies (as if the pixels were smaller), below 1 shrinks; the border
@@ -235,8 +259,9 @@ def rescale(image: np.ndarray, labels: np.ndarray,
     plane = image.shape[-2:]
     rows, columns = _pixel_grid(plane)
     centre = [(length - 1) / 2.0 for length in plane]
-    coordinates = np.stack([centre[0] + (rows - centre[0]) / factor,
-                            centre[1] + (columns - centre[1]) / factor])
+    coordinates = np.stack(
+        [centre[0] + (rows - centre[0]) / factor, centre[1] + (columns - centre[1]) / factor]
+    )
     return _warp(image, labels, coordinates)
 
 
@@ -284,15 +309,17 @@ def section_artefacts(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     else:
         rows, columns = _pixel_grid(plane)
         angle = rng.uniform(0.0, np.pi)
-        distance = (np.cos(angle) * (rows - rng.uniform(0, plane[0]))
-                    + np.sin(angle) * (columns - rng.uniform(0, plane[1])))
+        distance = np.cos(angle) * (rows - rng.uniform(0, plane[0])) + np.sin(angle) * (
+            columns - rng.uniform(0, plane[1])
+        )
         band = np.abs(distance) < rng.uniform(1.0, 4.0)
         changed = np.where(band, image * rng.uniform(0.2, 0.6), image)
     return np.clip(changed, 0.0, 1.0).astype(np.float32)
 
 
-def augment_pair(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                 config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+def augment_pair(
+    image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, config: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply the augmentations ``config`` switches on, in a fixed order.
 
     Geometry first (elastic, zoom, then flips and rotations), then blur, intensity,
@@ -308,20 +335,26 @@ def augment_pair(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     :returns: the augmented image (float32) and labels.
     """
     if config.elastic_probability > 0 and rng.random() < config.elastic_probability:
-        image, labels = elastic_deform(image, labels, rng,
-                                       displacement=config.elastic_displacement,
-                                       control_points=config.elastic_control_points)
+        image, labels = elastic_deform(
+            image,
+            labels,
+            rng,
+            displacement=config.elastic_displacement,
+            control_points=config.elastic_control_points,
+        )
     if config.scale_probability > 0 and rng.random() < config.scale_probability:
         low, high = config.scale_range
-        image, labels = rescale(image, labels,
-                                float(np.exp(rng.uniform(np.log(low), np.log(high)))))
+        image, labels = rescale(
+            image, labels, float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        )
     if config.flip or config.rot90:
         image, labels = flip_and_rotate(image, labels, rng, flip=config.flip, rot90=config.rot90)
     if config.blur_probability > 0 and rng.random() < config.blur_probability:
         image = blur(image, rng, sigma=config.blur_sigma)
     if config.intensity_probability > 0 and rng.random() < config.intensity_probability:
-        image = adjust_intensity(image, rng, brightness=config.brightness,
-                                 contrast=config.contrast, gamma=config.gamma)
+        image = adjust_intensity(
+            image, rng, brightness=config.brightness, contrast=config.contrast, gamma=config.gamma
+        )
     if config.artefact_probability > 0 and rng.random() < config.artefact_probability:
         image = section_artefacts(image, rng)
     if config.noise_probability > 0 and rng.random() < config.noise_probability:

@@ -24,7 +24,7 @@ import io
 import shutil
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -40,18 +40,31 @@ from biosegment.engine.model_card import DEFAULT_NORMALISATION, ModelCard, defau
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
 
-__all__ = ["export_bioimageio", "import_bioimageio", "read_package_rdf", "FORMAT_VERSION",
-           "RDF_NAME"]
+__all__ = [
+    "export_bioimageio",
+    "import_bioimageio",
+    "read_package_rdf",
+    "FORMAT_VERSION",
+    "RDF_NAME",
+]
 
 #: The bioimage.io model format version written.
 FORMAT_VERSION = "0.5.4"
 RDF_NAME = "rdf.yaml"
 
-_FILES = {"state_dict": "weights.pt", "architecture": "unet.py",
-          "torchscript": "weights.torchscript.pt", "onnx": "weights.onnx",
-          "test_input": "test_input.npy", "test_output": "test_output.npy",
-          "sample_input": "sample_input.tif", "sample_output": "sample_output.tif",
-          "cover": "cover.png", "documentation": "README.md", "card": "model.json"}
+_FILES = {
+    "state_dict": "weights.pt",
+    "architecture": "unet.py",
+    "torchscript": "weights.torchscript.pt",
+    "onnx": "weights.onnx",
+    "test_input": "test_input.npy",
+    "test_output": "test_output.npy",
+    "sample_input": "sample_input.tif",
+    "sample_output": "sample_output.tif",
+    "cover": "cover.png",
+    "documentation": "README.md",
+    "card": "model.json",
+}
 _TEST_SIZE = 256
 # bioimage.io's scale_range divides by (high - low + eps); the same eps reproduces it exactly.
 _SCALE_RANGE_EPS = 1e-6
@@ -61,8 +74,9 @@ def _yaml():
     try:
         import yaml
     except ImportError:
-        raise InputError("bioimage.io packages need PyYAML: pip install 'biosegment[export]'",
-                         where="format") from None
+        raise InputError(
+            "bioimage.io packages need PyYAML: pip install 'biosegment[export]'", where="format"
+        ) from None
     return yaml
 
 
@@ -85,18 +99,23 @@ def _test_image(model: UNet, test_input: np.ndarray | None) -> np.ndarray:
     else:
         image = np.asarray(test_input)
         if image.dtype != np.uint8:
-            raise InputError(f"the test input must be uint8 (got {image.dtype})",
-                             where="test_input")
+            raise InputError(
+                f"the test input must be uint8 (got {image.dtype})", where="test_input"
+            )
         if image.ndim == 3 and dims == 2:
             image = image[image.shape[0] // 2]
         if image.ndim != dims:
-            raise InputError(f"a {dims}-D model needs a {dims}-D test input, got shape "
-                             f"{image.shape}", where="test_input")
+            raise InputError(
+                f"a {dims}-D model needs a {dims}-D test input, got shape {image.shape}",
+                where="test_input",
+            )
         limit = _TEST_SIZE if dims == 2 else 64
         sizes = [min(limit, n) // multiple * multiple for n in image.shape]
         if min(sizes) < multiple:
-            raise InputError(f"the test input must be at least {multiple} pixels on every side",
-                             where="test_input")
+            raise InputError(
+                f"the test input must be at least {multiple} pixels on every side",
+                where="test_input",
+            )
         starts = [(n - s) // 2 for n, s in zip(image.shape, sizes)]
         image = image[tuple(slice(a, a + s) for a, s in zip(starts, sizes))]
     return np.ascontiguousarray(image)[np.newaxis, np.newaxis]
@@ -116,8 +135,10 @@ def _scaled_input(image: np.ndarray, normalisation: dict) -> np.ndarray:
 
 
 def _percentiles(normalisation: dict) -> tuple[float, float]:
-    return (float(normalisation.get("low_percentile", 1.0)),
-            float(normalisation.get("high_percentile", 99.0)))
+    return (
+        float(normalisation.get("low_percentile", 1.0)),
+        float(normalisation.get("high_percentile", 99.0)),
+    )
 
 
 def _preprocessing(normalisation: dict, dims: int) -> list[dict]:
@@ -126,17 +147,26 @@ def _preprocessing(normalisation: dict, dims: int) -> list[dict]:
         low, high = _percentiles(normalisation)
         scale = [
             # No reference tensor: the percentiles of each sample itself (format 0.5).
-            {"id": "scale_range", "kwargs": {"axes": list(("z", "y", "x")[-dims:]),
-                                             "min_percentile": low, "max_percentile": high,
-                                             "eps": _SCALE_RANGE_EPS}},
+            {
+                "id": "scale_range",
+                "kwargs": {
+                    "axes": list(("z", "y", "x")[-dims:]),
+                    "min_percentile": low,
+                    "max_percentile": high,
+                    "eps": _SCALE_RANGE_EPS,
+                },
+            },
             {"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}},
         ]
     else:
         scale = [{"id": "scale_linear", "kwargs": {"gain": 1.0 / 255.0, "offset": 0.0}}]
     # The closing ensure_dtype says what the network takes; without it format 0.5 appends a
     # cast back to the raw data's uint8 after the scaling.
-    return [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}, *scale,
-            {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}]
+    return [
+        {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+        *scale,
+        {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+    ]
 
 
 def _logits(model: UNet, image: np.ndarray, normalisation: dict) -> np.ndarray:
@@ -155,7 +185,7 @@ def _cover(image: np.ndarray, labels: np.ndarray, classes: list[dict], path: Pat
     for entry in classes:
         colour = str(entry.get("color") or "#808080")
         if len(colour) == 7 and colour.startswith("#"):
-            palette[int(entry["id"]) % 256] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+            palette[int(entry["id"]) % 256] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
     grey = np.repeat(plane[..., None], 3, axis=2)
     overlay = (0.5 * grey + 0.5 * palette[ids]).astype(np.uint8)
     picture = Image.fromarray(np.concatenate([grey, overlay], axis=1))
@@ -178,31 +208,43 @@ def _readme(card: ModelCard, config: dict) -> str:
         "\n# Validation\n\n"
         "The test output is what the network computed for the test input when the package was "
         "written; all three weight formats reproduce it. Metrics per training epoch, on the "
-        "validation data named in `model.json`, are listed there.\n")
+        "validation data named in `model.json`, are listed there.\n"
+    )
 
 
 def _scaling_words(normalisation: dict) -> str:
     if normalisation.get("method") == "percentile":
         low, high = _percentiles(normalisation)
-        return (f"between the image's {low:g}th and {high:g}th percentile (clipped); BioSegment "
-                "measures them on the whole volume")
+        return (
+            f"between the image's {low:g}th and {high:g}th percentile (clipped); BioSegment "
+            "measures them on the whole volume"
+        )
     return "by dividing by 255"
 
 
-def _axes(dims: int, *, channel_names: list[str], size: dict | None,
-          reference: str | None) -> list[dict]:
+def _axes(
+    dims: int, *, channel_names: list[str], size: dict | None, reference: str | None
+) -> list[dict]:
     axes: list[dict] = [{"type": "batch"}, {"type": "channel", "channel_names": channel_names}]
     for name in ("z", "y", "x")[-dims:]:
         if reference is not None:
-            axes.append({"type": "space", "id": name,
-                         "size": {"tensor_id": reference, "axis_id": name}})
+            axes.append(
+                {"type": "space", "id": name, "size": {"tensor_id": reference, "axis_id": name}}
+            )
         else:
             axes.append({"type": "space", "id": name, "size": dict(size or {})})
     return axes
 
 
-def _describe(model: UNet, card: ModelCard, files: dict[str, Path], *, authors: list[dict],
-              license_id: str, description: str | None) -> dict:
+def _describe(
+    model: UNet,
+    card: ModelCard,
+    files: dict[str, Path],
+    *,
+    authors: list[dict],
+    license_id: str,
+    description: str | None,
+) -> dict:
     config = model.config
     multiple = size_multiple(config["levels"])
     names = [str(c.get("name", c["id"])) for c in card.classes]
@@ -212,58 +254,96 @@ def _describe(model: UNet, card: ModelCard, files: dict[str, Path], *, authors: 
         "format_version": FORMAT_VERSION,
         "type": "model",
         "name": _zoo_name(card.name),
-        "description": description or (
-            f"U-Net segmenting electron microscopy into {', '.join(names)} (BioSegment)"),
+        "description": description
+        or (f"U-Net segmenting electron microscopy into {', '.join(names)} (BioSegment)"),
         "authors": authors,
-        "cite": [{"text": "Ronneberger, Fischer and Brox. U-Net: Convolutional Networks for "
-                          "Biomedical Image Segmentation. MICCAI 2015.",
-                  "doi": "10.1007/978-3-319-24574-4_28"}],
+        "cite": [
+            {
+                "text": "Ronneberger, Fischer and Brox. U-Net: Convolutional Networks for "
+                "Biomedical Image Segmentation. MICCAI 2015.",
+                "doi": "10.1007/978-3-319-24574-4_28",
+            }
+        ],
         "license": license_id,
-        "tags": ["electron-microscopy", "segmentation", "unet", f"{config['dims']}d",
-                 "pytorch", "biosegment"],
+        "tags": [
+            "electron-microscopy",
+            "segmentation",
+            "unet",
+            f"{config['dims']}d",
+            "pytorch",
+            "biosegment",
+        ],
         "documentation": _FILES["documentation"],
         "covers": [_FILES["cover"]],
         "attachments": [{"source": _FILES["card"], "sha256": digest["card"]}],
-        "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "inputs": [{
-            "id": "raw",
-            "description": "electron microscopy image, uint8 grey values; the network "
-                           "takes them as float32 scaled to [0, 1] by the preprocessing",
-            "axes": _axes(config["dims"], channel_names=["raw"],
-                          size={"min": _smallest_input(config), "step": multiple},
-                          reference=None),
-            "test_tensor": {"source": _FILES["test_input"], "sha256": digest["test_input"]},
-            "sample_tensor": {"source": _FILES["sample_input"],
-                              "sha256": digest["sample_input"]},
-            "data": {"type": "uint8", "range": [0, 255]},
-            "preprocessing": _preprocessing(card.normalisation, config["dims"]),
-        }],
-        "outputs": [{
-            "id": "logits",
-            "description": "one logit per class; class ids are the argmax over channels",
-            "axes": _axes(config["dims"], channel_names=names, size=None, reference="raw"),
-            "test_tensor": {"source": _FILES["test_output"], "sha256": digest["test_output"]},
-            "sample_tensor": {"source": _FILES["sample_output"],
-                              "sha256": digest["sample_output"]},
-            "data": {"type": "float32"},
-        }],
+        "timestamp": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "inputs": [
+            {
+                "id": "raw",
+                "description": "electron microscopy image, uint8 grey values; the network "
+                "takes them as float32 scaled to [0, 1] by the preprocessing",
+                "axes": _axes(
+                    config["dims"],
+                    channel_names=["raw"],
+                    size={"min": _smallest_input(config), "step": multiple},
+                    reference=None,
+                ),
+                "test_tensor": {"source": _FILES["test_input"], "sha256": digest["test_input"]},
+                "sample_tensor": {
+                    "source": _FILES["sample_input"],
+                    "sha256": digest["sample_input"],
+                },
+                "data": {"type": "uint8", "range": [0, 255]},
+                "preprocessing": _preprocessing(card.normalisation, config["dims"]),
+            }
+        ],
+        "outputs": [
+            {
+                "id": "logits",
+                "description": "one logit per class; class ids are the argmax over channels",
+                "axes": _axes(config["dims"], channel_names=names, size=None, reference="raw"),
+                "test_tensor": {"source": _FILES["test_output"], "sha256": digest["test_output"]},
+                "sample_tensor": {
+                    "source": _FILES["sample_output"],
+                    "sha256": digest["sample_output"],
+                },
+                "data": {"type": "float32"},
+            }
+        ],
         "weights": {
             "pytorch_state_dict": {
-                "source": _FILES["state_dict"], "sha256": digest["state_dict"],
-                "architecture": {"source": _FILES["architecture"],
-                                 "sha256": digest["architecture"], "callable": "UNet",
-                                 "kwargs": dict(config)},
+                "source": _FILES["state_dict"],
+                "sha256": digest["state_dict"],
+                "architecture": {
+                    "source": _FILES["architecture"],
+                    "sha256": digest["architecture"],
+                    "callable": "UNet",
+                    "kwargs": dict(config),
+                },
                 "pytorch_version": torch_version,
             },
-            "torchscript": {"source": _FILES["torchscript"], "sha256": digest["torchscript"],
-                            "pytorch_version": torch_version, "parent": "pytorch_state_dict"},
-            "onnx": {"source": _FILES["onnx"], "sha256": digest["onnx"],
-                     "opset_version": 17, "parent": "pytorch_state_dict"},
+            "torchscript": {
+                "source": _FILES["torchscript"],
+                "sha256": digest["torchscript"],
+                "pytorch_version": torch_version,
+                "parent": "pytorch_state_dict",
+            },
+            "onnx": {
+                "source": _FILES["onnx"],
+                "sha256": digest["onnx"],
+                "opset_version": 17,
+                "parent": "pytorch_state_dict",
+            },
         },
-        "config": {"biosegment": {"version": __version__, "architecture": dict(config),
-                                  "classes": card.classes,
-                                  "normalisation": card.normalisation,
-                                  "parent": card.parent}},
+        "config": {
+            "biosegment": {
+                "version": __version__,
+                "architecture": dict(config),
+                "classes": card.classes,
+                "normalisation": card.normalisation,
+                "parent": card.parent,
+            }
+        },
     }
     return rdf
 
@@ -281,10 +361,16 @@ def _zoo_name(name: str) -> str:
     return " ".join(kept.split())[:128] or "BioSegment U-Net"
 
 
-def export_bioimageio(model: UNet, card: ModelCard, destination: Path, *,
-                      test_input: np.ndarray | None = None,
-                      authors: list[dict] | None = None, license_id: str = "MIT",
-                      description: str | None = None) -> Path:
+def export_bioimageio(
+    model: UNet,
+    card: ModelCard,
+    destination: Path,
+    *,
+    test_input: np.ndarray | None = None,
+    authors: list[dict] | None = None,
+    license_id: str = "MIT",
+    description: str | None = None,
+) -> Path:
     """Write a bioimage.io model package for ``model`` (a ``.zip`` file, or else a folder).
 
     :param model: the U-Net.
@@ -318,12 +404,15 @@ def export_bioimageio(model: UNet, card: ModelCard, destination: Path, *,
         _cover(image, logits.argmax(axis=1), card.classes, files["cover"])
         files["documentation"].write_text(_readme(card, config), encoding="utf-8")
         files["card"].write_text(card.to_json(), encoding="utf-8")
-        rdf = _describe(model, card, {k: v for k, v in files.items()
-                                      if k not in ("cover", "documentation")},
-                        authors=authors or [{"name": "BioSegment user"}],
-                        license_id=license_id, description=description)
-        (folder / RDF_NAME).write_text(_yaml().safe_dump(rdf, sort_keys=False),
-                                       encoding="utf-8")
+        rdf = _describe(
+            model,
+            card,
+            {k: v for k, v in files.items() if k not in ("cover", "documentation")},
+            authors=authors or [{"name": "BioSegment user"}],
+            license_id=license_id,
+            description=description,
+        )
+        (folder / RDF_NAME).write_text(_yaml().safe_dump(rdf, sort_keys=False), encoding="utf-8")
         return _publish(folder, destination)
 
 
@@ -360,8 +449,11 @@ class _Package:
         self._zip = zipfile.ZipFile(self.source) if self.source.is_file() else None
         self.prefix = ""
         if self._zip is not None:
-            names = [n for n in self._zip.namelist() if PurePosixPath(n).name in
-                     (RDF_NAME, "bioimageio.yaml")]
+            names = [
+                n
+                for n in self._zip.namelist()
+                if PurePosixPath(n).name in (RDF_NAME, "bioimageio.yaml")
+            ]
             if not names:
                 raise InputError("no rdf.yaml in the package", source=self.source)
             self.rdf_name = min(names, key=len)
@@ -378,14 +470,21 @@ class _Package:
         payload = self.read(_source_of(entry))
         expected = entry.get("sha256")
         if expected and hashlib.sha256(payload).hexdigest() != str(expected).lower():
-            raise InputError(f"{_source_of(entry)} does not match its sha256 in rdf.yaml (damaged "
-                             "or edited package)", source=self.source, where=where)
+            raise InputError(
+                f"{_source_of(entry)} does not match its sha256 in rdf.yaml (damaged "
+                "or edited package)",
+                source=self.source,
+                where=where,
+            )
         return payload
 
     def read(self, name: str) -> bytes:
         if "://" in name:
-            raise InputError(f"{name} is a download; BioSegment imports packages whose files "
-                             "are inside them (download the zip first)", source=self.source)
+            raise InputError(
+                f"{name} is a download; BioSegment imports packages whose files "
+                "are inside them (download the zip first)",
+                source=self.source,
+            )
         clean = str(PurePosixPath(name))
         try:
             if self._zip is not None:
@@ -393,8 +492,9 @@ class _Package:
                 return self._zip.read(member)
             return (self.source / clean).read_bytes()
         except (KeyError, FileNotFoundError):
-            raise InputError(f"the package names {name} but does not contain it",
-                             source=self.source) from None
+            raise InputError(
+                f"the package names {name} but does not contain it", source=self.source
+            ) from None
 
     def close(self) -> None:
         if self._zip is not None:
@@ -418,8 +518,7 @@ def _parse_rdf(package: _Package) -> dict:
             raise
         raise InputError(f"rdf.yaml is not valid YAML: {exc}", source=package.source) from None
     if not isinstance(rdf, dict) or rdf.get("type") != "model":
-        raise InputError("rdf.yaml does not describe a model", source=package.source,
-                         where="type")
+        raise InputError("rdf.yaml does not describe a model", source=package.source, where="type")
     return rdf
 
 
@@ -459,8 +558,9 @@ def _imported_normalisation(rdf: dict) -> dict:
     """The card's scaling for a package: percentiles when it scales per sample by them."""
     for kind, kwargs in _preprocessing_steps(rdf):
         if kind == "scale_range" and _per_sample_percentiles(kwargs):
-            return percentile_normalisation(float(kwargs.get("min_percentile", 0.0)),
-                                            float(kwargs.get("max_percentile", 100.0)))
+            return percentile_normalisation(
+                float(kwargs.get("min_percentile", 0.0)), float(kwargs.get("max_percentile", 100.0))
+            )
     return dict(DEFAULT_NORMALISATION)
 
 
@@ -472,27 +572,40 @@ def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
             continue
         if kind == "scale_linear":
             values = values * np.float32(kwargs.get("gain", 1.0)) + np.float32(
-                kwargs.get("offset", 0.0))
-        elif (kind == "scale_range" and raw.dtype == np.uint8 and kwargs.get("mode") is None
-              and not _per_sample_percentiles(kwargs)):
+                kwargs.get("offset", 0.0)
+            )
+        elif (
+            kind == "scale_range"
+            and raw.dtype == np.uint8
+            and kwargs.get("mode") is None
+            and not _per_sample_percentiles(kwargs)
+        ):
             values = values / np.float32(255.0)
         elif kind == "scale_range" and _per_sample_percentiles(kwargs):
-            lo, hi = np.percentile(values.astype(np.float64),
-                                   [float(kwargs.get("min_percentile", 0.0)),
-                                    float(kwargs.get("max_percentile", 100.0))])
+            lo, hi = np.percentile(
+                values.astype(np.float64),
+                [
+                    float(kwargs.get("min_percentile", 0.0)),
+                    float(kwargs.get("max_percentile", 100.0)),
+                ],
+            )
             eps = float(kwargs.get("eps", _SCALE_RANGE_EPS))
             values = ((values - lo) / (hi - lo + eps)).astype(np.float32)
         elif kind == "clip":
             values = np.clip(values, kwargs.get("min"), kwargs.get("max")).astype(np.float32)
         else:
-            raise InputError(f"input preprocessing {kind!r} is not one BioSegment applies "
-                             "(it scales uint8 by 1/255 or between per-image percentiles)",
-                             source=source, where="inputs[0].preprocessing")
+            raise InputError(
+                f"input preprocessing {kind!r} is not one BioSegment applies "
+                "(it scales uint8 by 1/255 or between per-image percentiles)",
+                source=source,
+                where="inputs[0].preprocessing",
+            )
     return values
 
 
-def import_bioimageio(source: Path, models_dir: Path, *, name: str | None = None,
-                      atol: float = 1e-3) -> Path:
+def import_bioimageio(
+    source: Path, models_dir: Path, *, name: str | None = None, atol: float = 1e-3
+) -> Path:
     """Import a bioimage.io package whose state-dict weights are a ``neuralnets`` U-Net.
 
     :param source: the package zip or folder.
@@ -510,17 +623,21 @@ def import_bioimageio(source: Path, models_dir: Path, *, name: str | None = None
         rdf = _parse_rdf(package)
         weights = (rdf.get("weights") or {}).get("pytorch_state_dict")
         if not isinstance(weights, dict):
-            raise InputError("the package has no pytorch_state_dict weights, the only kind "
-                             "BioSegment can rebuild and fine-tune", source=source,
-                             where="weights")
-        state = _load_state(package.read_checked(weights, "weights.pytorch_state_dict"),
-                            source)
+            raise InputError(
+                "the package has no pytorch_state_dict weights, the only kind "
+                "BioSegment can rebuild and fine-tune",
+                source=source,
+                where="weights",
+            )
+        state = _load_state(package.read_checked(weights, "weights.pytorch_state_dict"), source)
         try:
             config = infer_architecture(state)
         except InputError as exc:
-            raise InputError(f"the weights are not a U-Net this engine runs: {exc.reason}",
-                             source=source, where=f"weights.pytorch_state_dict ({exc.where})"
-                             ) from None
+            raise InputError(
+                f"the weights are not a U-Net this engine runs: {exc.reason}",
+                source=source,
+                where=f"weights.pytorch_state_dict ({exc.where})",
+            ) from None
         own = (rdf.get("config") or {}).get("biosegment", {}).get("architecture") or {}
         if own.get("norm") == "none" and config["norm"] == "instance":
             config["norm"] = "none"  # the one fact weights cannot tell
@@ -530,14 +647,21 @@ def import_bioimageio(source: Path, models_dir: Path, *, name: str | None = None
         _check_test_output(model, rdf, package, atol)
     finally:
         package.close()
-    card = ModelCard(name=name or str(rdf.get("name") or source.stem),
-                     architecture=dict(config), classes=_classes(rdf, config["num_classes"]),
-                     normalisation=_imported_normalisation(rdf),
-                     training={"imported_from": str(source),
-                               "bioimageio": {"name": rdf.get("name"),
-                                              "id": rdf.get("id"),
-                                              "format_version": rdf.get("format_version"),
-                                              "license": rdf.get("license")}})
+    card = ModelCard(
+        name=name or str(rdf.get("name") or source.stem),
+        architecture=dict(config),
+        classes=_classes(rdf, config["num_classes"]),
+        normalisation=_imported_normalisation(rdf),
+        training={
+            "imported_from": str(source),
+            "bioimageio": {
+                "name": rdf.get("name"),
+                "id": rdf.get("id"),
+                "format_version": rdf.get("format_version"),
+                "license": rdf.get("license"),
+            },
+        },
+    )
     folder = Path(models_dir) / _folder_name(card.name)
     return save_model(model, card, folder)
 
@@ -551,16 +675,25 @@ def _load_state(payload: bytes, source: Path) -> dict:
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged or unsafe files
-        raise InputError(f"cannot read the state-dict weights: {exc}", source=source,
-                         where="weights.pytorch_state_dict") from None
+        raise InputError(
+            f"cannot read the state-dict weights: {exc}",
+            source=source,
+            where="weights.pytorch_state_dict",
+        ) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise InputError("the state-dict weights hold no tensors", source=source,
-                         where="weights.pytorch_state_dict")
-    return {k.removeprefix("module."): v.float() if v.is_floating_point() else v
-            for k, v in state.items() if isinstance(v, torch.Tensor)}
+        raise InputError(
+            "the state-dict weights hold no tensors",
+            source=source,
+            where="weights.pytorch_state_dict",
+        )
+    return {
+        k.removeprefix("module."): v.float() if v.is_floating_point() else v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+    }
 
 
 def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -> None:
@@ -574,19 +707,27 @@ def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -
     test_out = test_out or {"source": (rdf.get("test_outputs") or [""])[0]}
     if not _source_of(test_in) or not _source_of(test_out):
         return
-    raw = np.load(io.BytesIO(package.read_checked(test_in, "inputs[0].test_tensor")),
-                  allow_pickle=False)
-    expected = np.load(io.BytesIO(package.read_checked(test_out, "outputs[0].test_tensor")),
-                       allow_pickle=False)
+    raw = np.load(
+        io.BytesIO(package.read_checked(test_in, "inputs[0].test_tensor")), allow_pickle=False
+    )
+    expected = np.load(
+        io.BytesIO(package.read_checked(test_out, "outputs[0].test_tensor")), allow_pickle=False
+    )
     scaled = _scaled_test_input(rdf, raw, package.source)
     with torch.no_grad():
         computed = traceable(model)(torch.from_numpy(np.ascontiguousarray(scaled))).numpy()
     if computed.shape != expected.shape:
-        raise InputError(f"the network's output has shape {list(computed.shape)}, the "
-                         f"package's test output {list(expected.shape)}", source=package.source,
-                         where="outputs[0].test_tensor")
+        raise InputError(
+            f"the network's output has shape {list(computed.shape)}, the "
+            f"package's test output {list(expected.shape)}",
+            source=package.source,
+            where="outputs[0].test_tensor",
+        )
     difference = float(np.abs(computed - expected).max())
     if difference > atol:
-        raise InputError(f"the weights do not reproduce the package's test output (largest "
-                         f"difference {difference:.3g} > {atol})", source=package.source,
-                         where="outputs[0].test_tensor")
+        raise InputError(
+            f"the weights do not reproduce the package's test output (largest "
+            f"difference {difference:.3g} > {atol})",
+            source=package.source,
+            where="outputs[0].test_tensor",
+        )

@@ -21,8 +21,14 @@ from biosegment.engine.unet import UNet, architecture_dict
 from biosegment.errors import InputError
 from biosegment.folder_names import MODEL_CARD, MODEL_WEIGHTS
 
-__all__ = ["load_model", "save_model", "infer_architecture", "read_state_dict",
-           "CHECKPOINT_NAME", "CARD_NAME"]
+__all__ = [
+    "load_model",
+    "save_model",
+    "infer_architecture",
+    "read_state_dict",
+    "CHECKPOINT_NAME",
+    "CARD_NAME",
+]
 
 #: File names inside a model folder (``models/<model>/``).
 CHECKPOINT_NAME = MODEL_WEIGHTS
@@ -46,25 +52,32 @@ def infer_architecture(state_dict: dict) -> dict:
     """
     first = state_dict.get(_FIRST_CONV)
     if not isinstance(first, torch.Tensor) or first.dim() not in (4, 5):
-        raise InputError("not a U-Net checkpoint: no first encoder convolution",
-                         where=_FIRST_CONV)
+        raise InputError("not a U-Net checkpoint: no first encoder convolution", where=_FIRST_CONV)
     found = {int(m.group(1)) for key in state_dict if (m := _ENCODER_BLOCK.match(key))}
     levels = len(found)
     if found != set(range(1, levels + 1)):
-        raise InputError(f"encoder levels {sorted(found)} are not numbered 1..{levels}",
-                         where="encoder.features")
+        raise InputError(
+            f"encoder levels {sorted(found)} are not numbered 1..{levels}", where="encoder.features"
+        )
     output = state_dict.get("decoder.output.weight")
     if not isinstance(output, torch.Tensor):
-        raise InputError("not a U-Net checkpoint: no output convolution",
-                         where="decoder.output.weight")
+        raise InputError(
+            "not a U-Net checkpoint: no output convolution", where="decoder.output.weight"
+        )
     if "encoder.center_conv.conv1.unit.0.weight" not in state_dict:
-        raise InputError("not a U-Net checkpoint: no centre block",
-                         where="encoder.center_conv.conv1.unit.0.weight")
+        raise InputError(
+            "not a U-Net checkpoint: no centre block",
+            where="encoder.center_conv.conv1.unit.0.weight",
+        )
     batch_norm = "encoder.features.convblock1.conv1.unit.norm.running_mean" in state_dict
-    return architecture_dict(dims=first.dim() - 2, in_channels=int(first.shape[1]),
-                             num_classes=int(output.shape[0]),
-                             feature_maps=int(first.shape[0]), levels=levels,
-                             norm="batch" if batch_norm else "instance")
+    return architecture_dict(
+        dims=first.dim() - 2,
+        in_channels=int(first.shape[1]),
+        num_classes=int(output.shape[0]),
+        feature_maps=int(first.shape[0]),
+        levels=levels,
+        norm="batch" if batch_norm else "instance",
+    )
 
 
 def _checkpoint_path(path: Path) -> Path:
@@ -89,8 +102,11 @@ def read_state_dict(path: Path) -> dict:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or foreign file
         # torch's own messages advise unsafe loading; name the problem in product terms.
-        raise InputError("cannot read checkpoint: damaged, truncated, or not a PyTorch "
-                         f"weights file ({type(exc).__name__})", source=path) from None
+        raise InputError(
+            "cannot read checkpoint: damaged, truncated, or not a PyTorch "
+            f"weights file ({type(exc).__name__})",
+            source=path,
+        ) from None
     for key in _WRAPPER_KEYS:
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
@@ -100,9 +116,8 @@ def read_state_dict(path: Path) -> dict:
     state = {}
     for key, value in loaded.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise InputError("checkpoint entry is not a named tensor", source=path,
-                             where=str(key))
-        key = key[len("module."):] if key.startswith("module.") else key
+            raise InputError("checkpoint entry is not a named tensor", source=path, where=str(key))
+        key = key[len("module.") :] if key.startswith("module.") else key
         state[key] = value.float() if value.is_floating_point() else value
     return state
 
@@ -127,8 +142,11 @@ def _merge_architecture(inferred: dict, card: ModelCard | None, card_path: Path)
         merged["norm"] = "none"
     for key, value in card.architecture.items():
         if key in merged and merged[key] != value:
-            raise InputError(f"says {value!r} but the weights have {merged[key]!r}",
-                             source=card_path, where=f"architecture.{key}")
+            raise InputError(
+                f"says {value!r} but the weights have {merged[key]!r}",
+                source=card_path,
+                where=f"architecture.{key}",
+            )
     return merged
 
 
@@ -155,8 +173,10 @@ def load_model(path: Path) -> tuple[UNet, ModelCard]:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise InputError(f"weights do not fit a U-Net {architecture}: "
-                         f"{str(exc).splitlines()[0]}", source=checkpoint) from None
+        raise InputError(
+            f"weights do not fit a U-Net {architecture}: {str(exc).splitlines()[0]}",
+            source=checkpoint,
+        ) from None
     model.eval()
     name = checkpoint.parent.name if checkpoint.name == CHECKPOINT_NAME else checkpoint.stem
     if card is None:
@@ -188,13 +208,13 @@ def save_model(model: UNet, card: ModelCard, folder: Path) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().to("cpu", copy=True) for key, value in
-             model.state_dict().items()}
+    state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
     card.architecture = dict(model.config)
     if not card.classes:
         card.classes = default_classes(model.config["num_classes"])
     checkpoint = folder / CHECKPOINT_NAME
     _write_atomically(checkpoint, lambda tmp: torch.save(state, tmp))
-    _write_atomically(folder / CARD_NAME,
-                      lambda tmp: tmp.write_text(card.to_json(), encoding="utf-8"))
+    _write_atomically(
+        folder / CARD_NAME, lambda tmp: tmp.write_text(card.to_json(), encoding="utf-8")
+    )
     return checkpoint

@@ -47,8 +47,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:<n> or mps",
-                         where="device") from None
+        raise InputError(
+            f"unknown device {name!r}; use auto, cpu, cuda, cuda:<n> or mps", where="device"
+        ) from None
     if device.type == "cpu":
         return device
     if device.type == "cuda":
@@ -56,16 +57,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         index = 0 if device.index is None else device.index
         if index >= count:
             have = f"{count} CUDA device(s)" if count else "no CUDA device"
-            raise InputError(f"device {text!r} requested but this machine has {have}",
-                             where="device")
+            raise InputError(
+                f"device {text!r} requested but this machine has {have}", where="device"
+            )
         return device
     if device.type == "mps":
         if not _mps_available():
-            raise InputError("device 'mps' requested but MPS is not available here",
-                             where="device")
+            raise InputError("device 'mps' requested but MPS is not available here", where="device")
         return device
-    raise InputError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:<n> or mps",
-                     where="device")
+    raise InputError(
+        f"unsupported device {name!r}; use auto, cpu, cuda, cuda:<n> or mps", where="device"
+    )
 
 
 def has_fast_bfloat16(device: torch.device) -> bool:

@@ -24,8 +24,17 @@ from biosegment.engine.model_card import ModelCard
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
 
-__all__ = ["EXPORT_FORMATS", "FILE_SUFFIXES", "ONNX_OPSET", "INPUT_NAME", "OUTPUT_NAME",
-           "export_torchscript", "export_onnx", "example_input", "traceable"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FILE_SUFFIXES",
+    "ONNX_OPSET",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "export_torchscript",
+    "export_onnx",
+    "example_input",
+    "traceable",
+]
 
 #: Formats ``biosegment models export`` writes.
 EXPORT_FORMATS = ("torchscript", "onnx", "bioimageio")
@@ -52,8 +61,14 @@ class _Logits(nn.Module):
 def traceable(model: UNet) -> nn.Module:
     """A CPU, float32, eval-mode copy of ``model`` whose forward pass traces cleanly."""
     copy = UNet(**model.config)
-    copy.load_state_dict({k: v.detach().to("cpu", torch.float32) if v.is_floating_point()
-                          else v.detach().to("cpu") for k, v in model.state_dict().items()})
+    copy.load_state_dict(
+        {
+            k: v.detach().to("cpu", torch.float32)
+            if v.is_floating_point()
+            else v.detach().to("cpu")
+            for k, v in model.state_dict().items()
+        }
+    )
     return _Logits(copy).eval()
 
 
@@ -97,8 +112,9 @@ def export_torchscript(model: UNet, path: Path, *, card: ModelCard | None = None
     return _write_atomically(path, buffer.getvalue())
 
 
-def export_onnx(model: UNet, path: Path, *, card: ModelCard | None = None,
-                opset: int = ONNX_OPSET) -> Path:
+def export_onnx(
+    model: UNet, path: Path, *, card: ModelCard | None = None, opset: int = ONNX_OPSET
+) -> Path:
     """Write ``model`` as an ONNX graph with free batch and spatial sizes.
 
     :param model: the network (left unchanged).
@@ -111,10 +127,11 @@ def export_onnx(model: UNet, path: Path, *, card: ModelCard | None = None,
     try:
         import onnx
     except ImportError:
-        raise InputError("ONNX export needs the onnx package: pip install 'biosegment[export]'",
-                         where="format") from None
+        raise InputError(
+            "ONNX export needs the onnx package: pip install 'biosegment[export]'", where="format"
+        ) from None
     module = traceable(model)
-    spatial = ["z", "y", "x"][-model.config["dims"]:]
+    spatial = ["z", "y", "x"][-model.config["dims"] :]
     dynamic = {0: "batch", **{2 + i: name for i, name in enumerate(spatial)}}
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
@@ -122,18 +139,29 @@ def export_onnx(model: UNet, path: Path, *, card: ModelCard | None = None,
         # instance norm runs "in training mode", which is how a norm without running
         # statistics always computes; the graph is the eval-mode network.
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example_input(model),), buffer, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=opset,
-                          dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
-                          dynamo=False)
+        torch.onnx.export(
+            module,
+            (example_input(model),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+            dynamo=False,
+        )
     graph = onnx.load_from_string(buffer.getvalue())
     graph.producer_name = "BioSegment"
-    graph.doc_string = ("U-Net logits (N, classes, spatial) for input scaled to [0, 1]; "
-                        "class ids are the argmax over axis 1")
+    graph.doc_string = (
+        "U-Net logits (N, classes, spatial) for input scaled to [0, 1]; "
+        "class ids are the argmax over axis 1"
+    )
     metadata = {"architecture": json.dumps(model.config)}
     if card is not None:
-        metadata.update(name=card.name, classes=json.dumps(card.classes),
-                        normalisation=json.dumps(card.normalisation))
+        metadata.update(
+            name=card.name,
+            classes=json.dumps(card.classes),
+            normalisation=json.dumps(card.normalisation),
+        )
     for key, value in metadata.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value

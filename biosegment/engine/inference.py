@@ -27,12 +27,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biosegment.engine._classes import (argmax_over_classes, probabilities_to_uint8,
-                                        softmax_over_classes)
-from biosegment.engine._parts import (PartsFolder, PartsPlan, assemble_parts,
-                                     default_parts_dir, finished_blocks)
-from biosegment.engine._plan import (Plan, accumulates, make_plan, regions, window_grid,
-                                     window_jobs)
+from biosegment.engine._classes import (
+    argmax_over_classes,
+    probabilities_to_uint8,
+    softmax_over_classes,
+)
+from biosegment.engine._parts import (
+    PartsFolder,
+    PartsPlan,
+    assemble_parts,
+    default_parts_dir,
+    finished_blocks,
+)
+from biosegment.engine._plan import Plan, accumulates, make_plan, regions, window_grid, window_jobs
 from biosegment.engine._predictor import WindowPredictor
 from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
@@ -42,9 +49,20 @@ from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader
 
-__all__ = ["InferenceSettings", "BlockResult", "BLENDS", "PRECISIONS", "plan_blocks",
-           "block_plan", "segment_block", "assemble_parts", "finished_blocks", "segment_volume",
-           "resolve_precision", "default_parts_dir"]
+__all__ = [
+    "InferenceSettings",
+    "BlockResult",
+    "BLENDS",
+    "PRECISIONS",
+    "plan_blocks",
+    "block_plan",
+    "segment_block",
+    "assemble_parts",
+    "finished_blocks",
+    "segment_volume",
+    "resolve_precision",
+    "default_parts_dir",
+]
 
 #: How overlapping windows are combined: weighted by a centred Gaussian (as neuralnets did),
 #: or cut at the middle of each overlap so every voxel comes from one window.
@@ -87,19 +105,25 @@ class InferenceSettings:
     zoom: float | None = None
 
     def __post_init__(self) -> None:
-        if self.zoom is not None and not (isinstance(self.zoom, (int, float))
-                                          and not isinstance(self.zoom, bool)
-                                          and 0.1 <= self.zoom <= 10.0):
+        if self.zoom is not None and not (
+            isinstance(self.zoom, (int, float))
+            and not isinstance(self.zoom, bool)
+            and 0.1 <= self.zoom <= 10.0
+        ):
             raise InputError("zoom must be a number between 0.1 and 10", where="zoom")
         if self.normalisation is not None and not isinstance(self.normalisation, dict):
-            raise InputError("normalisation must be a model card's normalisation object",
-                             where="normalisation")
+            raise InputError(
+                "normalisation must be a model card's normalisation object", where="normalisation"
+            )
         if self.blend not in BLENDS:
-            raise InputError(f"unknown blend {self.blend!r}; use {' or '.join(BLENDS)}",
-                             where="blend")
+            raise InputError(
+                f"unknown blend {self.blend!r}; use {' or '.join(BLENDS)}", where="blend"
+            )
         if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}; use "
-                             f"{', '.join(PRECISIONS)}", where="precision")
+            raise InputError(
+                f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}",
+                where="precision",
+            )
         if not (isinstance(self.sigma_scale, (int, float)) and self.sigma_scale > 0):
             raise InputError("sigma_scale must be a positive number", where="sigma_scale")
         for name in ("batch_size", "block_z"):
@@ -114,7 +138,8 @@ class InferenceSettings:
             object.__setattr__(self, "overlap", tuple(self.overlap))
         overlaps = self.overlap if isinstance(self.overlap, tuple) else (self.overlap,)
         if self.overlap is not None and not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in overlaps):
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in overlaps
+        ):
             raise InputError("overlap must be non-negative integers", where="overlap")
 
     def as_dict(self) -> dict:
@@ -172,11 +197,12 @@ def plan_blocks(shape: tuple[int, int, int], block_z: int) -> list[tuple[int, in
 def _check_inputs(volume: VolumeReader, model: UNet) -> None:
     config = model.config
     if config["in_channels"] != 1:
-        raise InputError(f"the model expects {config['in_channels']} input channels but "
-                         "volumes have one", where="model")
+        raise InputError(
+            f"the model expects {config['in_channels']} input channels but volumes have one",
+            where="model",
+        )
     if config["num_classes"] > 255:
-        raise InputError("more than 255 classes cannot be stored as uint8 class ids",
-                         where="model")
+        raise InputError("more than 255 classes cannot be stored as uint8 class ids", where="model")
     if np.dtype(volume.dtype) not in (np.uint8, np.uint16, np.float32):
         raise InputError(f"cannot segment {volume.dtype} pixels", source=volume.info.path)
 
@@ -187,16 +213,20 @@ def _check_inputs(volume: VolumeReader, model: UNet) -> None:
 class _PlannedPredictor(WindowPredictor):
     """The window predictor plus the plan and blend weights every window of a run shares."""
 
-    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings,
-                 volume: VolumeReader):
+    def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings, volume: VolumeReader):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
         # Regions are read on the volume's grid; windows are planned on the zoomed one.
         self.region_plan = plan
         self.zoom = settings.zoom
         if self.zoom is not None:
-            plan = make_plan(settings, model.config, zoomed_shape(volume.shape, self.zoom),
-                             volume.dtype.itemsize, True)
+            plan = make_plan(
+                settings,
+                model.config,
+                zoomed_shape(volume.shape, self.zoom),
+                volume.dtype.itemsize,
+                True,
+            )
         self.plan = plan
         # Measured on the whole volume (a sample of slices), the same for every block.
         self.scale = scaler_for(volume, settings.normalisation)
@@ -215,10 +245,13 @@ def _cut_window(pixels: np.ndarray, start: tuple[int, ...], window: tuple[int, .
     return piece
 
 
-def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
-                    predictor: _PlannedPredictor, want_probabilities: bool,
-                    tick: Callable[[int], None]
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
+def _predict_region(
+    pixels: np.ndarray,
+    core: tuple[tuple[int, int], ...],
+    predictor: _PlannedPredictor,
+    want_probabilities: bool,
+    tick: Callable[[int], None],
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Class ids (and probabilities) of the ``core`` of a scaled region ``(rz, ry, rx)``."""
     plan = predictor.plan
     core_shape = tuple(b - a for a, b in core)
@@ -227,8 +260,7 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
     accumulate = accumulates(window_grid(pixels.shape, plan), plan)
     classes = plan.num_classes
     labels = np.empty(core_shape, dtype=np.uint8)
-    probabilities = (np.empty((classes, *core_shape), dtype=np.uint8)
-                     if want_probabilities else None)
+    probabilities = np.empty((classes, *core_shape), dtype=np.uint8) if want_probabilities else None
     if accumulate:
         # float32 sums: the old library's float64 changes no label and costs twice the memory.
         scores = torch.zeros((classes, *core_shape), dtype=torch.float32)
@@ -247,12 +279,15 @@ def _predict_region(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
                 weights = predictor.weights[local]
                 results.append((box, softmax_over_classes(part).mul_(weights), weights))
             else:
-                kept = probabilities_to_uint8(softmax_over_classes(part)).numpy() \
-                    if want_probabilities else None
+                kept = (
+                    probabilities_to_uint8(softmax_over_classes(part)).numpy()
+                    if want_probabilities
+                    else None
+                )
                 results.append((box, argmax_over_classes(part).numpy(), kept))
         return results
 
-    batches = [jobs[i:i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
+    batches = [jobs[i : i + plan.batch_size] for i in range(0, len(jobs), plan.batch_size)]
     for results in predictor.map(batches, cut, finish):
         for box, first, second in results:
             target = tuple(slice(a - o, b - o) for (a, b), o in zip(box, core_origin))
@@ -277,17 +312,22 @@ def _window_shape(read: tuple[slice, ...], predictor: _PlannedPredictor) -> tupl
     return shape if predictor.zoom is None else zoomed_shape(shape, predictor.zoom)
 
 
-def _window_core(read: tuple[slice, ...], core: tuple[tuple[int, int], ...],
-                 predictor: _PlannedPredictor) -> tuple[tuple[int, int], ...]:
+def _window_core(
+    read: tuple[slice, ...], core: tuple[tuple[int, int], ...], predictor: _PlannedPredictor
+) -> tuple[tuple[int, int], ...]:
     # A zoomed region is computed whole (its context too): the core is cut after unzooming.
     if predictor.zoom is None:
         return core
     return tuple((0, n) for n in _window_shape(read, predictor))
 
 
-def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
-                    predictor: _PlannedPredictor, want_probabilities: bool,
-                    tick: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray | None]:
+def _predict_zoomed(
+    pixels: np.ndarray,
+    core: tuple[tuple[int, int], ...],
+    predictor: _PlannedPredictor,
+    want_probabilities: bool,
+    tick: Callable[[int], None],
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Like :func:`_predict_region`, on slices zoomed to the model's pixel size.
 
     Class probabilities are resampled back to the region's grid before the argmax, so
@@ -296,25 +336,38 @@ def _predict_zoomed(pixels: np.ndarray, core: tuple[tuple[int, int], ...],
     zoomed = zoom_plane(pixels, predictor.zoom)
     whole = tuple((0, n) for n in zoomed.shape)
     _, probabilities = _predict_region(zoomed, whole, predictor, True, tick)
-    back = unzoom_plane(probabilities, pixels.shape)[(slice(None),
-                                                     *(slice(a, b) for a, b in core))]
+    back = unzoom_plane(probabilities, pixels.shape)[(slice(None), *(slice(a, b) for a, b in core))]
     labels = argmax_over_classes(torch.from_numpy(back)).numpy().astype(np.uint8)
     kept = np.clip(np.rint(back), 0, 255).astype(np.uint8) if want_probabilities else None
     return labels, kept
 
 
-def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, z1: int,
-                   want_probabilities: bool, progress: ProgressCallback | None,
-                   should_cancel: CancelCallback | None) -> BlockResult:
+def _segment_range(
+    volume: VolumeReader,
+    predictor: _PlannedPredictor,
+    z0: int,
+    z1: int,
+    want_probabilities: bool,
+    progress: ProgressCallback | None,
+    should_cancel: CancelCallback | None,
+) -> BlockResult:
     plan = predictor.region_plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
-    probabilities = (np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
-                     if want_probabilities else None)
+    probabilities = (
+        np.empty((plan.num_classes, z1 - z0, height, width), dtype=np.uint8)
+        if want_probabilities
+        else None
+    )
     pieces = list(regions(volume.shape, plan, z0, z1))
-    total = sum(len(window_jobs(_window_shape(read, predictor),
-                                _window_core(read, core, predictor), predictor.plan))
-                for read, core in pieces)
+    total = sum(
+        len(
+            window_jobs(
+                _window_shape(read, predictor), _window_core(read, core, predictor), predictor.plan
+            )
+        )
+        for read, core in pieces
+    )
     done = 0
 
     def tick(count: int) -> None:
@@ -329,14 +382,18 @@ def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, 
     for (zs, ys, xs), core in pieces:
         pixels = predictor.scale(volume.read_block(zs.start, zs.stop, ys, xs))
         if predictor.zoom is None:
-            region_labels, region_probabilities = _predict_region(pixels, core, predictor,
-                                                                  want_probabilities, tick)
+            region_labels, region_probabilities = _predict_region(
+                pixels, core, predictor, want_probabilities, tick
+            )
         else:
-            region_labels, region_probabilities = _predict_zoomed(pixels, core, predictor,
-                                                                  want_probabilities, tick)
+            region_labels, region_probabilities = _predict_zoomed(
+                pixels, core, predictor, want_probabilities, tick
+            )
         # The core in block coordinates.
-        where = tuple(slice(a + s.start - offset, b + s.start - offset)
-                      for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0)))
+        where = tuple(
+            slice(a + s.start - offset, b + s.start - offset)
+            for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0))
+        )
         labels[where] = region_labels
         if probabilities is not None:
             probabilities[(slice(None), *where)] = region_probabilities
@@ -346,8 +403,9 @@ def _segment_range(volume: VolumeReader, predictor: _PlannedPredictor, z0: int, 
 # --------------------------------------------------------------------------- public API
 
 
-def _fingerprint(volume: VolumeReader, model: UNet, settings: InferenceSettings,
-                 probabilities: bool) -> str:
+def _fingerprint(
+    volume: VolumeReader, model: UNet, settings: InferenceSettings, probabilities: bool
+) -> str:
     """Identify the computation, so parts of another model, volume or setting never mix."""
     digest = hashlib.sha256()
     info = volume.info
@@ -360,27 +418,42 @@ def _fingerprint(volume: VolumeReader, model: UNet, settings: InferenceSettings,
     chosen = {k: v for k, v in settings.as_dict().items() if k != "device"}
     # The file's name, size and time, not its absolute path: workers on other machines mount
     # the data folder elsewhere and must still recognise each other's parts.
-    digest.update(json.dumps({"volume": Path(info.path).name, "size": size,
-                              "shape": list(info.shape),
-                              "dtype": info.dtype, "modified": modified,
-                              "model": model.config, "settings": chosen,
-                              "probabilities": probabilities}, sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            {
+                "volume": Path(info.path).name,
+                "size": size,
+                "shape": list(info.shape),
+                "dtype": info.dtype,
+                "modified": modified,
+                "model": model.config,
+                "settings": chosen,
+                "probabilities": probabilities,
+            },
+            sort_keys=True,
+        ).encode()
+    )
     for key, tensor in model.state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
-def _parts_plan(volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: Plan,
-                probabilities: bool) -> PartsPlan:
-    return PartsPlan(shape=tuple(volume.shape), blocks=tuple(plan_blocks(volume.shape,
-                                                                         plan.block_z)),
-                     num_classes=plan.num_classes, probabilities=probabilities,
-                     fingerprint=_fingerprint(volume, model, settings, probabilities))
+def _parts_plan(
+    volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: Plan, probabilities: bool
+) -> PartsPlan:
+    return PartsPlan(
+        shape=tuple(volume.shape),
+        blocks=tuple(plan_blocks(volume.shape, plan.block_z)),
+        num_classes=plan.num_classes,
+        probabilities=probabilities,
+        fingerprint=_fingerprint(volume, model, settings, probabilities),
+    )
 
 
-def block_plan(volume: VolumeReader, model: UNet,
-               settings: InferenceSettings | None = None) -> list[tuple[int, int]]:
+def block_plan(
+    volume: VolumeReader, model: UNet, settings: InferenceSettings | None = None
+) -> list[tuple[int, int]]:
     """The z-blocks :func:`segment_block` expects for this volume, model and settings.
 
     :param volume: the open volume.
@@ -393,10 +466,18 @@ def block_plan(volume: VolumeReader, model: UNet,
     return plan_blocks(volume.shape, plan.block_z)
 
 
-def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
-                  settings: InferenceSettings | None = None, parts_dir: Path | None = None,
-                  probabilities: bool = False, progress: ProgressCallback | None = None,
-                  should_cancel: CancelCallback | None = None) -> BlockResult:
+def segment_block(
+    volume: VolumeReader,
+    model: UNet,
+    z0: int,
+    z1: int,
+    *,
+    settings: InferenceSettings | None = None,
+    parts_dir: Path | None = None,
+    probabilities: bool = False,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCallback | None = None,
+) -> BlockResult:
     """Segment slices ``[z0, z1)`` of ``volume``; one task of a split segmentation.
 
     :param volume: the open volume.
@@ -418,8 +499,7 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
     _check_inputs(volume, model)
     if not (0 <= z0 < z1 <= volume.shape[0]):
         raise ValueError(f"block {z0}:{z1} outside the volume's {volume.shape[0]} slices")
-    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
-                      probabilities)
+    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, probabilities)
     folder = None
     if parts_dir is not None:
         folder = PartsFolder(parts_dir)
@@ -437,21 +517,33 @@ def segment_block(volume: VolumeReader, model: UNet, z0: int, z1: int, *,
 
 
 def _load_part(folder: PartsFolder, z0: int, z1: int, probabilities: bool) -> BlockResult:
-    return BlockResult(z0, z1, folder.load(z0, z1),
-                       folder.load(z0, z1, "probabilities") if probabilities else None)
+    return BlockResult(
+        z0, z1, folder.load(z0, z1), folder.load(z0, z1, "probabilities") if probabilities else None
+    )
 
 
-def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = None,
-                   probabilities: Path | None = None,
-                   window: tuple[int, ...] | None = None,
-                   overlap: int | tuple[int, ...] | None = None,
-                   step: int | tuple[int, ...] | None = None, blend: str = "gaussian",
-                   sigma_scale: float = 0.25, batch_size: int | None = None,
-                   device: str = "auto", precision: str = "auto", block_z: int | None = None,
-                   normalisation: dict | None = None, zoom: float | None = None,
-                   parts_dir: Path | None = None, compression: str | None = "zlib",
-                   progress: ProgressCallback | None = None,
-                   should_cancel: CancelCallback | None = None) -> np.ndarray | Path:
+def segment_volume(
+    volume: VolumeReader,
+    model: UNet,
+    *,
+    output: Path | None = None,
+    probabilities: Path | None = None,
+    window: tuple[int, ...] | None = None,
+    overlap: int | tuple[int, ...] | None = None,
+    step: int | tuple[int, ...] | None = None,
+    blend: str = "gaussian",
+    sigma_scale: float = 0.25,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    block_z: int | None = None,
+    normalisation: dict | None = None,
+    zoom: float | None = None,
+    parts_dir: Path | None = None,
+    compression: str | None = "zlib",
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCallback | None = None,
+) -> np.ndarray | Path:
     """Segment a whole volume into class ids.
 
     :param volume: the open volume (any :class:`VolumeReader`).
@@ -485,26 +577,38 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
             raise InputError("step needs an explicit window", where="step")
         steps = (step,) * len(window) if isinstance(step, int) else tuple(step)
         if overlap is not None or len(steps) != len(window) or min(steps) < 1:
-            raise InputError("give step (one positive value per window axis) or overlap, "
-                             "not both", where="step")
+            raise InputError(
+                "give step (one positive value per window axis) or overlap, not both", where="step"
+            )
         overlap = tuple(max(0, w - s) for w, s in zip(window, steps))
     if probabilities is not None and output is None:
-        raise InputError("probabilities are written beside an output file; give output",
-                         where="probabilities")
-    settings = InferenceSettings(window=window, overlap=overlap, blend=blend,
-                                 sigma_scale=sigma_scale, batch_size=batch_size,
-                                 precision=precision, device=device, block_z=block_z,
-                                 normalisation=normalisation, zoom=zoom)
+        raise InputError(
+            "probabilities are written beside an output file; give output", where="probabilities"
+        )
+    settings = InferenceSettings(
+        window=window,
+        overlap=overlap,
+        blend=blend,
+        sigma_scale=sigma_scale,
+        batch_size=batch_size,
+        precision=precision,
+        device=device,
+        block_z=block_z,
+        normalisation=normalisation,
+        zoom=zoom,
+    )
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
-    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize,
-                      want_probabilities)
+    plan = make_plan(
+        settings, model.config, volume.shape, volume.dtype.itemsize, want_probabilities
+    )
     blocks = plan_blocks(volume.shape, plan.block_z)
     folder = None
     if output is not None:
         folder = PartsFolder(parts_dir or default_parts_dir(Path(output)))
-        folder.adopt(_parts_plan(volume, model, settings, plan, want_probabilities),
-                     discard_other=True)
+        folder.adopt(
+            _parts_plan(volume, model, settings, plan, want_probabilities), discard_other=True
+        )
         blocks = [b for b in blocks if not folder.has(*b, probabilities=want_probabilities)]
     labels = None if output is not None else np.empty(volume.shape, dtype=np.uint8)
     depth = volume.shape[0]
@@ -514,10 +618,13 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
         for z0, z1 in blocks:
             block_progress = None
             if progress is not None:
+
                 def block_progress(fraction, _done=finished, _size=z1 - z0):
                     progress((_done + fraction * _size) / depth)
-            result = _segment_range(volume, predictor, z0, z1, want_probabilities,
-                                    block_progress, should_cancel)
+
+            result = _segment_range(
+                volume, predictor, z0, z1, want_probabilities, block_progress, should_cancel
+            )
             if folder is not None:
                 folder.save(z0, z1, result.labels, result.probabilities)
             else:
@@ -527,27 +634,36 @@ def segment_volume(volume: VolumeReader, model: UNet, *, output: Path | None = N
         if progress is not None:
             progress(1.0)
         return labels
-    written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size,
-                             compression)
+    written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size, compression)
     if progress is not None:
         progress(1.0)
     return written
 
 
-def _write_outputs(folder: PartsFolder, output: Path, probabilities: Path | None,
-                   voxel_size, compression: str | None) -> Path:
+def _write_outputs(
+    folder: PartsFolder,
+    output: Path,
+    probabilities: Path | None,
+    voxel_size,
+    compression: str | None,
+) -> Path:
     """The label TIFF (and a TIFF per class of probabilities) from a complete parts folder."""
     from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
 
     plan = folder.complete_plan()
 
     def tiff(path: Path) -> LabelVolumeWriter:
-        return LabelVolumeWriter(path, plan.shape, dtype="uint8", compression=compression,
-                                 voxel_size=voxel_size)
+        return LabelVolumeWriter(
+            path, plan.shape, dtype="uint8", compression=compression, voxel_size=voxel_size
+        )
 
     if probabilities is not None:
         Path(probabilities).mkdir(parents=True, exist_ok=True)
         for class_id in range(plan.num_classes):
-            assemble_parts(folder, tiff(Path(probabilities) / f"class_{class_id}.tif"),
-                           class_id=class_id, keep=True)
+            assemble_parts(
+                folder,
+                tiff(Path(probabilities) / f"class_{class_id}.tif"),
+                class_id=class_id,
+                keep=True,
+            )
     return assemble_parts(folder, tiff(output))

@@ -31,14 +31,21 @@ def label_file_name(output_format: str | None) -> str:
     """
     chosen = output_format or "tiff"
     if chosen not in LABEL_FILE_NAMES:
-        raise InputError(f"unknown segmentation format {chosen!r}; use "
-                         + " or ".join(SEGMENTATION_FORMATS), where="output_format")
+        raise InputError(
+            f"unknown segmentation format {chosen!r}; use " + " or ".join(SEGMENTATION_FORMATS),
+            where="output_format",
+        )
     return LABEL_FILE_NAMES[chosen]
 
 
-def assemble_labels(parts_dir: Path, folder: Path, *, output_format: str | None = None,
-                    voxel_size: tuple[float, float, float] | None = None,
-                    classes: Sequence[Mapping] | None = None) -> Path:
+def assemble_labels(
+    parts_dir: Path,
+    folder: Path,
+    *,
+    output_format: str | None = None,
+    voxel_size: tuple[float, float, float] | None = None,
+    classes: Sequence[Mapping] | None = None,
+) -> Path:
     """Write the finished parts as the label volume of segmentation ``folder``.
 
     :param parts_dir: the parts folder the blocks were saved into.
@@ -62,6 +69,10 @@ def assemble_labels(parts_dir: Path, folder: Path, *, output_format: str | None 
     else:
         from biosegment.volumes.ome_zarr_writer import OmeZarrWriter
 
-        writer = OmeZarrWriter(target, plan.shape, voxel_size=voxel_size,
-                               classes=list(classes or default_classes(plan.num_classes)))
+        writer = OmeZarrWriter(
+            target,
+            plan.shape,
+            voxel_size=voxel_size,
+            classes=list(classes or default_classes(plan.num_classes)),
+        )
     return assemble_parts(parts, writer)

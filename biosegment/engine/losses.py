@@ -26,14 +26,22 @@ class SegmentationLoss:
     :param class_weights: optional cross-entropy weight per class.
     """
 
-    def __init__(self, *, num_classes: int, dice_weight: float = 0.0,
-                 class_weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        dice_weight: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+    ):
         self.num_classes = num_classes
         self.dice_weight = float(dice_weight)
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
-        self.class_weights = (None if class_weights is None
-                              else torch.tensor(list(class_weights), dtype=torch.float32))
+        self.class_weights = (
+            None
+            if class_weights is None
+            else torch.tensor(list(class_weights), dtype=torch.float32)
+        )
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Loss of ``logits (N, C, *spatial)`` against ``labels (N, *spatial)`` (int64).
@@ -51,8 +59,9 @@ class SegmentationLoss:
             loss = loss + self.dice_weight * self._dice_loss(logits, labels, labelled)
         return loss
 
-    def _dice_loss(self, logits: torch.Tensor, labels: torch.Tensor,
-                   labelled: torch.Tensor) -> torch.Tensor:
+    def _dice_loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor
+    ) -> torch.Tensor:
         probabilities = torch.softmax(logits, dim=1)
         mask = labelled.unsqueeze(1).to(probabilities.dtype)
         # Unlabelled pixels get class 0 here, but the mask removes them from every sum.

@@ -45,12 +45,15 @@ IGNORE_LABEL = 255
 
 def _check_same_shape(truth: np.ndarray, prediction: np.ndarray) -> None:
     if truth.shape != prediction.shape:
-        raise InputError(f"truth has shape {truth.shape} but prediction has shape "
-                         f"{prediction.shape}", where="prediction")
+        raise InputError(
+            f"truth has shape {truth.shape} but prediction has shape {prediction.shape}",
+            where="prediction",
+        )
 
 
-def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, *, num_classes: int,
-                     ignore_label: int = IGNORE_LABEL) -> np.ndarray:
+def confusion_matrix(
+    truth: np.ndarray, prediction: np.ndarray, *, num_classes: int, ignore_label: int = IGNORE_LABEL
+) -> np.ndarray:
     """Count labelled pixels by (true class, predicted class).
 
     :param truth: integer class ids of any shape; ``ignore_label`` marks unlabelled pixels.
@@ -69,8 +72,7 @@ def confusion_matrix(truth: np.ndarray, prediction: np.ndarray, *, num_classes: 
     predicted_ids = prediction[labelled].astype(np.int64)
     for name, ids in (("truth", true_ids), ("prediction", predicted_ids)):
         if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-            raise InputError(f"class id {int(ids.max())} outside 0..{num_classes - 1}",
-                             where=name)
+            raise InputError(f"class id {int(ids.max())} outside 0..{num_classes - 1}", where=name)
     # One bincount over combined indices is much faster than a Python loop over classes.
     combined = true_ids * num_classes + predicted_ids
     counts = np.bincount(combined, minlength=num_classes * num_classes)
@@ -128,12 +130,18 @@ def _as_slices(array: np.ndarray) -> np.ndarray:
         return array[np.newaxis]
     if array.ndim == 3:
         return array
-    raise InputError(f"expected a 2-D slice or a 3-D stack, got {array.ndim} dimensions",
-                     where="truth")
+    raise InputError(
+        f"expected a 2-D slice or a 3-D stack, got {array.ndim} dimensions", where="truth"
+    )
 
 
-def boundary_scores(truth: np.ndarray, prediction: np.ndarray, *, boundary_class: int = 1,
-                    ignore_label: int = IGNORE_LABEL) -> dict[str, float]:
+def boundary_scores(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    boundary_class: int = 1,
+    ignore_label: int = IGNORE_LABEL,
+) -> dict[str, float]:
     """Instance scores of a membrane-type segmentation: adapted Rand error and VI.
 
     Each slice's non-membrane pixels are split into 4-connected regions, in the truth and in
@@ -170,13 +178,11 @@ def boundary_scores(truth: np.ndarray, prediction: np.ndarray, *, boundary_class
         error = adapted_rand_error(true_regions, predicted_regions, ignore_labels=(0,))[0]
         # variation_of_information returns (H(predicted | true), H(true | predicted)): the
         # first grows with false splits (over-segmentation), the second with false merges.
-        split, merge = variation_of_information(true_regions, predicted_regions,
-                                                ignore_labels=(0,))
+        split, merge = variation_of_information(true_regions, predicted_regions, ignore_labels=(0,))
         rows.append((error, split, merge))
     if not rows:
         nan = math.nan
-        return {"rand_error": nan, "vi_split": nan, "vi_merge": nan, "vi": nan,
-                "slices_scored": 0}
+        return {"rand_error": nan, "vi_split": nan, "vi_merge": nan, "vi": nan, "slices_scored": 0}
     means = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
     return {
         "rand_error": float(means[0]),
@@ -198,10 +204,15 @@ def _plain(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def segmentation_scores(truth: np.ndarray, prediction: np.ndarray, *, num_classes: int,
-                        class_names: Sequence[str] | None = None,
-                        boundary_class: int | None = None,
-                        ignore_label: int = IGNORE_LABEL) -> dict:
+def segmentation_scores(
+    truth: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    boundary_class: int | None = None,
+    ignore_label: int = IGNORE_LABEL,
+) -> dict:
     """All scores of one prediction as a JSON-ready dictionary (NaN written as ``None``).
 
     :param truth: class ids, any shape; ``ignore_label`` = unlabelled.
@@ -215,12 +226,12 @@ def segmentation_scores(truth: np.ndarray, prediction: np.ndarray, *, num_classe
         ``mean_iou`` and ``mean_dice`` (over classes other than 0, or over all classes when
         there is only one), ``labelled_pixels``, and the boundary scores when asked for.
     """
-    confusion = confusion_matrix(truth, prediction, num_classes=num_classes,
-                                 ignore_label=ignore_label)
+    confusion = confusion_matrix(
+        truth, prediction, num_classes=num_classes, ignore_label=ignore_label
+    )
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
-        raise InputError(f"{len(names)} class names for {num_classes} classes",
-                         where="class_names")
+        raise InputError(f"{len(names)} class names for {num_classes} classes", where="class_names")
     iou = iou_per_class(confusion)
     dice = dice_per_class(confusion)
     # Background dominates most EM volumes, so the means that guide model choice leave it out.
@@ -237,9 +248,13 @@ def segmentation_scores(truth: np.ndarray, prediction: np.ndarray, *, num_classe
         "mean_dice": _plain(mean_dice),
     }
     if boundary_class is not None:
-        boundary = boundary_scores(truth, prediction, boundary_class=boundary_class,
-                                   ignore_label=ignore_label)
-        scores.update({key: (value if key == "slices_scored" else _plain(value))
-                       for key, value in boundary.items()})
+        boundary = boundary_scores(
+            truth, prediction, boundary_class=boundary_class, ignore_label=ignore_label
+        )
+        scores.update(
+            {
+                key: (value if key == "slices_scored" else _plain(value))
+                for key, value in boundary.items()
+            }
+        )
     return scores
-

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from biosegment.errors import InputError
 
-__all__ = ["ModelCard", "DEFAULT_NORMALISATION", "default_classes", "default_card",
-           "CARD_VERSION"]
+__all__ = ["ModelCard", "DEFAULT_NORMALISATION", "default_classes", "default_card", "CARD_VERSION"]
 
 #: Format version written into every ``model.json``.
 CARD_VERSION = 1
@@ -24,8 +23,18 @@ CARD_VERSION = 1
 DEFAULT_NORMALISATION = {"method": "dtype_range", "range": [0.0, 1.0]}
 
 # Distinct colours for class overlays; background is transparent-looking black.
-_PALETTE = ("#000000", "#00c0ff", "#ff4040", "#40ff40", "#ffd000", "#c040ff", "#ff8000",
-            "#00ffc0", "#ff60c0", "#8080ff")
+_PALETTE = (
+    "#000000",
+    "#00c0ff",
+    "#ff4040",
+    "#40ff40",
+    "#ffd000",
+    "#c040ff",
+    "#ff8000",
+    "#00ffc0",
+    "#ff60c0",
+    "#8080ff",
+)
 
 
 def default_classes(num_classes: int) -> list[dict]:
@@ -33,13 +42,12 @@ def default_classes(num_classes: int) -> list[dict]:
     classes = []
     for class_id in range(num_classes):
         name = "background" if class_id == 0 else f"class {class_id}"
-        classes.append({"id": class_id, "name": name,
-                        "color": _PALETTE[class_id % len(_PALETTE)]})
+        classes.append({"id": class_id, "name": name, "color": _PALETTE[class_id % len(_PALETTE)]})
     return classes
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(slots=True)
@@ -50,10 +58,10 @@ class ModelCard:
     architecture: dict = field(default_factory=dict)
     classes: list[dict] = field(default_factory=list)
     normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
-    training: dict = field(default_factory=dict)      #: {"data": ..., "params": ...}
+    training: dict = field(default_factory=dict)  #: {"data": ..., "params": ...}
     metrics: list[dict] = field(default_factory=list)  #: one dict per epoch
-    parent: str | None = None                          #: location of the base model, if any
-    created: str = field(default_factory=_now)         #: ISO 8601, UTC
+    parent: str | None = None  #: location of the base model, if any
+    created: str = field(default_factory=_now)  #: ISO 8601, UTC
     #: The pixel size the model expects: ``{"in_plane_nm": [low, high], ...}``; empty = unknown.
     pixel_size: dict = field(default_factory=dict)
 
@@ -81,21 +89,33 @@ class ModelCard:
         """
         if not isinstance(data, dict):
             raise InputError("model card must be a JSON object", source=source)
-        expected = {"name": str, "architecture": dict, "classes": list, "normalisation": dict,
-                    "training": dict, "metrics": list, "parent": (str, type(None)),
-                    "created": str, "pixel_size": dict}
+        expected = {
+            "name": str,
+            "architecture": dict,
+            "classes": list,
+            "normalisation": dict,
+            "training": dict,
+            "metrics": list,
+            "parent": (str, type(None)),
+            "created": str,
+            "pixel_size": dict,
+        }
         values = {}
         for key, kind in expected.items():
             if key not in data:
                 continue
             if not isinstance(data[key], kind):
-                raise InputError(f"expected {_kind_name(kind)}, got {type(data[key]).__name__}",
-                                 source=source, where=key)
+                raise InputError(
+                    f"expected {_kind_name(kind)}, got {type(data[key]).__name__}",
+                    source=source,
+                    where=key,
+                )
             values[key] = data[key]
         for index, entry in enumerate(values.get("classes", [])):
             if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
-                raise InputError("each class needs an integer 'id'", source=source,
-                                 where=f"classes[{index}]")
+                raise InputError(
+                    "each class needs an integer 'id'", source=source, where=f"classes[{index}]"
+                )
         return cls(**values)
 
     @classmethod
@@ -104,8 +124,11 @@ class ModelCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", source=source,
-                             where=f"line {exc.lineno}, column {exc.colno}") from None
+            raise InputError(
+                f"invalid JSON: {exc.msg}",
+                source=source,
+                where=f"line {exc.lineno}, column {exc.colno}",
+            ) from None
         except RecursionError:  # thousands of nested brackets exhaust the parser's stack
             raise InputError("invalid JSON: nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
@@ -119,5 +142,8 @@ def _kind_name(kind: type | tuple) -> str:
 
 def default_card(name: str, architecture: dict) -> ModelCard:
     """A card for a model that came without one (a bare legacy ``.pytorch`` file)."""
-    return ModelCard(name=name, architecture=dict(architecture),
-                     classes=default_classes(architecture.get("num_classes", 2)))
+    return ModelCard(
+        name=name,
+        architecture=dict(architecture),
+        classes=default_classes(architecture.get("num_classes", 2)),
+    )

@@ -66,11 +66,11 @@ class LabelledStack:
     2-D training keeps one slice per stack; 3-D training keeps a whole labelled z range.
     """
 
-    source: str                  #: the pair's name
-    z_start: int                 #: index of the first slice in the source volume
-    image: np.ndarray            #: raw pixels, ``(z, y, x)``
-    labels: np.ndarray           #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
-    weight: float = 1.0          #: the pair's sampling weight (per labelled pixel)
+    source: str  #: the pair's name
+    z_start: int  #: index of the first slice in the source volume
+    image: np.ndarray  #: raw pixels, ``(z, y, x)``
+    labels: np.ndarray  #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
+    weight: float = 1.0  #: the pair's sampling weight (per labelled pixel)
     _labelled_index: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -90,7 +90,6 @@ class LabelledStack:
         if self._labelled_index is None:
             self._labelled_index = np.flatnonzero(self.labels != IGNORE_LABEL)
         return self._labelled_index
-
 
 
 def _image_shape(image: np.ndarray | VolumeReader) -> tuple[int, ...]:
@@ -113,30 +112,44 @@ def _as_label_volume(pair: TrainingPair, shape: tuple[int, int, int]) -> dict[in
         if labels.ndim == 2:
             labels = labels[np.newaxis]
         if labels.shape != shape:
-            raise InputError(f"labels have shape {labels.shape} but the image has {shape}",
-                             source=pair.name, where="labels")
+            raise InputError(
+                f"labels have shape {labels.shape} but the image has {shape}",
+                source=pair.name,
+                where="labels",
+            )
         planes = {z: labels[z] for z in range(shape[0])}
     checked = {}
     for z, plane in sorted(planes.items()):
         z = int(z)
         plane = np.asarray(plane)
         if not 0 <= z < shape[0]:
-            raise InputError(f"labelled slice {z} outside the volume's 0..{shape[0] - 1}",
-                             source=pair.name, where=f"labels[{z}]")
+            raise InputError(
+                f"labelled slice {z} outside the volume's 0..{shape[0] - 1}",
+                source=pair.name,
+                where=f"labels[{z}]",
+            )
         if plane.shape != shape[1:]:
-            raise InputError(f"labelled slice has shape {plane.shape}, the image's slices "
-                             f"{shape[1:]}", source=pair.name, where=f"labels[{z}]")
-        if plane.dtype.kind not in "ui" or (plane.size and (plane.min() < 0
-                                                              or plane.max() > IGNORE_LABEL)):
-            raise InputError("labels must be integer class ids 0..254, 255 for unlabelled",
-                             source=pair.name, where=f"labels[{z}]")
+            raise InputError(
+                f"labelled slice has shape {plane.shape}, the image's slices {shape[1:]}",
+                source=pair.name,
+                where=f"labels[{z}]",
+            )
+        if plane.dtype.kind not in "ui" or (
+            plane.size and (plane.min() < 0 or plane.max() > IGNORE_LABEL)
+        ):
+            raise InputError(
+                "labels must be integer class ids 0..254, 255 for unlabelled",
+                source=pair.name,
+                where=f"labels[{z}]",
+            )
         if (plane != IGNORE_LABEL).any():
             checked[z] = plane.astype(np.uint8, copy=False)
     return checked
 
 
-def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2,
-                   normalisation: Mapping | None = None) -> list[LabelledStack]:
+def collect_stacks(
+    pairs: Sequence[TrainingPair], *, dims: int = 2, normalisation: Mapping | None = None
+) -> list[LabelledStack]:
     """Read the labelled parts of every pair into memory.
 
     :param pairs: the training data.
@@ -154,15 +167,20 @@ def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2,
         if len(shape) == 2:
             shape = (1, *shape)
         if len(shape) != 3:
-            raise InputError(f"image must be 2-D or 3-D, got shape {shape}", source=pair.name,
-                             where="image")
+            raise InputError(
+                f"image must be 2-D or 3-D, got shape {shape}", source=pair.name, where="image"
+            )
         if not (isinstance(pair.weight, (int, float)) and pair.weight > 0):
-            raise InputError(f"sampling weight must be a positive number, not {pair.weight!r}",
-                             source=pair.name, where="weight")
+            raise InputError(
+                f"sampling weight must be a positive number, not {pair.weight!r}",
+                source=pair.name,
+                where="weight",
+            )
         planes = _as_label_volume(pair, shape)
         if not planes:
-            raise InputError("no labelled pixels (every label is 255)", source=pair.name,
-                             where="labels")
+            raise InputError(
+                "no labelled pixels (every label is 255)", source=pair.name, where="labels"
+            )
         image = pair.image
         if not isinstance(image, VolumeReader):
             image = np.asarray(image)
@@ -172,12 +190,14 @@ def collect_stacks(pairs: Sequence[TrainingPair], *, dims: int = 2,
         if normalisation is not None and normalisation.get("method") == "percentile":
             scale = scaler_for(image, normalisation)
         for z0, z1 in _runs(sorted(planes), split=(dims == 2)):
-            labels = np.stack([planes.get(z, np.full(shape[1:], IGNORE_LABEL, np.uint8))
-                               for z in range(z0, z1)])
+            labels = np.stack(
+                [planes.get(z, np.full(shape[1:], IGNORE_LABEL, np.uint8)) for z in range(z0, z1)]
+            )
             raw = _read_image_slices(image, z0, z1)
             if raw.dtype not in (np.uint8, np.uint16, np.float32):
-                raise InputError(f"unsupported pixel type {raw.dtype}", source=pair.name,
-                                 where="image")
+                raise InputError(
+                    f"unsupported pixel type {raw.dtype}", source=pair.name, where="image"
+                )
             if scale is not None:
                 raw = scale(raw)
             stacks.append(LabelledStack(pair.name, z0, raw, labels, weight=pair.weight))
@@ -197,8 +217,9 @@ def _runs(indices: list[int], *, split: bool) -> list[tuple[int, int]]:
     return runs
 
 
-def _hold_out_region(stack: LabelledStack, fraction: float
-                     ) -> tuple[LabelledStack | None, LabelledStack | None]:
+def _hold_out_region(
+    stack: LabelledStack, fraction: float
+) -> tuple[LabelledStack | None, LabelledStack | None]:
     """Split one stack's labelled pixels by x: the right-most ``fraction`` validates."""
     columns = np.nonzero(stack.labels != IGNORE_LABEL)[2]
     threshold = np.quantile(columns, 1.0 - fraction, method="higher")
@@ -208,15 +229,18 @@ def _hold_out_region(stack: LabelledStack, fraction: float
     in_validation = (x >= threshold)[np.newaxis, np.newaxis, :]
     train_labels = np.where(in_validation, IGNORE_LABEL, stack.labels).astype(np.uint8)
     validation_labels = np.where(in_validation, stack.labels, IGNORE_LABEL).astype(np.uint8)
-    train = LabelledStack(stack.source, stack.z_start, stack.image, train_labels,
-                          weight=stack.weight)
-    validation = LabelledStack(stack.source, stack.z_start, stack.image, validation_labels,
-                               weight=stack.weight)
+    train = LabelledStack(
+        stack.source, stack.z_start, stack.image, train_labels, weight=stack.weight
+    )
+    validation = LabelledStack(
+        stack.source, stack.z_start, stack.image, validation_labels, weight=stack.weight
+    )
     return train, validation
 
 
-def split_validation(stacks: list[LabelledStack], *, fraction: float
-                     ) -> tuple[list[LabelledStack], list[LabelledStack], str]:
+def split_validation(
+    stacks: list[LabelledStack], *, fraction: float
+) -> tuple[list[LabelledStack], list[LabelledStack], str]:
     """Set part of the labelled material aside to choose and report the best model.
 
     With at least ``1 / fraction`` stacks, ``round(n * fraction)`` whole stacks are held out,
@@ -229,8 +253,9 @@ def split_validation(stacks: list[LabelledStack], *, fraction: float
         ``"none"``, the method used.
     """
     if not 0.0 <= fraction < 1.0:
-        raise InputError(f"validation fraction must be in [0, 1), not {fraction}",
-                         where="validation_fraction")
+        raise InputError(
+            f"validation fraction must be in [0, 1), not {fraction}", where="validation_fraction"
+        )
     if fraction == 0.0 or not stacks:
         return list(stacks), [], "none"
     count = len(stacks)
@@ -254,8 +279,9 @@ def describe_stacks(stacks: Sequence[LabelledStack]) -> list[dict]:
     """Per source: which slices were used and how many labelled pixels (for model cards)."""
     summary: dict[str, dict] = {}
     for stack in stacks:
-        entry = summary.setdefault(stack.source, {"source": stack.source, "slices": [],
-                                                  "labelled_pixels": 0})
+        entry = summary.setdefault(
+            stack.source, {"source": stack.source, "slices": [], "labelled_pixels": 0}
+        )
         entry["slices"].extend(range(stack.z_start, stack.z_start + stack.labels.shape[0]))
         entry["labelled_pixels"] += stack.labelled_pixels
     return list(summary.values())
@@ -269,16 +295,18 @@ class SamplePool:
     :param augment: which augmentations to apply to each crop.
     """
 
-    def __init__(self, stacks: list[LabelledStack], *, crop_size: tuple[int, ...],
-                 augment: AugmentConfig):
+    def __init__(
+        self, stacks: list[LabelledStack], *, crop_size: tuple[int, ...], augment: AugmentConfig
+    ):
         self.stacks = [s for s in stacks if s.labelled_pixels]
         if not self.stacks:
-            raise InputError("no labelled pixels left for training after setting validation "
-                             "aside", where="training")
+            raise InputError(
+                "no labelled pixels left for training after setting validation aside",
+                where="training",
+            )
         self.crop_size = tuple(int(c) for c in crop_size)
         self.augment = augment
-        counts = np.array([s.labelled_pixels * s.weight for s in self.stacks],
-                          dtype=np.float64)
+        counts = np.array([s.labelled_pixels * s.weight for s in self.stacks], dtype=np.float64)
         # Stacks are drawn by their share of labels, so every labelled pixel is equally likely
         # (times its pair's weight).
         self._weights = counts / counts.sum()
@@ -290,8 +318,9 @@ class SamplePool:
     def _crop_size_3d(self) -> tuple[int, int, int]:
         return self.crop_size if len(self.crop_size) == 3 else (1, *self.crop_size)
 
-    def _corner_around_anchor(self, stack: LabelledStack, rng: np.random.Generator,
-                              size: tuple[int, int, int]) -> tuple[int, ...]:
+    def _corner_around_anchor(
+        self, stack: LabelledStack, rng: np.random.Generator, size: tuple[int, int, int]
+    ) -> tuple[int, ...]:
         index = stack.labelled_index()
         anchor = np.unravel_index(index[rng.integers(0, index.size)], stack.labels.shape)
         corner = []
@@ -313,8 +342,10 @@ class SamplePool:
         corner = None
         if stack.is_dense:
             for _ in range(_UNIFORM_TRIES):
-                candidate = tuple(int(rng.integers(0, max(e - n, 0) + 1))
-                                  for e, n in zip(stack.labels.shape, size))
+                candidate = tuple(
+                    int(rng.integers(0, max(e - n, 0) + 1))
+                    for e, n in zip(stack.labels.shape, size)
+                )
                 window = tuple(slice(max(c, 0), c + n) for c, n in zip(candidate, size))
                 if (stack.labels[window] != IGNORE_LABEL).any():
                     corner = candidate
@@ -327,8 +358,9 @@ class SamplePool:
             image, labels = image[0], labels[0]
         return augment_pair(image, labels, rng, self.augment)
 
-    def draw_batch(self, rng: np.random.Generator, batch_size: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def draw_batch(
+        self, rng: np.random.Generator, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A batch for the network.
 
         :returns: images ``(batch, 1, *crop_size)`` float32 and labels ``(batch, *crop_size)``

@@ -57,10 +57,14 @@ def load_training_state(folder: Path) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
-        raise InputError(f"cannot read training state ({type(exc).__name__}); delete it to "
-                         "start over", source=path) from None
+        raise InputError(
+            f"cannot read training state ({type(exc).__name__}); delete it to start over",
+            source=path,
+        ) from None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        raise InputError("training state from an incompatible version; delete it to start over",
-                         source=path, where="version")
+        raise InputError(
+            "training state from an incompatible version; delete it to start over",
+            source=path,
+            where="version",
+        )
     return state
-

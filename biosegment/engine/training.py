@@ -49,8 +49,7 @@ LAST_FOLDER = LAST_EPOCH_DIR
 LOG_FOLDER = TRAINING_LOGS_DIR
 
 #: Metrics that can choose the best epoch, and whether higher is better.
-SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True,
-                     "mean_dice": True}
+SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
 
 _SCHEDULES = ("cosine", "constant")
 _PRECISIONS = ("auto", "fp32", "bf16")
@@ -68,14 +67,14 @@ ProgressCallback = Callable[[float, "float | None"], None]
 class TrainingResult:
     """What a finished run produced."""
 
-    folder: Path                  #: the model folder: best model, last/, logs/, state
-    card: ModelCard               #: the best model's card (metrics of every epoch inside)
-    history: list[dict]           #: one record per epoch (epoch 0 = the base model, if any)
-    best_epoch: int | None        #: the epoch saved as the model (None: no epoch completed)
-    steps: int                    #: optimizer steps taken in all sessions together
-    elapsed_s: float              #: training time in all sessions together
-    stopped_by: str               #: ``epochs``, ``max_steps`` or ``time_budget``
-    validation: str = "none"      #: how the validation part was chosen
+    folder: Path  #: the model folder: best model, last/, logs/, state
+    card: ModelCard  #: the best model's card (metrics of every epoch inside)
+    history: list[dict]  #: one record per epoch (epoch 0 = the base model, if any)
+    best_epoch: int | None  #: the epoch saved as the model (None: no epoch completed)
+    steps: int  #: optimizer steps taken in all sessions together
+    elapsed_s: float  #: training time in all sessions together
+    stopped_by: str  #: ``epochs``, ``max_steps`` or ``time_budget``
+    validation: str = "none"  #: how the validation part was chosen
 
     @property
     def checkpoint(self) -> Path:
@@ -85,8 +84,10 @@ class TrainingResult:
 def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """bf16 where the hardware computes it natively (it is then 1.5-2x faster), else fp32."""
     if precision not in _PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}",
-                         where="precision")
+        raise InputError(
+            f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}",
+            where="precision",
+        )
     if precision == "bf16" or (precision == "auto" and has_fast_bfloat16(device)):
         return torch.bfloat16
     return None
@@ -153,14 +154,14 @@ def _load_base(base_model) -> tuple[UNet, ModelCard, str]:
 
 def _class_list(classes, num_classes: int, fallback: list[dict] | None) -> list[dict]:
     if classes is None:
-        chosen = fallback if fallback and len(fallback) == num_classes else \
-            default_classes(num_classes)
+        chosen = (
+            fallback if fallback and len(fallback) == num_classes else default_classes(num_classes)
+        )
     else:
         chosen = [dict(entry) for entry in classes]
     ids = sorted(int(entry.get("id", -1)) for entry in chosen)
     if ids != list(range(num_classes)):
-        raise InputError(f"classes must have ids 0..{num_classes - 1}, got {ids}",
-                         where="classes")
+        raise InputError(f"classes must have ids 0..{num_classes - 1}, got {ids}", where="classes")
     return sorted(chosen, key=lambda entry: int(entry["id"]))
 
 
@@ -168,13 +169,20 @@ def _crop_shape(crop_size, dims: int, levels: int) -> tuple[int, ...]:
     size = (crop_size,) * dims if isinstance(crop_size, int) else tuple(int(c) for c in crop_size)
     multiple = size_multiple(levels)
     if len(size) != dims or any(c < multiple or c % multiple for c in size):
-        raise InputError(f"crop size {crop_size} must give {dims} sizes, each a multiple of "
-                         f"{multiple} (2 ** levels)", where="crop_size")
+        raise InputError(
+            f"crop size {crop_size} must give {dims} sizes, each a multiple of "
+            f"{multiple} (2 ** levels)",
+            where="crop_size",
+        )
     return size
 
 
-def _network(architecture: Mapping | None, base: tuple[UNet, ModelCard, str] | None,
-             classes: Sequence[Mapping] | None, stacks: Sequence[LabelledStack]) -> UNet:
+def _network(
+    architecture: Mapping | None,
+    base: tuple[UNet, ModelCard, str] | None,
+    classes: Sequence[Mapping] | None,
+    stacks: Sequence[LabelledStack],
+) -> UNet:
     """The network to train: the base model (with an output row per class) or a new one."""
     highest, highest_source = _highest_label(stacks)
     if base is not None:
@@ -184,15 +192,19 @@ def _network(architecture: Mapping | None, base: tuple[UNet, ModelCard, str] | N
             model = _adapt_output_classes(model, wanted)
     else:
         config = dict(architecture or {})
-        config.setdefault("num_classes",
-                          len(classes) if classes is not None else max(2, highest + 1))
+        config.setdefault(
+            "num_classes", len(classes) if classes is not None else max(2, highest + 1)
+        )
         try:
             model = UNet(**config)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc), where="architecture") from None
     if highest >= model.num_classes:
-        raise InputError(f"label id {highest} but the model has classes "
-                         f"0..{model.num_classes - 1}", source=highest_source, where="labels")
+        raise InputError(
+            f"label id {highest} but the model has classes 0..{model.num_classes - 1}",
+            source=highest_source,
+            where="labels",
+        )
     return model
 
 
@@ -204,26 +216,41 @@ def _is_better(score: float | None, best: float | None, higher_is_better: bool) 
     return score > best if higher_is_better else score < best
 
 
-def train_model(*, training: Sequence, output: Path | str,
-                architecture: Mapping | None = None,
-                base_model: Path | str | tuple[UNet, ModelCard] | None = None,
-                classes: Sequence[Mapping] | None = None, name: str | None = None,
-                epochs: int | None = None, steps_per_epoch: int | None = None,
-                max_steps: int | None = None, time_budget_s: float | None = None,
-                crop_size: int | Sequence[int] = 256, batch_size: int = 4,
-                learning_rate: float = 1e-3, lr_schedule: str = "cosine",
-                weight_decay: float = 0.0, dice_weight: float = 0.0,
-                class_weights: Sequence[float] | None = None,
-                augment: AugmentConfig | None = None,
-                validation: Sequence | None = None, validation_fraction: float = 0.2,
-                select_best_by: str = "val_loss", boundary_class: int | None = None,
-                seed: int = 0, device: str | torch.device = "auto", precision: str = "auto",
-                resume: bool = True, parent: str | None = None,
-                provenance: Mapping | None = None,
-                normalisation: Mapping | None = None,
-                on_progress: ProgressCallback | None = None,
-                on_epoch: Callable[[dict], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> TrainingResult:
+def train_model(
+    *,
+    training: Sequence,
+    output: Path | str,
+    architecture: Mapping | None = None,
+    base_model: Path | str | tuple[UNet, ModelCard] | None = None,
+    classes: Sequence[Mapping] | None = None,
+    name: str | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    max_steps: int | None = None,
+    time_budget_s: float | None = None,
+    crop_size: int | Sequence[int] = 256,
+    batch_size: int = 4,
+    learning_rate: float = 1e-3,
+    lr_schedule: str = "cosine",
+    weight_decay: float = 0.0,
+    dice_weight: float = 0.0,
+    class_weights: Sequence[float] | None = None,
+    augment: AugmentConfig | None = None,
+    validation: Sequence | None = None,
+    validation_fraction: float = 0.2,
+    select_best_by: str = "val_loss",
+    boundary_class: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    resume: bool = True,
+    parent: str | None = None,
+    provenance: Mapping | None = None,
+    normalisation: Mapping | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainingResult:
     """Train (or fine-tune) a U-Net and write it to a model folder.
 
     :param training: ``(image, labels)`` pairs or :class:`TrainingPair` objects. Images are
@@ -279,14 +306,15 @@ def train_model(*, training: Sequence, output: Path | str,
     :raises CancelledError: when ``should_cancel`` asked to stop.
     """
     if epochs is None and max_steps is None and time_budget_s is None:
-        raise InputError("give epochs, max_steps or time_budget_s to say when to stop",
-                         where="epochs")
+        raise InputError(
+            "give epochs, max_steps or time_budget_s to say when to stop", where="epochs"
+        )
     if lr_schedule not in _SCHEDULES:
-        raise InputError(f"lr_schedule must be one of {', '.join(_SCHEDULES)}",
-                         where="lr_schedule")
+        raise InputError(f"lr_schedule must be one of {', '.join(_SCHEDULES)}", where="lr_schedule")
     if select_best_by not in SELECTION_METRICS:
-        raise InputError(f"select_best_by must be one of {', '.join(SELECTION_METRICS)}",
-                         where="select_best_by")
+        raise InputError(
+            f"select_best_by must be one of {', '.join(SELECTION_METRICS)}", where="select_best_by"
+        )
     if batch_size < 1:
         raise InputError("batch size must be at least 1", where="batch_size")
     folder = Path(output)
@@ -302,12 +330,14 @@ def train_model(*, training: Sequence, output: Path | str,
         normalisation = dict(base[1].normalisation) if base else ModelCard().normalisation
     stacks = collect_stacks(pairs, dims=dims, normalisation=normalisation)
     if validation is not None:
-        validation_stacks = collect_stacks(_as_pairs(validation, label="validation"), dims=dims,
-                                           normalisation=normalisation)
+        validation_stacks = collect_stacks(
+            _as_pairs(validation, label="validation"), dims=dims, normalisation=normalisation
+        )
         train_stacks, validation_method = stacks, "given"
     else:
         train_stacks, validation_stacks, validation_method = split_validation(
-            stacks, fraction=validation_fraction)
+            stacks, fraction=validation_fraction
+        )
     model = _network(architecture, base, classes, [*stacks, *validation_stacks])
     class_list = _class_list(classes, model.num_classes, base[1].classes if base else None)
     crop_shape = _crop_shape(crop_size, model.dims, model.levels)
@@ -316,42 +346,69 @@ def train_model(*, training: Sequence, output: Path | str,
         coverage = math.ceil(pool.labelled_pixels / (batch_size * math.prod(crop_shape)))
         steps_per_epoch = min(max(coverage, 50), 1000)
     if class_weights is not None and len(class_weights) != model.num_classes:
-        raise InputError(f"{len(class_weights)} class weights for {model.num_classes} classes",
-                         where="class_weights")
+        raise InputError(
+            f"{len(class_weights)} class weights for {model.num_classes} classes",
+            where="class_weights",
+        )
 
     run = _TrainingRun(
-        folder=folder, model=model.to(torch_device), device=torch_device,
-        autocast_dtype=autocast_dtype, pool=pool, validation_stacks=validation_stacks,
-        class_list=class_list, boundary_class=boundary_class, batch_size=batch_size,
-        epochs=epochs, steps_per_epoch=int(steps_per_epoch), max_steps=max_steps,
-        time_budget_s=time_budget_s, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        select_best_by=select_best_by, seed=seed,
-        loss=SegmentationLoss(num_classes=model.num_classes, dice_weight=dice_weight,
-                              class_weights=class_weights),
-        optimizer=torch.optim.AdamW(model.parameters(), lr=learning_rate,
-                                    weight_decay=weight_decay),
-        on_progress=on_progress, on_epoch=on_epoch, should_cancel=should_cancel)
+        folder=folder,
+        model=model.to(torch_device),
+        device=torch_device,
+        autocast_dtype=autocast_dtype,
+        pool=pool,
+        validation_stacks=validation_stacks,
+        class_list=class_list,
+        boundary_class=boundary_class,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=int(steps_per_epoch),
+        max_steps=max_steps,
+        time_budget_s=time_budget_s,
+        learning_rate=learning_rate,
+        lr_schedule=lr_schedule,
+        select_best_by=select_best_by,
+        seed=seed,
+        loss=SegmentationLoss(
+            num_classes=model.num_classes, dice_weight=dice_weight, class_weights=class_weights
+        ),
+        optimizer=torch.optim.AdamW(
+            model.parameters(), lr=learning_rate, weight_decay=weight_decay
+        ),
+        on_progress=on_progress,
+        on_epoch=on_epoch,
+        should_cancel=should_cancel,
+    )
     run.card_template = ModelCard(
-        name=name or folder.name, classes=class_list,
+        name=name or folder.name,
+        classes=class_list,
         parent=(parent or base[2]) if base else parent,
         normalisation=dict(normalisation),
         pixel_size=dict(base[1].pixel_size) if base else {},
         training={
             "data": describe_stacks(train_stacks),
-            "validation": {"method": validation_method,
-                           "data": describe_stacks(validation_stacks)},
-            "params": {"epochs": epochs, "steps_per_epoch": int(steps_per_epoch),
-                       "max_steps": max_steps, "time_budget_s": time_budget_s,
-                       "crop_size": list(crop_shape), "batch_size": batch_size,
-                       "learning_rate": learning_rate, "lr_schedule": lr_schedule,
-                       "weight_decay": weight_decay, "dice_weight": dice_weight,
-                       "class_weights": None if class_weights is None else list(class_weights),
-                       "augment": (augment or AugmentConfig()).as_dict(),
-                       "select_best_by": select_best_by, "seed": seed,
-                       "device": str(torch_device),
-                       "precision": "bf16" if autocast_dtype is not None else "fp32"},
+            "validation": {"method": validation_method, "data": describe_stacks(validation_stacks)},
+            "params": {
+                "epochs": epochs,
+                "steps_per_epoch": int(steps_per_epoch),
+                "max_steps": max_steps,
+                "time_budget_s": time_budget_s,
+                "crop_size": list(crop_shape),
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "lr_schedule": lr_schedule,
+                "weight_decay": weight_decay,
+                "dice_weight": dice_weight,
+                "class_weights": None if class_weights is None else list(class_weights),
+                "augment": (augment or AugmentConfig()).as_dict(),
+                "select_best_by": select_best_by,
+                "seed": seed,
+                "device": str(torch_device),
+                "precision": "bf16" if autocast_dtype is not None else "fp32",
+            },
             **({"provenance": dict(provenance)} if provenance else {}),
-        })
+        },
+    )
     state = load_training_state(folder) if resume else None
     result = run.execute(state, evaluate_base=base_model is not None)
     result.validation = validation_method
@@ -361,14 +418,32 @@ def train_model(*, training: Sequence, output: Path | str,
 class _TrainingRun:
     """The loop of one training run: batches, epochs, saving, resuming, cancelling."""
 
-    def __init__(self, *, folder: Path, model: UNet, device: torch.device,
-                 autocast_dtype: torch.dtype | None, pool: SamplePool,
-                 validation_stacks: list[LabelledStack], class_list: list[dict],
-                 boundary_class: int | None, batch_size: int, epochs: int | None,
-                 steps_per_epoch: int, max_steps: int | None, time_budget_s: float | None,
-                 learning_rate: float, lr_schedule: str, select_best_by: str, seed: int,
-                 loss: SegmentationLoss, optimizer: torch.optim.Optimizer,
-                 on_progress, on_epoch, should_cancel):
+    def __init__(
+        self,
+        *,
+        folder: Path,
+        model: UNet,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None,
+        pool: SamplePool,
+        validation_stacks: list[LabelledStack],
+        class_list: list[dict],
+        boundary_class: int | None,
+        batch_size: int,
+        epochs: int | None,
+        steps_per_epoch: int,
+        max_steps: int | None,
+        time_budget_s: float | None,
+        learning_rate: float,
+        lr_schedule: str,
+        select_best_by: str,
+        seed: int,
+        loss: SegmentationLoss,
+        optimizer: torch.optim.Optimizer,
+        on_progress,
+        on_epoch,
+        should_cancel,
+    ):
         self.folder = folder
         self.model = model
         self.device = device
@@ -394,7 +469,7 @@ class _TrainingRun:
         self.rng = np.random.default_rng(seed)
         # Counters and records; restored from a saved state on resume.
         self.step = 0
-        self.epoch = 0              # completed epochs
+        self.epoch = 0  # completed epochs
         self.step_in_epoch = 0
         self.epoch_loss_sum = 0.0
         self.history: list[dict] = []
@@ -414,13 +489,13 @@ class _TrainingRun:
     def progress(self) -> float:
         fractions = []
         if self.epochs is not None:
-            fractions.append((self.epoch + self.step_in_epoch / self.steps_per_epoch)
-                             / max(self.epochs, 1))
+            fractions.append(
+                (self.epoch + self.step_in_epoch / self.steps_per_epoch) / max(self.epochs, 1)
+            )
         if self.max_steps is not None:
             fractions.append(self.step / max(self.max_steps, 1))
         if self.time_budget_s is not None:
-            fractions.append(self.elapsed() / self.time_budget_s if self.time_budget_s > 0
-                             else 1.0)
+            fractions.append(self.elapsed() / self.time_budget_s if self.time_budget_s > 0 else 1.0)
         return min(max(fractions), 1.0)
 
     def _report_progress(self, *, force: bool = False) -> None:
@@ -450,9 +525,12 @@ class _TrainingRun:
     # -- state -------------------------------------------------------------------------------
     def _restore(self, state: dict) -> None:
         if state.get("architecture") != self.model.config:
-            raise InputError(f"the saved run trained a U-Net {state.get('architecture')}, not "
-                             f"{self.model.config}; use another folder or start over",
-                             source=self.folder / TRAINING_STATE, where="architecture")
+            raise InputError(
+                f"the saved run trained a U-Net {state.get('architecture')}, not "
+                f"{self.model.config}; use another folder or start over",
+                source=self.folder / TRAINING_STATE,
+                where="architecture",
+            )
         self.history = list(state["history"])
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
@@ -469,29 +547,51 @@ class _TrainingRun:
         torch.set_rng_state(state["torch_rng"])
 
     def _save_state(self, *, finished: bool = False, stopped_by: str | None = None) -> None:
-        state = {"architecture": dict(self.model.config), "history": self.history,
-                 "step": self.step, "epoch": self.epoch, "best_score": self.best_score,
-                 "best_epoch": self.best_epoch, "elapsed_s": self.elapsed(),
-                 "finished": finished, "stopped_by": stopped_by}
+        state = {
+            "architecture": dict(self.model.config),
+            "history": self.history,
+            "step": self.step,
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "elapsed_s": self.elapsed(),
+            "finished": finished,
+            "stopped_by": stopped_by,
+        }
         if not finished:
-            state.update({
-                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
-                "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": self.epoch_loss_sum,
-                "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-            })
+            state.update(
+                {
+                    "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                    "optimizer": self.optimizer.state_dict(),
+                    "step_in_epoch": self.step_in_epoch,
+                    "epoch_loss_sum": self.epoch_loss_sum,
+                    "numpy_rng": self.rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                }
+            )
         save_training_state(self.folder, state)
 
     def _card(self, *, stopped_by: str | None = None) -> ModelCard:
         template = self.card_template
         training = dict(template.training)
-        training.update({"steps": self.step, "epochs_completed": self.epoch,
-                         "elapsed_s": round(self.elapsed(), 1), "best_epoch": self.best_epoch,
-                         "stopped_by": stopped_by})
-        return ModelCard(name=template.name, classes=template.classes,
-                         normalisation=template.normalisation, training=training,
-                         metrics=list(self.history), parent=template.parent,
-                         pixel_size=dict(template.pixel_size))
+        training.update(
+            {
+                "steps": self.step,
+                "epochs_completed": self.epoch,
+                "elapsed_s": round(self.elapsed(), 1),
+                "best_epoch": self.best_epoch,
+                "stopped_by": stopped_by,
+            }
+        )
+        return ModelCard(
+            name=template.name,
+            classes=template.classes,
+            normalisation=template.normalisation,
+            training=training,
+            metrics=list(self.history),
+            parent=template.parent,
+            pixel_size=dict(template.pixel_size),
+        )
 
     # -- the loop ----------------------------------------------------------------------------
     def execute(self, state: dict | None, *, evaluate_base: bool) -> TrainingResult:
@@ -502,8 +602,10 @@ class _TrainingRun:
                 return self._result(state.get("stopped_by") or "epochs")
         # Imported here: TensorBoard's writer pulls in protobuf and takes a second to import.
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(log_dir=str(self.folder / "logs"),
-                                    purge_step=self.step if state is not None else None)
+
+        self.writer = SummaryWriter(
+            log_dir=str(self.folder / "logs"), purge_step=self.step if state is not None else None
+        )
         try:
             if state is None and evaluate_base and self.validation_stacks:
                 # Epoch 0: how good the base model is before fine-tuning starts.
@@ -540,16 +642,20 @@ class _TrainingRun:
         images = torch.from_numpy(images).to(self.device)
         labels = torch.from_numpy(labels).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
             logits = self.model(images)
         loss = self.loss(logits, labels)
         loss.backward()
         self.optimizer.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {self.step}; "
-                                     "try a lower learning rate")
+            raise FloatingPointError(
+                f"training loss became {value} at step {self.step}; try a lower learning rate"
+            )
         self.step += 1
         self.step_in_epoch += 1
         self.epoch_loss_sum += value
@@ -562,15 +668,24 @@ class _TrainingRun:
     def _finish_epoch(self, *, batches: int, record_only: bool = False) -> None:
         started = time.perf_counter()
         epoch = self.epoch if record_only else self.epoch + 1
-        record = {"epoch": epoch, "step": self.step,
-                  "train_loss": self.epoch_loss_sum / batches if batches else None,
-                  "learning_rate": self.learning_rate
-                  * _learning_rate_factor(self.lr_schedule, self.progress())}
+        record = {
+            "epoch": epoch,
+            "step": self.step,
+            "train_loss": self.epoch_loss_sum / batches if batches else None,
+            "learning_rate": self.learning_rate
+            * _learning_rate_factor(self.lr_schedule, self.progress()),
+        }
         if self.validation_stacks:
-            record.update(evaluate_stacks(self.model, self.validation_stacks, device=self.device,
-                                          class_names=self.class_names,
-                                          boundary_class=self.boundary_class,
-                                          autocast_dtype=self.autocast_dtype))
+            record.update(
+                evaluate_stacks(
+                    self.model,
+                    self.validation_stacks,
+                    device=self.device,
+                    class_names=self.class_names,
+                    boundary_class=self.boundary_class,
+                    autocast_dtype=self.autocast_dtype,
+                )
+            )
             self._validation_seconds = time.perf_counter() - started
         record["elapsed_s"] = round(self.elapsed(), 2)
         self.history.append(record)
@@ -580,9 +695,9 @@ class _TrainingRun:
             self.step_in_epoch = 0
             self.epoch_loss_sum = 0.0
             score = record.get(self.select_best_by) if self.validation_stacks else None
-            improved = (not self.validation_stacks
-                        or _is_better(score, self.best_score,
-                                      SELECTION_METRICS[self.select_best_by]))
+            improved = not self.validation_stacks or _is_better(
+                score, self.best_score, SELECTION_METRICS[self.select_best_by]
+            )
             if improved:
                 self.best_score = score
                 self.best_epoch = epoch
@@ -609,8 +724,10 @@ class _TrainingRun:
         self._save_state()
         save_model(self.model, self._card(stopped_by="cancelled"), self.folder / LAST_FOLDER)
         self._report_progress(force=True)
-        raise CancelledError(f"training cancelled at step {self.step}; train again with the "
-                             f"same folder to resume ({self.folder})")
+        raise CancelledError(
+            f"training cancelled at step {self.step}; train again with the "
+            f"same folder to resume ({self.folder})"
+        )
 
     def _result(self, stopped_by: str) -> TrainingResult:
         card = self._card(stopped_by=stopped_by)
@@ -621,6 +738,12 @@ class _TrainingRun:
             best_card.metrics = card.metrics
             save_model(best_model, best_card, self.folder)
             card = best_card
-        return TrainingResult(folder=self.folder, card=card, history=list(self.history),
-                              best_epoch=self.best_epoch, steps=self.step,
-                              elapsed_s=self.elapsed(), stopped_by=stopped_by)
+        return TrainingResult(
+            folder=self.folder,
+            card=card,
+            history=list(self.history),
+            best_epoch=self.best_epoch,
+            steps=self.step,
+            elapsed_s=self.elapsed(),
+            stopped_by=stopped_by,
+        )

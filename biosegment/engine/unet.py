@@ -25,8 +25,15 @@ _BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 
-def architecture_dict(*, dims: int = 2, in_channels: int = 1, num_classes: int = 2,
-                      feature_maps: int = 16, levels: int = 4, norm: str = "instance") -> dict:
+def architecture_dict(
+    *,
+    dims: int = 2,
+    in_channels: int = 1,
+    num_classes: int = 2,
+    feature_maps: int = 16,
+    levels: int = 4,
+    norm: str = "instance",
+) -> dict:
     """Validate U-Net hyper-parameters and return them as a plain dict.
 
     :param dims: 2 for slice-wise networks, 3 for volumetric ones.
@@ -42,17 +49,27 @@ def architecture_dict(*, dims: int = 2, in_channels: int = 1, num_classes: int =
         raise ValueError(f"dims must be 2 or 3, not {dims!r}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
-    for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                        ("feature_maps", feature_maps), ("levels", levels)):
+    for name, value in (
+        ("in_channels", in_channels),
+        ("num_classes", num_classes),
+        ("feature_maps", feature_maps),
+        ("levels", levels),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return {"dims": dims, "in_channels": in_channels, "num_classes": num_classes,
-            "feature_maps": feature_maps, "levels": levels, "norm": norm}
+    return {
+        "dims": dims,
+        "in_channels": in_channels,
+        "num_classes": num_classes,
+        "feature_maps": feature_maps,
+        "levels": levels,
+        "norm": norm,
+    }
 
 
 def size_multiple(levels: int) -> int:
     """Every spatial size fed to a U-Net with ``levels`` poolings must be a multiple of this."""
-    return 2 ** levels
+    return 2**levels
 
 
 def flops_per_voxel(config: dict) -> float:
@@ -66,17 +83,17 @@ def flops_per_voxel(config: dict) -> float:
     :returns: FLOPs per voxel of output.
     """
     dims, fm, levels = config["dims"], config["feature_maps"], config["levels"]
-    taps = 3 ** dims
+    taps = 3**dims
     total = 0.0
     channels_in = config["in_channels"]
     for level in range(levels + 1):  # the last "level" is the centre block
         share = 1.0 / 2 ** (dims * level)
-        channels = fm * 2 ** level
+        channels = fm * 2**level
         total += share * 2 * taps * (channels_in * channels + channels * channels)
         channels_in = channels
     for level in range(levels):  # decoder: up-sampling into this level, then its two convs
         share = 1.0 / 2 ** (dims * level)
-        channels = fm * 2 ** level
+        channels = fm * 2**level
         total += share * 2 * (2 * channels) * channels  # each output voxel gets one tap
         total += share * 2 * taps * (2 * channels * channels + channels * channels)
     total += 2 * fm * config["num_classes"]
@@ -133,11 +150,12 @@ class _Encoder(nn.Module):
         channels = in_channels
         for level in range(1, levels + 1):
             out_channels = feature_maps * 2 ** (level - 1)
-            self.features.add_module(f"convblock{level}",
-                                     _ConvBlock(dims, channels, out_channels, norm))
+            self.features.add_module(
+                f"convblock{level}", _ConvBlock(dims, channels, out_channels, norm)
+            )
             self.features.add_module(f"pool{level}", _POOL[dims](kernel_size=2))
             channels = out_channels
-        self.center_conv = _ConvBlock(dims, channels, feature_maps * 2 ** levels, norm)
+        self.center_conv = _ConvBlock(dims, channels, feature_maps * 2**levels, norm)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
@@ -157,8 +175,9 @@ class _Decoder(nn.Module):
             in_channels = feature_maps * 2 ** (levels - step + 1)
             out_channels = in_channels // 2
             self.features.add_module(f"upconv{step}", _UpSample(dims, in_channels, out_channels))
-            self.features.add_module(f"convblock{step}",
-                                     _ConvBlock(dims, in_channels, out_channels, norm))
+            self.features.add_module(
+                f"convblock{step}", _ConvBlock(dims, in_channels, out_channels, norm)
+            )
         self.output = _CONV[dims](feature_maps, num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -179,12 +198,25 @@ class UNet(nn.Module):
     ``2 ** levels`` and returns raw logits ``(N, num_classes, *spatial)``.
     """
 
-    def __init__(self, *, dims: int = 2, in_channels: int = 1, num_classes: int = 2,
-                 feature_maps: int = 16, levels: int = 4, norm: str = "instance"):
+    def __init__(
+        self,
+        *,
+        dims: int = 2,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        feature_maps: int = 16,
+        levels: int = 4,
+        norm: str = "instance",
+    ):
         super().__init__()
-        self.config = architecture_dict(dims=dims, in_channels=in_channels,
-                                        num_classes=num_classes, feature_maps=feature_maps,
-                                        levels=levels, norm=norm)
+        self.config = architecture_dict(
+            dims=dims,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            feature_maps=feature_maps,
+            levels=levels,
+            norm=norm,
+        )
         self.encoder = _Encoder(dims, in_channels, feature_maps, levels, norm)
         self.decoder = _Decoder(dims, num_classes, feature_maps, levels, norm)
 
@@ -212,10 +244,14 @@ class UNet(nn.Module):
         """
         dims, multiple = self.config["dims"], size_multiple(self.config["levels"])
         if x.dim() != dims + 2:
-            raise ValueError(f"a {dims}-D U-Net takes (N, C, {'Z, ' if dims == 3 else ''}Y, X) "
-                             f"input, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"a {dims}-D U-Net takes (N, C, {'Z, ' if dims == 3 else ''}Y, X) "
+                f"input, got shape {tuple(x.shape)}"
+            )
         if any(size % multiple for size in x.shape[2:]):
-            raise ValueError(f"spatial sizes {tuple(x.shape[2:])} must be multiples of "
-                             f"{multiple} (2 ** levels); pad the input first")
+            raise ValueError(
+                f"spatial sizes {tuple(x.shape[2:])} must be multiples of "
+                f"{multiple} (2 ** levels); pad the input first"
+            )
         bottom, skips = self.encoder(x)
         return self.decoder(bottom, skips)

@@ -30,23 +30,30 @@ _TILE = 1024
 _TILE_MARGIN = 48
 
 
-def _forward_padded(model: UNet, image: np.ndarray, *, device: torch.device,
-                    autocast_dtype: torch.dtype | None) -> torch.Tensor:
+def _forward_padded(
+    model: UNet, image: np.ndarray, *, device: torch.device, autocast_dtype: torch.dtype | None
+) -> torch.Tensor:
     """Logits ``(C, *spatial)`` (float32, CPU) of a scaled image of any spatial size."""
     multiple = size_multiple(model.levels)
     padding = [(0, -extent % multiple) for extent in image.shape]
     # Mirrored padding looks like tissue to the network; zeros would look like a black border.
     padded = np.pad(image, padding, mode="symmetric") if any(p[1] for p in padding) else image
     tensor = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(device)
-    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                        enabled=autocast_dtype is not None):
+    with torch.autocast(
+        device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+    ):
         logits = model(tensor)[0]
     crop = (slice(None), *(slice(0, extent) for extent in image.shape))
     return logits[crop].float().cpu()
 
 
-def predict_logits(model: UNet, image: np.ndarray, *, device: torch.device,
-                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+def predict_logits(
+    model: UNet,
+    image: np.ndarray,
+    *,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Raw network output for one 2-D plane or 3-D stack already scaled to [0, 1].
 
     :param model: the network (put in eval mode by the caller).
@@ -65,9 +72,10 @@ def predict_logits(model: UNet, image: np.ndarray, *, device: torch.device,
             # Each tile sees a margin of its neighbours, so its border pixels have context.
             cy0, cx0 = max(y0 - _TILE_MARGIN, 0), max(x0 - _TILE_MARGIN, 0)
             cy1, cx1 = min(y1 + _TILE_MARGIN, height), min(x1 + _TILE_MARGIN, width)
-            tile = _forward_padded(model, image[cy0:cy1, cx0:cx1], device=device,
-                                   autocast_dtype=autocast_dtype)
-            logits[:, y0:y1, x0:x1] = tile[:, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+            tile = _forward_padded(
+                model, image[cy0:cy1, cx0:cx1], device=device, autocast_dtype=autocast_dtype
+            )
+            logits[:, y0:y1, x0:x1] = tile[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
     return logits
 
 
@@ -75,13 +83,21 @@ def _labelled_box(labels: np.ndarray) -> tuple[slice, slice]:
     rows = np.flatnonzero((labels != IGNORE_LABEL).any(axis=(0, 2)))
     columns = np.flatnonzero((labels != IGNORE_LABEL).any(axis=(0, 1)))
     height, width = labels.shape[1:]
-    return (slice(max(rows[0] - _CONTEXT, 0), min(rows[-1] + 1 + _CONTEXT, height)),
-            slice(max(columns[0] - _CONTEXT, 0), min(columns[-1] + 1 + _CONTEXT, width)))
+    return (
+        slice(max(rows[0] - _CONTEXT, 0), min(rows[-1] + 1 + _CONTEXT, height)),
+        slice(max(columns[0] - _CONTEXT, 0), min(columns[-1] + 1 + _CONTEXT, width)),
+    )
 
 
-def evaluate_stacks(model: UNet, stacks: Sequence[LabelledStack], *, device: torch.device,
-                    class_names: Sequence[str], boundary_class: int | None = None,
-                    autocast_dtype: torch.dtype | None = None) -> dict:
+def evaluate_stacks(
+    model: UNet,
+    stacks: Sequence[LabelledStack],
+    *,
+    device: torch.device,
+    class_names: Sequence[str],
+    boundary_class: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
     """Validation loss and scores of ``model`` on held-out stacks.
 
     :param model: the network; it is switched to eval mode and back to training mode.
@@ -107,15 +123,25 @@ def evaluate_stacks(model: UNet, stacks: Sequence[LabelledStack], *, device: tor
                 image = normalise(stack.image[:, rows, columns])
                 truth = stack.labels[:, rows, columns]
                 if model.dims == 3:
-                    logits = predict_logits(model, image, device=device,
-                                            autocast_dtype=autocast_dtype)
+                    logits = predict_logits(
+                        model, image, device=device, autocast_dtype=autocast_dtype
+                    )
                 else:
-                    logits = torch.stack([predict_logits(model, plane, device=device,
-                                                         autocast_dtype=autocast_dtype)
-                                          for plane in image], dim=1)
+                    logits = torch.stack(
+                        [
+                            predict_logits(
+                                model, plane, device=device, autocast_dtype=autocast_dtype
+                            )
+                            for plane in image
+                        ],
+                        dim=1,
+                    )
                 target = torch.from_numpy(truth.astype(np.int64))
-                loss_sum += float(F.cross_entropy(logits[None], target[None],
-                                                  ignore_index=IGNORE_LABEL, reduction="sum"))
+                loss_sum += float(
+                    F.cross_entropy(
+                        logits[None], target[None], ignore_index=IGNORE_LABEL, reduction="sum"
+                    )
+                )
                 labelled += int((truth != IGNORE_LABEL).sum())
                 predicted = logits.argmax(dim=0).numpy().astype(np.uint8)
                 truths.append(truth.ravel())
@@ -128,8 +154,12 @@ def evaluate_stacks(model: UNet, stacks: Sequence[LabelledStack], *, device: tor
         model.train(was_training)
     if not truths:
         return {"val_loss": None, "labelled_pixels": 0}
-    scores = segmentation_scores(np.concatenate(truths), np.concatenate(predictions),
-                                 num_classes=len(class_names), class_names=class_names)
+    scores = segmentation_scores(
+        np.concatenate(truths),
+        np.concatenate(predictions),
+        num_classes=len(class_names),
+        class_names=class_names,
+    )
     scores["val_loss"] = loss_sum / labelled if labelled else None
     if boundary_rows:
         scores.update(_weighted_boundary_mean(boundary_rows))

@@ -9,11 +9,27 @@ the service manager. ``biosegment service install|uninstall|status [--user]`` is
 
 from __future__ import annotations
 
-from biosegment.system_service.manager import (ServicePlan, ServiceReport, install_service,
-                                               plan_service, service_status, uninstall_service)
+from biosegment.system_service.manager import (
+    ServicePlan,
+    ServiceReport,
+    install_service,
+    plan_service,
+    service_status,
+    uninstall_service,
+)
 from biosegment.system_service.platforms import PLATFORMS, current_platform_key
 from biosegment.system_service.spec import DEFAULT_SERVICE_NAME, ServiceSpec, build_service_spec
 
-__all__ = ["ServicePlan", "ServiceReport", "ServiceSpec", "PLATFORMS", "DEFAULT_SERVICE_NAME",
-           "build_service_spec", "plan_service", "install_service", "uninstall_service",
-           "service_status", "current_platform_key"]
+__all__ = [
+    "ServicePlan",
+    "ServiceReport",
+    "ServiceSpec",
+    "PLATFORMS",
+    "DEFAULT_SERVICE_NAME",
+    "build_service_spec",
+    "plan_service",
+    "install_service",
+    "uninstall_service",
+    "service_status",
+    "current_platform_key",
+]

@@ -22,8 +22,15 @@ from biosegment.errors import BioSegmentError, InputError
 from biosegment.system_service.platforms import ServicePlatform, platform_for
 from biosegment.system_service.spec import DEFAULT_SERVICE_NAME, ServiceSpec, build_service_spec
 
-__all__ = ["ServicePlan", "CommandOutcome", "ServiceReport", "plan_service", "install_service",
-           "uninstall_service", "service_status"]
+__all__ = [
+    "ServicePlan",
+    "CommandOutcome",
+    "ServiceReport",
+    "plan_service",
+    "install_service",
+    "uninstall_service",
+    "service_status",
+]
 
 _COMMAND_TIMEOUT_S = 60
 
@@ -32,8 +39,8 @@ _COMMAND_TIMEOUT_S = 60
 class ServicePlan:
     spec: ServiceSpec
     platform: ServicePlatform
-    path: Path                  #: where the definition file goes
-    content: str                #: the rendered definition
+    path: Path  #: where the definition file goes
+    content: str  #: the rendered definition
 
     @property
     def install_commands(self) -> list[list[str]]:
@@ -47,7 +54,7 @@ class ServicePlan:
 @dataclass(slots=True)
 class CommandOutcome:
     command: list[str]
-    returncode: int | None      #: None when the program could not be started
+    returncode: int | None  #: None when the program could not be started
     output: str
 
     @property
@@ -64,43 +71,70 @@ class ServiceReport:
     platform: str
     scope: str
     definition: Path
-    action: str                         #: written, unchanged, removed, absent, ...
-    previous: Path | None = None        #: where a replaced definition was kept
+    action: str  #: written, unchanged, removed, absent, ...
+    previous: Path | None = None  #: where a replaced definition was kept
     commands: list[CommandOutcome] = field(default_factory=list)
     installed: bool = False
-    current: bool = False               #: the file says what an install would write now
+    current: bool = False  #: the file says what an install would write now
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.commands)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "platform": self.platform, "scope": self.scope,
-                "definition": str(self.definition), "action": self.action,
-                "previous": None if self.previous is None else str(self.previous),
-                "installed": self.installed, "current": self.current, "ok": self.ok,
-                "commands": [c.as_dict() for c in self.commands]}
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "scope": self.scope,
+            "definition": str(self.definition),
+            "action": self.action,
+            "previous": None if self.previous is None else str(self.previous),
+            "installed": self.installed,
+            "current": self.current,
+            "ok": self.ok,
+            "commands": [c.as_dict() for c in self.commands],
+        }
 
 
-def plan_service(config: Config, *, user_scope: bool, name: str = DEFAULT_SERVICE_NAME,
-                 account: str | None = None, platform: str | None = None,
-                 target_dir: Path | None = None, python: str | os.PathLike | None = None
-                 ) -> ServicePlan:
+def plan_service(
+    config: Config,
+    *,
+    user_scope: bool,
+    name: str = DEFAULT_SERVICE_NAME,
+    account: str | None = None,
+    platform: str | None = None,
+    target_dir: Path | None = None,
+    python: str | os.PathLike | None = None,
+) -> ServicePlan:
     """Render the definition for ``config``; ``target_dir`` replaces the manager's folder and
     ``python`` the interpreter the service runs (default: this one)."""
     chosen = platform_for(platform)
     target_platform = {"windows": "win32", "macos": "darwin"}.get(chosen.key, "linux")
-    spec = build_service_spec(config, user_scope=user_scope, name=name, account=account,
-                              python=python, target_platform=target_platform)
+    spec = build_service_spec(
+        config,
+        user_scope=user_scope,
+        name=name,
+        account=account,
+        python=python,
+        target_platform=target_platform,
+    )
     folder = Path(target_dir) if target_dir is not None else chosen.default_dir(spec)
-    return ServicePlan(spec=spec, platform=chosen, path=folder / chosen.file_name(spec),
-                       content=chosen.render(spec))
+    return ServicePlan(
+        spec=spec,
+        platform=chosen,
+        path=folder / chosen.file_name(spec),
+        content=chosen.render(spec),
+    )
 
 
 def _report(plan: ServicePlan, action: str) -> ServiceReport:
-    return ServiceReport(name=plan.spec.name, platform=plan.platform.key,
-                         scope="user" if plan.spec.user_scope else "system",
-                         definition=plan.path, action=action)
+    return ServiceReport(
+        name=plan.spec.name,
+        platform=plan.platform.key,
+        scope="user" if plan.spec.user_scope else "system",
+        definition=plan.path,
+        action=action,
+    )
 
 
 def _read_definition(plan: ServicePlan) -> str | None:
@@ -133,8 +167,10 @@ def _write_atomically(path: Path, content: str, encoding: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise BioSegmentError(f"{path}: cannot write the service definition ({exc}); a "
-                              "system service needs administrator rights, or use --user") from exc
+        raise BioSegmentError(
+            f"{path}: cannot write the service definition ({exc}); a "
+            "system service needs administrator rights, or use --user"
+        ) from exc
 
 
 def _keep_previous(path: Path) -> Path:
@@ -156,9 +192,12 @@ def install_service(plan: ServicePlan, *, start: bool = True, force: bool = Fals
     else:
         if existing is not None:
             if not force:
-                raise InputError("a different service definition is already installed here; "
-                                 "use --force to replace it (the old one is kept as "
-                                 f"{plan.path.name}.previous)", source=plan.path)
+                raise InputError(
+                    "a different service definition is already installed here; "
+                    "use --force to replace it (the old one is kept as "
+                    f"{plan.path.name}.previous)",
+                    source=plan.path,
+                )
             report.previous = _keep_previous(plan.path)
         _write_atomically(plan.path, plan.content, plan.platform.encoding)
     report.installed = report.current = True

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from biosegment.config import user_config_dir
 from biosegment.errors import InputError
 from biosegment.folder_names import STATE_DIR
-from biosegment.system_service.rendering import (launchd_label, render_launchd, render_systemd,
-                                                 render_windows_task, windows_task_name)
+from biosegment.system_service.rendering import (
+    launchd_label,
+    render_launchd,
+    render_systemd,
+    render_windows_task,
+    windows_task_name,
+)
 from biosegment.system_service.spec import ServiceSpec, current_user
 
 __all__ = ["ServicePlatform", "PLATFORMS", "platform_for", "current_platform_key"]
@@ -29,7 +34,7 @@ Commands = list[list[str]]
 @dataclass(frozen=True, slots=True)
 class ServicePlatform:
     key: str
-    manager: str                                       #: the service manager, in words
+    manager: str  #: the service manager, in words
     render: Callable[[ServiceSpec], str]
     file_name: Callable[[ServiceSpec], str]
     default_dir: Callable[[ServiceSpec], Path]
@@ -40,6 +45,7 @@ class ServicePlatform:
 
 
 # -- systemd -----------------------------------------------------------------------------------
+
 
 def _systemctl(spec: ServiceSpec, *args: str) -> list[str]:
     return ["systemctl", *(["--user"] if spec.user_scope else []), *args]
@@ -57,19 +63,27 @@ def _systemd_unit(spec: ServiceSpec) -> str:
 
 
 _SYSTEMD = ServicePlatform(
-    key="linux", manager="systemd", render=render_systemd, file_name=_systemd_unit,
-    default_dir=_systemd_dir, encoding="utf-8",
+    key="linux",
+    manager="systemd",
+    render=render_systemd,
+    file_name=_systemd_unit,
+    default_dir=_systemd_dir,
+    encoding="utf-8",
     install_commands=lambda spec, path: [
         _systemctl(spec, "daemon-reload"),
-        _systemctl(spec, "enable", "--now", _systemd_unit(spec))],
+        _systemctl(spec, "enable", "--now", _systemd_unit(spec)),
+    ],
     uninstall_commands=lambda spec, path: [
-        _systemctl(spec, "disable", "--now", _systemd_unit(spec))],
-    status_command=lambda spec: _systemctl(spec, "status", "--no-pager", "--lines=5",
-                                           _systemd_unit(spec)),
+        _systemctl(spec, "disable", "--now", _systemd_unit(spec))
+    ],
+    status_command=lambda spec: _systemctl(
+        spec, "status", "--no-pager", "--lines=5", _systemd_unit(spec)
+    ),
 )
 
 
 # -- launchd -----------------------------------------------------------------------------------
+
 
 def _launchd_domain(spec: ServiceSpec) -> str:
     # getuid is POSIX-only; rendering a macOS definition on Windows still works.
@@ -84,19 +98,28 @@ def _launchd_dir(spec: ServiceSpec) -> Path:
 
 
 _LAUNCHD = ServicePlatform(
-    key="macos", manager="launchd", render=render_launchd,
-    file_name=lambda spec: f"{launchd_label(spec)}.plist", default_dir=_launchd_dir,
+    key="macos",
+    manager="launchd",
+    render=render_launchd,
+    file_name=lambda spec: f"{launchd_label(spec)}.plist",
+    default_dir=_launchd_dir,
     encoding="utf-8",
-    install_commands=lambda spec, path: [["launchctl", "bootstrap", _launchd_domain(spec),
-                                          str(path)]],
-    uninstall_commands=lambda spec, path: [["launchctl", "bootout",
-                                            f"{_launchd_domain(spec)}/{launchd_label(spec)}"]],
-    status_command=lambda spec: ["launchctl", "print",
-                                 f"{_launchd_domain(spec)}/{launchd_label(spec)}"],
+    install_commands=lambda spec, path: [
+        ["launchctl", "bootstrap", _launchd_domain(spec), str(path)]
+    ],
+    uninstall_commands=lambda spec, path: [
+        ["launchctl", "bootout", f"{_launchd_domain(spec)}/{launchd_label(spec)}"]
+    ],
+    status_command=lambda spec: [
+        "launchctl",
+        "print",
+        f"{_launchd_domain(spec)}/{launchd_label(spec)}",
+    ],
 )
 
 
 # -- Windows Task Scheduler --------------------------------------------------------------------
+
 
 def _task_user(spec: ServiceSpec) -> str:
     return current_user() if spec.user_scope else spec.account
@@ -111,7 +134,8 @@ def _windows_install(spec: ServiceSpec, path: Path) -> Commands:
 
 
 _WINDOWS = ServicePlatform(
-    key="windows", manager="Task Scheduler",
+    key="windows",
+    manager="Task Scheduler",
     render=lambda spec: render_windows_task(spec, user=_task_user(spec)),
     file_name=lambda spec: f"{spec.name}-task.xml",
     # Task Scheduler keeps its own copy; ours stays with the data folder's state.
@@ -120,9 +144,17 @@ _WINDOWS = ServicePlatform(
     install_commands=_windows_install,
     uninstall_commands=lambda spec, path: [
         ["schtasks", "/End", "/TN", windows_task_name(spec)],
-        ["schtasks", "/Delete", "/TN", windows_task_name(spec), "/F"]],
-    status_command=lambda spec: ["schtasks", "/Query", "/TN", windows_task_name(spec),
-                                 "/FO", "LIST", "/V"],
+        ["schtasks", "/Delete", "/TN", windows_task_name(spec), "/F"],
+    ],
+    status_command=lambda spec: [
+        "schtasks",
+        "/Query",
+        "/TN",
+        windows_task_name(spec),
+        "/FO",
+        "LIST",
+        "/V",
+    ],
 )
 
 PLATFORMS: dict[str, ServicePlatform] = {p.key: p for p in (_SYSTEMD, _LAUNCHD, _WINDOWS)}
@@ -139,6 +171,7 @@ def current_platform_key() -> str:
 def platform_for(key: str | None) -> ServicePlatform:
     key = key or current_platform_key()
     if key not in PLATFORMS:
-        raise InputError(f"unknown platform {key!r}; expected one of {', '.join(PLATFORMS)}",
-                         where="--platform")
+        raise InputError(
+            f"unknown platform {key!r}; expected one of {', '.join(PLATFORMS)}", where="--platform"
+        )
     return PLATFORMS[key]

@@ -19,9 +19,17 @@ from xml.sax.saxutils import escape as xml_escape
 from biosegment.errors import BioSegmentError
 from biosegment.system_service.spec import ServiceSpec
 
-__all__ = ["template_dirs", "read_template", "render_systemd", "render_launchd",
-           "render_windows_task", "systemd_quote", "systemd_path", "launchd_label",
-           "windows_task_name"]
+__all__ = [
+    "template_dirs",
+    "read_template",
+    "render_systemd",
+    "render_launchd",
+    "render_windows_task",
+    "systemd_quote",
+    "systemd_path",
+    "launchd_label",
+    "windows_task_name",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -36,8 +44,9 @@ def read_template(relative: str) -> Template:
         path = folder / relative
         if path.is_file():
             return Template(path.read_text(encoding="utf-8"))
-    raise BioSegmentError(f"service template {relative} not found in "
-                          f"{' or '.join(str(d) for d in template_dirs())}")
+    raise BioSegmentError(
+        f"service template {relative} not found in {' or '.join(str(d) for d in template_dirs())}"
+    )
 
 
 def _fill(relative: str, values: dict[str, str]) -> str:
@@ -47,6 +56,7 @@ def _fill(relative: str, values: dict[str, str]) -> str:
 
 # -- systemd -----------------------------------------------------------------------------------
 
+
 def _systemd_plain(text: str) -> str:
     """Escape systemd's specifiers (``%``) and variable references (``$``)."""
     return text.replace("%", "%%").replace("$", "$$")
@@ -55,7 +65,7 @@ def _systemd_plain(text: str) -> str:
 def systemd_quote(arg: str) -> str:
     """One ExecStart argument: double-quoted when it needs to be, with C-style escapes."""
     text = _systemd_plain(arg)
-    if text and not any(ch in text for ch in ' \t"\'\\;'):
+    if text and not any(ch in text for ch in " \t\"'\\;"):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -73,18 +83,22 @@ def render_systemd(spec: ServiceSpec) -> str:
         account_lines = f"User={spec.account}"
         if spec.group:
             account_lines += f"\nGroup={spec.group}"
-    return _fill(template, {
-        "description": _systemd_plain(spec.description),
-        "account_lines": _systemd_plain(account_lines),
-        # RequiresMountsFor= takes a list of paths: quote so that a space stays inside one.
-        "mount_path": systemd_quote(str(spec.working_dir)),
-        "working_dir": systemd_path(spec.working_dir),
-        "exec_start": " ".join(systemd_quote(arg) for arg in spec.command),
-        "name": spec.name,
-    })
+    return _fill(
+        template,
+        {
+            "description": _systemd_plain(spec.description),
+            "account_lines": _systemd_plain(account_lines),
+            # RequiresMountsFor= takes a list of paths: quote so that a space stays inside one.
+            "mount_path": systemd_quote(str(spec.working_dir)),
+            "working_dir": systemd_path(spec.working_dir),
+            "exec_start": " ".join(systemd_quote(arg) for arg in spec.command),
+            "name": spec.name,
+        },
+    )
 
 
 # -- launchd -----------------------------------------------------------------------------------
+
 
 def launchd_label(spec: ServiceSpec) -> str:
     return f"org.biosegment.{spec.name}"
@@ -105,19 +119,26 @@ def render_launchd(spec: ServiceSpec) -> str:
 
 # -- Windows Task Scheduler --------------------------------------------------------------------
 
+
 def windows_task_name(spec: ServiceSpec) -> str:
     return f"\\BioSegment\\{spec.name}"
 
 
 def render_windows_task(spec: ServiceSpec, *, user: str) -> str:
     """The task definition; ``user`` is the account it runs as (the current one for --user)."""
-    template = ("windows/biosegment-user-task.xml.in" if spec.user_scope
-                else "windows/biosegment-task.xml.in")
-    return _fill(template, {
-        "description": xml_escape(spec.description),
-        "task_name": xml_escape(windows_task_name(spec)),
-        "user": xml_escape(user),
-        "command": xml_escape(spec.command[0]),
-        "arguments": xml_escape(subprocess.list2cmdline(spec.command[1:])),
-        "working_dir": xml_escape(str(spec.working_dir)),
-    })
+    template = (
+        "windows/biosegment-user-task.xml.in"
+        if spec.user_scope
+        else "windows/biosegment-task.xml.in"
+    )
+    return _fill(
+        template,
+        {
+            "description": xml_escape(spec.description),
+            "task_name": xml_escape(windows_task_name(spec)),
+            "user": xml_escape(user),
+            "command": xml_escape(spec.command[0]),
+            "arguments": xml_escape(subprocess.list2cmdline(spec.command[1:])),
+            "working_dir": xml_escape(str(spec.working_dir)),
+        },
+    )

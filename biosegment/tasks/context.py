@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from biosegment.errors import CancelledError
 from biosegment.tasks.joblog import JobLog
@@ -25,8 +26,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from biosegment.catalog.store import Catalog
     from biosegment.config import Config
 
-__all__ = ["JobContext", "BlockQueue", "CONTINUES", "REPORT_INTERVAL_S", "HEARTBEAT_S",
-           "STOP_USER", "STOP_SHUTDOWN"]
+__all__ = [
+    "JobContext",
+    "BlockQueue",
+    "CONTINUES",
+    "REPORT_INTERVAL_S",
+    "HEARTBEAT_S",
+    "STOP_USER",
+    "STOP_SHUTDOWN",
+]
 
 #: Progress writes closer together than this are folded into the next one.
 REPORT_INTERVAL_S = 0.5
@@ -63,9 +71,18 @@ class BlockQueue(Protocol):
 class JobContext:
     """One running job: its row, workspace, log, progress reporting and cancel checks."""
 
-    def __init__(self, catalog: Catalog, job: Mapping[str, Any], *, workspace: JobWorkspace,
-                 log: JobLog, config: Config, blocks: BlockQueue,
-                 stop_event: threading.Event | None = None, identity: str = ""):
+    def __init__(
+        self,
+        catalog: Catalog,
+        job: Mapping[str, Any],
+        *,
+        workspace: JobWorkspace,
+        log: JobLog,
+        config: Config,
+        blocks: BlockQueue,
+        stop_event: threading.Event | None = None,
+        identity: str = "",
+    ):
         self.catalog = catalog
         self.config = config
         self._blocks = blocks
@@ -92,8 +109,14 @@ class JobContext:
     def progress(self) -> float:
         return self._progress
 
-    def report(self, fraction: float | None = None, message: str | None = None, *,
-               eta: float | None = None, force: bool = False) -> None:
+    def report(
+        self,
+        fraction: float | None = None,
+        message: str | None = None,
+        *,
+        eta: float | None = None,
+        force: bool = False,
+    ) -> None:
         """Record progress (0..1, never moving backwards) and a message; write when due.
 
         ``eta`` (seconds left) is the caller's estimate when it has a better one than ours.
@@ -130,8 +153,9 @@ class JobContext:
     def add_metrics(self, epoch_metrics: Mapping[str, Any]) -> None:
         """Append one epoch's metrics to the job row and the log."""
         self.catalog.append_job_metrics(self.job_id, dict(epoch_metrics))
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in epoch_metrics.items())
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in epoch_metrics.items()
+        )
         self.log.write(f"metrics: {shown}")
 
     # -- blocks --------------------------------------------------------------------------
@@ -166,8 +190,9 @@ class JobContext:
 
     def __enter__(self) -> JobContext:
         self._heartbeat_stop.clear()
-        self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{self.job_id}",
-                                           daemon=True)
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"heartbeat-{self.job_id}", daemon=True
+        )
         self._heartbeat.start()
         return self
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["JobLog"]
@@ -43,7 +43,7 @@ class JobLog:
         self._handler: _ThreadHandler | None = None
 
     def write(self, message: str, *, level: str = "INFO") -> None:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         lines = str(message).rstrip("\n").splitlines() or [""]
         text = "".join(f"{stamp} {level:<7} {line}\n" for line in lines)
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:

@@ -10,7 +10,7 @@ job that has not finished yet.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from biosegment.errors import InputError
 
@@ -21,10 +21,17 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 def checked_name(value: str, *, where: str) -> str:
     """Return ``value`` if it is a safe output name, else raise :class:`InputError` at ``where``."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value \
-            or value.lower().endswith((".tmp", ".part")):
-        raise InputError(f"{value!r} is not a valid name: use letters, digits, '.', '_', '+' or "
-                         "'-', starting with a letter or digit", where=where)
+    if (
+        not isinstance(value, str)
+        or not NAME_PATTERN.match(value)
+        or ".." in value
+        or value.lower().endswith((".tmp", ".part"))
+    ):
+        raise InputError(
+            f"{value!r} is not a valid name: use letters, digits, '.', '_', '+' or "
+            "'-', starting with a letter or digit",
+            where=where,
+        )
     return value
 
 

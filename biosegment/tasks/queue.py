@@ -12,16 +12,24 @@ it attaches a :class:`TaskTarget` (the job runner) with :func:`attach_runner`, s
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 from biosegment.config import Config
 from biosegment.folder_names import QUEUE_FILE
 
-__all__ = ["make_huey", "QueueTasks", "TaskTarget", "queue_tasks", "attach_runner",
-           "pending_job_messages", "pending_blocks"]
+__all__ = [
+    "make_huey",
+    "QueueTasks",
+    "TaskTarget",
+    "queue_tasks",
+    "attach_runner",
+    "pending_job_messages",
+    "pending_blocks",
+]
 
 
 class TaskTarget(Protocol):
@@ -36,19 +44,21 @@ class TaskTarget(Protocol):
 class QueueTasks:
     """The task wrappers registered on one Huey instance; calling one enqueues it."""
 
-    run_job: Callable        #: run_job(job_id): claim a queued job and run it (or split it)
+    run_job: Callable  #: run_job(job_id): claim a queued job and run it (or split it)
     segment_block: Callable  #: segment_block(job_id, index): one z-block of a split segmentation
     runner: TaskTarget | None = None
 
     def current_runner(self) -> TaskTarget:
         """The runner attached to execute tasks in this process."""
         if self.runner is None:
-            raise RuntimeError("this process consumes the queue without a job runner; "
-                               "attach one with biosegment.tasks.queue.attach_runner")
+            raise RuntimeError(
+                "this process consumes the queue without a job runner; "
+                "attach one with biosegment.tasks.queue.attach_runner"
+            )
         return self.runner
 
 
-_TASKS: "weakref.WeakKeyDictionary[Huey, QueueTasks]" = weakref.WeakKeyDictionary()
+_TASKS: weakref.WeakKeyDictionary[Huey, QueueTasks] = weakref.WeakKeyDictionary()
 
 
 def make_huey(config: Config) -> Huey:
@@ -61,8 +71,13 @@ def make_huey(config: Config) -> Huey:
         huey: Huey = RedisHuey(config.queue.name, url=config.queue.url, results=False, utc=True)
     else:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(config.queue.name, filename=str(config.state_dir / QUEUE_FILE),
-                          results=False, utc=True, timeout=30)
+        huey = SqliteHuey(
+            config.queue.name,
+            filename=str(config.state_dir / QUEUE_FILE),
+            results=False,
+            utc=True,
+            timeout=30,
+        )
     _register_tasks(huey)
     return huey
 
@@ -76,8 +91,10 @@ def _register_tasks(huey: Huey) -> None:
     def segment_block(job_id: str, index: int) -> None:
         holder[0].current_runner().run_block(job_id, int(index))
 
-    tasks = QueueTasks(run_job=huey.task(name="run_job")(run_job),
-                       segment_block=huey.task(name="segment_block")(segment_block))
+    tasks = QueueTasks(
+        run_job=huey.task(name="run_job")(run_job),
+        segment_block=huey.task(name="segment_block")(segment_block),
+    )
     holder.append(tasks)
     _TASKS[huey] = tasks
 
@@ -97,8 +114,10 @@ def attach_runner(huey: Huey, runner: TaskTarget) -> None:
 
 def pending_job_messages(huey: Huey) -> list[tuple[str, tuple]]:
     """``(task name, args)`` of every message still waiting in the queue."""
-    names = {queue_tasks(huey).run_job.task_class.__name__: "run_job",
-             queue_tasks(huey).segment_block.task_class.__name__: "segment_block"}
+    names = {
+        queue_tasks(huey).run_job.task_class.__name__: "run_job",
+        queue_tasks(huey).segment_block.task_class.__name__: "segment_block",
+    }
     out = []
     for task in huey.pending():
         kind = names.get(type(task).__name__)
@@ -109,5 +128,8 @@ def pending_job_messages(huey: Huey) -> list[tuple[str, tuple]]:
 
 def pending_blocks(huey: Huey, job_id: str) -> set[int]:
     """Indices of the blocks of job ``job_id`` still waiting in the queue."""
-    return {int(args[1]) for kind, args in pending_job_messages(huey)
-            if kind == "segment_block" and len(args) == 2 and args[0] == job_id}
+    return {
+        int(args[1])
+        for kind, args in pending_job_messages(huey)
+        if kind == "segment_block" and len(args) == 2 and args[0] == job_id
+    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,22 +44,23 @@ def _age_seconds(timestamp: str | None) -> float:
     except ValueError:
         return float("inf")
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - moment).total_seconds()
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds()
 
 
 @dataclass(slots=True)
 class RecoveryReport:
-    requeued: list[str] = field(default_factory=list)    #: orphaned running jobs, queued again
-    enqueued: list[str] = field(default_factory=list)    #: queued jobs missing from the queue
-    cancelled: list[str] = field(default_factory=list)   #: orphans whose cancel was requested
+    requeued: list[str] = field(default_factory=list)  #: orphaned running jobs, queued again
+    enqueued: list[str] = field(default_factory=list)  #: queued jobs missing from the queue
+    cancelled: list[str] = field(default_factory=list)  #: orphans whose cancel was requested
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.enqueued or self.cancelled)
 
 
-def recover_jobs(catalog: Catalog, huey: Huey, root: Path, *,
-                 queued_grace_s: float = QUEUED_GRACE_S) -> RecoveryReport:
+def recover_jobs(
+    catalog: Catalog, huey: Huey, root: Path, *, queued_grace_s: float = QUEUED_GRACE_S
+) -> RecoveryReport:
     """Re-queue orphaned and lost jobs of the data folder ``root``; see the module docstring.
 
     ``queued_grace_s``: how old a queued job's row must be before a missing queue message is
@@ -67,19 +68,26 @@ def recover_jobs(catalog: Catalog, huey: Huey, root: Path, *,
     """
     report = RecoveryReport()
     tasks = queue_tasks(huey)
-    pending = {args[0] for kind, args in pending_job_messages(huey)
-               if kind == "run_job" and args}
+    pending = {args[0] for kind, args in pending_job_messages(huey) if kind == "run_job" and args}
     for job in catalog.jobs_in_state("running"):
         if runner_alive(root, job.get("worker")):
             continue
         if job.get("cancel_requested"):
-            catalog.update_job(job["id"], state="cancelled", eta=None,
-                               message="cancelled (its runner stopped before it could)")
+            catalog.update_job(
+                job["id"],
+                state="cancelled",
+                eta=None,
+                message="cancelled (its runner stopped before it could)",
+            )
             report.cancelled.append(job["id"])
             continue
-        catalog.update_job(job["id"], state="queued", eta=None,
-                           message=f"its runner ({job.get('worker') or 'unknown'}) stopped; "
-                                   "resuming from the last checkpoint")
+        catalog.update_job(
+            job["id"],
+            state="queued",
+            eta=None,
+            message=f"its runner ({job.get('worker') or 'unknown'}) stopped; "
+            "resuming from the last checkpoint",
+        )
         if job["id"] not in pending:
             tasks.run_job(job["id"])
             pending.add(job["id"])
@@ -90,6 +98,10 @@ def recover_jobs(catalog: Catalog, huey: Huey, root: Path, *,
             pending.add(job["id"])
             report.enqueued.append(job["id"])
     if report:
-        log.info("recovered jobs: requeued %s, enqueued %s, cancelled %s",
-                 report.requeued, report.enqueued, report.cancelled)
+        log.info(
+            "recovered jobs: requeued %s, enqueued %s, cancelled %s",
+            report.requeued,
+            report.enqueued,
+            report.cancelled,
+        )
     return report

@@ -21,12 +21,13 @@ import logging
 import threading
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
-from biosegment.folder_lock import PresenceLock
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
+from biosegment.folder_lock import PresenceLock
 from biosegment.tasks import queue
 from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext
 from biosegment.tasks.joblog import JobLog
@@ -60,8 +61,15 @@ class JobRunner:
         them on the queue; interrupted work still goes back to the queue.
     """
 
-    def __init__(self, config: Config, *, role: str = "worker", huey: "Huey | None" = None,
-                 stop_event: threading.Event | None = None, immediate: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        role: str = "worker",
+        huey: Huey | None = None,
+        stop_event: threading.Event | None = None,
+        immediate: bool = False,
+    ):
         self.config = config
         self.huey = huey
         self.immediate = immediate or huey is None
@@ -103,9 +111,13 @@ class JobRunner:
             if row["state"] != "running":
                 return  # cancelled, failed, finished, or re-queued for a fresh plan
             row = catalog.update_job(job_id, worker=self.identity)
-            self._execute(catalog, row, lambda ctx: run_segment_block(ctx, index),
-                          on_shutdown=lambda ctx: self._block_interrupted(catalog, ctx, index),
-                          label=f"block {index}")
+            self._execute(
+                catalog,
+                row,
+                lambda ctx: run_segment_block(ctx, index),
+                on_shutdown=lambda ctx: self._block_interrupted(catalog, ctx, index),
+                label=f"block {index}",
+            )
         finally:
             catalog.close()
 
@@ -158,25 +170,47 @@ class JobRunner:
                 return row
             handler = JOB_HANDLERS.get(row["kind"])
             if handler is None:
-                return catalog.update_job(job_id, state="failed",
-                                          message=f"unknown job kind {row['kind']!r}")
-            self._execute(catalog, row, handler,
-                          on_shutdown=lambda ctx: self._job_interrupted(catalog, ctx),
-                          label=row["kind"])
+                return catalog.update_job(
+                    job_id, state="failed", message=f"unknown job kind {row['kind']!r}"
+                )
+            self._execute(
+                catalog,
+                row,
+                handler,
+                on_shutdown=lambda ctx: self._job_interrupted(catalog, ctx),
+                label=row["kind"],
+            )
             return catalog.job(job_id)
         finally:
             catalog.close()
 
-    def _execute(self, catalog, row: dict, work: Callable, *,
-                 on_shutdown: Callable[[JobContext], None], label: str) -> None:
+    def _execute(
+        self,
+        catalog,
+        row: dict,
+        work: Callable,
+        *,
+        on_shutdown: Callable[[JobContext], None],
+        label: str,
+    ) -> None:
         job_id = row["id"]
         workspace = JobWorkspace.of(self.config, job_id).create()
         job_log = JobLog(workspace.log_file)
         if row.get("log_path") != workspace.log_location:
             catalog.update_job(job_id, log_path=workspace.log_location)
-        with job_log, JobContext(catalog, row, workspace=workspace, log=job_log,
-                                 config=self.config, blocks=self, stop_event=self.stop_event,
-                                 identity=self.identity) as ctx:
+        with (
+            job_log,
+            JobContext(
+                catalog,
+                row,
+                workspace=workspace,
+                log=job_log,
+                config=self.config,
+                blocks=self,
+                stop_event=self.stop_event,
+                identity=self.identity,
+            ) as ctx,
+        ):
             job_log.write(f"{label}: attempt {row.get('attempts')} on {self.identity}")
             ctx.report(None, f"{label} started on {self.identity}", force=True)
             try:
@@ -187,8 +221,7 @@ class JobRunner:
                     on_shutdown(ctx)
                 else:
                     job_log.write("cancelled")
-                    self._finish(catalog, job_id, state="cancelled", eta=None,
-                                 message="cancelled")
+                    self._finish(catalog, job_id, state="cancelled", eta=None, message="cancelled")
             except KeyboardInterrupt:
                 ctx.log.write("interrupted (Ctrl-C); the work done so far is kept")
                 on_shutdown(ctx)
@@ -198,20 +231,32 @@ class JobRunner:
                 self._finish(catalog, job_id, state="failed", message=str(exc))
             except Exception as exc:  # a bug or a broken file: the job fails, the worker lives
                 job_log.write(traceback.format_exc(), level="ERROR")
-                self._finish(catalog, job_id, state="failed",
-                             message=f"{type(exc).__name__}: {exc}")
+                self._finish(
+                    catalog, job_id, state="failed", message=f"{type(exc).__name__}: {exc}"
+                )
             else:
                 if outcome is CONTINUES:
                     ctx.flush()
                     return
                 ctx.flush()
                 job_log.write("succeeded")
-                self._finish(catalog, job_id, state="succeeded", progress=1.0, eta=0.0,
-                             message="done", result=outcome)
+                self._finish(
+                    catalog,
+                    job_id,
+                    state="succeeded",
+                    progress=1.0,
+                    eta=0.0,
+                    message="done",
+                    result=outcome,
+                )
 
     def _job_interrupted(self, catalog, ctx: JobContext) -> None:
-        catalog.update_job(ctx.job_id, state="queued", eta=None,
-                           message="interrupted by shutdown; resumes where it stopped")
+        catalog.update_job(
+            ctx.job_id,
+            state="queued",
+            eta=None,
+            message="interrupted by shutdown; resumes where it stopped",
+        )
         if not self._give_back(ctx.job_id):
             ctx.log.write("no queue here: the next daemon or worker start resumes it")
 

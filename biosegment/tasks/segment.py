@@ -20,18 +20,17 @@ import shutil
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from biosegment import __version__
-from biosegment.folder_lock import runner_alive
 from biosegment.errors import InputError
+from biosegment.folder_lock import runner_alive
 from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
 
 __all__ = ["run_segment", "run_segment_block", "segmentation_folder"]
-
 
 
 def segmentation_folder(root: Path, dataset: str, name: str) -> Path:
@@ -51,8 +50,9 @@ class _Inputs:
     model_row: dict
 
 
-def _settings(ctx: JobContext, dims: int, normalisation: dict | None = None,
-              zoom: float | None = None):
+def _settings(
+    ctx: JobContext, dims: int, normalisation: dict | None = None, zoom: float | None = None
+):
     from biosegment.engine.inference import InferenceSettings
 
     params = ctx.params
@@ -60,11 +60,14 @@ def _settings(ctx: JobContext, dims: int, normalisation: dict | None = None,
     if isinstance(window, int):
         window = (window,) * dims  # one edge for every axis the network sees
     return InferenceSettings(
-        block_z=params.get("block_z"), batch_size=params.get("batch_size"),
+        block_z=params.get("block_z"),
+        batch_size=params.get("batch_size"),
         window=None if window is None else tuple(window),
         precision=params.get("precision") or "auto",
         device=params.get("device") or ctx.config.engine.device,
-        normalisation=normalisation, zoom=zoom)
+        normalisation=normalisation,
+        zoom=zoom,
+    )
 
 
 def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
@@ -102,10 +105,16 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
     count = len(inputs.blocks)
     ctx.check_cancel()
     ctx.report(total_done / count, f"block {index + 1} of {count} (z {z0}-{z1 - 1})")
-    segment_block(inputs.volume, inputs.model, z0, z1, settings=inputs.settings,
-                  parts_dir=ctx.workspace.parts_dir,
-                  progress=lambda f: ctx.report((total_done + f) / count),
-                  should_cancel=ctx.should_cancel)
+    segment_block(
+        inputs.volume,
+        inputs.model,
+        z0,
+        z1,
+        settings=inputs.settings,
+        parts_dir=ctx.workspace.parts_dir,
+        progress=lambda f: ctx.report((total_done + f) / count),
+        should_cancel=ctx.should_cancel,
+    )
     ctx.log.write(f"block {index + 1}/{count} (z {z0}-{z1 - 1}) done")
 
 
@@ -122,12 +131,15 @@ def run_segment(ctx: JobContext):
         count = len(inputs.blocks)
         done = _done_blocks(ctx, inputs)
         todo = [i for i in range(count) if i not in done]
-        ctx.log.write(f"{ctx.params['dataset']} {list(inputs.volume.shape)} with "
-                      f"{ctx.params['model']}: {count} block(s), {len(done)} already done")
+        ctx.log.write(
+            f"{ctx.params['dataset']} {list(inputs.volume.shape)} with "
+            f"{ctx.params['model']}: {count} block(s), {len(done)} already done"
+        )
         if todo and count > 1:
             # Reported before the blocks are handed out: a runner may start on them at once.
-            ctx.report(len(done) / count, f"{len(todo)} of {count} blocks queued for workers",
-                       force=True)
+            ctx.report(
+                len(done) / count, f"{len(todo)} of {count} blocks queued for workers", force=True
+            )
             pending = ctx.pending_blocks()
             for index in todo:
                 if index not in pending:
@@ -143,8 +155,9 @@ def run_segment_block(ctx: JobContext, index: int):
     with ExitStack() as stack:
         inputs = _open_inputs(ctx, stack)
         if not 0 <= index < len(inputs.blocks):
-            raise InputError(f"block {index} is not in the plan of {len(inputs.blocks)} blocks",
-                             where="block")
+            raise InputError(
+                f"block {index} is not in the plan of {len(inputs.blocks)} blocks", where="block"
+            )
         done = _done_blocks(ctx, inputs)
         if index not in done:
             _compute_block(ctx, inputs, index, len(done))
@@ -192,7 +205,7 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
         "settings": inputs.settings.as_dict(),
         "blocks": [list(b) for b in inputs.blocks],
         "job": ctx.job_id,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "biosegment": __version__,
         "location": labels_location,
     }
@@ -209,8 +222,11 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
     if final.exists():
         existing = _read_card(final)
         if existing.get("job") != ctx.job_id:
-            raise InputError(f"segmentation {dataset}/{name} appeared while this job ran; "
-                             "nothing was overwritten", source=relative_to_root(root, final))
+            raise InputError(
+                f"segmentation {dataset}/{name} appeared while this job ran; "
+                "nothing was overwritten",
+                source=relative_to_root(root, final),
+            )
         return _register(ctx, final, existing)
     ctx.report(None, "writing the segmentation", force=True)
     started = time.monotonic()
@@ -230,12 +246,16 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
     output_format = ctx.params.get("output_format") or ctx.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
     if not (staging / labels_name).exists():
-        assemble_labels(ctx.workspace.parts_dir, staging, output_format=output_format,
-                        voxel_size=inputs.volume.voxel_size, classes=inputs.card.classes)
+        assemble_labels(
+            ctx.workspace.parts_dir,
+            staging,
+            output_format=output_format,
+            voxel_size=inputs.volume.voxel_size,
+            classes=inputs.card.classes,
+        )
     card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
     card["labels"] = labels_name
-    (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n",
-                                             encoding="utf-8")
+    (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     os.replace(staging, final)
     ctx.log.write(f"wrote {relative_to_root(root, final)}/ in {time.monotonic() - started:.1f} s")
     return _register(ctx, final, card)
@@ -243,8 +263,7 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
 
 def _already_published(ctx: JobContext) -> dict | None:
     """A re-run after a crash that followed the final rename only needs the catalog row."""
-    final = segmentation_folder(ctx.config.data_dir, ctx.params["dataset"],
-                                ctx.params["name"])
+    final = segmentation_folder(ctx.config.data_dir, ctx.params["dataset"], ctx.params["name"])
     card = _read_card(final) if final.is_dir() else {}
     if card.get("job") == ctx.job_id:
         return _register(ctx, final, card)
@@ -260,11 +279,21 @@ def _read_card(folder: Path) -> dict:
 
 
 def _register(ctx: JobContext, final: Path, card: dict) -> dict:
-    location = relative_to_root(ctx.config.data_dir,
-                                final / card.get("labels", SEGMENTATION_LABELS))
-    ctx.catalog.upsert_segmentation(dataset=ctx.params["dataset"], name=ctx.params["name"],
-                                    model=ctx.params["model"], location=location, state="ok",
-                                    error=None, origin="scan")
+    location = relative_to_root(
+        ctx.config.data_dir, final / card.get("labels", SEGMENTATION_LABELS)
+    )
+    ctx.catalog.upsert_segmentation(
+        dataset=ctx.params["dataset"],
+        name=ctx.params["name"],
+        model=ctx.params["model"],
+        location=location,
+        state="ok",
+        error=None,
+        origin="scan",
+    )
     shutil.rmtree(ctx.workspace.parts_dir, ignore_errors=True)
-    return {"segmentation": f"{ctx.params['dataset']}/{ctx.params['name']}",
-            "location": location, "shape": card.get("shape")}
+    return {
+        "segmentation": f"{ctx.params['dataset']}/{ctx.params['name']}",
+        "location": location,
+        "shape": card.get("shape"),
+    }

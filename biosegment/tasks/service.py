@@ -11,9 +11,10 @@ wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset, model o
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
@@ -26,13 +27,13 @@ __all__ = ["JobService", "SEGMENT_OPTIONS", "TRAIN_OPTIONS", "DEFAULT_EPOCHS", "
 
 #: Options ``submit_segment`` accepts, and the type each must have.
 SEGMENT_OPTIONS: dict[str, type | tuple] = {
-    "block_z": int,          # slices per z-block; a volume of several blocks is shared by workers
-    "batch_size": int,       # windows per forward pass
-    "window": int,           # window edge (default: whole slices up to 512x512)
-    "precision": str,        # auto, fp32 or bf16
-    "device": str,           # overrides [engine] device
-    "trigger": str,          # who asked: "cli", "ui", "auto"
-    "output_format": str,    # tiff or ome-zarr; overrides [engine] segmentation_format
+    "block_z": int,  # slices per z-block; a volume of several blocks is shared by workers
+    "batch_size": int,  # windows per forward pass
+    "window": int,  # window edge (default: whole slices up to 512x512)
+    "precision": str,  # auto, fp32 or bf16
+    "device": str,  # overrides [engine] device
+    "trigger": str,  # who asked: "cli", "ui", "auto"
+    "output_format": str,  # tiff or ome-zarr; overrides [engine] segmentation_format
 }
 #: Options ``submit_train`` accepts.
 TRAIN_OPTIONS: dict[str, type | tuple] = {
@@ -43,8 +44,8 @@ TRAIN_OPTIONS: dict[str, type | tuple] = {
     "crop_size": int,
     "learning_rate": (int, float),
     "validation_fraction": (int, float),
-    "feature_maps": int,     # a new network (no base model): its width ...
-    "levels": int,           # ... and depth
+    "feature_maps": int,  # a new network (no base model): its width ...
+    "levels": int,  # ... and depth
     "dims": int,
     "norm": str,
     "seed": int,
@@ -61,14 +62,16 @@ def _checked_options(options: Mapping[str, Any], allowed: Mapping[str, type | tu
     checked = {}
     for key, value in options.items():
         if key not in allowed:
-            raise InputError(f"unknown option; expected one of {', '.join(sorted(allowed))}",
-                             where=key)
+            raise InputError(
+                f"unknown option; expected one of {', '.join(sorted(allowed))}", where=key
+            )
         if value is None:
             continue
         kind = allowed[key]
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise InputError(f"expected {getattr(kind, '__name__', 'a number')}, got {value!r}",
-                             where=key)
+            raise InputError(
+                f"expected {getattr(kind, '__name__', 'a number')}, got {value!r}", where=key
+            )
         if isinstance(value, (int, float)) and key != "learning_rate" and value < 0:
             raise InputError("must not be negative", where=key)
         checked[key] = value
@@ -103,6 +106,7 @@ class JobService:
         with self._lock:
             if self._huey is None:
                 from biosegment.tasks.queue import make_huey
+
                 self._huey = make_huey(self.config)
             return self._huey
 
@@ -115,21 +119,24 @@ class JobService:
     def enqueue(self, job_id: str) -> None:
         """Put a job id on the queue (the job row must exist and be ``queued``)."""
         from biosegment.tasks.queue import queue_tasks
+
         queue_tasks(self.huey).run_job(job_id)
 
     def _create(self, kind: str, params: dict, enqueue: bool) -> dict:
         catalog = self.catalog
         row = catalog.create_job(kind, params)
         workspace = JobWorkspace.of(self.config, row["id"])
-        row = catalog.update_job(row["id"], log_path=workspace.log_location,
-                                 message="waiting for a worker" if enqueue else "starting")
+        row = catalog.update_job(
+            row["id"],
+            log_path=workspace.log_location,
+            message="waiting for a worker" if enqueue else "starting",
+        )
         if enqueue:
             try:
                 self.enqueue(row["id"])
             except Exception as exc:
                 # A job nobody will ever run must not sit in the list as "queued".
-                catalog.update_job(row["id"], state="failed",
-                                   message=f"could not be queued: {exc}")
+                catalog.update_job(row["id"], state="failed", message=f"could not be queued: {exc}")
                 raise
         return catalog.job(row["id"])
 
@@ -146,8 +153,9 @@ class JobService:
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit_segment(self, dataset: str, model: str, *, name: str | None = None,
-                       enqueue: bool = True, **options) -> dict:
+    def submit_segment(
+        self, dataset: str, model: str, *, name: str | None = None, enqueue: bool = True, **options
+    ) -> dict:
         """Queue a segmentation of ``dataset`` with ``model``; return its job row.
 
         The result goes to ``segmentations/<dataset>/<name>/`` (default name: the model's,
@@ -171,16 +179,27 @@ class JobService:
         if name is not None:
             checked_name(name, where="name")
             if name in existing:
-                raise InputError(f"segmentation {dataset}/{name} already exists or is being "
-                                 "made; choose another name", where="name")
+                raise InputError(
+                    f"segmentation {dataset}/{name} already exists or is being "
+                    "made; choose another name",
+                    where="name",
+                )
         else:
             name = unique_name(model, existing)
         params = {"dataset": dataset, "model": model, "name": name, **checked}
         return self._create("segment", params, enqueue)
 
-    def submit_train(self, *, annotation: str | None = None, dataset: str | None = None,
-                     base_model: str | None = None, epochs: int = DEFAULT_EPOCHS,
-                     name: str | None = None, enqueue: bool = True, **options) -> dict:
+    def submit_train(
+        self,
+        *,
+        annotation: str | None = None,
+        dataset: str | None = None,
+        base_model: str | None = None,
+        epochs: int = DEFAULT_EPOCHS,
+        name: str | None = None,
+        enqueue: bool = True,
+        **options,
+    ) -> dict:
         """Queue a training run; return its job row.
 
         Training data: an annotation (``name`` or ``dataset/name``), or the ground truth of
@@ -192,8 +211,9 @@ class JobService:
         if base_model is not None:
             catalog.require_usable("model", base_model, where="base_model")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InputError(f"expected a whole number of at least 1, got {epochs!r}",
-                             where="epochs")
+            raise InputError(
+                f"expected a whole number of at least 1, got {epochs!r}", where="epochs"
+            )
         checked = _checked_options(options, TRAIN_OPTIONS)
         existing = {m["name"] for m in catalog.models()}
         models_dir = self.root / MODELS_DIR
@@ -203,32 +223,49 @@ class JobService:
         if name is not None:
             checked_name(name, where="name")
             if name in existing:
-                raise InputError(f"model {name!r} already exists or is being trained; choose "
-                                 "another name", where="name")
+                raise InputError(
+                    f"model {name!r} already exists or is being trained; choose another name",
+                    where="name",
+                )
         else:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+            stamp = datetime.now(UTC).strftime("%Y%m%d")
             base = f"{base_model or 'unet'}-{source_dataset}-{stamp}"
             name = unique_name(base, existing)
-        params = {"dataset": source_dataset, "annotation": annotation_name,
-                  "base_model": base_model, "epochs": epochs, "name": name, **checked}
+        params = {
+            "dataset": source_dataset,
+            "annotation": annotation_name,
+            "base_model": base_model,
+            "epochs": epochs,
+            "name": name,
+            **checked,
+        }
         return self._create("train", params, enqueue)
 
-    def _training_source(self, annotation: str | None, dataset: str | None) -> tuple[str, str | None]:
+    def _training_source(
+        self, annotation: str | None, dataset: str | None
+    ) -> tuple[str, str | None]:
         catalog = self.catalog
         if annotation is None:
             if dataset is None:
-                raise InputError("give an annotation, or a dataset with ground truth",
-                                 where="annotation")
+                raise InputError(
+                    "give an annotation, or a dataset with ground truth", where="annotation"
+                )
             row = catalog.dataset(dataset)
             if not row.get("ground_truth"):
-                raise InputError(f"dataset {dataset!r} has no ground truth (EM/{dataset}/labels/); "
-                                 "give an annotation to train from", where="dataset")
+                raise InputError(
+                    f"dataset {dataset!r} has no ground truth (EM/{dataset}/labels/); "
+                    "give an annotation to train from",
+                    where="dataset",
+                )
             return dataset, None
         if "/" in annotation:
             dataset_part, name_part = annotation.split("/", 1)
             if dataset is not None and dataset != dataset_part:
-                raise InputError(f"annotation {annotation!r} belongs to dataset {dataset_part!r},"
-                                 f" not {dataset!r}", where="annotation")
+                raise InputError(
+                    f"annotation {annotation!r} belongs to dataset {dataset_part!r},"
+                    f" not {dataset!r}",
+                    where="annotation",
+                )
             dataset, annotation = dataset_part, name_part
         if dataset is not None:
             catalog.annotation(dataset, annotation)  # raises NotFoundError
@@ -238,8 +275,11 @@ class JobService:
             raise NotFoundError(f"no annotation {annotation!r}")
         if len(matches) > 1:
             choices = ", ".join(f"{a['dataset']}/{a['name']}" for a in matches)
-            raise InputError(f"annotation name {annotation!r} is used in several datasets; "
-                             f"write dataset/name: {choices}", where="annotation")
+            raise InputError(
+                f"annotation name {annotation!r} is used in several datasets; "
+                f"write dataset/name: {choices}",
+                where="annotation",
+            )
         return matches[0]["dataset"], annotation
 
     # -- managing --------------------------------------------------------------------------
@@ -252,8 +292,10 @@ class JobService:
         """Submit a failed or cancelled job again, as a new job with the same parameters."""
         old = self.catalog.job(job_id)
         if old["state"] not in ("failed", "cancelled"):
-            raise InputError(f"job {old['id']} is {old['state']}; only failed or cancelled jobs "
-                             "can be retried", where="job")
+            raise InputError(
+                f"job {old['id']} is {old['state']}; only failed or cancelled jobs can be retried",
+                where="job",
+            )
         params = {k: v for k, v in (old.get("params") or {}).items() if k != "retry_of"}
         params["retry_of"] = old["id"]
         return self._create(old["kind"], params, enqueue=enqueue)
@@ -265,8 +307,9 @@ class JobService:
         """Jobs newest first; filters: ``state``, ``kind``, ``limit``."""
         unknown = set(filters) - {"state", "kind", "limit"}
         if unknown:
-            raise InputError("unknown filter; expected state, kind or limit",
-                             where=", ".join(sorted(unknown)))
+            raise InputError(
+                "unknown filter; expected state, kind or limit", where=", ".join(sorted(unknown))
+            )
         return self.catalog.jobs(**filters)
 
     def job_log(self, job_id: str) -> str:

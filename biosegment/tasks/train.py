@@ -19,8 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.errors import InputError
-from biosegment.folder_names import (LAST_EPOCH_DIR, MODEL_CARD, MODEL_WEIGHTS, MODELS_DIR,
-                                     TRAINING_STATE)
+from biosegment.folder_names import (
+    LAST_EPOCH_DIR,
+    MODEL_CARD,
+    MODEL_WEIGHTS,
+    MODELS_DIR,
+    TRAINING_STATE,
+)
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import JobContext
 
@@ -30,8 +35,16 @@ __all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
 DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
 # Files of the training folder that are working state, not part of the published model.
 _WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
-_TRAIN_KEYS = ("steps_per_epoch", "max_steps", "time_budget_s", "batch_size", "crop_size",
-               "learning_rate", "validation_fraction", "seed")
+_TRAIN_KEYS = (
+    "steps_per_epoch",
+    "max_steps",
+    "time_budget_s",
+    "batch_size",
+    "crop_size",
+    "learning_rate",
+    "validation_fraction",
+    "seed",
+)
 
 
 def training_folder(ctx: JobContext) -> Path:
@@ -44,8 +57,9 @@ def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
     folder = catalog.path_of(row)
     slices = row.get("slices") or []
     if not slices:
-        raise InputError("the annotation has no painted slices yet",
-                         source=row["location"], where="slices")
+        raise InputError(
+            "the annotation has no painted slices yet", source=row["location"], where="slices"
+        )
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
 
@@ -57,8 +71,9 @@ def _labels_from_ground_truth(catalog, dataset: dict) -> np.ndarray:
         raise InputError(f"dataset {dataset['name']!r} has no ground truth", where="dataset")
     with open_volume(catalog.path_of(dataset, "ground_truth")) as labels:
         binary = is_binary_mask(labels)
-        return np.asarray(read_class_ids(labels.read_block(0, labels.shape[0]), binary=binary),
-                          dtype=np.uint8)
+        return np.asarray(
+            read_class_ids(labels.read_block(0, labels.shape[0]), binary=binary), dtype=np.uint8
+        )
 
 
 def _classes_for(ctx: JobContext, dataset: dict) -> list[dict] | None:
@@ -113,24 +128,30 @@ def run_train(ctx: JobContext) -> dict:
     options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
     with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
         result = train_model(
-            training=[(volume, labels)], output=folder,
-            architecture=None if base_path else architecture, base_model=base_path,
+            training=[(volume, labels)],
+            output=folder,
+            architecture=None if base_path else architecture,
+            base_model=base_path,
             classes=_classes_for(ctx, dataset) if base_path is None else None,
-            name=params["name"], epochs=params.get("epochs"),
+            name=params["name"],
+            epochs=params.get("epochs"),
             device=params.get("device") or ctx.config.engine.device,
-            parent=params.get("base_model"), resume=True,
+            parent=params.get("base_model"),
+            resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
             on_epoch=lambda record: ctx.add_metrics(_json_ready(record)),
-            should_cancel=ctx.should_cancel, **options)
+            should_cancel=ctx.should_cancel,
+            **options,
+        )
     # The row gets the run's complete history: epochs from before a restart included, once each.
     catalog.update_job(ctx.job_id, metrics=[_json_ready(r) for r in result.history])
     if result.best_epoch is None or not result.checkpoint.is_file():
-        raise InputError("training ended before a single epoch finished; nothing to save",
-                         where="epochs")
+        raise InputError(
+            "training ended before a single epoch finished; nothing to save", where="epochs"
+        )
     _publish(ctx, folder, final)
-    return _register(ctx, final, stopped_by=result.stopped_by,
-                     best_epoch=result.best_epoch)
+    return _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
 
 
 def _json_ready(record: dict) -> dict:
@@ -142,6 +163,7 @@ def _json_ready(record: dict) -> dict:
         if isinstance(value, np.generic):
             return value.item()
         return value
+
     return convert(record)
 
 
@@ -161,9 +183,11 @@ def _published_by(final: Path, job_id: str) -> bool:
 
 def _publish(ctx: JobContext, folder: Path, final: Path) -> None:
     if final.exists():
-        raise InputError(f"{MODELS_DIR}/{final.name} appeared while this job ran; nothing was "
-                         "overwritten (the trained model stays in the job folder)",
-                         where="name")
+        raise InputError(
+            f"{MODELS_DIR}/{final.name} appeared while this job ran; nothing was "
+            "overwritten (the trained model stays in the job folder)",
+            where="name",
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     # One rename publishes the model; the working files go after it, so a crash in between
     # leaves either a resumable job folder or a published model, never neither.
@@ -188,12 +212,23 @@ def _register(ctx: JobContext, final: Path, **extra) -> dict:
     _drop_working_files(final)
     _, card = load_model(final)
     location = relative_to_root(root, final / MODEL_WEIGHTS)
-    ctx.catalog.upsert_model(name=final.name, location=location,
-                             architecture=dict(card.architecture), classes=list(card.classes),
-                             parent=ctx.params.get("base_model"),
-                             metrics=_json_ready(list(card.metrics)) or None,
-                             state="ok", error=None, origin="scan")
+    ctx.catalog.upsert_model(
+        name=final.name,
+        location=location,
+        architecture=dict(card.architecture),
+        classes=list(card.classes),
+        parent=ctx.params.get("base_model"),
+        metrics=_json_ready(list(card.metrics)) or None,
+        state="ok",
+        error=None,
+        origin="scan",
+    )
     best = next((m for m in card.metrics if m.get("epoch") == extra.get("best_epoch")), None)
-    return {"model": final.name, "location": location, "parent": ctx.params.get("base_model"),
-            "epochs": len([m for m in card.metrics if m.get("epoch")]), **extra,
-            "best": _json_ready(best) if best else None}
+    return {
+        "model": final.name,
+        "location": location,
+        "parent": ctx.params.get("base_model"),
+        "epochs": len([m for m in card.metrics if m.get("epoch")]),
+        **extra,
+        "best": _json_ready(best) if best else None,
+    }

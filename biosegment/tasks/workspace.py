@@ -21,8 +21,8 @@ __all__ = ["JobWorkspace"]
 class JobWorkspace:
     """The working folder of one job, and the names of the files in it."""
 
-    root: Path          #: the data folder
-    state_dir: Path     #: ``<root>/.biosegment``
+    root: Path  #: the data folder
+    state_dir: Path  #: ``<root>/.biosegment``
     job_id: str
 
     @classmethod
@@ -41,7 +41,6 @@ class JobWorkspace:
     def log_location(self) -> str:
         """The log's location relative to the data folder (what the job row stores)."""
         return relative_to_root(self.root, self.log_file)
-
 
     @property
     def parts_dir(self) -> Path:

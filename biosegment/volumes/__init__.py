@@ -12,19 +12,34 @@ from here.
 
 from __future__ import annotations
 
-from biosegment.volumes.base import (SUPPORTED_DTYPES, PyramidLevel, VolumeInfo, VolumeReader,
-                                     normalise)
+from biosegment.volumes.base import (
+    SUPPORTED_DTYPES,
+    PyramidLevel,
+    VolumeInfo,
+    VolumeReader,
+    normalise,
+)
 from biosegment.volumes.containers import CONTAINER_FILE_SUFFIXES, storage_path, volume_stem
 from biosegment.volumes.labels import is_binary_mask, read_class_ids
 from biosegment.volumes.limits import VolumeLimits, set_volume_limits, volume_limits
 from biosegment.volumes.naming import IMAGE_SUFFIXES, natural_sort_key
-from biosegment.volumes.opening import (CONTAINER_TYPES, FILE_TYPES, detect_file_type,
-                                        find_volume_in_folder, is_volume_container,
-                                        open_volume, probe_volume)
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, write_ome_zarr
+from biosegment.volumes.opening import (
+    CONTAINER_TYPES,
+    FILE_TYPES,
+    detect_file_type,
+    find_volume_in_folder,
+    is_volume_container,
+    open_volume,
+    probe_volume,
+)
 from biosegment.volumes.png import annotation_slice_name, read_png_slice, write_png_slice
-from biosegment.volumes.pyramid_cache import (PyramidCache, build_pyramid, needs_pyramid,
-                                              open_with_pyramid)
+from biosegment.volumes.pyramid_cache import (
+    PyramidCache,
+    build_pyramid,
+    needs_pyramid,
+    open_with_pyramid,
+)
 from biosegment.volumes.writer import LabelVolumeWriter, write_volume
 
 __all__ = [

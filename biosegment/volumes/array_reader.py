@@ -24,17 +24,16 @@ from biosegment.volumes.base import PyramidLevel, VolumeInfo, VolumeReader
 from biosegment.volumes.failures import multichannel_error, volume_errors
 from biosegment.volumes.limits import check_volume_claims
 
-__all__ = ["ArrayVolumeReader", "LevelSource", "StackLayout", "level_voxel_size",
-           "stack_layout"]
+__all__ = ["ArrayVolumeReader", "LevelSource", "StackLayout", "level_voxel_size", "stack_layout"]
 
 
 @dataclass(frozen=True, slots=True)
 class StackLayout:
     """How an n-D array holds a (z, y, x) volume: the array to index and its leading axes."""
 
-    array: Any                    #: indexable as ``array[(0,) * lead + (z, ys, xs)]``
-    lead: int                     #: leading singleton axes (time, channel)
-    shape: tuple[int, int, int]   #: (z, y, x)
+    array: Any  #: indexable as ``array[(0,) * lead + (z, ys, xs)]``
+    lead: int  #: leading singleton axes (time, channel)
+    shape: tuple[int, int, int]  #: (z, y, x)
     chunks: tuple[int, int, int] | None
 
 
@@ -54,8 +53,14 @@ class _PlaneAsStack:
         return pixels
 
 
-def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
-                 source: object, *, where: str | None = None) -> StackLayout:
+def stack_layout(
+    array: Any,
+    shape: Sequence[int],
+    chunks: Sequence[int] | None,
+    source: object,
+    *,
+    where: str | None = None,
+) -> StackLayout:
     """Read a 2-D, 3-D or n-D array (leading axes of size 1) as a (z, y, x) stack.
 
     :raises VolumeError: for 1-D arrays, leading axes longer than 1 (channels, time), and
@@ -64,16 +69,23 @@ def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
     dims = tuple(int(d) for d in shape)
     spatial_chunks = tuple(int(c) for c in chunks) if chunks else None
     if len(dims) < 2:
-        raise VolumeError(f"array of shape {list(dims)} is not an image (needs 2 or 3 axes)",
-                          source=source, where=where)
+        raise VolumeError(
+            f"array of shape {list(dims)} is not an image (needs 2 or 3 axes)",
+            source=source,
+            where=where,
+        )
     if len(dims) == 2:
         plane_chunks = (1, *spatial_chunks[-2:]) if spatial_chunks else None
         check_volume_claims((1, dims[0], dims[1]), plane_chunks, source, where=where)
         return StackLayout(_PlaneAsStack(array), 0, (1, dims[0], dims[1]), plane_chunks)
     lead = len(dims) - 3
     if any(d != 1 for d in dims[:lead]):
-        raise multichannel_error(source, f"shape {list(dims)} with more than one channel or "
-                                 "time point before the (z, y, x) axes", where=where)
+        raise multichannel_error(
+            source,
+            f"shape {list(dims)} with more than one channel or "
+            "time point before the (z, y, x) axes",
+            where=where,
+        )
     if min(dims[lead:]) < 1:
         raise VolumeError(f"array of shape {list(dims)} is empty", source=source, where=where)
     volume_chunks = spatial_chunks[-3:] if spatial_chunks else None
@@ -86,12 +98,13 @@ def stack_layout(array: Any, shape: Sequence[int], chunks: Sequence[int] | None,
 class LevelSource:
     """The array of one resolution level and how it sits over level 0."""
 
-    array: Any                                  #: numpy-style sliceable, (*lead, z, y, x)
+    array: Any  #: numpy-style sliceable, (*lead, z, y, x)
     level: PyramidLevel
 
 
-def level_voxel_size(voxel_size: tuple[float, float, float] | None,
-                     factors: Sequence[float]) -> tuple[float, float, float] | None:
+def level_voxel_size(
+    voxel_size: tuple[float, float, float] | None, factors: Sequence[float]
+) -> tuple[float, float, float] | None:
     """The voxel size of a level whose voxels span ``factors`` level-0 voxels."""
     if voxel_size is None:
         return None
@@ -111,12 +124,18 @@ class ArrayVolumeReader(VolumeReader):
     :param on_close: releases the container; level readers get none, so closing them is free.
     """
 
-    def __init__(self, info: VolumeInfo, array: Any, *, lead: int = 0,
-                 chunks: tuple[int, int, int] | None = None,
-                 convert: Callable[[np.ndarray], np.ndarray] | None = None,
-                 pyramid: Sequence[LevelSource] | None = None,
-                 lock: threading.Lock | None = None,
-                 on_close: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        info: VolumeInfo,
+        array: Any,
+        *,
+        lead: int = 0,
+        chunks: tuple[int, int, int] | None = None,
+        convert: Callable[[np.ndarray], np.ndarray] | None = None,
+        pyramid: Sequence[LevelSource] | None = None,
+        lock: threading.Lock | None = None,
+        on_close: Callable[[], None] | None = None,
+    ):
         self._info = info
         self._array = array
         self._lead = (0,) * lead
@@ -147,12 +166,20 @@ class ArrayVolumeReader(VolumeReader):
         if not 0 <= index < len(self._pyramid):
             raise IndexError(f"level {index} outside 0:{len(self.levels)}")
         source = self._pyramid[index]
-        info = replace(self._info, shape=source.level.shape,
-                       voxel_size=level_voxel_size(self._info.voxel_size, source.level.factors))
+        info = replace(
+            self._info,
+            shape=source.level.shape,
+            voxel_size=level_voxel_size(self._info.voxel_size, source.level.factors),
+        )
         # No pyramid of its own and no on_close: the parent owns the container.
-        return ArrayVolumeReader(info, source.array, lead=len(self._lead),
-                                 chunks=source.level.chunks, convert=self._convert,
-                                 lock=self._lock)
+        return ArrayVolumeReader(
+            info,
+            source.array,
+            lead=len(self._lead),
+            chunks=source.level.chunks,
+            convert=self._convert,
+            lock=self._lock,
+        )
 
     def read_slice(self, z: int) -> np.ndarray:
         depth = self._info.shape[0]
@@ -160,8 +187,9 @@ class ArrayVolumeReader(VolumeReader):
             raise IndexError(f"slice {z} outside 0:{depth}")
         return self._read((int(z), slice(None), slice(None)), where=f"slice {int(z)}")
 
-    def read_block(self, z0: int, z1: int, y: slice | None = None,
-                   x: slice | None = None) -> np.ndarray:
+    def read_block(
+        self, z0: int, z1: int, y: slice | None = None, x: slice | None = None
+    ) -> np.ndarray:
         depth = self._info.shape[0]
         if not (0 <= z0 <= z1 <= depth):
             raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")

@@ -26,13 +26,13 @@ SUPPORTED_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("float32"))
 class VolumeInfo:
     """What probing a volume tells without reading its pixels."""
 
-    path: Path                       #: the file or folder that holds the volume
-    file_type: str                   #: one of ``opening.FILE_TYPES`` (``tif3d``, ``omezarr``, ...)
-    shape: tuple[int, int, int]      #: (z, y, x) in voxels
-    dtype: str                       #: numpy dtype name: ``uint8``, ``uint16`` or ``float32``
+    path: Path  #: the file or folder that holds the volume
+    file_type: str  #: one of ``opening.FILE_TYPES`` (``tif3d``, ``omezarr``, ...)
+    shape: tuple[int, int, int]  #: (z, y, x) in voxels
+    dtype: str  #: numpy dtype name: ``uint8``, ``uint16`` or ``float32``
     voxel_size: tuple[float, float, float] | None = None  #: (z, y, x) in nm, when the file says
-    files: tuple[Path, ...] = field(default=())           #: the files read, in slice order
-    key: str | None = None           #: the array inside a container (HDF5, Zarr, N5), if any
+    files: tuple[Path, ...] = field(default=())  #: the files read, in slice order
+    key: str | None = None  #: the array inside a container (HDF5, Zarr, N5), if any
 
     @property
     def nbytes(self) -> int:
@@ -129,8 +129,9 @@ class VolumeReader(ABC):
         :raises VolumeError: when the file cannot be read there (naming the file and slice).
         """
 
-    def read_block(self, z0: int, z1: int, y: slice | None = None,
-                   x: slice | None = None) -> np.ndarray:
+    def read_block(
+        self, z0: int, z1: int, y: slice | None = None, x: slice | None = None
+    ) -> np.ndarray:
         """Read a box of the volume.
 
         The default reads slice by slice; formats with cheaper partial reads override it.
@@ -154,7 +155,7 @@ class VolumeReader(ABC):
             return np.empty((0, h, w), dtype=self.dtype)
         return np.stack(planes)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: readers without handles keep it
         """Release file handles and memory maps."""
 
     def __enter__(self):

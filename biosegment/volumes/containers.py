@@ -18,10 +18,23 @@ from pathlib import Path, PurePosixPath
 
 from biosegment.errors import VolumeError
 
-__all__ = ["HDF5_SUFFIXES", "MRC_SUFFIXES", "ZARR_SUFFIX", "N5_SUFFIX", "PREFERRED_KEYS",
-           "is_zarr_folder", "is_n5_folder", "is_container_file", "container_type_of_file",
-           "split_container_path", "choose_key", "normalise_key", "storage_path",
-           "CONTAINER_FILE_SUFFIXES", "volume_stem"]
+__all__ = [
+    "HDF5_SUFFIXES",
+    "MRC_SUFFIXES",
+    "ZARR_SUFFIX",
+    "N5_SUFFIX",
+    "PREFERRED_KEYS",
+    "is_zarr_folder",
+    "is_n5_folder",
+    "is_container_file",
+    "container_type_of_file",
+    "split_container_path",
+    "choose_key",
+    "normalise_key",
+    "storage_path",
+    "CONTAINER_FILE_SUFFIXES",
+    "volume_stem",
+]
 
 HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".hdf", ".he5"})
 #: Suffixes of MRC files: maps, tomograms (``.rec``), tilt series (``.st``, ``.ali``).
@@ -40,8 +53,7 @@ PREFERRED_KEYS = ("raw", "volumes/raw", "data", "volume", "image", "exported_dat
 
 def is_zarr_folder(path: Path) -> bool:
     """True for a folder holding Zarr (v2 or v3) metadata at its top."""
-    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m))
-                                       for m in _ZARR_MARKERS)
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in _ZARR_MARKERS)
 
 
 def is_n5_folder(path: Path) -> bool:
@@ -64,7 +76,7 @@ def volume_stem(name: str) -> str:
     lowered = name.lower()
     for suffix in (".ome.zarr", ZARR_SUFFIX, N5_SUFFIX):
         if lowered.endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
+            return name[: -len(suffix)]
     return name
 
 
@@ -124,11 +136,15 @@ def choose_key(candidates: Sequence[str], source: Path, *, what: str = "arrays")
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise VolumeError(f"holds no {what} that could be a volume (2-D or 3-D, one channel)",
-                          source=source)
+        raise VolumeError(
+            f"holds no {what} that could be a volume (2-D or 3-D, one channel)", source=source
+        )
     for preferred in PREFERRED_KEYS:
         if preferred in candidates:
             return preferred
     shown = ", ".join(sorted(candidates)[:8]) + (", ..." if len(candidates) > 8 else "")
-    raise VolumeError(f"holds several {what} ({shown}); name the one to read with 'key' in "
-                      "setup.json or as a path inside the container", source=source)
+    raise VolumeError(
+        f"holds several {what} ({shown}); name the one to read with 'key' in "
+        "setup.json or as a path inside the container",
+        source=source,
+    )

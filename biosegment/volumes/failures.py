@@ -21,11 +21,18 @@ import numpy as np
 from biosegment.errors import BioSegmentError, VolumeError
 from biosegment.volumes.base import SUPPORTED_DTYPES
 
-__all__ = ["volume_errors", "checked_dtype", "checked_file_size", "multichannel_error",
-           "MULTICHANNEL_REASON"]
+__all__ = [
+    "volume_errors",
+    "checked_dtype",
+    "checked_file_size",
+    "multichannel_error",
+    "MULTICHANNEL_REASON",
+]
 
-MULTICHANNEL_REASON = ("has {detail}; multichannel (RGB or several channels) images are not "
-                       "supported yet: save one greyscale channel per volume")
+MULTICHANNEL_REASON = (
+    "has {detail}; multichannel (RGB or several channels) images are not "
+    "supported yet: save one greyscale channel per volume"
+)
 
 
 class _TifffileComplaints(logging.Handler):
@@ -58,8 +65,9 @@ logging.getLogger("tifffile").addHandler(_complaints)
 
 
 @contextlib.contextmanager
-def volume_errors(source: Path, action: str, *, where: str | None = None,
-                  complaints_are_errors: bool = True) -> Iterator[list[str]]:
+def volume_errors(
+    source: Path, action: str, *, where: str | None = None, complaints_are_errors: bool = True
+) -> Iterator[list[str]]:
     """Re-raise any failure inside the block as a VolumeError naming ``source``.
 
     ``action`` says what was being done ("reading the TIFF header"), ``where`` which part
@@ -78,8 +86,9 @@ def volume_errors(source: Path, action: str, *, where: str | None = None,
             raise VolumeError(f"{action} failed: {detail}", source=source, where=where) from exc
     if heard and complaints_are_errors:
         detail = _strip_object_repr(heard[0])
-        raise VolumeError(f"{action} failed: corrupt or truncated file ({detail})",
-                          source=source, where=where)
+        raise VolumeError(
+            f"{action} failed: corrupt or truncated file ({detail})", source=source, where=where
+        )
 
 
 def _strip_object_repr(message: str) -> str:
@@ -89,16 +98,24 @@ def _strip_object_repr(message: str) -> str:
     return message
 
 
-def checked_dtype(dtype: np.dtype | None, source: Path, *, where: str | None = None,
-                  described_as: str | None = None) -> np.dtype:
+def checked_dtype(
+    dtype: np.dtype | None,
+    source: Path,
+    *,
+    where: str | None = None,
+    described_as: str | None = None,
+) -> np.dtype:
     """Return ``dtype`` in native byte order if BioSegment reads it, else raise VolumeError."""
     if dtype is not None:
         native = np.dtype(dtype).newbyteorder("=")
         if native in SUPPORTED_DTYPES:
             return native
     name = described_as or (str(np.dtype(dtype)) if dtype is not None else "unknown")
-    raise VolumeError(f"pixel type {name} is not supported; use uint8, uint16 or float32",
-                      source=source, where=where)
+    raise VolumeError(
+        f"pixel type {name} is not supported; use uint8, uint16 or float32",
+        source=source,
+        where=where,
+    )
 
 
 def multichannel_error(source: Path, detail: str, *, where: str | None = None) -> VolumeError:

@@ -73,8 +73,15 @@ def _locate(handle, path: Path, key: str | None):
     where = f"key {key}"
     dtype = checked_dtype(node.dtype, path, where=where)
     layout = stack_layout(node, node.shape, node.chunks, path, where=where)
-    info = VolumeInfo(path=path, file_type="hdf5", shape=layout.shape, dtype=dtype.name,
-                      voxel_size=_voxel_size(node.attrs), files=(path,), key=key)
+    info = VolumeInfo(
+        path=path,
+        file_type="hdf5",
+        shape=layout.shape,
+        dtype=dtype.name,
+        voxel_size=_voxel_size(node.attrs),
+        files=(path,),
+        key=key,
+    )
     return info, layout
 
 
@@ -97,5 +104,6 @@ def open_hdf5(path: Path, key: str | None = None) -> ArrayVolumeReader:
     except BaseException:
         handle.close()
         raise
-    return ArrayVolumeReader(info, layout.array, lead=layout.lead, chunks=layout.chunks,
-                             on_close=handle.close)
+    return ArrayVolumeReader(
+        info, layout.array, lead=layout.lead, chunks=layout.chunks, on_close=handle.close
+    )

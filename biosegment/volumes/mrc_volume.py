@@ -51,8 +51,10 @@ def _conversion(mode: int, unsigned_bytes: bool, path: Path):
         # Flipping the sign bit adds 128 to every two's-complement byte.
         return np.dtype("uint8"), lambda raw: np.array(raw).view(np.uint8) ^ np.uint8(0x80)
     if mode == 1:
-        return (np.dtype("uint16"),
-                lambda raw: np.array(raw, dtype=np.int16).view(np.uint16) ^ np.uint16(0x8000))
+        return (
+            np.dtype("uint16"),
+            lambda raw: np.array(raw, dtype=np.int16).view(np.uint16) ^ np.uint16(0x8000),
+        )
     if mode == 2:
         return np.dtype("float32"), lambda raw: np.array(raw, dtype=np.float32)
     if mode == 6:
@@ -60,8 +62,11 @@ def _conversion(mode: int, unsigned_bytes: bool, path: Path):
     if mode == 12:
         return np.dtype("float32"), lambda raw: np.array(raw, dtype=np.float32)
     name = _MODE_NAMES.get(mode, f"mode {mode}")
-    raise VolumeError(f"MRC pixel type {name} is not supported; use mode 0, 1, 2, 6 or 12",
-                      source=path, where="header mode")
+    raise VolumeError(
+        f"MRC pixel type {name} is not supported; use mode 0, 1, 2, 6 or 12",
+        source=path,
+        where="header mode",
+    )
 
 
 def _open(path: Path):
@@ -97,8 +102,10 @@ def _missing_data_reason(handle, path: Path) -> str:
     if per_voxel is None:
         return f"no image data after the header (unknown mode {int(header.mode)})"
     claimed = nx * ny * nz * per_voxel
-    return (f"truncated: the header claims {nz} x {ny} x {nx} voxels of mode {int(header.mode)} "
-            f"({claimed} bytes) but the file holds {held} bytes after the header")
+    return (
+        f"truncated: the header claims {nz} x {ny} x {nx} voxels of mode {int(header.mode)} "
+        f"({claimed} bytes) but the file holds {held} bytes after the header"
+    )
 
 
 def _describe(handle, path: Path):
@@ -112,8 +119,14 @@ def _describe(handle, path: Path):
     angstroms = (float(sizes.z), float(sizes.y), float(sizes.x))
     if layout.shape[0] > 1 and all(np.isfinite(v) and v > 0 for v in angstroms):
         voxel_size = tuple(v / 10.0 for v in angstroms)
-    info = VolumeInfo(path=path, file_type="mrc", shape=layout.shape, dtype=dtype.name,
-                      voxel_size=voxel_size, files=(path,))
+    info = VolumeInfo(
+        path=path,
+        file_type="mrc",
+        shape=layout.shape,
+        dtype=dtype.name,
+        voxel_size=voxel_size,
+        files=(path,),
+    )
     return info, layout, convert
 
 
@@ -136,8 +149,7 @@ def open_mrc(path: Path) -> ArrayVolumeReader:
     except BaseException:
         handle.close()
         raise
-    return _MrcReader(info, layout.array, lead=layout.lead, convert=convert,
-                      on_close=handle.close)
+    return _MrcReader(info, layout.array, lead=layout.lead, convert=convert, on_close=handle.close)
 
 
 class _MrcReader(ArrayVolumeReader):

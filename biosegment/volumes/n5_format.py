@@ -27,13 +27,29 @@ import numpy as np
 from biosegment.errors import VolumeError
 from biosegment.volumes.atomic import AtomicFile
 
-__all__ = ["N5Dataset", "read_attributes", "write_attributes", "write_n5_dataset",
-           "N5_VERSION", "N5_DTYPES"]
+__all__ = [
+    "N5Dataset",
+    "read_attributes",
+    "write_attributes",
+    "write_n5_dataset",
+    "N5_VERSION",
+    "N5_DTYPES",
+]
 
 N5_VERSION = "4.0.0"
 #: N5 ``dataType`` names and the numpy types they hold (stored big-endian).
-N5_DTYPES = {"uint8": "u1", "uint16": "u2", "uint32": "u4", "uint64": "u8", "int8": "i1",
-             "int16": "i2", "int32": "i4", "int64": "i8", "float32": "f4", "float64": "f8"}
+N5_DTYPES = {
+    "uint8": "u1",
+    "uint16": "u2",
+    "uint32": "u4",
+    "uint64": "u8",
+    "int8": "i1",
+    "int16": "i2",
+    "int32": "i4",
+    "int64": "i8",
+    "float32": "f4",
+    "float64": "f8",
+}
 _ATTRIBUTES = "attributes.json"
 _HEADER = struct.Struct(">HH")
 
@@ -74,8 +90,10 @@ def _codec(compression: Mapping, source: Path):
         if compression.get("useZlib"):
             return zlib.decompress, (lambda data: zlib.compress(data, level))
         # Readers are lenient: some writers produce zlib streams under "gzip".
-        return (_gunzip_or_inflate,
-                (lambda data: gzip.compress(data, compresslevel=9 if level < 0 else level)))
+        return (
+            _gunzip_or_inflate,
+            (lambda data: gzip.compress(data, compresslevel=9 if level < 0 else level)),
+        )
     if kind == "bzip2":
         return bz2.decompress, (lambda data: bz2.compress(data))
     if kind == "xz":
@@ -84,14 +102,19 @@ def _codec(compression: Mapping, source: Path):
         import numcodecs  # installed with zarr
 
         if kind == "blosc":
-            codec = numcodecs.Blosc(cname=compression.get("cname", "lz4"),
-                                    clevel=int(compression.get("clevel", 5)),
-                                    shuffle=int(compression.get("shuffle", 1)))
+            codec = numcodecs.Blosc(
+                cname=compression.get("cname", "lz4"),
+                clevel=int(compression.get("clevel", 5)),
+                shuffle=int(compression.get("shuffle", 1)),
+            )
         else:
             codec = numcodecs.Zstd(level=int(compression.get("level", 3)))
         return (lambda data: bytes(codec.decode(data))), (lambda data: bytes(codec.encode(data)))
-    raise VolumeError(f"N5 compression {kind!r} is not supported (raw, gzip, bzip2, xz, blosc, "
-                      "zstd)", source=source, where="compression")
+    raise VolumeError(
+        f"N5 compression {kind!r} is not supported (raw, gzip, bzip2, xz, blosc, zstd)",
+        source=source,
+        where="compression",
+    )
 
 
 def _gunzip_or_inflate(data: bytes) -> bytes:
@@ -111,14 +134,22 @@ class N5Dataset:
             block = [int(b) for b in attributes["blockSize"]]
             data_type = str(attributes["dataType"])
         except (KeyError, TypeError, ValueError):
-            raise VolumeError("not an N5 dataset: attributes.json lacks dimensions, blockSize "
-                              "or dataType", source=self.folder / _ATTRIBUTES) from None
+            raise VolumeError(
+                "not an N5 dataset: attributes.json lacks dimensions, blockSize or dataType",
+                source=self.folder / _ATTRIBUTES,
+            ) from None
         if data_type not in N5_DTYPES:
-            raise VolumeError(f"N5 data type {data_type!r} is not supported",
-                              source=self.folder / _ATTRIBUTES, where="dataType")
+            raise VolumeError(
+                f"N5 data type {data_type!r} is not supported",
+                source=self.folder / _ATTRIBUTES,
+                where="dataType",
+            )
         if len(block) != len(dimensions) or min(block, default=0) < 1:
-            raise VolumeError("blockSize must give one positive size per dimension",
-                              source=self.folder / _ATTRIBUTES, where="blockSize")
+            raise VolumeError(
+                "blockSize must give one positive size per dimension",
+                source=self.folder / _ATTRIBUTES,
+                where="blockSize",
+            )
         compression = attributes.get("compression")
         if compression is None:  # N5 before 1.0 named only the type
             compression = {"type": attributes.get("compressionType", "raw")}
@@ -136,7 +167,7 @@ class N5Dataset:
         first = [a // c for (a, _), c in zip(boxes, self.chunks)]
         last = [(b - 1) // c for (_, b), c in zip(boxes, self.chunks)]
         if all(b > a for a, b in boxes):
-            for grid in product(*(range(f, l + 1) for f, l in zip(first, last))):
+            for grid in product(*(range(f, e + 1) for f, e in zip(first, last))):
                 self._copy_block(grid, boxes, out)
         out = out[tuple(slice(None, None, s) for s in steps)]
         if drop:
@@ -200,8 +231,11 @@ class N5Dataset:
             raise VolumeError("truncated N5 block header", source=path, where=where)
         mode, ndim = _HEADER.unpack_from(data, 0)
         if ndim != self.ndim or mode not in (0, 1):
-            raise VolumeError(f"N5 block of mode {mode} with {ndim} axes does not fit a "
-                              f"{self.ndim}-D dataset", source=path, where=where)
+            raise VolumeError(
+                f"N5 block of mode {mode} with {ndim} axes does not fit a {self.ndim}-D dataset",
+                source=path,
+                where=where,
+            )
         offset = _HEADER.size + 4 * ndim + (4 if mode == 1 else 0)  # mode 1 adds a count
         if len(data) < offset:
             raise VolumeError("truncated N5 block header", source=path, where=where)
@@ -209,19 +243,28 @@ class N5Dataset:
         try:
             raw = self._decode(data[offset:])
         except Exception as exc:  # each codec fails its own way on corrupt data
-            raise VolumeError(f"cannot decompress N5 block: {exc}", source=path,
-                              where=where) from None
+            raise VolumeError(
+                f"cannot decompress N5 block: {exc}", source=path, where=where
+            ) from None
         shape = tuple(reversed(sizes))
         needed = int(np.prod(shape)) * self.stored_dtype.itemsize
         if len(raw) < needed:
-            raise VolumeError(f"N5 block holds {len(raw)} bytes, its header promises {needed}",
-                              source=path, where=where)
+            raise VolumeError(
+                f"N5 block holds {len(raw)} bytes, its header promises {needed}",
+                source=path,
+                where=where,
+            )
         return np.frombuffer(raw, dtype=self.stored_dtype, count=int(np.prod(shape))).reshape(shape)
 
 
-def write_n5_dataset(folder: Path, array: np.ndarray, *, block_size: tuple[int, ...],
-                     compression: Mapping | None = None,
-                     attributes: Mapping | None = None) -> Path:
+def write_n5_dataset(
+    folder: Path,
+    array: np.ndarray,
+    *,
+    block_size: tuple[int, ...],
+    compression: Mapping | None = None,
+    attributes: Mapping | None = None,
+) -> Path:
     """Write ``array`` (numpy order, slowest axis first) as an N5 dataset at ``folder``.
 
     :param block_size: block shape in numpy order.
@@ -239,17 +282,25 @@ def write_n5_dataset(folder: Path, array: np.ndarray, *, block_size: tuple[int, 
         raise ValueError(f"{folder}: block_size needs {array.ndim} sizes")
     compression = dict(compression or {"type": "gzip", "level": -1})
     _, encode = _codec(compression, folder)
-    write_attributes(folder, {**dict(attributes or {}),
-                              "dimensions": list(reversed(array.shape)),
-                              "blockSize": list(reversed([int(b) for b in block_size])),
-                              "dataType": names[native], "compression": compression})
+    write_attributes(
+        folder,
+        {
+            **dict(attributes or {}),
+            "dimensions": list(reversed(array.shape)),
+            "blockSize": list(reversed([int(b) for b in block_size])),
+            "dataType": names[native],
+            "compression": compression,
+        },
+    )
     stored = np.dtype(">" + N5_DTYPES[names[native]])
     for grid in product(*(range(-(-n // b)) for n, b in zip(array.shape, block_size))):
-        box = tuple(slice(g * b, min((g + 1) * b, n))
-                    for g, b, n in zip(grid, block_size, array.shape))
+        box = tuple(
+            slice(g * b, min((g + 1) * b, n)) for g, b, n in zip(grid, block_size, array.shape)
+        )
         block = np.ascontiguousarray(array[box], dtype=stored)
-        header = _HEADER.pack(0, array.ndim) + struct.pack(f">{array.ndim}I",
-                                                           *reversed(block.shape))
+        header = _HEADER.pack(0, array.ndim) + struct.pack(
+            f">{array.ndim}I", *reversed(block.shape)
+        )
         path = folder.joinpath(*(str(g) for g in reversed(grid)))
         path.parent.mkdir(parents=True, exist_ok=True)
         with AtomicFile(path) as target:

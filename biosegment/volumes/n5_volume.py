@@ -71,14 +71,18 @@ def _voxel_size(*attribute_sets: dict) -> tuple[float, float, float] | None:
 
 
 def _positive_triple(value) -> tuple[float, float, float] | None:
-    if (isinstance(value, list) and len(value) == 3
-            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in value)):
+    if (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in value)
+    ):
         return tuple(float(v) for v in value)  # type: ignore[return-value]
     return None
 
 
-def _factors(group_attributes: dict, dataset: N5Dataset, index: int,
-             base_shape: tuple[int, ...]) -> tuple[float, float, float]:
+def _factors(
+    group_attributes: dict, dataset: N5Dataset, index: int, base_shape: tuple[int, ...]
+) -> tuple[float, float, float]:
     own = _positive_triple(dataset.attributes.get("downsamplingFactors"))
     if own is not None:
         return tuple(reversed(own))  # type: ignore[return-value]
@@ -88,8 +92,10 @@ def _factors(group_attributes: dict, dataset: N5Dataset, index: int,
         if listed is not None:
             return tuple(reversed(listed))  # type: ignore[return-value]
     shape = dataset.shape[-3:]
-    return tuple(float(round(b / s)) if s else 1.0  # type: ignore[return-value]
-                 for b, s in zip(base_shape[-3:], shape))
+    return tuple(
+        float(round(b / s)) if s else 1.0  # type: ignore[return-value]
+        for b, s in zip(base_shape[-3:], shape)
+    )
 
 
 def _locate(path: Path, key: str | None):
@@ -97,8 +103,11 @@ def _locate(path: Path, key: str | None):
     key = normalise_key(key)
     node = path / key if key else path
     if not node.is_dir():
-        raise VolumeError(f"no N5 dataset or group {key!r}" if key else "not an N5 folder",
-                          source=path, where="key" if key else None)
+        raise VolumeError(
+            f"no N5 dataset or group {key!r}" if key else "not an N5 folder",
+            source=path,
+            where="key" if key else None,
+        )
     if _is_dataset(node):
         return key, [N5Dataset(node)], read_attributes(node), None
     group_attributes = read_attributes(node)
@@ -119,12 +128,24 @@ def _build(path: Path, key: str | None):
     layouts = [stack_layout(d, d.shape, d.chunks, path, where=where) for d in datasets]
     dtype = checked_dtype(base.dtype, path, where=where)
     voxel_size = _voxel_size(base.attributes, group_attributes)
-    levels = tuple(PyramidLevel(i, layout.shape,
-                                (1.0, 1.0, 1.0) if i == 0 else
-                                _factors(group_attributes, d, i, base.shape), layout.chunks)
-                   for i, (d, layout) in enumerate(zip(datasets, layouts)))
-    info = VolumeInfo(path=Path(path), file_type="n5", shape=layouts[0].shape, dtype=dtype.name,
-                      voxel_size=voxel_size, files=(Path(path),), key=key)
+    levels = tuple(
+        PyramidLevel(
+            i,
+            layout.shape,
+            (1.0, 1.0, 1.0) if i == 0 else _factors(group_attributes, d, i, base.shape),
+            layout.chunks,
+        )
+        for i, (d, layout) in enumerate(zip(datasets, layouts))
+    )
+    info = VolumeInfo(
+        path=Path(path),
+        file_type="n5",
+        shape=layouts[0].shape,
+        dtype=dtype.name,
+        voxel_size=voxel_size,
+        files=(Path(path),),
+        key=key,
+    )
     return info, layouts, levels, level_names
 
 
@@ -139,5 +160,6 @@ def open_n5(path: Path, key: str | None = None) -> ArrayVolumeReader:
     pyramid = None
     if len(layouts) > 1:
         pyramid = [LevelSource(layout.array, level) for layout, level in zip(layouts, levels)]
-    return ArrayVolumeReader(info, layouts[0].array, lead=layouts[0].lead,
-                             chunks=layouts[0].chunks, pyramid=pyramid)
+    return ArrayVolumeReader(
+        info, layouts[0].array, lead=layouts[0].lead, chunks=layouts[0].chunks, pyramid=pyramid
+    )

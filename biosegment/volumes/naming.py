@@ -14,8 +14,14 @@ from pathlib import Path
 from biosegment.errors import VolumeError
 from biosegment.paths import is_temporary_name
 
-__all__ = ["IMAGE_SUFFIXES", "TIFF_SUFFIXES", "PNG_SUFFIXES", "natural_sort_key",
-           "list_image_files", "is_image_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "PNG_SUFFIXES",
+    "natural_sort_key",
+    "list_image_files",
+    "is_image_file",
+]
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PNG_SUFFIXES = frozenset({".png"})

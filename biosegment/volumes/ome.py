@@ -62,7 +62,9 @@ def read_ome_stack(description: str | None) -> OmeStack | None:
         return None
     sizes = [_physical_size_nm(pixels, axis) for axis in ("Z", "Y", "X")]
     voxel_size = tuple(sizes) if all(s is not None for s in sizes) else None
-    return OmeStack(size_z=_positive_int(pixels.get("SizeZ")),
-                    size_c=_positive_int(pixels.get("SizeC")),
-                    size_t=_positive_int(pixels.get("SizeT")),
-                    voxel_size=voxel_size)  # type: ignore[arg-type]
+    return OmeStack(
+        size_z=_positive_int(pixels.get("SizeZ")),
+        size_c=_positive_int(pixels.get("SizeC")),
+        size_t=_positive_int(pixels.get("SizeT")),
+        voxel_size=voxel_size,
+    )  # type: ignore[arg-type]

@@ -19,9 +19,17 @@ from dataclasses import dataclass
 from biosegment.errors import VolumeError
 from biosegment.volumes.voxel_size import nm_per_unit
 
-__all__ = ["NGFF_VERSIONS", "Axis", "ScaleLevel", "Multiscale", "ome_attributes",
-           "read_multiscale", "multiscale_attributes", "label_attributes",
-           "is_bioformats2raw"]
+__all__ = [
+    "NGFF_VERSIONS",
+    "Axis",
+    "ScaleLevel",
+    "Multiscale",
+    "ome_attributes",
+    "read_multiscale",
+    "multiscale_attributes",
+    "label_attributes",
+    "is_bioformats2raw",
+]
 
 #: OME-Zarr versions BioSegment reads and writes.
 NGFF_VERSIONS = ("0.4", "0.5")
@@ -117,28 +125,43 @@ def read_multiscale(attributes: Mapping, *, source: object) -> Multiscale | None
     if entries is None:
         return None
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], Mapping):
-        raise VolumeError("'multiscales' must be a non-empty list of objects", source=source,
-                          where="multiscales")
+        raise VolumeError(
+            "'multiscales' must be a non-empty list of objects", source=source, where="multiscales"
+        )
     entry = entries[0]
     version = version or entry.get("version")
     if version is not None and str(version) not in ("0.1", "0.2", "0.3", *NGFF_VERSIONS):
-        raise VolumeError(f"OME-Zarr version {version} is not supported; BioSegment reads "
-                          + " and ".join(NGFF_VERSIONS), source=source, where="multiscales[0]")
+        raise VolumeError(
+            f"OME-Zarr version {version} is not supported; BioSegment reads "
+            + " and ".join(NGFF_VERSIONS),
+            source=source,
+            where="multiscales[0]",
+        )
     axes = _axes(entry.get("axes"), source)
     datasets = entry.get("datasets")
     if not isinstance(datasets, list) or not datasets:
-        raise VolumeError("'datasets' must list at least one level", source=source,
-                          where="multiscales[0].datasets")
-    overall_scale, overall_shift = _transforms(entry.get("coordinateTransformations"),
-                                               len(axes), source,
-                                               "multiscales[0].coordinateTransformations")
+        raise VolumeError(
+            "'datasets' must list at least one level",
+            source=source,
+            where="multiscales[0].datasets",
+        )
+    overall_scale, overall_shift = _transforms(
+        entry.get("coordinateTransformations"),
+        len(axes),
+        source,
+        "multiscales[0].coordinateTransformations",
+    )
     levels = []
     for index, dataset in enumerate(datasets):
         where = f"multiscales[0].datasets[{index}]"
         if not isinstance(dataset, Mapping) or not isinstance(dataset.get("path"), str):
             raise VolumeError("each level needs a 'path'", source=source, where=where)
-        scale, shift = _transforms(dataset.get("coordinateTransformations"), len(axes), source,
-                                   f"{where}.coordinateTransformations")
+        scale, shift = _transforms(
+            dataset.get("coordinateTransformations"),
+            len(axes),
+            source,
+            f"{where}.coordinateTransformations",
+        )
         full_scale = tuple(s * o for s, o in zip(scale, overall_scale))
         translation = None
         if shift is not None or overall_shift is not None:
@@ -147,8 +170,12 @@ def read_multiscale(attributes: Mapping, *, source: object) -> Multiscale | None
             translation = tuple(t * o + u for t, o, u in zip(own, overall_scale, outer))
         levels.append(ScaleLevel(dataset["path"], full_scale, translation))
     name = entry.get("name")
-    return Multiscale(version=str(version or "0.4"), axes=axes, levels=tuple(levels),
-                      name=name if isinstance(name, str) else None)
+    return Multiscale(
+        version=str(version or "0.4"),
+        axes=axes,
+        levels=tuple(levels),
+        name=name if isinstance(name, str) else None,
+    )
 
 
 def _axes(raw: object, source: object) -> tuple[Axis, ...]:
@@ -156,8 +183,9 @@ def _axes(raw: object, source: object) -> tuple[Axis, ...]:
         # Versions before 0.3 had no axes: they were always (t, c, z, y, x).
         return tuple(Axis(n) for n in "tczyx")
     if not isinstance(raw, list) or not raw:
-        raise VolumeError("'axes' must be a non-empty list", source=source,
-                          where="multiscales[0].axes")
+        raise VolumeError(
+            "'axes' must be a non-empty list", source=source, where="multiscales[0].axes"
+        )
     axes = []
     for index, item in enumerate(raw):
         if isinstance(item, str):  # version 0.3 listed bare names
@@ -165,13 +193,15 @@ def _axes(raw: object, source: object) -> tuple[Axis, ...]:
         elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
             axes.append(Axis(item["name"], item.get("type"), item.get("unit")))
         else:
-            raise VolumeError("each axis needs a 'name'", source=source,
-                              where=f"multiscales[0].axes[{index}]")
+            raise VolumeError(
+                "each axis needs a 'name'", source=source, where=f"multiscales[0].axes[{index}]"
+            )
     return tuple(axes)
 
 
-def _transforms(raw: object, ndim: int, source: object,
-                where: str) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+def _transforms(
+    raw: object, ndim: int, source: object, where: str
+) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
     """The scale (ones when absent) and translation (None when absent) of a transform list."""
     scale: tuple[float, ...] = (1.0,) * ndim
     translation = None
@@ -184,28 +214,43 @@ def _transforms(raw: object, ndim: int, source: object,
         if kind == "identity":
             continue
         if kind not in ("scale", "translation"):
-            raise VolumeError(f"transformation {kind!r} is not supported (only scale and "
-                              "translation)", source=source, where=f"{where}[{index}]")
+            raise VolumeError(
+                f"transformation {kind!r} is not supported (only scale and translation)",
+                source=source,
+                where=f"{where}[{index}]",
+            )
         values = item.get(kind)
-        if (not isinstance(values, list) or len(values) != ndim
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)):
-            raise VolumeError(f"{kind} must hold {ndim} finite numbers (inline 'path' "
-                              "transformations are not supported)", source=source,
-                              where=f"{where}[{index}]")
+        if (
+            not isinstance(values, list)
+            or len(values) != ndim
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+        ):
+            raise VolumeError(
+                f"{kind} must hold {ndim} finite numbers (inline 'path' "
+                "transformations are not supported)",
+                source=source,
+                where=f"{where}[{index}]",
+            )
         if kind == "scale":
             if any(v <= 0 for v in values):
-                raise VolumeError("scale values must be positive", source=source,
-                                  where=f"{where}[{index}]")
+                raise VolumeError(
+                    "scale values must be positive", source=source, where=f"{where}[{index}]"
+                )
             scale = tuple(float(v) for v in values)
         else:
             translation = tuple(float(v) for v in values)
     return scale, translation
 
 
-def multiscale_attributes(version: str, *, level_paths: Sequence[str],
-                          level_factors: Sequence[Sequence[float]],
-                          voxel_size: tuple[float, float, float] | None, name: str,
-                          downsampling: str) -> dict:
+def multiscale_attributes(
+    version: str,
+    *,
+    level_paths: Sequence[str],
+    level_factors: Sequence[Sequence[float]],
+    voxel_size: tuple[float, float, float] | None,
+    name: str,
+    downsampling: str,
+) -> dict:
     """Group attributes for a (z, y, x) multiscale image in OME-Zarr ``version``.
 
     :param level_paths: array path of each level, level 0 first.
@@ -219,20 +264,30 @@ def multiscale_attributes(version: str, *, level_paths: Sequence[str],
     base = voxel_size or (1.0, 1.0, 1.0)
     unit = {"unit": _NANOMETER} if voxel_size is not None else {}
     axes = [{"name": n, "type": "space", **unit} for n in ("z", "y", "x")]
-    datasets = [{"path": path,
-                 "coordinateTransformations": [
-                     {"type": "scale", "scale": [float(b) * float(f) for b, f in zip(base, factors)]}]}
-                for path, factors in zip(level_paths, level_factors)]
-    multiscale: dict = {"name": name, "axes": axes, "datasets": datasets, "type": downsampling,
-                        "metadata": {"method": "every 2nd voxel along y and x",
-                                     "writer": "BioSegment"}}
+    datasets = [
+        {
+            "path": path,
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [float(b) * float(f) for b, f in zip(base, factors)]}
+            ],
+        }
+        for path, factors in zip(level_paths, level_factors)
+    ]
+    multiscale: dict = {
+        "name": name,
+        "axes": axes,
+        "datasets": datasets,
+        "type": downsampling,
+        "metadata": {"method": "every 2nd voxel along y and x", "writer": "BioSegment"},
+    }
     if version == "0.4":
         return {"multiscales": [{"version": version, **multiscale}]}
     return {"ome": {"version": version, "multiscales": [multiscale]}}
 
 
-def label_attributes(version: str, classes: Sequence[Mapping], *,
-                     source_image: str | None = None) -> dict:
+def label_attributes(
+    version: str, classes: Sequence[Mapping], *, source_image: str | None = None
+) -> dict:
     """The ``image-label`` object: per class id its colour (RGBA) and name.
 
     ``classes`` are ``{"id", "name", "color"}`` dicts as in a model card (``#rrggbb`` colours;
@@ -255,6 +310,6 @@ def _rgb(color: object) -> list[int] | None:
     if not isinstance(color, str) or len(color) != 7 or not color.startswith("#"):
         return None
     try:
-        return [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+        return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
     except ValueError:
         return None

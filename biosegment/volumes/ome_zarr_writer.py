@@ -26,8 +26,14 @@ from biosegment.volumes.atomic import temporary_name_for
 from biosegment.volumes.ome_ngff import NGFF_VERSIONS, label_attributes, multiscale_attributes
 from biosegment.volumes.slice_writer import SliceWriter
 
-__all__ = ["OmeZarrWriter", "write_ome_zarr", "pyramid_shapes", "DOWNSAMPLING",
-           "DEFAULT_CHUNKS", "TOP_LEVEL_SIZE"]
+__all__ = [
+    "OmeZarrWriter",
+    "write_ome_zarr",
+    "pyramid_shapes",
+    "DOWNSAMPLING",
+    "DEFAULT_CHUNKS",
+    "TOP_LEVEL_SIZE",
+]
 
 #: ``nearest`` keeps every second voxel (labels); ``mean`` averages 2x2 pixels (raw images).
 DOWNSAMPLING = ("nearest", "mean")
@@ -37,8 +43,9 @@ DEFAULT_CHUNKS = (8, 512, 512)
 TOP_LEVEL_SIZE = 512
 
 
-def pyramid_shapes(shape: Sequence[int], *, top_size: int = TOP_LEVEL_SIZE,
-                   max_levels: int | None = None) -> list[tuple[int, int, int]]:
+def pyramid_shapes(
+    shape: Sequence[int], *, top_size: int = TOP_LEVEL_SIZE, max_levels: int | None = None
+) -> list[tuple[int, int, int]]:
     """Shapes of the levels of an xy pyramid over a (z, y, x) volume, level 0 first."""
     z, y, x = (int(v) for v in shape)
     shapes = [(z, y, x)]
@@ -75,18 +82,28 @@ class OmeZarrWriter(SliceWriter):
 
     output_kind = "store"
 
-    def __init__(self, path: Path, shape: tuple[int, int, int], *, dtype: str = "uint8",
-                 voxel_size: tuple[float, float, float] | None = None,
-                 classes: Sequence[Mapping] | None = None, version: str = "0.5",
-                 chunks: tuple[int, int, int] = DEFAULT_CHUNKS, downsampling: str = "nearest",
-                 max_levels: int | None = None, name: str | None = None):
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, int, int],
+        *,
+        dtype: str = "uint8",
+        voxel_size: tuple[float, float, float] | None = None,
+        classes: Sequence[Mapping] | None = None,
+        version: str = "0.5",
+        chunks: tuple[int, int, int] = DEFAULT_CHUNKS,
+        downsampling: str = "nearest",
+        max_levels: int | None = None,
+        name: str | None = None,
+    ):
         super().__init__(path, shape, dtype)
         if version not in NGFF_VERSIONS:
-            raise ValueError(f"{self.path}: OME-Zarr version must be one of "
-                             f"{', '.join(NGFF_VERSIONS)}, not {version!r}")
+            raise ValueError(
+                f"{self.path}: OME-Zarr version must be one of "
+                f"{', '.join(NGFF_VERSIONS)}, not {version!r}"
+            )
         if downsampling not in DOWNSAMPLING:
-            raise ValueError(f"{self.path}: downsampling must be one of "
-                             f"{', '.join(DOWNSAMPLING)}")
+            raise ValueError(f"{self.path}: downsampling must be one of {', '.join(DOWNSAMPLING)}")
         if voxel_size is not None and min(float(v) for v in voxel_size) <= 0:
             raise ValueError(f"{self.path}: voxel size must be positive, got {voxel_size}")
         self.version = version
@@ -111,8 +128,9 @@ class OmeZarrWriter(SliceWriter):
     def _create_arrays(self) -> list:
         zarr = _zarr()
         zarr_format = 3 if self.version == "0.5" else 2
-        group = zarr.open_group(zarr.storage.LocalStore(str(self.temp_path)), mode="w-",
-                                zarr_format=zarr_format)
+        group = zarr.open_group(
+            zarr.storage.LocalStore(str(self.temp_path)), mode="w-", zarr_format=zarr_format
+        )
         arrays = []
         for index, level_shape in enumerate(self.level_shapes):
             chunks = tuple(min(c, s) for c, s in zip(self.chunks, level_shape))
@@ -124,11 +142,15 @@ class OmeZarrWriter(SliceWriter):
 
                 # Blosc is what every Zarr v2 reader (Fiji's included) decodes; "/" keys are
                 # what OME-Zarr 0.4 requires.
-                options["compressors"] = [numcodecs.Blosc(cname="zstd", clevel=5,
-                                                          shuffle=numcodecs.Blosc.BITSHUFFLE)]
+                options["compressors"] = [
+                    numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
+                ]
                 options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-            arrays.append(group.create_array(str(index), shape=level_shape, chunks=chunks,
-                                             dtype=self.dtype, **options))
+            arrays.append(
+                group.create_array(
+                    str(index), shape=level_shape, chunks=chunks, dtype=self.dtype, **options
+                )
+            )
         self._group = group
         return arrays
 
@@ -161,10 +183,15 @@ class OmeZarrWriter(SliceWriter):
         if self.downsampling == "nearest":
             return np.ascontiguousarray(block[:, ::2, ::2])
         # 2x2 mean; an odd last row or column is averaged with itself.
-        padded = np.pad(block, ((0, 0), (0, block.shape[1] % 2), (0, block.shape[2] % 2)),
-                        mode="edge").astype(np.float32)
-        mean = (padded[:, 0::2, 0::2] + padded[:, 1::2, 0::2] + padded[:, 0::2, 1::2]
-                + padded[:, 1::2, 1::2]) * np.float32(0.25)
+        padded = np.pad(
+            block, ((0, 0), (0, block.shape[1] % 2), (0, block.shape[2] % 2)), mode="edge"
+        ).astype(np.float32)
+        mean = (
+            padded[:, 0::2, 0::2]
+            + padded[:, 1::2, 0::2]
+            + padded[:, 0::2, 1::2]
+            + padded[:, 1::2, 1::2]
+        ) * np.float32(0.25)
         assert mean.shape[1:] == shape[1:]
         if self.dtype.kind == "f":
             return mean.astype(self.dtype)
@@ -185,11 +212,15 @@ class OmeZarrWriter(SliceWriter):
 
     def _attributes(self) -> dict:
         # Level i holds every 2**i-th row and column (sizes rounded up).
-        factors = [(1.0, float(2 ** i), float(2 ** i)) for i in range(len(self.level_shapes))]
+        factors = [(1.0, float(2**i), float(2**i)) for i in range(len(self.level_shapes))]
         attributes = multiscale_attributes(
-            self.version, level_paths=[str(i) for i in range(len(self._arrays))],
-            level_factors=factors, voxel_size=self.voxel_size, name=self.name,
-            downsampling=self.downsampling)
+            self.version,
+            level_paths=[str(i) for i in range(len(self._arrays))],
+            level_factors=factors,
+            voxel_size=self.voxel_size,
+            name=self.name,
+            downsampling=self.downsampling,
+        )
         if self.classes is not None:
             namespace = attributes["ome"] if self.version == "0.5" else attributes
             namespace["image-label"] = label_attributes(self.version, self.classes)
@@ -242,5 +273,5 @@ def _image_name(path: Path) -> str:
     name = path.name
     for suffix in (".ome.zarr", ".zarr"):
         if name.lower().endswith(suffix):
-            return name[:-len(suffix)] or name
+            return name[: -len(suffix)] or name
     return name

@@ -19,30 +19,52 @@ from pathlib import Path
 from biosegment.errors import VolumeError
 from biosegment.paths import is_temporary_name
 from biosegment.volumes.base import VolumeInfo, VolumeReader
-from biosegment.volumes.containers import (HDF5_SUFFIXES, MRC_SUFFIXES, container_type_of_file,
-                                           is_n5_folder, is_zarr_folder, normalise_key,
-                                           split_container_path)
+from biosegment.volumes.containers import (
+    HDF5_SUFFIXES,
+    MRC_SUFFIXES,
+    container_type_of_file,
+    is_n5_folder,
+    is_zarr_folder,
+    normalise_key,
+    split_container_path,
+)
 from biosegment.volumes.hdf5_volume import open_hdf5, probe_hdf5
 from biosegment.volumes.limits import check_volume_claims
 from biosegment.volumes.mrc_volume import open_mrc, probe_mrc
 from biosegment.volumes.n5_volume import open_n5, probe_n5
-from biosegment.volumes.naming import (IMAGE_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES,
-                                       list_image_files)
+from biosegment.volumes.naming import IMAGE_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES, list_image_files
 from biosegment.volumes.slice_folder import open_slice_folder, probe_slice_folder
 from biosegment.volumes.tiff_stack import open_tiff_stack, probe_tiff_stack
 from biosegment.volumes.zarr_volume import open_zarr, probe_zarr
 
-__all__ = ["FILE_TYPES", "CONTAINER_TYPES", "detect_file_type", "open_volume", "probe_volume",
-           "find_volume_in_folder", "is_volume_container"]
+__all__ = [
+    "FILE_TYPES",
+    "CONTAINER_TYPES",
+    "detect_file_type",
+    "open_volume",
+    "probe_volume",
+    "find_volume_in_folder",
+    "is_volume_container",
+]
 
 #: Every volume type BioSegment reads, as written in ``setup.json``'s ``file_type``.
-FILE_TYPES: tuple[str, ...] = ("tif2d", "tif3d", "tifseq", "pngseq", "omezarr", "zarr", "n5",
-                               "hdf5", "mrc")
+FILE_TYPES: tuple[str, ...] = (
+    "tif2d",
+    "tif3d",
+    "tifseq",
+    "pngseq",
+    "omezarr",
+    "zarr",
+    "n5",
+    "hdf5",
+    "mrc",
+)
 #: The types whose files hold arrays addressed by a ``key``.
 CONTAINER_TYPES: tuple[str, ...] = ("omezarr", "zarr", "n5", "hdf5")
 
-_EVERY_SUFFIX = ", ".join(sorted(IMAGE_SUFFIXES | HDF5_SUFFIXES | MRC_SUFFIXES)
-                          + [".zarr/", ".n5/"])
+_EVERY_SUFFIX = ", ".join(
+    sorted(IMAGE_SUFFIXES | HDF5_SUFFIXES | MRC_SUFFIXES) + [".zarr/", ".n5/"]
+)
 
 
 def _stat_kind(path: Path) -> str:
@@ -68,15 +90,18 @@ def _tiff_file(path: Path, file_type: str) -> Path:
         return path
     single = _single_tiff_in(path)
     if single is None:
-        raise VolumeError(f"file type {file_type} needs one TIFF file, but this folder does "
-                          "not hold exactly one", source=path)
+        raise VolumeError(
+            f"file type {file_type} needs one TIFF file, but this folder does not hold exactly one",
+            source=path,
+        )
     return single
 
 
 def _slice_folder(path: Path, file_type: str) -> Path:
     if _stat_kind(path) != "folder":
-        raise VolumeError(f"file type {file_type} needs a folder of slices, not a file",
-                          source=path)
+        raise VolumeError(
+            f"file type {file_type} needs a folder of slices, not a file", source=path
+        )
     return path
 
 
@@ -147,8 +172,9 @@ def detect_file_type(path: Path) -> str:
         if suffix in TIFF_SUFFIXES:
             return probe_tiff_stack(path).file_type
         if suffix in PNG_SUFFIXES:
-            raise VolumeError("a single PNG is not a volume; put PNG slices in a folder",
-                              source=path)
+            raise VolumeError(
+                "a single PNG is not a volume; put PNG slices in a folder", source=path
+            )
         kind = container_type_of_file(path)
         if kind is not None:
             return kind
@@ -164,8 +190,9 @@ def detect_file_type(path: Path) -> str:
         raise VolumeError("folder holds no image files (" + _EVERY_SUFFIX + ")", source=path)
     suffixes = {f.suffix.lower() for f in files}
     if suffixes & TIFF_SUFFIXES and suffixes & PNG_SUFFIXES:
-        raise VolumeError("folder mixes TIFF and PNG slices; keep one format per volume",
-                          source=path)
+        raise VolumeError(
+            "folder mixes TIFF and PNG slices; keep one format per volume", source=path
+        )
     if suffixes & PNG_SUFFIXES:
         return "pngseq"
     if len(files) == 1:
@@ -226,16 +253,21 @@ def _resolve(path: Path, file_type: str | None, key: str | None) -> tuple[Path, 
     if file_type is None:
         file_type = detect_file_type(path)
     elif file_type not in FILE_TYPES:
-        raise VolumeError(f"unknown file type {file_type!r}; expected one of "
-                          + ", ".join(FILE_TYPES), source=path)
+        raise VolumeError(
+            f"unknown file type {file_type!r}; expected one of " + ", ".join(FILE_TYPES),
+            source=path,
+        )
     if key is not None and file_type not in CONTAINER_TYPES:
-        raise VolumeError(f"a {file_type} volume holds one image; 'key' ({key!r}) is only for "
-                          + ", ".join(CONTAINER_TYPES), source=path, where="key")
+        raise VolumeError(
+            f"a {file_type} volume holds one image; 'key' ({key!r}) is only for "
+            + ", ".join(CONTAINER_TYPES),
+            source=path,
+            where="key",
+        )
     return path, file_type, key
 
 
-def probe_volume(path: Path, file_type: str | None = None, *,
-                 key: str | None = None) -> VolumeInfo:
+def probe_volume(path: Path, file_type: str | None = None, *, key: str | None = None) -> VolumeInfo:
     """Shape, dtype, voxel size and files of the volume at ``path``; never reads pixels.
 
     :param path: the file or folder holding the volume (or a path into an HDF5 file).
@@ -254,8 +286,9 @@ def probe_volume(path: Path, file_type: str | None = None, *,
     return info
 
 
-def open_volume(path: Path, file_type: str | None = None, *,
-                key: str | None = None) -> VolumeReader:
+def open_volume(
+    path: Path, file_type: str | None = None, *, key: str | None = None
+) -> VolumeReader:
     """Open the volume at ``path`` for lazy reading; opening reads headers only.
 
     :param path: the file or folder holding the volume (or a path into an HDF5 file).

@@ -37,8 +37,9 @@ def coerce_plane(array, shape: tuple[int, int], dtype: np.dtype, path: Path) -> 
     """``array`` as a (y, x) plane of ``dtype``; a ValueError when its shape or values do not fit."""
     plane = np.asarray(array)
     if plane.shape != tuple(shape):
-        raise ValueError(f"{path}: slice shape {plane.shape} does not match the "
-                         f"volume's {tuple(shape)}")
+        raise ValueError(
+            f"{path}: slice shape {plane.shape} does not match the volume's {tuple(shape)}"
+        )
     if plane.dtype == dtype:
         return plane
     if dtype.kind == "f":
@@ -46,8 +47,9 @@ def coerce_plane(array, shape: tuple[int, int], dtype: np.dtype, path: Path) -> 
             raise ValueError(f"{path}: cannot store {plane.dtype} pixels as float32")
         return plane.astype(dtype)
     if plane.dtype.kind not in "iub":
-        raise ValueError(f"{path}: cannot store {plane.dtype} pixels as {dtype}; "
-                         "round them to integers first")
+        raise ValueError(
+            f"{path}: cannot store {plane.dtype} pixels as {dtype}; round them to integers first"
+        )
     # Class ids often arrive as int64 from argmax; accept them when every value fits.
     limits = np.iinfo(dtype)
     if plane.size and (plane.min() < limits.min or plane.max() > limits.max):

@@ -21,8 +21,14 @@ from biosegment.errors import VolumeError
 from biosegment.volumes.atomic import AtomicFile
 from biosegment.volumes.failures import checked_dtype, multichannel_error, volume_errors
 
-__all__ = ["PngHeader", "read_png_header", "decode_png", "read_png_slice", "write_png_slice",
-           "annotation_slice_name"]
+__all__ = [
+    "PngHeader",
+    "read_png_header",
+    "decode_png",
+    "read_png_slice",
+    "write_png_slice",
+    "annotation_slice_name",
+]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR = struct.Struct(">I4sIIBBBBBI")  # length, type, width, height, depth, colour, ..., crc
@@ -80,8 +86,9 @@ def decode_png(path: Path, *, where: str | None = None) -> np.ndarray:
                     checked_dtype(None, path, where=where, described_as="1-bit greyscale")
                 pixels = np.asarray(image)
         except Image.DecompressionBombError as exc:
-            raise VolumeError(f"image too large for Pillow's decoder limit ({exc})",
-                              source=path, where=where) from None
+            raise VolumeError(
+                f"image too large for Pillow's decoder limit ({exc})", source=path, where=where
+            ) from None
     if pixels.ndim != 2:
         raise multichannel_error(path, f"an array of shape {pixels.shape}", where=where)
     if pixels.dtype.kind in "iu" and pixels.dtype.itemsize > 2:
@@ -100,12 +107,16 @@ def read_png_slice(path: Path, *, expected: tuple[int, int] | None = None) -> np
     if expected is not None:
         header = read_png_header(path)
         if (header.height, header.width) != tuple(expected):
-            raise VolumeError(f"slice is {header.width}x{header.height} pixels, expected "
-                              f"{expected[1]}x{expected[0]}", source=path)
+            raise VolumeError(
+                f"slice is {header.width}x{header.height} pixels, expected "
+                f"{expected[1]}x{expected[0]}",
+                source=path,
+            )
     pixels = decode_png(path)
     if pixels.dtype != np.uint8:
-        raise VolumeError(f"expected an 8-bit slice of class ids, found {pixels.dtype.name}",
-                          source=path)
+        raise VolumeError(
+            f"expected an 8-bit slice of class ids, found {pixels.dtype.name}", source=path
+        )
     return pixels
 
 
@@ -116,8 +127,9 @@ def write_png_slice(path: Path, array2d: np.ndarray) -> Path:
     """
     pixels = np.asarray(array2d)
     if pixels.ndim != 2 or pixels.dtype != np.uint8:
-        raise ValueError(f"{path}: a slice must be a 2-D uint8 array, "
-                         f"got {pixels.ndim}-D {pixels.dtype}")
+        raise ValueError(
+            f"{path}: a slice must be a 2-D uint8 array, got {pixels.ndim}-D {pixels.dtype}"
+        )
     image = Image.fromarray(np.ascontiguousarray(pixels))  # uint8 2-D becomes mode "L"
     with AtomicFile(Path(path)) as target:
         image.save(target.file, format="PNG")

@@ -27,8 +27,15 @@ from biosegment.volumes.base import PyramidLevel, VolumeInfo, VolumeReader
 from biosegment.volumes.containers import storage_path
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, pyramid_shapes
 
-__all__ = ["PyramidCache", "PyramidVolumeReader", "build_pyramid", "open_with_pyramid",
-           "needs_pyramid", "PYRAMID_MIN_SIZE", "CACHE_LOCATION"]
+__all__ = [
+    "PyramidCache",
+    "PyramidVolumeReader",
+    "build_pyramid",
+    "open_with_pyramid",
+    "needs_pyramid",
+    "PYRAMID_MIN_SIZE",
+    "CACHE_LOCATION",
+]
 
 #: Volumes whose slices are at most this many pixels on a side are shown without a pyramid.
 PYRAMID_MIN_SIZE = 2048
@@ -44,7 +51,7 @@ def needs_pyramid(reader: VolumeReader, *, min_size: int = PYRAMID_MIN_SIZE) -> 
 def _fingerprint(info: VolumeInfo) -> str:
     """Changes whenever the stored volume does (its files' sizes and modification times)."""
     digest = hashlib.sha256()
-    for path in (info.files or (storage_path(info.path),)):
+    for path in info.files or (storage_path(info.path),):
         stat = os.stat(path)
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns};".encode())
     digest.update(f"{info.key}|{info.shape}|{info.dtype}".encode())
@@ -92,13 +99,18 @@ def _halve(plane: np.ndarray) -> np.ndarray:
     """2x2 mean of a slice (odd edges averaged with themselves), in float32."""
     padded = np.pad(plane, ((0, plane.shape[0] % 2), (0, plane.shape[1] % 2)), mode="edge")
     padded = padded.astype(np.float32)
-    return (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2]
-            + padded[1::2, 1::2]) * np.float32(0.25)
+    return (
+        padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]
+    ) * np.float32(0.25)
 
 
-def build_pyramid(reader: VolumeReader, cache: PyramidCache, *,
-                  progress: Callable[[float], None] | None = None,
-                  should_cancel: Callable[[], bool] | None = None) -> Path:
+def build_pyramid(
+    reader: VolumeReader,
+    cache: PyramidCache,
+    *,
+    progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Path:
     """Write the cached pyramid of ``reader``'s volume (levels 1 and up) and return its store.
 
     Reads every slice once. An existing current pyramid is returned at once; older versions
@@ -119,9 +131,15 @@ def build_pyramid(reader: VolumeReader, cache: PyramidCache, *,
     if voxel_size is not None:
         voxel_size = (voxel_size[0], voxel_size[1] * 2, voxel_size[2] * 2)
     dtype = np.dtype(info.dtype)
-    with OmeZarrWriter(store, shapes[1], dtype=dtype.name, voxel_size=voxel_size,
-                       downsampling="mean", chunks=(1, 512, 512),
-                       name=Path(info.path).name) as writer:
+    with OmeZarrWriter(
+        store,
+        shapes[1],
+        dtype=dtype.name,
+        voxel_size=voxel_size,
+        downsampling="mean",
+        chunks=(1, 512, 512),
+        name=Path(info.path).name,
+    ) as writer:
         for z in range(depth):
             if should_cancel is not None and should_cancel():
                 raise CancelledError("pyramid build cancelled")
@@ -156,10 +174,15 @@ class PyramidVolumeReader(VolumeReader):
 
     @property
     def levels(self) -> tuple[PyramidLevel, ...]:
-        cached = tuple(PyramidLevel(level.index + 1, level.shape,
-                                    (level.factors[0], level.factors[1] * 2,
-                                     level.factors[2] * 2), level.chunks)
-                       for level in self._pyramid.levels)
+        cached = tuple(
+            PyramidLevel(
+                level.index + 1,
+                level.shape,
+                (level.factors[0], level.factors[1] * 2, level.factors[2] * 2),
+                level.chunks,
+            )
+            for level in self._pyramid.levels
+        )
         return (PyramidLevel(0, self.shape, (1.0, 1.0, 1.0), self.chunks), *cached)
 
     def level(self, index: int) -> VolumeReader:
@@ -170,8 +193,9 @@ class PyramidVolumeReader(VolumeReader):
     def read_slice(self, z: int) -> np.ndarray:
         return self._base.read_slice(z)
 
-    def read_block(self, z0: int, z1: int, y: slice | None = None,
-                   x: slice | None = None) -> np.ndarray:
+    def read_block(
+        self, z0: int, z1: int, y: slice | None = None, x: slice | None = None
+    ) -> np.ndarray:
         return self._base.read_block(z0, z1, y, x)
 
     def close(self) -> None:

@@ -48,8 +48,9 @@ def _tiff_slice_header(path: Path) -> _SliceHeader:
             layout = read_tiff_layout(tif, path, size)
     depth, height, width = layout.shape
     if depth != 1:
-        raise VolumeError(f"holds {depth} pages; a slice folder needs one single-page TIFF "
-                          "per slice", source=path)
+        raise VolumeError(
+            f"holds {depth} pages; a slice folder needs one single-page TIFF per slice", source=path
+        )
     return _SliceHeader(height, width, layout.dtype, layout.voxel_size)
 
 
@@ -97,13 +98,23 @@ def probe_slice_folder(folder: Path, file_type: str) -> VolumeInfo:
             raise VolumeError(
                 f"slice is {header.height}x{header.width} pixels but the first slice "
                 f"{files[0].name} is {first.height}x{first.width}; all slices must have the "
-                "same size", source=path)
+                "same size",
+                source=path,
+            )
         if header.dtype != first.dtype:
-            raise VolumeError(f"slice holds {header.dtype.name} but the first slice "
-                              f"{files[0].name} holds {first.dtype.name}", source=path)
-    return VolumeInfo(path=folder, file_type=file_type,
-                      shape=(len(files), first.height, first.width), dtype=first.dtype.name,
-                      voxel_size=first.voxel_size, files=tuple(files))
+            raise VolumeError(
+                f"slice holds {header.dtype.name} but the first slice "
+                f"{files[0].name} holds {first.dtype.name}",
+                source=path,
+            )
+    return VolumeInfo(
+        path=folder,
+        file_type=file_type,
+        shape=(len(files), first.height, first.width),
+        dtype=first.dtype.name,
+        voxel_size=first.voxel_size,
+        files=tuple(files),
+    )
 
 
 def open_slice_folder(folder: Path, file_type: str) -> SliceFolderReader:
@@ -131,16 +142,23 @@ class SliceFolderReader(VolumeReader):
         plane = self._format.decode(path, where)
         # The folder may have changed since probing; never hand out a wrongly shaped slice.
         if plane.shape != self._info.shape[1:]:
-            raise VolumeError(f"slice is {plane.shape[0]}x{plane.shape[1]} pixels but the volume "
-                              f"is {self._info.shape[1]}x{self._info.shape[2]}",
-                              source=path, where=where)
+            raise VolumeError(
+                f"slice is {plane.shape[0]}x{plane.shape[1]} pixels but the volume "
+                f"is {self._info.shape[1]}x{self._info.shape[2]}",
+                source=path,
+                where=where,
+            )
         if plane.dtype != self.dtype:
-            raise VolumeError(f"slice holds {plane.dtype} but the volume holds {self.dtype}",
-                              source=path, where=where)
+            raise VolumeError(
+                f"slice holds {plane.dtype} but the volume holds {self.dtype}",
+                source=path,
+                where=where,
+            )
         return plane
 
-    def read_block(self, z0: int, z1: int, y: slice | None = None,
-                   x: slice | None = None) -> np.ndarray:
+    def read_block(
+        self, z0: int, z1: int, y: slice | None = None, x: slice | None = None
+    ) -> np.ndarray:
         if self._info.file_type != "tifseq" or (y is None and x is None) or z0 == z1:
             return super().read_block(z0, z1, y, x)
         depth = self._info.shape[0]
@@ -155,9 +173,12 @@ class SliceFolderReader(VolumeReader):
             path = self._info.files[z]
             with open_tiff_stack(path) as one:
                 if one.shape != (1, *self._info.shape[1:]) or one.dtype != self.dtype:
-                    raise VolumeError(f"slice is {one.shape[1]}x{one.shape[2]} {one.dtype} but "
-                                      f"the volume is {self._info.shape[1]}x"
-                                      f"{self._info.shape[2]} {self.dtype}", source=path,
-                                      where=f"slice {z}")
+                    raise VolumeError(
+                        f"slice is {one.shape[1]}x{one.shape[2]} {one.dtype} but "
+                        f"the volume is {self._info.shape[1]}x"
+                        f"{self._info.shape[2]} {self.dtype}",
+                        source=path,
+                        where=f"slice {z}",
+                    )
                 planes.append(one.read_block(0, 1, y, x)[0])
         return np.stack(planes)

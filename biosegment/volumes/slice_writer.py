@@ -40,8 +40,10 @@ class SliceWriter:
         if self.finished:
             raise ValueError(f"{self.path}: writer already committed or aborted")
         if z != self._next_z:
-            raise ValueError(f"{self.path}: slices must be written in order; expected slice "
-                             f"{self._next_z}, got {z}")
+            raise ValueError(
+                f"{self.path}: slices must be written in order; expected slice "
+                f"{self._next_z}, got {z}"
+            )
         if z >= self.shape[0]:
             raise ValueError(f"{self.path}: slice {z} outside the volume's {self.shape[0]} slices")
         self._write_plane(z, coerce_plane(array, self.shape[1:], self.dtype, self.path))
@@ -61,8 +63,10 @@ class SliceWriter:
             raise ValueError(f"{self.path}: writer already committed or aborted")
         if self._next_z != self.shape[0]:
             self.abort()
-            raise ValueError(f"{self.path}: only {self._next_z} of {self.shape[0]} slices were "
-                             f"written; the incomplete {self.output_kind} was discarded")
+            raise ValueError(
+                f"{self.path}: only {self._next_z} of {self.shape[0]} slices were "
+                f"written; the incomplete {self.output_kind} was discarded"
+            )
         return self._complete()
 
     def abort(self) -> None:

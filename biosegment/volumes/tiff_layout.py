@@ -30,10 +30,10 @@ __all__ = ["TiffLayout", "read_tiff_layout", "check_page_geometry"]
 class TiffLayout:
     """Where a TIFF stack's slices are and what they hold."""
 
-    shape: tuple[int, int, int]                       #: (z, y, x)
-    dtype: np.dtype                                   #: native byte order
-    file_dtype: np.dtype                              #: byte order as stored
-    data_offset: int | None                           #: start of one contiguous (z, y, x) block
+    shape: tuple[int, int, int]  #: (z, y, x)
+    dtype: np.dtype  #: native byte order
+    file_dtype: np.dtype  #: byte order as stored
+    data_offset: int | None  #: start of one contiguous (z, y, x) block
     voxel_size: tuple[float, float, float] | None
 
     @property
@@ -49,8 +49,7 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
     """
     first = tif.pages.first
     height, width = check_page_geometry(first, path, where="page 0")
-    dtype = checked_dtype(first.dtype, path, where="page 0",
-                          described_as=_describe_type(first))
+    dtype = checked_dtype(first.dtype, path, where="page 0", described_as=_describe_type(first))
     file_dtype = np.dtype(tif.byteorder + dtype.char) if dtype.itemsize > 1 else dtype
     slice_bytes = height * width * dtype.itemsize
     _check_extents(first, path, file_size, "page 0")
@@ -69,7 +68,8 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
                 raise VolumeError(
                     f"truncated: the header declares {declared} slices of {height}x{width} "
                     f"{dtype.name}, which need {needed} bytes, but the file has {file_size}",
-                    source=path)
+                    source=path,
+                )
             return TiffLayout((declared, height, width), dtype, file_dtype, start, voxel_size)
 
     # Walking the page chain reads each page's offset only; tifffile logs (not raises) a
@@ -78,54 +78,79 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
     depth = page_count
     if declared is not None:
         if page_count < declared:
-            raise VolumeError(f"truncated: the header declares {declared} slices but the file "
-                              f"holds only {page_count} pages", source=path)
+            raise VolumeError(
+                f"truncated: the header declares {declared} slices but the file "
+                f"holds only {page_count} pages",
+                source=path,
+            )
         depth = declared
     data_offset = None
     if depth > 1:
         last = tif.pages[depth - 1]
-        check_page_geometry(last, path, where=f"page {depth - 1}", expected=(height, width),
-                            expected_dtype=dtype)
+        check_page_geometry(
+            last, path, where=f"page {depth - 1}", expected=(height, width), expected_dtype=dtype
+        )
         _check_extents(last, path, file_size, f"page {depth - 1}")
-        if (first.is_final and last.is_final
-                and last.dataoffsets[0] == first.dataoffsets[0] + (depth - 1) * slice_bytes
-                and _second_page_follows_data(tif, first.dataoffsets[0] + slice_bytes)):
+        if (
+            first.is_final
+            and last.is_final
+            and last.dataoffsets[0] == first.dataoffsets[0] + (depth - 1) * slice_bytes
+            and _second_page_follows_data(tif, first.dataoffsets[0] + slice_bytes)
+        ):
             data_offset = first.dataoffsets[0]
     elif first.is_final:
         data_offset = first.dataoffsets[0]
     return TiffLayout((depth, height, width), dtype, file_dtype, data_offset, voxel_size)
 
 
-def check_page_geometry(page, path: Path, *, where: str,
-                        expected: tuple[int, int] | None = None,
-                        expected_dtype: np.dtype | None = None) -> tuple[int, int]:
+def check_page_geometry(
+    page,
+    path: Path,
+    *,
+    where: str,
+    expected: tuple[int, int] | None = None,
+    expected_dtype: np.dtype | None = None,
+) -> tuple[int, int]:
     """Return a page's (height, width); raise VolumeError if it is not one greyscale plane."""
     samples = int(getattr(page, "samplesperpixel", 1) or 1)
     if samples > 1:
         raise multichannel_error(path, f"{samples} samples per pixel", where=where)
     if int(getattr(page, "imagedepth", 1) or 1) > 1:
-        raise VolumeError("volumetric TIFF pages (ImageDepth > 1) are not supported; save one "
-                          "page per slice", source=path, where=where)
+        raise VolumeError(
+            "volumetric TIFF pages (ImageDepth > 1) are not supported; save one page per slice",
+            source=path,
+            where=where,
+        )
     height, width = int(page.imagelength), int(page.imagewidth)
     if height < 1 or width < 1:
-        raise VolumeError(f"page claims {height}x{width} pixels: corrupt or truncated file",
-                          source=path, where=where)
+        raise VolumeError(
+            f"page claims {height}x{width} pixels: corrupt or truncated file",
+            source=path,
+            where=where,
+        )
     if expected is not None and (height, width) != expected:
-        raise VolumeError(f"page is {height}x{width} but the first page is "
-                          f"{expected[0]}x{expected[1]}; all slices must have the same size",
-                          source=path, where=where)
+        raise VolumeError(
+            f"page is {height}x{width} but the first page is "
+            f"{expected[0]}x{expected[1]}; all slices must have the same size",
+            source=path,
+            where=where,
+        )
     if expected_dtype is not None:
         dtype = checked_dtype(page.dtype, path, where=where, described_as=_describe_type(page))
         if dtype != expected_dtype:
-            raise VolumeError(f"page holds {dtype.name} but the first page holds "
-                              f"{expected_dtype.name}", source=path, where=where)
+            raise VolumeError(
+                f"page holds {dtype.name} but the first page holds {expected_dtype.name}",
+                source=path,
+                where=where,
+            )
     return height, width
 
 
 def _describe_type(page) -> str:
     bits = getattr(page, "bitspersample", "?")
     kind = {1: "unsigned integer", 2: "signed integer", 3: "float"}.get(
-        int(getattr(page, "sampleformat", 1) or 1), "unusual")
+        int(getattr(page, "sampleformat", 1) or 1), "unusual"
+    )
     return f"{bits}-bit {kind}"
 
 
@@ -134,8 +159,11 @@ def _check_extents(page, path: Path, file_size: int, where: str) -> None:
     if not ends:
         raise VolumeError("page has no pixel data", source=path, where=where)
     if max(ends) > file_size:
-        raise VolumeError(f"truncated: pixel data run to byte {max(ends)} but the file has "
-                          f"{file_size}", source=path, where=where)
+        raise VolumeError(
+            f"truncated: pixel data run to byte {max(ends)} but the file has {file_size}",
+            source=path,
+            where=where,
+        )
     # An uncompressed page must hold every pixel it declares; a few bytes declaring
     # gigapixels (a "TIFF bomb") would otherwise probe as a valid, enormous volume.
     if int(getattr(page, "compression", 1) or 1) == 1:
@@ -143,9 +171,13 @@ def _check_extents(page, path: Path, file_size: int, where: str) -> None:
         needed = int(page.imagelength) * int(page.imagewidth) * max(1, (bits + 7) // 8)
         held = sum(page.databytecounts)
         if held < needed:
-            raise VolumeError(f"truncated: the page declares {page.imagelength}x"
-                              f"{page.imagewidth} pixels ({needed} bytes) but its pixel data "
-                              f"hold {held} bytes", source=path, where=where)
+            raise VolumeError(
+                f"truncated: the page declares {page.imagelength}x"
+                f"{page.imagewidth} pixels ({needed} bytes) but its pixel data "
+                f"hold {held} bytes",
+                source=path,
+                where=where,
+            )
 
 
 def _resolution_tags(page) -> dict:
@@ -170,8 +202,11 @@ def _ome_depth(ome: OmeStack, path: Path) -> int:
     if ome.size_c > 1:
         raise multichannel_error(path, f"{ome.size_c} OME channels")
     if ome.size_z > 1 and ome.size_t > 1:
-        raise VolumeError(f"OME-TIFF with {ome.size_t} time points of {ome.size_z} slices; "
-                          "only one 3-D stack per file is supported", source=path)
+        raise VolumeError(
+            f"OME-TIFF with {ome.size_t} time points of {ome.size_z} slices; "
+            "only one 3-D stack per file is supported",
+            source=path,
+        )
     return ome.size_z * ome.size_t
 
 
@@ -192,8 +227,11 @@ def _declared_depth(tif: tifffile.TiffFile, path: Path, plane: tuple[int, int]) 
                 raise multichannel_error(path, f"{channels} ImageJ channels")
             slices = channels
         if slices > 1 and frames > 1:
-            raise VolumeError(f"ImageJ hyperstack with {frames} time points of {slices} slices; "
-                              "only one 3-D stack per file is supported", source=path)
+            raise VolumeError(
+                f"ImageJ hyperstack with {frames} time points of {slices} slices; "
+                "only one 3-D stack per file is supported",
+                source=path,
+            )
         depth = slices * frames
         if depth == 1:
             depth = int(imagej.get("images", 1) or 1)

@@ -39,8 +39,14 @@ def _open_tiff(path: Path) -> tuple[tifffile.TiffFile, TiffLayout]:
 
 def _info(path: Path, layout: TiffLayout) -> VolumeInfo:
     file_type = "tif2d" if layout.shape[0] == 1 else "tif3d"
-    return VolumeInfo(path=path, file_type=file_type, shape=layout.shape,
-                      dtype=layout.dtype.name, voxel_size=layout.voxel_size, files=(path,))
+    return VolumeInfo(
+        path=path,
+        file_type=file_type,
+        shape=layout.shape,
+        dtype=layout.dtype.name,
+        voxel_size=layout.voxel_size,
+        files=(path,),
+    )
 
 
 def probe_tiff_stack(path: Path) -> VolumeInfo:
@@ -61,8 +67,9 @@ def open_tiff_stack(path: Path) -> TiffStackReader:
     return TiffStackReader(_info(path, layout), layout, tif=tif)
 
 
-def _segments_covering(page, height: int, width: int, rows: np.ndarray,
-                       cols: np.ndarray) -> list[int] | None:
+def _segments_covering(
+    page, height: int, width: int, rows: np.ndarray, cols: np.ndarray
+) -> list[int] | None:
     """Indices of the strips or tiles of ``page`` that hold the given rows and columns.
 
     None when the page is not one plane of single-sample strips or tiles (then the caller
@@ -102,9 +109,13 @@ class TiffStackReader(VolumeReader):
             with volume_errors(info.path, "memory-mapping the TIFF"):
                 self._mapped_file = open(info.path, "rb")  # noqa: SIM115 - closed in close()
                 try:
-                    self._memmap = np.memmap(self._mapped_file, dtype=layout.file_dtype,
-                                             mode="r", offset=layout.data_offset,
-                                             shape=layout.shape)
+                    self._memmap = np.memmap(
+                        self._mapped_file,
+                        dtype=layout.file_dtype,
+                        mode="r",
+                        offset=layout.data_offset,
+                        shape=layout.shape,
+                    )
                 except BaseException:
                     self._mapped_file.close()
                     raise
@@ -129,8 +140,9 @@ class TiffStackReader(VolumeReader):
             return self._from_memmap(np.s_[z])
         return self._decode_page(z)
 
-    def read_block(self, z0: int, z1: int, y: slice | None = None,
-                   x: slice | None = None) -> np.ndarray:
+    def read_block(
+        self, z0: int, z1: int, y: slice | None = None, x: slice | None = None
+    ) -> np.ndarray:
         depth = self._info.shape[0]
         if not (0 <= z0 <= z1 <= depth):
             raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")
@@ -152,8 +164,10 @@ class TiffStackReader(VolumeReader):
         # it in place) kills the process with SIGBUS, so check the size before every read.
         # Atomic replacement is harmless: the map keeps the old file alive.
         if os.fstat(handle.fileno()).st_size < self._mapped_end:
-            raise VolumeError("file shrank since it was opened (is it being overwritten?); "
-                              "open it again", source=self._info.path)
+            raise VolumeError(
+                "file shrank since it was opened (is it being overwritten?); open it again",
+                source=self._info.path,
+            )
         with volume_errors(self._info.path, "reading the memory-mapped TIFF"):
             # np.array copies (and fixes byte order), so no caller holds on to the map.
             return np.array(memmap[index], dtype=self._layout.dtype)
@@ -167,8 +181,13 @@ class TiffStackReader(VolumeReader):
             with volume_errors(path, "decoding the TIFF page", where=where):
                 page = self._tif.pages[z]
                 keyframe = getattr(page, "keyframe", page)
-                check_page_geometry(keyframe, path, where=where, expected=self._info.shape[1:],
-                                    expected_dtype=self._layout.dtype)
+                check_page_geometry(
+                    keyframe,
+                    path,
+                    where=where,
+                    expected=self._info.shape[1:],
+                    expected_dtype=self._layout.dtype,
+                )
                 plane = np.asarray(page.asarray()).reshape(self._info.shape[1:])
         return plane.astype(self._layout.dtype, copy=False)
 
@@ -195,8 +214,13 @@ class TiffStackReader(VolumeReader):
                 finally:
                     pages.useframes = previous
                 keyframe = getattr(page, "keyframe", page)
-                check_page_geometry(keyframe, path, where=where, expected=(height, width),
-                                    expected_dtype=self._layout.dtype)
+                check_page_geometry(
+                    keyframe,
+                    path,
+                    where=where,
+                    expected=(height, width),
+                    expected_dtype=self._layout.dtype,
+                )
                 segments = _segments_covering(keyframe, height, width, rows, cols)
                 if segments is None:  # an unusual layout: decode the page, then cut
                     plane = np.asarray(page.asarray()).reshape(height, width)
@@ -209,8 +233,11 @@ class TiffStackReader(VolumeReader):
                     handle.seek(offset)
                     data = handle.read(count)
                     if len(data) != count:
-                        raise VolumeError(f"truncated: segment {index} needs {count} bytes at "
-                                          f"offset {offset}", source=path, where=where)
+                        raise VolumeError(
+                            f"truncated: segment {index} needs {count} bytes at offset {offset}",
+                            source=path,
+                            where=where,
+                        )
                     segment, start, _ = page.decode(data, index)
                     if segment is None:
                         continue
@@ -218,8 +245,9 @@ class TiffStackReader(VolumeReader):
                     y0, x0 = int(start[-3]), int(start[-2])
                     in_rows = (rows >= y0) & (rows < y0 + pixels.shape[0])
                     in_cols = (cols >= x0) & (cols < x0 + pixels.shape[1])
-                    out[np.ix_(in_rows, in_cols)] = pixels[np.ix_(rows[in_rows] - y0,
-                                                                  cols[in_cols] - x0)]
+                    out[np.ix_(in_rows, in_cols)] = pixels[
+                        np.ix_(rows[in_rows] - y0, cols[in_cols] - x0)
+                    ]
         return out
 
     def close(self) -> None:

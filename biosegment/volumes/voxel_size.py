@@ -15,13 +15,34 @@ __all__ = ["NM_PER_UNIT", "voxel_size_from_tiff", "nm_per_unit"]
 
 #: Length units ImageJ writes in its ``unit=`` entry, as nanometres per unit.
 NM_PER_UNIT = {
-    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0, "nanometres": 1.0,
-    "um": 1e3, "µm": 1e3, "μm": 1e3, "\\u00b5m": 1e3, "micron": 1e3, "microns": 1e3,
-    "micrometer": 1e3, "micrometre": 1e3, "micrometers": 1e3, "micrometres": 1e3,
-    "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6,
-    "cm": 1e7, "m": 1e9, "meter": 1e9, "metre": 1e9,
-    "a": 0.1, "å": 0.1, "angstrom": 0.1, "angstroms": 0.1,
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometre": 1.0,
+    "nanometers": 1.0,
+    "nanometres": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "\\u00b5m": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometre": 1e3,
+    "micrometers": 1e3,
+    "micrometres": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "millimetre": 1e6,
+    "cm": 1e7,
+    "m": 1e9,
+    "meter": 1e9,
+    "metre": 1e9,
+    "a": 0.1,
+    "å": 0.1,
+    "angstrom": 0.1,
+    "angstroms": 0.1,
 }
+
 
 def nm_per_unit(unit: object) -> float | None:
     """Nanometres in one ``unit`` (ImageJ spelling, case-insensitive), or None if unknown."""
@@ -40,8 +61,10 @@ def _pixels_per_unit(tag_value: object) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def voxel_size_from_tiff(tags: dict, imagej_metadata: dict | None,
-                         ) -> tuple[float, float, float] | None:
+def voxel_size_from_tiff(
+    tags: dict,
+    imagej_metadata: dict | None,
+) -> tuple[float, float, float] | None:
     """Voxel size in nm (z, y, x) from a first page's resolution tags and its ImageJ metadata.
 
     ``imagej_metadata`` may also be a tifffile JSON description with ``unit``/``spacing``

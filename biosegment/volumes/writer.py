@@ -54,8 +54,16 @@ class _ContiguousPixels:
         self._slice_bytes = shape[1] * shape[2] * dtype.itemsize
         metadata, resolution = _calibration(voxel_size)
         self._offset, _ = tifffile.imwrite(
-            handle, shape=shape, dtype=dtype, photometric="minisblack", returnoffset=True,
-            imagej=not bigtiff, bigtiff=bigtiff, metadata=metadata, **resolution)
+            handle,
+            shape=shape,
+            dtype=dtype,
+            photometric="minisblack",
+            returnoffset=True,
+            imagej=not bigtiff,
+            bigtiff=bigtiff,
+            metadata=metadata,
+            **resolution,
+        )
 
     def write(self, z: int, plane: np.ndarray) -> None:
         self._handle.seek(self._offset + z * self._slice_bytes)
@@ -71,8 +79,9 @@ class _ContiguousPixels:
 class _CompressedPages:
     """Compressed layout: one page per slice, the stack description on the first page."""
 
-    def __init__(self, handle: BinaryIO, shape, dtype: np.dtype, voxel_size, bigtiff: bool,
-                 compression: str):
+    def __init__(
+        self, handle: BinaryIO, shape, dtype: np.dtype, voxel_size, bigtiff: bool, compression: str
+    ):
         metadata, self._resolution = _calibration(voxel_size)
         if bigtiff:
             # tifffile's JSON "shaped" description, which its readers and ours understand
@@ -85,10 +94,15 @@ class _CompressedPages:
 
     def write(self, z: int, plane: np.ndarray) -> None:
         # metadata=None stops tifffile adding its own description; ours goes on page 0 only.
-        self._writer.write(plane, compression=self._compression, contiguous=False,
-                           metadata=None, photometric="minisblack",
-                           description=self._description if z == 0 else None,
-                           **self._resolution)
+        self._writer.write(
+            plane,
+            compression=self._compression,
+            contiguous=False,
+            metadata=None,
+            photometric="minisblack",
+            description=self._description if z == 0 else None,
+            **self._resolution,
+        )
 
     def finish(self) -> None:
         self._writer.close()
@@ -115,10 +129,16 @@ class LabelVolumeWriter(SliceWriter):
     still never mix their data (each has its own temporary file, the last commit wins).
     """
 
-    def __init__(self, path: Path, shape: tuple[int, int, int], *, dtype: str = "uint8",
-                 compression: str | None = "zlib",
-                 voxel_size: tuple[float, float, float] | None = None,
-                 bigtiff: bool | None = None):
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, int, int],
+        *,
+        dtype: str = "uint8",
+        compression: str | None = "zlib",
+        voxel_size: tuple[float, float, float] | None = None,
+        bigtiff: bool | None = None,
+    ):
         super().__init__(path, shape, dtype)
         if compression in ("none", ""):
             compression = None
@@ -127,11 +147,13 @@ class LabelVolumeWriter(SliceWriter):
         self._target = AtomicFile(self.path)
         try:
             if compression is None:
-                self._sink = _ContiguousPixels(self._target.file, self.shape, self.dtype,
-                                               voxel_size, bigtiff)
+                self._sink = _ContiguousPixels(
+                    self._target.file, self.shape, self.dtype, voxel_size, bigtiff
+                )
             else:
-                self._sink = _CompressedPages(self._target.file, self.shape, self.dtype,
-                                              voxel_size, bigtiff, compression)
+                self._sink = _CompressedPages(
+                    self._target.file, self.shape, self.dtype, voxel_size, bigtiff, compression
+                )
         except BaseException as exc:
             self._target.abort()
             _note(exc, self.path)
@@ -169,9 +191,14 @@ class LabelVolumeWriter(SliceWriter):
         self._target.abort()
 
 
-def write_volume(path: Path, array: np.ndarray, *, compression: str | None = "zlib",
-                 voxel_size: tuple[float, float, float] | None = None,
-                 dtype: str | None = None) -> Path:
+def write_volume(
+    path: Path,
+    array: np.ndarray,
+    *,
+    compression: str | None = "zlib",
+    voxel_size: tuple[float, float, float] | None = None,
+    dtype: str | None = None,
+) -> Path:
     """Write a whole (z, y, x) array (a 2-D array is one slice) through LabelVolumeWriter.
 
     ``dtype`` defaults to the array's own when that is uint8, uint16 or float32 (bool becomes
@@ -189,8 +216,9 @@ def write_volume(path: Path, array: np.ndarray, *, compression: str | None = "zl
             dtype = volume.dtype.name
         else:
             raise ValueError(f"{path}: cannot write {volume.dtype} without an explicit dtype")
-    with LabelVolumeWriter(Path(path), volume.shape, dtype=dtype, compression=compression,
-                           voxel_size=voxel_size) as writer:
+    with LabelVolumeWriter(
+        Path(path), volume.shape, dtype=dtype, compression=compression, voxel_size=voxel_size
+    ) as writer:
         writer.write_block(0, volume)
     return Path(path)
 
@@ -198,5 +226,7 @@ def write_volume(path: Path, array: np.ndarray, *, compression: str | None = "zl
 def _note(exc: BaseException, path: Path) -> None:
     """Tell whoever sees the error which output failed and that nothing was half-written."""
     if isinstance(exc, Exception):
-        exc.add_note(f"while writing {path}: the incomplete output was discarded and any "
-                     "previous file there is unchanged")
+        exc.add_note(
+            f"while writing {path}: the incomplete output was discarded and any "
+            "previous file there is unchanged"
+        )

@@ -17,14 +17,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
 from biosegment.errors import VolumeError
-from biosegment.volumes.array_reader import (ArrayVolumeReader, LevelSource, StackLayout,
-                                             stack_layout)
+from biosegment.volumes.array_reader import (
+    ArrayVolumeReader,
+    LevelSource,
+    StackLayout,
+    stack_layout,
+)
 from biosegment.volumes.base import PyramidLevel, VolumeInfo
 from biosegment.volumes.containers import choose_key, is_zarr_folder, normalise_key
-from biosegment.volumes.zarr_deadline import DeadlineArray
 from biosegment.volumes.failures import checked_dtype, volume_errors
 from biosegment.volumes.ome_ngff import Multiscale, is_bioformats2raw, read_multiscale
+from biosegment.volumes.zarr_deadline import DeadlineArray
 
 __all__ = ["probe_zarr", "open_zarr", "ZARR_FILE_TYPES"]
 
@@ -38,7 +43,7 @@ _SEARCH_DEPTH = 3
 @dataclass(frozen=True, slots=True)
 class _Located:
     info: VolumeInfo
-    layouts: tuple[StackLayout, ...]          #: one per level, level 0 first
+    layouts: tuple[StackLayout, ...]  #: one per level, level 0 first
     levels: tuple[PyramidLevel, ...]
 
 
@@ -91,31 +96,40 @@ def _chunks(array) -> tuple[int, ...]:
 
 
 def _layout(array, path: Path, where: str) -> StackLayout:
-    return stack_layout(DeadlineArray(array, path), array.shape, _chunks(array), path,
-                        where=where)
+    return stack_layout(DeadlineArray(array, path), array.shape, _chunks(array), path, where=where)
 
 
 def _attribute_voxel_size(attributes: Mapping) -> tuple[float, float, float] | None:
     """A ``resolution`` (funlib/daisy) or ``voxel_size`` attribute in nm, z y x."""
     for name in ("resolution", "voxel_size"):
         value = attributes.get(name)
-        if (isinstance(value, list) and len(value) == 3
-                and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-                        for v in value)):
+        if (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in value)
+        ):
             return tuple(float(v) for v in value)  # type: ignore[return-value]
     return None
 
 
 def _check_axes(multiscale: Multiscale, ndim: int, path: Path) -> None:
     if len(multiscale.axes) != ndim:
-        raise VolumeError(f"the metadata lists {len(multiscale.axes)} axes but level 0 has "
-                          f"{ndim}", source=path, where="multiscales[0].axes")
+        raise VolumeError(
+            f"the metadata lists {len(multiscale.axes)} axes but level 0 has {ndim}",
+            source=path,
+            where="multiscales[0].axes",
+        )
     names = tuple(multiscale.axes[i].name.lower() for i in multiscale.space_axes)
     if names not in (("z", "y", "x"), ("y", "x")) or multiscale.space_axes != tuple(
-            range(ndim - len(names), ndim)):
+        range(ndim - len(names), ndim)
+    ):
         order = ", ".join(a.name for a in multiscale.axes)
-        raise VolumeError(f"axes ({order}) are not supported: the spatial axes must come last, "
-                          "as z, y, x (or y, x)", source=path, where="multiscales[0].axes")
+        raise VolumeError(
+            f"axes ({order}) are not supported: the spatial axes must come last, "
+            "as z, y, x (or y, x)",
+            source=path,
+            where="multiscales[0].axes",
+        )
 
 
 def _multiscale(group, multiscale: Multiscale, path: Path, key: str | None) -> _Located:
@@ -125,10 +139,12 @@ def _multiscale(group, multiscale: Multiscale, path: Path, key: str | None) -> _
         try:
             arrays.append(group[level.path])
         except KeyError:
-            raise VolumeError(f"level array {level.path!r} is missing", source=path,
-                              where=where) from None
-    layouts = tuple(_layout(a, path, f"level {level.path}")
-                    for a, level in zip(arrays, multiscale.levels))
+            raise VolumeError(
+                f"level array {level.path!r} is missing", source=path, where=where
+            ) from None
+    layouts = tuple(
+        _layout(a, path, f"level {level.path}") for a, level in zip(arrays, multiscale.levels)
+    )
     _check_axes(multiscale, arrays[0].ndim, path)
     dtype = checked_dtype(arrays[0].dtype, path, where=f"level {multiscale.levels[0].path}")
     voxel_size = multiscale.voxel_size_nm(0)
@@ -140,18 +156,33 @@ def _multiscale(group, multiscale: Multiscale, path: Path, key: str | None) -> _
         if len(factors) == 2:
             factors = (1.0, *factors)
         levels.append(PyramidLevel(index, layout.shape, factors, layout.chunks))
-    info = VolumeInfo(path=path, file_type="omezarr", shape=layouts[0].shape,
-                      dtype=dtype.name, voxel_size=voxel_size, files=(path,), key=key)
+    info = VolumeInfo(
+        path=path,
+        file_type="omezarr",
+        shape=layouts[0].shape,
+        dtype=dtype.name,
+        voxel_size=voxel_size,
+        files=(path,),
+        key=key,
+    )
     return _Located(info, layouts, tuple(levels))
 
 
 def _single_array(array, path: Path, key: str | None) -> _Located:
     layout = _layout(array, path, f"key {key}" if key else None)
     dtype = checked_dtype(array.dtype, path, where=f"key {key}" if key else None)
-    info = VolumeInfo(path=path, file_type="zarr", shape=layout.shape, dtype=dtype.name,
-                      voxel_size=_attribute_voxel_size(array.attrs), files=(path,), key=key)
-    return _Located(info, (layout,), (PyramidLevel(0, layout.shape, (1.0, 1.0, 1.0),
-                                                   layout.chunks),))
+    info = VolumeInfo(
+        path=path,
+        file_type="zarr",
+        shape=layout.shape,
+        dtype=dtype.name,
+        voxel_size=_attribute_voxel_size(array.attrs),
+        files=(path,),
+        key=key,
+    )
+    return _Located(
+        info, (layout,), (PyramidLevel(0, layout.shape, (1.0, 1.0, 1.0), layout.chunks),)
+    )
 
 
 def _locate(path: Path, key: str | None) -> _Located:
@@ -186,8 +217,11 @@ def open_zarr(path: Path, key: str | None = None) -> ArrayVolumeReader:
     located = _locate(Path(path), key)
     pyramid = None
     if len(located.layouts) > 1:
-        pyramid = [LevelSource(layout.array, level)
-                   for layout, level in zip(located.layouts, located.levels)]
+        pyramid = [
+            LevelSource(layout.array, level)
+            for layout, level in zip(located.layouts, located.levels)
+        ]
     base = located.layouts[0]
-    return ArrayVolumeReader(located.info, base.array, lead=base.lead, chunks=base.chunks,
-                             pyramid=pyramid)
+    return ArrayVolumeReader(
+        located.info, base.array, lead=base.lead, chunks=base.chunks, pyramid=pyramid
+    )

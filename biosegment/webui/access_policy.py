@@ -16,18 +16,22 @@ __all__ = ["PUBLIC_ENDPOINTS", "ADMIN_ENDPOINTS", "SAFE_METHODS", "required_perm
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-PUBLIC_ENDPOINTS = frozenset({
-    "static",                 # the UI's own scripts and styles
-    "swagger.static",         # Swagger UI's assets (the docs page itself needs a login)
-    "openapi.static",
-    "accounts.login",
-})
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "static",  # the UI's own scripts and styles
+        "swagger.static",  # Swagger UI's assets (the docs page itself needs a login)
+        "openapi.static",
+        "accounts.login",
+    }
+)
 
 #: Reading these needs ``manage`` too: they show other people's accounts and actions.
-ADMIN_ENDPOINTS = frozenset({
-    "auth_api.list_users",
-    "auth_api.list_audit",
-})
+ADMIN_ENDPOINTS = frozenset(
+    {
+        "auth_api.list_users",
+        "auth_api.list_audit",
+    }
+)
 
 #: Writes by blueprint: the part of the API a role may change.
 _WRITE_PERMISSION_BY_BLUEPRINT = {
@@ -36,11 +40,13 @@ _WRITE_PERMISSION_BY_BLUEPRINT = {
 }
 
 #: Writes any logged-in person may make: their own session and their own API tokens.
-_SELF_SERVICE_ENDPOINTS = frozenset({
-    "accounts.logout",
-    "auth_api.create_token",
-    "auth_api.revoke_token",
-})
+_SELF_SERVICE_ENDPOINTS = frozenset(
+    {
+        "accounts.logout",
+        "auth_api.create_token",
+        "auth_api.revoke_token",
+    }
+)
 
 
 def required_permission(method: str, endpoint: str | None) -> Permission:

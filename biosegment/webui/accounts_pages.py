@@ -19,8 +19,13 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from biosegment.accounts.exposure import is_loopback
 from biosegment.accounts.throttle import LoginThrottle
 from biosegment.accounts.users import LOGIN_REFUSED
-from biosegment.webui.auth import (auth_settings, current_user, login_csrf_token,
-                                   request_accounts, safe_next_path)
+from biosegment.webui.auth import (
+    auth_settings,
+    current_user,
+    login_csrf_token,
+    request_accounts,
+    safe_next_path,
+)
 
 __all__ = ["bp"]
 
@@ -46,9 +51,14 @@ def _admin_may_pass_lock(accounts) -> bool:
 
 
 def _form(error: str | None, status: int, next_path: str) -> Response:
-    return Response(render_template("accounts/login.html", error=error, next_path=next_path,
-                                    login_csrf=login_csrf_token()),
-                    status=status, mimetype="text/html", headers={"Cache-Control": "no-store"})
+    return Response(
+        render_template(
+            "accounts/login.html", error=error, next_path=next_path, login_csrf=login_csrf_token()
+        ),
+        status=status,
+        mimetype="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -61,24 +71,34 @@ def login():
     expected = session.get("login_csrf", "")
     sent = request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        return _form("The form was too old or came from elsewhere; please try again.", 403,
-                     next_path)
+        return _form(
+            "The form was too old or came from elsewhere; please try again.", 403, next_path
+        )
     address = request.remote_addr
     wait = _throttle().retry_after(address)
     if wait:
         # checked before the password: guessing from one address costs it nothing but time
-        response = _form(f"Too many failed logins from this address; try again in "
-                         f"{int(wait) + 1} seconds.", 429, next_path)
+        response = _form(
+            f"Too many failed logins from this address; try again in {int(wait) + 1} seconds.",
+            429,
+            next_path,
+        )
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     name = request.form.get("name", "")
     accounts = request_accounts()
-    user, reason = accounts.authenticate(name, request.form.get("password", ""),
-                                         admin_may_pass_lock=_admin_may_pass_lock(accounts))
+    user, reason = accounts.authenticate(
+        name, request.form.get("password", ""), admin_may_pass_lock=_admin_may_pass_lock(accounts)
+    )
     if user is None:
         _throttle().failed(address)
-        accounts.record(name[:64] or "?", "login.failed", target=name[:64],
-                        detail={"reason": reason}, remote=address)
+        accounts.record(
+            name[:64] or "?",
+            "login.failed",
+            target=name[:64],
+            detail={"reason": reason},
+            remote=address,
+        )
         return _form(LOGIN_REFUSED[0].upper() + LOGIN_REFUSED[1:] + ".", 401, next_path)
     session_id, _ = accounts.start_session(user["id"])
     session.clear()  # a fresh cookie: nothing from before the login carries over

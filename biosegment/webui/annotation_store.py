@@ -25,8 +25,14 @@ from biosegment.volumes.png import read_png_header
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import UNPAINTED
 
-__all__ = ["ANNOTATION_META", "annotation_location", "create_annotation", "load_slice",
-           "save_slice", "check_labels"]
+__all__ = [
+    "ANNOTATION_META",
+    "annotation_location",
+    "create_annotation",
+    "load_slice",
+    "save_slice",
+    "check_labels",
+]
 
 ANNOTATION_META = "annotation.json"
 
@@ -38,8 +44,9 @@ def annotation_location(dataset: str, name: str) -> str:
 def _write_json_atomically(path: Path, document: dict) -> None:
     # a unique temporary name per writer: concurrent saves never rename each other's file
     with AtomicFile(path) as target:
-        target.file.write((json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-                          .encode("utf-8"))
+        target.file.write(
+            (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        )
 
 
 _locks_guard = threading.Lock()
@@ -53,33 +60,44 @@ def _folder_lock(folder: Path) -> threading.Lock:
         return _folder_locks.setdefault(str(folder), threading.Lock())
 
 
-def _refresh_row(catalog, root: Path, dataset: str, name: str, location: str,
-                 previous: dict | None) -> dict:
+def _refresh_row(
+    catalog, root: Path, dataset: str, name: str, location: str, previous: dict | None
+) -> dict:
     facts = annotation_facts(root, location, previous=previous)
-    return catalog.upsert_annotation(dataset=dataset, name=name, location=location,
-                                     origin="ui", **facts)
+    return catalog.upsert_annotation(
+        dataset=dataset, name=name, location=location, origin="ui", **facts
+    )
 
 
-def create_annotation(catalog, root: Path, dataset: dict, *, name: str, classes: list[dict],
-                      author: str = "") -> dict:
+def create_annotation(
+    catalog, root: Path, dataset: dict, *, name: str, classes: list[dict], author: str = ""
+) -> dict:
     """Make the folder and ``annotation.json`` of a new annotation and register it."""
     try:
         catalog.annotation(dataset["name"], name)
     except NotFoundError:
         pass
     else:
-        raise ApiError(409, f"dataset {dataset['name']!r} already has an annotation {name!r}",
-                       field="name")
+        raise ApiError(
+            409, f"dataset {dataset['name']!r} already has an annotation {name!r}", field="name"
+        )
     location = annotation_location(dataset["name"], name)
     folder = resolve_inside(root, location, where="name")
     if folder.exists():
         raise ApiError(409, f"{location} already exists in the data folder", field="name")
     folder.mkdir(parents=True)
     now = now_iso()
-    _write_json_atomically(folder / ANNOTATION_META, {
-        "dataset": dataset["name"], "name": name, "classes": classes, "author": author,
-        "created": now, "updated": now,
-    })
+    _write_json_atomically(
+        folder / ANNOTATION_META,
+        {
+            "dataset": dataset["name"],
+            "name": name,
+            "classes": classes,
+            "author": author,
+            "created": now,
+            "updated": now,
+        },
+    )
     return _refresh_row(catalog, root, dataset["name"], name, location, None)
 
 
@@ -96,12 +114,20 @@ def load_slice(root: Path, row: dict, z: int, size: tuple[int, int]) -> np.ndarr
     ensure_inside(root, file)  # a slice linked to a file outside is never served
     header = read_png_header(file)  # the size first: decoding follows what the file claims
     if (header.height, header.width) != tuple(size):
-        raise ApiError(409, f"{file.name} is {header.width}x{header.height}, the dataset "
-                            f"slices {size[1]}x{size[0]}", field="z")
+        raise ApiError(
+            409,
+            f"{file.name} is {header.width}x{header.height}, the dataset "
+            f"slices {size[1]}x{size[0]}",
+            field="z",
+        )
     labels = read_png_slice(file)
     if labels.shape != tuple(size):
-        raise ApiError(409, f"{file.name} is {labels.shape[1]}x{labels.shape[0]}, the dataset "
-                            f"slices {size[1]}x{size[0]}", field="z")
+        raise ApiError(
+            409,
+            f"{file.name} is {labels.shape[1]}x{labels.shape[0]}, the dataset "
+            f"slices {size[1]}x{size[0]}",
+            field="z",
+        )
     return labels
 
 
@@ -113,8 +139,12 @@ def check_labels(labels: np.ndarray, classes: list[dict] | None) -> None:
     present = np.flatnonzero(np.bincount(labels.ravel(), minlength=256))
     unknown = sorted(set(present.tolist()) - allowed)
     if unknown:
-        raise ApiError(400, f"slice holds class ids {unknown} that the annotation does not "
-                            f"define (allowed: {sorted(allowed)})", field="body")
+        raise ApiError(
+            400,
+            f"slice holds class ids {unknown} that the annotation does not "
+            f"define (allowed: {sorted(allowed)})",
+            field="body",
+        )
 
 
 def save_slice(catalog, root: Path, row: dict, z: int, labels: np.ndarray) -> dict:
@@ -124,8 +154,9 @@ def save_slice(catalog, root: Path, row: dict, z: int, labels: np.ndarray) -> di
         return _save_slice_locked(catalog, root, row, folder, z, labels)
 
 
-def _save_slice_locked(catalog, root: Path, row: dict, folder: Path, z: int,
-                       labels: np.ndarray) -> dict:
+def _save_slice_locked(
+    catalog, root: Path, row: dict, folder: Path, z: int, labels: np.ndarray
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / annotation_slice_name(z)
     if np.all(labels == UNPAINTED):
@@ -138,10 +169,19 @@ def _save_slice_locked(catalog, root: Path, row: dict, folder: Path, z: int,
         if not isinstance(meta, dict):
             raise ValueError("not an object")
     except (OSError, ValueError):
-        meta = {"dataset": row["dataset"], "name": row["name"], "classes": row.get("classes"),
-                "created": now_iso()}
+        meta = {
+            "dataset": row["dataset"],
+            "name": row["name"],
+            "classes": row.get("classes"),
+            "created": now_iso(),
+        }
     meta["updated"] = now_iso()
     _write_json_atomically(meta_path, meta)
-    return _refresh_row(catalog, root, row["dataset"], row["name"],
-                        row.get("location") or annotation_location(row["dataset"], row["name"]),
-                        row)
+    return _refresh_row(
+        catalog,
+        root,
+        row["dataset"],
+        row["name"],
+        row.get("location") or annotation_location(row["dataset"], row["name"]),
+        row,
+    )

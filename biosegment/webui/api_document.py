@@ -18,30 +18,42 @@ from flask_openapi3 import OpenAPI
 from biosegment.webui.api_text import plain_description
 from biosegment.webui.auth import CSRF_HEADER, SESSION_COOKIE_NAME
 
-__all__ = ["complete_api_document", "install_document_completion", "ERROR_SCHEMA",
-           "SECURITY_SCHEMES"]
+__all__ = [
+    "complete_api_document",
+    "install_document_completion",
+    "ERROR_SCHEMA",
+    "SECURITY_SCHEMES",
+]
 
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "error": {"type": "string", "description": "what is wrong, for a person to read"},
-        "field": {"type": ["string", "null"],
-                  "description": "the request field, header or path part at fault"},
+        "field": {
+            "type": ["string", "null"],
+            "description": "the request field, header or path part at fault",
+        },
     },
     "required": ["error", "field"],
 }
 SECURITY_SCHEMES = {
-    "apiToken": {"type": "http", "scheme": "bearer",
-                 "description": "a per-user API token: biosegment users token NAME"},
-    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE_NAME,
-                "description": f"the web UI's login; changes also need the {CSRF_HEADER} "
-                               "header"},
+    "apiToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a per-user API token: biosegment users token NAME",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE_NAME,
+        "description": f"the web UI's login; changes also need the {CSRF_HEADER} header",
+    },
 }
 _WRITE_METHODS = {"post", "put", "patch", "delete"}
 _ADDED = {
     401: "Not logged in: send an API token or log in",
     403: "Not allowed: the role lacks the permission, the CSRF token is missing, or the "
-         "request came from another site",
+    "request came from another site",
     413: "Request body too large",
     415: "Request body of a type or encoding the operation does not take",
 }

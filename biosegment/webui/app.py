@@ -37,21 +37,24 @@ def _docs_page() -> str:
     """Swagger UI's page from the plugin package, pointed at our document (served locally)."""
     from flask_openapi3_swagger.templates import swagger_html_string
 
-    return (swagger_html_string
-            .replace("{{doc_url}}", OPENAPI_URL)
-            .replace("{{ swagger_config|default('{}')|tojson }}", '{"docExpansion": "list"}')
-            .replace("{{ oauth_config|tojson }}", "null")
-            .replace("<title>Swagger UI</title>", "<title>BioSegment API</title>")
-            .replace("<body>", "<body>" + _BACK_TO_APP, 1))
+    return (
+        swagger_html_string.replace("{{doc_url}}", OPENAPI_URL)
+        .replace("{{ swagger_config|default('{}')|tojson }}", '{"docExpansion": "list"}')
+        .replace("{{ oauth_config|tojson }}", "null")
+        .replace("<title>Swagger UI</title>", "<title>BioSegment API</title>")
+        .replace("<body>", "<body>" + _BACK_TO_APP, 1)
+    )
 
 
 # Swagger UI's page is not one of ours: a bar at its top leads back to the app. The links get
 # their addresses from the script, so the page's markup names no address outside /docs/.
-_BACK_TO_APP = ('<nav id="back-to-app" style="font:14px sans-serif;padding:8px 16px;'
-                'background:#1d2026;"><a data-to="app" style="color:#8ab4ff">&larr; BioSegment</a>'
-                ' &middot; <a data-to="jobs" style="color:#8ab4ff">Jobs</a></nav><script>'
-                'for (const a of document.querySelectorAll("#back-to-app a")) '
-                'a.setAttribute("href", a.dataset.to === "app" ? "/" : "/jobs");</script>')
+_BACK_TO_APP = (
+    '<nav id="back-to-app" style="font:14px sans-serif;padding:8px 16px;'
+    'background:#1d2026;"><a data-to="app" style="color:#8ab4ff">&larr; BioSegment</a>'
+    ' &middot; <a data-to="jobs" style="color:#8ab4ff">Jobs</a></nav><script>'
+    'for (const a of document.querySelectorAll("#back-to-app a")) '
+    'a.setAttribute("href", a.dataset.to === "app" ? "/" : "/jobs");</script>'
+)
 
 
 def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
@@ -62,27 +65,38 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
     """
     app = OpenAPI(
         __name__,
-        info=Info(title="BioSegment API", version=__version__,
-                  description="Datasets, models, annotations, tiles and jobs of one BioSegment "
-                              "data folder."),
+        info=Info(
+            title="BioSegment API",
+            version=__version__,
+            description="Datasets, models, annotations, tiles and jobs of one BioSegment "
+            "data folder.",
+        ),
         doc_prefix=DOCS_PREFIX,
         doc_url="/openapi.json",
         validation_error_status=400,
         validation_error_callback=validation_error_response,
     )
     from biosegment.volumes.limits import limits_from, set_volume_limits
+
     set_volume_limits(limits_from(config.limits))  # what the app's readers believe of headers
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
     app.config["OPENAPI_HTML_STRING"] = _docs_page()
     app.extensions[EXTENSION_KEY] = WebState(config, jobs=jobs)
     register_error_handlers(app, root=config.data_dir)
     # comparison first: its /tiles/difference/ rule must win over the generic /tiles/<kind>/
-    for routes in (comparison_routes, catalog_routes, tile_routes, annotation_routes, job_routes,
-                   setup_routes):
+    for routes in (
+        comparison_routes,
+        catalog_routes,
+        tile_routes,
+        annotation_routes,
+        job_routes,
+        setup_routes,
+    ):
         app.register_api(routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
     install_security(app, config)  # logins beyond 127.0.0.1, CSRF, request bounds (SPEC 8)
 
     from biosegment.webui import pages
+
     app.register_blueprint(pages.bp)
     return app

@@ -28,9 +28,19 @@ from biosegment.config import Config
 from biosegment.webui.access_policy import PUBLIC_ENDPOINTS, SAFE_METHODS, required_permission
 from biosegment.webui.errors import error_response
 
-__all__ = ["install_auth", "AuthSettings", "current_user", "request_accounts", "auth_settings",
-           "login_csrf_token", "safe_next_path", "AUTH_EXTENSION_KEY", "CSRF_HEADER",
-           "CSRF_FIELD", "SESSION_COOKIE_NAME"]
+__all__ = [
+    "install_auth",
+    "AuthSettings",
+    "current_user",
+    "request_accounts",
+    "auth_settings",
+    "login_csrf_token",
+    "safe_next_path",
+    "AUTH_EXTENSION_KEY",
+    "CSRF_HEADER",
+    "CSRF_FIELD",
+    "SESSION_COOKIE_NAME",
+]
 
 AUTH_EXTENSION_KEY = "biosegment_auth"
 CSRF_HEADER = "X-CSRF-Token"
@@ -42,8 +52,8 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    required: bool      #: accounts mode: the server is reachable beyond this machine
-    root: Path          #: the data folder, whose accounts database answers
+    required: bool  #: accounts mode: the server is reachable beyond this machine
+    root: Path  #: the data folder, whose accounts database answers
 
 
 def auth_settings() -> AuthSettings:
@@ -70,6 +80,7 @@ def _close_accounts(_exc=None) -> None:
 
 # -- refusals ------------------------------------------------------------------------------
 
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -78,13 +89,22 @@ def _refuse(status: int, message: str) -> Response:
     if _wants_json():
         response = error_response(status, message, None)
     elif status == 401:
-        response = Response(render_template("accounts/login.html", error=None,
-                                            next_path=safe_next_path(request.full_path),
-                                            login_csrf=login_csrf_token()),
-                            status=401, mimetype="text/html")
+        response = Response(
+            render_template(
+                "accounts/login.html",
+                error=None,
+                next_path=safe_next_path(request.full_path),
+                login_csrf=login_csrf_token(),
+            ),
+            status=401,
+            mimetype="text/html",
+        )
     else:
-        response = Response(render_template("accounts/refused.html", message=message),
-                            status=status, mimetype="text/html")
+        response = Response(
+            render_template("accounts/refused.html", message=message),
+            status=status,
+            mimetype="text/html",
+        )
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="BioSegment"'
     response.headers["Cache-Control"] = "no-store"
@@ -95,8 +115,13 @@ def safe_next_path(target: str | None) -> str:
     """A local path to go to after logging in; anything else (another site) becomes ``/``."""
     target = (target or "/").rstrip("?") or "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return "/"
     return target
 
@@ -109,6 +134,7 @@ def login_csrf_token() -> str:
 
 
 # -- checks --------------------------------------------------------------------------------
+
 
 def _host_name(host_header: str) -> str:
     host = host_header.strip().lower()
@@ -134,8 +160,11 @@ def _foreign_origin() -> str | None:
 
 def _check_local_request() -> Response | None:
     if not is_loopback(_host_name(request.host or "")):
-        return _refuse(403, "this BioSegment listens on 127.0.0.1 only; use "
-                            "http://127.0.0.1:<port>/ (unexpected Host header)")
+        return _refuse(
+            403,
+            "this BioSegment listens on 127.0.0.1 only; use "
+            "http://127.0.0.1:<port>/ (unexpected Host header)",
+        )
     reason = _foreign_origin()
     return None if reason is None else _refuse(403, reason)
 
@@ -182,32 +211,42 @@ def _guard() -> Response | None:
     g.biosegment_user, g.biosegment_auth_via, g.biosegment_csrf = user, how, csrf
     permission = required_permission(request.method, request.endpoint)
     if not role_allows(user["role"], permission):
-        return _refuse(403, f"{user['name']} ({user['role']}) may not do this: it needs the "
-                            f"{permission.value} permission")
+        return _refuse(
+            403,
+            f"{user['name']} ({user['role']}) may not do this: it needs the "
+            f"{permission.value} permission",
+        )
     if how == "session" and request.method not in SAFE_METHODS:
         sent = _sent_csrf_token()
         if not sent or not hmac.compare_digest(sent.encode(), csrf.encode()):
-            return _refuse(403, f"CSRF token missing or wrong: send the page's token in the "
-                                f"{CSRF_HEADER} header")
+            return _refuse(
+                403,
+                f"CSRF token missing or wrong: send the page's token in the {CSRF_HEADER} header",
+            )
     return None
 
 
 def _template_globals() -> dict[str, Any]:
-    return {"auth_required": auth_settings().required, "current_user": current_user(),
-            "csrf_token": g.get("biosegment_csrf", "")}
+    return {
+        "auth_required": auth_settings().required,
+        "current_user": current_user(),
+        "csrf_token": g.get("biosegment_csrf", ""),
+    }
 
 
 def install_auth(app: Flask, config: Config) -> None:
     """Put the guard in front of every request of ``app``, in the mode ``config``'s host asks."""
     required = not is_loopback(config.server.host)
-    app.extensions[AUTH_EXTENSION_KEY] = AuthSettings(required=required,
-                                                      root=Path(config.data_dir))
+    app.extensions[AUTH_EXTENSION_KEY] = AuthSettings(required=required, root=Path(config.data_dir))
     if required:
         from biosegment.secret_store import ensure_secrets
 
         app.secret_key = ensure_secrets(config).session_key
-        app.config.update(SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
-                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+        app.config.update(
+            SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+        )
     # First in line: nothing below (body checks, views) runs for a request that is refused.
     app.before_request_funcs.setdefault(None, []).insert(0, _guard)
     app.teardown_appcontext(_close_accounts)

@@ -31,8 +31,9 @@ class WebState:
         self.config = config
         self.root: Path = Path(config.data_dir)
         self.layers = LayerStore(self.root)
-        self.reads = ReadGate(read_seconds=config.limits.read_seconds,
-                              heavy_reads=config.limits.heavy_reads)
+        self.reads = ReadGate(
+            read_seconds=config.limits.read_seconds, heavy_reads=config.limits.heavy_reads
+        )
         self._jobs = jobs
         self._owns_jobs = False
         self._catalog = None
@@ -43,6 +44,7 @@ class WebState:
             with self._lock:
                 if self._catalog is None:
                     from biosegment.catalog import open_catalog
+
                     self._catalog = open_catalog(self.root)
         return self._catalog
 
@@ -62,8 +64,9 @@ class WebState:
             self._owns_jobs = True
             return service
         except ImportError as exc:
-            raise ApiError(503, f"the job queue is not available in this installation ({exc})",
-                           field=None) from exc
+            raise ApiError(
+                503, f"the job queue is not available in this installation ({exc})", field=None
+            ) from exc
 
     def close(self) -> None:
         self.layers.close()

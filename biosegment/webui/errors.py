@@ -78,7 +78,7 @@ def _volume_problem(root: Path | None, exc: InputError) -> str:
         return exc.reason
     text = describe_error(root, exc)
     if exc.source and Path(exc.source).is_absolute() and text.startswith(exc.source):
-        text = Path(exc.source).name + text[len(exc.source):]  # outside the folder: name only
+        text = Path(exc.source).name + text[len(exc.source) :]  # outside the folder: name only
     return text
 
 
@@ -128,6 +128,7 @@ def register_error_handlers(app: Flask, *, root: Path | None = None) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error serving %s", request.path)
         if not _wants_json():
-            return Response("Internal error; see the BioSegment log.", status=500,
-                            mimetype="text/plain")
+            return Response(
+                "Internal error; see the BioSegment log.", status=500, mimetype="text/plain"
+            )
         return error_response(500, f"internal error: {type(exc).__name__}", None)

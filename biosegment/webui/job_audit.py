@@ -35,8 +35,13 @@ def _record(response: Response) -> Response:
     job_id = (request.view_args or {}).get("job_id") or job.get("id")
     user = current_user() or {}
     try:
-        request_accounts().record(user.get("name") or "?", action, target=job_id,
-                                  detail=job_detail(job), remote=request.remote_addr)
+        request_accounts().record(
+            user.get("name") or "?",
+            action,
+            target=job_id,
+            detail=job_detail(job),
+            remote=request.remote_addr,
+        )
     except Exception:
         log.exception("could not write the audit record of %s %s", action, job_id)
     return response

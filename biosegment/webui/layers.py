@@ -26,14 +26,32 @@ from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.errors import BioSegmentError, InputError, NotFoundError
 from biosegment.folder_names import SEGMENTATION_LABELS
 from biosegment.paths import ensure_inside, resolve_inside
-from biosegment.volumes import (PyramidCache, VolumeReader, annotation_slice_name, is_binary_mask,
-                                open_volume, open_with_pyramid, read_class_ids, read_png_slice,
-                                storage_path)
+from biosegment.volumes import (
+    PyramidCache,
+    VolumeReader,
+    annotation_slice_name,
+    is_binary_mask,
+    open_volume,
+    open_with_pyramid,
+    read_class_ids,
+    read_png_slice,
+    storage_path,
+)
 from biosegment.volumes.png import read_png_header
 from biosegment.webui.caches import ByteBudgetCache, ReaderCache
 
-__all__ = ["LAYER_KINDS", "AXES", "LayerRef", "LayerStore", "plane_shape", "UNPAINTED",
-           "LayerError", "OutsideLayer", "LayerConflict", "TileBox"]
+__all__ = [
+    "LAYER_KINDS",
+    "AXES",
+    "LayerRef",
+    "LayerStore",
+    "plane_shape",
+    "UNPAINTED",
+    "LayerError",
+    "OutsideLayer",
+    "LayerConflict",
+    "TileBox",
+]
 
 LAYER_KINDS = ("raw", "ground_truth", "segmentation", "annotation")
 AXES = ("z", "y", "x")
@@ -75,7 +93,7 @@ class TileBox:
 
     @property
     def step(self) -> int:
-        return 2 ** self.level
+        return 2**self.level
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +108,8 @@ class LayerRef:
 @dataclass(slots=True)
 class _OpenVolume:
     reader: VolumeReader
-    binary_mask: bool = False                       # label volume stored as 0/255
-    window: tuple[float, float] | None = None      # raw grey levels mapped to 0..255
+    binary_mask: bool = False  # label volume stored as 0/255
+    window: tuple[float, float] | None = None  # raw grey levels mapped to 0..255
     # Decoding readers seek one file handle; memory-mapped ones are read concurrently.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,8 +155,10 @@ class LayerStore:
         elif ref.kind == "annotation":
             location = catalog.annotation(ref.dataset, ref.name).get("location")
         else:
-            raise InputError(f"unknown layer kind {ref.kind!r}; expected one of "
-                             f"{', '.join(LAYER_KINDS)}", where="kind")
+            raise InputError(
+                f"unknown layer kind {ref.kind!r}; expected one of {', '.join(LAYER_KINDS)}",
+                where="kind",
+            )
         if not location:
             raise NotFoundError(f"{ref.kind} {ref.name or ref.dataset!r} has no files")
         path = resolve_inside(self.root, location)
@@ -188,12 +208,14 @@ class LayerStore:
         dataset = catalog.dataset(ref.dataset)
         if dataset.get("shape"):
             return tuple(dataset["shape"])
-        opened = self._open(self.layer_path(catalog, LayerRef(ref.dataset, "raw")), "raw",
-                            dataset.get("file_type"))
+        opened = self._open(
+            self.layer_path(catalog, LayerRef(ref.dataset, "raw")), "raw", dataset.get("file_type")
+        )
         return opened.reader.shape
 
-    def read_plane(self, catalog, ref: LayerRef, axis: str, index: int, *,
-                   level: int = 0) -> np.ndarray:
+    def read_plane(
+        self, catalog, ref: LayerRef, axis: str, index: int, *, level: int = 0
+    ) -> np.ndarray:
         """Plane ``index`` across ``axis`` as uint8 (display levels or class ids), keeping every
         ``2**level``-th pixel: a zoomed-out view of a huge slice reads only the rows it shows."""
         if axis not in AXES:
@@ -202,22 +224,28 @@ class LayerStore:
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
             raise OutsideLayer(f"{axis}={index} is outside 0..{limit - 1}", where="index")
-        step = 2 ** level
+        step = 2**level
         path = self.layer_path(catalog, ref)
         version = self._version(path, ref.kind)
         key = (str(path), version, ref.kind, axis, index, step)
         if ref.kind == "annotation":
             return self.planes.get_or_compute(
-                key, lambda: _annotation_plane(self.root, path, shape, axis, index)[
-                    ::step, ::step].copy())
+                key,
+                lambda: _annotation_plane(self.root, path, shape, axis, index)[
+                    ::step, ::step
+                ].copy(),
+            )
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
-            raise LayerConflict(f"{ref.kind} {ref.name or ''} has shape "
-                                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
-                                where="kind")
+            raise LayerConflict(
+                f"{ref.kind} {ref.name or ''} has shape "
+                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
+                where="kind",
+            )
         return self.planes.get_or_compute(
-            key, lambda: _volume_plane(opened, ref.kind, axis, index, step))
+            key, lambda: _volume_plane(opened, ref.kind, axis, index, step)
+        )
 
     def read_tile(self, catalog, ref: LayerRef, axis: str, index: int, box: TileBox) -> np.ndarray:
         """The uint8 pixels of one tile of plane ``index`` across ``axis``.
@@ -233,12 +261,13 @@ class LayerStore:
         rows_at_level, cols_at_level = -(-rows // step), -(-cols // step)
         # the rows of a y or x plane are slices (a page or file each): read only a tile's worth
         # when there are more than one tile's rows of them
-        small = (rows_at_level * cols_at_level <= WHOLE_PLANE_PIXELS
-                 and (axis == "z" or rows_at_level <= box.size))
+        small = rows_at_level * cols_at_level <= WHOLE_PLANE_PIXELS and (
+            axis == "z" or rows_at_level <= box.size
+        )
         if ref.kind == "annotation" or small:
             plane = self.read_plane(catalog, ref, axis, index, level=box.level)
             y0, x0 = box.row * box.size, box.col * box.size
-            return np.ascontiguousarray(plane[y0:y0 + box.size, x0:x0 + box.size])
+            return np.ascontiguousarray(plane[y0 : y0 + box.size, x0 : x0 + box.size])
         limit = shape[AXES.index(axis)]
         if not 0 <= index < limit:
             raise OutsideLayer(f"{axis}={index} is outside 0..{limit - 1}", where="index")
@@ -246,9 +275,11 @@ class LayerStore:
         file_type = catalog.dataset(ref.dataset).get("file_type") if ref.kind == "raw" else None
         opened = self._open(path, ref.kind, file_type)
         if tuple(opened.reader.shape) != tuple(shape):
-            raise LayerConflict(f"{ref.kind} {ref.name or ''} has shape "
-                                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
-                                where="kind")
+            raise LayerConflict(
+                f"{ref.kind} {ref.name or ''} has shape "
+                f"{list(opened.reader.shape)}, the dataset {list(shape)}",
+                where="kind",
+            )
         return _volume_tile(opened, ref.kind, axis, index, box)
 
     def voxel(self, catalog, ref: LayerRef, z: int, y: int, x: int) -> float | int:
@@ -289,8 +320,7 @@ def _stored_level(reader: VolumeReader, step: int) -> int | None:
     return None
 
 
-def _volume_tile(opened: _OpenVolume, kind: str, axis: str, index: int,
-                 box: TileBox) -> np.ndarray:
+def _volume_tile(opened: _OpenVolume, kind: str, axis: str, index: int, box: TileBox) -> np.ndarray:
     """One tile of a plane, reading only the tile's box (every ``step``-th voxel of it)."""
     step, span = box.step, box.size * box.step
     rows_total, cols_total = plane_shape(opened.reader.shape, axis)
@@ -300,24 +330,29 @@ def _volume_tile(opened: _OpenVolume, kind: str, axis: str, index: int,
     stored = _stored_level(opened.reader, step) if axis == "z" and step > 1 else None
     if stored is not None:
         # the pyramid's own level holds these pixels: read its box at step 1
-        at_level = (slice(rows.start // step, -(-rows.stop // step)),
-                    slice(cols.start // step, -(-cols.stop // step)))
-        tile = opened.read(lambda r: r.level(stored).read_block(index, index + 1,
-                                                                  *at_level))[0]
+        at_level = (
+            slice(rows.start // step, -(-rows.stop // step)),
+            slice(cols.start // step, -(-cols.stop // step)),
+        )
+        tile = opened.read(lambda r: r.level(stored).read_block(index, index + 1, *at_level))[0]
     elif axis == "z":
         tile = opened.read(lambda r: r.read_block(index, index + 1, rows, cols))[0]
     else:
         # rows of a y or x plane are slices: read only the ones the zoom level shows
         line = slice(index, index + 1)
         box = (line, cols) if axis == "y" else (cols, line)
-        tile = opened.read(lambda r: np.concatenate(
-            [r.read_block(z, z + 1, *box) for z in range(rows.start, rows.stop, step)]))
+        tile = opened.read(
+            lambda r: np.concatenate(
+                [r.read_block(z, z + 1, *box) for z in range(rows.start, rows.stop, step)]
+            )
+        )
         tile = tile[:, 0, :] if axis == "y" else tile[:, :, 0]
     return _display(opened, kind, tile)
 
 
-def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
-                  step: int = 1) -> np.ndarray:
+def _volume_plane(
+    opened: _OpenVolume, kind: str, axis: str, index: int, step: int = 1
+) -> np.ndarray:
     depth = opened.reader.shape[0]
     stored = _stored_level(opened.reader, step) if axis == "z" and step > 1 else None
     if stored is not None:
@@ -334,8 +369,9 @@ def _volume_plane(opened: _OpenVolume, kind: str, axis: str, index: int,
         line = slice(index, index + 1)
         every = slice(None, None, step)
         box = (line, every) if axis == "y" else (every, line)
-        plane = opened.read(lambda r: np.concatenate(
-            [r.read_block(z, z + 1, *box) for z in range(0, depth, step)]))
+        plane = opened.read(
+            lambda r: np.concatenate([r.read_block(z, z + 1, *box) for z in range(0, depth, step)])
+        )
         plane = plane[:, 0, :] if axis == "y" else plane[:, :, 0]
     elif axis == "y":
         rows = slice(index, index + 1)
@@ -381,13 +417,19 @@ def _annotation_plane(root: Path, folder: Path, shape, axis: str, index: int) ->
 def _read_annotation_slice(file: Path, expected: tuple[int, int]) -> np.ndarray:
     header = read_png_header(file)  # the size first: decoding follows what the file claims
     if (header.height, header.width) != expected:
-        raise LayerConflict(f"{file.name} is {header.width}x{header.height}, the dataset "
-                            f"slices {expected[1]}x{expected[0]}", where="z")
+        raise LayerConflict(
+            f"{file.name} is {header.width}x{header.height}, the dataset "
+            f"slices {expected[1]}x{expected[0]}",
+            where="z",
+        )
     return _checked_slice(read_png_slice(file), expected, file)
 
 
 def _checked_slice(array: np.ndarray, expected: tuple[int, int], file: Path) -> np.ndarray:
     if array.shape != expected:
-        raise LayerConflict(f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
-                            f"slices {expected[1]}x{expected[0]}", where="z")
+        raise LayerConflict(
+            f"{file.name} is {array.shape[1]}x{array.shape[0]}, the dataset "
+            f"slices {expected[1]}x{expected[0]}",
+            where="z",
+        )
     return array

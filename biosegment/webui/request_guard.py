@@ -47,30 +47,31 @@ def _check_json_body() -> None:
         return
     length = request.content_length
     if length is not None and length > MAX_JSON_BYTES:
-        raise ApiError(413, f"a JSON body may hold at most {MAX_JSON_BYTES} bytes",
-                       field="body")
+        raise ApiError(413, f"a JSON body may hold at most {MAX_JSON_BYTES} bytes", field="body")
     raw = request.get_data(cache=True)
     if len(raw) > MAX_JSON_BYTES:
-        raise ApiError(413, f"a JSON body may hold at most {MAX_JSON_BYTES} bytes",
-                       field="body")
+        raise ApiError(413, f"a JSON body may hold at most {MAX_JSON_BYTES} bytes", field="body")
     try:
         document = json.loads(raw) if raw else None
     except RecursionError:
-        raise ApiError(400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)",
-                       field="body") from None
+        raise ApiError(
+            400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)", field="body"
+        ) from None
     except (ValueError, UnicodeDecodeError):
         return  # malformed JSON: the validator answers with the parser's own reason
     if json_depth(document) > MAX_JSON_DEPTH:
-        raise ApiError(400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)",
-                       field="body")
+        raise ApiError(
+            400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)", field="body"
+        )
 
 
 def _protective_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Content-Security-Policy",
-                                "frame-ancestors 'none'; object-src 'none'; base-uri 'self'")
+    response.headers.setdefault(
+        "Content-Security-Policy", "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+    )
     return response
 
 

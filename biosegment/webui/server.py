@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from waitress.server import create_server as waitress_server
 from waitress import wasyncore
+from waitress.server import create_server as waitress_server
 
 from biosegment.accounts import require_accounts_for_exposure
 from biosegment.config import Config
@@ -39,9 +39,15 @@ class WebServer:
 
     def __init__(self, app, *, host: str, port: int, threads: int = SERVER_THREADS):
         self.app = app
-        self._server = waitress_server(app, host=host, port=port, threads=threads,
-                                       ident="BioSegment", clear_untrusted_proxy_headers=True,
-                                       max_request_body_size=_transport_limit(app))
+        self._server = waitress_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="BioSegment",
+            clear_untrusted_proxy_headers=True,
+            max_request_body_size=_transport_limit(app),
+        )
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._serving = False
@@ -98,8 +104,9 @@ class WebServer:
         self.close()
 
 
-def create_server(config: Config, jobs: object | None = None, *, host: str | None = None,
-                  port: int | None = None) -> WebServer:
+def create_server(
+    config: Config, jobs: object | None = None, *, host: str | None = None, port: int | None = None
+) -> WebServer:
     """Build the app for ``config`` and bind it to ``config.server`` (or ``host``/``port``)."""
     host = host or config.server.host
     # SPEC 8: beyond 127.0.0.1 only with accounts; the app then asks every request for them.

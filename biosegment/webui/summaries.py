@@ -17,8 +17,19 @@ BACKGROUND = {"id": 0, "name": "background", "color": "#3a7bff"}
 DEFAULT_CLASSES = [{"id": 1, "name": "class 1", "color": "#ff3030"}]
 _LOWER_IS_BETTER = ("loss", "error", "vi", "rand")
 #: Per-epoch bookkeeping that is not a measure of quality.
-_NOT_METRICS = frozenset({"epoch", "step", "steps", "elapsed_s", "seconds", "labelled_pixels",
-                          "learning_rate", "lr", "batch_size"})
+_NOT_METRICS = frozenset(
+    {
+        "epoch",
+        "step",
+        "steps",
+        "elapsed_s",
+        "seconds",
+        "labelled_pixels",
+        "learning_rate",
+        "lr",
+        "batch_size",
+    }
+)
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -28,15 +39,21 @@ def _lower_is_better(metric: str) -> bool:
 def best_metrics(metrics: Any) -> dict[str, float]:
     """Best value per metric over a list of per-epoch dicts (a plain dict is returned as is)."""
     if isinstance(metrics, dict):
-        return {k: v for k, v in metrics.items() if isinstance(v, (int, float))
-                and not isinstance(v, bool)}
+        return {
+            k: v
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
     best: dict[str, float] = {}
     for epoch in metrics or []:
         if not isinstance(epoch, dict):
             continue
         for key, value in epoch.items():
-            if (key in _NOT_METRICS or isinstance(value, bool)
-                    or not isinstance(value, (int, float))):
+            if (
+                key in _NOT_METRICS
+                or isinstance(value, bool)
+                or not isinstance(value, (int, float))
+            ):
                 continue
             if key not in best:
                 best[key] = value
@@ -57,5 +74,11 @@ def dataset_classes(catalog, dataset: dict) -> list[dict]:
         except NotFoundError:
             classes = None
     listed = [c for c in (classes or DEFAULT_CLASSES) if isinstance(c, dict) and c.get("id") != 0]
-    return [dict(BACKGROUND)] + [{"id": int(c["id"]), "name": str(c.get("name", c["id"])),
-                                  "color": str(c.get("color", "#ff3030"))} for c in listed]
+    return [dict(BACKGROUND)] + [
+        {
+            "id": int(c["id"]),
+            "name": str(c.get("name", c["id"])),
+            "color": str(c.get("color", "#ff3030")),
+        }
+        for c in listed
+    ]

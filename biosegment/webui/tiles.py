@@ -22,8 +22,15 @@ import numpy as np
 
 from biosegment.webui.errors import ApiError
 
-__all__ = ["TILE_SIZE", "TileAddress", "level_count", "check_address", "cut_tile", "encode_png",
-           "pyramid"]
+__all__ = [
+    "TILE_SIZE",
+    "TileAddress",
+    "level_count",
+    "check_address",
+    "cut_tile",
+    "encode_png",
+    "pyramid",
+]
 
 TILE_SIZE = 512
 
@@ -38,7 +45,7 @@ class TileAddress:
 
     @property
     def step(self) -> int:
-        return 2 ** self.level
+        return 2**self.level
 
 
 def level_count(height: int, width: int) -> int:
@@ -51,10 +58,17 @@ def pyramid(height: int, width: int) -> list[dict]:
     """Size in pixels and tiles of every level, for the viewer to plan its requests."""
     levels = []
     for level in range(level_count(height, width)):
-        step = 2 ** level
+        step = 2**level
         h, w = math.ceil(height / step), math.ceil(width / step)
-        levels.append({"level": level, "height": h, "width": w,
-                       "rows": math.ceil(h / TILE_SIZE), "cols": math.ceil(w / TILE_SIZE)})
+        levels.append(
+            {
+                "level": level,
+                "height": h,
+                "width": w,
+                "rows": math.ceil(h / TILE_SIZE),
+                "cols": math.ceil(w / TILE_SIZE),
+            }
+        )
     return levels
 
 
@@ -64,16 +78,21 @@ def check_address(height: int, width: int, address: TileAddress) -> None:
     if not 0 <= address.level < levels:
         raise ApiError(404, f"level {address.level} is outside 0..{levels - 1}", field="level")
     span = TILE_SIZE * address.step
-    if (address.row < 0 or address.col < 0 or address.row * span >= height
-            or address.col * span >= width):
-        raise ApiError(404, f"tile {address.row}/{address.col} is outside level {address.level}",
-                       field="tile")
+    if (
+        address.row < 0
+        or address.col < 0
+        or address.row * span >= height
+        or address.col * span >= width
+    ):
+        raise ApiError(
+            404, f"tile {address.row}/{address.col} is outside level {address.level}", field="tile"
+        )
 
 
 def cut_tile(plane_at_level: np.ndarray, address: TileAddress) -> np.ndarray:
     """The pixels of one tile (a C-contiguous copy) from a plane already at the tile's level."""
     y0, x0 = address.row * TILE_SIZE, address.col * TILE_SIZE
-    return np.ascontiguousarray(plane_at_level[y0:y0 + TILE_SIZE, x0:x0 + TILE_SIZE])
+    return np.ascontiguousarray(plane_at_level[y0 : y0 + TILE_SIZE, x0 : x0 + TILE_SIZE])
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -96,5 +115,4 @@ def encode_png(pixels: np.ndarray, *, compress: bool = True) -> bytes:
     rows[:, 1:] = pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     data = zlib.compress(rows.tobytes(), 1 if compress else 0)
-    return (_PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data)
-            + _chunk(b"IEND", b""))
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")

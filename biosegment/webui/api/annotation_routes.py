@@ -15,12 +15,21 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, RawModel, Tag
 from PIL import Image, UnidentifiedImageError
 
-from biosegment.webui.annotation_store import (check_labels, create_annotation, load_slice,
-                                                save_slice)
+from biosegment.webui.annotation_store import (
+    check_labels,
+    create_annotation,
+    load_slice,
+    save_slice,
+)
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.http import read_body
-from biosegment.webui.api.schemas import (AnnotationPath, AnnotationSlicePath, DatasetPath,
-                                           NewAnnotation, SliceQuery)
+from biosegment.webui.api.schemas import (
+    AnnotationPath,
+    AnnotationSlicePath,
+    DatasetPath,
+    NewAnnotation,
+    SliceQuery,
+)
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
 from biosegment.webui.names import check_new_name
@@ -28,8 +37,12 @@ from biosegment.webui.summaries import dataset_classes
 
 __all__ = ["api", "SliceBody"]
 
-api = APIBlueprint("annotations_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="annotations", description="Sparse per-slice labels")])
+api = APIBlueprint(
+    "annotations_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="annotations", description="Sparse per-slice labels")],
+)
 
 
 _SLICE_TYPES = ["application/octet-stream", "image/png"]
@@ -56,21 +69,24 @@ def list_annotations(path: DatasetPath):
     return jsonify(catalog.annotations(path.dataset))
 
 
-@api.post("/datasets/<dataset>/annotations", responses={201: None, 400: None, 404: None,
-                                                         409: None})
+@api.post("/datasets/<dataset>/annotations", responses={201: None, 400: None, 404: None, 409: None})
 def post_annotation(path: DatasetPath, body: NewAnnotation):
     """Create an empty annotation; its classes default to background plus the project's."""
     state = web_state()
     catalog = state.catalog()
     dataset = catalog.dataset(path.dataset)
     name = check_new_name(body.name, field="name")
-    classes = ([c.model_dump() for c in body.classes] if body.classes
-               else dataset_classes(catalog, dataset))
+    classes = (
+        [c.model_dump() for c in body.classes]
+        if body.classes
+        else dataset_classes(catalog, dataset)
+    )
     ids = [c["id"] for c in classes]
     if len(set(ids)) != len(ids):
         raise ApiError(400, "class ids must be unique", field="classes")
-    row = create_annotation(catalog, state.root, dataset, name=name, classes=classes,
-                            author=body.author)
+    row = create_annotation(
+        catalog, state.root, dataset, name=name, classes=classes, author=body.author
+    )
     return jsonify(row), 201
 
 
@@ -80,10 +96,16 @@ def get_annotation(path: AnnotationPath):
     return jsonify(web_state().catalog().annotation(path.dataset, path.name))
 
 
-@api.get("/datasets/<dataset>/annotations/<name>/slices/<int:z>",
-         responses={200: {"description": "class ids of the slice, 255 where unpainted",
-                          "content": {"application/octet-stream": {}, "image/png": {}}},
-                    404: None})
+@api.get(
+    "/datasets/<dataset>/annotations/<name>/slices/<int:z>",
+    responses={
+        200: {
+            "description": "class ids of the slice, 255 where unpainted",
+            "content": {"application/octet-stream": {}, "image/png": {}},
+        },
+        404: None,
+    },
+)
 def get_annotation_slice(path: AnnotationSlicePath, query: SliceQuery):
     """One slice of class ids: raw bytes (X-Height and X-Width headers) or a PNG."""
     state = web_state()
@@ -109,30 +131,46 @@ def _decode_slice(data: bytes, size: tuple[int, int]) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as image:
                 # the header's size first: a small file may claim gigapixels (a PNG bomb)
                 if image.size != (width, height):
-                    raise ApiError(400, f"slice is {image.size[0]}x{image.size[1]}, the dataset "
-                                        f"slices are {width}x{height}", field="body")
+                    raise ApiError(
+                        400,
+                        f"slice is {image.size[0]}x{image.size[1]}, the dataset "
+                        f"slices are {width}x{height}",
+                        field="body",
+                    )
                 if image.mode not in ("L", "P"):
-                    raise ApiError(400, f"PNG must be 8-bit greyscale, got mode {image.mode}",
-                                   field="body")
+                    raise ApiError(
+                        400, f"PNG must be 8-bit greyscale, got mode {image.mode}", field="body"
+                    )
                 labels = np.asarray(image)
         except Image.DecompressionBombError as exc:
-            raise ApiError(413, f"PNG claims too many pixels to decode: {exc}",
-                           field="body") from None
+            raise ApiError(
+                413, f"PNG claims too many pixels to decode: {exc}", field="body"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             # ValueError: a text chunk that decompresses beyond Pillow's limit (a zTXt bomb)
             raise ApiError(400, f"body is not a readable PNG: {exc}", field="body") from None
         if labels.shape != (height, width):
-            raise ApiError(400, f"slice is {labels.shape[1]}x{labels.shape[0]}, the dataset "
-                                f"slices are {width}x{height}", field="body")
+            raise ApiError(
+                400,
+                f"slice is {labels.shape[1]}x{labels.shape[0]}, the dataset "
+                f"slices are {width}x{height}",
+                field="body",
+            )
         return labels
     if len(data) != height * width:
-        raise ApiError(400, f"slice has {len(data)} bytes; a {width}x{height} slice needs "
-                            f"{height * width} (one class id per pixel)", field="body")
+        raise ApiError(
+            400,
+            f"slice has {len(data)} bytes; a {width}x{height} slice needs "
+            f"{height * width} (one class id per pixel)",
+            field="body",
+        )
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width)
 
 
-@api.put("/datasets/<dataset>/annotations/<name>/slices/<int:z>",
-         responses={200: None, 400: None, 404: None, 413: None})
+@api.put(
+    "/datasets/<dataset>/annotations/<name>/slices/<int:z>",
+    responses={200: None, 400: None, 404: None, 413: None},
+)
 def put_annotation_slice(path: AnnotationSlicePath, raw: SliceBody):
     """Save one painted slice (255 = unpainted); a slice with nothing painted is removed."""
     state = web_state()

@@ -7,8 +7,6 @@ are no tokens to manage and these answer 409.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,9 +18,14 @@ from biosegment.webui.errors import ApiError
 
 __all__ = ["api", "NewToken", "TokenPath", "AuditQuery"]
 
-api = APIBlueprint("auth_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="accounts", description="Login identity, API tokens, "
-                                                              "users and the audit log")])
+api = APIBlueprint(
+    "auth_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[
+        Tag(name="accounts", description="Login identity, API tokens, users and the audit log")
+    ],
+)
 
 
 class _Strict(BaseModel):
@@ -30,8 +33,12 @@ class _Strict(BaseModel):
 
 
 class NewToken(_Strict):
-    label: str = Field("script", min_length=1, max_length=100,
-                       description="what the token is for, shown in token lists")
+    label: str = Field(
+        "script",
+        min_length=1,
+        max_length=100,
+        description="what the token is for, shown in token lists",
+    )
 
 
 class TokenPath(_Strict):
@@ -39,16 +46,16 @@ class TokenPath(_Strict):
 
 
 class AuditQuery(_Strict):
-    action: Optional[str] = Field(None, max_length=64,
-                                  description="e.g. job.segment, job.cancel, or job.* for all")
-    target: Optional[str] = Field(None, max_length=200, description="e.g. a job id")
+    action: str | None = Field(
+        None, max_length=64, description="e.g. job.segment, job.cancel, or job.* for all"
+    )
+    target: str | None = Field(None, max_length=200, description="e.g. a job id")
     limit: int = Field(100, ge=1, le=1000)
 
 
 def _require_accounts() -> None:
     if not auth_settings().required:
-        raise ApiError(409, "this BioSegment listens on 127.0.0.1 and uses no accounts",
-                       field=None)
+        raise ApiError(409, "this BioSegment listens on 127.0.0.1 and uses no accounts", field=None)
 
 
 def _me() -> dict:
@@ -60,8 +67,10 @@ def _me() -> dict:
 def get_me():
     """Who this request acts as, and whether this server uses accounts."""
     from flask import g
-    return jsonify({**_me(), "accounts": auth_settings().required,
-                    "via": g.get("biosegment_auth_via")})
+
+    return jsonify(
+        {**_me(), "accounts": auth_settings().required, "via": g.get("biosegment_auth_via")}
+    )
 
 
 @api.get("/auth/tokens", responses={200: None, 409: None})
@@ -77,8 +86,7 @@ def create_token(body: NewToken):
     _require_accounts()
     accounts = request_accounts()
     token, row = accounts.create_token(_me()["name"], body.label)
-    accounts.record(_me()["name"], "token.create", target=row["id"],
-                    detail={"label": row["label"]})
+    accounts.record(_me()["name"], "token.create", target=row["id"], detail={"label": row["label"]})
     return jsonify({**row, "token": token}), 201
 
 
@@ -95,8 +103,7 @@ def revoke_token(path: TokenPath):
     if row["user"] != me["name"] and me["role"] != "admin":
         raise ApiError(404, f"no API token {path.token_id!r}", field="token_id")
     row = accounts.revoke_token(path.token_id)
-    accounts.record(me["name"], "token.revoke", target=path.token_id,
-                    detail={"owner": row["user"]})
+    accounts.record(me["name"], "token.revoke", target=path.token_id, detail={"owner": row["user"]})
     return jsonify(row)
 
 
@@ -111,5 +118,6 @@ def list_users():
 def list_audit(query: AuditQuery):
     """Who launched, cancelled and retried which job, logins and account changes; newest
     first (admins only)."""
-    return jsonify(request_accounts().audit_log(limit=query.limit, action=query.action,
-                                                target=query.target))
+    return jsonify(
+        request_accounts().audit_log(limit=query.limit, action=query.action, target=query.target)
+    )

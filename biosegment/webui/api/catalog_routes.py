@@ -21,8 +21,12 @@ from biosegment.webui.tiles import encode_png, pyramid
 
 __all__ = ["api", "dashboard_document", "THUMBNAIL_SIZE"]
 
-api = APIBlueprint("catalog_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="catalog", description="What the data folder holds")])
+api = APIBlueprint(
+    "catalog_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="catalog", description="What the data folder holds")],
+)
 
 THUMBNAIL_SIZE = 160
 _RECENT_JOBS = 20
@@ -31,8 +35,11 @@ _RECENT_JOBS = 20
 def _dataset_summary(row: dict) -> dict:
     summary = dict(row)
     version = etag_for(row.get("fingerprint"), row.get("updated_at"))
-    summary["thumbnail_url"] = (f"{API_PREFIX}/datasets/{row['name']}/thumbnail.png?v={version}"
-                                if row.get("state") == "ok" and row.get("shape") else None)
+    summary["thumbnail_url"] = (
+        f"{API_PREFIX}/datasets/{row['name']}/thumbnail.png?v={version}"
+        if row.get("state") == "ok" and row.get("shape")
+        else None
+    )
     summary["viewer_url"] = f"/datasets/{row['name']}"
     return summary
 
@@ -106,20 +113,40 @@ def get_dataset(path: DatasetPath):
     layers = [{"kind": "raw", "name": "", "label": "image"}]
     if row.get("ground_truth"):
         layers.append({"kind": "ground_truth", "name": "", "label": "ground truth"})
-    layers += [{"kind": "segmentation", "name": s["name"], "label": f"segmentation {s['name']}",
-                "model": s.get("model"), "state": s.get("state"),
-                # changes when the files change, so an open viewer fetches new tiles
-                "version": s.get("fingerprint") or s.get("updated_at")}
-               for s in catalog.segmentations(path.dataset, include_missing=False)]
+    layers += [
+        {
+            "kind": "segmentation",
+            "name": s["name"],
+            "label": f"segmentation {s['name']}",
+            "model": s.get("model"),
+            "state": s.get("state"),
+            # changes when the files change, so an open viewer fetches new tiles
+            "version": s.get("fingerprint") or s.get("updated_at"),
+        }
+        for s in catalog.segmentations(path.dataset, include_missing=False)
+    ]
     if row.get("ground_truth"):
         # where each segmentation and the ground truth disagree (comparison_routes)
-        layers += [{"kind": "difference", "name": s["name"],
-                    "label": f"difference {s['name']} vs ground truth",
-                    "version": s.get("fingerprint") or s.get("updated_at")}
-                   for s in catalog.segmentations(path.dataset) if s.get("state") == "ok"]
-    layers += [{"kind": "annotation", "name": a["name"], "label": f"annotation {a['name']}",
-                "state": a.get("state"), "slices": a.get("slices") or []}
-               for a in catalog.annotations(path.dataset, include_missing=False)]
+        layers += [
+            {
+                "kind": "difference",
+                "name": s["name"],
+                "label": f"difference {s['name']} vs ground truth",
+                "version": s.get("fingerprint") or s.get("updated_at"),
+            }
+            for s in catalog.segmentations(path.dataset)
+            if s.get("state") == "ok"
+        ]
+    layers += [
+        {
+            "kind": "annotation",
+            "name": a["name"],
+            "label": f"annotation {a['name']}",
+            "state": a.get("state"),
+            "slices": a.get("slices") or [],
+        }
+        for a in catalog.annotations(path.dataset, include_missing=False)
+    ]
     document["layers"] = layers
     if row.get("shape"):
         document["pyramid"] = {axis: pyramid(*plane_shape(row["shape"], axis)) for axis in AXES}
@@ -138,13 +165,19 @@ def get_thumbnail(path: DatasetPath):
     def render() -> bytes:
         # the zoom level at which the slice is at most twice the thumbnail, then a plain stride
         level = max(0, int(np.floor(np.log2(max(shape[1:]) / (2 * THUMBNAIL_SIZE)))))
-        plane = state.reads.run(path.dataset, lambda: state.layers.read_plane(
-            catalog, ref, "z", shape[0] // 2, level=level))
+        plane = state.reads.run(
+            path.dataset,
+            lambda: state.layers.read_plane(catalog, ref, "z", shape[0] // 2, level=level),
+        )
         step = max(1, int(np.ceil(max(plane.shape) / THUMBNAIL_SIZE)))
         return encode_png(np.ascontiguousarray(plane[::step, ::step]))
 
-    return conditional(etag_for("thumb", path.dataset, version), render, mimetype="image/png",
-                       cache_control="private, max-age=3600")
+    return conditional(
+        etag_for("thumb", path.dataset, version),
+        render,
+        mimetype="image/png",
+        cache_control="private, max-age=3600",
+    )
 
 
 @api.get("/models")

@@ -38,8 +38,9 @@ def conditional(etag: str, make_body, *, mimetype: str, cache_control: str) -> R
 def json_conditional(document: object) -> Response:
     """A JSON document with a content ETag, so pollers get 304 while nothing changed."""
     body = json.dumps(document, sort_keys=True, default=str, ensure_ascii=False)
-    return conditional(etag_for(body), lambda: body, mimetype="application/json",
-                       cache_control="no-cache")
+    return conditional(
+        etag_for(body), lambda: body, mimetype="application/json", cache_control="no-cache"
+    )
 
 
 def read_body(*, field: str = "body") -> bytes:
@@ -50,8 +51,11 @@ def read_body(*, field: str = "body") -> bytes:
     if encoding in ("", "identity"):
         return raw
     if encoding != "gzip":
-        raise ApiError(415, f"unsupported Content-Encoding {encoding!r}; send gzip or nothing",
-                       field="Content-Encoding")
+        raise ApiError(
+            415,
+            f"unsupported Content-Encoding {encoding!r}; send gzip or nothing",
+            field="Content-Encoding",
+        )
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(raw, limit + 1)

@@ -20,8 +20,12 @@ from biosegment.webui.names import check_new_name
 
 __all__ = ["api"]
 
-api = APIBlueprint("jobs_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="jobs", description="Segmentation and training jobs")])
+api = APIBlueprint(
+    "jobs_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="jobs", description="Segmentation and training jobs")],
+)
 
 
 def _require(lookup, *args, field: str) -> dict:
@@ -44,8 +48,13 @@ def get_job(path: JobPath):
     return jsonify(web_state().catalog().job(path.job_id))
 
 
-@api.get("/jobs/<job_id>/log", responses={200: {"description": "the job's log as text",
-                                                 "content": {"text/plain": {}}}, 404: None})
+@api.get(
+    "/jobs/<job_id>/log",
+    responses={
+        200: {"description": "the job's log as text", "content": {"text/plain": {}}},
+        404: None,
+    },
+)
 def get_job_log(path: JobPath):
     """The job's log, as plain text."""
     state = web_state()
@@ -81,8 +90,13 @@ def post_train(body: TrainRequest):
     options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
-    job = state.jobs().submit_train(annotation=body.annotation, dataset=body.dataset,
-                                    base_model=body.base_model, epochs=body.epochs, **options)
+    job = state.jobs().submit_train(
+        annotation=body.annotation,
+        dataset=body.dataset,
+        base_model=body.base_model,
+        epochs=body.epochs,
+        **options,
+    )
     return jsonify(job), 202
 
 

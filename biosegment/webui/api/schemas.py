@@ -6,16 +6,29 @@ silently ignored option. Path models name the URL parts of each route.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from biosegment.webui.names import NAME_RULE, NAME_SCHEMA
 
 __all__ = [
-    "DatasetPath", "ModelPath", "SegmentationPath", "AnnotationPath", "AnnotationSlicePath",
-    "TilePath", "JobPath", "TileQuery", "VoxelQuery", "JobsQuery", "DatasetFilter",
-    "NewAnnotation", "SegmentRequest", "TrainRequest", "ClassSpec", "SliceQuery",
+    "DatasetPath",
+    "ModelPath",
+    "SegmentationPath",
+    "AnnotationPath",
+    "AnnotationSlicePath",
+    "TilePath",
+    "JobPath",
+    "TileQuery",
+    "VoxelQuery",
+    "JobsQuery",
+    "DatasetFilter",
+    "NewAnnotation",
+    "SegmentRequest",
+    "TrainRequest",
+    "ClassSpec",
+    "SliceQuery",
 ]
 
 
@@ -70,18 +83,21 @@ class VoxelQuery(_Strict):
     z: int = Field(ge=0)
     y: int = Field(ge=0)
     x: int = Field(ge=0)
-    layers: str = Field("", description="comma-separated label layers to read too: "
-                                        "ground_truth, segmentation:NAME, annotation:NAME")
+    layers: str = Field(
+        "",
+        description="comma-separated label layers to read too: "
+        "ground_truth, segmentation:NAME, annotation:NAME",
+    )
 
 
 class JobsQuery(_Strict):
-    state: Optional[Literal["queued", "running", "succeeded", "failed", "cancelled"]] = None
-    kind: Optional[str] = None
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
+    kind: str | None = None
     limit: int = Field(100, ge=1, le=1000)
 
 
 class DatasetFilter(_Strict):
-    dataset: Optional[str] = None
+    dataset: str | None = None
 
 
 class ClassSpec(_Strict):
@@ -91,31 +107,38 @@ class ClassSpec(_Strict):
 
 
 class NewAnnotation(_Strict):
-    name: str = Field(description=f"folder name of the new annotation: {NAME_RULE}",
-                      json_schema_extra=NAME_SCHEMA)
-    classes: Optional[list[ClassSpec]] = Field(
-        None, description="classes to paint; default: background plus the project's classes")
+    name: str = Field(
+        description=f"folder name of the new annotation: {NAME_RULE}", json_schema_extra=NAME_SCHEMA
+    )
+    classes: list[ClassSpec] | None = Field(
+        None, description="classes to paint; default: background plus the project's classes"
+    )
     author: str = Field("", max_length=100)
 
 
 class SegmentRequest(_Strict):
     dataset: str
     model: str
-    name: Optional[str] = Field(None, description="name of the segmentation (default: chosen "
-                                                  "by the job service)",
-                                json_schema_extra=NAME_SCHEMA)
+    name: str | None = Field(
+        None,
+        description="name of the segmentation (default: chosen by the job service)",
+        json_schema_extra=NAME_SCHEMA,
+    )
 
 
 class TrainRequest(_Strict):
     dataset: str
-    annotation: Optional[str] = Field(None, description="train on this annotation of the "
-                                                        "dataset (default: its ground truth)")
-    base_model: Optional[str] = Field(None, description="fine-tune from this model")
+    annotation: str | None = Field(
+        None, description="train on this annotation of the dataset (default: its ground truth)"
+    )
+    base_model: str | None = Field(None, description="fine-tune from this model")
     epochs: int = Field(10, ge=1, le=10000)
-    name: Optional[str] = Field(None, description="name of the new model",
-                                json_schema_extra=NAME_SCHEMA)
+    name: str | None = Field(
+        None, description="name of the new model", json_schema_extra=NAME_SCHEMA
+    )
 
 
 class SliceQuery(_Strict):
     format: Literal["raw", "png"] = Field(
-        "raw", description="raw: height*width bytes of class ids; png: a greyscale PNG")
+        "raw", description="raw: height*width bytes of class ids; png: a greyscale PNG"
+    )

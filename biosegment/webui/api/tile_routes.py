@@ -22,12 +22,18 @@ from biosegment.webui.tiles import TILE_SIZE, TileAddress, check_address, encode
 
 __all__ = ["api", "parse_layer_list"]
 
-api = APIBlueprint("tiles_api", __name__, url_prefix=API_PREFIX,
-                   abp_tags=[Tag(name="viewer", description="Tiles and voxels for the viewer")])
+api = APIBlueprint(
+    "tiles_api",
+    __name__,
+    url_prefix=API_PREFIX,
+    abp_tags=[Tag(name="viewer", description="Tiles and voxels for the viewer")],
+)
 
 _NAMED_KINDS = ("segmentation", "annotation")
-_PNG_RESPONSE = {"description": "a greyscale PNG tile",
-                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+_PNG_RESPONSE = {
+    "description": "a greyscale PNG tile",
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+}
 
 
 def _layer(dataset: str, kind: str, name: str) -> LayerRef:
@@ -36,8 +42,10 @@ def _layer(dataset: str, kind: str, name: str) -> LayerRef:
     return LayerRef(dataset, kind, name if kind in _NAMED_KINDS else "")
 
 
-@api.get("/datasets/<dataset>/tiles/<kind>/<axis>/<int:index>/<int:level>/<int:row>/<int:col>.png",
-         responses={200: _PNG_RESPONSE, 304: None, 400: None, 404: None})
+@api.get(
+    "/datasets/<dataset>/tiles/<kind>/<axis>/<int:index>/<int:level>/<int:row>/<int:col>.png",
+    responses={200: _PNG_RESPONSE, 304: None, 400: None, 404: None},
+)
 def get_tile(path: TilePath, query: TileQuery):
     """One 512x512 PNG tile of a layer's plane at a zoom level (level 0: full resolution)."""
     state = web_state()
@@ -51,13 +59,13 @@ def get_tile(path: TilePath, query: TileQuery):
 
     def render() -> bytes:
         box = TileBox(address.level, address.row, address.col, TILE_SIZE)
-        tile = state.reads.run(path.dataset, lambda: state.layers.read_tile(
-            catalog, ref, path.axis, path.index, box))
+        tile = state.reads.run(
+            path.dataset, lambda: state.layers.read_tile(catalog, ref, path.axis, path.index, box)
+        )
         return encode_png(tile, compress=ref.kind != "raw")
 
     # Revalidate every time: label layers change while people paint and jobs write.
-    return conditional(etag, render, mimetype="image/png",
-                       cache_control="private, no-cache")
+    return conditional(etag, render, mimetype="image/png", cache_control="private, no-cache")
 
 
 def parse_layer_list(dataset: str, text: str) -> list[tuple[str, LayerRef]]:
@@ -68,8 +76,11 @@ def parse_layer_list(dataset: str, text: str) -> list[tuple[str, LayerRef]]:
             continue
         kind, _, name = item.partition(":")
         if kind not in ("ground_truth", *_NAMED_KINDS):
-            raise ApiError(400, f"unknown layer {item!r}; use ground_truth, segmentation:NAME or "
-                                "annotation:NAME", field="layers")
+            raise ApiError(
+                400,
+                f"unknown layer {item!r}; use ground_truth, segmentation:NAME or annotation:NAME",
+                field="layers",
+            )
         layers.append((item, _layer(dataset, kind, name)))
     return layers
 
@@ -86,10 +97,15 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
     layers = parse_layer_list(path.dataset, query.layers)
 
     def read() -> dict:
-        result = {"z": query.z, "y": query.y, "x": query.x,
-                  "value": state.layers.voxel(catalog, LayerRef(path.dataset, "raw"),
-                                              query.z, query.y, query.x),
-                  "labels": {}}
+        result = {
+            "z": query.z,
+            "y": query.y,
+            "x": query.x,
+            "value": state.layers.voxel(
+                catalog, LayerRef(path.dataset, "raw"), query.z, query.y, query.x
+            ),
+            "labels": {},
+        }
         for label, ref in layers:
             result["labels"][label] = state.layers.voxel(catalog, ref, query.z, query.y, query.x)
         return result

@@ -36,6 +36,7 @@ def _stack(shape=(6, 32, 48), seed=0) -> np.ndarray:
 
 def _tiff_bytes(data: np.ndarray, **kwargs) -> bytes:
     import io
+
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, data, **kwargs)
     return buffer.getvalue()
@@ -45,8 +46,14 @@ def _bomb_tiff(width: int, height: int) -> bytes:
     """A little-endian TIFF of one page whose IFD declares ``width`` x ``height`` uint8 pixels
     stored in one strip of 16 bytes: a few hundred bytes on disk, gigabytes if believed."""
     entries = [  # (tag, type, count, value); type 3 = SHORT, 4 = LONG
-        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1),
-        (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height),
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (278, 4, 1, height),
         (279, 4, 1, 16),
     ]
     ifd_offset = 8 + 16
@@ -72,7 +79,7 @@ def _corrupt_ifd() -> bytes:
     data = bytearray(_tiff_bytes(_stack((3, 32, 48)), compression=None))
     (ifd,) = struct.unpack("<I", bytes(data[4:8]))
     noise = np.random.default_rng(3).integers(0, 256, 64, dtype=np.uint8).tobytes()
-    data[ifd:ifd + 64] = noise
+    data[ifd : ifd + 64] = noise
     return bytes(data)
 
 
@@ -81,9 +88,16 @@ def _png(path: Path, shape: tuple[int, int], seed: int) -> None:
 
 
 #: The ``.zarray`` of ``volumes/absurd.zarr``: 10^12 cubed voxels in slices of 512 x 512 chunks.
-ABSURD_ZARRAY = {"zarr_format": 2, "shape": [10**12] * 3, "chunks": [1, 512, 512],
-                 "dtype": "|u1", "compressor": None, "fill_value": 0, "order": "C",
-                 "filters": None}
+ABSURD_ZARRAY = {
+    "zarr_format": 2,
+    "shape": [10**12] * 3,
+    "chunks": [1, 512, 512],
+    "dtype": "|u1",
+    "compressor": None,
+    "fill_value": 0,
+    "order": "C",
+    "filters": None,
+}
 
 
 def _volumes(target: Path) -> None:
@@ -125,20 +139,30 @@ def _volumes(target: Path) -> None:
 
 #: setup.json variants: each is broken in one way, with what the error must point at.
 SETUP_VARIANTS: dict[str, object] = {
-    "unknown-file-type.json": {"EM_location": "EM", "datasets": [
-        {"title": "good-a", "file_type": "tif9d"}]},
+    "unknown-file-type.json": {
+        "EM_location": "EM",
+        "datasets": [{"title": "good-a", "file_type": "tif9d"}],
+    },
     "location-outside-root.json": {"EM_location": "../../etc"},
     "absolute-location.json": {"EM_location": "/etc"},
-    "model-location-escapes.json": {"EM_location": "EM", "models": [
-        {"title": "m", "location": "models/../../secret.pytorch"}]},
-    "wrong-types.json": {"EM_location": "EM", "datasets": [
-        {"title": "good-a", "resolution": "very large"}]},
+    "model-location-escapes.json": {
+        "EM_location": "EM",
+        "models": [{"title": "m", "location": "models/../../secret.pytorch"}],
+    },
+    "wrong-types.json": {
+        "EM_location": "EM",
+        "datasets": [{"title": "good-a", "resolution": "very large"}],
+    },
     "not-an-object.json": [1, 2, 3],
     "datasets-not-a-list.json": {"EM_location": "EM", "datasets": {"title": "good-a"}},
-    "dataset-files-missing.json": {"EM_location": "EM", "datasets": [
-        {"title": "no-such-dataset", "file_type": "tif3d"}]},
-    "title-with-separators.json": {"EM_location": "EM", "datasets": [
-        {"title": "../../outside", "file_type": "tif3d"}]},
+    "dataset-files-missing.json": {
+        "EM_location": "EM",
+        "datasets": [{"title": "no-such-dataset", "file_type": "tif3d"}],
+    },
+    "title-with-separators.json": {
+        "EM_location": "EM",
+        "datasets": [{"title": "../../outside", "file_type": "tif3d"}],
+    },
 }
 #: Variants that are not JSON documents at all, written as raw bytes.
 SETUP_RAW_VARIANTS: dict[str, bytes] = {
@@ -177,8 +201,9 @@ def _short_mrc() -> bytes:
     import mrcfile
 
     buffer = io.BytesIO()
-    with mrcfile.new_mmap(str(HERE / ".short.mrc.part"), shape=(4, 64, 64), mrc_mode=6,
-                          overwrite=True) as mrc:
+    with mrcfile.new_mmap(
+        str(HERE / ".short.mrc.part"), shape=(4, 64, 64), mrc_mode=6, overwrite=True
+    ) as mrc:
         mrc.data[:] = 7
     data = bytearray((HERE / ".short.mrc.part").read_bytes())
     (HERE / ".short.mrc.part").unlink()
@@ -190,8 +215,7 @@ def _short_mrc() -> bytes:
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     import zlib
 
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data)))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
@@ -200,8 +224,12 @@ def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     import zlib
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00")) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00"))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _ztxt_bomb(side: int = 512) -> bytes:
@@ -224,7 +252,7 @@ def _lying_deflate_tiff() -> bytes:
         for page in tif.pages:
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 noise = np.random.default_rng(offset).integers(0, 256, count, np.uint8)
-                data[offset:offset + count] = noise.tobytes()
+                data[offset : offset + count] = noise.tobytes()
     return bytes(data)
 
 
@@ -246,7 +274,8 @@ def build_corpus(target: Path = HERE) -> list[Path]:
     _reads_and_uploads(target)
     _setup_files(target)
     (target / "hostile_names.json").write_text(
-        json.dumps(HOSTILE_NAMES, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
+        json.dumps(HOSTILE_NAMES, indent=2, ensure_ascii=True) + "\n", encoding="utf-8"
+    )
     return sorted(p for p in target.rglob("*") if p.is_file() and p.suffix != ".py")
 
 
