@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHECKER := .venv-bioimageio
+CHECKER_STAMP := $(CHECKER)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: screenshots help setup run test system-deps bench docs clean lint
+.PHONY: screenshots help setup run test system-deps bench docs clean lint checker
 
 help:
 	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
@@ -26,6 +28,18 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The bioimage.io model checker (bioimageio.core) in an environment of its own: it needs an older
+# pydantic than .venv has (packaging/constraints-bioimageio.txt says why). Beneath its own packages
+# it sees .venv's (torch, onnxruntime), so the weights it tests run on the same libraries.
+$(CHECKER_STAMP): $(STAMP) packaging/constraints-bioimageio.txt
+	$(PYTHON) -m venv $(CHECKER)
+	$(CHECKER)/bin/python -m pip install --quiet -c packaging/constraints-bioimageio.txt bioimageio.core
+	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+	  > "$$($(CHECKER)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/biosegment-venv.pth"
+	touch $(CHECKER_STAMP)
+
+checker: $(CHECKER_STAMP)
 
 run: setup
 	@# The libraries the desktop window's Qt needs, where apt exists (else the browser opens).
@@ -45,7 +59,7 @@ lint: setup
 	$(BIN)/ruff format --check biosegment tests benchmarks
 	$(BIN)/lint-imports
 
-test: setup system-deps lint
+test: setup system-deps lint checker
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -59,7 +73,7 @@ docs: setup
 	$(BIN)/python -m mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(CHECKER) build *.egg-info
 
 screenshots: setup system-deps
 	BIOSEGMENT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser tests/
