@@ -73,7 +73,7 @@ class TrainingResult:
     best_epoch: int | None  #: the epoch saved as the model (None: no epoch completed)
     steps: int  #: optimizer steps taken in all sessions together
     elapsed_s: float  #: training time in all sessions together
-    stopped_by: str  #: ``epochs``, ``max_steps`` or ``time_budget``
+    stopped_by: str  #: ``epochs``, ``max_steps``, ``time_budget`` or ``stopped`` (asked to)
     validation: str = "none"  #: how the validation part was chosen
 
     @property
@@ -250,6 +250,8 @@ def train_model(
     on_progress: ProgressCallback | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_step: Callable[[_TrainingRun], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train (or fine-tune) a U-Net and write it to a model folder.
 
@@ -301,6 +303,12 @@ def train_model(
     :param on_epoch: called with each epoch's record (also stored in the card).
     :param should_cancel: polled before every batch; True saves a resumable state and
         raises :class:`CancelledError`.
+    :param on_step: called after every optimizer step with the running loop, whose public
+        part is ``step``, ``epoch``, ``last_loss``, ``history``, ``model``, :meth:`elapsed`,
+        :meth:`card` and :meth:`replace_training` (new strokes join without a restart).
+    :param should_stop: polled before every batch; True ends the run as a budget would: the
+        epoch in progress is closed (validated) and the best weights are the model, with
+        ``stopped_by`` ``"stopped"``.
     :returns: a :class:`TrainingResult`.
     :raises InputError: for bad data or parameters, naming the pair, key or argument.
     :raises CancelledError: when ``should_cancel`` asked to stop.
@@ -378,7 +386,10 @@ def train_model(
         on_progress=on_progress,
         on_epoch=on_epoch,
         should_cancel=should_cancel,
+        on_step=on_step,
+        should_stop=should_stop,
     )
+    run.sources = _TrainingSources(dims=dims, normalisation=dict(normalisation))
     run.card_template = ModelCard(
         name=name or folder.name,
         classes=class_list,
@@ -415,6 +426,14 @@ def train_model(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _TrainingSources:
+    """How training material is read, kept for reading it again mid-run."""
+
+    dims: int
+    normalisation: dict
+
+
 class _TrainingRun:
     """The loop of one training run: batches, epochs, saving, resuming, cancelling."""
 
@@ -443,6 +462,8 @@ class _TrainingRun:
         on_progress,
         on_epoch,
         should_cancel,
+        on_step=None,
+        should_stop=None,
     ):
         self.folder = folder
         self.model = model
@@ -465,6 +486,10 @@ class _TrainingRun:
         self.on_progress = on_progress
         self.on_epoch = on_epoch
         self.should_cancel = should_cancel
+        self.on_step = on_step
+        self.should_stop = should_stop
+        self.sources: _TrainingSources | None = None
+        self.last_loss: float | None = None
         self.card_template: ModelCard | None = None
         self.rng = np.random.default_rng(seed)
         # Counters and records; restored from a saved state on resume.
@@ -571,6 +596,37 @@ class _TrainingRun:
             )
         save_training_state(self.folder, state)
 
+    def card(self) -> ModelCard:
+        """The card the weights of this moment would be saved with."""
+        return self._card()
+
+    def replace_training(self, training: Sequence) -> int:
+        """Train on ``training`` from the next batch on; returns its labelled pixel count.
+
+        ``training`` is the whole training material again (``(image, labels)`` pairs), read
+        as at the start. Pixels held out for validation stay out of training, so the
+        validation figure keeps scoring pixels the network never learnt from.
+        """
+        if self.sources is None:
+            raise RuntimeError("replace_training needs a run started by train_model")
+        stacks = collect_stacks(
+            _as_pairs(training, label="training"),
+            dims=self.sources.dims,
+            normalisation=self.sources.normalisation,
+        )
+        held = {
+            (stack.source, stack.z_start + i): stack.labels[i] != IGNORE_LABEL
+            for stack in self.validation_stacks
+            for i in range(stack.labels.shape[0])
+        }
+        for stack in stacks:
+            for i in range(stack.labels.shape[0]):
+                mask = held.get((stack.source, stack.z_start + i))
+                if mask is not None:
+                    stack.labels[i][mask] = IGNORE_LABEL
+        self.pool = SamplePool(stacks, crop_size=self.pool.crop_size, augment=self.pool.augment)
+        return self.pool.labelled_pixels
+
     def _card(self, *, stopped_by: str | None = None) -> ModelCard:
         template = self.card_template
         training = dict(template.training)
@@ -629,7 +685,13 @@ class _TrainingRun:
                 return reason
             if self.should_cancel is not None and self.should_cancel():
                 self._cancel()
+            if self.should_stop is not None and self.should_stop():
+                if self.step_in_epoch:
+                    self._finish_epoch(batches=self.step_in_epoch)
+                return "stopped"
             self._train_step()
+            if self.on_step is not None:
+                self.on_step(self)
             if self.step_in_epoch >= self.steps_per_epoch:
                 self._finish_epoch(batches=self.step_in_epoch)
 
@@ -659,6 +721,7 @@ class _TrainingRun:
         self.step += 1
         self.step_in_epoch += 1
         self.epoch_loss_sum += value
+        self.last_loss = value
         if self.step % _LOG_EVERY == 0:
             self.writer.add_scalar("train/loss", value, self.step)
             self.writer.add_scalar("train/learning_rate", self.learning_rate * factor, self.step)

@@ -27,7 +27,13 @@ from biosegment.folder_names import (
     TRAINING_STATE,
 )
 from biosegment.paths import relative_to_root, resolve_inside
-from biosegment.tasks.context import JobContext
+from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
+from biosegment.tasks.train_live import (
+    LiveTraining,
+    discard_files,
+    live_folder,
+    read_control,
+)
 
 __all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
 
@@ -52,13 +58,25 @@ def training_folder(ctx: JobContext) -> Path:
 
 
 def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
-    from biosegment.volumes import annotation_slice_name, read_png_slice
-
     folder = catalog.path_of(row)
     slices = row.get("slices") or []
+    return _read_slices(folder, slices, row["location"])
+
+
+def _painted_slices(folder: Path) -> list[int]:
+    """The slices an annotation folder holds now (the catalog row may lag behind it)."""
+    from biosegment.catalog.probe import ANNOTATION_SLICE
+
+    matches = (ANNOTATION_SLICE.match(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
+    return sorted(int(m.group(1)) for m in matches if m)
+
+
+def _read_slices(folder: Path, slices: list, location: str) -> dict[int, np.ndarray]:
+    from biosegment.volumes import annotation_slice_name, read_png_slice
+
     if not slices:
         raise InputError(
-            "the annotation has no painted slices yet", source=row["location"], where="slices"
+            "the annotation has no painted slices yet", source=location, where="slices"
         )
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
@@ -102,15 +120,19 @@ def run_train(ctx: JobContext) -> dict:
 
     params = ctx.params
     root = Path(ctx.config.data_dir)
-    final = resolve_inside(root, f"{MODELS_DIR}/{params['name']}")
+    accepted = read_control(ctx.workspace)
+    name = accepted["name"] if accepted and accepted.get("action") == "accept" else params["name"]
+    final = resolve_inside(root, f"{MODELS_DIR}/{name}")
     if _published_by(final, ctx.job_id):
         return _register(ctx, final)
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", params["dataset"])
+    annotation_folder = None
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
         labels = _labels_from_annotation(catalog, annotation)
         source = f"annotations/{params['dataset']}/{params['annotation']}"
+        annotation_folder = catalog.path_of(annotation)
     else:
         labels = _labels_from_ground_truth(catalog, dataset)
         source = dataset.get("ground_truth")
@@ -127,7 +149,22 @@ def run_train(ctx: JobContext) -> dict:
     architecture = {**DEFAULT_ARCHITECTURE, **architecture}
     options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
     with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
-        result = train_model(
+
+        def read_training() -> list:
+            folder = annotation_folder
+            return [(volume, _read_slices(folder, _painted_slices(folder), source))]
+
+        live = LiveTraining(
+            ctx.workspace,
+            log=ctx.log.write,
+            annotation_folder=annotation_folder,
+            read_training=read_training,
+            extra={"job": ctx.job_id, "dataset": params["dataset"]},
+        )
+        result = _train_live(
+            ctx,
+            live,
+            train_model,
             training=[(volume, labels)],
             output=folder,
             architecture=None if base_path else architecture,
@@ -142,6 +179,8 @@ def run_train(ctx: JobContext) -> dict:
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
             on_epoch=lambda record: ctx.add_metrics(_json_ready(record)),
             should_cancel=ctx.should_cancel,
+            on_step=live.on_step,
+            should_stop=live.should_stop,
             **options,
         )
     # The row gets the run's complete history: epochs from before a restart included, once each.
@@ -151,7 +190,48 @@ def run_train(ctx: JobContext) -> dict:
             "training ended before a single epoch finished; nothing to save", where="epochs"
         )
     _publish(ctx, folder, final)
-    return _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
+    outcome = _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
+    shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+    if result.stopped_by == "stopped":
+        outcome["accepted"] = True
+        outcome.update(_segment_with(ctx, final.name))
+    return outcome
+
+
+def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
+    """``train_model`` with the live callbacks; a discarded run leaves no files behind."""
+    from biosegment.errors import CancelledError
+
+    try:
+        result = train_model(**arguments)
+    except CancelledError:
+        live.finish()
+        control = read_control(ctx.workspace)
+        if ctx.stop_reason != STOP_SHUTDOWN:
+            if control and control.get("action") == "discard":
+                discard_files(ctx.workspace)
+                ctx.log.write("discarded: the training folder and the live preview are removed")
+            else:
+                shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+        raise
+    live.finish()
+    return result
+
+
+def _segment_with(ctx: JobContext, model: str) -> dict:
+    """Queue a segmentation of the training dataset with an accepted model."""
+    from biosegment.tasks.service import JobService
+
+    service = JobService(ctx.config)
+    try:
+        job = service.submit_segment(ctx.params["dataset"], model, trigger="accept")
+    except Exception as exc:  # the model is published; the segmentation can be started by hand
+        ctx.log.write(f"the segmentation with {model} could not be queued: {exc}", level="WARNING")
+        return {"segmentation_error": str(exc)}
+    finally:
+        service.close()
+    ctx.log.write(f"queued job {job['id']}: segment {ctx.params['dataset']} with {model}")
+    return {"segmentation_job": job["id"], "segmentation": job["params"]["name"]}
 
 
 def _json_ready(record: dict) -> dict:
