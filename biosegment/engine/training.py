@@ -685,7 +685,7 @@ class _TrainingRun:
                 return reason
             if self.should_cancel is not None and self.should_cancel():
                 self._cancel()
-            if self.should_stop is not None and self.should_stop():
+            if self.step and self.should_stop is not None and self.should_stop():
                 if self.step_in_epoch:
                     self._finish_epoch(batches=self.step_in_epoch)
                 return "stopped"

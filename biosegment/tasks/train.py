@@ -189,6 +189,10 @@ def run_train(ctx: JobContext) -> dict:
         raise InputError(
             "training ended before a single epoch finished; nothing to save", where="epochs"
         )
+    accepted = read_control(ctx.workspace)
+    if result.stopped_by == "stopped" and accepted and accepted.get("name"):
+        final = resolve_inside(root, f"{MODELS_DIR}/{accepted['name']}")  # the person's name
+        _rename_card(folder, accepted["name"])
     _publish(ctx, folder, final)
     outcome = _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
     shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
@@ -216,6 +220,16 @@ def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
         raise
     live.finish()
     return result
+
+
+def _rename_card(folder: Path, name: str) -> None:
+    """The card of a model published under another name than the job was given says so."""
+    from biosegment.engine.model_card import ModelCard
+
+    path = folder / MODEL_CARD
+    card = ModelCard.from_json(path.read_text(encoding="utf-8"))
+    card.name = name
+    path.write_text(card.to_json(), encoding="utf-8")
 
 
 def _segment_with(ctx: JobContext, model: str) -> dict:
