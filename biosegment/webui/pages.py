@@ -30,7 +30,7 @@ def dashboard():
 @bp.get("/datasets/<dataset>")
 def viewer(dataset: str):
     web_state().catalog().dataset(dataset)  # unknown names get the 404 page
-    return render_template("pages/viewer.html", dataset=dataset)
+    return render_template("pages/viewer.html", dataset=dataset, train_minutes=3)
 
 
 @bp.get("/jobs")

@@ -124,6 +124,7 @@ export class LiveTraining {
 
   show(live) {
     $("live-panel").dataset.step = String(live.step || 0);
+    $("live-panel").dataset.pixels = String(live.training_pixels || 0);
     if (!live.available) return;
     if (!this.layer) this.addLayer();
     if (this.layer.version !== live.version) {
