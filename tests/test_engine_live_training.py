@@ -15,6 +15,7 @@ from biosegment.engine.live_snapshot import (
     read_live_status,
     read_steps,
     snapshot_version,
+    validation_figure,
 )
 from biosegment.engine.training import train_model
 
@@ -153,7 +154,7 @@ def test_recorder_writes_snapshots_status_and_step_curve(tmp_path):
     assert status["step"] == 6 and status["snapshots"] == 6
     assert status["weights"] == snapshot_version(live)
     assert status["validation"]["metric"] == "mean_dice"
-    assert "held-out" in status["validation"]["label"]
+    assert "held out" in status["validation"]["label"]
     model, card = load_model(live)
     assert model.config["feature_maps"] == 4 and card.classes
     steps = read_steps(tmp_path / "steps.jsonl")
@@ -177,3 +178,18 @@ def test_steps_repeated_after_a_resume_replace_the_earlier_records(tmp_path):
         (4, 0.5),
         (5, 0.5),
     ]
+
+
+def test_the_validation_figure_says_what_it_scored():
+    history = [{"epoch": 1, "val_loss": 0.5, "mean_dice": 0.7}, {"epoch": 2, "val_loss": 0.4}]
+    figure = validation_figure(history, {"method": "strokes", "fraction": 0.15})
+    # the latest record with a figure; Dice before a loss
+    assert figure == {
+        "metric": "val_loss",
+        "value": 0.4,
+        "label": "validation loss on 15 % of your strokes, held out",
+        "epoch": 2,
+    }
+    figure = validation_figure(history[:1], {"method": "slices", "fraction": 0.2})
+    assert figure["label"] == "mean Dice on 20 % of your painted slices, held out"
+    assert validation_figure([{"epoch": 1, "train_loss": 0.3}], {"method": "none"}) is None

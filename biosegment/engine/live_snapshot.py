@@ -65,7 +65,9 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
         for metric in _FIGURES:
             value = record.get(metric)
             if isinstance(value, (int, float)) and math.isfinite(value):
-                where = validation.get("label") or _method_label(validation.get("method"))
+                where = validation.get("label") or _method_label(
+                    validation.get("method"), validation.get("fraction")
+                )
                 return {
                     "metric": metric,
                     "value": float(value),
@@ -75,10 +77,12 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
     return None
 
 
-def _method_label(method: str | None) -> str:
+def _method_label(method: str | None, fraction: float | None) -> str:
+    share = f"{round(100 * fraction)} % of " if isinstance(fraction, (int, float)) else ""
     return {
-        "slices": "on held-out painted slices",
-        "regions": "on held-out parts of the painted slices",
+        "slices": f"on {share}your painted slices, held out",
+        "strokes": f"on {share}your strokes, held out",
+        "regions": f"on {share}the labelled pixels, held out",
         "given": "on the validation data",
     }.get(method or "", "")
 
