@@ -35,22 +35,50 @@ from biosegment.tasks.train_live import (
     read_control,
 )
 
-__all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
+__all__ = ["run_train", "training_folder", "job_settings", "validation_label"]
 
-#: A new network (no base model) unless the job's options say otherwise.
-DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
 # Files of the training folder that are working state, not part of the published model.
 _WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
-_TRAIN_KEYS = (
-    "steps_per_epoch",
-    "max_steps",
-    "time_budget_s",
-    "batch_size",
-    "crop_size",
-    "learning_rate",
-    "validation_fraction",
-    "seed",
-)
+# Rows queued before the settings had one home: flat options, and the defaults of then (a
+# resumed run must rebuild the same network).
+_LEGACY_DEFAULTS = {
+    "feature_maps": 16,
+    "norm": "batch",
+    "crop_size": 256,
+    "batch_size": 4,
+    "learning_rate": 1e-3,
+    "validation_fraction": 0.2,
+}
+
+
+def job_settings(ctx: JobContext):
+    """The job's :class:`TrainingSettings`, with the configured device and threads filled in."""
+    from biosegment.engine.train_settings import TrainingSettings
+
+    params = ctx.params
+    if isinstance(params.get("settings"), dict):
+        settings = TrainingSettings.from_dict(params["settings"])
+    else:
+        known = set(TrainingSettings.field_names())
+        legacy = {k: v for k, v in params.items() if k in known and v is not None}
+        if params.get("time_budget_s"):
+            legacy["minutes"] = float(params["time_budget_s"]) / 60.0
+        settings = TrainingSettings.from_dict({**_LEGACY_DEFAULTS, **legacy})
+    engine = ctx.config.engine
+    return settings.replace(
+        device=settings.device or engine.device, threads=settings.threads or engine.threads
+    )
+
+
+def validation_label(method: str, fraction: float | None) -> str:
+    """What the validation scores were computed on, in words for cards and job rows."""
+    share = f"{round((fraction or 0) * 100):g} %"
+    return {
+        "strokes": f"on {share} of your strokes, held out",
+        "slices": f"on {share} of the labelled slices, held out",
+        "regions": f"on {share} of each labelled slice (its right-hand part), held out",
+        "given": "on the validation data given",
+    }.get(method, "no validation: nothing was held out")
 
 
 def training_folder(ctx: JobContext) -> Path:
@@ -145,9 +173,8 @@ def run_train(ctx: JobContext) -> dict:
     if state is not None:
         ctx.log.write(f"resuming from epoch {state.get('epoch')} (step {state.get('step')})")
         ctx.report(None, f"resuming from epoch {state.get('epoch')}", force=True)
-    architecture = {key: params[key] for key in DEFAULT_ARCHITECTURE if key in params}
-    architecture = {**DEFAULT_ARCHITECTURE, **architecture}
-    options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
+    settings = job_settings(ctx)
+    ctx.log.write(f"training for {settings.budget_text()} ({settings.threads or 'all'} threads)")
     with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
 
         def read_training() -> list:
@@ -167,12 +194,10 @@ def run_train(ctx: JobContext) -> dict:
             train_model,
             training=[(volume, labels)],
             output=folder,
-            architecture=None if base_path else architecture,
+            settings=settings,
             base_model=base_path,
             classes=_classes_for(ctx, dataset) if base_path is None else None,
             name=params["name"],
-            epochs=params.get("epochs"),
-            device=params.get("device") or ctx.config.engine.device,
             parent=params.get("base_model"),
             resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
@@ -181,7 +206,6 @@ def run_train(ctx: JobContext) -> dict:
             should_cancel=ctx.should_cancel,
             on_step=live.on_step,
             should_stop=live.should_stop,
-            **options,
         )
     # The row gets the run's complete history: epochs from before a restart included, once each.
     catalog.update_job(ctx.job_id, metrics=[_json_ready(r) for r in result.history])
@@ -194,7 +218,19 @@ def run_train(ctx: JobContext) -> dict:
         final = resolve_inside(root, f"{MODELS_DIR}/{accepted['name']}")  # the person's name
         _rename_card(folder, accepted["name"])
     _publish(ctx, folder, final)
-    outcome = _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
+    fraction = result.card.training.get("validation", {}).get("fraction")
+    validation = {
+        "method": result.validation,
+        "fraction": fraction,
+        "label": validation_label(result.validation, fraction),
+    }
+    outcome = _register(
+        ctx,
+        final,
+        stopped_by=result.stopped_by,
+        best_epoch=result.best_epoch,
+        validation=validation,
+    )
     shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
     if result.stopped_by == "stopped":
         outcome["accepted"] = True
