@@ -63,7 +63,8 @@ def test_train_job_from_an_annotation_with_a_base_model(site):
     assert reply.status == 202
     params = reply.json()["params"]
     assert params["annotation"] == "scribbles" and params["base_model"] == "tiny-membrane"
-    assert params["epochs"] == 2 and params["name"] == "tuned"
+    assert params["settings"]["epochs"] == 2 and params["name"] == "tuned"
+    assert params["settings"]["minutes"] is None  # an epoch budget replaces the time budget
     taken = http.post(
         "/api/v1/jobs/train",
         json_body={"dataset": DEMO_DATASET, "annotation": "scribbles", "name": "tuned"},
@@ -87,6 +88,9 @@ def test_train_job_from_an_annotation_with_a_base_model(site):
         ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "base_model": "nope"}, 404, "base_model"),
         ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": 0}, 400, "epochs"),
         ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "epochs": "many"}, 400, "epochs"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "minutes": 0}, 400, "minutes"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "minutes": "soon"}, 400, "minutes"),
+        ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "max_steps": -1}, 400, "max_steps"),
     ],
 )
 def test_bad_job_requests_name_the_field(site, path, body, status, field):
@@ -114,3 +118,28 @@ def test_malformed_json_and_unknown_jobs(site):
         assert reply.json()["error"]
     assert http.get("/api/v1/jobs?state=bogus").json()["field"] == "state"
     assert http.get("/api/v1/jobs?limit=0").json()["field"] == "limit"
+
+
+def test_train_budget_in_minutes_and_the_base_model_chosen_by_the_service(site):
+    """A fine-tune is bounded by minutes (3 by default) and starts from the project's default
+    model unless another model, or "scratch", is asked for; the row stores the settings."""
+    http, root = site
+    plain = http.post("/api/v1/jobs/train", json_body={"dataset": DEMO_DATASET}).json()
+    settings = plain["params"]["settings"]
+    assert settings["minutes"] == 3.0 and settings["epochs"] is None
+    assert settings["feature_maps"] == 8 and settings["crop_size"] == 128
+    assert settings["batch_size"] == 16 and settings["learning_rate"] == 0.005
+    assert plain["params"]["base_model"] == "demo-membrane"  # the demo project's default model
+    timed = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "minutes": 1.5, "base_model": "scratch"},
+    ).json()
+    assert timed["params"]["settings"]["minutes"] == 1.5
+    assert timed["params"]["base_model"] is None
+    named = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "max_steps": 40, "base_model": "tiny-membrane"},
+    ).json()
+    assert named["params"]["base_model"] == "tiny-membrane"
+    assert named["params"]["settings"]["max_steps"] == 40
+    assert named["params"]["settings"]["minutes"] is None

@@ -88,6 +88,42 @@ def test_train_wait_without_a_daemon_publishes_the_model(folder):
     assert {m["name"]: m["parent"] for m in models}["cli-model"] == TINY_MODEL
 
 
+def test_train_minutes_budget_ends_the_run_by_time(folder):
+    root, _ = folder
+    result = run_biosegment(
+        root,
+        "train",
+        "--dataset",
+        TRAIN_DATASET,
+        "--base-model",
+        "scratch",
+        "--minutes",
+        "0.1",
+        "--crop-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--feature-maps",
+        "4",
+        "--levels",
+        "2",
+        "--name",
+        "timed",
+        "--wait",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    settings = row["params"]["settings"]
+    assert settings["minutes"] == 0.1 and settings["epochs"] is None
+    assert row["params"]["base_model"] is None
+    assert row["state"] == "succeeded" and row["result"]["stopped_by"] == "time_budget"
+    card = json.loads((root / "models" / "timed" / "model.json").read_text(encoding="utf-8"))
+    assert card["training"]["elapsed_s"] <= 6.0 + 2.0  # 6 s, a last step's overrun at most
+    bad = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--minutes", "0")
+    assert bad.returncode != 0 and "--minutes" in bad.stderr
+
+
 def test_queue_cancel_retry_and_list_without_waiting(folder):
     root, _ = folder
     queued = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--json")

@@ -143,3 +143,58 @@ def test_three_d_crops_pad_thin_stacks():
     crop_image, crop_labels = pool.draw_crop(np.random.default_rng(0))
     assert crop_image.shape == crop_labels.shape == (4, 16, 16)
     assert (crop_labels == 255).sum() == 2 * 16 * 16  # two padded slices, unlabelled
+
+
+def _painted_strokes(size=160) -> np.ndarray:
+    """One slice with twelve separate dabs per class, as a person paints them, on 255."""
+    plane = np.full((size, size), 255, dtype=np.uint8)
+    for row in range(4):
+        for column in range(6):
+            y, x = 10 + row * 38, 8 + column * 26
+            plane[y : y + 6, x : x + 12] = (row + column) % 2
+    return plane
+
+
+def test_sparse_strokes_hold_out_whole_strokes_that_training_never_sees():
+    from scipy import ndimage
+
+    image = _volume(depth=3, size=160)
+    painted = {1: _painted_strokes()}
+    stacks = collect_stacks([TrainingPair(image, painted, name="scribbles")])
+    train, validation, method = split_validation(stacks, fraction=0.15)
+    assert method == "strokes" and len(train) == len(validation) == 1
+    kept = train[0].labels[0] != 255
+    held = validation[0].labels[0] != 255
+    assert held.any() and kept.any()
+    assert not (kept & held).any()
+    # Nothing that trains lies within the guard band of a held-out stroke.
+    distance = ndimage.distance_transform_edt(~held)
+    assert distance[kept].min() > 4
+    original = painted[1] != 255
+    strokes, count = ndimage.label(original)
+    for stroke in range(1, count + 1):
+        inside = strokes == stroke
+        # Whole strokes: a stroke is held out entirely or not at all.
+        assert held[inside].all() or not held[inside].any()
+    for class_id in (0, 1):
+        share = (validation[0].labels[0] == class_id).sum() / (painted[1] == class_id).sum()
+        assert 0.1 <= share <= 0.3, (class_id, share)
+    # The choice is repeatable.
+    again = split_validation(stacks, fraction=0.15)[1]
+    np.testing.assert_array_equal(again[0].labels, validation[0].labels)
+
+
+def test_one_long_stroke_per_class_is_cut_into_pieces_so_a_grid_still_validates():
+    image = _volume(depth=1, size=256)
+    plane = np.full((256, 256), 255, dtype=np.uint8)
+    plane[::32, :] = 0  # rows and columns of a grid: one connected stroke per class
+    plane[:, ::32] = 0
+    plane[100:104, 10:250] = 1
+    stacks = collect_stacks([TrainingPair(image, plane[np.newaxis], name="grid")])
+    train, validation, method = split_validation(stacks, fraction=0.15)
+    assert method == "strokes"
+    for class_id in (0, 1):
+        held = (validation[0].labels == class_id).sum()
+        kept = (train[0].labels == class_id).sum()
+        assert held > 0 and kept > 0
+    assert not ((train[0].labels != 255) & (validation[0].labels != 255)).any()

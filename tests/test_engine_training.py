@@ -60,6 +60,7 @@ def test_training_writes_a_complete_model_folder(tmp_path):
         steps_per_epoch=3,
         name="blob finder",
         boundary_class=1,
+        validation_fraction=0.2,
         **FAST,
     )
     assert result.stopped_by == "epochs" and result.steps == 6
@@ -142,6 +143,7 @@ def test_fine_tuning_starts_from_the_base_weights(tmp_path):
         epochs=1,
         steps_per_epoch=2,
         learning_rate=0.0,
+        validation_fraction=0.2,
         **FAST,
     )
     assert _same_weights(_weights(tmp_path / "tuned"), base.state_dict())
@@ -206,11 +208,16 @@ def test_sparse_annotations_train_and_validate_on_painted_pixels(tmp_path):
         **FAST,
     )
     _, card = load_model(tmp_path / "m")
-    assert card.training["validation"]["method"] == "regions"
+    # Two painted slices: whole strokes (here single painted dots) are held out, 15 % of
+    # each class, and a band around them trains on nothing.
+    assert card.training["validation"]["method"] == "strokes"
+    assert card.training["validation"]["fraction"] == 0.15
     assert card.training["data"][0]["slices"] == [2, 5]
     painted_count = sum(int((p != 255).sum()) for p in painted.values())
-    used = card.training["data"][0]["labelled_pixels"] + result.history[-1]["labelled_pixels"]
-    assert used == painted_count
+    trained = card.training["data"][0]["labelled_pixels"]
+    held_out = result.history[-1]["labelled_pixels"]
+    assert 0.12 * painted_count <= held_out <= 0.25 * painted_count
+    assert trained + held_out < painted_count  # the guard band around held-out strokes
 
 
 def test_loss_ignores_unlabelled_pixels():

@@ -241,10 +241,19 @@ def segment(
 @click.option(
     "--base-model",
     default=None,
-    help="Model to fine-tune (its weights are the start); default: a new U-Net.",
+    help="Model to fine-tune (its weights are the start), or 'scratch' for a new U-Net; "
+    "default: the project's default model, else a new U-Net.",
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Number of epochs."
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Train for this many minutes (the default budget: 3, unless --epochs or "
+    "--max-steps is given; with several, the first reached ends the run).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
+@click.option(
+    "--max-steps", type=click.IntRange(min=1), default=None, help="Number of optimizer steps."
 )
 @click.option(
     "--steps-per-epoch",
@@ -253,25 +262,25 @@ def segment(
     help="Batches per epoch (default: enough to see the labelled pixels once).",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None, help="Crops per batch (default 4)."
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Crops per batch (default 16)."
 )
 @click.option(
     "--crop-size",
     type=click.IntRange(min=16),
     default=None,
-    help="Edge of the training crops in pixels (default 256).",
+    help="Edge of the training crops in pixels (default 128).",
 )
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Initial learning rate (default 0.001).",
+    help="Initial learning rate (default 0.005).",
 )
 @click.option(
     "--feature-maps",
     type=click.IntRange(min=1),
     default=None,
-    help="Width of a new network (feature maps of its first level; default 16).",
+    help="Width of a new network (feature maps of its first level; default 8).",
 )
 @click.option(
     "--levels", type=click.IntRange(min=1), default=None, help="Depth of a new network (default 4)."
@@ -286,7 +295,9 @@ def train(
     annotation: str | None,
     dataset: str | None,
     base_model: str | None,
-    epochs: int,
+    minutes: float | None,
+    epochs: int | None,
+    max_steps: int | None,
     steps_per_epoch: int | None,
     batch_size: int | None,
     crop_size: int | None,
@@ -306,6 +317,9 @@ def train(
     options = {
         k: v
         for k, v in {
+            "minutes": minutes,
+            "epochs": epochs,
+            "max_steps": max_steps,
             "steps_per_epoch": steps_per_epoch,
             "batch_size": batch_size,
             "crop_size": crop_size,
@@ -322,7 +336,6 @@ def train(
             annotation=annotation,
             dataset=dataset,
             base_model=base_model,
-            epochs=epochs,
             name=name,
             enqueue=enqueue,
             trigger="cli",

@@ -12,7 +12,7 @@ import torch
 
 from biosegment.errors import InputError
 
-__all__ = ["resolve_device", "available_devices", "has_fast_bfloat16"]
+__all__ = ["resolve_device", "available_devices", "has_fast_bfloat16", "apply_threads"]
 
 
 def _mps_available() -> bool:
@@ -82,3 +82,21 @@ def has_fast_bfloat16(device: torch.device) -> bool:
         # Private probes, guarded: an older or newer torch without them means "no".
         return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
     return False
+
+
+def apply_threads(threads: int) -> int:
+    """Use ``threads`` CPU threads for the network from now on (0 leaves PyTorch's choice).
+
+    The setting is per process: a worker applies it before each job. On a machine shared with
+    other work, fewer threads than cores are often faster (OpenMP threads wait for each other
+    whenever one is descheduled).
+
+    :returns: the number of threads in use afterwards.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise InputError(
+            f"threads must be 0 or a positive whole number, not {threads!r}", where="threads"
+        )
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

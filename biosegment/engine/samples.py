@@ -7,9 +7,9 @@ carry labels are read into memory (a volume reader costs one slice of I/O per la
 kept in their raw dtype and scaled to [0, 1] per crop.
 
 Validation is carved out of the labelled material itself, never out of a fixed z range:
-whole labelled slices are held out when there are enough of them, otherwise the right-most
-part (by x) of the labelled pixels of every slice, so even a single painted slice yields a
-validation region. Crops are drawn around labelled pixels, so sparse scribbles are seen as
+whole labelled slices are held out when there are enough of them, otherwise whole painted
+strokes (of sparse annotations) or the right-most part (by x) of fully labelled slices, so
+even a single painted slice yields a validation part that training never sees. Crops are drawn around labelled pixels, so sparse scribbles are seen as
 often as dense ground truth would be.
 """
 
@@ -40,6 +40,10 @@ __all__ = [
 _DENSE_FRACTION = 0.5
 # Tries to find a crop holding at least one labelled pixel before falling back to an anchor.
 _UNIFORM_TRIES = 8
+# Held-out strokes: long strokes are cut into tiles of this edge (pixels), and the pixels
+# within this many pixels of a held-out stroke train on nothing.
+_TILE = 64
+_GUARD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,19 +242,105 @@ def _hold_out_region(
     return train, validation
 
 
+def _stroke_pieces(labels: np.ndarray, class_id: int, piece_limit: int) -> list[np.ndarray]:
+    """Flat indices of each painted stroke of one class; strokes above ``piece_limit`` pixels
+    (a long line across the slice, a grid) are cut into square tiles of the stroke."""
+    from scipy import ndimage
+
+    mask = labels == class_id
+    structure = np.ones((3,) * labels.ndim, dtype=bool)
+    if labels.shape[0] > 1:  # 2-D slices of a 3-D stack: strokes stay within their slice
+        structure[0] = structure[2] = False
+    components, count = ndimage.label(mask, structure=structure)
+    pieces: list[np.ndarray] = []
+    order = np.argsort(components, axis=None, kind="stable")
+    sorted_ids = components.ravel()[order]
+    bounds = np.searchsorted(sorted_ids, np.arange(1, count + 2))
+    for component in range(count):
+        indices = order[bounds[component] : bounds[component + 1]]
+        if indices.size <= piece_limit:
+            pieces.append(indices)
+            continue
+        _, ys, xs = np.unravel_index(indices, labels.shape)
+        tile = _TILE
+        keys = (ys // tile) * (labels.shape[2] // tile + 1) + xs // tile
+        for key in np.unique(keys):
+            pieces.append(indices[keys == key])
+    return pieces
+
+
+def _hold_out_strokes(
+    stacks: list[LabelledStack], fraction: float, seed: int
+) -> tuple[list[LabelledStack], list[LabelledStack]]:
+    """Hold out whole painted strokes (``fraction`` of each class's pixels) of sparse stacks.
+
+    Training never sees a held-out stroke's labels nor those of the pixels within
+    ``_GUARD`` pixels of it (they are nearly the same pixels), so the validation score is
+    computed only on pixels the network was not trained on.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    held = [np.zeros(stack.labels.shape, dtype=bool) for stack in stacks]
+    classes = sorted(
+        {int(c) for stack in stacks for c in np.unique(stack.labels) if c != IGNORE_LABEL}
+    )
+    for class_id in classes:
+        total = sum(int(np.count_nonzero(stack.labels == class_id)) for stack in stacks)
+        wanted = fraction * total
+        limit = max(int(wanted), 8 * _TILE)
+        pieces = [
+            (number, piece)
+            for number, stack in enumerate(stacks)
+            for piece in _stroke_pieces(stack.labels, class_id, limit)
+        ]
+        if len(pieces) < 2:
+            continue  # one stroke of this class: it has to train
+        taken = 0
+        for position in rng.permutation(len(pieces)):
+            if taken >= wanted:
+                break
+            number, piece = pieces[position]
+            if taken + piece.size > 2 * wanted and taken > 0:
+                continue  # a big stroke would overshoot: try a smaller one
+            held[number].ravel()[piece] = True
+            taken += piece.size
+    train, validation = [], []
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # grow within each slice
+    for stack, mask in zip(stacks, held):
+        if not mask.any():
+            train.append(stack)
+            continue
+        guard = ndimage.binary_dilation(mask, structure=structure, iterations=_GUARD)
+        train_labels = np.where(guard, IGNORE_LABEL, stack.labels).astype(np.uint8)
+        validation_labels = np.where(mask, stack.labels, IGNORE_LABEL).astype(np.uint8)
+        train.append(
+            LabelledStack(stack.source, stack.z_start, stack.image, train_labels, stack.weight)
+        )
+        validation.append(
+            LabelledStack(stack.source, stack.z_start, stack.image, validation_labels, stack.weight)
+        )
+    return train, validation
+
+
 def split_validation(
-    stacks: list[LabelledStack], *, fraction: float
+    stacks: list[LabelledStack], *, fraction: float, seed: int = 0
 ) -> tuple[list[LabelledStack], list[LabelledStack], str]:
     """Set part of the labelled material aside to choose and report the best model.
 
-    With at least ``1 / fraction`` stacks, ``round(n * fraction)`` whole stacks are held out,
-    spread evenly over the sorted list (so over the annotated z range, wherever that is).
-    With fewer, every stack gives its right-most ``fraction`` of labelled pixels (by x).
+    With at least ``1 / fraction`` stacks, ``round(n * fraction)`` whole stacks are held
+    out, spread evenly over the sorted list (so over the annotated z range, wherever that is).
+    With fewer, sparse annotations (painted strokes) give whole strokes: ``fraction`` of each
+    class's painted pixels, in strokes chosen at random (long strokes cut into tiles), with a
+    band around them that trains on nothing; fully labelled slices give the right-most
+    ``fraction`` of their pixels (by x). Training and validation labels never overlap.
 
     :param stacks: the labelled material from :func:`collect_stacks`.
     :param fraction: share to hold out, 0 for none (then the validation list is empty).
-    :returns: training stacks, validation stacks, and ``"slices"``, ``"regions"`` or
-        ``"none"``, the method used.
+    :param seed: chooses the held-out strokes.
+    :returns: training stacks, validation stacks, and ``"slices"``, ``"strokes"``,
+        ``"regions"`` or ``"none"``, the method used.
     """
     if not 0.0 <= fraction < 1.0:
         raise InputError(
@@ -266,13 +356,29 @@ def split_validation(
         train = [s for i, s in enumerate(stacks) if i not in positions]
         validation = [s for i, s in enumerate(stacks) if i in positions]
         return train, validation, "slices"
+    sparse = [stack for stack in stacks if not stack.is_fully_labelled]
+    if sparse:
+        kept, held_out = _hold_out_strokes(sparse, fraction, seed)
+        kept_by_id = {id(original): new for original, new in zip(sparse, kept)}
+        dense = [s for s in stacks if s.is_fully_labelled]
+        dense_train, dense_validation = _regions(dense, fraction)
+        train = [kept_by_id.get(id(s), s) for s in stacks if not s.is_fully_labelled]
+        validation = held_out + dense_validation
+        return train + dense_train, validation, ("strokes" if validation else "none")
+    train, validation = _regions(stacks, fraction)
+    return train, validation, ("regions" if validation else "none")
+
+
+def _regions(
+    stacks: list[LabelledStack], fraction: float
+) -> tuple[list[LabelledStack], list[LabelledStack]]:
     train, validation = [], []
     for stack in stacks:
         kept, held_out = _hold_out_region(stack, fraction)
         train.append(kept)
         if held_out is not None:
             validation.append(held_out)
-    return train, validation, ("regions" if validation else "none")
+    return train, validation
 
 
 def describe_stacks(stacks: Sequence[LabelledStack]) -> list[dict]:

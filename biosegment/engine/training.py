@@ -24,7 +24,7 @@ import torch
 
 from biosegment.engine.augment import AugmentConfig
 from biosegment.engine.checkpoint import load_model, save_model
-from biosegment.engine.device import has_fast_bfloat16, resolve_device
+from biosegment.engine.device import apply_threads, has_fast_bfloat16, resolve_device
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.model_card import ModelCard, default_classes
@@ -36,22 +36,27 @@ from biosegment.engine.samples import (
     describe_stacks,
     split_validation,
 )
+from biosegment.engine.train_settings import SELECTION_METRICS, TrainingSettings
 from biosegment.engine.train_state import load_training_state, save_training_state
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.engine.validation import evaluate_stacks
 from biosegment.errors import CancelledError, InputError
 from biosegment.folder_names import LAST_EPOCH_DIR, MODEL_WEIGHTS, TRAINING_LOGS_DIR, TRAINING_STATE
 
-__all__ = ["train_model", "TrainingResult", "LAST_FOLDER", "LOG_FOLDER", "SELECTION_METRICS"]
+__all__ = [
+    "train_model",
+    "TrainingResult",
+    "TrainingSettings",
+    "LAST_FOLDER",
+    "LOG_FOLDER",
+    "SELECTION_METRICS",
+    "automatic_class_weights",
+]
 
 #: Sub-folders of a model folder: the last epoch's model, and the TensorBoard event files.
 LAST_FOLDER = LAST_EPOCH_DIR
 LOG_FOLDER = TRAINING_LOGS_DIR
 
-#: Metrics that can choose the best epoch, and whether higher is better.
-SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
-
-_SCHEDULES = ("cosine", "constant")
 _PRECISIONS = ("auto", "fp32", "bf16")
 # The cosine schedule ends at this fraction of the initial learning rate, not at zero.
 _FINAL_LR_FACTOR = 0.02
@@ -73,7 +78,7 @@ class TrainingResult:
     best_epoch: int | None  #: the epoch saved as the model (None: no epoch completed)
     steps: int  #: optimizer steps taken in all sessions together
     elapsed_s: float  #: training time in all sessions together
-    stopped_by: str  #: ``epochs``, ``max_steps`` or ``time_budget``
+    stopped_by: str  #: ``epochs``, ``max_steps``, ``time_budget`` or ``stopped`` (asked to)
     validation: str = "none"  #: how the validation part was chosen
 
     @property
@@ -220,6 +225,7 @@ def train_model(
     *,
     training: Sequence,
     output: Path | str,
+    settings: TrainingSettings | None = None,
     architecture: Mapping | None = None,
     base_model: Path | str | tuple[UNet, ModelCard] | None = None,
     classes: Sequence[Mapping] | None = None,
@@ -228,21 +234,21 @@ def train_model(
     steps_per_epoch: int | None = None,
     max_steps: int | None = None,
     time_budget_s: float | None = None,
-    crop_size: int | Sequence[int] = 256,
-    batch_size: int = 4,
-    learning_rate: float = 1e-3,
-    lr_schedule: str = "cosine",
-    weight_decay: float = 0.0,
-    dice_weight: float = 0.0,
-    class_weights: Sequence[float] | None = None,
+    crop_size: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    lr_schedule: str | None = None,
+    weight_decay: float | None = None,
+    dice_weight: float | None = None,
+    class_weights: Sequence[float] | str | None = None,
     augment: AugmentConfig | None = None,
     validation: Sequence | None = None,
-    validation_fraction: float = 0.2,
-    select_best_by: str = "val_loss",
+    validation_fraction: float | None = None,
+    select_best_by: str | None = None,
     boundary_class: int | None = None,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
     resume: bool = True,
     parent: str | None = None,
     provenance: Mapping | None = None,
@@ -250,6 +256,8 @@ def train_model(
     on_progress: ProgressCallback | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    on_step: Callable[[_TrainingRun], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train (or fine-tune) a U-Net and write it to a model folder.
 
@@ -258,8 +266,13 @@ def train_model(
         unlabelled pixels: a same-shaped array (dense ground truth, or unpainted slices all
         255) or a mapping ``{z: (y, x) slice}`` of annotated slices.
     :param output: the model folder to write (``models/<model>/``); created when missing.
+    :param settings: every option at once (:class:`TrainingSettings`: budget, network,
+        crops, optimiser, validation, precision, threads). The keyword options below, where
+        given, override the matching field; without ``settings`` at least one of
+        ``epochs``, ``max_steps`` or ``time_budget_s`` must be given.
     :param architecture: U-Net keyword arguments (``dims``, ``feature_maps``, ``levels``,
-        ``norm``, ``num_classes``) for a new network; ignored when ``base_model`` is given.
+        ``norm``, ``num_classes``) for a new network, over the settings' network; ignored
+        when ``base_model`` is given.
     :param base_model: a model file or folder, or a loaded ``(UNet, ModelCard)``: its weights
         are the starting point (fine-tuning). Extra classes get a new output row.
     :param classes: ``[{"id", "name", "color"}]`` for ids ``0..N-1``; defaults to the base
@@ -278,7 +291,8 @@ def train_model(
         whichever ends first) or ``constant``.
     :param weight_decay: AdamW's decoupled weight decay.
     :param dice_weight: weight of a soft Dice term added to cross-entropy (0 = none).
-    :param class_weights: cross-entropy weight per class.
+    :param class_weights: cross-entropy weight per class, or ``"auto"``: inverse label
+        frequencies of the training part, capped at 10 times the smallest.
     :param augment: augmentations; default flips, rotations and intensity changes.
     :param validation: explicit held-out pairs; when None, ``validation_fraction`` of the
         labelled slices (or of each slice's labelled region, with few slices) is held out.
@@ -301,31 +315,51 @@ def train_model(
     :param on_epoch: called with each epoch's record (also stored in the card).
     :param should_cancel: polled before every batch; True saves a resumable state and
         raises :class:`CancelledError`.
+    :param on_step: called after every optimizer step with the running loop, whose public
+        part is ``step``, ``epoch``, ``last_loss``, ``history``, ``model``, :meth:`elapsed`,
+        :meth:`card` and :meth:`replace_training` (new strokes join without a restart).
+    :param should_stop: polled before every batch; True ends the run as a budget would: the
+        epoch in progress is closed (validated) and the best weights are the model, with
+        ``stopped_by`` ``"stopped"``.
     :returns: a :class:`TrainingResult`.
     :raises InputError: for bad data or parameters, naming the pair, key or argument.
     :raises CancelledError: when ``should_cancel`` asked to stop.
     """
-    if epochs is None and max_steps is None and time_budget_s is None:
+    if settings is None and epochs is None and max_steps is None and time_budget_s is None:
         raise InputError(
             "give epochs, max_steps or time_budget_s to say when to stop", where="epochs"
         )
-    if lr_schedule not in _SCHEDULES:
-        raise InputError(f"lr_schedule must be one of {', '.join(_SCHEDULES)}", where="lr_schedule")
-    if select_best_by not in SELECTION_METRICS:
-        raise InputError(
-            f"select_best_by must be one of {', '.join(SELECTION_METRICS)}", where="select_best_by"
-        )
-    if batch_size < 1:
-        raise InputError("batch size must be at least 1", where="batch_size")
+    settings = _merged_settings(
+        settings,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        max_steps=max_steps,
+        minutes=None if time_budget_s is None else time_budget_s / 60.0,
+        crop_size=crop_size,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_schedule=lr_schedule,
+        weight_decay=weight_decay,
+        dice_weight=dice_weight,
+        class_weights=class_weights,
+        validation_fraction=validation_fraction,
+        select_best_by=select_best_by,
+        seed=seed,
+        device=None if device is None else str(device),
+        precision=precision,
+    )
+    if settings.threads:
+        apply_threads(settings.threads)
     folder = Path(output)
-    torch_device = resolve_device(device)
-    autocast_dtype = _autocast_dtype(torch_device, precision)
+    torch_device = resolve_device(device if device is not None else (settings.device or "auto"))
+    autocast_dtype = _autocast_dtype(torch_device, settings.precision)
     pairs = _as_pairs(training, label="training")
 
     # Seed before building the network: its initial weights are part of the repeatable run.
-    torch.manual_seed(seed)
+    torch.manual_seed(settings.seed)
     base = _load_base(base_model) if base_model is not None else None
-    dims = base[0].dims if base else int((architecture or {}).get("dims", 2))
+    network = {**settings.network(), **dict(architecture or {})}
+    dims = base[0].dims if base else int(network["dims"])
     if normalisation is None:
         normalisation = dict(base[1].normalisation) if base else ModelCard().normalisation
     stacks = collect_stacks(pairs, dims=dims, normalisation=normalisation)
@@ -336,18 +370,22 @@ def train_model(
         train_stacks, validation_method = stacks, "given"
     else:
         train_stacks, validation_stacks, validation_method = split_validation(
-            stacks, fraction=validation_fraction
+            stacks, fraction=settings.validation_fraction
         )
-    model = _network(architecture, base, classes, [*stacks, *validation_stacks])
+    model = _network(network, base, classes, [*stacks, *validation_stacks])
     class_list = _class_list(classes, model.num_classes, base[1].classes if base else None)
-    crop_shape = _crop_shape(crop_size, model.dims, model.levels)
+    crop_shape = _crop_shape(settings.crop_size, model.dims, model.levels)
     pool = SamplePool(train_stacks, crop_size=crop_shape, augment=augment or AugmentConfig())
+    steps_per_epoch = settings.steps_per_epoch
     if steps_per_epoch is None:
-        coverage = math.ceil(pool.labelled_pixels / (batch_size * math.prod(crop_shape)))
+        coverage = math.ceil(pool.labelled_pixels / (settings.batch_size * math.prod(crop_shape)))
         steps_per_epoch = min(max(coverage, 50), 1000)
-    if class_weights is not None and len(class_weights) != model.num_classes:
+    weights = settings.class_weights
+    if weights == "auto":
+        weights = automatic_class_weights(train_stacks, model.num_classes)
+    if weights is not None and len(weights) != model.num_classes:
         raise InputError(
-            f"{len(class_weights)} class weights for {model.num_classes} classes",
+            f"{len(weights)} class weights for {model.num_classes} classes",
             where="class_weights",
         )
 
@@ -360,25 +398,35 @@ def train_model(
         validation_stacks=validation_stacks,
         class_list=class_list,
         boundary_class=boundary_class,
-        batch_size=batch_size,
-        epochs=epochs,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
         steps_per_epoch=int(steps_per_epoch),
-        max_steps=max_steps,
-        time_budget_s=time_budget_s,
-        learning_rate=learning_rate,
-        lr_schedule=lr_schedule,
-        select_best_by=select_best_by,
-        seed=seed,
+        max_steps=settings.max_steps,
+        time_budget_s=settings.time_budget_s,
+        learning_rate=settings.learning_rate,
+        lr_schedule=settings.lr_schedule,
+        select_best_by=settings.select_best_by,
+        seed=settings.seed,
         loss=SegmentationLoss(
-            num_classes=model.num_classes, dice_weight=dice_weight, class_weights=class_weights
+            num_classes=model.num_classes,
+            dice_weight=settings.dice_weight,
+            class_weights=None if weights is None else list(weights),
         ),
         optimizer=torch.optim.AdamW(
-            model.parameters(), lr=learning_rate, weight_decay=weight_decay
+            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         ),
         on_progress=on_progress,
         on_epoch=on_epoch,
         should_cancel=should_cancel,
+        on_step=on_step,
+        should_stop=should_stop,
     )
+    run.sources = _TrainingSources(dims=dims, normalisation=dict(normalisation))
+    validation_entry = {
+        "method": validation_method,
+        "fraction": settings.validation_fraction if validation is None else None,
+        "data": describe_stacks(validation_stacks),
+    }
     run.card_template = ModelCard(
         name=name or folder.name,
         classes=class_list,
@@ -387,24 +435,17 @@ def train_model(
         pixel_size=dict(base[1].pixel_size) if base else {},
         training={
             "data": describe_stacks(train_stacks),
-            "validation": {"method": validation_method, "data": describe_stacks(validation_stacks)},
+            "validation": validation_entry,
             "params": {
-                "epochs": epochs,
+                **settings.as_dict(),
+                "time_budget_s": settings.time_budget_s,
                 "steps_per_epoch": int(steps_per_epoch),
-                "max_steps": max_steps,
-                "time_budget_s": time_budget_s,
                 "crop_size": list(crop_shape),
-                "batch_size": batch_size,
-                "learning_rate": learning_rate,
-                "lr_schedule": lr_schedule,
-                "weight_decay": weight_decay,
-                "dice_weight": dice_weight,
-                "class_weights": None if class_weights is None else list(class_weights),
+                "class_weights": None if weights is None else [float(w) for w in weights],
                 "augment": (augment or AugmentConfig()).as_dict(),
-                "select_best_by": select_best_by,
-                "seed": seed,
                 "device": str(torch_device),
                 "precision": "bf16" if autocast_dtype is not None else "fp32",
+                "threads": torch.get_num_threads(),
             },
             **({"provenance": dict(provenance)} if provenance else {}),
         },
@@ -413,6 +454,44 @@ def train_model(
     result = run.execute(state, evaluate_base=base_model is not None)
     result.validation = validation_method
     return result
+
+
+def _merged_settings(settings: TrainingSettings | None, **overrides) -> TrainingSettings:
+    """``settings`` (or the defaults) with the keyword options that were given."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if settings is None:
+        return TrainingSettings.from_dict(given)
+    if {"minutes", "epochs", "max_steps"} & set(given):
+        # A budget given by keyword replaces the settings' budget instead of joining it.
+        given = {"minutes": None, "epochs": None, "max_steps": None, **given}
+    return settings.replace(**given)
+
+
+def automatic_class_weights(stacks: Sequence[LabelledStack], num_classes: int) -> list[float]:
+    """Cross-entropy weights from label frequencies: rare classes count more.
+
+    Each class gets the inverse of its share of the labelled pixels, scaled so the weights
+    average 1 and capped at 10 times the smallest; a class without pixels gets 1.
+    """
+    counts = np.zeros(num_classes, dtype=np.float64)
+    for stack in stacks:
+        ids = stack.labels[stack.labels != IGNORE_LABEL]
+        counts += np.bincount(ids.ravel(), minlength=num_classes)[:num_classes]
+    present = counts > 0
+    if not present.any():
+        return [1.0] * num_classes
+    inverse = np.where(present, counts.sum() / np.maximum(counts, 1), 0.0)
+    inverse = np.minimum(inverse, inverse[present].min() * 10.0)
+    inverse = inverse / inverse[present].mean()
+    return [float(w) if present[i] else 1.0 for i, w in enumerate(inverse)]
+
+
+@dataclass(frozen=True, slots=True)
+class _TrainingSources:
+    """How training material is read, kept for reading it again mid-run."""
+
+    dims: int
+    normalisation: dict
 
 
 class _TrainingRun:
@@ -443,6 +522,8 @@ class _TrainingRun:
         on_progress,
         on_epoch,
         should_cancel,
+        on_step=None,
+        should_stop=None,
     ):
         self.folder = folder
         self.model = model
@@ -465,6 +546,10 @@ class _TrainingRun:
         self.on_progress = on_progress
         self.on_epoch = on_epoch
         self.should_cancel = should_cancel
+        self.on_step = on_step
+        self.should_stop = should_stop
+        self.sources: _TrainingSources | None = None
+        self.last_loss: float | None = None
         self.card_template: ModelCard | None = None
         self.rng = np.random.default_rng(seed)
         # Counters and records; restored from a saved state on resume.
@@ -571,6 +656,45 @@ class _TrainingRun:
             )
         save_training_state(self.folder, state)
 
+    def card(self) -> ModelCard:
+        """The card the weights of this moment would be saved with."""
+        return self._card()
+
+    def replace_training(self, training: Sequence) -> int:
+        """Train on ``training`` from the next batch on; returns its labelled pixel count.
+
+        ``training`` is the whole training material again (``(image, labels)`` pairs), read
+        as at the start. Pixels held out for validation (and the guard band around them)
+        stay out of training, so the validation figure keeps scoring pixels the network
+        never learnt from.
+        """
+        if self.sources is None:
+            raise RuntimeError("replace_training needs a run started by train_model")
+        stacks = collect_stacks(
+            _as_pairs(training, label="training"),
+            dims=self.sources.dims,
+            normalisation=self.sources.normalisation,
+        )
+        from scipy import ndimage
+
+        from biosegment.engine.samples import _GUARD
+
+        # held-out pixels and the band around them that the split kept out of training
+        held = {
+            (stack.source, stack.z_start + i): ndimage.binary_dilation(
+                stack.labels[i] != IGNORE_LABEL, iterations=_GUARD
+            )
+            for stack in self.validation_stacks
+            for i in range(stack.labels.shape[0])
+        }
+        for stack in stacks:
+            for i in range(stack.labels.shape[0]):
+                mask = held.get((stack.source, stack.z_start + i))
+                if mask is not None:
+                    stack.labels[i][mask] = IGNORE_LABEL
+        self.pool = SamplePool(stacks, crop_size=self.pool.crop_size, augment=self.pool.augment)
+        return self.pool.labelled_pixels
+
     def _card(self, *, stopped_by: str | None = None) -> ModelCard:
         template = self.card_template
         training = dict(template.training)
@@ -629,7 +753,13 @@ class _TrainingRun:
                 return reason
             if self.should_cancel is not None and self.should_cancel():
                 self._cancel()
+            if self.step and self.should_stop is not None and self.should_stop():
+                if self.step_in_epoch:
+                    self._finish_epoch(batches=self.step_in_epoch)
+                return "stopped"
             self._train_step()
+            if self.on_step is not None:
+                self.on_step(self)
             if self.step_in_epoch >= self.steps_per_epoch:
                 self._finish_epoch(batches=self.step_in_epoch)
 
@@ -659,6 +789,7 @@ class _TrainingRun:
         self.step += 1
         self.step_in_epoch += 1
         self.epoch_loss_sum += value
+        self.last_loss = value
         if self.step % _LOG_EVERY == 0:
             self.writer.add_scalar("train/loss", value, self.step)
             self.writer.add_scalar("train/learning_rate", self.learning_rate * factor, self.step)

@@ -23,7 +23,7 @@ from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
 from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.workspace import JobWorkspace
 
-__all__ = ["JobService", "SEGMENT_OPTIONS", "TRAIN_OPTIONS", "DEFAULT_EPOCHS", "LOG_TAIL_BYTES"]
+__all__ = ["JobService", "SEGMENT_OPTIONS", "TRAIN_EXTRAS", "SCRATCH", "LOG_TAIL_BYTES"]
 
 #: Options ``submit_segment`` accepts, and the type each must have.
 SEGMENT_OPTIONS: dict[str, type | tuple] = {
@@ -35,24 +35,11 @@ SEGMENT_OPTIONS: dict[str, type | tuple] = {
     "trigger": str,  # who asked: "cli", "ui", "auto"
     "output_format": str,  # tiff or ome-zarr; overrides [engine] segmentation_format
 }
-#: Options ``submit_train`` accepts.
-TRAIN_OPTIONS: dict[str, type | tuple] = {
-    "steps_per_epoch": int,
-    "max_steps": int,
-    "time_budget_s": (int, float),
-    "batch_size": int,
-    "crop_size": int,
-    "learning_rate": (int, float),
-    "validation_fraction": (int, float),
-    "feature_maps": int,  # a new network (no base model): its width ...
-    "levels": int,  # ... and depth
-    "dims": int,
-    "norm": str,
-    "seed": int,
-    "device": str,
-    "trigger": str,
-}
-DEFAULT_EPOCHS = 10
+#: Options of ``submit_train`` besides the training settings
+#: (:class:`~biosegment.engine.train_settings.TrainingSettings` fields).
+TRAIN_EXTRAS = ("trigger",)
+#: ``base_model`` value that asks for a new network even where the project has a default model.
+SCRATCH = "scratch"
 #: ``job_log`` returns at most this much of the end of a log.
 LOG_TAIL_BYTES = 1_000_000
 _ACTIVE = ("queued", "running")
@@ -195,7 +182,6 @@ class JobService:
         annotation: str | None = None,
         dataset: str | None = None,
         base_model: str | None = None,
-        epochs: int = DEFAULT_EPOCHS,
         name: str | None = None,
         enqueue: bool = True,
         **options,
@@ -203,18 +189,21 @@ class JobService:
         """Queue a training run; return its job row.
 
         Training data: an annotation (``name`` or ``dataset/name``), or the ground truth of
-        ``dataset`` when no annotation is given. ``base_model`` is fine-tuned (its weights are
-        the start); without one a new U-Net is trained. The model goes to ``models/<name>/``.
+        ``dataset`` when no annotation is given. ``base_model``: a model name is fine-tuned
+        (its weights are the start); ``"scratch"`` trains a new U-Net; None takes the
+        project's default model, or a new U-Net where the project has none. The other
+        options are :class:`TrainingSettings` fields (``minutes``, ``epochs``, ``max_steps``,
+        ``crop_size``, ...); none of ``minutes``, ``epochs`` and ``max_steps`` means a few
+        minutes. The row stores the settings (``params["settings"]``); the model goes to
+        ``models/<name>/``.
         """
+        from biosegment.engine.train_settings import TrainingSettings
+
         catalog = self.catalog
         source_dataset, annotation_name = self._training_source(annotation, dataset)
-        if base_model is not None:
-            catalog.require_usable("model", base_model, where="base_model")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InputError(
-                f"expected a whole number of at least 1, got {epochs!r}", where="epochs"
-            )
-        checked = _checked_options(options, TRAIN_OPTIONS)
+        base_model = self._base_model(base_model, source_dataset)
+        extras = {key: options.pop(key) for key in TRAIN_EXTRAS if key in options}
+        settings = TrainingSettings.from_dict(options)
         existing = {m["name"] for m in catalog.models()}
         models_dir = self.root / MODELS_DIR
         if models_dir.is_dir():
@@ -235,11 +224,34 @@ class JobService:
             "dataset": source_dataset,
             "annotation": annotation_name,
             "base_model": base_model,
-            "epochs": epochs,
             "name": name,
-            **checked,
+            "settings": settings.as_dict(),
+            **extras,
         }
         return self._create("train", params, enqueue)
+
+    def _base_model(self, requested: str | None, dataset: str) -> str | None:
+        """The model a fine-tune starts from: named, the project's default, or none."""
+        catalog = self.catalog
+        if requested == SCRATCH:
+            return None
+        if requested is not None:
+            catalog.require_usable("model", requested, where="base_model")
+            return requested
+        project = catalog.dataset(dataset).get("project")
+        if not project:
+            return None
+        try:
+            default = catalog.project(project).get("default_model")
+        except NotFoundError:
+            return None
+        if not default:
+            return None
+        try:
+            catalog.require_usable("model", default, where="base_model")
+        except (InputError, NotFoundError):
+            return None  # a default model that is missing or broken: train a new network
+        return default
 
     def _training_source(
         self, annotation: str | None, dataset: str | None

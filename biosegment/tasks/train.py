@@ -27,24 +27,58 @@ from biosegment.folder_names import (
     TRAINING_STATE,
 )
 from biosegment.paths import relative_to_root, resolve_inside
-from biosegment.tasks.context import JobContext
+from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
+from biosegment.tasks.train_live import (
+    LiveTraining,
+    discard_files,
+    live_folder,
+    read_control,
+)
 
-__all__ = ["run_train", "training_folder", "DEFAULT_ARCHITECTURE"]
+__all__ = ["run_train", "training_folder", "job_settings", "validation_label"]
 
-#: A new network (no base model) unless the job's options say otherwise.
-DEFAULT_ARCHITECTURE = {"dims": 2, "feature_maps": 16, "levels": 4, "norm": "batch"}
 # Files of the training folder that are working state, not part of the published model.
 _WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
-_TRAIN_KEYS = (
-    "steps_per_epoch",
-    "max_steps",
-    "time_budget_s",
-    "batch_size",
-    "crop_size",
-    "learning_rate",
-    "validation_fraction",
-    "seed",
-)
+# Rows queued before the settings had one home: flat options, and the defaults of then (a
+# resumed run must rebuild the same network).
+_LEGACY_DEFAULTS = {
+    "feature_maps": 16,
+    "norm": "batch",
+    "crop_size": 256,
+    "batch_size": 4,
+    "learning_rate": 1e-3,
+    "validation_fraction": 0.2,
+}
+
+
+def job_settings(ctx: JobContext):
+    """The job's :class:`TrainingSettings`, with the configured device and threads filled in."""
+    from biosegment.engine.train_settings import TrainingSettings
+
+    params = ctx.params
+    if isinstance(params.get("settings"), dict):
+        settings = TrainingSettings.from_dict(params["settings"])
+    else:
+        known = set(TrainingSettings.field_names())
+        legacy = {k: v for k, v in params.items() if k in known and v is not None}
+        if params.get("time_budget_s"):
+            legacy["minutes"] = float(params["time_budget_s"]) / 60.0
+        settings = TrainingSettings.from_dict({**_LEGACY_DEFAULTS, **legacy})
+    engine = ctx.config.engine
+    return settings.replace(
+        device=settings.device or engine.device, threads=settings.threads or engine.threads
+    )
+
+
+def validation_label(method: str, fraction: float | None) -> str:
+    """What the validation scores were computed on, in words for cards and job rows."""
+    share = f"{round((fraction or 0) * 100):g} %"
+    return {
+        "strokes": f"on {share} of your strokes, held out",
+        "slices": f"on {share} of the labelled slices, held out",
+        "regions": f"on {share} of each labelled slice (its right-hand part), held out",
+        "given": "on the validation data given",
+    }.get(method, "no validation: nothing was held out")
 
 
 def training_folder(ctx: JobContext) -> Path:
@@ -52,13 +86,25 @@ def training_folder(ctx: JobContext) -> Path:
 
 
 def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
-    from biosegment.volumes import annotation_slice_name, read_png_slice
-
     folder = catalog.path_of(row)
     slices = row.get("slices") or []
+    return _read_slices(folder, slices, row["location"])
+
+
+def _painted_slices(folder: Path) -> list[int]:
+    """The slices an annotation folder holds now (the catalog row may lag behind it)."""
+    from biosegment.catalog.probe import ANNOTATION_SLICE
+
+    matches = (ANNOTATION_SLICE.match(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
+    return sorted(int(m.group(1)) for m in matches if m)
+
+
+def _read_slices(folder: Path, slices: list, location: str) -> dict[int, np.ndarray]:
+    from biosegment.volumes import annotation_slice_name, read_png_slice
+
     if not slices:
         raise InputError(
-            "the annotation has no painted slices yet", source=row["location"], where="slices"
+            "the annotation has no painted slices yet", source=location, where="slices"
         )
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
@@ -102,15 +148,19 @@ def run_train(ctx: JobContext) -> dict:
 
     params = ctx.params
     root = Path(ctx.config.data_dir)
-    final = resolve_inside(root, f"{MODELS_DIR}/{params['name']}")
+    accepted = read_control(ctx.workspace)
+    name = accepted["name"] if accepted and accepted.get("action") == "accept" else params["name"]
+    final = resolve_inside(root, f"{MODELS_DIR}/{name}")
     if _published_by(final, ctx.job_id):
         return _register(ctx, final)
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", params["dataset"])
+    annotation_folder = None
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
         labels = _labels_from_annotation(catalog, annotation)
         source = f"annotations/{params['dataset']}/{params['annotation']}"
+        annotation_folder = catalog.path_of(annotation)
     else:
         labels = _labels_from_ground_truth(catalog, dataset)
         source = dataset.get("ground_truth")
@@ -123,26 +173,39 @@ def run_train(ctx: JobContext) -> dict:
     if state is not None:
         ctx.log.write(f"resuming from epoch {state.get('epoch')} (step {state.get('step')})")
         ctx.report(None, f"resuming from epoch {state.get('epoch')}", force=True)
-    architecture = {key: params[key] for key in DEFAULT_ARCHITECTURE if key in params}
-    architecture = {**DEFAULT_ARCHITECTURE, **architecture}
-    options = {key: params[key] for key in _TRAIN_KEYS if params.get(key) is not None}
+    settings = job_settings(ctx)
+    ctx.log.write(f"training for {settings.budget_text()} ({settings.threads or 'all'} threads)")
     with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
-        result = train_model(
+
+        def read_training() -> list:
+            folder = annotation_folder
+            return [(volume, _read_slices(folder, _painted_slices(folder), source))]
+
+        live = LiveTraining(
+            ctx.workspace,
+            log=ctx.log.write,
+            annotation_folder=annotation_folder,
+            read_training=read_training,
+            extra={"job": ctx.job_id, "dataset": params["dataset"]},
+        )
+        result = _train_live(
+            ctx,
+            live,
+            train_model,
             training=[(volume, labels)],
             output=folder,
-            architecture=None if base_path else architecture,
+            settings=settings,
             base_model=base_path,
             classes=_classes_for(ctx, dataset) if base_path is None else None,
             name=params["name"],
-            epochs=params.get("epochs"),
-            device=params.get("device") or ctx.config.engine.device,
             parent=params.get("base_model"),
             resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
             on_epoch=lambda record: ctx.add_metrics(_json_ready(record)),
             should_cancel=ctx.should_cancel,
-            **options,
+            on_step=live.on_step,
+            should_stop=live.should_stop,
         )
     # The row gets the run's complete history: epochs from before a restart included, once each.
     catalog.update_job(ctx.job_id, metrics=[_json_ready(r) for r in result.history])
@@ -150,8 +213,75 @@ def run_train(ctx: JobContext) -> dict:
         raise InputError(
             "training ended before a single epoch finished; nothing to save", where="epochs"
         )
+    accepted = read_control(ctx.workspace)
+    if result.stopped_by == "stopped" and accepted and accepted.get("name"):
+        final = resolve_inside(root, f"{MODELS_DIR}/{accepted['name']}")  # the person's name
+        _rename_card(folder, accepted["name"])
     _publish(ctx, folder, final)
-    return _register(ctx, final, stopped_by=result.stopped_by, best_epoch=result.best_epoch)
+    fraction = result.card.training.get("validation", {}).get("fraction")
+    validation = {
+        "method": result.validation,
+        "fraction": fraction,
+        "label": validation_label(result.validation, fraction),
+    }
+    outcome = _register(
+        ctx,
+        final,
+        stopped_by=result.stopped_by,
+        best_epoch=result.best_epoch,
+        validation=validation,
+    )
+    shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+    if result.stopped_by == "stopped":
+        outcome["accepted"] = True
+        outcome.update(_segment_with(ctx, final.name))
+    return outcome
+
+
+def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
+    """``train_model`` with the live callbacks; a discarded run leaves no files behind."""
+    from biosegment.errors import CancelledError
+
+    try:
+        result = train_model(**arguments)
+    except CancelledError:
+        live.finish()
+        control = read_control(ctx.workspace)
+        if ctx.stop_reason != STOP_SHUTDOWN:
+            if control and control.get("action") == "discard":
+                discard_files(ctx.workspace)
+                ctx.log.write("discarded: the training folder and the live preview are removed")
+            else:
+                shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+        raise
+    live.finish()
+    return result
+
+
+def _rename_card(folder: Path, name: str) -> None:
+    """The card of a model published under another name than the job was given says so."""
+    from biosegment.engine.model_card import ModelCard
+
+    path = folder / MODEL_CARD
+    card = ModelCard.from_json(path.read_text(encoding="utf-8"))
+    card.name = name
+    path.write_text(card.to_json(), encoding="utf-8")
+
+
+def _segment_with(ctx: JobContext, model: str) -> dict:
+    """Queue a segmentation of the training dataset with an accepted model."""
+    from biosegment.tasks.service import JobService
+
+    service = JobService(ctx.config)
+    try:
+        job = service.submit_segment(ctx.params["dataset"], model, trigger="accept")
+    except Exception as exc:  # the model is published; the segmentation can be started by hand
+        ctx.log.write(f"the segmentation with {model} could not be queued: {exc}", level="WARNING")
+        return {"segmentation_error": str(exc)}
+    finally:
+        service.close()
+    ctx.log.write(f"queued job {job['id']}: segment {ctx.params['dataset']} with {model}")
+    return {"segmentation_job": job["id"], "segmentation": job["params"]["name"]}
 
 
 def _json_ready(record: dict) -> dict:

@@ -20,6 +20,7 @@ from biosegment.webui.api import (
     catalog_routes,
     comparison_routes,
     job_routes,
+    live_routes,
     setup_routes,
     tile_routes,
 )
@@ -90,6 +91,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         tile_routes,
         annotation_routes,
         job_routes,
+        live_routes,
         setup_routes,
     ):
         app.register_api(routes.api)

@@ -17,6 +17,7 @@ from flask import current_app
 from biosegment.config import Config
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import LayerStore
+from biosegment.webui.live_preview import LivePreviews
 from biosegment.webui.read_gate import ReadGate
 
 __all__ = ["WebState", "web_state", "EXTENSION_KEY"]
@@ -34,6 +35,8 @@ class WebState:
         self.reads = ReadGate(
             read_seconds=config.limits.read_seconds, heavy_reads=config.limits.heavy_reads
         )
+        # Predictions of running fine-tunes' snapshots (the viewer's live layer).
+        self.live = LivePreviews(device=config.engine.device)
         self._jobs = jobs
         self._owns_jobs = False
         self._catalog = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from biosegment import __version__
+from biosegment.engine.train_settings import DEFAULT_MINUTES
 from biosegment.webui.context import web_state
 
 __all__ = ["bp"]
@@ -30,7 +31,9 @@ def dashboard():
 @bp.get("/datasets/<dataset>")
 def viewer(dataset: str):
     web_state().catalog().dataset(dataset)  # unknown names get the 404 page
-    return render_template("pages/viewer.html", dataset=dataset)
+    return render_template(
+        "pages/viewer.html", dataset=dataset, train_minutes=f"{DEFAULT_MINUTES:g}"
+    )
 
 
 @bp.get("/jobs")

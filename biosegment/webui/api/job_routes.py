@@ -12,6 +12,7 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from biosegment.errors import NotFoundError
+from biosegment.tasks.service import SCRATCH
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.schemas import JobPath, JobsQuery, SegmentRequest, TrainRequest
 from biosegment.webui.context import web_state
@@ -85,17 +86,18 @@ def post_train(body: TrainRequest):
     _require(catalog.dataset, body.dataset, field="dataset")
     if body.annotation:
         _require(catalog.annotation, body.dataset, body.annotation, field="annotation")
-    if body.base_model:
+    if body.base_model and body.base_model != SCRATCH:
         _require(catalog.model, body.base_model, field="base_model")
     options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
+    budget = {"minutes": body.minutes, "epochs": body.epochs, "max_steps": body.max_steps}
     job = state.jobs().submit_train(
         annotation=body.annotation,
         dataset=body.dataset,
         base_model=body.base_model,
-        epochs=body.epochs,
         **options,
+        **{key: value for key, value in budget.items() if value is not None},
     )
     return jsonify(job), 202
 

@@ -131,8 +131,22 @@ class TrainRequest(_Strict):
     annotation: str | None = Field(
         None, description="train on this annotation of the dataset (default: its ground truth)"
     )
-    base_model: str | None = Field(None, description="fine-tune from this model")
-    epochs: int = Field(10, ge=1, le=10000)
+    base_model: str | None = Field(
+        None,
+        description='fine-tune from this model; "scratch": a new network; default: the '
+        "project's default model (a new network where it has none)",
+    )
+    minutes: float | None = Field(
+        None,
+        gt=0,
+        le=10080,
+        description="training time budget in minutes (default: 3 when neither epochs nor "
+        "max_steps is given)",
+    )
+    epochs: int | None = Field(None, ge=1, le=10000, description="stop after this many epochs")
+    max_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="stop after this many optimizer steps"
+    )
     name: str | None = Field(
         None, description="name of the new model", json_schema_extra=NAME_SCHEMA
     )

@@ -26,7 +26,8 @@ export function seriesFromEpochs(epochs) {
   return series;
 }
 
-export function drawChart(canvas, epochs) {
+// options: xLabel (default "epoch"), empty (what an empty chart says)
+export function drawChart(canvas, epochs, { xLabel = "epoch", empty = "no epochs yet" } = {}) {
   const ratio = window.devicePixelRatio || 1;
   const box = canvas.getBoundingClientRect();
   canvas.width = Math.max(1, Math.round(box.width * ratio));
@@ -40,7 +41,7 @@ export function drawChart(canvas, epochs) {
   canvas.dataset.points = String([...series.values()].reduce((n, s) => n + s.length, 0));
   if (series.size === 0) {
     ctx.fillStyle = "#9aa3af";
-    ctx.fillText("no epochs yet", w / 2 - 30, h / 2);
+    ctx.fillText(empty, w / 2 - 30, h / 2);
     return;
   }
   const all = [...series.values()].flat();
@@ -58,7 +59,7 @@ export function drawChart(canvas, epochs) {
     ctx.fillText((1 - i / 4).toFixed(2), w - pad.r + 6, y + 4);
   }
   ctx.stroke();
-  ctx.fillText("epoch", w / 2 - 14, h - pad.b + 14);
+  ctx.fillText(xLabel, w / 2 - 14, h - pad.b + 14);
   ctx.fillText(String(xMin), pad.l, h - pad.b + 14);
   ctx.fillText(String(xMax), w - pad.r - 10, h - pad.b + 14);
   let legendX = pad.l, legendY = h - pad.b + 28;

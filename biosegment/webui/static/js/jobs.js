@@ -12,7 +12,7 @@ function resultLink(job) {
   const p = job.params || {};
   if (job.state !== "succeeded") return null;
   if (job.kind === "train" && (p.name || result.model)) {
-    const name = p.name || result.model;
+    const name = result.model || p.name;  // an accepted fine-tune may have been renamed
     return el("a", { href: `/models/${encodeURIComponent(name)}`, id: "job-result-link" }, `model ${name}`);
   }
   if (job.kind === "segment") {
@@ -46,6 +46,29 @@ async function act(id, action) {
   catch (error) { $("job-message").textContent = error.message; }
 }
 
+// The loss of every optimizer step, fetched piece by piece (only the steps not seen yet).
+const steps = { job: null, records: [], busy: false };
+async function drawSteps(job) {
+  const canvas = $("job-steps-chart");
+  canvas.hidden = job.kind !== "train";
+  $("job-steps-title").hidden = canvas.hidden;
+  if (canvas.hidden || steps.busy) return;
+  if (steps.job !== job.id) Object.assign(steps, { job: job.id, records: [] });
+  steps.busy = true;
+  try {
+    const after = steps.records.length ? steps.records[steps.records.length - 1].step : 0;
+    const reply = await getJSON(`/jobs/${encodeURIComponent(job.id)}/steps?after=${after}`);
+    if (steps.job === job.id) steps.records.push(...reply.steps);
+  } catch (_) { /* shown at the next poll */ }
+  steps.busy = false;
+  // at most about 600 points: every k-th step of a long run
+  const every = Math.max(1, Math.ceil(steps.records.length / 600));
+  const points = steps.records.filter((_, i) => i % every === 0 || i === steps.records.length - 1)
+    .filter((s) => typeof s.loss === "number").map((s) => ({ epoch: s.step, step_loss: s.loss }));
+  drawChart(canvas, points, { xLabel: "step", empty: "no steps yet" });
+  canvas.dataset.steps = String(steps.records.length);
+}
+
 let lastLog = null;
 async function renderDetail() {
   const job = jobsById.get(selected);
@@ -65,6 +88,7 @@ async function renderDetail() {
   $("job-retry").onclick = () => act(job.id, "retry");
   $("job-result").replaceChildren(resultLink(job) || "");
   drawChart($("job-chart"), job.metrics);
+  drawSteps(job);
   try {
     const response = await fetch(`${API}/jobs/${encodeURIComponent(job.id)}/log`, { cache: "no-store" });
     const text = response.ok ? await response.text() : "";

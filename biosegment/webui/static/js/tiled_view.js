@@ -20,6 +20,7 @@ class TileCache {
     if (this.entries.size > MAX_CACHED_TILES) this.entries.delete(this.entries.keys().next().value);
     return entry;
   }
+  peek(url) { return this.entries.get(url) || null; }
   forget(prefix) {
     for (const url of [...this.entries.keys()]) if (url.startsWith(prefix)) this.entries.delete(url);
   }
@@ -145,7 +146,10 @@ export class TiledView {
     return Math.max(0, Math.min(this.pyramid.length - 1, wanted));
   }
 
-  tileUrl(layer, level, row, col) {
+  tileUrl(layer, level, row, col, version = layer.version) {
+    if (layer.tileBase) {  // a layer served from elsewhere than the dataset's tiles (live)
+      return `${layer.tileBase}/${this.axis}/${this.index}/${level}/${row}/${col}.png?v=${encodeURIComponent(version || "")}`;
+    }
     const name = layer.name ? `&name=${encodeURIComponent(layer.name)}` : "";
     return `${API}/datasets/${encodeURIComponent(this.dataset)}/tiles/${layer.kind}/${this.axis}/` +
       `${this.index}/${level}/${row}/${col}.png?v=${encodeURIComponent(layer.version || "")}${name}`;
@@ -173,8 +177,15 @@ export class TiledView {
     const span = TILE * 2 ** level;
     let complete = true;
     for (const [row, col] of this.visibleTiles(level)) {
-      const entry = this.tiles.get(this.tileUrl(layer, level, row, col));
-      if (!entry.ready) { complete = false; continue; }
+      let entry = this.tiles.get(this.tileUrl(layer, level, row, col));
+      if (!entry.ready) {
+        complete = false;
+        // while a new version loads, keep showing the one before (a live layer's last snapshot)
+        const before = layer.previousVersion !== undefined
+          ? this.tiles.peek(this.tileUrl(layer, level, row, col, layer.previousVersion)) : null;
+        if (!before || !before.ready) continue;
+        entry = before;
+      }
       let image = entry.image;
       if (layer.kind !== "raw" || layer.palette) {  // a raw layer's table is its display window
         if (entry.paletteKey !== layer.paletteKey) {

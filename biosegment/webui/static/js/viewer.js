@@ -13,6 +13,7 @@ import { SetupPanel } from "./setup_panel.js";
 import { fetchSlice, interpolateBetween } from "./interpolation.js";
 import { AUTO_PERCENTILES, drawHistogram, percentile, viewHistogram, windowPalette } from "./contrast.js";
 import { rememberState, rememberUndo, restoredState, restoredUndo } from "./viewer_state.js";
+import { LiveTraining } from "./live_training.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("viewer");
@@ -46,7 +47,8 @@ function refreshPalettes() {
 
 function redrawAll() {
   for (const view of Object.values(page.views)) {
-    view.layers = page.layers.filter((l) => !(l.kind === "annotation" && l.name === page.editing && view.axis === "z"));
+    view.layers = page.layers.filter((l) => !(l.kind === "annotation" && l.name === page.editing && view.axis === "z")
+      && (!l.axes || l.axes.includes(view.axis)));
     view.requestDraw();
   }
 }
@@ -117,7 +119,7 @@ function showVoxel(z, y, x) {
   clearTimeout(voxelTimer);
   voxelTimer = setTimeout(async () => {
     // the layers on screen only: the readout keeps a fixed height beside the sidebar
-    const labels = page.layers.filter((l) => !["raw", "difference"].includes(l.kind) && (l.visible || l.name === page.editing)).map(layerKey).join(",");
+    const labels = page.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === page.editing)).map(layerKey).join(",");
     try {
       const v = await getJSON(`/datasets/${enc(datasetName)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc(labels)}`);
       const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `value ${v.value}`];
@@ -153,7 +155,7 @@ function showError(error) {
 
 function layerControls(layer) {
   const visible = el("input", { type: "checkbox", id: `layer-${layerKey(layer)}-visible`, checked: layer.visible,
-    onchange: (e) => { layer.visible = e.target.checked; redrawAll(); persist(); } });
+    onchange: (e) => { layer.visible = e.target.checked; redrawAll(); persist(); page.live.fillStartFrom(); } });
   visible.checked = layer.visible;
   const opacity = el("input", { type: "range", min: "0", max: "100", value: String(layer.opacity * 100),
     title: "opacity", onchange: null, oninput: (e) => { layer.opacity = e.target.value / 100; redrawAll(); persist(); } });
@@ -277,6 +279,9 @@ function mergeLayers(doc) {
     Object.assign(old, { label: l.label, state: l.state, slices: l.slices, model: l.model });
     return old;
   });
+  // the live layer of a running fine-tune is the viewer's own, not the catalog's
+  page.layers.push(...[...known.values()].filter((l) => l.kind === "live"));
+  page.live.fillStartFrom();
   refreshPalettes();
   renderLayers();
   fillAnnotationSelect(doc.layers.filter((l) => l.kind === "annotation").map((l) => l.name), page.editing);
@@ -286,16 +291,14 @@ function fillModelPickers(models) {
   const names = models.filter((m) => m.state === "ok").map((m) => m.name);
   const keep = (select, fallback) => {
     const before = select.value;
-    return names.includes(before) || (before === "" && select.id === "train-base" && select.options.length) ? before : fallback;
+    return names.includes(before) ? before : fallback;
   };
-  const segment = $("segment-model"), base = $("train-base");
+  const segment = $("segment-model");
   const segmentValue = keep(segment, names[0] || "");
-  const baseValue = base.options.length ? keep(base, names[0] || "") : (names[0] || "");
   segment.replaceChildren(...names.map((n) => el("option", { value: n, title: n }, n)));
-  base.replaceChildren(el("option", { value: "" }, "(train from scratch)"),
-    ...names.map((n) => el("option", { value: n, title: n }, n)));
-  segment.value = segmentValue; base.value = baseValue;
+  segment.value = segmentValue;
   $("segment-start").disabled = names.length === 0;
+  page.live.fillStartFrom(models);
 }
 
 function fillAnnotationSelect(names, chosen) {
@@ -407,17 +410,6 @@ async function startSegmentation() {
   } catch (error) { showError(error); }
 }
 
-async function startTraining() {
-  if (!page.editing) { showError("choose or create an annotation first"); return; }
-  await page.editor.flush();
-  const body = { dataset: datasetName, annotation: page.editing, epochs: Number($("train-epochs").value) };
-  if ($("train-base").value) body.base_model = $("train-base").value;
-  try {
-    const job = await sendJSON("POST", "/jobs/train", body);
-    $("run-message").replaceChildren("Started ", el("a", { href: `/jobs#${job.id}` }, `job ${job.id}`));
-  } catch (error) { showError(error); }
-}
-
 // -- wiring --------------------------------------------------------------------------------------
 
 function applyFilter() {
@@ -473,7 +465,14 @@ function bindKeys() {
 
 async function start() {
   const doc = await getJSON(`/datasets/${enc(datasetName)}`);
-  const models = await getJSON("/models");
+  const [models, projects] = await Promise.all([getJSON("/models"), getJSON("/projects")]);
+  const project = projects.find((p) => p.name === doc.project);
+  page.live = new LiveTraining({ dataset: datasetName, page, hooks: {
+    layersChanged: () => { refreshPalettes(); renderLayers(); },
+    redraw: redrawAll,
+    say: (text) => { $("run-message").textContent = text; },
+    projectDefault: () => (project && project.default_model) || null,
+  } });
   if (!doc.shape || !doc.pyramid) {
     throw new Error(`dataset ${datasetName} cannot be shown: it is ${doc.state}` +
       (doc.error ? ` (${doc.error})` : ""));
@@ -558,7 +557,7 @@ async function start() {
   $("copy-previous").onclick = () => copyPrevious().catch((e) => say(e.message));
   $("interpolate").onclick = () => interpolate();
   $("segment-start").onclick = startSegmentation;
-  $("train-start").onclick = startTraining;
+  $("train-base").addEventListener("change", (e) => { e.target.dataset.chosen = "true"; });
   window.addEventListener("beforeunload", () => page.editor.flush());
   bindKeys();
 
@@ -581,6 +580,7 @@ async function start() {
     dataset: datasetName, since: { layers: doc.layers, models },
     onDataset: mergeLayers, onModels: fillModelPickers,
   });
+  page.live.bind();
   root.dataset.ready = "true";
   window.biosegmentViewer = page;  // for people poking at it from the console (and the tests)
 }

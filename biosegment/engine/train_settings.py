@@ -1,0 +1,274 @@
+"""How a network is trained: the one definition of every training option and its default.
+
+:class:`TrainingSettings` is what the engine's :func:`~biosegment.engine.training.train_model`
+takes, what a ``train`` job stores in its row (``settings.as_dict()``), what ``biosegment
+train`` builds from its options and what the API's train request is checked against. A bad
+value is an :class:`~biosegment.errors.InputError` naming the field.
+
+The defaults are the fastest good settings measured on a 2-core CPU (benchmarks/RESULTS.md): a
+small U-Net (8 feature maps, 4 levels, instance norm) trained on batches of 16 crops of 128²
+pixels at a learning rate of 5e-3 with a cosine decay reaches its level in about 200 s. A run
+is bounded by wall-clock ``minutes`` (default 3) unless ``epochs`` or ``max_steps`` are given;
+when several are given, whichever is reached first ends the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from biosegment.errors import InputError
+
+__all__ = [
+    "TrainingSettings",
+    "DEFAULT_MINUTES",
+    "NORMS",
+    "SCHEDULES",
+    "PRECISIONS",
+    "SELECTION_METRICS",
+    "NETWORK_FIELDS",
+]
+
+#: Minutes a run trains when no budget is given: enough for the defaults to level off on 2 cores.
+DEFAULT_MINUTES = 3.0
+#: The longest time budget accepted (a week), so a typo of a few zeros is caught.
+MAX_MINUTES = 7 * 24 * 60.0
+NORMS = ("instance", "batch", "none")
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
+#: Metrics that can choose the best epoch, and whether higher is better.
+SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
+#: The fields describing a new network (ignored when fine-tuning a base model).
+NETWORK_FIELDS = ("dims", "feature_maps", "levels", "norm")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSettings:
+    """Every option of a training run; ``None`` means "not used" or "choose for me".
+
+    Budget (at least one; none given means ``minutes = 3``):
+
+    - ``minutes``: wall-clock time for the whole run, validation and saving included.
+    - ``epochs``: epochs of ``steps_per_epoch`` batches (default: enough crops to see the
+      labelled pixels once, at least 50).
+    - ``max_steps``: optimizer steps in total.
+
+    A new network (no base model): ``dims`` (2 or 3), ``feature_maps``, ``levels``, ``norm``.
+
+    Optimisation: ``crop_size`` (an edge, or one size per axis; a multiple of ``2 ** levels``),
+    ``batch_size``, ``learning_rate`` with ``lr_schedule`` (``cosine`` decays to 2 %, or
+    ``constant``), ``weight_decay``, ``dice_weight`` (a soft Dice term beside cross-entropy),
+    ``class_weights`` (one per class, or ``"auto"``: from the inverse label frequencies),
+    ``seed``.
+
+    Validation: ``validation_fraction`` of the labelled material is held out (whole slices,
+    or whole painted strokes; see :func:`biosegment.engine.samples.split_validation`) and
+    ``select_best_by`` picks the epoch kept as the model.
+
+    Computation: ``precision`` (``auto`` = bf16 only where the hardware has it natively),
+    ``device`` (None = the configured one), ``threads`` (CPU threads; 0 = the configured
+    ``[engine] threads``, and 0 there lets PyTorch choose).
+    """
+
+    minutes: float | None = None
+    epochs: int | None = None
+    max_steps: int | None = None
+    steps_per_epoch: int | None = None
+    dims: int = 2
+    feature_maps: int = 8
+    levels: int = 4
+    norm: str = "instance"
+    crop_size: int | tuple[int, ...] = 128
+    batch_size: int = 16
+    learning_rate: float = 5e-3
+    lr_schedule: str = "cosine"
+    weight_decay: float = 0.0
+    dice_weight: float = 0.0
+    class_weights: str | tuple[float, ...] | None = None
+    validation_fraction: float = 0.15
+    select_best_by: str = "val_loss"
+    precision: str = "auto"
+    device: str | None = None
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._check_budget()
+        self._check_network()
+        self._check_optimisation()
+        self._check_rest()
+
+    # -- checks ------------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        if self.minutes is not None and not (
+            _is_number(self.minutes) and 0 < self.minutes <= MAX_MINUTES
+        ):
+            raise InputError(
+                f"must be a number of minutes above 0 and at most {MAX_MINUTES:g}, "
+                f"not {self.minutes!r}",
+                where="minutes",
+            )
+        for name in ("epochs", "max_steps", "steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and value >= 1):
+                raise InputError(f"must be a whole number of at least 1, not {value!r}", where=name)
+        if self.minutes is None and self.epochs is None and self.max_steps is None:
+            object.__setattr__(self, "minutes", DEFAULT_MINUTES)
+        if self.minutes is not None:
+            object.__setattr__(self, "minutes", float(self.minutes))
+
+    def _check_network(self) -> None:
+        if self.dims not in (2, 3) or not _is_int(self.dims):
+            raise InputError(f"must be 2 or 3, not {self.dims!r}", where="dims")
+        if not (_is_int(self.feature_maps) and 1 <= self.feature_maps <= 256):
+            raise InputError(
+                f"must be a whole number from 1 to 256, not {self.feature_maps!r}",
+                where="feature_maps",
+            )
+        if not (_is_int(self.levels) and 1 <= self.levels <= 8):
+            raise InputError(
+                f"must be a whole number from 1 to 8, not {self.levels!r}", where="levels"
+            )
+        if self.norm not in NORMS:
+            raise InputError(f"must be one of {', '.join(NORMS)}, not {self.norm!r}", where="norm")
+
+    def _check_optimisation(self) -> None:
+        crop = self.crop_size
+        if isinstance(crop, (list, tuple)):
+            crop = tuple(crop)
+            object.__setattr__(self, "crop_size", crop)
+            sizes = crop
+        else:
+            sizes = (crop,)
+        if not sizes or not all(_is_int(c) and 1 <= c <= 4096 for c in sizes):
+            raise InputError(
+                f"must be a whole number of pixels up to 4096 (or one per axis), not {crop!r}",
+                where="crop_size",
+            )
+        if isinstance(crop, tuple) and len(crop) not in (2, 3):
+            raise InputError("give one edge, or 2 or 3 sizes (one per axis)", where="crop_size")
+        if not (_is_int(self.batch_size) and 1 <= self.batch_size <= 1024):
+            raise InputError(
+                f"must be a whole number from 1 to 1024, not {self.batch_size!r}",
+                where="batch_size",
+            )
+        if not (_is_number(self.learning_rate) and 0 <= self.learning_rate <= 1):
+            raise InputError(
+                f"must be a number from 0 to 1, not {self.learning_rate!r}",
+                where="learning_rate",
+            )
+        if self.lr_schedule not in SCHEDULES:
+            raise InputError(
+                f"must be one of {', '.join(SCHEDULES)}, not {self.lr_schedule!r}",
+                where="lr_schedule",
+            )
+        for name in ("weight_decay", "dice_weight"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0 <= value <= 10):
+                raise InputError(f"must be a number from 0 to 10, not {value!r}", where=name)
+        weights = self.class_weights
+        if isinstance(weights, (list, tuple)):
+            weights = tuple(weights)
+            if not weights or not all(_is_number(w) and w >= 0 for w in weights):
+                raise InputError(
+                    "must be one non-negative number per class, or 'auto'", where="class_weights"
+                )
+            object.__setattr__(self, "class_weights", tuple(float(w) for w in weights))
+        elif weights is not None and weights != "auto":
+            raise InputError(
+                f"must be 'auto' or one number per class, not {weights!r}", where="class_weights"
+            )
+
+    def _check_rest(self) -> None:
+        if not (_is_number(self.validation_fraction) and 0 <= self.validation_fraction <= 0.5):
+            raise InputError(
+                f"must be a number from 0 to 0.5, not {self.validation_fraction!r}",
+                where="validation_fraction",
+            )
+        if self.select_best_by not in SELECTION_METRICS:
+            raise InputError(
+                f"must be one of {', '.join(SELECTION_METRICS)}, not {self.select_best_by!r}",
+                where="select_best_by",
+            )
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}",
+                where="precision",
+            )
+        if self.device is not None and not (isinstance(self.device, str) and self.device.strip()):
+            raise InputError("must be a device name such as auto, cpu or cuda", where="device")
+        if not (_is_int(self.threads) and 0 <= self.threads <= 1024):
+            raise InputError(
+                f"must be a whole number from 0 (choose for me) up, not {self.threads!r}",
+                where="threads",
+            )
+        if not (_is_int(self.seed) and self.seed >= 0):
+            raise InputError(
+                f"must be a whole number of at least 0, not {self.seed!r}", where="seed"
+            )
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def time_budget_s(self) -> float | None:
+        """The ``minutes`` budget in seconds (None: no time limit)."""
+        return None if self.minutes is None else self.minutes * 60.0
+
+    def network(self) -> dict:
+        """U-Net keyword arguments for a new network."""
+        return {name: getattr(self, name) for name in NETWORK_FIELDS}
+
+    def budget_text(self) -> str:
+        """The budget in words, e.g. ``3 min`` or ``10 epochs or 500 steps``."""
+        parts = []
+        if self.minutes is not None:
+            parts.append(f"{self.minutes:g} min")
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}")
+        if self.max_steps is not None:
+            parts.append(f"{self.max_steps} step{'s' if self.max_steps != 1 else ''}")
+        return " or ".join(parts)
+
+    def replace(self, **changes) -> TrainingSettings:
+        """A copy with some fields changed (checked like a new one)."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise InputError(_unknown_text(), where=unknown[0])
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """The settings as JSON-ready plain data (tuples become lists)."""
+        data = asdict(self)
+        for key in ("crop_size", "class_weights"):
+            if isinstance(data[key], tuple):
+                data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingSettings:
+        """Settings from plain data (a job row, a request); an unknown key is an input error.
+
+        Missing keys take their defaults; a ``None`` value counts as missing.
+        """
+        if not isinstance(data, dict):
+            raise InputError("training settings must be an object", where="settings")
+        known = set(cls.field_names())
+        unknown = sorted(key for key in data if key not in known)
+        if unknown:
+            raise InputError(_unknown_text(), where=str(unknown[0]))
+        return cls(**{key: value for key, value in data.items() if value is not None})
+
+
+def _unknown_text() -> str:
+    return f"unknown training option; expected one of {', '.join(TrainingSettings.field_names())}"

@@ -1,0 +1,197 @@
+// The viewer's fine-tune panel and its live layer. "Start from" offers the project's default
+// model, the model of the segmentation on screen, any other model, or a new network; "Minutes"
+// bounds the run. While a train job of this dataset runs, a "live" layer shows what its latest
+// weights make of the slice on screen (the server predicts it from the job's newest snapshot),
+// with the job's validation figure beside it, and Accept / Discard end the run.
+import { API, el, getJSON, sendJSON } from "./common.js";
+import { defaultColours } from "./layer_colours.js";
+
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+export const LIVE_POLL_MS = 2000;
+
+function age(seconds) {
+  if (typeof seconds !== "number") return "";
+  return seconds < 60 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
+}
+
+export class LiveTraining {
+  // page: the viewer's state; hooks: { layersChanged(), redraw(), say(text), projectDefault() }
+  constructor({ dataset, page, hooks }) {
+    Object.assign(this, { dataset, page, hooks });
+    this.models = [];
+    this.job = null;      // the running train job of this dataset (its row)
+    this.layer = null;    // the live layer while there is one
+    this.timer = null;
+  }
+
+  bind() {
+    $("train-start").onclick = () => this.startTraining();
+    $("live-accept").onclick = () => this.accept();
+    $("live-discard").onclick = () => this.discard();
+    this.tick();
+  }
+
+  // -- "Start from" ------------------------------------------------------------------------------
+
+  // The model of the segmentation shown on top, if any.
+  modelOnScreen() {
+    const shown = this.page.layers.filter((l) => l.kind === "segmentation" && l.visible && l.model);
+    return shown.length ? shown[shown.length - 1].model : null;
+  }
+
+  fillStartFrom(models) {
+    if (models) this.models = models.filter((m) => m.state === "ok").map((m) => m.name);
+    const select = $("train-base");
+    const before = select.value, wasChosen = select.dataset.chosen === "true";
+    const fallback = this.hooks.projectDefault();
+    const onScreen = this.modelOnScreen();
+    const options = [];
+    if (fallback && this.models.includes(fallback)) {
+      options.push(el("option", { value: fallback, dataset: { choice: "default" } }, `project default (${fallback})`));
+    }
+    if (onScreen && onScreen !== fallback && this.models.includes(onScreen)) {
+      options.push(el("option", { value: onScreen, dataset: { choice: "screen" } }, `on screen (${onScreen})`));
+    }
+    for (const name of this.models) {
+      if (name !== fallback && name !== onScreen) options.push(el("option", { value: name }, name));
+    }
+    options.push(el("option", { value: "scratch", dataset: { choice: "scratch" } }, "from scratch (a new network)"));
+    select.replaceChildren(...options);
+    // the segmentation on screen wins until the person picks something themselves
+    const automatic = onScreen && this.models.includes(onScreen) ? onScreen : (options[0].value);
+    select.value = wasChosen && [...select.options].some((o) => o.value === before) ? before : automatic;
+  }
+
+  // -- starting ---------------------------------------------------------------------------------
+
+  async startTraining() {
+    const page = this.page;
+    if (!page.editing) { this.hooks.say("choose or create an annotation first"); return; }
+    await page.editor.flush();
+    const minutes = Number($("train-minutes").value);
+    if (!(minutes > 0)) { this.hooks.say("Minutes must be a positive number"); return; }
+    const body = { dataset: this.dataset, annotation: page.editing, minutes, base_model: $("train-base").value };
+    try {
+      const job = await sendJSON("POST", "/jobs/train", body);
+      this.hooks.say("");
+      $("run-message").replaceChildren("Fine-tuning: ", el("a", { href: `/jobs#${job.id}` }, `job ${job.id}`),
+        " (the live layer appears with its first snapshot)");
+      this.follow(job);
+    } catch (error) { this.hooks.say(error.message || String(error)); }
+  }
+
+  // -- following a running job ----------------------------------------------------------------
+
+  follow(job) {
+    if (this.job && this.job.id === job.id) { this.job = job; return; }
+    this.dropLayer();
+    this.job = job;
+    $("live-panel").hidden = false;
+    $("live-panel").dataset.job = job.id;
+    $("live-name").value = "";
+    $("live-name").placeholder = (job.params && job.params.name) || "model name";
+    $("live-status").textContent = "waiting for the first snapshot …";
+    $("live-validation").textContent = "";
+    this.setButtons(true);
+  }
+
+  setButtons(enabled) {
+    $("live-accept").disabled = !enabled;
+    $("live-discard").disabled = !enabled;
+  }
+
+  async tick() {
+    clearTimeout(this.timer);
+    try { await this.refresh(); } catch (_) { /* the next tick tries again */ }
+    this.timer = setTimeout(() => this.tick(), LIVE_POLL_MS);
+  }
+
+  async refresh() {
+    if (!this.job || !["queued", "running"].includes(this.job.state)) {
+      const running = await getJSON("/jobs?state=running&kind=train&limit=50");
+      const mine = running.find((j) => j.params && j.params.dataset === this.dataset);
+      if (mine) this.follow(mine);
+      else if (this.job) this.finished();
+      if (!mine) return;
+    }
+    const job = await getJSON(`/jobs/${enc(this.job.id)}`);
+    this.job = job;
+    if (!["queued", "running"].includes(job.state)) { this.finished(); return; }
+    const live = await getJSON(`/jobs/${enc(job.id)}/live`);
+    this.show(live);
+  }
+
+  show(live) {
+    $("live-panel").dataset.step = String(live.step || 0);
+    $("live-panel").dataset.pixels = String(live.training_pixels || 0);
+    if (!live.available) return;
+    if (!this.layer) this.addLayer();
+    if (this.layer.version !== live.version) {
+      this.layer.previousVersion = this.layer.version;
+      this.layer.version = live.version;
+      $("live-panel").dataset.version = live.version;
+      this.hooks.redraw();
+    }
+    const minutes = live.elapsed_s >= 60 ? `${(live.elapsed_s / 60).toFixed(1)} min` : `${Math.round(live.elapsed_s || 0)} s`;
+    $("live-status").textContent = `live: step ${live.step}, ${minutes} of training, snapshot ${age(live.age_s)}` +
+      (live.training_pixels ? ` · ${live.training_pixels} painted pixels in training` : "");
+    const v = live.validation;
+    $("live-validation").textContent = v ? `${v.value.toFixed(3)} ${v.label} (epoch ${v.epoch})` : "validation: after the first epoch";
+    $("live-validation").dataset.value = v ? String(v.value) : "";
+  }
+
+  addLayer() {
+    const job = this.job;
+    this.layer = {
+      kind: "live", name: job.id, label: `live: ${(job.params && job.params.name) || job.id}`,
+      tileBase: `${API}/jobs/${enc(job.id)}/live/tiles`, axes: ["z"],
+      visible: true, opacity: 0.5, hiddenClasses: new Set(), version: "",
+      colours: defaultColours({ kind: "segmentation" }, this.page.classes),
+    };
+    this.page.layers.push(this.layer);
+    this.hooks.layersChanged();
+  }
+
+  dropLayer() {
+    if (!this.layer) return;
+    this.page.layers = this.page.layers.filter((l) => l !== this.layer);
+    this.layer = null;
+    this.hooks.layersChanged();
+  }
+
+  finished() {
+    const job = this.job;
+    this.dropLayer();
+    this.setButtons(false);
+    if (job) {
+      const result = job.result || {};
+      $("live-status").textContent = job.state === "succeeded"
+        ? `published model ${result.model}` + (result.segmentation ? `; segmenting the dataset as ${result.segmentation}` : "")
+        : `the fine-tune ${job.state}${job.message ? ": " + job.message : ""}`;
+      $("live-panel").dataset.state = job.state;
+    }
+    this.job = null;
+  }
+
+  // -- ending it ------------------------------------------------------------------------------
+
+  async accept() {
+    if (!this.job) return;
+    const name = $("live-name").value.trim();
+    try {
+      const reply = await sendJSON("POST", `/jobs/${enc(this.job.id)}/accept`, name ? { name } : {});
+      this.setButtons(false);
+      $("live-status").textContent = `accepted: finishing the epoch, then publishing ${reply.accepted_name} …`;
+    } catch (error) { this.hooks.say(error.message || String(error)); }
+  }
+
+  async discard() {
+    if (!this.job) return;
+    try {
+      await sendJSON("POST", `/jobs/${enc(this.job.id)}/discard`);
+      this.setButtons(false);
+      $("live-status").textContent = "discarding …";
+    } catch (error) { this.hooks.say(error.message || String(error)); }
+  }
+}
