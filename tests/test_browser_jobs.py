@@ -81,6 +81,7 @@ def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):
 def test_jobs_page_draws_training_curves(daemon):
     job = daemon.jobs.submit_train(
         dataset=DEMO_DATASET,
+        base_model="scratch",
         epochs=3,
         name="curvy",
         steps_per_epoch=2,

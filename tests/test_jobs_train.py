@@ -109,7 +109,8 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
         refresh(catalog, root)
     finally:
         catalog.close()
-    job = service.submit_train(annotation="scribbles", epochs=2, steps_per_epoch=2, **QUICK_TRAIN)
+    options = {**QUICK_TRAIN, "validation_fraction": 0.15}
+    job = service.submit_train(annotation="scribbles", epochs=2, steps_per_epoch=2, **options)
     assert job["params"]["dataset"] == TRAIN_DATASET
     final = finished(root, job["id"])
     assert final["state"] == "succeeded", (final["message"], service.job_log(job["id"]))
@@ -118,6 +119,13 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
     model, card = load_model(root / "models" / name)
     assert model.config["levels"] == 2 and card.parent is None
     assert card.training["provenance"]["labels"] == f"annotations/{TRAIN_DATASET}/scribbles"
+    # Honest scores: held-out strokes, said so, and the ground truth on slices nobody painted.
+    validation = final["result"]["validation"]
+    assert validation["method"] == "strokes"
+    assert validation["label"] == "on 15 % of your strokes, held out"
+    truth = final["result"]["ground_truth"]
+    assert truth["slices"] and not {1, 2} & set(truth["slices"])
+    assert 0.0 <= truth["mean_dice"] <= 1.0 and "nobody painted" in truth["label"]
 
 
 def test_cancelling_a_running_training_stops_it_within_one_batch(running):

@@ -123,6 +123,9 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
 
 def run_segment(ctx: JobContext):
     """Handler of a claimed ``segment`` job; see the module docstring."""
+    from biosegment.engine.device import apply_threads
+
+    apply_threads(ctx.config.engine.threads)  # [engine] threads; 0 leaves PyTorch's choice
     finished = _already_published(ctx)
     if finished is not None:
         return finished
@@ -152,6 +155,9 @@ def run_segment(ctx: JobContext):
 
 def run_segment_block(ctx: JobContext, index: int):
     """Handler of one queued block; the runner that completes the set publishes the result."""
+    from biosegment.engine.device import apply_threads
+
+    apply_threads(ctx.config.engine.threads)
     with ExitStack() as stack:
         inputs = _open_inputs(ctx, stack)
         if not 0 <= index < len(inputs.blocks):

@@ -217,6 +217,9 @@ def run_train(ctx: JobContext) -> dict:
     if result.stopped_by == "stopped" and accepted and accepted.get("name"):
         final = resolve_inside(root, f"{MODELS_DIR}/{accepted['name']}")  # the person's name
         _rename_card(folder, accepted["name"])
+    ground_truth = None
+    if params.get("annotation") and dataset.get("ground_truth"):
+        ground_truth = _ground_truth_scores(ctx, dataset, folder, sorted(labels), settings)
     _publish(ctx, folder, final)
     fraction = result.card.training.get("validation", {}).get("fraction")
     validation = {
@@ -230,6 +233,7 @@ def run_train(ctx: JobContext) -> dict:
         stopped_by=result.stopped_by,
         best_epoch=result.best_epoch,
         validation=validation,
+        ground_truth=ground_truth,
     )
     shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
     if result.stopped_by == "stopped":
@@ -282,6 +286,42 @@ def _segment_with(ctx: JobContext, model: str) -> dict:
         service.close()
     ctx.log.write(f"queued job {job['id']}: segment {ctx.params['dataset']} with {model}")
     return {"segmentation_job": job["id"], "segmentation": job["params"]["name"]}
+
+
+# Slices of the ground truth scored after a fine-tune from strokes: at most this many.
+_GROUND_TRUTH_SLICES = 5
+
+
+def _ground_truth_scores(ctx: JobContext, dataset: dict, folder: Path, painted, settings):
+    """Scores of the trained model against the dataset's ground truth on slices nobody
+    painted (None when every slice was painted)."""
+    from biosegment.engine import load_model
+    from biosegment.engine.device import resolve_device
+    from biosegment.engine.samples import TrainingPair, collect_stacks
+    from biosegment.engine.validation import evaluate_stacks
+    from biosegment.volumes import open_volume
+
+    truth = _labels_from_ground_truth(ctx.catalog, dataset)
+    free = [z for z in range(truth.shape[0]) if z not in set(painted)]
+    if not free:
+        return None
+    picks = sorted({free[int(i)] for i in np.linspace(0, len(free) - 1, _GROUND_TRUTH_SLICES)})
+    model, card = load_model(folder)
+    with open_volume(ctx.catalog.path_of(dataset), dataset.get("file_type")) as volume:
+        stacks = collect_stacks(
+            [TrainingPair(volume, {z: truth[z] for z in picks}, name="ground truth")],
+            dims=model.dims,
+            normalisation=card.normalisation,
+        )
+    device = resolve_device(settings.device or "auto")
+    names = [str(entry.get("name", entry["id"])) for entry in card.classes]
+    scores = evaluate_stacks(model.to(device), stacks, device=device, class_names=names)
+    wanted = ("mean_dice", "mean_iou", "pixel_error", "dice", "iou")
+    summary = {key: _json_ready(scores[key]) for key in wanted if key in scores}
+    summary["slices"] = picks
+    summary["label"] = f"against the ground truth on {len(picks)} slices nobody painted"
+    ctx.log.write(f"ground truth, unpainted slices {picks}: mean Dice {summary.get('mean_dice')}")
+    return summary
 
 
 def _json_ready(record: dict) -> dict:

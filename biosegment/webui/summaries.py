@@ -1,7 +1,10 @@
 """Short summaries of catalog rows for the dashboard: a model's best metrics, a dataset's classes.
 
-Models store their training history as one dict per epoch (SPEC 5); the dashboard shows the best
-value of each metric over that history (lowest for losses and errors, highest for the rest).
+Models store their training history as one dict per epoch (SPEC 5). The dashboard and the model
+page show the same thing for every model: the validation scores of one epoch, the one with the
+lowest validation loss (the epoch training keeps by default), never a training loss beside a
+Dice. A history without validation scores shows the best value of each other metric (lowest for
+losses and errors, highest for the rest), training metrics still left out.
 Classes come from the dataset's project in ``setup.json``, with background (0) always first.
 """
 
@@ -32,6 +35,10 @@ _NOT_METRICS = frozenset(
 )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _lower_is_better(metric: str) -> bool:
     return any(word in metric.lower() for word in _LOWER_IS_BETTER)
 
@@ -44,13 +51,23 @@ def best_metrics(metrics: Any) -> dict[str, float]:
             for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
+    epochs = [epoch for epoch in metrics or [] if isinstance(epoch, dict)]
+    validated = [e for e in epochs if _is_number(e.get("val_loss"))]
+    if validated:
+        chosen = min(validated, key=lambda e: e["val_loss"])
+        return {
+            key: value
+            for key, value in chosen.items()
+            if key not in _NOT_METRICS and not key.startswith("train") and _is_number(value)
+        }
     best: dict[str, float] = {}
-    for epoch in metrics or []:
+    for epoch in epochs:
         if not isinstance(epoch, dict):
             continue
         for key, value in epoch.items():
             if (
                 key in _NOT_METRICS
+                or key.startswith("train")
                 or isinstance(value, bool)
                 or not isinstance(value, (int, float))
             ):
