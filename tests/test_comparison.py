@@ -87,7 +87,11 @@ def test_the_viewer_shows_the_difference_in_two_colours_and_the_scores(tmp_path)
             "() => { const l = window.biosegmentViewer.layers.find("
             "(x) => x.kind === 'difference'); l.opacity = 1; }"
         )
-        page.evaluate("() => window.biosegmentViewer.views.z.requestDraw()")
+        # The redraw happens on a later animation frame: wait for two before reading pixels.
+        page.evaluate(
+            "() => new Promise((done) => { window.biosegmentViewer.views.z.requestDraw();"
+            " requestAnimationFrame(() => requestAnimationFrame(done)); })"
+        )
         wait_drawn(page, 0)
         magenta = page.evaluate(COUNT_COLOUR, [255, 64, 255])  # false positives
         yellow = page.evaluate(COUNT_COLOUR, [255, 208, 0])  # false negatives
