@@ -50,6 +50,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _require_whole(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """An input error naming ``name`` unless ``value`` is a whole number in ``low..high``."""
+    if _is_int(value) and value >= low and (high is None or value <= high):
+        return
+    span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    raise InputError(f"must be a whole number {span}, not {value!r}", where=name)
+
+
+def _require_number(name: str, value: Any, low: float, high: float) -> None:
+    """An input error naming ``name`` unless ``value`` is a number in ``low..high``."""
+    if not (_is_number(value) and low <= value <= high):
+        raise InputError(f"must be a number from {low:g} to {high:g}, not {value!r}", where=name)
+
+
+def _require_choice(name: str, value: Any, choices) -> None:
+    """An input error naming ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise InputError(f"must be one of {', '.join(choices)}, not {value!r}", where=name)
+
+
 @dataclass(frozen=True, slots=True)
 class TrainingSettings:
     """Every option of a training run; ``None`` means "not used" or "choose for me".
@@ -117,9 +137,8 @@ class TrainingSettings:
                 where="minutes",
             )
         for name in ("epochs", "max_steps", "steps_per_epoch"):
-            value = getattr(self, name)
-            if value is not None and not (_is_int(value) and value >= 1):
-                raise InputError(f"must be a whole number of at least 1, not {value!r}", where=name)
+            if getattr(self, name) is not None:
+                _require_whole(name, getattr(self, name), 1)
         if self.minutes is None and self.epochs is None and self.max_steps is None:
             object.__setattr__(self, "minutes", DEFAULT_MINUTES)
         if self.minutes is not None:
@@ -128,17 +147,9 @@ class TrainingSettings:
     def _check_network(self) -> None:
         if self.dims not in (2, 3) or not _is_int(self.dims):
             raise InputError(f"must be 2 or 3, not {self.dims!r}", where="dims")
-        if not (_is_int(self.feature_maps) and 1 <= self.feature_maps <= 256):
-            raise InputError(
-                f"must be a whole number from 1 to 256, not {self.feature_maps!r}",
-                where="feature_maps",
-            )
-        if not (_is_int(self.levels) and 1 <= self.levels <= 8):
-            raise InputError(
-                f"must be a whole number from 1 to 8, not {self.levels!r}", where="levels"
-            )
-        if self.norm not in NORMS:
-            raise InputError(f"must be one of {', '.join(NORMS)}, not {self.norm!r}", where="norm")
+        _require_whole("feature_maps", self.feature_maps, 1, 256)
+        _require_whole("levels", self.levels, 1, 8)
+        _require_choice("norm", self.norm, NORMS)
 
     def _check_optimisation(self) -> None:
         crop = self.crop_size
@@ -155,25 +166,11 @@ class TrainingSettings:
             )
         if isinstance(crop, tuple) and len(crop) not in (2, 3):
             raise InputError("give one edge, or 2 or 3 sizes (one per axis)", where="crop_size")
-        if not (_is_int(self.batch_size) and 1 <= self.batch_size <= 1024):
-            raise InputError(
-                f"must be a whole number from 1 to 1024, not {self.batch_size!r}",
-                where="batch_size",
-            )
-        if not (_is_number(self.learning_rate) and 0 <= self.learning_rate <= 1):
-            raise InputError(
-                f"must be a number from 0 to 1, not {self.learning_rate!r}",
-                where="learning_rate",
-            )
-        if self.lr_schedule not in SCHEDULES:
-            raise InputError(
-                f"must be one of {', '.join(SCHEDULES)}, not {self.lr_schedule!r}",
-                where="lr_schedule",
-            )
+        _require_whole("batch_size", self.batch_size, 1, 1024)
+        _require_number("learning_rate", self.learning_rate, 0, 1)
+        _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         for name in ("weight_decay", "dice_weight"):
-            value = getattr(self, name)
-            if not (_is_number(value) and 0 <= value <= 10):
-                raise InputError(f"must be a number from 0 to 10, not {value!r}", where=name)
+            _require_number(name, getattr(self, name), 0, 10)
         weights = self.class_weights
         if isinstance(weights, (list, tuple)):
             weights = tuple(weights)
@@ -188,21 +185,9 @@ class TrainingSettings:
             )
 
     def _check_rest(self) -> None:
-        if not (_is_number(self.validation_fraction) and 0 <= self.validation_fraction <= 0.5):
-            raise InputError(
-                f"must be a number from 0 to 0.5, not {self.validation_fraction!r}",
-                where="validation_fraction",
-            )
-        if self.select_best_by not in SELECTION_METRICS:
-            raise InputError(
-                f"must be one of {', '.join(SELECTION_METRICS)}, not {self.select_best_by!r}",
-                where="select_best_by",
-            )
-        if self.precision not in PRECISIONS:
-            raise InputError(
-                f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}",
-                where="precision",
-            )
+        _require_number("validation_fraction", self.validation_fraction, 0, 0.5)
+        _require_choice("select_best_by", self.select_best_by, SELECTION_METRICS)
+        _require_choice("precision", self.precision, PRECISIONS)
         if self.device is not None and not (isinstance(self.device, str) and self.device.strip()):
             raise InputError("must be a device name such as auto, cpu or cuda", where="device")
         if not (_is_int(self.threads) and 0 <= self.threads <= 1024):
@@ -210,10 +195,7 @@ class TrainingSettings:
                 f"must be a whole number from 0 (choose for me) up, not {self.threads!r}",
                 where="threads",
             )
-        if not (_is_int(self.seed) and self.seed >= 0):
-            raise InputError(
-                f"must be a whole number of at least 0, not {self.seed!r}", where="seed"
-            )
+        _require_whole("seed", self.seed, 0)
 
     # -- views -------------------------------------------------------------------------------
     @property
