@@ -32,6 +32,7 @@ from biosegment.daemon.scheduler import (
 from biosegment.daemon.watcher import DataFolderWatcher, RefreshOutcome
 from biosegment.errors import BioSegmentError
 from biosegment.folder_lock import FolderLock, acquire_daemon_lock
+from biosegment.tasks.runner import import_engine
 from biosegment.tasks.service import JobService
 
 __all__ = ["Daemon", "WebServer", "ServerFactory"]
@@ -97,6 +98,9 @@ class Daemon:
         return self
 
     def _start_parts(self) -> None:
+        # The engine (torch) is imported here, before the watcher, job and web threads start:
+        # two threads importing parts of a half-imported package can fail with an ImportError.
+        import_engine()
         self.consumer = ConsumerHost(self.config, role="daemon")
         self.jobs = JobService(self.config, huey=self.consumer.huey)
         self.watcher = DataFolderWatcher(

@@ -17,6 +17,7 @@ Handlers never make that choice.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import traceback
@@ -38,7 +39,7 @@ from biosegment.tasks.workspace import JobWorkspace
 if TYPE_CHECKING:  # pragma: no cover
     from huey import Huey
 
-__all__ = ["JobRunner", "JOB_HANDLERS"]
+__all__ = ["JobRunner", "JOB_HANDLERS", "import_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,16 @@ JOB_HANDLERS: dict[str, Callable[[JobContext], object]] = {
     "segment": run_segment,
     "train": run_train,
 }
+
+
+def import_engine() -> None:
+    """Import the engine package whole, once, in the calling thread.
+
+    Jobs and catalog probes import the engine lazily (torch is slow to import). When two
+    threads first import different parts of it at the same time, one can meet the package
+    half-imported and fail; a process that runs such threads imports it first, here.
+    """
+    importlib.import_module("biosegment.engine")
 
 
 class JobRunner:
@@ -75,6 +86,7 @@ class JobRunner:
         self.immediate = immediate or huey is None
         self.stop_event = stop_event or threading.Event()
         self._here: deque[tuple[str, int]] = deque()  # blocks an immediate runner runs next
+        import_engine()  # in this thread, before any job thread imports a part of it
         self._presence = PresenceLock(config.data_dir, role).acquire()
         self.identity = self._presence.identity
 
