@@ -7,21 +7,16 @@ of a 512x512 slice take a fraction of a second on two cores.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from biosegment.daemon import Daemon
-from biosegment.webui.server import create_server
 from job_fixtures import wait_for
 from webui_fixtures import (
     DEMO_DATASET,
     Http,
-    config_for,
-    make_demo_folder,
-    make_tiny_model,
+    cpu_daemon,
     png_pixels,
 )
 
@@ -32,17 +27,8 @@ API = "/api/v1"
 
 @pytest.fixture
 def site(tmp_path):
-    root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root)
-    config = config_for(root)
-    config = dataclasses.replace(
-        config, engine=dataclasses.replace(config.engine, device="cpu", threads=1)
-    )
-    running = Daemon(config, server_factory=create_server).start()
-    try:
-        yield Http(running.url), root
-    finally:
-        running.stop()
+    with cpu_daemon(tmp_path) as running:
+        yield Http(running.url), running.root
 
 
 def _paint(http: Http, z: int, rows: slice, value: int, name: str = "scribbles") -> None:

@@ -8,18 +8,12 @@ on a fast, idle machine.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from biosegment.daemon import Daemon
-from biosegment.webui.server import create_server
 from webui_fixtures import (
     DEMO_DATASET,
     chromium_page,
-    config_for,
-    make_demo_folder,
-    make_tiny_model,
+    cpu_daemon,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,17 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def daemon(tmp_path):
-    root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root, feature_maps=32, levels=4)
-    config = config_for(root)
-    config = dataclasses.replace(
-        config, engine=dataclasses.replace(config.engine, device="cpu", threads=1)
-    )
-    running = Daemon(config, server_factory=create_server).start()
-    try:
+    with cpu_daemon(tmp_path, feature_maps=32, levels=4) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_segmentation_started_in_the_viewer_reaches_100_percent(daemon):

@@ -7,22 +7,17 @@ live predictions of the 512x512 demo slices take a fraction of a second on two c
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 import urllib.request
 
 import pytest
 
-from biosegment.daemon import Daemon
-from biosegment.webui.server import create_server
 from test_browser_viewer import PLANE_TO_SCREEN, drag, wait_drawn
 from webui_fixtures import (
     DEMO_DATASET,
     chromium_page,
-    config_for,
-    make_demo_folder,
-    make_tiny_model,
+    cpu_daemon,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,17 +25,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def daemon(tmp_path):
-    root = make_demo_folder(tmp_path / "data")
-    make_tiny_model(root)
-    config = config_for(root)
-    config = dataclasses.replace(
-        config, engine=dataclasses.replace(config.engine, device="cpu", threads=1)
-    )
-    running = Daemon(config, server_factory=create_server).start()
-    try:
+    with cpu_daemon(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _tile_digest(base: str, job_id: str, z: int) -> str:

@@ -15,6 +15,8 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,3 +223,21 @@ class chromium_page:
         path = folder / name
         self.page.screenshot(path=str(path))
         return path
+
+
+@contextmanager
+def cpu_daemon(tmp_path: Path, **model_options) -> Iterator:
+    """A demo data folder with a tiny model, served by a real daemon on one CPU thread."""
+    from biosegment.daemon import Daemon
+
+    root = make_demo_folder(tmp_path / "data")
+    make_tiny_model(root, **model_options)
+    config = config_for(root)
+    config = dataclasses.replace(
+        config, engine=dataclasses.replace(config.engine, device="cpu", threads=1)
+    )
+    running = Daemon(config, server_factory=create_server).start()
+    try:
+        yield running
+    finally:
+        running.stop()
