@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from biosegment.engine.train_settings import PERSON_OPTIONS
 from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, make_tiny_model, serve
 
 
@@ -143,3 +144,33 @@ def test_train_budget_in_minutes_and_the_base_model_chosen_by_the_service(site):
     assert named["params"]["base_model"] == "tiny-membrane"
     assert named["params"]["settings"]["max_steps"] == 40
     assert named["params"]["settings"]["minutes"] is None
+
+
+def test_the_train_request_offers_the_engine_training_options_with_their_bounds(site):
+    """The API's train request is made from the engine's option rules: the published schema
+    carries each rule's bounds and help, a value outside them is a 400 naming the option, and a
+    value inside reaches the job row's settings."""
+    http, _ = site
+    schema = http.get("/api/v1/openapi.json").json()["components"]["schemas"]["TrainRequest"]
+    for rule in PERSON_OPTIONS:
+        number = next(s for s in schema["properties"][rule.name]["anyOf"] if s["type"] != "null")
+        assert number["type"] == ("integer" if rule.kind is int else "number")
+        assert number["maximum"] == rule.high
+        low = number.get("exclusiveMinimum") if rule.low_open else number.get("minimum")
+        assert low == rule.low and schema["properties"][rule.name]["description"] == rule.describe()
+    bad = http.post("/api/v1/jobs/train", json_body={"dataset": DEMO_DATASET, "learning_rate": 2})
+    assert bad.status == 400 and bad.json()["field"] == "learning_rate"
+    tuned = http.post(
+        "/api/v1/jobs/train",
+        json_body={
+            "dataset": DEMO_DATASET,
+            "learning_rate": 0.001,
+            "batch_size": 8,
+            "crop_size": 64,
+            "steps_per_epoch": 12,
+        },
+    )
+    assert tuned.status == 202
+    settings = tuned.json()["params"]["settings"]
+    assert (settings["learning_rate"], settings["batch_size"]) == (0.001, 8)
+    assert (settings["crop_size"], settings["steps_per_epoch"]) == (64, 12)

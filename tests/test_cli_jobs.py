@@ -15,6 +15,7 @@ import pytest
 
 from biosegment.catalog import open_catalog
 from biosegment.daemon import daemon_running
+from biosegment.engine.train_settings import PERSON_OPTIONS
 from job_fixtures import (
     DEMO_DATASET,
     REPO,
@@ -122,6 +123,24 @@ def test_train_minutes_budget_ends_the_run_by_time(folder):
     assert card["training"]["elapsed_s"] <= 6.0 + 2.0  # 6 s, a last step's overrun at most
     bad = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--minutes", "0")
     assert bad.returncode != 0 and "--minutes" in bad.stderr
+
+
+def test_train_options_are_the_engine_option_rules(folder):
+    """``train --help`` lists every rule of the engine with its help; the bounds are enforced."""
+    root, _ = folder
+    shown = run_biosegment(root, "train", "--help")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    for rule in PERSON_OPTIONS:
+        assert "--" + rule.name.replace("_", "-") in text
+        assert rule.help[1:40] in text
+    bad = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--learning-rate", "2")
+    assert bad.returncode == 2 and "--learning-rate" in bad.stderr
+    catalog = open_catalog(root)
+    try:
+        assert catalog.jobs() == []  # nothing was queued
+    finally:
+        catalog.close()
 
 
 def test_queue_cancel_retry_and_list_without_waiting(folder):

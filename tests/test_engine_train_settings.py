@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from biosegment.engine.train_settings import DEFAULT_MINUTES, TrainingSettings
+from biosegment.engine.train_settings import DEFAULT_MINUTES, PERSON_OPTIONS, TrainingSettings
 from biosegment.errors import InputError
 
 
@@ -74,3 +74,22 @@ def test_replace_checks_like_a_new_one():
     with pytest.raises(InputError) as caught:
         TrainingSettings().replace(momentum=0.9)
     assert caught.value.where == "momentum"
+
+
+def test_every_person_option_is_a_field_checked_at_its_bounds():
+    """The CLI and API options come from PERSON_OPTIONS; the settings enforce the same bounds."""
+    names = TrainingSettings.field_names()
+    for rule in PERSON_OPTIONS:
+        assert rule.name in names
+        edge = int(rule.high) if rule.kind is int else rule.high
+        if rule.name == "crop_size":
+            edge = 4096 - 4096 % 16
+        TrainingSettings(**{rule.name: edge})  # the upper bound itself is accepted
+        over = edge + 1 if rule.kind is int else rule.high * 1.5
+        with pytest.raises(InputError) as error:
+            TrainingSettings(**{rule.name: over})
+        assert error.value.where == rule.name
+        under = rule.low if rule.low_open else rule.low - 1
+        with pytest.raises(InputError) as error:
+            TrainingSettings(**{rule.name: int(under) if rule.kind is int else under})
+        assert error.value.where == rule.name and rule.describe().startswith(rule.help)

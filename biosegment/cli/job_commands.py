@@ -18,6 +18,7 @@ import click
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.root import main
 from biosegment.cli.tables import print_table
+from biosegment.cli.train_options import TrainCommand
 
 __all__ = ["segment", "train", "jobs", "cancel", "retry", "EXIT_CODES", "follow_job"]
 
@@ -228,7 +229,7 @@ def segment(
     )
 
 
-@main.command()
+@main.command(cls=TrainCommand)
 @click.option(
     "--annotation", "-a", default=None, help="Annotation to train from: NAME or DATASET/NAME."
 )
@@ -244,47 +245,6 @@ def segment(
     help="Model to fine-tune (its weights are the start), or 'scratch' for a new U-Net; "
     "default: the project's default model, else a new U-Net.",
 )
-@click.option(
-    "--minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Train for this many minutes (the default budget: 3, unless --epochs or "
-    "--max-steps is given; with several, the first reached ends the run).",
-)
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
-@click.option(
-    "--max-steps", type=click.IntRange(min=1), default=None, help="Number of optimizer steps."
-)
-@click.option(
-    "--steps-per-epoch",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Batches per epoch (default: enough to see the labelled pixels once).",
-)
-@click.option(
-    "--batch-size", type=click.IntRange(min=1), default=None, help="Crops per batch (default 16)."
-)
-@click.option(
-    "--crop-size",
-    type=click.IntRange(min=16),
-    default=None,
-    help="Edge of the training crops in pixels (default 128).",
-)
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Initial learning rate (default 0.005).",
-)
-@click.option(
-    "--feature-maps",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Width of a new network (feature maps of its first level; default 8).",
-)
-@click.option(
-    "--levels", type=click.IntRange(min=1), default=None, help="Depth of a new network (default 4)."
-)
 @click.option("--name", default=None, help="Name of the new model (models/NAME/).")
 @click.option("--device", default=None, help="Compute device (auto, cpu, cuda, cuda:N, mps).")
 @click.option("--wait", is_flag=True, help=WAIT_HELP)
@@ -295,41 +255,21 @@ def train(
     annotation: str | None,
     dataset: str | None,
     base_model: str | None,
-    minutes: float | None,
-    epochs: int | None,
-    max_steps: int | None,
-    steps_per_epoch: int | None,
-    batch_size: int | None,
-    crop_size: int | None,
-    learning_rate: float | None,
-    feature_maps: int | None,
-    levels: int | None,
     name: str | None,
     device: str | None,
     wait: bool,
     as_json: bool,
+    **settings,
 ) -> None:
     """Train a model from an annotation or a dataset's ground truth.
 
-    With --base-model the model is fine-tuned from that model's weights. Per-epoch metrics go
-    to the job (biosegment jobs JOB_ID) and to TensorBoard logs in models/NAME/logs/.
+    With --base-model the model is fine-tuned from that model's weights. The run is bounded by
+    --minutes (3 by default), --epochs or --max-steps. Per-epoch metrics go to the job
+    (biosegment jobs JOB_ID) and to TensorBoard logs in models/NAME/logs/.
     """
-    options = {
-        k: v
-        for k, v in {
-            "minutes": minutes,
-            "epochs": epochs,
-            "max_steps": max_steps,
-            "steps_per_epoch": steps_per_epoch,
-            "batch_size": batch_size,
-            "crop_size": crop_size,
-            "learning_rate": learning_rate,
-            "feature_maps": feature_maps,
-            "levels": levels,
-            "device": device,
-        }.items()
-        if v is not None
-    }
+    options = {key: value for key, value in settings.items() if value is not None}
+    if device is not None:
+        options["device"] = device
     _submit_and_maybe_wait(
         app,
         lambda service, enqueue: service.submit_train(

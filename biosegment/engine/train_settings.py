@@ -27,6 +27,8 @@ __all__ = [
     "PRECISIONS",
     "SELECTION_METRICS",
     "NETWORK_FIELDS",
+    "OptionRule",
+    "PERSON_OPTIONS",
 ]
 
 #: Minutes a run trains when no budget is given: enough for the defaults to level off on 2 cores.
@@ -40,6 +42,84 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
 #: The fields describing a new network (ignored when fine-tuning a base model).
 NETWORK_FIELDS = ("dims", "feature_maps", "levels", "norm")
+
+
+@dataclass(frozen=True, slots=True)
+class OptionRule:
+    """The bounds and meaning of one training option that a person sets.
+
+    The CLI's options and the API's train request are built from these rules, and
+    :class:`TrainingSettings` checks its fields against the same ones, so the three cannot
+    disagree. ``kind`` is ``int`` or ``float``; ``low_open`` excludes ``low`` itself.
+    """
+
+    name: str
+    kind: type
+    low: float
+    high: float
+    help: str
+    low_open: bool = False
+
+    def check(self, value: Any) -> None:
+        """An input error naming the option unless ``value`` is within the rule."""
+        number = _is_int(value) if self.kind is int else _is_number(value)
+        above = number and (value > self.low if self.low_open else value >= self.low)
+        if above and value <= self.high:
+            return
+        what = "a whole number" if self.kind is int else "a number"
+        low = f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        raise InputError(
+            f"must be {what} {low} and at most {self.high:g}, not {value!r}", where=self.name
+        )
+
+    def describe(self) -> str:
+        """The help text with the default appended (from :class:`TrainingSettings`)."""
+        default = _DEFAULTS.get(self.name)
+        if self.name == "minutes":
+            return f"{self.help}; default: {DEFAULT_MINUTES:g} when no other budget is given"
+        return self.help if default is None else f"{self.help}; default: {default:g}"
+
+
+#: The options a person may set from the CLI (``--max-steps``) and the API (``max_steps``).
+PERSON_OPTIONS = (
+    OptionRule(
+        "minutes",
+        float,
+        0,
+        MAX_MINUTES,
+        "training time budget in minutes, validation and saving included; with several "
+        "budgets the first reached ends the run",
+        low_open=True,
+    ),
+    OptionRule("epochs", int, 1, 100_000, "stop after this many epochs"),
+    OptionRule("max_steps", int, 1, 10_000_000, "stop after this many optimizer steps"),
+    OptionRule(
+        "steps_per_epoch",
+        int,
+        1,
+        1_000_000,
+        "batches per epoch (default: enough crops to see the labelled pixels once)",
+    ),
+    OptionRule("batch_size", int, 1, 1024, "crops per batch"),
+    OptionRule(
+        "crop_size",
+        int,
+        16,
+        4096,
+        "edge of the training crops in pixels, a multiple of 2 to the power of levels",
+    ),
+    OptionRule("learning_rate", float, 0, 1, "initial learning rate", low_open=True),
+    OptionRule(
+        "feature_maps",
+        int,
+        1,
+        256,
+        "width of a new network, the feature maps of its first level (a fine-tune keeps its "
+        "base model's)",
+    ),
+    OptionRule("levels", int, 1, 8, "depth of a new network (a fine-tune keeps its base model's)"),
+)
+_RULES = {rule.name: rule for rule in PERSON_OPTIONS}
 
 
 def _is_int(value: Any) -> bool:
@@ -128,17 +208,9 @@ class TrainingSettings:
 
     # -- checks ------------------------------------------------------------------------------
     def _check_budget(self) -> None:
-        if self.minutes is not None and not (
-            _is_number(self.minutes) and 0 < self.minutes <= MAX_MINUTES
-        ):
-            raise InputError(
-                f"must be a number of minutes above 0 and at most {MAX_MINUTES:g}, "
-                f"not {self.minutes!r}",
-                where="minutes",
-            )
-        for name in ("epochs", "max_steps", "steps_per_epoch"):
+        for name in ("minutes", "epochs", "max_steps", "steps_per_epoch"):
             if getattr(self, name) is not None:
-                _require_whole(name, getattr(self, name), 1)
+                _RULES[name].check(getattr(self, name))
         if self.minutes is None and self.epochs is None and self.max_steps is None:
             object.__setattr__(self, "minutes", DEFAULT_MINUTES)
         if self.minutes is not None:
@@ -147,8 +219,8 @@ class TrainingSettings:
     def _check_network(self) -> None:
         if self.dims not in (2, 3) or not _is_int(self.dims):
             raise InputError(f"must be 2 or 3, not {self.dims!r}", where="dims")
-        _require_whole("feature_maps", self.feature_maps, 1, 256)
-        _require_whole("levels", self.levels, 1, 8)
+        _RULES["feature_maps"].check(self.feature_maps)
+        _RULES["levels"].check(self.levels)
         _require_choice("norm", self.norm, NORMS)
 
     def _check_optimisation(self) -> None:
@@ -166,8 +238,10 @@ class TrainingSettings:
             )
         if isinstance(crop, tuple) and len(crop) not in (2, 3):
             raise InputError("give one edge, or 2 or 3 sizes (one per axis)", where="crop_size")
-        _require_whole("batch_size", self.batch_size, 1, 1024)
-        _require_number("learning_rate", self.learning_rate, 0, 1)
+        if not isinstance(crop, tuple):
+            _RULES["crop_size"].check(crop)
+        _RULES["batch_size"].check(self.batch_size)
+        _RULES["learning_rate"].check(self.learning_rate)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         for name in ("weight_decay", "dice_weight"):
             _require_number(name, getattr(self, name), 0, 10)
@@ -250,6 +324,9 @@ class TrainingSettings:
         if unknown:
             raise InputError(_unknown_text(), where=str(unknown[0]))
         return cls(**{key: value for key, value in data.items() if value is not None})
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainingSettings)}
 
 
 def _unknown_text() -> str:

@@ -14,7 +14,13 @@ from flask_openapi3 import APIBlueprint, Tag
 from biosegment.errors import NotFoundError
 from biosegment.tasks.service import SCRATCH
 from biosegment.webui.api import API_PREFIX
-from biosegment.webui.api.schemas import JobPath, JobsQuery, SegmentRequest, TrainRequest
+from biosegment.webui.api.schemas import (
+    TRAIN_OPTION_NAMES,
+    JobPath,
+    JobsQuery,
+    SegmentRequest,
+    TrainRequest,
+)
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
 from biosegment.webui.names import check_new_name
@@ -91,13 +97,13 @@ def post_train(body: TrainRequest):
     options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
-    budget = {"minutes": body.minutes, "epochs": body.epochs, "max_steps": body.max_steps}
+    settings = {name: getattr(body, name) for name in TRAIN_OPTION_NAMES}
     job = state.jobs().submit_train(
         annotation=body.annotation,
         dataset=body.dataset,
         base_model=body.base_model,
         **options,
-        **{key: value for key, value in budget.items() if value is not None},
+        **{key: value for key, value in settings.items() if value is not None},
     )
     return jsonify(job), 202
 

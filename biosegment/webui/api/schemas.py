@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from biosegment.engine.train_settings import PERSON_OPTIONS, OptionRule
 from biosegment.webui.names import NAME_RULE, NAME_SCHEMA
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "NewAnnotation",
     "SegmentRequest",
     "TrainRequest",
+    "TRAIN_OPTION_NAMES",
     "ClassSpec",
     "SliceQuery",
 ]
@@ -126,7 +128,14 @@ class SegmentRequest(_Strict):
     )
 
 
-class TrainRequest(_Strict):
+def _option_field(rule: OptionRule) -> tuple:
+    """A request field for one person-settable training option, bounded as the engine is."""
+    low = {"gt": rule.low} if rule.low_open else {"ge": rule.low}
+    kind = int if rule.kind is int else float
+    return kind | None, Field(None, le=rule.high, description=rule.describe(), **low)
+
+
+class _TrainTarget(_Strict):
     dataset: str
     annotation: str | None = Field(
         None, description="train on this annotation of the dataset (default: its ground truth)"
@@ -136,20 +145,20 @@ class TrainRequest(_Strict):
         description='fine-tune from this model; "scratch": a new network; default: the '
         "project's default model (a new network where it has none)",
     )
-    minutes: float | None = Field(
-        None,
-        gt=0,
-        le=10080,
-        description="training time budget in minutes (default: 3 when neither epochs nor "
-        "max_steps is given)",
-    )
-    epochs: int | None = Field(None, ge=1, le=10000, description="stop after this many epochs")
-    max_steps: int | None = Field(
-        None, ge=1, le=10_000_000, description="stop after this many optimizer steps"
-    )
     name: str | None = Field(
         None, description="name of the new model", json_schema_extra=NAME_SCHEMA
     )
+
+
+#: A train request: what to train from, and the training options of
+#: :data:`~biosegment.engine.train_settings.PERSON_OPTIONS` (their bounds and help text).
+TrainRequest = create_model(
+    "TrainRequest",
+    __base__=_TrainTarget,
+    __module__=__name__,
+    **{rule.name: _option_field(rule) for rule in PERSON_OPTIONS},
+)
+TRAIN_OPTION_NAMES = tuple(rule.name for rule in PERSON_OPTIONS)
 
 
 class SliceQuery(_Strict):
