@@ -132,6 +132,13 @@ def test_live_preview_steps_new_strokes_and_accept(site):
     assert not (root / "models" / "tuned").exists()
     card = json.loads((root / "models" / "my-mito" / "model.json").read_text())
     assert card["name"] == "my-mito"
+    # the model page says what its scores were computed on, and how it did on the ground truth
+    page = http.get(f"{API}/models/my-mito").json()
+    assert page["validation"] == "on 15 % of your strokes, held out"
+    truth = result["ground_truth"]
+    for key in ("mean_dice", "mean_iou", "pixel_error", "slices", "label"):
+        assert page["ground_truth"][key] == truth[key], key
+    assert "nobody painted" in truth["label"]
     assert not (root / ".biosegment" / "jobs" / job["id"] / "live").exists()
     assert _live(http, job["id"])["available"] is False
     gone = http.get(f"{API}/jobs/{job['id']}/live/tiles/z/0/0/0/0.png")

@@ -191,5 +191,5 @@ def test_the_validation_figure_says_what_it_scored():
         "epoch": 2,
     }
     figure = validation_figure(history[:1], {"method": "slices", "fraction": 0.2})
-    assert figure["label"] == "mean Dice on 20 % of your painted slices, held out"
+    assert figure["label"] == "mean Dice on 20 % of the labelled slices, held out"
     assert validation_figure([{"epoch": 1, "train_loss": 0.3}], {"method": "none"}) is None

@@ -126,6 +126,10 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
     truth = final["result"]["ground_truth"]
     assert truth["slices"] and not {1, 2} & set(truth["slices"])
     assert 0.0 <= truth["mean_dice"] <= 1.0 and "nobody painted" in truth["label"]
+    # the card keeps both, for the model page
+    model_card = json.loads((root / "models" / name / "model.json").read_text(encoding="utf-8"))
+    assert model_card["training"]["validation"]["label"] == validation["label"]
+    assert model_card["training"]["ground_truth"] == truth
 
 
 def test_cancelling_a_running_training_stops_it_within_one_batch(running):

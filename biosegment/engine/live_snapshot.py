@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from biosegment.engine.checkpoint import save_model
+from biosegment.engine.validation import validation_label
 from biosegment.folder_names import MODEL_WEIGHTS
 
 __all__ = [
@@ -65,7 +66,7 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
         for metric in _FIGURES:
             value = record.get(metric)
             if isinstance(value, (int, float)) and math.isfinite(value):
-                where = validation.get("label") or _method_label(
+                where = validation.get("label") or validation_label(
                     validation.get("method"), validation.get("fraction")
                 )
                 return {
@@ -75,16 +76,6 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
                     "epoch": record.get("epoch"),
                 }
     return None
-
-
-def _method_label(method: str | None, fraction: float | None) -> str:
-    share = f"{round(100 * fraction)} % of " if isinstance(fraction, (int, float)) else ""
-    return {
-        "slices": f"on {share}your painted slices, held out",
-        "strokes": f"on {share}your strokes, held out",
-        "regions": f"on {share}the labelled pixels, held out",
-        "given": "on the validation data",
-    }.get(method or "", "")
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:

@@ -39,7 +39,7 @@ from biosegment.engine.samples import (
 from biosegment.engine.train_settings import SELECTION_METRICS, TrainingSettings
 from biosegment.engine.train_state import load_training_state, save_training_state
 from biosegment.engine.unet import UNet, size_multiple
-from biosegment.engine.validation import evaluate_stacks
+from biosegment.engine.validation import evaluate_stacks, validation_label
 from biosegment.errors import CancelledError, InputError
 from biosegment.folder_names import LAST_EPOCH_DIR, MODEL_WEIGHTS, TRAINING_LOGS_DIR, TRAINING_STATE
 
@@ -422,9 +422,11 @@ def train_model(
         should_stop=should_stop,
     )
     run.sources = _TrainingSources(dims=dims, normalisation=dict(normalisation))
+    fraction = settings.validation_fraction if validation is None else None
     validation_entry = {
         "method": validation_method,
-        "fraction": settings.validation_fraction if validation is None else None,
+        "fraction": fraction,
+        "label": validation_label(validation_method, fraction),
         "data": describe_stacks(validation_stacks),
     }
     run.card_template = ModelCard(

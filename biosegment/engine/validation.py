@@ -22,7 +22,7 @@ from biosegment.engine.samples import LabelledStack
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.volumes.base import normalise
 
-__all__ = ["predict_logits", "evaluate_stacks"]
+__all__ = ["predict_logits", "evaluate_stacks", "validation_label"]
 
 # Context around the labelled box, and the largest plane computed in one piece.
 _CONTEXT = 64
@@ -175,3 +175,18 @@ def _weighted_boundary_mean(rows: list[dict]) -> dict:
         merged[key] = None if math.isnan(mean) else mean
     merged["slices_scored"] = int(weights.sum())
     return merged
+
+
+def validation_label(method: str | None, fraction: float | None) -> str:
+    """Which pixels a run's validation scores were computed on, in words for people.
+
+    ``method`` and ``fraction`` are the card's ``training.validation`` entry (see
+    :func:`biosegment.engine.samples.split_validation`).
+    """
+    share = f"{round(fraction * 100):g} % of " if isinstance(fraction, (int, float)) else ""
+    return {
+        "strokes": f"on {share}your strokes, held out",
+        "slices": f"on {share}the labelled slices, held out",
+        "regions": f"on {share}each labelled slice (its right-hand part), held out",
+        "given": "on the validation data given",
+    }.get(method or "", "no validation: nothing was held out")

@@ -35,7 +35,7 @@ from biosegment.tasks.train_live import (
     read_control,
 )
 
-__all__ = ["run_train", "training_folder", "job_settings", "validation_label"]
+__all__ = ["run_train", "training_folder", "job_settings"]
 
 # Files of the training folder that are working state, not part of the published model.
 _WORKING_FILES = (TRAINING_STATE, LAST_EPOCH_DIR)
@@ -68,17 +68,6 @@ def job_settings(ctx: JobContext):
     return settings.replace(
         device=settings.device or engine.device, threads=settings.threads or engine.threads
     )
-
-
-def validation_label(method: str, fraction: float | None) -> str:
-    """What the validation scores were computed on, in words for cards and job rows."""
-    share = f"{round((fraction or 0) * 100):g} %"
-    return {
-        "strokes": f"on {share} of your strokes, held out",
-        "slices": f"on {share} of the labelled slices, held out",
-        "regions": f"on {share} of each labelled slice (its right-hand part), held out",
-        "given": "on the validation data given",
-    }.get(method, "no validation: nothing was held out")
 
 
 def training_folder(ctx: JobContext) -> Path:
@@ -214,19 +203,15 @@ def run_train(ctx: JobContext) -> dict:
             "training ended before a single epoch finished; nothing to save", where="epochs"
         )
     accepted = read_control(ctx.workspace)
+    renamed = None
     if result.stopped_by == "stopped" and accepted and accepted.get("name"):
-        final = resolve_inside(root, f"{MODELS_DIR}/{accepted['name']}")  # the person's name
-        _rename_card(folder, accepted["name"])
+        renamed = accepted["name"]
+        final = resolve_inside(root, f"{MODELS_DIR}/{renamed}")  # the person's name
     ground_truth = None
     if params.get("annotation") and dataset.get("ground_truth"):
         ground_truth = _ground_truth_scores(ctx, dataset, folder, sorted(labels), settings)
+    validation = _amend_card(folder, name=renamed, ground_truth=ground_truth)
     _publish(ctx, folder, final)
-    fraction = result.card.training.get("validation", {}).get("fraction")
-    validation = {
-        "method": result.validation,
-        "fraction": fraction,
-        "label": validation_label(result.validation, fraction),
-    }
     outcome = _register(
         ctx,
         final,
@@ -262,14 +247,24 @@ def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
     return result
 
 
-def _rename_card(folder: Path, name: str) -> None:
-    """The card of a model published under another name than the job was given says so."""
+def _amend_card(folder: Path, *, name: str | None, ground_truth: dict | None) -> dict:
+    """Complete the card of a finished run before it is published: the person's name for it
+    (when accepted under another name) and its score against the dataset's ground truth;
+    return its validation entry (method, fraction, label) for the job's result."""
     from biosegment.engine.model_card import ModelCard
+    from biosegment.engine.validation import validation_label
 
     path = folder / MODEL_CARD
     card = ModelCard.from_json(path.read_text(encoding="utf-8"))
-    card.name = name
+    if name:
+        card.name = name
+    entry = dict(card.training.get("validation") or {})
+    entry.setdefault("label", validation_label(entry.get("method"), entry.get("fraction")))
+    card.training["validation"] = entry
+    if ground_truth is not None:
+        card.training["ground_truth"] = ground_truth
     path.write_text(card.to_json(), encoding="utf-8")
+    return {key: entry.get(key) for key in ("method", "fraction", "label")}
 
 
 def _segment_with(ctx: JobContext, model: str) -> dict:

@@ -5,16 +5,20 @@ page show the same thing for every model: the validation scores of one epoch, th
 lowest validation loss (the epoch training keeps by default), never a training loss beside a
 Dice. A history without validation scores shows the best value of each other metric (lowest for
 losses and errors, highest for the rest), training metrics still left out.
-Classes come from the dataset's project in ``setup.json``, with background (0) always first.
+Beside them the model page says which pixels those scores were computed on (the held-out part,
+from the card) and, for a fine-tune on a dataset with ground truth, its score on slices nobody
+painted. Classes come from the dataset's project in ``setup.json``, with background (0) always first.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from biosegment.errors import NotFoundError
 
-__all__ = ["best_metrics", "dataset_classes", "BACKGROUND", "DEFAULT_CLASSES"]
+__all__ = ["best_metrics", "card_scores", "dataset_classes", "BACKGROUND", "DEFAULT_CLASSES"]
 
 BACKGROUND = {"id": 0, "name": "background", "color": "#3a7bff"}
 DEFAULT_CLASSES = [{"id": 1, "name": "class 1", "color": "#ff3030"}]
@@ -41,6 +45,28 @@ def _is_number(value: Any) -> bool:
 
 def _lower_is_better(metric: str) -> bool:
     return any(word in metric.lower() for word in _LOWER_IS_BETTER)
+
+
+def card_scores(card_path: Path) -> dict[str, Any]:
+    """What the model card beside a checkpoint says of its scores: ``validation`` (which
+    pixels were held out, in words) and ``ground_truth`` (scores on slices nobody painted);
+    empty where the card is absent or unreadable, as for a bare legacy checkpoint."""
+    try:
+        training = json.loads(card_path.read_text(encoding="utf-8")).get("training") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    validation = training.get("validation") if isinstance(training, dict) else None
+    scores: dict[str, Any] = {}
+    if isinstance(validation, dict) and isinstance(validation.get("label"), str):
+        scores["validation"] = validation["label"]
+    truth = training.get("ground_truth") if isinstance(training, dict) else None
+    if isinstance(truth, dict):
+        scores["ground_truth"] = {
+            key: value
+            for key, value in truth.items()
+            if key in ("label", "slices") or _is_number(value)
+        }
+    return scores
 
 
 def best_metrics(metrics: Any) -> dict[str, float]:

@@ -16,7 +16,7 @@ from biosegment.webui.api.http import conditional, etag_for, json_conditional
 from biosegment.webui.api.schemas import DatasetFilter, DatasetPath, ModelPath, SegmentationPath
 from biosegment.webui.context import web_state
 from biosegment.webui.layers import AXES, LayerRef, plane_shape
-from biosegment.webui.summaries import best_metrics, dataset_classes
+from biosegment.webui.summaries import best_metrics, card_scores, dataset_classes
 from biosegment.webui.tiles import encode_png, pyramid
 
 __all__ = ["api", "dashboard_document", "THUMBNAIL_SIZE"]
@@ -188,8 +188,15 @@ def list_models():
 
 @api.get("/models/<model>", responses={200: None, 404: None})
 def get_model(path: ModelPath):
-    """One model: architecture, classes, parent, per-epoch metrics and their best values."""
-    return jsonify(_model_summary(web_state().catalog().model(path.model)))
+    """One model: architecture, classes, parent, per-epoch metrics and their best values, which
+    pixels they were computed on (``validation``) and, after a fine-tune from strokes on a
+    dataset with ground truth, its score there on unpainted slices (``ground_truth``)."""
+    catalog = web_state().catalog()
+    row = catalog.model(path.model)
+    summary = _model_summary(row)
+    if row.get("location"):
+        summary.update(card_scores(catalog.path_of(row).with_suffix(".json")))
+    return jsonify(summary)
 
 
 @api.get("/segmentations")

@@ -14,7 +14,14 @@ async function show() {
     ["Classes", (model.classes || []).map((c) => `${c.id} ${c.name}`).join(", ")],
     ["Architecture", Object.entries(arch).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")],
     ["Best metrics", Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ")],
+    ["Validated", model.validation || "not recorded"],
   ];
+  const truth = model.ground_truth;
+  if (truth) {
+    const scores = ["mean_dice", "mean_iou", "pixel_error"].filter((k) => typeof truth[k] === "number")
+      .map((k) => `${k} ${truth[k].toFixed(3)}`).join(", ");
+    facts.push(["Ground truth", `${scores} ${truth.label || ""}`.trim()]);
+  }
   document.getElementById("model-facts").replaceChildren(...facts.map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", {}, v ?? ""))));
   drawChart(document.getElementById("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
