@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -27,29 +26,35 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-import torch
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from isbi_training import machine_note  # noqa: E402  (the helper sits beside this script)
+
 DATA = {
     "mito": {
         "folder": "cdeep3m_mito",
         "train": ("training-image.tif", "training-labels.tif"),
         "test": ("validation-image.tif", "validation-labels.tif"),
-        "foreground": 1,  # 255 in the file = mitochondrion
+        "membrane_is_zero": False,  # 255 in the file = mitochondrion (class 1)
     },
     "isbi": {
         "folder": "isbi2012",
         "train": ("train-volume.tif", "train-labels.tif"),
         "test": None,  # slices 25-29 of the training volume, never painted
-        "foreground": 0,  # ISBI: 255 = cell interior, 0 = membrane (class 0 after mapping)
+        # ISBI: 0 = membrane, 255 = cell interior; membrane becomes class 1, as in the demo model
+        "membrane_is_zero": True,
     },
 }
 PAINTED = (2, 9, 16)
 
 
-def _class_ids(labels: np.ndarray) -> np.ndarray:
-    return (labels > 0).astype(np.uint8)
+FOREGROUND = 1  # the class scored: mitochondrion or membrane
+
+
+def _class_ids(labels: np.ndarray, membrane_is_zero: bool) -> np.ndarray:
+    return ((labels == 0) if membrane_is_zero else (labels > 0)).astype(np.uint8)
 
 
 def scribbles(truth: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
@@ -62,7 +67,15 @@ def scribbles(truth: np.ndarray, style: str, rng: np.random.Generator) -> np.nda
         painted[:, 1::64] = truth[:, 1::64]
         return painted
     for class_id, count in ((1, 8), (0, 8)):
-        inside = ndimage.binary_erosion(truth == class_id, iterations=4)
+        mask = truth == class_id
+        inside = ndimage.binary_erosion(mask, iterations=4)
+        if inside.sum() < 0.25 * mask.sum():
+            # a thin class (membranes): short pieces painted along it, where it is
+            ys, xs = np.nonzero(mask)
+            for point in rng.permutation(ys.size)[:count] if ys.size else []:
+                near = (ys - ys[point]) ** 2 + (xs - xs[point]) ** 2 <= 15**2
+                painted[ys[near], xs[near]] = class_id
+            continue
         objects, found = ndimage.label(inside)
         chosen = rng.permutation(found)[:count] + 1 if found else []
         for obj in chosen:
@@ -83,7 +96,7 @@ def _prepare(kind: str, data_root: Path, folder: Path, style: str) -> tuple[np.n
     spec = DATA[kind]
     source = data_root / spec["folder"]
     image = tifffile.imread(source / spec["train"][0])
-    truth = _class_ids(tifffile.imread(source / spec["train"][1]))
+    truth = _class_ids(tifffile.imread(source / spec["train"][1]), spec["membrane_is_zero"])
     init_data_folder(folder)
     (folder / "EM" / kind).mkdir(parents=True)
     shutil.copy(source / spec["train"][0], folder / "EM" / kind / "image.tif")
@@ -97,28 +110,28 @@ def _prepare(kind: str, data_root: Path, folder: Path, style: str) -> tuple[np.n
     )
     if spec["test"]:
         test_image = tifffile.imread(source / spec["test"][0])
-        test_truth = _class_ids(tifffile.imread(source / spec["test"][1]))
+        test_truth = _class_ids(tifffile.imread(source / spec["test"][1]), spec["membrane_is_zero"])
     else:
         test_image, test_truth = image[25:30], truth[25:30]
     return test_image, test_truth
 
 
-def _scores(model_folder: Path, image: np.ndarray, truth: np.ndarray, foreground: int) -> dict:
-    from biosegment.engine import load_model
+def _scores(model_folder: Path, image: np.ndarray, truth: np.ndarray, work: Path) -> dict:
+    """IoU and Dice of the foreground on unpainted slices, segmented as a segment job does:
+    the card's normalisation measured on the volume, whole slices, the default settings."""
+    from biosegment.engine import load_model, segment_volume
+    from biosegment.volumes import open_volume
 
-    model, _ = load_model(model_folder)
-    model.eval()
-    inter = union = predicted_sum = truth_sum = 0
-    with torch.no_grad():
-        for z in range(image.shape[0]):
-            x = torch.from_numpy(image[z].astype(np.float32) / 255.0)[None, None]
-            labels = model(x).argmax(1)[0].numpy()
-            p, t = labels == foreground, truth[z] == foreground
-            inter += int((p & t).sum())
-            union += int((p | t).sum())
-            predicted_sum += int(p.sum())
-            truth_sum += int(t.sum())
-    return {"iou": inter / max(union, 1), "dice": 2 * inter / max(predicted_sum + truth_sum, 1)}
+    model, card = load_model(model_folder)
+    path = work / "unpainted.tif"
+    tifffile.imwrite(path, image)
+    with open_volume(path) as volume:
+        labels = segment_volume(volume, model, normalisation=dict(card.normalisation))
+    predicted, wanted = labels == FOREGROUND, truth == FOREGROUND
+    inter = int((predicted & wanted).sum())
+    union = int((predicted | wanted).sum())
+    total = int(predicted.sum()) + int(wanted.sum())
+    return {"iou": inter / max(union, 1), "dice": 2 * inter / max(total, 1)}
 
 
 def _engine_steps_per_second(folder: Path, kind: str, settings, base) -> float:
@@ -145,7 +158,9 @@ def _engine_steps_per_second(folder: Path, kind: str, settings, base) -> float:
     return result.steps / result.elapsed_s
 
 
-def run_one(kind: str, data_root: Path, style: str, minutes: float, base: str | None) -> dict:
+def run_one(
+    kind: str, data_root: Path, style: str, minutes: float, base: str | None, options: dict
+) -> dict:
     from biosegment.catalog import open_catalog, refresh
     from biosegment.config import load_config
     from biosegment.daemon.consumer import ConsumerHost
@@ -168,7 +183,10 @@ def run_one(kind: str, data_root: Path, style: str, minutes: float, base: str | 
         try:
             pressed = time.perf_counter()
             job = service.submit_train(
-                annotation=f"{kind}/scribbles", base_model=base or "scratch", minutes=minutes
+                annotation=f"{kind}/scribbles",
+                base_model=base or "scratch",
+                minutes=minutes,
+                **options,
             )
             live = folder / ".biosegment" / "jobs" / job["id"] / "live"
             first_live = None
@@ -190,16 +208,14 @@ def run_one(kind: str, data_root: Path, style: str, minutes: float, base: str | 
         settings = TrainingSettings.from_dict(row["params"]["settings"])
         engine_rate = _engine_steps_per_second(folder, kind, settings, base_path)
         scores = _scores(
-            folder / "models" / row["result"]["model"],
-            test_image,
-            test_truth,
-            DATA[kind]["foreground"],
+            folder / "models" / row["result"]["model"], test_image, test_truth, Path(temp)
         )
         return {
             "data": kind,
             "style": style,
             "start": base or "scratch",
             "minutes": minutes,
+            **options,
             "steps": card["training"]["steps"],
             "job_steps_per_s": round(job_rate, 3),
             "engine_steps_per_s": round(engine_rate, 3),
@@ -219,22 +235,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", default="strokes,grid")
     parser.add_argument("--starts", default="scratch,base", help="scratch and/or base (ISBI)")
     parser.add_argument("--quick", action="store_true", help="1 minute, strokes, from scratch")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=JSON",
+        help="a training option other than the default, e.g. class_weights='\"auto\"'",
+    )
     args = parser.parse_args(argv)
+    options = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value)
     budgets = [float(b) for b in args.budgets.split(",")]
     styles = args.styles.split(",")
     starts = args.starts.split(",")
     if args.quick:
         budgets, styles, starts = [1.0], ["strokes"], ["scratch"]
-    print(
-        f"# {os.uname().machine}, torch threads {torch.get_num_threads()}, load {os.getloadavg()}"
-    )
+    print("#", json.dumps(machine_note()), flush=True)
     for minutes in budgets:
         for style in styles:
             for start in starts:
                 if start == "base" and args.data != "isbi":
                     continue  # the shipped demo model is an ISBI membrane model
                 base = "demo-membrane" if start == "base" else None
-                result = run_one(args.data, args.data_root, style, minutes, base)
+                result = run_one(args.data, args.data_root, style, minutes, base, options)
                 print(json.dumps(result), flush=True)
 
 

@@ -130,11 +130,33 @@ def score_on_test_slices(model: UNet, folder: Path) -> dict:
     }
 
 
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and the instruction-set flags that decide training speed here."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            model = value.strip()
+        elif key.strip() == "flags":
+            present = set(value.split())
+            wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+            flags = [flag for flag in wanted if flag in present]
+            break
+    return model, flags
+
+
 def machine_note() -> dict:
-    """Facts that qualify a timing: cores, torch threads, load average (the CPU is shared)."""
+    """Facts that qualify a timing: CPU model and flags, cores, torch threads, load average
+    (the CPU may be shared)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    model, flags = cpu_model_and_flags()
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": model,
+        "cpu_flags": flags,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15": None if load is None else [round(v, 2) for v in load],
