@@ -144,7 +144,8 @@ export class LiveTraining {
   addLayer() {
     const job = this.job;
     this.layer = {
-      kind: "live", name: job.id, label: `live: ${(job.params && job.params.name) || job.id}`,
+      // predicted slice by slice as the 2-D network segments: shown in the XY view
+      kind: "live", name: job.id, label: `live: ${(job.params && job.params.name) || job.id} (XY view)`,
       tileBase: `${API}/jobs/${enc(job.id)}/live/tiles`, axes: ["z"],
       visible: true, opacity: 0.5, hiddenClasses: new Set(), version: "",
       colours: defaultColours({ kind: "segmentation" }, this.page.classes),
