@@ -38,7 +38,7 @@ HUGE_ZARRAY = {
 }
 RAISED_LIMITS = (
     "max_voxels = 1_000_000_000_000_000_000\nmax_slice_pixels = 1_000_000_000_000\n"
-    "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 0.5\n"
+    "max_chunks = 1_000_000_000_000_000_000\nread_seconds = 1.0\n"
 )
 
 
@@ -125,12 +125,13 @@ def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
             f"{max(t for _, t in answers):.3f} s"
         )
         # requests for the bad dataset hold server threads one deadline at most, so other
-        # requests wait at most about that long
-        assert max(others) < 0.5 + 1.0, others
+        # requests wait at most about that long (the deadline leaves a demo tile, read while
+        # the cut-off reads still hold the interpreter, room on a loaded 2-core machine)
+        assert max(others) < 1.0 + 1.0, others
         # a single voxel is one chunk and may well be read in time; nothing else can be
         statuses = [status for status, _ in answers]
         assert set(statuses) <= {200, 503} and statuses.count(503) >= 15, answers
-        assert max(seconds for _, seconds in answers) < 3.0, answers
+        assert max(seconds for _, seconds in answers) < 4.0, answers
         time.sleep(1.0)  # the reads cut off are cancelled, so the dataset has free slots again
         body = Http(url).get("/api/v1/datasets/huge/thumbnail.png").json()
         assert "huge" in body["error"] and "limits.read_seconds" in body["error"], body
