@@ -27,6 +27,7 @@ __all__ = [
     "PRECISIONS",
     "SELECTION_METRICS",
     "NETWORK_FIELDS",
+    "MAX_MINUTES",
     "OptionRule",
     "PERSON_OPTIONS",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from biosegment import __version__
-from biosegment.engine.train_settings import DEFAULT_MINUTES
+from biosegment.engine.train_settings import DEFAULT_MINUTES, MAX_MINUTES
 from biosegment.webui.context import web_state
 
 __all__ = ["bp"]
@@ -32,7 +32,10 @@ def dashboard():
 def viewer(dataset: str):
     web_state().catalog().dataset(dataset)  # unknown names get the 404 page
     return render_template(
-        "pages/viewer.html", dataset=dataset, train_minutes=f"{DEFAULT_MINUTES:g}"
+        "pages/viewer.html",
+        dataset=dataset,
+        train_minutes=f"{DEFAULT_MINUTES:g}",
+        train_minutes_max=f"{MAX_MINUTES:g}",
     )
 
 
