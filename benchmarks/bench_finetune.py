@@ -1,7 +1,8 @@
 """Benchmark of the fine-tuning loop: scribbles on 3 slices -> a train job -> scores on unpainted slices.
 
 Scribbles are made from ground truth the way a person paints them: ``strokes`` (a short stroke
-inside a few objects and a few strokes across the background of each slice) or ``grid`` (rows
+inside each of 8 objects and 8 strokes across the background of each slice; for a thin class
+such as membranes, 8 short pieces along it) or ``grid`` (rows
 and columns every 64 pixels, labelled from the ground truth). They go into a fresh data folder
 as an annotation of 3 training slices, and a ``train`` job is submitted through the job
 service and run by a real consumer (the path the viewer's fine-tune button takes), for each
@@ -77,9 +78,13 @@ def scribbles(truth: np.ndarray, style: str, rng: np.random.Generator) -> np.nda
                 painted[ys[near], xs[near]] = class_id
             continue
         objects, found = ndimage.label(inside)
-        chosen = rng.permutation(found)[:count] + 1 if found else []
-        for obj in chosen:
-            ys, xs = np.nonzero(objects == obj)
+        if class_id and found:  # objects (mitochondria, cells): one stroke in each of a few
+            chosen = rng.permutation(found)[:count] + 1
+            places = [np.nonzero(objects == obj) for obj in chosen]
+        else:  # the background: strokes at a few places across it
+            ys, xs = np.nonzero(inside)
+            places = [(ys, xs)] * count if ys.size else []
+        for ys, xs in places:
             centre = rng.integers(0, ys.size)
             near = (ys - ys[centre]) ** 2 + (xs - xs[centre]) ** 2 <= 30**2
             # a stroke: a band 5 pixels wide through the point, inside the object
