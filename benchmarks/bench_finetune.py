@@ -215,6 +215,9 @@ def run_one(
         scores = _scores(
             folder / "models" / row["result"]["model"], test_image, test_truth, Path(temp)
         )
+        if base_path is not None:  # the base model on the same slices, before fine-tuning
+            before = _scores(base_path, test_image, test_truth, Path(temp))
+            scores.update({f"{key}_before": value for key, value in before.items()})
         return {
             "data": kind,
             "style": style,
