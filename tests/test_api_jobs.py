@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biosegment.engine.train_settings import PERSON_OPTIONS
+from biosegment.engine.train_settings import (
+    FINE_TUNE_LEARNING_RATE,
+    NEW_NETWORK_LEARNING_RATE,
+    PERSON_OPTIONS,
+)
 from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, make_tiny_model, serve
 
 
@@ -129,14 +133,16 @@ def test_train_budget_in_minutes_and_the_base_model_chosen_by_the_service(site):
     settings = plain["params"]["settings"]
     assert settings["minutes"] == 3.0 and settings["epochs"] is None
     assert settings["feature_maps"] == 8 and settings["crop_size"] == 128
-    assert settings["batch_size"] == 16 and settings["learning_rate"] == 0.005
     assert plain["params"]["base_model"] == "demo-membrane"  # the demo project's default model
+    # a fine-tune starts at the lower learning rate; the row says which
+    assert settings["batch_size"] == 16 and settings["learning_rate"] == FINE_TUNE_LEARNING_RATE
     timed = http.post(
         "/api/v1/jobs/train",
         json_body={"dataset": DEMO_DATASET, "minutes": 1.5, "base_model": "scratch"},
     ).json()
     assert timed["params"]["settings"]["minutes"] == 1.5
     assert timed["params"]["base_model"] is None
+    assert timed["params"]["settings"]["learning_rate"] == NEW_NETWORK_LEARNING_RATE
     named = http.post(
         "/api/v1/jobs/train",
         json_body={"dataset": DEMO_DATASET, "max_steps": 40, "base_model": "tiny-membrane"},

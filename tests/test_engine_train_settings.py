@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from biosegment.engine.train_settings import DEFAULT_MINUTES, PERSON_OPTIONS, TrainingSettings
+from biosegment.engine.train_settings import (
+    DEFAULT_MINUTES,
+    FINE_TUNE_LEARNING_RATE,
+    NEW_NETWORK_LEARNING_RATE,
+    PERSON_OPTIONS,
+    TrainingSettings,
+)
 from biosegment.errors import InputError
 
 
@@ -12,7 +18,13 @@ def test_defaults_are_a_timed_run_of_the_small_fast_network():
     settings = TrainingSettings()
     assert settings.minutes == DEFAULT_MINUTES and settings.time_budget_s == DEFAULT_MINUTES * 60
     assert settings.network() == {"dims": 2, "feature_maps": 8, "levels": 4, "norm": "instance"}
-    assert (settings.crop_size, settings.batch_size, settings.learning_rate) == (128, 16, 5e-3)
+    assert (settings.crop_size, settings.batch_size, settings.learning_rate) == (128, 16, None)
+    # the learning rate follows how the run starts, unless it is given
+    assert settings.for_start(fine_tune=False).learning_rate == NEW_NETWORK_LEARNING_RATE == 5e-3
+    assert settings.for_start(fine_tune=True).learning_rate == FINE_TUNE_LEARNING_RATE
+    assert FINE_TUNE_LEARNING_RATE < NEW_NETWORK_LEARNING_RATE
+    given = TrainingSettings(learning_rate=0.01)
+    assert given.for_start(fine_tune=True).learning_rate == 0.01
     assert settings.validation_fraction == 0.15 and settings.precision == "auto"
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "SELECTION_METRICS",
     "NETWORK_FIELDS",
     "MAX_MINUTES",
+    "NEW_NETWORK_LEARNING_RATE",
+    "FINE_TUNE_LEARNING_RATE",
     "OptionRule",
     "PERSON_OPTIONS",
 ]
@@ -41,6 +43,11 @@ SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Metrics that can choose the best epoch, and whether higher is better.
 SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
+#: The learning rate a run starts at when none is given: a new network learns fast; a fine-tune
+#: starts ten times lower, so a few strokes adjust what the base model knows instead of
+#: overwriting it (benchmarks/RESULTS.md, fine-tuning loop).
+NEW_NETWORK_LEARNING_RATE = 5e-3
+FINE_TUNE_LEARNING_RATE = 5e-4
 #: The fields describing a new network (ignored when fine-tuning a base model).
 NETWORK_FIELDS = ("dims", "feature_maps", "levels", "norm")
 
@@ -109,7 +116,14 @@ PERSON_OPTIONS = (
         4096,
         "edge of the training crops in pixels, a multiple of 2 to the power of levels",
     ),
-    OptionRule("learning_rate", float, 0, 1, "initial learning rate", low_open=True),
+    OptionRule(
+        "learning_rate",
+        float,
+        0,
+        1,
+        f"initial learning rate; default: {NEW_NETWORK_LEARNING_RATE:g} for a new network, "
+        f"{FINE_TUNE_LEARNING_RATE:g} when fine-tuning (0 trains nothing: the start is kept)",
+    ),
     OptionRule(
         "feature_maps",
         int,
@@ -165,7 +179,8 @@ class TrainingSettings:
     A new network (no base model): ``dims`` (2 or 3), ``feature_maps``, ``levels``, ``norm``.
 
     Optimisation: ``crop_size`` (an edge, or one size per axis; a multiple of ``2 ** levels``),
-    ``batch_size``, ``learning_rate`` with ``lr_schedule`` (``cosine`` decays to 2 %, or
+    ``batch_size``, ``learning_rate`` (None: chosen by :meth:`for_start`, lower for a
+    fine-tune) with ``lr_schedule`` (``cosine`` decays to 2 %, or
     ``constant``), ``weight_decay``, ``dice_weight`` (a soft Dice term beside cross-entropy),
     ``class_weights`` (one per class, or ``"auto"``: from the inverse label frequencies),
     ``seed``.
@@ -189,7 +204,7 @@ class TrainingSettings:
     norm: str = "instance"
     crop_size: int | tuple[int, ...] = 128
     batch_size: int = 16
-    learning_rate: float = 5e-3
+    learning_rate: float | None = None
     lr_schedule: str = "cosine"
     weight_decay: float = 0.0
     dice_weight: float = 0.0
@@ -242,7 +257,8 @@ class TrainingSettings:
         if not isinstance(crop, tuple):
             _RULES["crop_size"].check(crop)
         _RULES["batch_size"].check(self.batch_size)
-        _RULES["learning_rate"].check(self.learning_rate)
+        if self.learning_rate is not None:
+            _RULES["learning_rate"].check(self.learning_rate)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         for name in ("weight_decay", "dice_weight"):
             _require_number(name, getattr(self, name), 0, 10)
@@ -292,6 +308,15 @@ class TrainingSettings:
         if self.max_steps is not None:
             parts.append(f"{self.max_steps} step{'s' if self.max_steps != 1 else ''}")
         return " or ".join(parts)
+
+    def for_start(self, *, fine_tune: bool) -> TrainingSettings:
+        """These settings with the learning rate chosen for how the run starts (when not given):
+        :data:`FINE_TUNE_LEARNING_RATE` from a base model, else
+        :data:`NEW_NETWORK_LEARNING_RATE`."""
+        if self.learning_rate is not None:
+            return self
+        chosen = FINE_TUNE_LEARNING_RATE if fine_tune else NEW_NETWORK_LEARNING_RATE
+        return replace(self, learning_rate=chosen)
 
     def replace(self, **changes) -> TrainingSettings:
         """A copy with some fields changed (checked like a new one)."""

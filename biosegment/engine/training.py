@@ -358,6 +358,7 @@ def train_model(
     # Seed before building the network: its initial weights are part of the repeatable run.
     torch.manual_seed(settings.seed)
     base = _load_base(base_model) if base_model is not None else None
+    settings = settings.for_start(fine_tune=base is not None)
     network = {**settings.network(), **dict(architecture or {})}
     dims = base[0].dims if base else int(network["dims"])
     if normalisation is None:

@@ -203,7 +203,8 @@ class JobService:
         source_dataset, annotation_name = self._training_source(annotation, dataset)
         base_model = self._base_model(base_model, source_dataset)
         extras = {key: options.pop(key) for key in TRAIN_EXTRAS if key in options}
-        settings = TrainingSettings.from_dict(options)
+        # the row records the learning rate the run will start at (lower for a fine-tune)
+        settings = TrainingSettings.from_dict(options).for_start(fine_tune=base_model is not None)
         existing = {m["name"] for m in catalog.models()}
         models_dir = self.root / MODELS_DIR
         if models_dir.is_dir():
