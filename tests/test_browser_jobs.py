@@ -8,8 +8,11 @@ on a fast, idle machine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from job_fixtures import wait_for
 from webui_fixtures import (
     DEMO_DATASET,
     chromium_page,
@@ -87,4 +90,58 @@ def test_jobs_page_draws_training_curves(daemon):
         assert page.inner_text("#job-progress") == "100 %"
         assert page.inner_text("#job-result-link") == "model curvy"
         # (the jobs picture in the docs comes from test_browser_screenshots: a trained model)
+        assert browser.errors == []
+
+
+def _running_fine_tune(daemon, name: str) -> dict:
+    return daemon.jobs.submit_train(
+        dataset=DEMO_DATASET,
+        base_model="scratch",
+        minutes=5,
+        name=name,
+        steps_per_epoch=2,
+        crop_size=64,
+        batch_size=2,
+        feature_maps=4,
+        levels=2,
+    )
+
+
+def test_a_running_fine_tune_is_accepted_or_discarded_from_the_jobs_page(daemon):
+    """The jobs page ends a running training as the viewer does: Discard leaves nothing;
+    Accept publishes the best weights under the name typed and segments the dataset."""
+    root = Path(daemon.root)
+    dropped = _running_fine_tune(daemon, "dropped")
+    with chromium_page() as browser:
+        page = browser.page
+        page.goto(f"{daemon.url}jobs#{dropped['id']}")
+        page.wait_for_selector(f"#job-detail[data-job='{dropped['id']}'][data-state=running]")
+        page.wait_for_selector("#job-live:not([hidden])")
+        assert page.get_attribute("#job-live-link", "href") == f"/datasets/{DEMO_DATASET}"
+        page.click("#job-discard")
+        page.wait_for_selector(
+            f"#job-detail[data-job='{dropped['id']}'][data-state=cancelled]", timeout=60_000
+        )
+        assert page.is_hidden("#job-live")
+        assert not (root / "models" / "dropped").exists()
+        folder = root / ".biosegment" / "jobs" / dropped["id"]
+        assert wait_for(
+            lambda: not (folder / "model").exists() and not (folder / "live").exists(), 10
+        )
+
+        kept = _running_fine_tune(daemon, "tuning")
+        page.goto(f"{daemon.url}jobs#{kept['id']}")
+        page.wait_for_selector(f"#job-detail[data-job='{kept['id']}'][data-state=running]")
+        page.wait_for_function(  # an epoch is done: there are weights to keep
+            "() => Number(document.getElementById('job-chart').dataset.points) >= 1"
+        )
+        page.fill("#job-accept-name", "kept")
+        page.click("#job-accept")
+        page.wait_for_selector(
+            f"#job-detail[data-job='{kept['id']}'][data-state=succeeded]", timeout=60_000
+        )
+        assert page.inner_text("#job-result-link") == "model kept"
+        assert (root / "models" / "kept" / "model.pytorch").is_file()
+        row = daemon.jobs.job(kept["id"])
+        assert row["result"]["accepted"] and row["result"]["segmentation_job"]
         assert browser.errors == []

@@ -44,10 +44,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Metrics that can choose the best epoch, and whether higher is better.
 SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
 #: The learning rate a run starts at when none is given: a new network learns fast; a fine-tune
-#: starts ten times lower, so a few strokes adjust what the base model knows instead of
-#: overwriting it (benchmarks/RESULTS.md, fine-tuning loop).
+#: starts 25 times lower, so a few strokes adjust what the base model knows instead of
+#: overwriting it. Measured (benchmarks/RESULTS.md, fine-tuning loop): the lowest rate tried
+#: harmed a good base model least and adapted pretrained features to a new target as fast.
 NEW_NETWORK_LEARNING_RATE = 5e-3
-FINE_TUNE_LEARNING_RATE = 5e-4
+FINE_TUNE_LEARNING_RATE = 2e-4
 #: The fields describing a new network (ignored when fine-tuning a base model).
 NETWORK_FIELDS = ("dims", "feature_maps", "levels", "norm")
 

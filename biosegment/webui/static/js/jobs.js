@@ -1,5 +1,6 @@
 // Jobs page: every job with live progress and ETA; the selected one with its training curves,
-// its log, cancel and retry, and a link to what it produced.
+// its log, cancel and retry, accept or discard for a running fine-tune, and a link to what it
+// produced.
 import { API, el, getJSON, jobSummary, poll, progressBar, duration, sendJSON, stateBadge, percent } from "./common.js";
 import { drawChart } from "./charts.js";
 
@@ -41,9 +42,24 @@ function renderRows(jobs) {
   renderDetail();
 }
 
-async function act(id, action) {
-  try { await sendJSON("POST", `/jobs/${encodeURIComponent(id)}/${action}`); }
+async function act(id, action, body) {
+  try { await sendJSON("POST", `/jobs/${encodeURIComponent(id)}/${action}`, body); }
   catch (error) { $("job-message").textContent = error.message; }
+}
+
+// A running training can be ended here as in the viewer: accepted under a name, or discarded.
+function showLiveControls(job) {
+  const p = job.params || {};
+  const running = job.kind === "train" && job.state === "running" && !job.cancel_requested;
+  $("job-live").hidden = !running;
+  if (!running) return;
+  $("job-accept-name").placeholder = p.name || "model name";
+  $("job-live-link").href = `/datasets/${encodeURIComponent(p.dataset)}`;
+  $("job-accept").onclick = () => {
+    const name = $("job-accept-name").value.trim();
+    act(job.id, "accept", name ? { name } : {});
+  };
+  $("job-discard").onclick = () => act(job.id, "discard");
 }
 
 // The loss of every optimizer step, fetched piece by piece (only the steps not seen yet).
@@ -87,6 +103,7 @@ async function renderDetail() {
   $("job-cancel").onclick = () => act(job.id, "cancel");
   $("job-retry").onclick = () => act(job.id, "retry");
   $("job-result").replaceChildren(resultLink(job) || "");
+  showLiveControls(job);
   drawChart($("job-chart"), job.metrics);
   drawSteps(job);
   try {
