@@ -60,7 +60,9 @@ def test_fine_tune_live_then_accept(daemon):
         assert float(page.input_value("#train-minutes")) > 0
         choices = page.eval_on_selector_all("#train-base option", "os => os.map(o => o.value)")
         assert "scratch" in choices and "tiny-membrane" in choices
-        page.select_option("#train-base", "tiny-membrane")
+        # from scratch: a new network's learning rate changes the picture within seconds (a
+        # fine-tune of the tiny base model starts 25 times slower; the API test covers that)
+        page.select_option("#train-base", "scratch")
         page.fill("#train-minutes", "5")
         page.click("#train-start")
         page.wait_for_selector("#run-message a")

@@ -121,3 +121,9 @@ async function renderDetail() {
 
 poll("/jobs?limit=100", 1000, renderRows);
 window.addEventListener("resize", renderDetail);
+// a link to another job of this page (jobs#<id>) selects it without a reload
+window.addEventListener("hashchange", () => {
+  if (!location.hash) return;
+  selected = decodeURIComponent(location.hash.slice(1));
+  renderRows([...jobsById.values()]);
+});
