@@ -2,12 +2,15 @@
 
 :class:`TrainingSettings` is what the engine's :func:`~biosegment.engine.training.train_model`
 takes, what a ``train`` job stores in its row (``settings.as_dict()``), what ``biosegment
-train`` builds from its options and what the API's train request is checked against. A bad
-value is an :class:`~biosegment.errors.InputError` naming the field.
+train`` builds from its options and what the API's train request is checked against: the
+options a person sets are :data:`PERSON_OPTIONS`, from which the CLI's options and the API's
+request schema are made. A bad value is an :class:`~biosegment.errors.InputError` naming the
+field.
 
 The defaults are the fastest good settings measured on a 2-core CPU (benchmarks/RESULTS.md): a
 small U-Net (8 feature maps, 4 levels, instance norm) trained on batches of 16 crops of 128²
-pixels at a learning rate of 5e-3 with a cosine decay reaches its level in about 200 s. A run
+pixels at a learning rate of 5e-3 with a cosine decay reaches its level in about 200 s; a
+fine-tune starts at 2e-4, which harms a good base model least. A run
 is bounded by wall-clock ``minutes`` (default 3) unless ``epochs`` or ``max_steps`` are given;
 when several are given, whichever is reached first ends the run.
 """
