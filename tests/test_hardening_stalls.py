@@ -124,10 +124,11 @@ def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
             f"huge: others max {max(others):.3f} s, huge answers max "
             f"{max(t for _, t in answers):.3f} s"
         )
-        # requests for the bad dataset hold server threads one deadline at most, so other
-        # requests wait at most about that long (the deadline leaves a demo tile, read while
-        # the cut-off reads still hold the interpreter, room on a loaded 2-core machine)
-        assert max(others) < 1.0 + 1.0, others
+        # requests for the bad dataset hold server threads one deadline at most (1 s) each; the
+        # 20 of them take the server's 8 threads in waves (once the reads cut off have ended, the
+        # next ones read again), so another request queued behind them waits about two
+        # deadlines (1.9 s on a quiet 2-core machine, 2.0 in CI), never for reads that never end
+        assert max(others) < 3 * 1.0, others
         # a single voxel is one chunk and may well be read in time; nothing else can be
         statuses = [status for status, _ in answers]
         assert set(statuses) <= {200, 503} and statuses.count(503) >= 15, answers
