@@ -109,8 +109,8 @@ def test_an_absurd_zarr_is_refused_when_probed_and_never_read(site, tmp_path):
 
 def test_a_read_past_its_deadline_answers_503_and_stops(site, tmp_path):
     """With limits raised so that a huge Zarr passes the probe, the read deadline still holds:
-    every request for it answers within the deadline, other requests within about one deadline,
-    and the dataset's read slots come back."""
+    every request for it answers within a few deadlines, other requests within about two, and
+    the dataset's read slots come back."""
     with child_server(site, tmp=tmp_path, limits=RAISED_LIMITS) as (url, pid):
         default = volume_limits()
         set_volume_limits(VolumeLimits(10**18, 10**12, 10**18))  # as the child's config says
