@@ -119,6 +119,8 @@ def test_training_from_a_sparse_annotation_builds_a_new_network(running):
     model, card = load_model(root / "models" / name)
     assert model.config["levels"] == 2 and card.parent is None
     assert card.training["provenance"]["labels"] == f"annotations/{TRAIN_DATASET}/scribbles"
+    # the classes are named as they were painted (annotation.json), not "class 1"
+    assert [(c["id"], c["name"]) for c in card.classes] == [(0, "background"), (1, "disc")]
     # Honest scores: held-out strokes, said so, and the ground truth on slices nobody painted.
     validation = final["result"]["validation"]
     assert validation["method"] == "strokes"

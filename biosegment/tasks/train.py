@@ -111,22 +111,33 @@ def _labels_from_ground_truth(catalog, dataset: dict) -> np.ndarray:
         )
 
 
-def _classes_for(ctx: JobContext, dataset: dict) -> list[dict] | None:
-    """The project's classes (with 0 = background) when it declares them; else the engine's."""
+def _project_classes(ctx: JobContext, dataset: dict) -> list:
     project = dataset.get("project")
     if not project:
-        return None
+        return []
     try:
-        classes = ctx.catalog.project(project).get("classes")
+        return ctx.catalog.project(project).get("classes") or []
     except Exception:
+        return []
+
+
+def _classes_for(ctx: JobContext, dataset: dict, annotation: dict | None) -> list[dict] | None:
+    """The classes a new network learns, with 0 = background: the annotation's as it was
+    painted (its names), completed by the project's (colours, classes it does not name);
+    None (the engine names them) when neither declares any, or their ids have gaps."""
+
+    def by_id(classes) -> dict[int, dict]:
+        return {int(c["id"]): c for c in classes or [] if isinstance(c, dict) and "id" in c}
+
+    project = by_id(_project_classes(ctx, dataset))
+    painted = by_id((annotation or {}).get("classes"))
+    if not project and not painted:
         return None
-    if not classes:
-        return None
-    by_id = {int(c["id"]): c for c in classes if isinstance(c, dict) and "id" in c}
-    by_id.setdefault(0, {"id": 0, "name": "background", "color": "#000000"})
-    if sorted(by_id) != list(range(len(by_id))):
+    merged = {i: {**project.get(i, {}), **painted.get(i, {})} for i in {*project, *painted}}
+    merged.setdefault(0, {"id": 0, "name": "background", "color": "#000000"})
+    if sorted(merged) != list(range(len(merged))):
         return None  # gaps in the ids: let the engine name the classes
-    return [by_id[i] for i in range(len(by_id))]
+    return [merged[i] for i in range(len(merged))]
 
 
 def run_train(ctx: JobContext) -> dict:
@@ -144,7 +155,7 @@ def run_train(ctx: JobContext) -> dict:
         return _register(ctx, final)
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", params["dataset"])
-    annotation_folder = None
+    annotation_folder = annotation = None
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
         labels = _labels_from_annotation(catalog, annotation)
@@ -185,7 +196,7 @@ def run_train(ctx: JobContext) -> dict:
             output=folder,
             settings=settings,
             base_model=base_path,
-            classes=_classes_for(ctx, dataset) if base_path is None else None,
+            classes=_classes_for(ctx, dataset, annotation) if base_path is None else None,
             name=params["name"],
             parent=params.get("base_model"),
             resume=True,
