@@ -24,7 +24,7 @@ help:
 $(STAMP): pyproject.toml packaging/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[test,redis]'
+	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[test,redis,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -6,9 +6,11 @@ server on another machine sharing the data folder, while the run trains on a wor
 
 - ``model.pytorch`` and ``model.json``: the current weights, each replaced atomically (temporary
   file, then ``os.replace``) after the first step and then every ``interval_s`` of training;
-- ``live.json``: the snapshot's step, epoch and training time, and the latest validation figure
-  with a label saying what it was measured on; written last, so it never names weights newer
-  than those on disk;
+- ``live.json``: the snapshot's step, epoch and training time, the validation figure of these
+  very weights (scored on the held-out strokes at every snapshot) with a label saying what it
+  was measured on, and, for a fine-tune, how they compare with the base model on the same
+  strokes (``comparison``, see :mod:`biosegment.engine.comparison`); written last, so it never
+  names weights newer than those on disk;
 - a steps file (``steps.jsonl``, where the caller says): one line per optimizer step (step,
   loss, training seconds), appended at most once a second, for curves that grow per step.
 
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 from biosegment.engine.checkpoint import save_model
+from biosegment.engine.comparison import compare
+from biosegment.engine.progress import TrainingProgress
 from biosegment.engine.validation import validation_label
 from biosegment.folder_names import MODEL_WEIGHTS
 
@@ -78,6 +82,19 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
     return None
 
 
+def _against_base(
+    base: dict | None, current: dict | None, base_name: str | None, validation: dict | None
+) -> dict | None:
+    """The snapshot's weights against the base model on the same held-out strokes."""
+    if base is None or current is None or not base_name:
+        return None
+    validation = validation or {}
+    where = validation.get("label") or validation_label(
+        validation.get("method"), validation.get("fraction")
+    )
+    return compare(base, current, base_name=base_name, where=where)
+
+
 def _write_json_atomically(path: Path, data: dict) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
@@ -110,7 +127,7 @@ class LiveRecorder:
         self._last_flush = time.monotonic()
         self.snapshots = 0
 
-    def __call__(self, run) -> None:
+    def __call__(self, run: TrainingProgress) -> None:
         elapsed = run.elapsed()
         self._pending.append(
             {
@@ -134,12 +151,14 @@ class LiveRecorder:
         self._pending = []
         self._last_flush = time.monotonic()
 
-    def snapshot(self, run) -> None:
+    def snapshot(self, run: TrainingProgress) -> None:
         """Save the weights of this moment, then the status that names them."""
         self._last_snapshot = run.elapsed()
         card = run.card()
         save_model(run.model, card, self.folder)
         self.snapshots += 1
+        current = run.score_now()
+        validation = card.training.get("validation")
         status = {
             **self.extra,
             "step": run.step,
@@ -148,8 +167,11 @@ class LiveRecorder:
             "written_at": time.time(),
             "snapshots": self.snapshots,
             "weights": snapshot_version(self.folder),
-            "validation": validation_figure(run.history, card.training.get("validation")),
-            "training_pixels": run.pool.labelled_pixels,
+            "validation": validation_figure(
+                [*run.history, *([current] if current else [])], validation
+            ),
+            "comparison": _against_base(run.base_scores(), current, card.parent, validation),
+            "training_pixels": run.training_pixels,
         }
         _write_json_atomically(self.folder / LIVE_STATUS, status)
         self.flush_steps()

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from biosegment.engine.augment import AugmentConfig, augment_pair, crop_at
 from biosegment.engine.intensity import scaler_for
@@ -33,6 +34,7 @@ __all__ = [
     "collect_stacks",
     "split_validation",
     "describe_stacks",
+    "guard_masks",
     "SamplePool",
 ]
 
@@ -75,6 +77,8 @@ class LabelledStack:
     image: np.ndarray  #: raw pixels, ``(z, y, x)``
     labels: np.ndarray  #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
     weight: float = 1.0  #: the pair's sampling weight (per labelled pixel)
+    #: the base model's classes where nobody painted (coded, see engine.teacher), or None
+    teacher: np.ndarray | None = field(default=None, repr=False)
     _labelled_index: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -245,7 +249,6 @@ def _hold_out_region(
 def _stroke_pieces(labels: np.ndarray, class_id: int, piece_limit: int) -> list[np.ndarray]:
     """Flat indices of each painted stroke of one class; strokes above ``piece_limit`` pixels
     (a long line across the slice, a grid) are cut into square tiles of the stroke."""
-    from scipy import ndimage
 
     mask = labels == class_id
     structure = np.ones((3,) * labels.ndim, dtype=bool)
@@ -278,7 +281,6 @@ def _hold_out_strokes(
     ``_GUARD`` pixels of it (they are nearly the same pixels), so the validation score is
     computed only on pixels the network was not trained on.
     """
-    from scipy import ndimage
 
     rng = np.random.default_rng(seed)
     held = [np.zeros(stack.labels.shape, dtype=bool) for stack in stacks]
@@ -322,6 +324,18 @@ def _hold_out_strokes(
             LabelledStack(stack.source, stack.z_start, stack.image, validation_labels, stack.weight)
         )
     return train, validation
+
+
+def guard_masks(validation: Sequence[LabelledStack]) -> dict[tuple[str, int], np.ndarray]:
+    """Held-out pixels grown by the guard band, per ``(source, z)`` plane: what training must
+    leave out so the validation figure keeps scoring pixels the network never learnt from."""
+    return {
+        (stack.source, stack.z_start + i): ndimage.binary_dilation(
+            stack.labels[i] != IGNORE_LABEL, iterations=_GUARD
+        )
+        for stack in validation
+        for i in range(stack.labels.shape[0])
+    }
 
 
 def split_validation(
@@ -459,6 +473,9 @@ class SamplePool:
         if corner is None:
             corner = self._corner_around_anchor(stack, rng, size)
         raw, labels = crop_at(stack.image, stack.labels, corner, size)
+        if stack.teacher is not None:
+            _, taught = crop_at(stack.teacher, stack.teacher, corner, size)
+            labels = np.where(labels == IGNORE_LABEL, taught, labels)
         image = normalise(raw)
         if len(self.crop_size) == 2:
             image, labels = image[0], labels[0]

@@ -212,6 +212,8 @@ class TrainingSettings:
     lr_schedule: str = "cosine"
     weight_decay: float = 0.0
     dice_weight: float = 0.0
+    keep_base: float = 0.0
+    smoothness: float = 0.0
     class_weights: str | tuple[float, ...] | None = None
     validation_fraction: float = 0.15
     select_best_by: str = "val_loss"
@@ -264,7 +266,7 @@ class TrainingSettings:
         if self.learning_rate is not None:
             _RULES["learning_rate"].check(self.learning_rate)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        for name in ("weight_decay", "dice_weight"):
+        for name in ("weight_decay", "dice_weight", "keep_base", "smoothness"):
             _require_number(name, getattr(self, name), 0, 10)
         weights = self.class_weights
         if isinstance(weights, (list, tuple)):

@@ -28,14 +28,17 @@ from biosegment.engine.device import apply_threads, has_fast_bfloat16, resolve_d
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.model_card import ModelCard, default_classes
+from biosegment.engine.progress import TrainingProgress
 from biosegment.engine.samples import (
     LabelledStack,
     SamplePool,
     TrainingPair,
     collect_stacks,
     describe_stacks,
+    guard_masks,
     split_validation,
 )
+from biosegment.engine.teacher import classes_match, teach_stacks
 from biosegment.engine.train_settings import SELECTION_METRICS, TrainingSettings
 from biosegment.engine.train_state import load_training_state, save_training_state
 from biosegment.engine.unet import UNet, size_multiple
@@ -256,7 +259,7 @@ def train_model(
     on_progress: ProgressCallback | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    on_step: Callable[[_TrainingRun], None] | None = None,
+    on_step: Callable[[TrainingProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train (or fine-tune) a U-Net and write it to a model folder.
@@ -315,9 +318,9 @@ def train_model(
     :param on_epoch: called with each epoch's record (also stored in the card).
     :param should_cancel: polled before every batch; True saves a resumable state and
         raises :class:`CancelledError`.
-    :param on_step: called after every optimizer step with the running loop, whose public
-        part is ``step``, ``epoch``, ``last_loss``, ``history``, ``model``, :meth:`elapsed`,
-        :meth:`card` and :meth:`replace_training` (new strokes join without a restart).
+    :param on_step: called after every optimizer step with the running loop, seen as a
+        :class:`~biosegment.engine.progress.TrainingProgress` (new strokes join through its
+        ``replace_training`` without a restart).
     :param should_stop: polled before every batch; True ends the run as a budget would: the
         epoch in progress is closed (validated) and the best weights are the model, with
         ``stopped_by`` ``"stopped"``.
@@ -376,6 +379,11 @@ def train_model(
     model = _network(network, base, classes, [*stacks, *validation_stacks])
     class_list = _class_list(classes, model.num_classes, base[1].classes if base else None)
     crop_shape = _crop_shape(settings.crop_size, model.dims, model.levels)
+    teacher = None
+    if settings.keep_base > 0 and base is not None and classes_match(base[1].classes, class_list):
+        # The base model's own classes on unpainted pixels: predicted once, before training.
+        teacher = _Teacher(copy.deepcopy(model).to(torch_device))
+        teacher.teach(train_stacks, device=torch_device, autocast_dtype=autocast_dtype)
     pool = SamplePool(train_stacks, crop_size=crop_shape, augment=augment or AugmentConfig())
     steps_per_epoch = settings.steps_per_epoch
     if steps_per_epoch is None:
@@ -412,6 +420,8 @@ def train_model(
             num_classes=model.num_classes,
             dice_weight=settings.dice_weight,
             class_weights=None if weights is None else list(weights),
+            keep_base=settings.keep_base,
+            smoothness=settings.smoothness,
         ),
         optimizer=torch.optim.AdamW(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -423,6 +433,7 @@ def train_model(
         should_stop=should_stop,
     )
     run.sources = _TrainingSources(dims=dims, normalisation=dict(normalisation))
+    run.teacher = teacher
     fraction = settings.validation_fraction if validation is None else None
     validation_entry = {
         "method": validation_method,
@@ -445,6 +456,7 @@ def train_model(
                 "steps_per_epoch": int(steps_per_epoch),
                 "crop_size": list(crop_shape),
                 "class_weights": None if weights is None else [float(w) for w in weights],
+                "keep_base": settings.keep_base if teacher is not None else 0.0,
                 "augment": (augment or AugmentConfig()).as_dict(),
                 "device": str(torch_device),
                 "precision": "bf16" if autocast_dtype is not None else "fp32",
@@ -487,6 +499,19 @@ def automatic_class_weights(stacks: Sequence[LabelledStack], num_classes: int) -
     inverse = np.minimum(inverse, inverse[present].min() * 10.0)
     inverse = inverse / inverse[present].mean()
     return [float(w) if present[i] else 1.0 for i, w in enumerate(inverse)]
+
+
+class _Teacher:
+    """The base model as it was before training, and its predictions of the training slices."""
+
+    def __init__(self, model: UNet):
+        self.model = model
+        self.known: dict = {}
+
+    def teach(self, stacks, *, device: torch.device, autocast_dtype) -> None:
+        self.known = teach_stacks(
+            stacks, self.model, device=device, autocast_dtype=autocast_dtype, known=self.known
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +577,7 @@ class _TrainingRun:
         self.on_step = on_step
         self.should_stop = should_stop
         self.sources: _TrainingSources | None = None
+        self.teacher: _Teacher | None = None
         self.last_loss: float | None = None
         self.card_template: ModelCard | None = None
         self.rng = np.random.default_rng(seed)
@@ -663,6 +689,35 @@ class _TrainingRun:
         """The card the weights of this moment would be saved with."""
         return self._card()
 
+    @property
+    def training_pixels(self) -> int:
+        """Labelled pixels the run trains on now (strokes that joined included)."""
+        return self.pool.labelled_pixels
+
+    def base_scores(self) -> dict | None:
+        """The base model's held-out scores, measured before the first step (None: no base
+        model, or nothing held out)."""
+        return next((r for r in self.history if r.get("epoch") == 0), None)
+
+    def score_now(self) -> dict | None:
+        """Held-out scores of the weights of this moment (None: nothing held out).
+
+        Cheap enough for every live snapshot: only windows holding held-out strokes are
+        predicted. The time it takes counts against a time budget like any other.
+        """
+        if not self.validation_stacks:
+            return None
+        record = evaluate_stacks(
+            self.model,
+            self.validation_stacks,
+            device=self.device,
+            class_names=self.class_names,
+            boundary_class=self.boundary_class,
+            autocast_dtype=self.autocast_dtype,
+        )
+        record.update(step=self.step, epoch=self.epoch, elapsed_s=round(self.elapsed(), 2))
+        return record
+
     def replace_training(self, training: Sequence) -> int:
         """Train on ``training`` from the next batch on; returns its labelled pixel count.
 
@@ -678,23 +733,14 @@ class _TrainingRun:
             dims=self.sources.dims,
             normalisation=self.sources.normalisation,
         )
-        from scipy import ndimage
-
-        from biosegment.engine.samples import _GUARD
-
-        # held-out pixels and the band around them that the split kept out of training
-        held = {
-            (stack.source, stack.z_start + i): ndimage.binary_dilation(
-                stack.labels[i] != IGNORE_LABEL, iterations=_GUARD
-            )
-            for stack in self.validation_stacks
-            for i in range(stack.labels.shape[0])
-        }
+        held = guard_masks(self.validation_stacks)
         for stack in stacks:
             for i in range(stack.labels.shape[0]):
                 mask = held.get((stack.source, stack.z_start + i))
                 if mask is not None:
                     stack.labels[i][mask] = IGNORE_LABEL
+        if self.teacher is not None:
+            self.teacher.teach(stacks, device=self.device, autocast_dtype=self.autocast_dtype)
         self.pool = SamplePool(stacks, crop_size=self.pool.crop_size, augment=self.pool.augment)
         return self.pool.labelled_pixels
 
@@ -781,7 +827,7 @@ class _TrainingRun:
             enabled=self.autocast_dtype is not None,
         ):
             logits = self.model(images)
-        loss = self.loss(logits, labels)
+        loss = self.loss(logits, labels, images)
         loss.backward()
         self.optimizer.step()
         value = float(loss.detach())

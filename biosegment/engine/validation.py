@@ -28,6 +28,11 @@ __all__ = ["predict_logits", "evaluate_stacks", "validation_label"]
 _CONTEXT = 64
 _TILE = 1024
 _TILE_MARGIN = 48
+# Sparse held-out labels are scored in windows of this edge (pixels) that hold some; below
+# this labelled share a stack counts as sparse.
+_WINDOW = 128
+_WINDOW_CONTEXT = 32
+_DENSE_SHARE = 0.25
 
 
 def _forward_padded(
@@ -89,6 +94,47 @@ def _labelled_box(labels: np.ndarray) -> tuple[slice, slice]:
     )
 
 
+def _labelled_parts(model: UNet, stack: LabelledStack, device, autocast_dtype):
+    """``(truth, logits)`` of the parts of a stack that hold labels.
+
+    A 2-D model predicts only windows of :data:`_WINDOW` pixels that hold held-out strokes
+    (with context), so scoring a few strokes on a large slice costs a few small predictions;
+    a 3-D model, or labels covering most of a slice, predict the labelled box whole.
+    """
+    sparse = stack.labelled_pixels < _DENSE_SHARE * stack.labels.size
+    if model.dims == 3 or not sparse:
+        rows, columns = _labelled_box(stack.labels)
+        image = normalise(stack.image[:, rows, columns])
+        truth = stack.labels[:, rows, columns]
+        if model.dims == 3:
+            logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
+        else:
+            logits = torch.stack(
+                [
+                    predict_logits(model, plane, device=device, autocast_dtype=autocast_dtype)
+                    for plane in image
+                ],
+                dim=1,
+            )
+        yield truth, logits
+        return
+    height, width = stack.labels.shape[1:]
+    for index in range(stack.labels.shape[0]):
+        labelled = stack.labels[index] != IGNORE_LABEL
+        for y0 in range(0, height, _WINDOW):
+            for x0 in range(0, width, _WINDOW):
+                y1, x1 = min(y0 + _WINDOW, height), min(x0 + _WINDOW, width)
+                if not labelled[y0:y1, x0:x1].any():
+                    continue
+                cy0, cx0 = max(y0 - _WINDOW_CONTEXT, 0), max(x0 - _WINDOW_CONTEXT, 0)
+                cy1, cx1 = min(y1 + _WINDOW_CONTEXT, height), min(x1 + _WINDOW_CONTEXT, width)
+                image = normalise(stack.image[index, cy0:cy1, cx0:cx1])
+                logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
+                part = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+                truth = stack.labels[index, y0:y1, x0:x1]
+                yield truth[None], logits[(slice(None), *part)][:, None]
+
+
 def evaluate_stacks(
     model: UNet,
     stacks: Sequence[LabelledStack],
@@ -119,37 +165,21 @@ def evaluate_stacks(
             for stack in stacks:
                 if not stack.labelled_pixels:
                     continue
-                rows, columns = _labelled_box(stack.labels)
-                image = normalise(stack.image[:, rows, columns])
-                truth = stack.labels[:, rows, columns]
-                if model.dims == 3:
-                    logits = predict_logits(
-                        model, image, device=device, autocast_dtype=autocast_dtype
+                for truth, logits in _labelled_parts(model, stack, device, autocast_dtype):
+                    target = torch.from_numpy(truth.astype(np.int64))
+                    loss_sum += float(
+                        F.cross_entropy(
+                            logits[None], target[None], ignore_index=IGNORE_LABEL, reduction="sum"
+                        )
                     )
-                else:
-                    logits = torch.stack(
-                        [
-                            predict_logits(
-                                model, plane, device=device, autocast_dtype=autocast_dtype
-                            )
-                            for plane in image
-                        ],
-                        dim=1,
-                    )
-                target = torch.from_numpy(truth.astype(np.int64))
-                loss_sum += float(
-                    F.cross_entropy(
-                        logits[None], target[None], ignore_index=IGNORE_LABEL, reduction="sum"
-                    )
-                )
-                labelled += int((truth != IGNORE_LABEL).sum())
-                predicted = logits.argmax(dim=0).numpy().astype(np.uint8)
-                truths.append(truth.ravel())
-                predictions.append(predicted.ravel())
-                if boundary_class is not None and stack.is_fully_labelled:
-                    scores = boundary_scores(truth, predicted, boundary_class=boundary_class)
-                    if scores["slices_scored"]:
-                        boundary_rows.append(scores)
+                    labelled += int((truth != IGNORE_LABEL).sum())
+                    predicted = logits.argmax(dim=0).numpy().astype(np.uint8)
+                    truths.append(truth.ravel())
+                    predictions.append(predicted.ravel())
+                    if boundary_class is not None and stack.is_fully_labelled:
+                        scores = boundary_scores(truth, predicted, boundary_class=boundary_class)
+                        if scores["slices_scored"]:
+                            boundary_rows.append(scores)
     finally:
         model.train(was_training)
     if not truths:

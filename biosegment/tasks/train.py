@@ -196,7 +196,9 @@ def run_train(ctx: JobContext) -> dict:
             output=folder,
             settings=settings,
             base_model=base_path,
-            classes=_classes_for(ctx, dataset, annotation) if base_path is None else None,
+            # A fine-tune learns the classes as painted too: where they are the base model's
+            # own, the base model's knowledge of the unpainted pixels is kept (keep_base).
+            classes=_classes_for(ctx, dataset, annotation),
             name=params["name"],
             parent=params.get("base_model"),
             resume=True,
@@ -218,10 +220,15 @@ def run_train(ctx: JobContext) -> dict:
     if result.stopped_by == "stopped" and accepted and accepted.get("name"):
         renamed = accepted["name"]
         final = resolve_inside(root, f"{MODELS_DIR}/{renamed}")  # the person's name
-    ground_truth = None
+    ground_truth = base_truth = None
     if params.get("annotation") and dataset.get("ground_truth"):
         ground_truth = _ground_truth_scores(ctx, dataset, folder, sorted(labels), settings)
-    validation = _amend_card(folder, name=renamed, ground_truth=ground_truth)
+        if base_path is not None and ground_truth is not None:
+            base_truth = _ground_truth_scores(
+                ctx, dataset, base_path, sorted(labels), settings, quiet=True
+            )
+    comparison = _against_base(params.get("base_model"), result, ground_truth, base_truth)
+    validation = _amend_card(folder, name=renamed, ground_truth=ground_truth, comparison=comparison)
     _publish(ctx, folder, final)
     outcome = _register(
         ctx,
@@ -230,7 +237,10 @@ def run_train(ctx: JobContext) -> dict:
         best_epoch=result.best_epoch,
         validation=validation,
         ground_truth=ground_truth,
+        comparison=comparison,
     )
+    if comparison and (comparison.get("strokes") or {}).get("verdict") == "worse":
+        ctx.log.write(f"the fine-tuned model is {comparison['strokes']['text']}", level="WARNING")
     shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
     if result.stopped_by == "stopped":
         outcome["accepted"] = True
@@ -258,10 +268,37 @@ def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
     return result
 
 
-def _amend_card(folder: Path, *, name: str | None, ground_truth: dict | None) -> dict:
+def _against_base(base_name, result, ground_truth, base_truth) -> dict | None:
+    """The kept model against its base model: on the held-out strokes (the base's epoch-0
+    record against the kept epoch's) and on the ground truth's unpainted slices."""
+    from biosegment.engine.comparison import compare
+
+    if not base_name:
+        return None
+    base = next((r for r in result.history if r.get("epoch") == 0), None)
+    kept = next((r for r in result.history if r.get("epoch") == result.best_epoch), None)
+    validation = result.card.training.get("validation") or {}
+    where = validation.get("label") or "on your strokes, held out"
+    strokes = compare(base, kept, base_name=base_name, where=where) if base and kept else None
+    truth = None
+    if ground_truth and base_truth:
+        truth = compare(base_truth, ground_truth, base_name=base_name, where=ground_truth["label"])
+    if strokes is None and truth is None:
+        return None
+    return _json_ready({"strokes": strokes, "ground_truth": truth})
+
+
+def _amend_card(
+    folder: Path,
+    *,
+    name: str | None,
+    ground_truth: dict | None,
+    comparison: dict | None = None,
+) -> dict:
     """Complete the card of a finished run before it is published: the person's name for it
-    (when accepted under another name) and its score against the dataset's ground truth;
-    return its validation entry (method, fraction, label) for the job's result."""
+    (when accepted under another name), its score against the dataset's ground truth and how
+    it compares with its base model; return its validation entry (method, fraction, label)
+    for the job's result."""
     from biosegment.engine.model_card import ModelCard
     from biosegment.engine.validation import validation_label
 
@@ -274,6 +311,8 @@ def _amend_card(folder: Path, *, name: str | None, ground_truth: dict | None) ->
     card.training["validation"] = entry
     if ground_truth is not None:
         card.training["ground_truth"] = ground_truth
+    if comparison is not None:
+        card.training["comparison"] = comparison
     path.write_text(card.to_json(), encoding="utf-8")
     return {key: entry.get(key) for key in ("method", "fraction", "label")}
 
@@ -298,8 +337,10 @@ def _segment_with(ctx: JobContext, model: str) -> dict:
 _GROUND_TRUTH_SLICES = 5
 
 
-def _ground_truth_scores(ctx: JobContext, dataset: dict, folder: Path, painted, settings):
-    """Scores of the trained model against the dataset's ground truth on slices nobody
+def _ground_truth_scores(
+    ctx: JobContext, dataset: dict, folder: Path, painted, settings, *, quiet: bool = False
+):
+    """Scores of the model in ``folder`` against the dataset's ground truth on slices nobody
     painted (None when every slice was painted)."""
     from biosegment.engine import load_model
     from biosegment.engine.device import resolve_device
@@ -326,7 +367,10 @@ def _ground_truth_scores(ctx: JobContext, dataset: dict, folder: Path, painted, 
     summary = {key: _json_ready(scores[key]) for key in wanted if key in scores}
     summary["slices"] = picks
     summary["label"] = f"against the ground truth on {len(picks)} slices nobody painted"
-    ctx.log.write(f"ground truth, unpainted slices {picks}: mean Dice {summary.get('mean_dice')}")
+    if not quiet:
+        ctx.log.write(
+            f"ground truth, unpainted slices {picks}: mean Dice {summary.get('mean_dice')}"
+        )
     return summary
 
 

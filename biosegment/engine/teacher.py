@@ -1,0 +1,119 @@
+"""What the base model said about the pixels nobody painted, kept beside the strokes.
+
+A fine-tune from a base model whose classes are the annotation's own learns from strokes and,
+where nobody painted, from the class the base model predicted before training started (the
+``keep_base`` term of :class:`~biosegment.engine.losses.SegmentationLoss`). The base model
+predicts each training slice once, at the start; its confident classes are stored with each
+stack (:attr:`LabelledStack.teacher`) and merged into every crop under the painted labels,
+coded ``TEACHER_OFFSET + class``, so the term costs no forward pass per step.
+
+Around a stroke that contradicts the base model (a person's correction) the base model's
+opinion is not kept: that is exactly where the person said it is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from biosegment.engine.losses import MAX_TEACHER_CLASSES, TEACHER_OFFSET
+from biosegment.engine.metrics import IGNORE_LABEL
+from biosegment.engine.samples import LabelledStack
+from biosegment.engine.unet import UNet
+from biosegment.engine.validation import predict_logits
+from biosegment.volumes.base import normalise
+
+__all__ = ["teach_stacks", "classes_match", "CONFIDENCE", "CORRECTION_RADIUS"]
+
+#: The base model's class is kept only where its probability is at least this.
+CONFIDENCE = 0.8
+#: Pixels this close to a stroke that contradicts the base model keep no base class.
+CORRECTION_RADIUS = 24
+
+
+def classes_match(base_classes: Sequence[dict], classes: Sequence[dict]) -> bool:
+    """True when a run's classes are the base model's (same ids, same names, any case).
+
+    Only then does the base model's prediction mean anything for the annotation's classes:
+    a membrane model fine-tuned into a mitochondria model must not be held to its membranes.
+    """
+    if len(base_classes) != len(classes) or len(classes) > MAX_TEACHER_CLASSES:
+        return False
+    names = {int(c["id"]): str(c.get("name", "")).strip().lower() for c in classes}
+    return all(
+        names.get(int(c["id"])) == str(c.get("name", "")).strip().lower() for c in base_classes
+    )
+
+
+def _teacher_plane(probabilities: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    """Coded base classes for one plane: confident pixels, away from contradicting strokes."""
+    chosen = probabilities.argmax(axis=0)
+    confident = probabilities.max(axis=0) >= CONFIDENCE
+    contradicted = (painted != IGNORE_LABEL) & (painted != chosen)
+    if contradicted.any():
+        confident &= ~ndimage.binary_dilation(contradicted, iterations=CORRECTION_RADIUS)
+    teacher = np.full(painted.shape, IGNORE_LABEL, np.uint8)
+    teacher[confident] = (chosen[confident] + TEACHER_OFFSET).astype(np.uint8)
+    return teacher
+
+
+def teach_stacks(
+    stacks: Sequence[LabelledStack],
+    model: UNet,
+    *,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    known: dict | None = None,
+) -> dict:
+    """Store the base model's confident classes in each stack's ``teacher`` (in place).
+
+    :param stacks: training stacks (their painted labels decide where corrections are).
+    :param model: the base model, before any training step.
+    :param known: ``{(source, z): probabilities}`` of planes predicted before; reused, so
+        strokes that join a running job cost a prediction only for slices new to it.
+    :returns: the probabilities of every plane, keyed as ``known``.
+    """
+    cache = dict(known or {})
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for stack in stacks:
+                teacher = np.full(stack.labels.shape, IGNORE_LABEL, np.uint8)
+                for index in range(stack.labels.shape[0]):
+                    key = (stack.source, stack.z_start + index)
+                    if key not in cache:
+                        if model.dims == 3:
+                            # A 3-D model sees the whole stack; keep each plane's share.
+                            logits = predict_logits(
+                                model,
+                                normalise(stack.image),
+                                device=device,
+                                autocast_dtype=autocast_dtype,
+                            )
+                            for i in range(stack.labels.shape[0]):
+                                cache[(stack.source, stack.z_start + i)] = _as_uint8(
+                                    torch.softmax(logits[:, i], dim=0)
+                                )
+                        else:
+                            logits = predict_logits(
+                                model,
+                                normalise(stack.image[index]),
+                                device=device,
+                                autocast_dtype=autocast_dtype,
+                            )
+                            cache[key] = _as_uint8(torch.softmax(logits, dim=0))
+                    probabilities = cache[key].astype(np.float32) / 255.0
+                    teacher[index] = _teacher_plane(probabilities, stack.labels[index])
+                stack.teacher = teacher
+    finally:
+        model.train(was_training)
+    return cache
+
+
+def _as_uint8(probabilities: torch.Tensor) -> np.ndarray:
+    """Class probabilities stored in a byte each (a slice of 1024² and 2 classes: 2 MB)."""
+    return (probabilities.numpy() * 255.0 + 0.5).astype(np.uint8)
