@@ -17,7 +17,6 @@ Handlers never make that choice.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import traceback
@@ -25,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from biosegment import engine
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
@@ -57,7 +57,7 @@ def import_engine() -> None:
     threads first import different parts of it at the same time, one can meet the package
     half-imported and fail; a process that runs such threads imports it first, here.
     """
-    importlib.import_module("biosegment.engine")
+    engine.import_all()
 
 
 class JobRunner:
