@@ -34,12 +34,13 @@ from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext
 from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.segment import run_segment, run_segment_block
 from biosegment.tasks.train import run_train
+from biosegment.tasks.train_live import discard_if_requested
 from biosegment.tasks.workspace import JobWorkspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from huey import Huey
 
-__all__ = ["JobRunner", "JOB_HANDLERS", "import_engine"]
+__all__ = ["JobRunner", "JOB_HANDLERS", "JOB_DISCARDS", "import_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 JOB_HANDLERS: dict[str, Callable[[JobContext], object]] = {
     "segment": run_segment,
     "train": run_train,
+}
+#: Kind -> what removes the files of a stopped job that a person discarded (when one asked).
+JOB_DISCARDS: dict[str, Callable[[JobWorkspace], bool]] = {
+    "train": discard_if_requested,
 }
 
 
@@ -132,6 +137,22 @@ class JobRunner:
             )
         finally:
             catalog.close()
+
+    def discard_job(self, job_id: str) -> None:
+        """Remove the files of a stopped job that a person discarded (a running one removes its
+        own as it stops, and a job nobody discarded keeps them)."""
+        catalog = open_catalog(self.config.data_dir)
+        try:
+            try:
+                row = catalog.job(job_id)
+            except NotFoundError:
+                return
+        finally:
+            catalog.close()
+        discard = JOB_DISCARDS.get(row["kind"])
+        if row["state"] in ("cancelled", "failed") and discard is not None:
+            if discard(JobWorkspace.of(self.config, job_id)):
+                log.info("job %s discarded: its files are removed", job_id)
 
     # -- the block queue of the jobs it runs ------------------------------------------------
 

@@ -3,7 +3,7 @@
 Training data is a dataset's image volume with either a sparse annotation (one PNG of class ids
 per painted slice, 255 where nothing was painted) or the dataset's ground truth
 (``EM/<dataset>/labels/``; 0/255 masks count as classes 0/1). The engine trains in the job's
-own folder (``.biosegment/jobs/<id>/model/``) and saves a resumable state after every epoch and
+own folder (:attr:`JobWorkspace.training_dir`, ``.biosegment/jobs/<id>/model/``) and saves a resumable state after every epoch and
 on cancel, so a job re-run after a shutdown or a ``kill -9`` goes on from its last epoch. Each
 epoch's metrics go to the job row as they come. When training ends the folder is renamed into
 ``models/<name>/`` in one step (the weights, ``model.json`` and the TensorBoard ``logs/``) and
@@ -28,12 +28,7 @@ from biosegment.folder_names import (
 )
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
-from biosegment.tasks.train_live import (
-    LiveTraining,
-    discard_files,
-    live_folder,
-    read_control,
-)
+from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
 
 __all__ = ["run_train", "training_folder", "job_settings"]
 
@@ -71,7 +66,7 @@ def job_settings(ctx: JobContext):
 
 
 def training_folder(ctx: JobContext) -> Path:
-    return ctx.workspace.folder / "model"
+    return ctx.workspace.training_dir
 
 
 def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
@@ -231,7 +226,7 @@ def run_train(ctx: JobContext) -> dict:
         validation=validation,
         ground_truth=ground_truth,
     )
-    shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+    shutil.rmtree(ctx.workspace.live_dir, ignore_errors=True)
     if result.stopped_by == "stopped":
         outcome["accepted"] = True
         outcome.update(_segment_with(ctx, final.name))
@@ -252,7 +247,7 @@ def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
                 discard_files(ctx.workspace)
                 ctx.log.write("discarded: the training folder and the live preview are removed")
             else:
-                shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+                shutil.rmtree(ctx.workspace.live_dir, ignore_errors=True)
         raise
     live.finish()
     return result
