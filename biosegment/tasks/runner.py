@@ -6,7 +6,9 @@ can tell when it died), claims a queued job in the catalog before working on it 
 longer queued, say cancelled or already taken, is skipped), and turns the handler's outcome into
 the job's final state: ``succeeded`` with a result, ``failed`` with the reason, ``cancelled``, or
 back to ``queued`` (and onto the queue again) when this process is shutting down, so the job
-resumes from its checkpoint or last finished block wherever it runs next.
+resumes from its checkpoint or last finished block wherever it runs next. A handler whose job asks
+for more jobs (:class:`~biosegment.tasks.follow_ups.Finished`) has them submitted here, through
+the job service, before its job is recorded as succeeded.
 
 The runner is the :class:`~biosegment.tasks.context.BlockQueue` of the jobs it runs, and it
 decides where their blocks go, as Huey's immediate mode does for tasks: a runner that consumes
@@ -31,8 +33,10 @@ from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
 from biosegment.folder_lock import PresenceLock
 from biosegment.tasks import queue
 from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext
+from biosegment.tasks.follow_ups import Finished, submit_follow_ups
 from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.segment import run_segment, run_segment_block
+from biosegment.tasks.service import JobService
 from biosegment.tasks.train import run_train
 from biosegment.tasks.train_live import discard_if_requested
 from biosegment.tasks.workspace import JobWorkspace
@@ -272,6 +276,8 @@ class JobRunner:
                     ctx.flush()
                     return
                 ctx.flush()
+                if isinstance(outcome, Finished):
+                    outcome = {**outcome.result, **self._submit(outcome, job_log)}
                 job_log.write("succeeded")
                 self._finish(
                     catalog,
@@ -282,6 +288,16 @@ class JobRunner:
                     message="done",
                     result=outcome,
                 )
+
+    def _submit(self, finished: Finished, job_log: JobLog) -> dict:
+        """Submit the jobs a finished job asks for; return what its result says of them."""
+        if not finished.follow_ups:
+            return {}
+        service = JobService(self.config, huey=self.huey)
+        try:
+            return submit_follow_ups(service, finished.follow_ups, job_log)
+        finally:
+            service.close()
 
     def _job_interrupted(self, catalog, ctx: JobContext) -> None:
         catalog.update_job(

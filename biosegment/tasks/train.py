@@ -28,6 +28,7 @@ from biosegment.folder_names import (
 )
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
+from biosegment.tasks.follow_ups import Finished, segment_after_accept
 from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
 
 __all__ = ["run_train", "training_folder", "job_settings"]
@@ -135,8 +136,12 @@ def _classes_for(ctx: JobContext, dataset: dict, annotation: dict | None) -> lis
     return [merged[i] for i in range(len(merged))]
 
 
-def run_train(ctx: JobContext) -> dict:
-    """Handler of a claimed ``train`` job; see the module docstring."""
+def run_train(ctx: JobContext) -> dict | Finished:
+    """Handler of a claimed ``train`` job; see the module docstring.
+
+    An accepted run also asks for a segmentation of its dataset with the new model (a
+    follow-up that the runner submits).
+    """
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import train_model
     from biosegment.volumes import open_volume
@@ -229,7 +234,7 @@ def run_train(ctx: JobContext) -> dict:
     shutil.rmtree(ctx.workspace.live_dir, ignore_errors=True)
     if result.stopped_by == "stopped":
         outcome["accepted"] = True
-        outcome.update(_segment_with(ctx, final.name))
+        return Finished(outcome, (segment_after_accept(params["dataset"], final.name),))
     return outcome
 
 
@@ -271,22 +276,6 @@ def _amend_card(folder: Path, *, name: str | None, ground_truth: dict | None) ->
         card.training["ground_truth"] = ground_truth
     path.write_text(card.to_json(), encoding="utf-8")
     return {key: entry.get(key) for key in ("method", "fraction", "label")}
-
-
-def _segment_with(ctx: JobContext, model: str) -> dict:
-    """Queue a segmentation of the training dataset with an accepted model."""
-    from biosegment.tasks.service import JobService
-
-    service = JobService(ctx.config)
-    try:
-        job = service.submit_segment(ctx.params["dataset"], model, trigger="accept")
-    except Exception as exc:  # the model is published; the segmentation can be started by hand
-        ctx.log.write(f"the segmentation with {model} could not be queued: {exc}", level="WARNING")
-        return {"segmentation_error": str(exc)}
-    finally:
-        service.close()
-    ctx.log.write(f"queued job {job['id']}: segment {ctx.params['dataset']} with {model}")
-    return {"segmentation_job": job["id"], "segmentation": job["params"]["name"]}
 
 
 # Slices of the ground truth scored after a fine-tune from strokes: at most this many.
