@@ -13,6 +13,7 @@ __all__ = [
     "PathEscapeError",
     "VolumeError",
     "SetupError",
+    "StateError",
     "NotFoundError",
     "CancelledError",
 ]
@@ -58,6 +59,11 @@ class VolumeError(InputError):
 
 class SetupError(InputError):
     """``setup.json`` is invalid: bad JSON, unknown ``file_type``, bad location, ..."""
+
+
+class StateError(InputError):
+    """A request that does not fit the state of what it names: a finished job asked to stop, a
+    segment job asked for a live preview. The web UI answers it with 409 Conflict."""
 
 
 class NotFoundError(BioSegmentError):

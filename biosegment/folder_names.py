@@ -38,6 +38,14 @@ __all__ = [
     "DAEMON_LOCK",
     "CACHE_DIR",
     "LOG_FILE",
+    "JOB_LOG",
+    "JOB_PARTS_DIR",
+    "JOB_ASSEMBLY_CLAIM",
+    "JOB_TRAINING_DIR",
+    "JOB_LIVE_DIR",
+    "JOB_CONTROL",
+    "JOB_STEPS",
+    "LIVE_STATUS",
 ]
 
 # -- the top level ---------------------------------------------------------------------------
@@ -89,3 +97,20 @@ DAEMON_LOCK = "daemon.lock"
 #: Derived data that may be deleted at any time (image pyramids).
 CACHE_DIR = "cache"
 LOG_FILE = "biosegment.log"
+
+# -- inside a job's folder (.biosegment/jobs/<id>/) --------------------------------------------
+
+JOB_LOG = "job.log"
+#: A split segmentation's finished z-blocks, and the claim of the one runner that assembles them.
+JOB_PARTS_DIR = "parts"
+JOB_ASSEMBLY_CLAIM = "assembling"
+#: A train job's training folder: renamed into ``models/<name>/`` when the run ends.
+JOB_TRAINING_DIR = "model"
+#: A running train job's latest weights (``model.pytorch``, ``model.json``) and their
+#: ``live.json`` status, for the live preview.
+JOB_LIVE_DIR = "live"
+LIVE_STATUS = "live.json"
+#: A person's request of a running train job (accept or discard).
+JOB_CONTROL = "control.json"
+#: A train job's loss per optimizer step, one JSON line each.
+JOB_STEPS = "steps.jsonl"

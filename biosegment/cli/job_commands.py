@@ -18,7 +18,7 @@ import click
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.root import main
 from biosegment.cli.tables import print_table
-from biosegment.cli.train_options import TrainCommand
+from biosegment.cli.train_options import training_options
 
 __all__ = ["segment", "train", "jobs", "cancel", "retry", "EXIT_CODES", "follow_job"]
 
@@ -229,7 +229,7 @@ def segment(
     )
 
 
-@main.command(cls=TrainCommand)
+@main.command()
 @click.option(
     "--annotation", "-a", default=None, help="Annotation to train from: NAME or DATASET/NAME."
 )
@@ -245,6 +245,7 @@ def segment(
     help="Model to fine-tune (its weights are the start), or 'scratch' for a new U-Net; "
     "default: the project's default model, else a new U-Net.",
 )
+@training_options
 @click.option("--name", default=None, help="Name of the new model (models/NAME/).")
 @click.option("--device", default=None, help="Compute device (auto, cpu, cuda, cuda:N, mps).")
 @click.option("--wait", is_flag=True, help=WAIT_HELP)

@@ -30,7 +30,7 @@ from biosegment.engine.checkpoint import save_model
 from biosegment.engine.comparison import compare
 from biosegment.engine.progress import TrainingProgress
 from biosegment.engine.validation import validation_label
-from biosegment.folder_names import MODEL_WEIGHTS
+from biosegment.folder_names import JOB_STEPS, LIVE_STATUS, MODEL_WEIGHTS
 
 __all__ = [
     "LiveRecorder",
@@ -43,8 +43,8 @@ __all__ = [
     "validation_figure",
 ]
 
-LIVE_STATUS = "live.json"
-STEPS_FILE = "steps.jsonl"
+#: The steps file's name inside the folder when the caller names no other file.
+STEPS_FILE = JOB_STEPS
 #: Seconds of training between two snapshots of the weights.
 SNAPSHOT_INTERVAL_S = 5.0
 # Per-step records are appended to the file at most this often (seconds).

@@ -1,4 +1,4 @@
-"""The job queue: one Huey instance per data folder, and the two task types it carries.
+"""The job queue: one Huey instance per data folder, and the task types it carries.
 
 ``make_huey`` picks the backend from the config: ``SqliteHuey`` in ``.biosegment/queue.db`` by
 default, ``RedisHuey`` when ``[queue] url`` names a Redis server (workers on other machines then
@@ -39,6 +39,8 @@ class TaskTarget(Protocol):
 
     def run_block(self, job_id: str, index: int) -> None: ...
 
+    def discard_job(self, job_id: str) -> None: ...
+
 
 @dataclass(slots=True)
 class QueueTasks:
@@ -46,6 +48,8 @@ class QueueTasks:
 
     run_job: Callable  #: run_job(job_id): claim a queued job and run it (or split it)
     segment_block: Callable  #: segment_block(job_id, index): one z-block of a split segmentation
+    #: discard_job(job_id): remove the files of a stopped job a person discarded
+    discard_job: Callable
     runner: TaskTarget | None = None
 
     def current_runner(self) -> TaskTarget:
@@ -91,9 +95,13 @@ def _register_tasks(huey: Huey) -> None:
     def segment_block(job_id: str, index: int) -> None:
         holder[0].current_runner().run_block(job_id, int(index))
 
+    def discard_job(job_id: str) -> None:
+        holder[0].current_runner().discard_job(job_id)
+
     tasks = QueueTasks(
         run_job=huey.task(name="run_job")(run_job),
         segment_block=huey.task(name="segment_block")(segment_block),
+        discard_job=huey.task(name="discard_job")(discard_job),
     )
     holder.append(tasks)
     _TASKS[huey] = tasks

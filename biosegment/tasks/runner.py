@@ -6,7 +6,9 @@ can tell when it died), claims a queued job in the catalog before working on it 
 longer queued, say cancelled or already taken, is skipped), and turns the handler's outcome into
 the job's final state: ``succeeded`` with a result, ``failed`` with the reason, ``cancelled``, or
 back to ``queued`` (and onto the queue again) when this process is shutting down, so the job
-resumes from its checkpoint or last finished block wherever it runs next.
+resumes from its checkpoint or last finished block wherever it runs next. A handler whose job asks
+for more jobs (:class:`~biosegment.tasks.follow_ups.Finished`) has them submitted here, through
+the job service, before its job is recorded as succeeded.
 
 The runner is the :class:`~biosegment.tasks.context.BlockQueue` of the jobs it runs, and it
 decides where their blocks go, as Huey's immediate mode does for tasks: a runner that consumes
@@ -17,7 +19,6 @@ Handlers never make that choice.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import traceback
@@ -25,21 +26,25 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from biosegment import engine
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
 from biosegment.folder_lock import PresenceLock
 from biosegment.tasks import queue
 from biosegment.tasks.context import CONTINUES, STOP_SHUTDOWN, JobContext
+from biosegment.tasks.follow_ups import Finished, submit_follow_ups
 from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.segment import run_segment, run_segment_block
+from biosegment.tasks.service import JobService
 from biosegment.tasks.train import run_train
+from biosegment.tasks.train_live import discard_if_requested
 from biosegment.tasks.workspace import JobWorkspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from huey import Huey
 
-__all__ = ["JobRunner", "JOB_HANDLERS", "import_engine"]
+__all__ = ["JobRunner", "JOB_HANDLERS", "JOB_DISCARDS", "import_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,10 @@ log = logging.getLogger(__name__)
 JOB_HANDLERS: dict[str, Callable[[JobContext], object]] = {
     "segment": run_segment,
     "train": run_train,
+}
+#: Kind -> what removes the files of a stopped job that a person discarded (when one asked).
+JOB_DISCARDS: dict[str, Callable[[JobWorkspace], bool]] = {
+    "train": discard_if_requested,
 }
 
 
@@ -57,7 +66,7 @@ def import_engine() -> None:
     threads first import different parts of it at the same time, one can meet the package
     half-imported and fail; a process that runs such threads imports it first, here.
     """
-    importlib.import_module("biosegment.engine")
+    engine.import_all()
 
 
 class JobRunner:
@@ -132,6 +141,22 @@ class JobRunner:
             )
         finally:
             catalog.close()
+
+    def discard_job(self, job_id: str) -> None:
+        """Remove the files of a stopped job that a person discarded (a running one removes its
+        own as it stops, and a job nobody discarded keeps them)."""
+        catalog = open_catalog(self.config.data_dir)
+        try:
+            try:
+                row = catalog.job(job_id)
+            except NotFoundError:
+                return
+        finally:
+            catalog.close()
+        discard = JOB_DISCARDS.get(row["kind"])
+        if row["state"] in ("cancelled", "failed") and discard is not None:
+            if discard(JobWorkspace.of(self.config, job_id)):
+                log.info("job %s discarded: its files are removed", job_id)
 
     # -- the block queue of the jobs it runs ------------------------------------------------
 
@@ -251,6 +276,8 @@ class JobRunner:
                     ctx.flush()
                     return
                 ctx.flush()
+                if isinstance(outcome, Finished):
+                    outcome = {**outcome.result, **self._submit(outcome, job_log)}
                 job_log.write("succeeded")
                 self._finish(
                     catalog,
@@ -261,6 +288,16 @@ class JobRunner:
                     message="done",
                     result=outcome,
                 )
+
+    def _submit(self, finished: Finished, job_log: JobLog) -> dict:
+        """Submit the jobs a finished job asks for; return what its result says of them."""
+        if not finished.follow_ups:
+            return {}
+        service = JobService(self.config, huey=self.huey)
+        try:
+            return submit_follow_ups(service, finished.follow_ups, job_log)
+        finally:
+            service.close()
 
     def _job_interrupted(self, catalog, ctx: JobContext) -> None:
         catalog.update_job(

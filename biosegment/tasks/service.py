@@ -1,11 +1,14 @@
-"""The one door to jobs for the web UI and the CLI: submit, cancel, retry, list, read logs.
+"""The one door to jobs for the web UI and the CLI: submit, cancel, retry, list, read logs,
+and a train job's person-facing actions (live preview, step curve, accept, discard).
 
 :class:`JobService` checks a request against the catalog (the dataset, model and annotation must
 exist; option names and output names must be valid), creates the job's catalog row and puts the
-job id on the queue. Callers never touch ``queue.db`` or Redis themselves. Every method returns
-plain job rows (dicts), the same ones ``biosegment jobs --json`` prints. Errors name what was
-wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset, model or job,
-:class:`~biosegment.errors.InputError` for a bad option or a job in the wrong state.
+job id on the queue. Callers never touch ``queue.db``, Redis or a job's folder themselves: the
+train job's actions are delegated to :mod:`biosegment.tasks.train_actions`. Every method returns
+plain job rows (dicts), the same ones ``biosegment jobs --json`` prints, or plain documents.
+Errors name what was wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset,
+model or job, :class:`~biosegment.errors.InputError` for a bad option,
+:class:`~biosegment.errors.StateError` for a job in the wrong state for a live action.
 """
 
 from __future__ import annotations
@@ -18,12 +21,22 @@ from typing import Any
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
+from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
+from biosegment.tasks import train_actions
 from biosegment.tasks.naming import checked_name, unique_name
+from biosegment.tasks.train_actions import LiveSnapshot
 from biosegment.tasks.workspace import JobWorkspace
 
-__all__ = ["JobService", "SEGMENT_OPTIONS", "TRAIN_EXTRAS", "SCRATCH", "LOG_TAIL_BYTES"]
+__all__ = [
+    "JobService",
+    "LiveSnapshot",
+    "SEGMENT_OPTIONS",
+    "TRAIN_EXTRAS",
+    "SCRATCH",
+    "LOG_TAIL_BYTES",
+]
 
 #: Options ``submit_segment`` accepts, and the type each must have.
 SEGMENT_OPTIONS: dict[str, type | tuple] = {
@@ -42,7 +55,7 @@ TRAIN_EXTRAS = ("trigger",)
 SCRATCH = "scratch"
 #: ``job_log`` returns at most this much of the end of a log.
 LOG_TAIL_BYTES = 1_000_000
-_ACTIVE = ("queued", "running")
+_ACTIVE = train_actions.ACTIVE_STATES
 
 
 def _checked_options(options: Mapping[str, Any], allowed: Mapping[str, type | tuple]) -> dict:
@@ -127,16 +140,34 @@ class JobService:
                 raise
         return catalog.job(row["id"])
 
-    def _names_in_use(self, kind: str, key: str, **match: str) -> set[str]:
+    def _names_in_use(
+        self, kind: str, key: str, *, except_job: str | None = None, **match: str
+    ) -> set[str]:
         """Output names of unfinished jobs of ``kind`` (so two jobs never pick the same one)."""
         names = set()
         for state in _ACTIVE:
             for job in self.catalog.jobs_in_state(state):
                 params = job.get("params") or {}
-                if job["kind"] == kind and all(params.get(k) == v for k, v in match.items()):
-                    if params.get(key):
-                        names.add(params[key])
+                if job["kind"] != kind or job["id"] == except_job:
+                    continue
+                if all(params.get(k) == v for k, v in match.items()) and params.get(key):
+                    names.add(params[key])
         return names
+
+    def _model_names_taken(self, *, except_job: str | None = None) -> set[str]:
+        """Names no new model may take: catalogued, in ``models/``, or another train job's."""
+        taken = {m["name"] for m in self.catalog.models()}
+        models_dir = self.root / MODELS_DIR
+        if models_dir.is_dir():
+            taken |= {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
+        return taken | self._names_in_use("train", "name", except_job=except_job)
+
+    def _require_free_model_name(self, name: str, *, except_job: str | None = None) -> None:
+        if name in self._model_names_taken(except_job=except_job):
+            raise InputError(
+                f"model {name!r} already exists or is being trained; choose another name",
+                where="name",
+            )
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -197,30 +228,18 @@ class JobService:
         minutes. The row stores the settings (``params["settings"]``); the model goes to
         ``models/<name>/``.
         """
-        from biosegment.engine.train_settings import TrainingSettings
-
-        catalog = self.catalog
         source_dataset, annotation_name = self._training_source(annotation, dataset)
         base_model = self._base_model(base_model, source_dataset)
         extras = {key: options.pop(key) for key in TRAIN_EXTRAS if key in options}
         # the row records the learning rate the run will start at (lower for a fine-tune)
         settings = TrainingSettings.from_dict(options).for_start(fine_tune=base_model is not None)
-        existing = {m["name"] for m in catalog.models()}
-        models_dir = self.root / MODELS_DIR
-        if models_dir.is_dir():
-            existing |= {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
-        existing |= self._names_in_use("train", "name")
         if name is not None:
             checked_name(name, where="name")
-            if name in existing:
-                raise InputError(
-                    f"model {name!r} already exists or is being trained; choose another name",
-                    where="name",
-                )
+            self._require_free_model_name(name)
         else:
             stamp = datetime.now(UTC).strftime("%Y%m%d")
             base = f"{base_model or 'unet'}-{source_dataset}-{stamp}"
-            name = unique_name(base, existing)
+            name = unique_name(base, self._model_names_taken())
         params = {
             "dataset": source_dataset,
             "annotation": annotation_name,
@@ -339,3 +358,44 @@ class JobService:
                 return handle.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+    # -- a train job's live actions ----------------------------------------------------------
+
+    def _workspace(self, job_id: str) -> JobWorkspace:
+        return JobWorkspace.of(self.config, job_id)
+
+    def live_status(self, job_id: str) -> dict:
+        """A train job's live preview: whether a snapshot of its weights exists, its step,
+        epoch and age, and the latest validation figure with what it was measured on."""
+        return train_actions.live_status(self.catalog, self._workspace(job_id))
+
+    def live_snapshot(self, job_id: str) -> LiveSnapshot | None:
+        """The latest weights a running train job saved (None: none yet, or it ended)."""
+        return train_actions.live_snapshot(self.catalog, self._workspace(job_id))
+
+    def training_steps(self, job_id: str, *, after: int = 0) -> dict:
+        """A train job's loss per optimizer step so far (only those after step ``after``)."""
+        return train_actions.training_steps(self.catalog, self._workspace(job_id), after=after)
+
+    def accept_training(self, job_id: str, *, name: str | None = None) -> dict:
+        """Ask a running train job to stop now, publish its best weights as model ``name``
+        (default: the name it was given) and segment its dataset with them.
+
+        Return its row with ``accepted_name``.
+        """
+        workspace = self._workspace(job_id)
+        job = train_actions.acceptable_job(self.catalog, workspace)
+        name = name or job["params"]["name"]
+        self._require_free_model_name(name, except_job=job["id"])
+        row = train_actions.accept(self.catalog, workspace, name)
+        return {**row, "accepted_name": name}
+
+    def discard_training(self, job_id: str) -> dict:
+        """Cancel a train job and have everything it made removed (its log stays)."""
+        from biosegment.tasks.queue import queue_tasks
+
+        job, stopped = train_actions.discard(self.catalog, self._workspace(job_id))
+        if stopped:
+            # Nobody works on it any more: whoever runs jobs removes its files.
+            queue_tasks(self.huey).discard_job(job["id"])
+        return job

@@ -3,7 +3,7 @@
 Training data is a dataset's image volume with either a sparse annotation (one PNG of class ids
 per painted slice, 255 where nothing was painted) or the dataset's ground truth
 (``EM/<dataset>/labels/``; 0/255 masks count as classes 0/1). The engine trains in the job's
-own folder (``.biosegment/jobs/<id>/model/``) and saves a resumable state after every epoch and
+own folder (:attr:`JobWorkspace.training_dir`, ``.biosegment/jobs/<id>/model/``) and saves a resumable state after every epoch and
 on cancel, so a job re-run after a shutdown or a ``kill -9`` goes on from its last epoch. Each
 epoch's metrics go to the job row as they come. When training ends the folder is renamed into
 ``models/<name>/`` in one step (the weights, ``model.json`` and the TensorBoard ``logs/``) and
@@ -28,12 +28,8 @@ from biosegment.folder_names import (
 )
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
-from biosegment.tasks.train_live import (
-    LiveTraining,
-    discard_files,
-    live_folder,
-    read_control,
-)
+from biosegment.tasks.follow_ups import Finished, segment_after_accept
+from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
 
 __all__ = ["run_train", "training_folder", "job_settings"]
 
@@ -71,7 +67,7 @@ def job_settings(ctx: JobContext):
 
 
 def training_folder(ctx: JobContext) -> Path:
-    return ctx.workspace.folder / "model"
+    return ctx.workspace.training_dir
 
 
 def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
@@ -140,8 +136,12 @@ def _classes_for(ctx: JobContext, dataset: dict, annotation: dict | None) -> lis
     return [merged[i] for i in range(len(merged))]
 
 
-def run_train(ctx: JobContext) -> dict:
-    """Handler of a claimed ``train`` job; see the module docstring."""
+def run_train(ctx: JobContext) -> dict | Finished:
+    """Handler of a claimed ``train`` job; see the module docstring.
+
+    An accepted run also asks for a segmentation of its dataset with the new model (a
+    follow-up that the runner submits).
+    """
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import train_model
     from biosegment.volumes import open_volume
@@ -241,10 +241,10 @@ def run_train(ctx: JobContext) -> dict:
     )
     if comparison and (comparison.get("strokes") or {}).get("verdict") == "worse":
         ctx.log.write(f"the fine-tuned model is {comparison['strokes']['text']}", level="WARNING")
-    shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+    shutil.rmtree(ctx.workspace.live_dir, ignore_errors=True)
     if result.stopped_by == "stopped":
         outcome["accepted"] = True
-        outcome.update(_segment_with(ctx, final.name))
+        return Finished(outcome, (segment_after_accept(params["dataset"], final.name),))
     return outcome
 
 
@@ -262,7 +262,7 @@ def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
                 discard_files(ctx.workspace)
                 ctx.log.write("discarded: the training folder and the live preview are removed")
             else:
-                shutil.rmtree(live_folder(ctx.workspace), ignore_errors=True)
+                shutil.rmtree(ctx.workspace.live_dir, ignore_errors=True)
         raise
     live.finish()
     return result
@@ -315,22 +315,6 @@ def _amend_card(
         card.training["comparison"] = comparison
     path.write_text(card.to_json(), encoding="utf-8")
     return {key: entry.get(key) for key in ("method", "fraction", "label")}
-
-
-def _segment_with(ctx: JobContext, model: str) -> dict:
-    """Queue a segmentation of the training dataset with an accepted model."""
-    from biosegment.tasks.service import JobService
-
-    service = JobService(ctx.config)
-    try:
-        job = service.submit_segment(ctx.params["dataset"], model, trigger="accept")
-    except Exception as exc:  # the model is published; the segmentation can be started by hand
-        ctx.log.write(f"the segmentation with {model} could not be queued: {exc}", level="WARNING")
-        return {"segmentation_error": str(exc)}
-    finally:
-        service.close()
-    ctx.log.write(f"queued job {job['id']}: segment {ctx.params['dataset']} with {model}")
-    return {"segmentation_job": job["id"], "segmentation": job["params"]["name"]}
 
 
 # Slices of the ground truth scored after a fine-tune from strokes: at most this many.

@@ -8,11 +8,13 @@ While a train job runs, :class:`LiveTraining` is its ``on_step`` and ``should_st
 - every :data:`STROKES_CHECK_S` seconds it looks at the annotation's files; when a person
   painted (or erased) since, it reads the annotation again and the run trains on the new
   strokes from its next batch, without a restart;
-- it polls the job's control file, ``.biosegment/jobs/<id>/control.json``, written by
-  :func:`request_accept` / :func:`request_discard` in whichever process serves the person.
-  ``accept`` ends training as a budget would (the best weights are the model) and names the
-  model; ``discard`` comes with a cancel request, and :func:`discard_files` then removes every
-  file the job made.
+- it polls the job's control file (:attr:`JobWorkspace.control_file`), written by
+  :func:`request_accept` / :func:`request_discard` when a person asks
+  :class:`~biosegment.tasks.service.JobService` to accept or discard the run. ``accept`` ends
+  training as a budget would (the best weights are the model) and names the model;
+  ``discard`` comes with a cancel request, and :func:`discard_files` then removes every file
+  the job made: in the job as it stops, or, for a job nobody works on any more, in the
+  queue's ``discard_job`` task (:func:`discard_if_requested`).
 
 A file in the job's folder, not a catalog column, carries the request: the job reads it with
 one ``stat`` per poll, and any process that mounts the data folder can write it.
@@ -32,13 +34,11 @@ from biosegment.tasks.workspace import JobWorkspace
 
 __all__ = [
     "LiveTraining",
-    "live_folder",
-    "control_file",
-    "steps_file",
     "read_control",
     "request_accept",
     "request_discard",
     "discard_files",
+    "discard_if_requested",
     "STROKES_CHECK_S",
 ]
 
@@ -49,30 +49,17 @@ _CONTROL_CHECK_S = 0.5
 _ACTIONS = ("accept", "discard")
 
 
-def live_folder(workspace: JobWorkspace) -> Path:
-    return workspace.folder / "live"
-
-
-def steps_file(workspace: JobWorkspace) -> Path:
-    """Per-step losses of the job's run; kept after it ends, for the jobs page's curves."""
-    return workspace.folder / "steps.jsonl"
-
-
-def control_file(workspace: JobWorkspace) -> Path:
-    return workspace.folder / "control.json"
-
-
 def read_control(workspace: JobWorkspace) -> dict | None:
     """The request a person made of the job (``{"action", "name"}``), or None."""
     try:
-        data = json.loads(control_file(workspace).read_text(encoding="utf-8"))
+        data = json.loads(workspace.control_file.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) and data.get("action") in _ACTIONS else None
 
 
 def _write_control(workspace: JobWorkspace, data: dict) -> None:
-    path = control_file(workspace)
+    path = workspace.control_file
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps({**data, "at": time.time()}), encoding="utf-8")
@@ -85,7 +72,8 @@ def request_accept(workspace: JobWorkspace, name: str) -> None:
 
 
 def request_discard(workspace: JobWorkspace) -> None:
-    """Mark a train job's work for removal (the caller also asks the job to cancel)."""
+    """Mark a train job's work for removal: the job removes it as it stops (the caller asks
+    it to cancel), or :func:`discard_if_requested` does once nobody works on it."""
     _write_control(workspace, {"action": "discard"})
 
 
@@ -94,10 +82,19 @@ def discard_files(workspace: JobWorkspace) -> None:
 
     The log stays: it is the job's record, shown on the jobs page.
     """
-    for folder in (workspace.folder / "model", live_folder(workspace)):
+    for folder in (workspace.training_dir, workspace.live_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    control_file(workspace).unlink(missing_ok=True)
-    steps_file(workspace).unlink(missing_ok=True)
+    workspace.control_file.unlink(missing_ok=True)
+    workspace.steps_file.unlink(missing_ok=True)
+
+
+def discard_if_requested(workspace: JobWorkspace) -> bool:
+    """Remove a stopped train job's files when a person discarded it; True when it did."""
+    control = read_control(workspace)
+    if not control or control.get("action") != "discard":
+        return False
+    discard_files(workspace)
+    return True
 
 
 def annotation_signature(folder: Path) -> tuple:
@@ -142,7 +139,7 @@ class LiveTraining:
         self.annotation_folder = annotation_folder
         self.read_training = read_training
         self.recorder = LiveRecorder(
-            live_folder(workspace), steps_file=steps_file(workspace), extra=extra
+            workspace.live_dir, steps_file=workspace.steps_file, extra=extra
         )
         self._signature = annotation_signature(annotation_folder) if annotation_folder else ()
         self._last_strokes_check = time.monotonic()

@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from biosegment.folder_names import JOBS_DIR
+from biosegment.folder_names import (
+    JOB_ASSEMBLY_CLAIM,
+    JOB_CONTROL,
+    JOB_LIVE_DIR,
+    JOB_LOG,
+    JOB_PARTS_DIR,
+    JOB_STEPS,
+    JOB_TRAINING_DIR,
+    JOBS_DIR,
+)
 from biosegment.paths import relative_to_root
 
 __all__ = ["JobWorkspace"]
@@ -35,7 +44,7 @@ class JobWorkspace:
 
     @property
     def log_file(self) -> Path:
-        return self.folder / "job.log"
+        return self.folder / JOB_LOG
 
     @property
     def log_location(self) -> str:
@@ -45,12 +54,32 @@ class JobWorkspace:
     @property
     def parts_dir(self) -> Path:
         """Finished z-blocks of a segmentation, one file per block."""
-        return self.folder / "parts"
+        return self.folder / JOB_PARTS_DIR
 
     @property
     def assembly_claim(self) -> Path:
         """Created exclusively by the one runner that assembles a split segmentation."""
-        return self.folder / "assembling"
+        return self.folder / JOB_ASSEMBLY_CLAIM
+
+    @property
+    def training_dir(self) -> Path:
+        """A train job's training folder; renamed into ``models/<name>/`` when the run ends."""
+        return self.folder / JOB_TRAINING_DIR
+
+    @property
+    def live_dir(self) -> Path:
+        """A running train job's latest weights and their status, for the live preview."""
+        return self.folder / JOB_LIVE_DIR
+
+    @property
+    def control_file(self) -> Path:
+        """A person's request of a running train job (accept or discard)."""
+        return self.folder / JOB_CONTROL
+
+    @property
+    def steps_file(self) -> Path:
+        """A train job's loss per optimizer step; kept after it ends, for the jobs page."""
+        return self.folder / JOB_STEPS
 
     def create(self) -> JobWorkspace:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
     """Build the app for ``config.data_dir``.
 
     ``jobs`` is the job service (or its class, built with ``config`` on first use); by default
-    :class:`biosegment.tasks.JobService` is built when a job request first needs it.
+    :class:`biosegment.tasks.service.JobService` is built when a job request first needs it.
     """
     app = OpenAPI(
         __name__,

@@ -62,7 +62,7 @@ class WebState:
     def _build_jobs(self, factory):
         try:
             if factory is None:
-                from biosegment.tasks import JobService as factory
+                from biosegment.tasks.service import JobService as factory
             service = factory(self.config)
             self._owns_jobs = True
             return service

@@ -17,7 +17,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from biosegment.errors import InputError, NotFoundError, PathEscapeError, VolumeError
+from biosegment.errors import InputError, NotFoundError, PathEscapeError, StateError, VolumeError
 from biosegment.webui.layers import LayerConflict, LayerError, OutsideLayer
 
 __all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
@@ -102,6 +102,10 @@ def register_error_handlers(app: Flask, *, root: Path | None = None) -> None:
         # that disagree with each other are a conflict the request cannot fix.
         status = {OutsideLayer: 404, LayerConflict: 409}.get(type(exc), 400)
         return error_response(status, exc.reason, exc.where)
+
+    @app.errorhandler(StateError)
+    def _state_error(exc: StateError):
+        return error_response(409, exc.reason, exc.where)
 
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):
