@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -135,13 +134,14 @@ def test_an_image_folder_that_leads_out_of_the_data_folder_is_refused_and_logged
     outside = tmp_path / "outside"
     outside.mkdir()
     caplog.set_level(logging.WARNING, logger="biosegment.daemon.image_folder")
-    # setup.json was accepted; then the folder is swapped for a symlink out of the data folder.
-    os.rename(folder / "scans", folder / "scans-old")
-    os.symlink(outside, folder / "scans", target_is_directory=True)
+    set_em_location(folder, "../outside")
     assert wait_for(
-        lambda: any("is not watched" in r.getMessage() for r in caplog.records), timeout=5
+        lambda: any("EM_location" in r.getMessage() for r in caplog.records), timeout=5
     ), caplog.text
-    (outside / "escaped.tif").write_bytes(tiff_bytes())
-    watcher.request_rescan()
     assert watcher.wait_idle(10)
+    (outside / "escaped.tif").write_bytes(tiff_bytes())
+    (folder / "scans" / "kept.tif").write_bytes(tiff_bytes())
+    # The last valid setup's folder is still the one watched; nothing outside is read.
+    assert wait_for(lambda: available(catalog, "kept"), timeout=5)
+    assert watcher.image_location == "scans"
     assert available(catalog, "escaped") == []

@@ -5,8 +5,9 @@ it says otherwise; see :func:`biosegment.catalog.reconcile.last_good_setup`).
 :class:`ImageFolderWatch` keeps one observer watch on that same folder, so a stack dropped into a
 relocated image folder is registered at once instead of at the next periodic rescan. When the
 folder does not exist yet, the nearest existing folder on its way is watched instead, so its
-creation is noticed. A location that leads out of the data folder (a symlink swapped after
-setup.json was accepted) is refused and logged, never watched. The watcher's registrar thread
+creation is noticed. A location that leads out of the data folder (``../scans``, a symlink out)
+is refused and logged, never watched: setup.json's check refuses it, so the last valid
+setup's folder stays watched, and a symlink swapped after that check is caught here. The watcher's registrar thread
 calls :meth:`ImageFolderWatch.follow` after each refresh; nothing else places or moves the watch.
 """
 
@@ -19,6 +20,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from biosegment.catalog.reconcile import last_good_setup
+from biosegment.catalog.setup_file import validate_setup
 from biosegment.errors import InputError
 from biosegment.folder_names import EM_DIR
 from biosegment.paths import resolve_inside
@@ -32,6 +34,12 @@ def image_location(root: Path) -> str:
     """The image folder the scan follows: the last valid setup.json's ``EM_location``."""
     document = last_good_setup(root)
     return document.em_location if document is not None else EM_DIR
+
+
+def _refused_location(root: Path) -> str | None:
+    """Why the current setup.json's ``EM_location`` is refused, or None when it is not."""
+    _, problems = validate_setup(root)
+    return next((str(p) for p in problems if p.where == "EM_location"), None)
 
 
 class ImageFolderWatch:
@@ -59,6 +67,7 @@ class ImageFolderWatch:
         self._covered = covered
         self._watch: ObservedWatch | None = None
         self._seen: tuple[str, str] | None = None
+        self._refused: str | None = None
 
     def contains(self, parts: tuple[str, ...]) -> bool:
         """Whether a path (its parts below the data folder) is in the image folder."""
@@ -74,6 +83,10 @@ class ImageFolderWatch:
         """Watch the folder setup.json names now; True when a new watch was placed on it (files
         may have landed there before, so the caller should rescan)."""
         location = image_location(self.root)
+        refused = _refused_location(self.root)
+        if refused is not None and refused != self._refused:
+            log.warning("watcher: %s; the image folder stays %s/", refused, location)
+        self._refused = refused
         try:
             resolved = resolve_inside(self.root, location)
         except InputError as exc:
