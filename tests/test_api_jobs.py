@@ -45,6 +45,25 @@ def test_segment_job_is_queued_listed_cancelled_and_retried(site):
     assert len(http.get("/api/v1/jobs").json()) == 2
 
 
+def test_segment_options_are_checked_and_stored_as_the_settings(site):
+    http, _ = site
+    body = {"dataset": DEMO_DATASET, "model": "tiny-membrane", "block_z": 2, "window": 256}
+    reply = http.post(
+        "/api/v1/jobs/segment", json_body={**body, "precision": "fp32", "output_format": "ome-zarr"}
+    )
+    assert reply.status == 202
+    params = reply.json()["params"]
+    assert params["settings"] == {
+        "block_z": 2,
+        "batch_size": None,
+        "window": 256,
+        "precision": "fp32",
+        "device": None,
+        "output_format": "ome-zarr",
+    }
+    assert "block_z" not in params  # one place for the options: the settings
+
+
 def test_train_job_from_an_annotation_with_a_base_model(site):
     http, _ = site
     http.post(f"/api/v1/datasets/{DEMO_DATASET}/annotations", json_body={"name": "scribbles"})
@@ -88,6 +107,24 @@ def test_train_job_from_an_annotation_with_a_base_model(site):
             {"dataset": DEMO_DATASET, "model": "tiny-membrane", "name": "../../etc"},
             400,
             "name",
+        ),
+        (
+            "/api/v1/jobs/segment",
+            {"dataset": DEMO_DATASET, "model": "tiny-membrane", "precision": "fp8"},
+            400,
+            "precision",
+        ),
+        (
+            "/api/v1/jobs/segment",
+            {"dataset": DEMO_DATASET, "model": "tiny-membrane", "block_z": 0},
+            400,
+            "block_z",
+        ),
+        (
+            "/api/v1/jobs/segment",
+            {"dataset": DEMO_DATASET, "model": "tiny-membrane", "device": "cpu"},
+            400,
+            "device",
         ),
         ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "annotation": "nope"}, 404, "annotation"),
         ("/api/v1/jobs/train", {"dataset": DEMO_DATASET, "base_model": "nope"}, 404, "base_model"),

@@ -53,7 +53,7 @@ def test_segment_wait_without_a_daemon_runs_here_with_a_job_row(folder):
     assert "100.0%" in result.stderr  # the progress reached the end
     [job] = jobs_json(root)
     assert job["state"] == "succeeded" and job["progress"] == 1.0
-    assert job["worker"].endswith(":cli") and job["params"]["block_z"] == 2
+    assert job["worker"].endswith(":cli") and job["params"]["settings"]["block_z"] == 2
     assert (root / "segmentations" / DEMO_DATASET / TINY_MODEL / "segmentation.json").is_file()
     detail = run_biosegment(root, "jobs", job["id"][:6])
     assert detail.returncode == 0 and "block 3/3 (z 4-4) done" in detail.stdout

@@ -133,6 +133,28 @@ def test_a_second_segmentation_gets_its_own_name(folder, consumer, service):
     assert excinfo.value.where == "name"
 
 
+def test_the_row_stores_the_settings_and_an_older_row_with_flat_options_still_runs(
+    folder, consumer, service
+):
+    root, _ = folder
+    job = service.submit_segment(DEMO_DATASET, TINY_MODEL, block_z=2, enqueue=False)
+    assert job["params"]["settings"]["block_z"] == 2 and "block_z" not in job["params"]
+    service.cancel(job["id"])
+    # A job queued by an older BioSegment keeps its options beside the dataset and model.
+    catalog = open_catalog(root)
+    try:
+        params = {"dataset": DEMO_DATASET, "model": TINY_MODEL, "name": "older", "block_z": 4}
+        older = catalog.create_job("segment", {**params, "output_format": "ome-zarr"})
+    finally:
+        catalog.close()
+    consumer()
+    service.enqueue(older["id"])
+    assert sample_until_done(root, older["id"])[-1]["state"] == "succeeded"
+    output = root / "segmentations" / DEMO_DATASET / "older"
+    assert (output / "labels.ome.zarr").is_dir()
+    assert json.loads((output / "segmentation.json").read_text())["blocks"] == [[0, 4], [4, 5]]
+
+
 def test_bad_requests_name_what_is_wrong(service):
     with pytest.raises(NotFoundError, match="nope"):
         service.submit_segment("nope", TINY_MODEL)

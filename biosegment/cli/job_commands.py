@@ -17,6 +17,7 @@ import click
 
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.root import main
+from biosegment.cli.segment_options import SegmentCommand
 from biosegment.cli.tables import print_table
 from biosegment.cli.train_options import training_options
 
@@ -184,7 +185,7 @@ def _describe_end(row: dict) -> None:
         click.echo(f"job {row['id']} {state}: {row.get('message') or ''}", err=True)
 
 
-@main.command()
+@main.command(cls=SegmentCommand)
 @click.argument("dataset")
 @click.option("--model", "-m", required=True, help="Name of the model to segment with.")
 @click.option(
@@ -192,12 +193,6 @@ def _describe_end(row: dict) -> None:
     default=None,
     help="Name of the result (segmentations/DATASET/NAME/); default: the model's name, "
     "made unique.",
-)
-@click.option(
-    "--block-z",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Slices per z-block; blocks are shared between workers and are the unit of resuming.",
 )
 @click.option(
     "--device",
@@ -212,13 +207,19 @@ def segment(
     dataset: str,
     model: str,
     name: str | None,
-    block_z: int | None,
     device: str | None,
     wait: bool,
     as_json: bool,
+    **settings,
 ) -> None:
-    """Segment DATASET with a model; the labels go to segmentations/DATASET/NAME/."""
-    options = {k: v for k, v in {"block_z": block_z, "device": device}.items() if v is not None}
+    """Segment DATASET with a model; the labels go to segmentations/DATASET/NAME/.
+
+    The segmentation options (from --block-z to --output-format) are those of the API's
+    segment request; each left out is chosen for the volume and the machine.
+    """
+    options = {key: value for key, value in settings.items() if value is not None}
+    if device is not None:
+        options["device"] = device
     _submit_and_maybe_wait(
         app,
         lambda service, enqueue: service.submit_segment(

@@ -2,7 +2,9 @@
 
 A watchdog observer (inotify, FSEvents, ReadDirectoryChanges, or polling when ``[watch] poll``
 is set, as network drives need) reports file events from the data folder's ``EM/``, ``models/``,
-``segmentations/`` and ``annotations/`` folders and from ``setup.json``. Temporary names
+``segmentations/`` and ``annotations/`` folders, from ``setup.json``, and from the image folder
+that setup.json's ``EM_location`` names, followed wherever it moves
+(:class:`~biosegment.daemon.image_folder.ImageFolderWatch`). Temporary names
 (``*.part``, ``*.tmp``, dotfiles) and the daemon's own ``.biosegment/`` never count. Events feed
 a :class:`~biosegment.daemon.changes.ChangeTracker`; one registrar thread, which owns its own
 catalog connection, refreshes the catalog once the changed files are complete, then tells the
@@ -14,6 +16,7 @@ overlap.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +37,8 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from biosegment.daemon.changes import AREAS, RESCAN_AREA, SETUP_AREA, ChangeTracker
-from biosegment.folder_names import SETUP_FILE
+from biosegment.daemon.image_folder import ImageFolderWatch
+from biosegment.folder_names import EM_DIR, SETUP_FILE
 from biosegment.paths import is_temporary_name
 
 __all__ = ["DataFolderWatcher", "RefreshOutcome", "classify_path"]
@@ -47,8 +51,12 @@ _WATCHED_FOLDERS = tuple(a for a in AREAS if a not in (SETUP_AREA, RESCAN_AREA))
 _TICK_S = 0.1
 
 
-def classify_path(root: Path, path: str | Path) -> str | None:
-    """The area a path belongs to (``EM``, ``models``, ..., ``setup``) or None to ignore it."""
+def classify_path(root: Path, path: str | Path, *, images: str = EM_DIR) -> str | None:
+    """The area a path belongs to (``EM``, ``models``, ..., ``setup``) or None to ignore it.
+
+    ``images`` is the image folder setup.json names (``EM_location``); what is in it counts as
+    ``EM``, as what is in ``EM/`` does.
+    """
     try:
         parts = Path(path).relative_to(root).parts
     except ValueError:
@@ -57,6 +65,9 @@ def classify_path(root: Path, path: str | Path) -> str | None:
         return None
     if any(is_temporary_name(part) for part in parts):
         return None
+    image_parts = Path(images).parts
+    if parts[: len(image_parts)] == image_parts:
+        return EM_DIR
     if len(parts) == 1:
         if parts[0] == SETUP_FILE:
             return SETUP_AREA
@@ -142,6 +153,10 @@ class DataFolderWatcher:
         self.tracker = ChangeTracker(settle_seconds=settle_seconds, close_events=not poll)
         self._observer = PollingObserver(timeout=poll_interval) if poll else Observer()
         self._watched: set[str] = set()
+        self._images = ImageFolderWatch(
+            self.root, self._observer, _EventHandler(self), covered=_WATCHED_FOLDERS
+        )
+        self._follow_images = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,6 +172,7 @@ class DataFolderWatcher:
         self._observer.schedule(_EventHandler(self), str(self.root), recursive=False)
         for name in _WATCHED_FOLDERS:
             self._watch_folder(name)
+        self._images.follow()
         self._observer.start()
         if initial_scan:
             self.tracker.request_rescan(time.monotonic())
@@ -203,19 +219,30 @@ class DataFolderWatcher:
             self._observer.schedule(_EventHandler(self), str(folder), recursive=True)
             self._watched.add(name)
 
+    @property
+    def image_location(self) -> str:
+        """The image folder being watched: setup.json's ``EM_location`` (``EM`` by default)."""
+        return self._images.location
+
     def _on_event(self, event: FileSystemEvent) -> None:
         now = time.monotonic()
         kind = event.event_type
+        if event.is_directory and self._on_the_way_to_images(event):
+            # The image folder (or a folder on its way) appeared or went: the registrar moves
+            # the watch; events are not lost meanwhile, the rescan after a move finds them.
+            self._follow_images.set()
+            self._wake.set()
+        images = self._images.location
         if kind == EVENT_TYPE_MOVED:
-            source_area = classify_path(self.root, event.src_path)
+            source_area = classify_path(self.root, event.src_path, images=images)
             if source_area is not None:
                 self.tracker.forget(Path(event.src_path), source_area, now)
-            dest_area = classify_path(self.root, event.dest_path)
+            dest_area = classify_path(self.root, event.dest_path, images=images)
             if dest_area is not None:
                 self._arrived(dest_area, Path(event.dest_path), event.is_directory, now)
                 self.tracker.note_complete(dest_area, Path(event.dest_path), now)
         else:
-            area = classify_path(self.root, event.src_path)
+            area = classify_path(self.root, event.src_path, images=images)
             if area is None:
                 return
             path = Path(event.src_path)
@@ -241,6 +268,10 @@ class DataFolderWatcher:
                 return  # attribute changes: nothing new to register
         self._wake.set()
 
+    def _on_the_way_to_images(self, event: FileSystemEvent) -> bool:
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        return any(p and self._images.on_the_way(Path(os.fsdecode(p))) for p in paths)
+
     def _arrived(self, area: str, path: Path, is_directory: bool, now: float) -> None:
         """A top-level folder such as ``EM/`` was created after start: watch it too."""
         if is_directory and path.parent == self.root and area in _WATCHED_FOLDERS:
@@ -257,14 +288,28 @@ class DataFolderWatcher:
             while not self._stop.is_set():
                 self._wake.wait(_TICK_S)
                 self._wake.clear()
+                if self._follow_images.is_set():
+                    self._follow_images.clear()
+                    self._follow_image_folder()
                 areas = self.tracker.due(time.monotonic())
                 if areas:
                     self._refresh_now(catalog, areas)
+                    # The refresh applied setup.json: EM_location may name another folder now.
+                    self._follow_image_folder()
         except Exception:
             log.exception("watcher: the registrar stopped")
         finally:
             if catalog is not None:
                 catalog.close()
+
+    def _follow_image_folder(self) -> None:
+        try:
+            placed = self._images.follow()
+        except Exception:  # a folder that cannot be watched must not stop the registrar
+            log.exception("watcher: cannot follow the image folder")
+            return
+        if placed:
+            self.tracker.request_rescan(time.monotonic())
 
     def _refresh_now(self, catalog, areas: set[str]) -> None:
         self._busy.set()

@@ -16,12 +16,10 @@ from itertools import product
 import torch
 import torch.nn.functional as F
 
+from biosegment.engine.precision import COMPUTED_PRECISIONS
 from biosegment.engine.unet import UNet
 
-__all__ = ["FastUNet", "PRECISIONS"]
-
-#: Arithmetic a forward pass can run in.
-PRECISIONS = ("fp32", "bf16")
+__all__ = ["FastUNet"]
 
 _EPS = 1e-5  # PyTorch's default eps for instance and batch norm, which the weights expect
 
@@ -41,8 +39,8 @@ class FastUNet:
     """
 
     def __init__(self, model: UNet, device: torch.device, precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if precision not in COMPUTED_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(COMPUTED_PRECISIONS)}")
         self.config = dict(model.config)
         self.device = torch.device(device)
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32

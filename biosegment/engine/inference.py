@@ -45,6 +45,7 @@ from biosegment.engine._windows import gaussian_weights
 from biosegment.engine.device import has_fast_bfloat16, resolve_device
 from biosegment.engine.intensity import scaler_for
 from biosegment.engine.pixel_size import unzoom_plane, zoom_plane, zoomed_shape
+from biosegment.engine.precision import AUTO_PRECISION, PRECISIONS
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
 from biosegment.volumes.base import VolumeReader
@@ -67,8 +68,6 @@ __all__ = [
 #: How overlapping windows are combined: weighted by a centred Gaussian (as neuralnets did),
 #: or cut at the middle of each overlap so every voxel comes from one window.
 BLENDS = ("gaussian", "crop")
-#: ``auto`` picks bfloat16 where the device multiplies it in hardware, else float32.
-PRECISIONS = ("auto", "fp32", "bf16")
 
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
@@ -176,7 +175,7 @@ def _positive_int(value) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``fp32`` or ``bf16`` for ``precision`` on ``device`` (``auto``: bf16 where it is fast)."""
-    if precision == "auto":
+    if precision == AUTO_PRECISION:
         return "bf16" if has_fast_bfloat16(device) else "fp32"
     return precision
 

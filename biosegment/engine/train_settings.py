@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from biosegment.engine.precision import PRECISIONS
 from biosegment.errors import InputError
 
 __all__ = [
@@ -43,7 +44,6 @@ DEFAULT_MINUTES = 3.0
 MAX_MINUTES = 7 * 24 * 60.0
 NORMS = ("instance", "batch", "none")
 SCHEDULES = ("cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16")
 #: Metrics that can choose the best epoch, and whether higher is better.
 SELECTION_METRICS = {"val_loss": False, "pixel_error": False, "mean_iou": True, "mean_dice": True}
 #: The learning rate a run starts at when none is given: a new network learns fast; a fine-tune

@@ -22,6 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from biosegment import __version__
 from biosegment.errors import InputError
@@ -29,6 +30,17 @@ from biosegment.folder_lock import runner_alive
 from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
+
+if TYPE_CHECKING:  # the engine imports torch, which the handler loads only when it runs
+    from biosegment.engine.inference import InferenceSettings
+    from biosegment.engine.model_card import ModelCard
+    from biosegment.engine.segment_settings import SegmentSettings
+    from biosegment.engine.unet import UNet
+    from biosegment.tasks.context import _Continues
+    from biosegment.volumes.base import VolumeReader
+
+    #: What a handler returns: the job's result, or CONTINUES while its blocks run elsewhere.
+    Outcome = dict[str, Any] | _Continues
 
 __all__ = ["run_segment", "run_segment_block", "segmentation_folder"]
 
@@ -41,30 +53,31 @@ def segmentation_folder(root: Path, dataset: str, name: str) -> Path:
 class _Inputs:
     """Everything one block needs, opened once per task."""
 
-    volume: object
-    model: object
-    card: object
-    settings: object
+    volume: VolumeReader
+    model: UNet
+    card: ModelCard
+    settings: SegmentSettings  # the job's options, as the row stores them
+    inference: InferenceSettings  # what the engine computes with, made from them
     blocks: list[tuple[int, int]]
-    dataset: dict
-    model_row: dict
+    dataset: dict[str, Any]
+    model_row: dict[str, Any]
 
 
-def _settings(
-    ctx: JobContext, dims: int, normalisation: dict | None = None, zoom: float | None = None
-):
+def _inference_settings(
+    ctx: JobContext,
+    settings: SegmentSettings,
+    dims: int,
+    normalisation: dict[str, Any] | None = None,
+    zoom: float | None = None,
+) -> InferenceSettings:
     from biosegment.engine.inference import InferenceSettings
 
-    params = ctx.params
-    window = params.get("window")
-    if isinstance(window, int):
-        window = (window,) * dims  # one edge for every axis the network sees
     return InferenceSettings(
-        block_z=params.get("block_z"),
-        batch_size=params.get("batch_size"),
-        window=None if window is None else tuple(window),
-        precision=params.get("precision") or "auto",
-        device=params.get("device") or ctx.config.engine.device,
+        block_z=settings.block_z,
+        batch_size=settings.batch_size,
+        window=settings.window_for(dims),
+        precision=settings.precision,
+        device=settings.device or ctx.config.engine.device,
         normalisation=normalisation,
         zoom=zoom,
     )
@@ -73,6 +86,7 @@ def _settings(
 def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     from biosegment.engine import load_model
     from biosegment.engine.inference import block_plan
+    from biosegment.engine.segment_settings import SegmentSettings
     from biosegment.volumes import open_volume
 
     catalog = ctx.catalog
@@ -85,9 +99,11 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
     # trained for another pixel size sees membranes as thick as it learned them.
     zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
-    settings = _settings(ctx, int(model.config["dims"]), dict(card.normalisation), zoom)
-    blocks = block_plan(volume, model, settings)
-    return _Inputs(volume, model, card, settings, blocks, dataset, model_row)
+    settings = SegmentSettings.from_job(ctx.params)
+    dims = int(model.config["dims"])
+    inference = _inference_settings(ctx, settings, dims, dict(card.normalisation), zoom)
+    blocks = block_plan(volume, model, inference)
+    return _Inputs(volume, model, card, settings, inference, blocks, dataset, model_row)
 
 
 def _done_blocks(ctx: JobContext, inputs: _Inputs) -> set[int]:
@@ -110,7 +126,7 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
         inputs.model,
         z0,
         z1,
-        settings=inputs.settings,
+        settings=inputs.inference,
         parts_dir=ctx.workspace.parts_dir,
         progress=lambda f: ctx.report((total_done + f) / count),
         should_cancel=ctx.should_cancel,
@@ -121,7 +137,7 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
 # -- entry points ---------------------------------------------------------------------------
 
 
-def run_segment(ctx: JobContext):
+def run_segment(ctx: JobContext) -> Outcome:
     """Handler of a claimed ``segment`` job; see the module docstring."""
     from biosegment.engine.device import apply_threads
 
@@ -153,7 +169,7 @@ def run_segment(ctx: JobContext):
         return _publish(ctx, inputs)
 
 
-def run_segment_block(ctx: JobContext, index: int):
+def run_segment_block(ctx: JobContext, index: int) -> Outcome:
     """Handler of one queued block; the runner that completes the set publishes the result."""
     from biosegment.engine.device import apply_threads
 
@@ -199,7 +215,7 @@ def _claim_assembly(ctx: JobContext) -> bool:
     return False
 
 
-def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
+def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict[str, Any]:
     return {
         "dataset": ctx.params["dataset"],
         "name": ctx.params["name"],
@@ -208,7 +224,7 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
         "labels": SEGMENTATION_LABELS,
         "shape": list(inputs.volume.shape),
         "classes": list(inputs.card.classes or []),
-        "settings": inputs.settings.as_dict(),
+        "settings": inputs.inference.as_dict(),
         "blocks": [list(b) for b in inputs.blocks],
         "job": ctx.job_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -217,7 +233,7 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict:
     }
 
 
-def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
+def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
     from biosegment.engine.label_output import assemble_labels, label_file_name
 
     if not _claim_assembly(ctx):
@@ -249,7 +265,7 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
         else:
             leftover.unlink()
     # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
-    output_format = ctx.params.get("output_format") or ctx.config.engine.segmentation_format
+    output_format = inputs.settings.output_format or ctx.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
     if not (staging / labels_name).exists():
         assemble_labels(
@@ -267,7 +283,7 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> dict:
     return _register(ctx, final, card)
 
 
-def _already_published(ctx: JobContext) -> dict | None:
+def _already_published(ctx: JobContext) -> dict[str, Any] | None:
     """A re-run after a crash that followed the final rename only needs the catalog row."""
     final = segmentation_folder(ctx.config.data_dir, ctx.params["dataset"], ctx.params["name"])
     card = _read_card(final) if final.is_dir() else {}
@@ -276,7 +292,7 @@ def _already_published(ctx: JobContext) -> dict | None:
     return None
 
 
-def _read_card(folder: Path) -> dict:
+def _read_card(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((folder / SEGMENTATION_CARD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -284,7 +300,7 @@ def _read_card(folder: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _register(ctx: JobContext, final: Path, card: dict) -> dict:
+def _register(ctx: JobContext, final: Path, card: dict[str, Any]) -> dict[str, Any]:
     location = relative_to_root(
         ctx.config.data_dir, final / card.get("labels", SEGMENTATION_LABELS)
     )

@@ -14,10 +14,8 @@ model or job, :class:`~biosegment.errors.InputError` for a bad option,
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from biosegment.catalog import open_catalog
 from biosegment.config import Config
@@ -29,25 +27,8 @@ from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.train_actions import LiveSnapshot
 from biosegment.tasks.workspace import JobWorkspace
 
-__all__ = [
-    "JobService",
-    "LiveSnapshot",
-    "SEGMENT_OPTIONS",
-    "TRAIN_EXTRAS",
-    "SCRATCH",
-    "LOG_TAIL_BYTES",
-]
+__all__ = ["JobService", "LiveSnapshot", "TRAIN_EXTRAS", "SCRATCH", "LOG_TAIL_BYTES"]
 
-#: Options ``submit_segment`` accepts, and the type each must have.
-SEGMENT_OPTIONS: dict[str, type | tuple] = {
-    "block_z": int,  # slices per z-block; a volume of several blocks is shared by workers
-    "batch_size": int,  # windows per forward pass
-    "window": int,  # window edge (default: whole slices up to 512x512)
-    "precision": str,  # auto, fp32 or bf16
-    "device": str,  # overrides [engine] device
-    "trigger": str,  # who asked: "cli", "ui", "auto"
-    "output_format": str,  # tiff or ome-zarr; overrides [engine] segmentation_format
-}
 #: Options of ``submit_train`` besides the training settings
 #: (:class:`~biosegment.engine.train_settings.TrainingSettings` fields).
 TRAIN_EXTRAS = ("trigger",)
@@ -56,26 +37,6 @@ SCRATCH = "scratch"
 #: ``job_log`` returns at most this much of the end of a log.
 LOG_TAIL_BYTES = 1_000_000
 _ACTIVE = train_actions.ACTIVE_STATES
-
-
-def _checked_options(options: Mapping[str, Any], allowed: Mapping[str, type | tuple]) -> dict:
-    checked = {}
-    for key, value in options.items():
-        if key not in allowed:
-            raise InputError(
-                f"unknown option; expected one of {', '.join(sorted(allowed))}", where=key
-            )
-        if value is None:
-            continue
-        kind = allowed[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise InputError(
-                f"expected {getattr(kind, '__name__', 'a number')}, got {value!r}", where=key
-            )
-        if isinstance(value, (int, float)) and key != "learning_rate" and value < 0:
-            raise InputError("must not be negative", where=key)
-        checked[key] = value
-    return checked
 
 
 class JobService:
@@ -172,23 +133,31 @@ class JobService:
     # -- submitting ------------------------------------------------------------------------
 
     def submit_segment(
-        self, dataset: str, model: str, *, name: str | None = None, enqueue: bool = True, **options
+        self,
+        dataset: str,
+        model: str,
+        *,
+        name: str | None = None,
+        trigger: str | None = None,
+        enqueue: bool = True,
+        **options,
     ) -> dict:
         """Queue a segmentation of ``dataset`` with ``model``; return its job row.
 
-        The result goes to ``segmentations/<dataset>/<name>/`` (default name: the model's,
-        made unique). ``enqueue=False`` only creates the row, for a caller that runs it itself.
+        The options are :class:`~biosegment.engine.segment_settings.SegmentSettings` fields
+        (``block_z``, ``window``, ``precision``, ``output_format``, ...); ``trigger`` says who
+        asked (``cli``, ``ui``, ``auto``, ``accept``). The row stores the settings (``params["settings"]``); the result
+        goes to ``segmentations/<dataset>/<name>/`` (default name: the model's, made unique).
+        ``enqueue=False`` only creates the row, for a caller that runs it itself.
         """
+        from biosegment.engine.segment_settings import SegmentSettings
+
         catalog = self.catalog
         catalog.require_usable("dataset", dataset)
         catalog.require_usable("model", model)
-        checked = _checked_options(options, SEGMENT_OPTIONS)
-        if "output_format" in checked:
-            from biosegment.engine.label_output import label_file_name
-
-            label_file_name(checked["output_format"])  # an unknown format fails now, not at the end
-        if checked.get("block_z") == 0:
-            raise InputError("must be at least 1", where="block_z")
+        if trigger is not None and not isinstance(trigger, str):
+            raise InputError(f"must be text, not {trigger!r}", where="trigger")
+        settings = SegmentSettings.from_dict(options)
         existing = {s["name"] for s in catalog.segmentations(dataset)}
         on_disk = self.root / SEGMENTATIONS_DIR / dataset
         if on_disk.is_dir():
@@ -204,7 +173,14 @@ class JobService:
                 )
         else:
             name = unique_name(model, existing)
-        params = {"dataset": dataset, "model": model, "name": name, **checked}
+        params = {
+            "dataset": dataset,
+            "model": model,
+            "name": name,
+            "settings": settings.as_dict(),
+        }
+        if trigger is not None:
+            params["trigger"] = trigger
         return self._create("segment", params, enqueue)
 
     def submit_train(

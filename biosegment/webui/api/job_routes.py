@@ -15,6 +15,7 @@ from biosegment.errors import NotFoundError
 from biosegment.tasks.service import SCRATCH
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.schemas import (
+    SEGMENT_OPTION_NAMES,
     TRAIN_OPTION_NAMES,
     JobPath,
     JobsQuery,
@@ -80,7 +81,13 @@ def post_segment(body: SegmentRequest):
     options = {"trigger": "ui"}
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
-    job = state.jobs().submit_segment(body.dataset, body.model, **options)
+    settings = {name: getattr(body, name) for name in SEGMENT_OPTION_NAMES}
+    job = state.jobs().submit_segment(
+        body.dataset,
+        body.model,
+        **options,
+        **{key: value for key, value in settings.items() if value is not None},
+    )
     return jsonify(job), 202
 
 

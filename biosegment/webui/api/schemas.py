@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from biosegment.engine import segment_settings
+from biosegment.engine.segment_settings import SegmentOption
 from biosegment.engine.train_settings import PERSON_OPTIONS, OptionRule
 from biosegment.webui.names import NAME_RULE, NAME_SCHEMA
 
@@ -27,6 +29,7 @@ __all__ = [
     "DatasetFilter",
     "NewAnnotation",
     "SegmentRequest",
+    "SEGMENT_OPTION_NAMES",
     "TrainRequest",
     "TRAIN_OPTION_NAMES",
     "ClassSpec",
@@ -118,7 +121,7 @@ class NewAnnotation(_Strict):
     author: str = Field("", max_length=100)
 
 
-class SegmentRequest(_Strict):
+class _SegmentTarget(_Strict):
     dataset: str
     model: str
     name: str | None = Field(
@@ -126,6 +129,24 @@ class SegmentRequest(_Strict):
         description="name of the segmentation (default: chosen by the job service)",
         json_schema_extra=NAME_SCHEMA,
     )
+
+
+def _segment_field(rule: SegmentOption) -> tuple:
+    """A request field for one person-settable segmentation option, bounded as the engine is."""
+    if rule.choices:
+        return Literal[rule.choices] | None, Field(None, description=rule.describe())
+    return int | None, Field(None, ge=rule.low, le=rule.high, description=rule.describe())
+
+
+#: A segment request: what to segment with what, and the segmentation options of
+#: :data:`~biosegment.engine.segment_settings.PERSON_OPTIONS` (their bounds and help text).
+SegmentRequest = create_model(
+    "SegmentRequest",
+    __base__=_SegmentTarget,
+    __module__=__name__,
+    **{rule.name: _segment_field(rule) for rule in segment_settings.PERSON_OPTIONS},
+)
+SEGMENT_OPTION_NAMES = tuple(rule.name for rule in segment_settings.PERSON_OPTIONS)
 
 
 def _option_field(rule: OptionRule) -> tuple:
