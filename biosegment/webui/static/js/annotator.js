@@ -1,7 +1,7 @@
 // The annotation editor: paints class ids into one slice at full resolution, with brush,
 // eraser and flood fill chosen from a dispatch table, undo and redo per slice, and autosave of
 // the slice to the sparse per-slice format (255 = not painted) shortly after every change.
-import { API, ApiFailure } from "./common.js";
+import { API, ApiFailure, enc } from "./common.js";
 import { fillRegion } from "./fill.js";
 
 export const UNPAINTED = 255;
@@ -61,8 +61,8 @@ export class AnnotationEditor {
     await this.flush();
     if (this.name === null) return;  // a new annotation could not be created
     this.z = z;
-    const response = await fetch(`${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
-      `${encodeURIComponent(this.name)}/slices/${z}`, { cache: "no-store" });
+    const response = await fetch(`${API}/datasets/${enc(this.dataset)}/annotations/` +
+      `${enc(this.name)}/slices/${z}`, { cache: "no-store" });
     if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (this.z !== z) return;  // the person moved on while this slice loaded
@@ -284,8 +284,8 @@ export class AnnotationEditor {
     if (!this.dirty || this.name === null || this.z === null) return this.saving;
     this.dirty = false;
     const body = this.labels.slice();
-    const url = `${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
-      `${encodeURIComponent(this.name)}/slices/${this.z}`;
+    const url = `${API}/datasets/${enc(this.dataset)}/annotations/` +
+      `${enc(this.name)}/slices/${this.z}`;
     this.onSaveState("saving");
     this.saving = this.saving.then(() => upload(url, body)).then(
       () => { if (!this.dirty) this.onSaveState("saved"); },

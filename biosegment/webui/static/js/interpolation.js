@@ -3,7 +3,7 @@
 // that moved or grew by b passes smoothly through the slices between); "copy from previous"
 // copies the labels of the slice before into this one. Neither ever overwrites a painted
 // pixel: only unpainted pixels (255) receive labels.
-import { API, ApiFailure } from "./common.js";
+import { API, ApiFailure, enc } from "./common.js";
 import { UNPAINTED, upload } from "./annotator.js";
 
 const FAR = 1e20;
@@ -77,7 +77,7 @@ export function interpolatedSlice(a, b, t, height, width) {
 }
 
 function sliceUrl(dataset, annotation, z) {
-  return `${API}/datasets/${encodeURIComponent(dataset)}/annotations/${encodeURIComponent(annotation)}/slices/${z}`;
+  return `${API}/datasets/${enc(dataset)}/annotations/${enc(annotation)}/slices/${z}`;
 }
 
 export async function fetchSlice(dataset, annotation, z) {

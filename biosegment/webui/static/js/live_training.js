@@ -4,7 +4,7 @@
 // weights make of the slice on screen (the server predicts it from the job's newest snapshot),
 // with the job's validation figure beside it, and Accept / Discard end the run.
 import { API, el, getJSON, sendJSON } from "./common.js";
-import { defaultColours } from "./layer_colours.js";
+import { defaultColours } from "./colours.js";
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;

@@ -5,8 +5,7 @@
 import { API, el, getJSON, sendJSON } from "./common.js";
 import { TiledView } from "./tiled_view.js";
 import { AnnotationEditor } from "./annotator.js";
-import { makePalette } from "./label_colors.js";
-import { classesIn, defaultColours, layerClasses } from "./layer_colours.js";
+import { classesIn, defaultColours, layerClasses, makePalette } from "./colours.js";
 import { watchCatalog } from "./layer_watch.js";
 import { sliceGrey } from "./fill.js";
 import { SetupPanel } from "./setup_panel.js";
