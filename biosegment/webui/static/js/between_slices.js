@@ -2,7 +2,8 @@
 // fill the slices between two painted ones (interpolation.js does the work; nothing painted is
 // ever overwritten). The default ends are the painted slices nearest below and above.
 import { $ } from "./common.js";
-import { fetchSlice, interpolateBetween } from "./interpolation.js";
+import { fetchSlice } from "./annotation_slices.js";
+import { interpolateBetween } from "./interpolation.js";
 import { editingLayer, layerKey, updateLayer } from "./viewer_layers.js";
 
 function say(text) { $("interp-message").textContent = text; }
