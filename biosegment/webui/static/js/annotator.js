@@ -1,10 +1,9 @@
 // The annotation editor: paints class ids into one slice at full resolution, with brush,
 // eraser and flood fill chosen from a dispatch table, undo and redo per slice, and autosave of
 // the slice to the sparse per-slice format (255 = not painted) shortly after every change.
-import { API, ApiFailure } from "./common.js";
 import { fillRegion } from "./fill.js";
+import { UNPAINTED, fetchSlice, sliceUrl, upload } from "./annotation_slices.js";
 
-export const UNPAINTED = 255;
 const SAVE_DELAY_MS = 400;
 
 // Tools: each handles down/move/up on plane coordinates (fractional row, col).
@@ -61,10 +60,7 @@ export class AnnotationEditor {
     await this.flush();
     if (this.name === null) return;  // a new annotation could not be created
     this.z = z;
-    const response = await fetch(`${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
-      `${encodeURIComponent(this.name)}/slices/${z}`, { cache: "no-store" });
-    if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    const bytes = await fetchSlice(this.dataset, this.name, z);
     if (this.z !== z) return;  // the person moved on while this slice loaded
     this.labels.set(bytes);
     this.render(0, 0, this.width, this.height);
@@ -189,33 +185,6 @@ export class AnnotationEditor {
     this.lastFill = { size: region.length, bounds };
   }
 
-  // Flood fill of the 4-connected region that has the seed pixel's label, within this slice.
-  fill([row, col], value) {
-    const r = Math.floor(row), c = Math.floor(col);
-    if (r < 0 || c < 0 || r >= this.height || c >= this.width) return;
-    const w = this.width, h = this.height;
-    const target = this.labels[r * w + c];
-    if (target === value) return;
-    const stack = [r * w + c];
-    let minR = r, maxR = r, minC = c, maxC = c;
-    while (stack.length) {
-      const index = stack.pop();
-      if (this.labels[index] !== target) continue;
-      const y = Math.floor(index / w);
-      let x0 = index - y * w, x1 = x0;
-      while (x0 > 0 && this.labels[y * w + x0 - 1] === target) x0--;
-      while (x1 < w - 1 && this.labels[y * w + x1 + 1] === target) x1++;
-      for (let x = x0; x <= x1; x++) {
-        this.set(y * w + x, value);
-        if (y > 0 && this.labels[(y - 1) * w + x] === target) stack.push((y - 1) * w + x);
-        if (y < h - 1 && this.labels[(y + 1) * w + x] === target) stack.push((y + 1) * w + x);
-      }
-      minR = Math.min(minR, y); maxR = Math.max(maxR, y);
-      minC = Math.min(minC, x0); maxC = Math.max(maxC, x1);
-    }
-    this.grow(minR, minC, maxR, maxC);
-  }
-
   // Labels from elsewhere (another slice) into the unpainted pixels of this one, as one stroke.
   applyLabels(source) {
     if (!this.active || this.z === null) return 0;
@@ -284,8 +253,7 @@ export class AnnotationEditor {
     if (!this.dirty || this.name === null || this.z === null) return this.saving;
     this.dirty = false;
     const body = this.labels.slice();
-    const url = `${API}/datasets/${encodeURIComponent(this.dataset)}/annotations/` +
-      `${encodeURIComponent(this.name)}/slices/${this.z}`;
+    const url = sliceUrl(this.dataset, this.name, this.z);
     this.onSaveState("saving");
     this.saving = this.saving.then(() => upload(url, body)).then(
       () => { if (!this.dirty) this.onSaveState("saved"); },
@@ -295,16 +263,4 @@ export class AnnotationEditor {
 
   // Save now whatever is pending (before changing slice or annotation, or leaving the page).
   flush() { return this.save(); }
-}
-
-export async function upload(url, labels) {
-  let body = labels, headers = { "Content-Type": "application/octet-stream" };
-  if (typeof CompressionStream === "function" && labels.length > 1 << 20) {
-    // large slices travel gzip-compressed: mostly 255 with a few strokes compresses ~100x
-    const stream = new Blob([labels]).stream().pipeThrough(new CompressionStream("gzip"));
-    body = await new Response(stream).arrayBuffer();
-    headers["Content-Encoding"] = "gzip";
-  }
-  const response = await fetch(url, { method: "PUT", headers, body });
-  if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
 }

@@ -1,7 +1,11 @@
 // Helpers every page uses: API calls that surface the server's {"error", "field"} message,
-// a tiny DOM builder that only ever sets text (never HTML, so names are always escaped),
-// and formatting of progress and times.
+// `$` (an element by id) and `enc` (a name made safe for an address), a tiny DOM builder that
+// only ever sets text (never HTML, so names are always escaped), and formatting of progress
+// and times.
 export const API = "/api/v1";
+
+export const $ = (id) => document.getElementById(id);
+export const enc = encodeURIComponent;
 
 export class ApiFailure extends Error {
   constructor(status, body) {
@@ -84,23 +88,4 @@ export function jobSummary(job) {
     return `train on ${p.dataset || "?"} ${source}${base}`;
   }
   return job.kind;
-}
-
-// Poll `path` every `ms`; call `render(document)` only when the response text changed.
-export function poll(path, ms, render) {
-  let last = null;
-  let stopped = false;
-  async function tick() {
-    if (stopped) return;
-    try {
-      const response = await fetch(API + path, { cache: "no-cache" });
-      if (response.ok) {
-        const text = await response.text();
-        if (text !== last) { last = text; render(JSON.parse(text)); }
-      }
-    } catch (_) { /* the daemon may be restarting: try again next round */ }
-    if (!stopped) setTimeout(tick, ms);
-  }
-  tick();
-  return () => { stopped = true; };
 }

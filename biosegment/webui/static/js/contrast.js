@@ -58,7 +58,7 @@ export function drawHistogram(canvas, counts, low, high) {
   ctx.fillRect((low / 256) * w, 0, ((high - low + 1) / 256) * w, h);
 }
 
-// A lookup table for the image tiles (as label_colors' palettes): grey level g shown as
+// A lookup table for the image tiles (as the label layers' palettes, colours.js): grey level g shown as
 // (g - low) / (high - low), clamped; null for the full range (tiles drawn as they are).
 export function windowPalette(low, high) {
   if (low <= 0 && high >= 255) return null;

@@ -1,7 +1,7 @@
 // Dashboard: everything the data folder holds, redrawn whenever the catalog changes.
-import { el, poll, stateBadge } from "./common.js";
+import { el, stateBadge, $, enc } from "./common.js";
+import { poll } from "./poller.js";
 
-const $ = (id) => document.getElementById(id);
 
 function classList(classes) {
   return (classes || []).map((c) => el("span", { class: "swatch" },
@@ -47,10 +47,10 @@ function render(doc) {
     el("td", {}, m.parent || ""), el("td", {}, metricsText(m.best_metrics)),
     el("td", {}, stateBadge(m.state)))));
   $("segmentations").replaceChildren(...doc.segmentations.map((s) => el("tr", {},
-    el("td", {}, el("a", { href: `/datasets/${encodeURIComponent(s.dataset)}` }, s.dataset)),
+    el("td", {}, el("a", { href: `/datasets/${enc(s.dataset)}` }, s.dataset)),
     el("td", {}, s.name), el("td", {}, s.model || ""), el("td", {}, stateBadge(s.state)))));
   $("annotations").replaceChildren(...doc.annotations.map((a) => el("tr", {},
-    el("td", {}, el("a", { href: `/datasets/${encodeURIComponent(a.dataset)}` }, a.dataset)),
+    el("td", {}, el("a", { href: `/datasets/${enc(a.dataset)}` }, a.dataset)),
     el("td", {}, a.name), el("td", {}, paintedSlices(a.slices || [])),
     el("td", {}, stateBadge(a.state)))));
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

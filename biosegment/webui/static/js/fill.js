@@ -2,7 +2,7 @@
 // the clicked pixel's label (so a painted outline stops it) and, in "image" mode, a grey level
 // within `tolerance` of the clicked one. It never leaves `bounds`, the part of the slice the
 // person can see, so one click cannot label what is off screen.
-import { API } from "./common.js";
+import { API, enc } from "./common.js";
 
 const TILE = 512;
 
@@ -55,8 +55,8 @@ export async function sliceGrey({ dataset, z, bounds, version = "" }) {
   const jobs = [];
   for (let row = Math.floor(r0 / TILE); row <= Math.floor(r1 / TILE); row++) {
     for (let col = Math.floor(c0 / TILE); col <= Math.floor(c1 / TILE); col++) {
-      const url = `${API}/datasets/${encodeURIComponent(dataset)}/tiles/raw/z/${z}/0/${row}/${col}.png` +
-        `?v=${encodeURIComponent(version)}`;
+      const url = `${API}/datasets/${enc(dataset)}/tiles/raw/z/${z}/0/${row}/${col}.png` +
+        `?v=${enc(version)}`;
       jobs.push(loadImage(url).then((image) => ctx.drawImage(image, col * TILE - c0, row * TILE - r0)));
     }
   }

@@ -3,8 +3,7 @@
 // that moved or grew by b passes smoothly through the slices between); "copy from previous"
 // copies the labels of the slice before into this one. Neither ever overwrites a painted
 // pixel: only unpainted pixels (255) receive labels.
-import { API, ApiFailure } from "./common.js";
-import { UNPAINTED, upload } from "./annotator.js";
+import { UNPAINTED, fetchSlice, sliceUrl, upload } from "./annotation_slices.js";
 
 const FAR = 1e20;
 
@@ -74,16 +73,6 @@ export function interpolatedSlice(a, b, t, height, width) {
     }
   }
   return result;
-}
-
-function sliceUrl(dataset, annotation, z) {
-  return `${API}/datasets/${encodeURIComponent(dataset)}/annotations/${encodeURIComponent(annotation)}/slices/${z}`;
-}
-
-export async function fetchSlice(dataset, annotation, z) {
-  const response = await fetch(sliceUrl(dataset, annotation, z), { cache: "no-store" });
-  if (!response.ok) throw new ApiFailure(response.status, await response.json().catch(() => null));
-  return new Uint8Array(await response.arrayBuffer());
 }
 
 // Fill the slices strictly between za and zb; returns how many pixels were labelled.

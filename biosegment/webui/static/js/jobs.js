@@ -1,10 +1,10 @@
 // Jobs page: every job with live progress and ETA; the selected one with its training curves,
 // its log, cancel and retry, accept or discard for a running fine-tune, and a link to what it
 // produced.
-import { API, el, getJSON, jobSummary, poll, progressBar, duration, sendJSON, stateBadge, percent } from "./common.js";
+import { API, el, getJSON, jobSummary, progressBar, duration, sendJSON, stateBadge, percent, $, enc } from "./common.js";
+import { poll } from "./poller.js";
 import { drawChart } from "./charts.js";
 
-const $ = (id) => document.getElementById(id);
 let selected = location.hash ? decodeURIComponent(location.hash.slice(1)) : null;
 let jobsById = new Map();
 
@@ -14,12 +14,12 @@ function resultLink(job) {
   if (job.state !== "succeeded") return null;
   if (job.kind === "train" && (p.name || result.model)) {
     const name = result.model || p.name;  // an accepted fine-tune may have been renamed
-    return el("a", { href: `/models/${encodeURIComponent(name)}`, id: "job-result-link" }, `model ${name}`);
+    return el("a", { href: `/models/${enc(name)}`, id: "job-result-link" }, `model ${name}`);
   }
   if (job.kind === "segment") {
     const name = p.name || result.name || "";
-    const show = encodeURIComponent(`segmentation:${name}`);
-    return el("a", { href: `/datasets/${encodeURIComponent(p.dataset)}?show=${show}`, id: "job-result-link" },
+    const show = enc(`segmentation:${name}`);
+    return el("a", { href: `/datasets/${enc(p.dataset)}?show=${show}`, id: "job-result-link" },
       `segmentation ${name} of ${p.dataset}`);
   }
   return null;
@@ -43,7 +43,7 @@ function renderRows(jobs) {
 }
 
 async function act(id, action, body) {
-  try { await sendJSON("POST", `/jobs/${encodeURIComponent(id)}/${action}`, body); }
+  try { await sendJSON("POST", `/jobs/${enc(id)}/${action}`, body); }
   catch (error) { $("job-message").textContent = error.message; }
 }
 
@@ -54,7 +54,7 @@ function showLiveControls(job) {
   $("job-live").hidden = !running;
   if (!running) return;
   $("job-accept-name").placeholder = p.name || "model name";
-  $("job-live-link").href = `/datasets/${encodeURIComponent(p.dataset)}`;
+  $("job-live-link").href = `/datasets/${enc(p.dataset)}`;
   $("job-accept").onclick = () => {
     const name = $("job-accept-name").value.trim();
     act(job.id, "accept", name ? { name } : {});
@@ -73,7 +73,7 @@ async function drawSteps(job) {
   steps.busy = true;
   try {
     const after = steps.records.length ? steps.records[steps.records.length - 1].step : 0;
-    const reply = await getJSON(`/jobs/${encodeURIComponent(job.id)}/steps?after=${after}`);
+    const reply = await getJSON(`/jobs/${enc(job.id)}/steps?after=${after}`);
     if (steps.job === job.id) steps.records.push(...reply.steps);
   } catch (_) { /* shown at the next poll */ }
   steps.busy = false;
@@ -107,7 +107,7 @@ async function renderDetail() {
   drawChart($("job-chart"), job.metrics);
   drawSteps(job);
   try {
-    const response = await fetch(`${API}/jobs/${encodeURIComponent(job.id)}/log`, { cache: "no-store" });
+    const response = await fetch(`${API}/jobs/${enc(job.id)}/log`, { cache: "no-store" });
     const text = response.ok ? await response.text() : "";
     if (text !== lastLog) {
       lastLog = text;

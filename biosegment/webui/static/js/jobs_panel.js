@@ -1,9 +1,10 @@
 // The small jobs panel in the corner of every page: queued and running jobs with live progress.
-import { el, jobSummary, poll, progressBar, duration } from "./common.js";
+import { el, jobSummary, progressBar, duration, $ } from "./common.js";
+import { poll } from "./poller.js";
 
-const panel = document.getElementById("jobs-panel");
-const list = document.getElementById("jobs-panel-list");
-if (panel && !document.getElementById("jobs-page")) {
+const panel = $("jobs-panel");
+const list = $("jobs-panel-list");
+if (panel && !$("jobs-page")) {
   poll("/jobs?limit=20", 1500, (jobs) => {
     const active = jobs.filter((j) => j.state === "queued" || j.state === "running");
     panel.hidden = active.length === 0;

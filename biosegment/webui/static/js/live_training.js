@@ -2,12 +2,14 @@
 // model, the model of the segmentation on screen, any other model, or a new network; "Minutes"
 // bounds the run. While a train job of this dataset runs, a "live" layer shows what its latest
 // weights make of the slice on screen (the server predicts it from the job's newest snapshot),
-// with the job's validation figure beside it, and Accept / Discard end the run.
-import { API, el, getJSON, sendJSON } from "./common.js";
-import { defaultColours } from "./layer_colours.js";
+// with the job's validation figure beside it, and Accept / Discard end the run. The panel reads
+// the page's store and changes its layers only through it; it asks for the job's state as a
+// task of the page's one polling loop.
+import { $, API, el, enc, getJSON, sendJSON } from "./common.js";
+import { defaultColours } from "./colours.js";
+import { every } from "./poller.js";
+import { addLayer, layerKey, removeLayer, updateLayer } from "./viewer_layers.js";
 
-const $ = (id) => document.getElementById(id);
-const enc = encodeURIComponent;
 export const LIVE_POLL_MS = 2000;
 
 function age(seconds) {
@@ -15,70 +17,82 @@ function age(seconds) {
   return seconds < 60 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
 }
 
+function say(text) { $("run-message").textContent = text; }
+
+// The model of the segmentation shown on top, if any.
+function modelOnScreen(layers) {
+  const shown = layers.filter((l) => l.kind === "segmentation" && l.visible && l.model);
+  return shown.length ? shown[shown.length - 1].model : null;
+}
+
+function usableModels(models) { return models.filter((m) => m.state === "ok").map((m) => m.name); }
+
+// What "Start from" offers depends on: the models, the segmentation on screen, the default.
+function startFromChoices(state) {
+  return JSON.stringify([usableModels(state.models), modelOnScreen(state.layers), state.defaultModel]);
+}
+
 export class LiveTraining {
-  // page: the viewer's state; hooks: { layersChanged(), redraw(), say(text), projectDefault() }
-  constructor({ dataset, page, hooks }) {
-    Object.assign(this, { dataset, page, hooks });
-    this.models = [];
+  // flushEditor() -> Promise: the strokes not saved yet are saved (training reads the files)
+  constructor(store, { flushEditor }) {
+    this.store = store;
+    this.flushEditor = flushEditor;
     this.job = null;      // the running train job of this dataset (its row)
-    this.layer = null;    // the live layer while there is one
-    this.timer = null;
+    this.layerKey = null; // the live layer's key while there is one
   }
+
+  get dataset() { return this.store.get().dataset; }
 
   bind() {
     $("train-start").onclick = () => this.startTraining();
     $("live-accept").onclick = () => this.accept();
     $("live-discard").onclick = () => this.discard();
-    this.tick();
+    $("train-base").addEventListener("change", (e) => { e.target.dataset.chosen = "true"; });
+    this.store.subscribe(startFromChoices, () => this.fillStartFrom());
+    this.fillStartFrom();
+    this.stopPolling = every(LIVE_POLL_MS, () => this.refresh());
   }
 
   // -- "Start from" ------------------------------------------------------------------------------
 
-  // The model of the segmentation shown on top, if any.
-  modelOnScreen() {
-    const shown = this.page.layers.filter((l) => l.kind === "segmentation" && l.visible && l.model);
-    return shown.length ? shown[shown.length - 1].model : null;
-  }
-
-  fillStartFrom(models) {
-    if (models) this.models = models.filter((m) => m.state === "ok").map((m) => m.name);
+  fillStartFrom() {
+    const { models: rows, layers, defaultModel: fallback } = this.store.get();
+    const models = usableModels(rows), onScreen = modelOnScreen(layers);
     const select = $("train-base");
     const before = select.value, wasChosen = select.dataset.chosen === "true";
-    const fallback = this.hooks.projectDefault();
-    const onScreen = this.modelOnScreen();
     const options = [];
-    if (fallback && this.models.includes(fallback)) {
+    if (fallback && models.includes(fallback)) {
       options.push(el("option", { value: fallback, dataset: { choice: "default" } }, `project default (${fallback})`));
     }
-    if (onScreen && onScreen !== fallback && this.models.includes(onScreen)) {
+    if (onScreen && onScreen !== fallback && models.includes(onScreen)) {
       options.push(el("option", { value: onScreen, dataset: { choice: "screen" } }, `on screen (${onScreen})`));
     }
-    for (const name of this.models) {
+    for (const name of models) {
       if (name !== fallback && name !== onScreen) options.push(el("option", { value: name }, name));
     }
     options.push(el("option", { value: "scratch", dataset: { choice: "scratch" } }, "from scratch (a new network)"));
     select.replaceChildren(...options);
     // the segmentation on screen wins until the person picks something themselves
-    const automatic = onScreen && this.models.includes(onScreen) ? onScreen : (options[0].value);
+    const automatic = onScreen && models.includes(onScreen) ? onScreen : (options[0].value);
     select.value = wasChosen && [...select.options].some((o) => o.value === before) ? before : automatic;
   }
 
   // -- starting ---------------------------------------------------------------------------------
 
   async startTraining() {
-    const page = this.page;
-    if (!page.editing) { this.hooks.say("choose or create an annotation first"); return; }
-    await page.editor.flush();
+    const { editing } = this.store.get();
+    if (!editing) { say("choose or create an annotation first"); return; }
+    await this.flushEditor();
     const minutes = Number($("train-minutes").value);
-    if (!(minutes > 0)) { this.hooks.say("Minutes must be a positive number"); return; }
-    const body = { dataset: this.dataset, annotation: page.editing, minutes, base_model: $("train-base").value };
+    if (!(minutes > 0)) { say("Minutes must be a positive number"); return; }
+    const body = { dataset: this.dataset, annotation: editing, minutes, base_model: $("train-base").value };
     try {
       const job = await sendJSON("POST", "/jobs/train", body);
-      this.hooks.say("");
+      say("");
       $("run-message").replaceChildren("Fine-tuning: ", el("a", { href: `/jobs#${job.id}` }, `job ${job.id}`),
         " (the live layer appears with its first snapshot)");
       this.follow(job);
-    } catch (error) { this.hooks.say(error.message || String(error)); }
+    } catch (error) { say(error.message || String(error)); }
   }
 
   // -- following a running job ----------------------------------------------------------------
@@ -101,12 +115,6 @@ export class LiveTraining {
     $("live-discard").disabled = !enabled;
   }
 
-  async tick() {
-    clearTimeout(this.timer);
-    try { await this.refresh(); } catch (_) { /* the next tick tries again */ }
-    this.timer = setTimeout(() => this.tick(), LIVE_POLL_MS);
-  }
-
   async refresh() {
     if (!this.job || !["queued", "running"].includes(this.job.state)) {
       const running = await getJSON("/jobs?state=running&kind=train&limit=50");
@@ -126,12 +134,11 @@ export class LiveTraining {
     $("live-panel").dataset.step = String(live.step || 0);
     $("live-panel").dataset.pixels = String(live.training_pixels || 0);
     if (!live.available) return;
-    if (!this.layer) this.addLayer();
-    if (this.layer.version !== live.version) {
-      this.layer.previousVersion = this.layer.version;
-      this.layer.version = live.version;
+    if (!this.layerKey) this.addLayer();
+    const layer = this.store.get().layers.find((l) => layerKey(l) === this.layerKey);
+    if (layer && layer.version !== live.version) {
+      updateLayer(this.store, this.layerKey, { previousVersion: layer.version, version: live.version });
       $("live-panel").dataset.version = live.version;
-      this.hooks.redraw();
     }
     const minutes = live.elapsed_s >= 60 ? `${(live.elapsed_s / 60).toFixed(1)} min` : `${Math.round(live.elapsed_s || 0)} s`;
     $("live-status").textContent = `live: step ${live.step}, ${minutes} of training, snapshot ${age(live.age_s)}` +
@@ -143,22 +150,21 @@ export class LiveTraining {
 
   addLayer() {
     const job = this.job;
-    this.layer = {
+    const layer = {
       // predicted slice by slice as the 2-D network segments: shown in the XY view
       kind: "live", name: job.id, label: `live: ${(job.params && job.params.name) || job.id} (XY view)`,
       tileBase: `${API}/jobs/${enc(job.id)}/live/tiles`, axes: ["z"],
       visible: true, opacity: 0.5, hiddenClasses: new Set(), version: "",
-      colours: defaultColours({ kind: "segmentation" }, this.page.classes),
+      colours: defaultColours({ kind: "segmentation" }, this.store.get().classes),
     };
-    this.page.layers.push(this.layer);
-    this.hooks.layersChanged();
+    this.layerKey = layerKey(layer);
+    addLayer(this.store, layer);
   }
 
   dropLayer() {
-    if (!this.layer) return;
-    this.page.layers = this.page.layers.filter((l) => l !== this.layer);
-    this.layer = null;
-    this.hooks.layersChanged();
+    if (!this.layerKey) return;
+    removeLayer(this.store, this.layerKey);
+    this.layerKey = null;
   }
 
   finished() {
@@ -184,7 +190,7 @@ export class LiveTraining {
       const reply = await sendJSON("POST", `/jobs/${enc(this.job.id)}/accept`, name ? { name } : {});
       this.setButtons(false);
       $("live-status").textContent = `accepted: finishing the epoch, then publishing ${reply.accepted_name} …`;
-    } catch (error) { this.hooks.say(error.message || String(error)); }
+    } catch (error) { say(error.message || String(error)); }
   }
 
   async discard() {
@@ -193,6 +199,6 @@ export class LiveTraining {
       await sendJSON("POST", `/jobs/${enc(this.job.id)}/discard`);
       this.setButtons(false);
       $("live-status").textContent = "discarding …";
-    } catch (error) { this.hooks.say(error.message || String(error)); }
+    } catch (error) { say(error.message || String(error)); }
   }
 }

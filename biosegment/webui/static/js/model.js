@@ -1,16 +1,16 @@
 // Model page: what the model is, where it came from, and its training curves.
-import { el, getJSON } from "./common.js";
+import { el, getJSON, $, enc } from "./common.js";
 import { drawChart } from "./charts.js";
 
-const root = document.getElementById("model-page");
+const root = $("model-page");
 const name = root.dataset.model;
 
 async function show() {
-  const model = await getJSON(`/models/${encodeURIComponent(name)}`);
+  const model = await getJSON(`/models/${enc(name)}`);
   const arch = model.architecture || {};
   const facts = [
     ["State", model.state], ["Location", model.location],
-    ["Parent", model.parent ? el("a", { href: `/models/${encodeURIComponent(model.parent)}` }, model.parent) : "none"],
+    ["Parent", model.parent ? el("a", { href: `/models/${enc(model.parent)}` }, model.parent) : "none"],
     ["Classes", (model.classes || []).map((c) => `${c.id} ${c.name}`).join(", ")],
     ["Architecture", Object.entries(arch).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")],
     ["Best metrics", Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ")],
@@ -22,9 +22,9 @@ async function show() {
       .map((k) => `${k} ${truth[k].toFixed(3)}`).join(", ");
     facts.push(["Ground truth", `${scores} ${truth.label || ""}`.trim()]);
   }
-  document.getElementById("model-facts").replaceChildren(...facts.map(([k, v]) =>
+  $("model-facts").replaceChildren(...facts.map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", {}, v ?? ""))));
-  drawChart(document.getElementById("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
+  drawChart($("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
 }
 
 show();

@@ -2,12 +2,12 @@
 // classes (name and colour) and default model, saved into setup.json through the API. The
 // panel sends back the file's version: when the file changed on disk meanwhile the server
 // refuses, and the panel says so and shows the file as it is now.
-import { el, getJSON, sendJSON } from "./common.js";
+import { el, getJSON, sendJSON, enc } from "./common.js";
 
 export class SetupPanel {
   constructor({ root, dataset, onSaved }) {
     Object.assign(this, { root, dataset, onSaved });
-    this.url = `/datasets/${encodeURIComponent(dataset)}/setup`;
+    this.url = `/datasets/${enc(dataset)}/setup`;
   }
 
   $(name) { return this.root.querySelector(`[data-setup=${name}]`); }

@@ -2,8 +2,8 @@
 // 512x512 tiles of a zoom pyramid so that even an 8k x 8k slice only loads what the screen shows.
 // Raw tiles are drawn with the brightness/contrast filter; label layers are coloured per class;
 // the annotation being edited is drawn from the editor's own full-resolution canvas.
-import { API } from "./common.js";
-import { colourise } from "./label_colors.js";
+import { API, enc } from "./common.js";
+import { colourise } from "./colours.js";
 
 const TILE = 512;
 const MAX_CACHED_TILES = 600;
@@ -148,11 +148,11 @@ export class TiledView {
 
   tileUrl(layer, level, row, col, version = layer.version) {
     if (layer.tileBase) {  // a layer served from elsewhere than the dataset's tiles (live)
-      return `${layer.tileBase}/${this.axis}/${this.index}/${level}/${row}/${col}.png?v=${encodeURIComponent(version || "")}`;
+      return `${layer.tileBase}/${this.axis}/${this.index}/${level}/${row}/${col}.png?v=${enc(version || "")}`;
     }
-    const name = layer.name ? `&name=${encodeURIComponent(layer.name)}` : "";
-    return `${API}/datasets/${encodeURIComponent(this.dataset)}/tiles/${layer.kind}/${this.axis}/` +
-      `${this.index}/${level}/${row}/${col}.png?v=${encodeURIComponent(layer.version || "")}${name}`;
+    const name = layer.name ? `&name=${enc(layer.name)}` : "";
+    return `${API}/datasets/${enc(this.dataset)}/tiles/${layer.kind}/${this.axis}/` +
+      `${this.index}/${level}/${row}/${col}.png?v=${enc(layer.version || "")}${name}`;
   }
 
   visibleTiles(level) {
@@ -270,6 +270,6 @@ export class TiledView {
   setIndex(index) { this.index = index; this.requestDraw(); }
 
   forgetLayer(layer) {
-    this.tiles.forget(`${API}/datasets/${encodeURIComponent(this.dataset)}/tiles/${layer.kind}/`);
+    this.tiles.forget(`${API}/datasets/${enc(this.dataset)}/tiles/${layer.kind}/`);
   }
 }

@@ -2,7 +2,8 @@
 // into the address (so a link shows the same thing), and, per dataset in local storage, the
 // zoom and pan, the brush, the tool and each layer's visibility, opacity and colours. The undo
 // history of the strokes painted in this browser tab lives in session storage, so a reload
-// keeps it and closing the tab forgets it.
+// keeps it and closing the tab forgets it. `rememberViewer` keeps the remembered state in step
+// with the page's store.
 
 const STATE_PREFIX = "biosegment.viewer.";
 const UNDO_PREFIX = "biosegment.undo.";
@@ -41,6 +42,26 @@ export function rememberState(dataset, state) {
     if (layer.visible && key !== "raw") params.append("show", key);
   }
   history.replaceState(history.state, "", `${location.pathname}?${params}`);
+}
+
+// What of the store's state is remembered: layers by their key (kind:name).
+function remembered(state) {
+  const layers = {};
+  for (const l of state.layers) {
+    const key = l.name ? `${l.kind}:${l.name}` : l.kind;
+    layers[key] = { visible: l.visible, opacity: l.opacity, colours: Object.fromEntries(l.colours) };
+  }
+  return { z: state.cursor[0], annotation: state.editing || "", brush: state.brush, tool: state.tool,
+    window: state.window, view: state.zoom, layers };
+}
+
+// Remember the viewer's state shortly after each change of what is remembered.
+export function rememberViewer(store) {
+  let timer = null;
+  store.subscribe((state) => JSON.stringify(remembered(state)), (text) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => rememberState(store.get().dataset, JSON.parse(text)), 150);
+  });
 }
 
 // -- the undo history --------------------------------------------------------------------------
