@@ -143,7 +143,7 @@ def _predict(model_folder: Path, image: np.ndarray, work: Path) -> np.ndarray:
 
     model, card = load_model(model_folder)
     path = work / "predict.tif"
-    tifffile.imwrite(path, image)
+    tifffile.imwrite(path, image, photometric="minisblack")  # 3 or 4 slices are no RGB
     with open_volume(path) as volume:
         return segment_volume(volume, model, normalisation=dict(card.normalisation))
 

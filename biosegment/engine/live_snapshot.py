@@ -60,7 +60,7 @@ _FIGURE_NAMES = {
 
 
 def validation_figure(history: list[dict], validation: dict | None) -> dict | None:
-    """The latest validation figure of a run: ``{"metric", "value", "label", "epoch"}``.
+    """The latest validation figure of a run: ``{"metric", "value", "label", "epoch", "step"}``.
 
     ``validation`` is the card's ``training.validation`` entry: its ``label`` (when the run
     wrote one) or its ``method`` says which pixels were scored.
@@ -78,6 +78,7 @@ def validation_figure(history: list[dict], validation: dict | None) -> dict | No
                     "value": float(value),
                     "label": f"{_FIGURE_NAMES[metric]} {where}".strip(),
                     "epoch": record.get("epoch"),
+                    "step": record.get("step"),
                 }
     return None
 

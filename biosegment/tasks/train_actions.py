@@ -69,8 +69,9 @@ def live_snapshot(catalog, workspace: JobWorkspace) -> LiveSnapshot | None:
 
 
 def live_status(catalog, workspace: JobWorkspace) -> dict:
-    """The job's live preview: whether there is a snapshot, its step, epoch and age, and the
-    latest validation figure with what it was measured on."""
+    """The job's live preview: whether there is a snapshot, its step, epoch and age, the
+    validation figure of the snapshot's weights with what it was measured on, and (for a
+    fine-tune) how they compare with the base model on the same pixels."""
     from biosegment.engine.live_snapshot import read_live_status, snapshot_version
 
     job = train_job(catalog, workspace.job_id)
@@ -92,6 +93,7 @@ def live_status(catalog, workspace: JobWorkspace) -> dict:
                 "elapsed_s": status.get("elapsed_s"),
                 "age_s": round(max(0.0, time.time() - float(status.get("written_at") or 0)), 1),
                 "validation": status.get("validation"),
+                "comparison": status.get("comparison"),
                 "training_pixels": status.get("training_pixels"),
             }
         )

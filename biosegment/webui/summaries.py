@@ -49,8 +49,8 @@ def _lower_is_better(metric: str) -> bool:
 
 def card_scores(card_path: Path) -> dict[str, Any]:
     """What the model card beside a checkpoint says of its scores: ``validation`` (which
-    pixels were held out, in words) and ``ground_truth`` (scores on slices nobody painted);
-    empty where the card is absent or unreadable, as for a bare legacy checkpoint."""
+    pixels were held out, in words), ``ground_truth`` (scores on slices nobody painted) and,
+    for a fine-tune, ``comparison`` with its base model on those pixels; empty where the card is absent or unreadable, as for a bare legacy checkpoint."""
     try:
         training = json.loads(card_path.read_text(encoding="utf-8")).get("training") or {}
     except (OSError, ValueError, AttributeError):
@@ -65,6 +65,14 @@ def card_scores(card_path: Path) -> dict[str, Any]:
             key: value
             for key, value in truth.items()
             if key in ("label", "slices") or _is_number(value)
+        }
+    comparison = training.get("comparison") if isinstance(training, dict) else None
+    if isinstance(comparison, dict):
+        # a fine-tune against its base model: on held-out strokes, and on the ground truth
+        scores["comparison"] = {
+            where: {key: entry.get(key) for key in ("base", "verdict", "delta", "text")}
+            for where, entry in comparison.items()
+            if where in ("strokes", "ground_truth") and isinstance(entry, dict)
         }
     return scores
 

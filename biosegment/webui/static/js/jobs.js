@@ -47,19 +47,54 @@ async function act(id, action, body) {
   catch (error) { $("job-message").textContent = error.message; }
 }
 
-// A running training can be ended here as in the viewer: accepted under a name, or discarded.
+// A fine-tune against its base model: live while it runs (the latest snapshot, on held-out
+// strokes), from its result once it ended (held-out strokes, and the ground truth if any).
+let comparison = null;
+async function showComparison(job) {
+  const line = $("job-comparison");
+  let shown = [];
+  if (job.kind === "train" && job.state === "running") {
+    try {
+      const live = await getJSON(`/jobs/${enc(job.id)}/live`);
+      shown = live.comparison ? [live.comparison] : [];
+    } catch (_) { shown = []; }
+  } else if (job.kind === "train" && job.result && job.result.comparison) {
+    const { strokes, ground_truth: truth } = job.result.comparison;
+    shown = [strokes, truth].filter(Boolean);
+  }
+  if (selected !== job.id) return;  // another job was chosen meanwhile
+  comparison = shown[0] || null;
+  line.hidden = !shown.length;
+  line.dataset.verdict = comparison ? comparison.verdict : "";
+  line.replaceChildren(...shown.map((c) => el("div", { class: "comparison", dataset: { verdict: c.verdict } }, c.text)));
+}
+
+// A running training can be ended here as in the viewer: accepted under a name, or discarded;
+// Accept on a model worse than its base asks first, offering to keep the base.
 function showLiveControls(job) {
   const p = job.params || {};
   const running = job.kind === "train" && job.state === "running" && !job.cancel_requested;
   $("job-live").hidden = !running;
-  if (!running) return;
+  if (!running) { $("job-worse").hidden = true; return; }
   $("job-accept-name").placeholder = p.name || "model name";
   $("job-live-link").href = `/datasets/${enc(p.dataset)}`;
-  $("job-accept").onclick = () => {
+  const accept = () => {
+    $("job-worse").hidden = true;
     const name = $("job-accept-name").value.trim();
     act(job.id, "accept", name ? { name } : {});
   };
-  $("job-discard").onclick = () => act(job.id, "discard");
+  $("job-accept").onclick = () => {
+    if (comparison && comparison.verdict === "worse") {
+      $("job-worse-text").textContent = `This model is ${comparison.text}. Publish it anyway, or keep ${comparison.base}?`;
+      $("job-keep-base").textContent = `Keep ${comparison.base}`;
+      $("job-worse").hidden = false;
+      return;
+    }
+    accept();
+  };
+  $("job-accept-anyway").onclick = accept;
+  $("job-keep-base").onclick = () => { $("job-worse").hidden = true; act(job.id, "discard"); };
+  $("job-discard").onclick = () => { $("job-worse").hidden = true; act(job.id, "discard"); };
 }
 
 // The loss of every optimizer step, fetched piece by piece (only the steps not seen yet).
@@ -104,6 +139,7 @@ async function renderDetail() {
   $("job-retry").onclick = () => act(job.id, "retry");
   $("job-result").replaceChildren(resultLink(job) || "");
   showLiveControls(job);
+  showComparison(job);
   drawChart($("job-chart"), job.metrics);
   drawSteps(job);
   try {

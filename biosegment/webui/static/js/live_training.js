@@ -2,7 +2,9 @@
 // model, the model of the segmentation on screen, any other model, or a new network; "Minutes"
 // bounds the run. While a train job of this dataset runs, a "live" layer shows what its latest
 // weights make of the slice on screen (the server predicts it from the job's newest snapshot),
-// with the job's validation figure beside it, and Accept / Discard end the run. The panel reads
+// with the job's validation figure beside it (scored at every snapshot) and, for a fine-tune,
+// "better / worse than <base> by X" on the same held-out strokes; Accept / Discard end the run,
+// and Accept on a model worse than its base asks first, offering to keep the base. The panel reads
 // the page's store and changes its layers only through it; it asks for the job's state as a
 // task of the page's one polling loop.
 import { $, API, el, enc, getJSON, sendJSON } from "./common.js";
@@ -47,6 +49,8 @@ export class LiveTraining {
     $("train-start").onclick = () => this.startTraining();
     $("live-accept").onclick = () => this.accept();
     $("live-discard").onclick = () => this.discard();
+    $("live-accept-anyway").onclick = () => this.accept({ confirmed: true });
+    $("live-keep-base").onclick = () => this.discard();
     $("train-base").addEventListener("change", (e) => { e.target.dataset.chosen = "true"; });
     this.store.subscribe(startFromChoices, () => this.fillStartFrom());
     this.fillStartFrom();
@@ -107,6 +111,8 @@ export class LiveTraining {
     $("live-name").placeholder = (job.params && job.params.name) || "model name";
     $("live-status").textContent = "waiting for the first snapshot …";
     $("live-validation").textContent = "";
+    this.showComparison(null);
+    $("live-worse").hidden = true;
     this.setButtons(true);
   }
 
@@ -144,8 +150,17 @@ export class LiveTraining {
     $("live-status").textContent = `live: step ${live.step}, ${minutes} of training, snapshot ${age(live.age_s)}` +
       (live.training_pixels ? ` · ${live.training_pixels} painted pixels in training` : "");
     const v = live.validation;
-    $("live-validation").textContent = v ? `${v.value.toFixed(3)} ${v.label} (epoch ${v.epoch})` : "validation: after the first epoch";
+    $("live-validation").textContent = v ? `${v.value.toFixed(3)} ${v.label} (step ${v.step ?? live.step})` : "validation: with the first snapshot";
     $("live-validation").dataset.value = v ? String(v.value) : "";
+    this.showComparison(live.comparison);
+  }
+
+  // "better / worse than <base> by X", on the same held-out strokes; Accept asks first when worse
+  showComparison(comparison) {
+    this.comparison = comparison || null;
+    const line = $("live-comparison");
+    line.textContent = comparison ? comparison.text : "";
+    line.dataset.verdict = comparison ? comparison.verdict : "";
   }
 
   addLayer() {
@@ -183,8 +198,16 @@ export class LiveTraining {
 
   // -- ending it ------------------------------------------------------------------------------
 
-  async accept() {
+  async accept({ confirmed = false } = {}) {
     if (!this.job) return;
+    if (!confirmed && this.comparison && this.comparison.verdict === "worse") {
+      // a worse model is published only when the person says so; keeping the base discards the run
+      $("live-worse-text").textContent = `This model is ${this.comparison.text}. Publish it anyway, or keep ${this.comparison.base}?`;
+      $("live-keep-base").textContent = `Keep ${this.comparison.base}`;
+      $("live-worse").hidden = false;
+      return;
+    }
+    $("live-worse").hidden = true;
     const name = $("live-name").value.trim();
     try {
       const reply = await sendJSON("POST", `/jobs/${enc(this.job.id)}/accept`, name ? { name } : {});
@@ -195,6 +218,7 @@ export class LiveTraining {
 
   async discard() {
     if (!this.job) return;
+    $("live-worse").hidden = true;
     try {
       await sendJSON("POST", `/jobs/${enc(this.job.id)}/discard`);
       this.setButtons(false);

@@ -22,6 +22,11 @@ async function show() {
       .map((k) => `${k} ${truth[k].toFixed(3)}`).join(", ");
     facts.push(["Ground truth", `${scores} ${truth.label || ""}`.trim()]);
   }
+  const against = model.comparison || {};
+  for (const [where, title] of [["strokes", "Against its base"], ["ground_truth", "Against its base (ground truth)"]]) {
+    const entry = against[where];
+    if (entry && entry.text) facts.push([title, el("span", { class: "comparison", dataset: { verdict: entry.verdict } }, entry.text)]);
+  }
   $("model-facts").replaceChildren(...facts.map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", {}, v ?? ""))));
   drawChart($("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
