@@ -26,7 +26,7 @@ from biosegment.engine.unet import UNet
 from biosegment.engine.validation import predict_logits
 from biosegment.volumes.base import normalise
 
-__all__ = ["teach_stacks", "classes_match", "CONFIDENCE", "CORRECTION_RADIUS"]
+__all__ = ["teach_stacks", "classes_match", "prior_weights", "CONFIDENCE", "CORRECTION_RADIUS"]
 
 #: The base model's class is kept only where its probability is at least this.
 CONFIDENCE = 0.8
@@ -117,3 +117,31 @@ def teach_stacks(
 def _as_uint8(probabilities: torch.Tensor) -> np.ndarray:
     """Class probabilities stored in a byte each (a slice of 1024² and 2 classes: 2 MB)."""
     return (probabilities.numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def prior_weights(stacks: Sequence[LabelledStack], num_classes: int) -> list[float] | None:
+    """Cross-entropy weights that give the strokes the class shares of the slices themselves.
+
+    A person paints about as much of a thin class (membranes) as of the rest, where a slice
+    is a quarter membrane: trained on the strokes as they are, a fine-tune learns that
+    membranes are twice as common as they are and draws them thicker. The base model's classes
+    on the training slices say how common each class is; each class's strokes are weighted by
+    its share there over its share of the strokes (capped at 5 times either way, mean 1).
+    None when no stack holds the base model's classes.
+    """
+    painted = np.zeros(num_classes)
+    seen = np.zeros(num_classes)
+    for stack in stacks:
+        if stack.teacher is None:
+            continue
+        ids = stack.labels[stack.labels < num_classes]
+        painted += np.bincount(ids.ravel(), minlength=num_classes)[:num_classes]
+        taught = stack.teacher[stack.teacher != IGNORE_LABEL].astype(np.int64) - TEACHER_OFFSET
+        seen += np.bincount(taught.ravel(), minlength=num_classes)[:num_classes]
+    present = (painted > 0) & (seen > 0)
+    if not present.any():
+        return None
+    ratio = np.where(present, (seen / seen.sum()) / np.maximum(painted / painted.sum(), 1e-9), 1.0)
+    ratio = np.clip(ratio, 0.2, 5.0)
+    ratio = np.where(present, ratio / ratio[present].mean(), 1.0)
+    return [float(r) for r in ratio]

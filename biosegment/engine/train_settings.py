@@ -137,6 +137,14 @@ PERSON_OPTIONS = (
         "base model's)",
     ),
     OptionRule("levels", int, 1, 8, "depth of a new network (a fine-tune keeps its base model's)"),
+    OptionRule(
+        "keep_base",
+        float,
+        0,
+        10,
+        "weight of what the base model said of the pixels nobody painted, in a fine-tune "
+        "whose classes are the base model's own (0: learn from the strokes alone)",
+    ),
 )
 _RULES = {rule.name: rule for rule in PERSON_OPTIONS}
 
@@ -189,6 +197,12 @@ class TrainingSettings:
     ``class_weights`` (one per class, or ``"auto"``: from the inverse label frequencies),
     ``seed``.
 
+    Learning from strokes: ``keep_base`` weighs the base model's own classes on the pixels
+    nobody painted, in a fine-tune whose classes are the base model's (see
+    :mod:`biosegment.engine.teacher`; the strokes are then also weighted to the class shares
+    the base model sees), and ``smoothness`` an edge-following term on every pixel (see
+    :mod:`biosegment.engine.losses`).
+
     Validation: ``validation_fraction`` of the labelled material is held out (whole slices,
     or whole painted strokes; see :func:`biosegment.engine.samples.split_validation`) and
     ``select_best_by`` picks the epoch kept as the model.
@@ -212,7 +226,7 @@ class TrainingSettings:
     lr_schedule: str = "cosine"
     weight_decay: float = 0.0
     dice_weight: float = 0.0
-    keep_base: float = 0.0
+    keep_base: float = 1.0
     smoothness: float = 0.0
     class_weights: str | tuple[float, ...] | None = None
     validation_fraction: float = 0.15

@@ -38,7 +38,7 @@ from biosegment.engine.samples import (
     guard_masks,
     split_validation,
 )
-from biosegment.engine.teacher import classes_match, teach_stacks
+from biosegment.engine.teacher import classes_match, prior_weights, teach_stacks
 from biosegment.engine.train_settings import SELECTION_METRICS, TrainingSettings
 from biosegment.engine.train_state import load_training_state, save_training_state
 from biosegment.engine.unet import UNet, size_multiple
@@ -390,6 +390,9 @@ def train_model(
         coverage = math.ceil(pool.labelled_pixels / (settings.batch_size * math.prod(crop_shape)))
         steps_per_epoch = min(max(coverage, 50), 1000)
     weights = settings.class_weights
+    if weights is None and teacher is not None:
+        # strokes weighted to the class shares the base model sees on the training slices
+        weights = prior_weights(train_stacks, model.num_classes)
     if weights == "auto":
         weights = automatic_class_weights(train_stacks, model.num_classes)
     if weights is not None and len(weights) != model.num_classes:
