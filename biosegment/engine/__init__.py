@@ -29,8 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover - for readers and type checkers; loaded la
         segment_volume,
     )
     from biosegment.engine.model_card import ModelCard
+    from biosegment.engine.progress import TrainingObservers, TrainingProgress
     from biosegment.engine.samples import TrainingPair
-    from biosegment.engine.training import TrainingResult, train_model
+    from biosegment.engine.train_data import TrainingData
+    from biosegment.engine.train_settings import TrainingSettings
+    from biosegment.engine.trainer import Trainer, TrainingResult
+    from biosegment.engine.training import train_model
     from biosegment.engine.unet import UNet, flops_per_voxel
 
 __all__ = [
@@ -49,8 +53,13 @@ __all__ = [
     "block_plan",
     "assemble_parts",
     "train_model",
+    "Trainer",
+    "TrainingData",
+    "TrainingObservers",
+    "TrainingProgress",
     "TrainingResult",
     "TrainingPair",
+    "TrainingSettings",
     "AugmentConfig",
     "import_all",
 ]
@@ -70,8 +79,13 @@ _HOMES = {
     "segment_block": "inference",
     "segment_volume": "inference",
     "ModelCard": "model_card",
+    "TrainingObservers": "progress",
+    "TrainingProgress": "progress",
     "TrainingPair": "samples",
-    "TrainingResult": "training",
+    "TrainingData": "train_data",
+    "TrainingSettings": "train_settings",
+    "Trainer": "trainer",
+    "TrainingResult": "trainer",
     "train_model": "training",
     "UNet": "unet",
     "flops_per_voxel": "unet",
