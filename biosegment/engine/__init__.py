@@ -29,10 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover - for readers and type checkers; loaded la
         segment_volume,
     )
     from biosegment.engine.model_card import ModelCard
-    from biosegment.engine.progress import TrainingObservers, TrainingProgress
+    from biosegment.engine.progress import TrainingObservers
     from biosegment.engine.samples import TrainingPair
     from biosegment.engine.train_data import TrainingData
-    from biosegment.engine.train_settings import TrainingSettings
     from biosegment.engine.trainer import Trainer, TrainingResult
     from biosegment.engine.training import train_model
     from biosegment.engine.unet import UNet, flops_per_voxel
@@ -56,10 +55,8 @@ __all__ = [
     "Trainer",
     "TrainingData",
     "TrainingObservers",
-    "TrainingProgress",
     "TrainingResult",
     "TrainingPair",
-    "TrainingSettings",
     "AugmentConfig",
     "import_all",
 ]
@@ -80,10 +77,8 @@ _HOMES = {
     "segment_volume": "inference",
     "ModelCard": "model_card",
     "TrainingObservers": "progress",
-    "TrainingProgress": "progress",
     "TrainingPair": "samples",
     "TrainingData": "train_data",
-    "TrainingSettings": "train_settings",
     "Trainer": "trainer",
     "TrainingResult": "trainer",
     "train_model": "training",

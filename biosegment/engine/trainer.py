@@ -175,11 +175,17 @@ class Trainer:
 
     # -- time and progress -------------------------------------------------------------------
     def elapsed(self) -> float:
-        """Training seconds so far, earlier sessions of a resumed run included."""
+        """Training seconds so far.
+
+        :returns: seconds, earlier sessions of a resumed run included.
+        """
         return self.elapsed_before + (time.perf_counter() - self._session_start)
 
     def progress(self) -> float:
-        """The share of the run done (0..1): the furthest of its budgets."""
+        """How far the run is.
+
+        :returns: the share done (0..1): the furthest of its budgets.
+        """
         fractions = []
         if self.epochs is not None:
             fractions.append(
@@ -267,7 +273,10 @@ class Trainer:
 
     # -- what observers see (TrainingProgress) -----------------------------------------------
     def card(self) -> ModelCard:
-        """The card the weights of this moment would be saved with."""
+        """The card the weights of this moment would be saved with.
+
+        :returns: the card, with the history so far.
+        """
         return self._card()
 
     @property
@@ -276,8 +285,10 @@ class Trainer:
         return self.pool.labelled_pixels
 
     def base_scores(self) -> dict | None:
-        """The base model's held-out scores, measured before the first step (None: no base
-        model, or nothing held out)."""
+        """The base model's held-out scores, measured before the first step.
+
+        :returns: the epoch-0 record; None without a base model or a held-out part.
+        """
         return next((r for r in self.history if r.get("epoch") == 0), None)
 
     def score_now(self) -> dict | None:
@@ -285,6 +296,8 @@ class Trainer:
 
         Cheap enough for every live snapshot: only windows holding held-out strokes are
         predicted. The time it takes counts against a time budget like any other.
+
+        :returns: the scores with ``step``, ``epoch`` and ``elapsed_s``.
         """
         if not self.validation_stacks:
             return None
@@ -300,12 +313,14 @@ class Trainer:
         return record
 
     def replace_training(self, training: Sequence) -> int:
-        """Train on ``training`` from the next batch on; returns its labelled pixel count.
+        """Train on new material from the next batch on.
 
-        ``training`` is the whole training material again (``(image, labels)`` pairs), read
-        as at the start. Pixels held out for validation (and the guard band around them)
-        stay out of training, so the validation figure keeps scoring pixels the network
-        never learnt from.
+        Pixels held out for validation (and the guard band around them) stay out of training,
+        so the validation figure keeps scoring pixels the network never learnt from.
+
+        :param training: the whole training material again (``(image, labels)`` pairs), read
+            as at the start.
+        :returns: the labelled pixels it trains on now.
         """
         stacks = collect_stacks(
             as_pairs(training, label="training"),
@@ -347,7 +362,14 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, state: dict | None = None) -> TrainingResult:
-        """Run until a budget is reached; ``state`` (a saved training state) resumes a run."""
+        """Run until a budget is reached (or a stop or cancel request).
+
+        :param state: a saved training state (:func:`~biosegment.engine.train_state.load_training_state`) to resume from;
+            a finished run's state returns its result without training.
+        :returns: what the run produced.
+        :raises CancelledError: when ``observers.should_cancel`` asked to stop (the state is
+            saved first).
+        """
         self._session_start = time.perf_counter()
         if state is not None:
             self._restore(state)
