@@ -164,7 +164,7 @@ def _scores(model_folder: Path, image: np.ndarray, truth: np.ndarray, work: Path
 def _engine_steps_per_second(folder: Path, kind: str, settings, base) -> float:
     """The engine alone, same data and settings, a fixed number of steps."""
     from biosegment.catalog import open_catalog
-    from biosegment.engine.training import train_model
+    from biosegment.engine.training import TrainingData, train_model
     from biosegment.tasks.train import _labels_from_annotation
     from biosegment.volumes import open_volume
 
@@ -176,9 +176,9 @@ def _engine_steps_per_second(folder: Path, kind: str, settings, base) -> float:
     ):
         started = time.perf_counter()
         result = train_model(
-            training=[(volume, labels)],
-            output=Path(out) / "m",
-            settings=settings.replace(minutes=None, max_steps=30, epochs=None),
+            TrainingData([(volume, labels)]),
+            Path(out) / "m",
+            settings.replace(minutes=None, max_steps=30, epochs=None),
             base_model=base,
         )
         del started

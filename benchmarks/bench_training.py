@@ -34,7 +34,8 @@ from isbi_training import (  # noqa: E402  (the helper sits beside this script)
 
 from biosegment.engine.augment import AugmentConfig  # noqa: E402
 from biosegment.engine.checkpoint import load_model  # noqa: E402
-from biosegment.engine.training import train_model  # noqa: E402
+from biosegment.engine.train_settings import TrainingSettings  # noqa: E402
+from biosegment.engine.training import TrainingData, train_model  # noqa: E402
 
 __all__ = ["main", "parse_arguments", "run_benchmark"]
 
@@ -111,13 +112,11 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     pair = isbi_training_pair(args.data)
     load_before = machine_note()
     started = time.perf_counter()
-    result = train_model(
-        training=[pair],
-        output=folder,
-        resume=False,
-        classes=ISBI_CLASSES,
-        architecture={"feature_maps": args.feature_maps, "levels": args.levels, "norm": args.norm},
-        time_budget_s=None if args.steps else args.budget,
+    settings = TrainingSettings(
+        feature_maps=args.feature_maps,
+        levels=args.levels,
+        norm=args.norm,
+        minutes=None if args.steps else args.budget / 60.0,
         max_steps=args.steps,
         steps_per_epoch=args.steps_per_epoch,
         crop_size=args.crop,
@@ -126,13 +125,18 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         lr_schedule=args.schedule,
         weight_decay=args.weight_decay,
         dice_weight=args.dice_weight,
-        class_weights=[1.0, args.membrane_weight],
-        augment=augment,
+        class_weights=(1.0, args.membrane_weight),
         validation_fraction=args.validation_fraction,
-        boundary_class=1,
         seed=args.seed,
         device="cpu",
         precision=args.precision,
+    )
+    result = train_model(
+        TrainingData([pair], classes=ISBI_CLASSES, boundary_class=1),
+        folder,
+        settings,
+        augment=augment,
+        resume=False,
     )
     training_seconds = time.perf_counter() - started
     model, _ = load_model(folder)

@@ -32,7 +32,8 @@ from isbi_training import (  # noqa: E402  (the helper sits beside this script)
 
 from biosegment.engine.augment import AugmentConfig  # noqa: E402
 from biosegment.engine.checkpoint import load_model, save_model  # noqa: E402
-from biosegment.engine.training import train_model  # noqa: E402
+from biosegment.engine.train_settings import TrainingSettings  # noqa: E402
+from biosegment.engine.training import TrainingData, train_model  # noqa: E402
 
 __all__ = ["main", "DEMO_MODEL_FOLDER"]
 
@@ -102,25 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="demo_model_"))
     machine = machine_note()
     started = time.perf_counter()
-    result = train_model(
-        training=[isbi_training_pair(args.data)],
-        output=work,
-        resume=False,
-        name="ISBI 2012 membranes (demo)",
-        classes=ISBI_CLASSES,
-        architecture={"feature_maps": args.feature_maps, "levels": args.levels, "norm": "instance"},
-        time_budget_s=None if args.steps else args.budget,
+    settings = TrainingSettings(
+        feature_maps=args.feature_maps,
+        levels=args.levels,
+        norm="instance",
+        minutes=None if args.steps else args.budget / 60.0,
         max_steps=args.steps,
         steps_per_epoch=100,
         crop_size=args.crop,
         batch_size=args.batch,
         learning_rate=args.lr,
-        augment=AugmentConfig(),
         validation_fraction=0.0,
-        boundary_class=1,
         seed=args.seed,
         device="cpu",
     )
+    data = TrainingData(
+        [isbi_training_pair(args.data)],
+        classes=ISBI_CLASSES,
+        boundary_class=1,
+        name="ISBI 2012 membranes (demo)",
+    )
+    result = train_model(data, work, settings, augment=AugmentConfig(), resume=False)
     seconds = time.perf_counter() - started
     model, card = load_model(work)
     scores = score_on_test_slices(model, args.data)

@@ -49,8 +49,10 @@ from membrane_data import (  # noqa: E402
 from biosegment.engine.augment import AugmentConfig  # noqa: E402
 from biosegment.engine.checkpoint import load_model, save_model  # noqa: E402
 from biosegment.engine.intensity import percentile_normalisation  # noqa: E402
+from biosegment.engine.progress import TrainingObservers  # noqa: E402
 from biosegment.engine.samples import TrainingPair  # noqa: E402
-from biosegment.engine.training import train_model  # noqa: E402
+from biosegment.engine.train_settings import TrainingSettings  # noqa: E402
+from biosegment.engine.training import TrainingData, train_model  # noqa: E402
 from biosegment.volumes import open_volume  # noqa: E402
 
 __all__ = ["main", "GENERAL_AUGMENT", "PIXEL_SIZE", "MODEL_NAME"]
@@ -170,33 +172,44 @@ def main(argv: list[str] | None = None) -> int:
     ]
     machine = machine_note()
     started = time.perf_counter()
-    result = train_model(
-        training=training,
-        output=work,
-        resume=True,
-        name=MODEL_NAME,
-        classes=ISBI_CLASSES,
-        architecture={"feature_maps": 8, "levels": 4, "norm": "instance"},
-        base_model=args.base,
+    settings = TrainingSettings(
+        feature_maps=8,
+        levels=4,
+        norm="instance",
         max_steps=args.steps,
-        time_budget_s=args.budget,
+        minutes=None if args.budget is None else args.budget / 60.0,
         steps_per_epoch=250,
         crop_size=args.crop,
         batch_size=args.batch,
         learning_rate=args.lr,
-        augment=GENERAL_AUGMENT,
         validation_fraction=0.0,
-        boundary_class=1,
         seed=args.seed,
         device="cpu",
         precision="fp32",
+    )
+    data = TrainingData(
+        training,
+        classes=ISBI_CLASSES,
+        boundary_class=1,
         normalisation=None if args.base else percentile_normalisation(1.0, 99.0),
+        name=MODEL_NAME,
+    )
+    observers = TrainingObservers(
         on_epoch=lambda record: print(
             f"epoch {record['epoch']} step {record['step']} "
             f"loss {record['train_loss']:.4f} "
             f"{record['elapsed_s']:.0f} s",
             flush=True,
-        ),
+        )
+    )
+    result = train_model(
+        data,
+        work,
+        settings,
+        base_model=args.base,
+        augment=GENERAL_AUGMENT,
+        observers=observers,
+        resume=True,
     )
     seconds = time.perf_counter() - started
     model, card = load_model(work)

@@ -17,6 +17,8 @@ import pytest
 import tifffile
 
 from biosegment.catalog import open_catalog, refresh
+from biosegment.engine.train_data import TrainingData
+from biosegment.engine.train_settings import TrainingSettings
 from biosegment.engine.training import train_model
 from biosegment.volumes import write_png_slice
 from webui_fixtures import DEMO_DATASET, chromium_page, cpu_daemon
@@ -31,16 +33,22 @@ def _trained_base(root) -> None:
     truth = tifffile.imread(dataset / "labels" / "labels.tif")
     classes = (truth == 0).astype(np.uint8)  # ISBI: 0 = membrane -> class 1
     train_model(
-        training=[(image, classes)],
-        output=root / "models" / "good-membrane",
-        architecture={"feature_maps": 4, "levels": 2, "norm": "none"},
-        classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}],
-        max_steps=80,
-        crop_size=64,
-        batch_size=4,
-        learning_rate=5e-3,
-        validation_fraction=0,
-        device="cpu",
+        TrainingData(
+            [(image, classes)],
+            classes=[{"id": 0, "name": "background"}, {"id": 1, "name": "membrane"}],
+        ),
+        root / "models" / "good-membrane",
+        TrainingSettings(
+            feature_maps=4,
+            levels=2,
+            norm="none",
+            max_steps=80,
+            crop_size=64,
+            batch_size=4,
+            learning_rate=5e-3,
+            validation_fraction=0,
+            device="cpu",
+        ),
     )
 
 

@@ -12,7 +12,8 @@ from biosegment.engine.intensity import percentile_normalisation, scaler_for, vo
 from biosegment.engine.model_card import ModelCard
 from biosegment.engine.pixel_size import zoom_for
 from biosegment.engine.samples import TrainingPair, collect_stacks
-from biosegment.engine.training import train_model
+from biosegment.engine.train_settings import TrainingSettings
+from biosegment.engine.training import TrainingData, train_model
 from biosegment.errors import InputError
 from biosegment.volumes import open_volume, write_volume
 
@@ -82,32 +83,28 @@ def test_training_stacks_are_scaled_like_the_volume_inference_reads():
 
 def test_a_model_trained_with_percentiles_says_so_and_its_fine_tunes_inherit_it(tmp_path):
     image, labels = _cells()
-    fast = {
-        "architecture": {"feature_maps": 4, "levels": 2, "norm": "instance"},
-        "crop_size": 32,
-        "batch_size": 2,
-        "device": "cpu",
-        "validation_fraction": 0.0,
-    }
-    train_model(
-        training=[(image, labels)],
-        output=tmp_path / "base",
+    fast = TrainingSettings(
+        feature_maps=4,
+        levels=2,
+        norm="instance",
+        crop_size=32,
+        batch_size=2,
+        device="cpu",
+        validation_fraction=0.0,
         epochs=1,
         steps_per_epoch=2,
-        normalisation=percentile_normalisation(),
-        **fast,
+    )
+    train_model(
+        TrainingData([(image, labels)], normalisation=percentile_normalisation()),
+        tmp_path / "base",
+        fast,
     )
     base, card = load_model(tmp_path / "base")
     assert card.normalisation["method"] == "percentile"
     card.pixel_size = {"in_plane_nm": [4.0, 10.0]}
     save_model(base, card, tmp_path / "base")
     train_model(
-        training=[(image, labels)],
-        output=tmp_path / "tuned",
-        epochs=1,
-        steps_per_epoch=2,
-        base_model=tmp_path / "base",
-        **fast,
+        TrainingData([(image, labels)]), tmp_path / "tuned", fast, base_model=tmp_path / "base"
     )
     _, tuned = load_model(tmp_path / "tuned")
     assert tuned.normalisation == card.normalisation

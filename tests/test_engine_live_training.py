@@ -17,10 +17,12 @@ from biosegment.engine.live_snapshot import (
     snapshot_version,
     validation_figure,
 )
-from biosegment.engine.training import train_model
+from biosegment.engine.progress import TrainingObservers
+from biosegment.engine.train_settings import TrainingSettings
+from biosegment.engine.training import TrainingData, train_model
 
 TINY = {"feature_maps": 4, "levels": 2, "norm": "instance"}
-FAST = {"architecture": TINY, "crop_size": 32, "batch_size": 4, "device": "cpu"}
+FAST = {**TINY, "crop_size": 32, "batch_size": 4, "device": "cpu"}
 CLASSES = [
     {"id": 0, "name": "background", "color": "#000000"},
     {"id": 1, "name": "blob", "color": "#ff0000"},
@@ -51,6 +53,11 @@ def _predict(folder, image) -> np.ndarray:
     return logits.argmax(1).numpy()
 
 
+def fast(**options) -> TrainingSettings:
+    """A tiny network's settings, with ``options`` over them."""
+    return TrainingSettings(**{**FAST, **options})
+
+
 def test_strokes_added_mid_run_are_trained_on(tmp_path):
     """Background strokes alone teach "all background"; blob strokes given at step 10 are
     picked up without a restart, and the network then finds the blobs."""
@@ -65,15 +72,10 @@ def test_strokes_added_mid_run_are_trained_on(tmp_path):
             run.replace_training([(image, with_blobs)])
 
     result = train_model(
-        training=[(image, only_background)],
-        output=tmp_path / "m",
-        classes=CLASSES,
-        max_steps=150,
-        steps_per_epoch=50,
-        learning_rate=1e-2,
-        validation_fraction=0.0,
-        on_step=on_step,
-        **FAST,
+        TrainingData([(image, only_background)], classes=CLASSES),
+        tmp_path / "m",
+        fast(max_steps=150, steps_per_epoch=50, learning_rate=1e-2, validation_fraction=0.0),
+        observers=TrainingObservers(on_step=on_step),
     )
     assert result.steps == 150
     assert seen[0] == int((truth == 0).sum()) and seen[-1] == truth.size
@@ -96,13 +98,10 @@ def test_new_strokes_never_enter_the_held_out_pixels(tmp_path):
             taken["trained"] = int(trained.sum())
 
     train_model(
-        training=[(image, np.where(truth == 0, 0, 255).astype(np.uint8))],
-        output=tmp_path / "m",
-        classes=CLASSES,
-        max_steps=3,
-        validation_fraction=0.25,
-        on_step=on_step,
-        **FAST,
+        TrainingData([(image, np.where(truth == 0, 0, 255).astype(np.uint8))], classes=CLASSES),
+        tmp_path / "m",
+        fast(max_steps=3, validation_fraction=0.25),
+        observers=TrainingObservers(on_step=on_step),
     )
     assert taken["held"] > 0 and taken["overlap"] == 0
     assert taken["trained"] < truth.size - taken["held"]  # the guard band stays out too
@@ -117,12 +116,10 @@ def test_should_stop_ends_the_run_keeping_the_best_weights(tmp_path):
         return len(calls) >= 7  # polled after steps 1..7
 
     result = train_model(
-        training=[(image, truth)],
-        output=tmp_path / "m",
-        epochs=100,
-        steps_per_epoch=5,
-        should_stop=should_stop,
-        **FAST,
+        TrainingData([(image, truth)]),
+        tmp_path / "m",
+        fast(epochs=100, steps_per_epoch=5),
+        observers=TrainingObservers(should_stop=should_stop),
     )
     assert result.stopped_by == "stopped" and result.steps == 7
     # the epoch in progress was closed: 5 + 2 steps make two epochs, both validated
@@ -142,12 +139,10 @@ def test_recorder_writes_snapshots_status_and_step_curve(tmp_path):
         versions.add(snapshot_version(live))
 
     train_model(
-        training=[(image, truth)],
-        output=tmp_path / "m",
-        max_steps=6,
-        steps_per_epoch=3,
-        on_step=on_step,
-        **FAST,
+        TrainingData([(image, truth)]),
+        tmp_path / "m",
+        fast(max_steps=6, steps_per_epoch=3),
+        observers=TrainingObservers(on_step=on_step),
     )
     recorder.flush_steps()
     status = read_live_status(live)

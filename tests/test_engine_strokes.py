@@ -16,7 +16,8 @@ from biosegment.engine.checkpoint import load_model
 from biosegment.engine.comparison import compare
 from biosegment.engine.losses import TEACHER_OFFSET, SegmentationLoss, edge_following_penalty
 from biosegment.engine.teacher import classes_match
-from biosegment.engine.training import train_model
+from biosegment.engine.train_settings import TrainingSettings
+from biosegment.engine.training import TrainingData, train_model
 from biosegment.engine.validation import predict_logits
 from biosegment.volumes.base import normalise
 
@@ -79,15 +80,16 @@ def test_strokes_on_under_one_percent_of_the_pixels_segment_unpainted_slices(tmp
     share = np.mean([(p != 255).mean() for p in painted.values()])
     assert share < 0.01
     result = train_model(
-        training=[(image, painted)],
-        output=tmp_path / "strokes",
-        architecture=NETWORK,
-        classes=CLASSES,
-        max_steps=120,
-        crop_size=64,
-        batch_size=4,
-        validation_fraction=0,
-        device="cpu",
+        TrainingData([(image, painted)], classes=CLASSES),
+        tmp_path / "strokes",
+        TrainingSettings(
+            **NETWORK,
+            max_steps=120,
+            crop_size=64,
+            batch_size=4,
+            validation_fraction=0,
+            device="cpu",
+        ),
     )
     model, _ = load_model(result.folder)
     test_image, test_truth = _blobs(2, seed=7)
@@ -97,15 +99,16 @@ def test_strokes_on_under_one_percent_of_the_pixels_segment_unpainted_slices(tmp
 def test_a_fine_tune_on_strokes_that_agree_with_its_base_keeps_its_score(tmp_path):
     image, truth = _blobs(4)
     base = train_model(
-        training=[(image, truth)],
-        output=tmp_path / "base",
-        architecture=NETWORK,
-        classes=CLASSES,
-        max_steps=150,
-        crop_size=64,
-        batch_size=4,
-        validation_fraction=0,
-        device="cpu",
+        TrainingData([(image, truth)], classes=CLASSES),
+        tmp_path / "base",
+        TrainingSettings(
+            **NETWORK,
+            max_steps=150,
+            crop_size=64,
+            batch_size=4,
+            validation_fraction=0,
+            device="cpu",
+        ),
     )
     test_image, test_truth = _blobs(2, seed=7)
     base_model, _ = load_model(base.folder)
@@ -116,16 +119,17 @@ def test_a_fine_tune_on_strokes_that_agree_with_its_base_keeps_its_score(tmp_pat
     # slice, a fine-tune would learn that everything is a blob.
     painted = {z: np.where(_strokes(truth[z], rng) == 1, 1, 255).astype(np.uint8) for z in (0, 1)}
     tuned = train_model(
-        training=[(image, painted)],
-        output=tmp_path / "tuned",
+        TrainingData([(image, painted)], classes=CLASSES),
+        tmp_path / "tuned",
+        TrainingSettings(
+            max_steps=60,
+            crop_size=64,
+            batch_size=4,
+            learning_rate=2e-3,
+            validation_fraction=0,
+            device="cpu",
+        ),
         base_model=base.folder,
-        classes=CLASSES,
-        max_steps=60,
-        crop_size=64,
-        batch_size=4,
-        learning_rate=2e-3,
-        validation_fraction=0,
-        device="cpu",
     )
     assert tuned.card.training["params"]["keep_base"] > 0
     after = _iou(load_model(tuned.folder)[0], test_image, test_truth)

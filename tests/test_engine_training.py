@@ -12,14 +12,21 @@ from scipy import ndimage
 from biosegment.engine.checkpoint import load_model, save_model
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.model_card import ModelCard
+from biosegment.engine.progress import TrainingObservers
 from biosegment.engine.samples import TrainingPair
+from biosegment.engine.train_settings import TrainingSettings
 from biosegment.engine.train_state import STATE_NAME
-from biosegment.engine.training import train_model
+from biosegment.engine.training import TrainingData, train_model
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
 
 TINY = {"feature_maps": 4, "levels": 2, "norm": "instance"}
-FAST = {"architecture": TINY, "crop_size": 32, "batch_size": 2, "device": "cpu"}
+FAST = {**TINY, "crop_size": 32, "batch_size": 2, "device": "cpu"}
+
+
+def fast(**options) -> TrainingSettings:
+    """A tiny network's settings, with ``options`` over them."""
+    return TrainingSettings(**{**FAST, **options})
 
 
 @pytest.fixture(autouse=True)
@@ -54,14 +61,9 @@ def test_training_writes_a_complete_model_folder(tmp_path):
     image, labels = _blobs()
     folder = tmp_path / "models" / "blobs"
     result = train_model(
-        training=[(image, labels)],
-        output=folder,
-        epochs=2,
-        steps_per_epoch=3,
-        name="blob finder",
-        boundary_class=1,
-        validation_fraction=0.2,
-        **FAST,
+        TrainingData([(image, labels)], name="blob finder", boundary_class=1),
+        folder,
+        fast(epochs=2, steps_per_epoch=3, validation_fraction=0.2),
     )
     assert result.stopped_by == "epochs" and result.steps == 6
     assert (folder / "model.pytorch").is_file() and (folder / "model.json").is_file()
@@ -83,9 +85,7 @@ def test_tensorboard_logs_hold_loss_and_validation_curves(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     image, labels = _blobs()
-    train_model(
-        training=[(image, labels)], output=tmp_path / "m", epochs=2, steps_per_epoch=5, **FAST
-    )
+    train_model(TrainingData([(image, labels)]), tmp_path / "m", fast(epochs=2, steps_per_epoch=5))
     events = EventAccumulator(str(tmp_path / "m" / "logs"))
     events.Reload()
     tags = events.Tags()["scalars"]
@@ -96,12 +96,9 @@ def test_tensorboard_logs_hold_loss_and_validation_curves(tmp_path):
 def test_training_learns_a_simple_task(tmp_path):
     image, labels = _blobs(depth=5)
     result = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "m",
-        max_steps=60,
-        steps_per_epoch=20,
-        learning_rate=1e-2,
-        **FAST,
+        TrainingData([(image, labels)]),
+        tmp_path / "m",
+        fast(max_steps=60, steps_per_epoch=20, learning_rate=1e-2),
     )
     last = result.history[-1]
     assert last["pixel_accuracy"] > 0.9
@@ -113,12 +110,9 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     runs = {}
     for label, seed in (("a", 3), ("b", 3), ("c", 4)):
         train_model(
-            training=[(image, labels)],
-            output=tmp_path / label,
-            epochs=1,
-            steps_per_epoch=4,
-            seed=seed,
-            **FAST,
+            TrainingData([(image, labels)]),
+            tmp_path / label,
+            fast(epochs=1, steps_per_epoch=4, seed=seed),
         )
         runs[label] = _weights(tmp_path / label)
     assert _same_weights(runs["a"], runs["b"])
@@ -137,24 +131,16 @@ def test_fine_tuning_starts_from_the_base_weights(tmp_path):
     image, labels = _blobs()
     # A learning rate of zero keeps the starting weights: they must be the base file's.
     result = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "tuned",
+        TrainingData([(image, labels)]),
+        tmp_path / "tuned",
+        fast(epochs=1, steps_per_epoch=2, learning_rate=0.0, validation_fraction=0.2),
         base_model=tmp_path / "base",
-        epochs=1,
-        steps_per_epoch=2,
-        learning_rate=0.0,
-        validation_fraction=0.2,
-        **FAST,
     )
     assert _same_weights(_weights(tmp_path / "tuned"), base.state_dict())
     scratch = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "scratch",
-        epochs=1,
-        steps_per_epoch=2,
-        learning_rate=0.0,
-        seed=0,
-        **FAST,
+        TrainingData([(image, labels)]),
+        tmp_path / "scratch",
+        fast(epochs=1, steps_per_epoch=2, learning_rate=0.0, seed=0),
     )
     assert not _same_weights(_weights(tmp_path / "scratch"), base.state_dict())
     _, card = load_model(tmp_path / "tuned")
@@ -175,13 +161,10 @@ def test_fine_tuning_with_a_new_class_keeps_the_shared_weights(tmp_path):
     image, labels = _blobs()
     labels[:, :8, :8] = 2  # a third class appears in the annotations
     train_model(
-        training=[(image, labels)],
-        output=tmp_path / "tuned",
+        TrainingData([(image, labels)]),
+        tmp_path / "tuned",
+        fast(epochs=1, steps_per_epoch=1, learning_rate=0.0),
         base_model=tmp_path / "base",
-        epochs=1,
-        steps_per_epoch=1,
-        learning_rate=0.0,
-        **FAST,
     )
     tuned = _weights(tmp_path / "tuned")
     original = base.state_dict()
@@ -201,11 +184,9 @@ def test_sparse_annotations_train_and_validate_on_painted_pixels(tmp_path):
         plane[::3, ::3] = labels[z, ::3, ::3]  # a sparse grid of painted pixels
         painted[z] = plane
     result = train_model(
-        training=[TrainingPair(image, painted, name="scribbles")],
-        output=tmp_path / "m",
-        epochs=1,
-        steps_per_epoch=3,
-        **FAST,
+        TrainingData([TrainingPair(image, painted, name="scribbles")]),
+        tmp_path / "m",
+        fast(epochs=1, steps_per_epoch=3),
     )
     _, card = load_model(tmp_path / "m")
     # Two painted slices: whole strokes (here single painted dots) are held out, 15 % of
@@ -237,8 +218,8 @@ def test_loss_ignores_unlabelled_pixels():
 
 def test_cancel_saves_a_state_that_resumes_to_the_uninterrupted_result(tmp_path):
     image, labels = _blobs()
-    settings = dict(training=[(image, labels)], epochs=2, steps_per_epoch=3, seed=1, **FAST)
-    train_model(output=tmp_path / "whole", **settings)
+    data, settings = TrainingData([(image, labels)]), fast(epochs=2, steps_per_epoch=3, seed=1)
+    train_model(data, tmp_path / "whole", settings)
     polls = []
 
     def cancel_on_fifth_batch() -> bool:
@@ -246,10 +227,15 @@ def test_cancel_saves_a_state_that_resumes_to_the_uninterrupted_result(tmp_path)
         return len(polls) == 5
 
     with pytest.raises(CancelledError):
-        train_model(output=tmp_path / "split", should_cancel=cancel_on_fifth_batch, **settings)
+        train_model(
+            data,
+            tmp_path / "split",
+            settings,
+            observers=TrainingObservers(should_cancel=cancel_on_fifth_batch),
+        )
     assert (tmp_path / "split" / STATE_NAME).is_file()
     assert (tmp_path / "split" / "last" / "model.pytorch").is_file()
-    resumed = train_model(output=tmp_path / "split", **settings)
+    resumed = train_model(data, tmp_path / "split", settings)
     assert resumed.steps == 6
     assert _same_weights(_weights(tmp_path / "split"), _weights(tmp_path / "whole"))
     assert [m["epoch"] for m in resumed.card.metrics] == [1, 2]
@@ -257,39 +243,35 @@ def test_cancel_saves_a_state_that_resumes_to_the_uninterrupted_result(tmp_path)
 
 def test_a_run_killed_mid_epoch_resumes_from_its_last_saved_epoch(tmp_path):
     image, labels = _blobs()
-    settings = dict(training=[(image, labels)], epochs=3, steps_per_epoch=2, seed=2, **FAST)
-    train_model(output=tmp_path / "whole", **settings)
+    data, settings = TrainingData([(image, labels)]), fast(epochs=3, steps_per_epoch=2, seed=2)
+    train_model(data, tmp_path / "whole", settings)
 
     def die_in_epoch_two(fraction, eta):
         if fraction > 0.5:
             raise KeyboardInterrupt  # the process is killed: nothing gets to clean up
 
     with pytest.raises(KeyboardInterrupt):
-        train_model(output=tmp_path / "killed", on_progress=die_in_epoch_two, **settings)
-    resumed = train_model(output=tmp_path / "killed", **settings)
+        train_model(
+            data,
+            tmp_path / "killed",
+            settings,
+            observers=TrainingObservers(on_progress=die_in_epoch_two),
+        )
+    resumed = train_model(data, tmp_path / "killed", settings)
     assert resumed.steps == 6
     assert _same_weights(_weights(tmp_path / "killed"), _weights(tmp_path / "whole"))
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
     image, labels = _blobs()
-    first = train_model(
-        training=[(image, labels)], output=tmp_path / "m", epochs=1, steps_per_epoch=2, **FAST
-    )
+    data = TrainingData([(image, labels)])
+    first = train_model(data, tmp_path / "m", fast(epochs=1, steps_per_epoch=2))
     before = _weights(tmp_path / "m")
-    again = train_model(
-        training=[(image, labels)], output=tmp_path / "m", epochs=1, steps_per_epoch=2, **FAST
-    )
+    again = train_model(data, tmp_path / "m", fast(epochs=1, steps_per_epoch=2))
     assert again.steps == first.steps == 2
     assert _same_weights(_weights(tmp_path / "m"), before)
     restarted = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "m",
-        epochs=1,
-        steps_per_epoch=2,
-        seed=9,
-        resume=False,
-        **FAST,
+        data, tmp_path / "m", fast(epochs=1, steps_per_epoch=2, seed=9), resume=False
     )
     assert restarted.steps == 2
     assert not _same_weights(_weights(tmp_path / "m"), before)
@@ -299,13 +281,12 @@ def test_time_budget_stops_training_and_progress_reaches_one(tmp_path):
     image, labels = _blobs()
     reports, epochs = [], []
     result = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "m",
-        time_budget_s=1.5,
-        steps_per_epoch=4,
-        on_progress=lambda f, eta: reports.append((f, eta)),
-        on_epoch=epochs.append,
-        **FAST,
+        TrainingData([(image, labels)]),
+        tmp_path / "m",
+        fast(minutes=1.5 / 60, steps_per_epoch=4),
+        observers=TrainingObservers(
+            on_progress=lambda f, eta: reports.append((f, eta)), on_epoch=epochs.append
+        ),
     )
     assert result.stopped_by == "time_budget"
     # Generous: on a busy CPU one step or validation may take longer than the one before.
@@ -320,12 +301,9 @@ def test_time_budget_stops_training_and_progress_reaches_one(tmp_path):
 def test_no_validation_keeps_the_last_epoch(tmp_path):
     image, labels = _blobs()
     result = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "m",
-        epochs=2,
-        steps_per_epoch=2,
-        validation_fraction=0.0,
-        **FAST,
+        TrainingData([(image, labels)]),
+        tmp_path / "m",
+        fast(epochs=2, steps_per_epoch=2, validation_fraction=0.0),
     )
     assert result.best_epoch == 2 and result.validation == "none"
     assert "val_loss" not in result.history[-1]
@@ -336,9 +314,8 @@ def test_no_validation_keeps_the_last_epoch(tmp_path):
     "change, where",
     [
         ({"crop_size": 30}, "crop_size"),
-        ({"epochs": None}, "epochs"),
         ({"select_best_by": "luck"}, "select_best_by"),
-        ({"architecture": {"levels": 0}}, "architecture"),
+        ({"levels": 0}, "levels"),
         ({"classes": [{"id": 0, "name": "bg"}]}, "labels"),
         ({"class_weights": [1.0]}, "class_weights"),
         ({"precision": "fp8"}, "precision"),
@@ -346,29 +323,23 @@ def test_no_validation_keeps_the_last_epoch(tmp_path):
 )
 def test_bad_parameters_are_input_errors_that_name_the_argument(tmp_path, change, where):
     image, labels = _blobs(depth=2)
-    settings = dict(training=[(image, labels)], output=tmp_path / "m", epochs=1, **FAST)
-    settings.update(change)
+    options = {key: value for key, value in change.items() if key != "classes"}
+    data = TrainingData([(image, labels)], classes=change.get("classes"))
     with pytest.raises(InputError) as caught:
-        train_model(**settings)
+        train_model(data, tmp_path / "m", fast(epochs=1, **options))
     assert caught.value.where == where
     assert not (tmp_path / "m" / "model.pytorch").exists()
 
 
 def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(tmp_path):
     image, labels = _blobs()
-    settings = dict(
-        training=[(image, labels)],
-        epochs=3,
-        steps_per_epoch=2,
-        validation_fraction=0.0,
-        learning_rate=0.01,
-        **FAST,
-    )
-    cosine = train_model(output=tmp_path / "cosine", **settings)
+    data = TrainingData([(image, labels)])
+    settings = fast(epochs=3, steps_per_epoch=2, validation_fraction=0.0, learning_rate=0.01)
+    cosine = train_model(data, tmp_path / "cosine", settings)
     rates = [record["learning_rate"] for record in cosine.history]
     assert rates == sorted(rates, reverse=True) and rates[0] < 0.01
     assert rates[-1] == pytest.approx(0.01 * 0.02)  # ends at 2 % of the initial rate
-    constant = train_model(output=tmp_path / "constant", lr_schedule="constant", **settings)
+    constant = train_model(data, tmp_path / "constant", settings.replace(lr_schedule="constant"))
     assert [record["learning_rate"] for record in constant.history] == [0.01] * 3
 
 
@@ -376,14 +347,18 @@ def test_three_d_networks_train_on_labelled_z_runs(tmp_path):
     image, labels = _blobs(depth=8, size=32)
     labels[3] = 255  # a gap: two labelled runs
     result = train_model(
-        training=[(image, labels)],
-        output=tmp_path / "m3d",
-        architecture={"dims": 3, "feature_maps": 2, "levels": 1},
-        crop_size=(4, 16, 16),
-        batch_size=2,
-        epochs=1,
-        steps_per_epoch=2,
-        device="cpu",
+        TrainingData([(image, labels)]),
+        tmp_path / "m3d",
+        TrainingSettings(
+            dims=3,
+            feature_maps=2,
+            levels=1,
+            crop_size=(4, 16, 16),
+            batch_size=2,
+            epochs=1,
+            steps_per_epoch=2,
+            device="cpu",
+        ),
     )
     model, card = load_model(tmp_path / "m3d")
     assert model.dims == 3

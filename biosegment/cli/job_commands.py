@@ -17,7 +17,7 @@ import click
 
 from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.root import main
-from biosegment.cli.segment_options import SegmentCommand
+from biosegment.cli.segment_options import segment_options
 from biosegment.cli.tables import print_table
 from biosegment.cli.train_options import training_options
 
@@ -185,7 +185,7 @@ def _describe_end(row: dict) -> None:
         click.echo(f"job {row['id']} {state}: {row.get('message') or ''}", err=True)
 
 
-@main.command(cls=SegmentCommand)
+@main.command()
 @click.argument("dataset")
 @click.option("--model", "-m", required=True, help="Name of the model to segment with.")
 @click.option(
@@ -194,6 +194,7 @@ def _describe_end(row: dict) -> None:
     help="Name of the result (segmentations/DATASET/NAME/); default: the model's name, "
     "made unique.",
 )
+@segment_options
 @click.option(
     "--device",
     default=None,

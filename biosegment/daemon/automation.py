@@ -4,13 +4,21 @@ The switch comes from ``setup.json`` (``auto_segment`` for the document or per p
 catalog's project rows already hold the merged value) or from ``[automation] auto_segment`` in
 ``biosegment.toml``. A dataset is segmented automatically once per default model: when a
 segmentation made with that model exists, or a segment job for the pair is queued, running or
-finished, nothing more is submitted, so restarts and rescans never pile up duplicates.
+finished, nothing more is submitted, so restarts and rescans never pile up duplicates. The
+request itself (the trigger ``auto``, how it is submitted) is the rule of
+:mod:`biosegment.tasks.segment_after` that an accepted fine-tune's segmentation follows too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+
+from biosegment.tasks.segment_after import (
+    SegmentRequest,
+    segment_new_dataset,
+    submit_segment_request,
+)
 
 __all__ = ["auto_segment_requests", "submit_auto_segmentations"]
 
@@ -27,8 +35,8 @@ def _project_for(dataset: dict, projects: dict[str, dict]) -> dict | None:
 
 def auto_segment_requests(
     catalog, datasets: Iterable[str], *, config_switch: bool
-) -> list[tuple[str, str]]:
-    """``(dataset, model)`` pairs to segment now among ``datasets`` (names)."""
+) -> list[SegmentRequest]:
+    """The segmentations to ask for now among ``datasets`` (names)."""
     projects = {p["name"]: p for p in catalog.projects() if p.get("state") == "ok"}
     models = {m["name"] for m in catalog.models() if m.get("state") == "ok"}
     wanted = []
@@ -67,7 +75,7 @@ def auto_segment_requests(
             for j in segment_jobs
         ):
             continue
-        wanted.append((name, model))
+        wanted.append(segment_new_dataset(name, model))
     return wanted
 
 
@@ -76,9 +84,10 @@ def submit_auto_segmentations(
 ) -> list[dict]:
     """Submit the segmentations :func:`auto_segment_requests` asks for; return their job rows."""
     submitted = []
-    for dataset, model in auto_segment_requests(catalog, datasets, config_switch=config_switch):
+    for request in auto_segment_requests(catalog, datasets, config_switch=config_switch):
+        dataset, model = request.dataset, request.model
         try:
-            job = service.submit_segment(dataset, model, trigger="auto")
+            job = submit_segment_request(service, request)
         except Exception as exc:  # one bad dataset must not stop the others
             log.warning("auto-segment of %s with %s not submitted: %s", dataset, model, exc)
             continue

@@ -29,8 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover - for readers and type checkers; loaded la
         segment_volume,
     )
     from biosegment.engine.model_card import ModelCard
+    from biosegment.engine.progress import TrainingObservers
     from biosegment.engine.samples import TrainingPair
-    from biosegment.engine.training import TrainingResult, train_model
+    from biosegment.engine.train_data import TrainingData
+    from biosegment.engine.trainer import Trainer, TrainingResult
+    from biosegment.engine.training import train_model
     from biosegment.engine.unet import UNet, flops_per_voxel
 
 __all__ = [
@@ -49,6 +52,9 @@ __all__ = [
     "block_plan",
     "assemble_parts",
     "train_model",
+    "Trainer",
+    "TrainingData",
+    "TrainingObservers",
     "TrainingResult",
     "TrainingPair",
     "AugmentConfig",
@@ -70,8 +76,11 @@ _HOMES = {
     "segment_block": "inference",
     "segment_volume": "inference",
     "ModelCard": "model_card",
+    "TrainingObservers": "progress",
     "TrainingPair": "samples",
-    "TrainingResult": "training",
+    "TrainingData": "train_data",
+    "Trainer": "trainer",
+    "TrainingResult": "trainer",
     "train_model": "training",
     "UNet": "unet",
     "flops_per_voxel": "unet",

@@ -26,7 +26,14 @@ from biosegment.engine.unet import UNet
 from biosegment.engine.validation import predict_logits
 from biosegment.volumes.base import normalise
 
-__all__ = ["teach_stacks", "classes_match", "prior_weights", "CONFIDENCE", "CORRECTION_RADIUS"]
+__all__ = [
+    "Teacher",
+    "teach_stacks",
+    "classes_match",
+    "prior_weights",
+    "CONFIDENCE",
+    "CORRECTION_RADIUS",
+]
 
 #: The base model's class is kept only where its probability is at least this.
 CONFIDENCE = 0.8
@@ -46,6 +53,29 @@ def classes_match(base_classes: Sequence[dict], classes: Sequence[dict]) -> bool
     return all(
         names.get(int(c["id"])) == str(c.get("name", "")).strip().lower() for c in base_classes
     )
+
+
+class Teacher:
+    """The base model as it was before training, and its predictions of the training slices.
+
+    :meth:`teach` fills the ``teacher`` of each stack it is given; planes it has predicted
+    before are not predicted again (strokes that join a running job).
+    """
+
+    def __init__(self, model: UNet) -> None:
+        self.model = model
+        self.known: dict = {}
+
+    def teach(
+        self,
+        stacks: Sequence[LabelledStack],
+        *,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None,
+    ) -> None:
+        self.known = teach_stacks(
+            stacks, self.model, device=device, autocast_dtype=autocast_dtype, known=self.known
+        )
 
 
 def _teacher_plane(probabilities: np.ndarray, painted: np.ndarray) -> np.ndarray:

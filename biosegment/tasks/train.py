@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
 from biosegment.tasks.follow_ups import Finished, segment_after_accept
 from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
+
+if TYPE_CHECKING:  # the engine (torch) is imported when a job runs
+    from biosegment.engine.trainer import TrainingResult
 
 __all__ = ["run_train", "training_folder", "job_settings"]
 
@@ -142,8 +147,9 @@ def run_train(ctx: JobContext) -> dict | Finished:
     An accepted run also asks for a segmentation of its dataset with the new model (a
     follow-up that the runner submits).
     """
+    from biosegment.engine.progress import TrainingObservers
     from biosegment.engine.train_state import load_training_state
-    from biosegment.engine.training import train_model
+    from biosegment.engine.training import TrainingData, train_model
     from biosegment.volumes import open_volume
 
     params = ctx.params
@@ -188,26 +194,28 @@ def run_train(ctx: JobContext) -> dict | Finished:
             read_training=read_training,
             extra={"job": ctx.job_id, "dataset": params["dataset"]},
         )
-        result = _train_live(
-            ctx,
-            live,
-            train_model,
+        data = TrainingData(
             training=[(volume, labels)],
-            output=folder,
-            settings=settings,
-            base_model=base_path,
             # A fine-tune learns the classes as painted too: where they are the base model's
             # own, the base model's knowledge of the unpainted pixels is kept (keep_base).
             classes=_classes_for(ctx, dataset, annotation),
             name=params["name"],
             parent=params.get("base_model"),
-            resume=True,
             provenance={"job": ctx.job_id, "dataset": params["dataset"], "labels": source},
+        )
+        observers = TrainingObservers(
             on_progress=lambda fraction, eta: ctx.report(fraction, eta=eta),
             on_epoch=lambda record: ctx.add_metrics(_json_ready(record)),
             should_cancel=ctx.should_cancel,
             on_step=live.on_step,
             should_stop=live.should_stop,
+        )
+        result = _train_live(
+            ctx,
+            live,
+            lambda: train_model(
+                data, folder, settings, base_model=base_path, observers=observers, resume=True
+            ),
         )
     # The row gets the run's complete history: epochs from before a restart included, once each.
     catalog.update_job(ctx.job_id, metrics=[_json_ready(r) for r in result.history])
@@ -248,12 +256,14 @@ def run_train(ctx: JobContext) -> dict | Finished:
     return outcome
 
 
-def _train_live(ctx: JobContext, live: LiveTraining, train_model, **arguments):
-    """``train_model`` with the live callbacks; a discarded run leaves no files behind."""
+def _train_live(
+    ctx: JobContext, live: LiveTraining, train: Callable[[], TrainingResult]
+) -> TrainingResult:
+    """``train()`` (the run, with the live callbacks); a discarded run leaves no files behind."""
     from biosegment.errors import CancelledError
 
     try:
-        result = train_model(**arguments)
+        result = train()
     except CancelledError:
         live.finish()
         control = read_control(ctx.workspace)
