@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from biosegment.tasks.joblog import JobLog
+from biosegment.tasks.service import JobService
 
 __all__ = ["SegmentRequest", "Finished", "segment_after_accept", "submit_follow_ups"]
 
@@ -40,7 +41,9 @@ def segment_after_accept(dataset: str, model: str) -> SegmentRequest:
     return SegmentRequest(dataset, model, trigger="accept")
 
 
-def submit_follow_ups(service, follow_ups: tuple[SegmentRequest, ...], log: JobLog) -> dict:
+def submit_follow_ups(
+    service: JobService, follow_ups: tuple[SegmentRequest, ...], log: JobLog
+) -> dict:
     """Submit each follow-up through ``service``; return what the job's result says of them."""
     said: dict = {}
     for request in follow_ups:
