@@ -270,10 +270,11 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
         raise _ShapeError(f"path {path[:40]!r} uses commands other than M, L, H, V and Z")
     points: list[tuple[float, float]] = []
     closed = False
-    command, numbers = None, []
+    command: str | None = None
+    numbers: list[float] = []
     x = y = 0.0
 
-    def flush():
+    def flush(command: str) -> None:
         nonlocal x, y, numbers
         if command in "MLml":
             if len(numbers) % 2:
@@ -298,7 +299,7 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
     for letter, number in tokens:
         if letter:
             if command is not None:
-                flush()
+                flush(command)
             command = letter
             if letter in "Zz":
                 closed = True
@@ -308,7 +309,7 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
                 raise _ShapeError(f"path {path[:40]!r} starts with a number, not a command")
             numbers.append(float(number))
     if command is not None:
-        flush()
+        flush(command)
     if not points:
         raise _ShapeError("path has no points")
     return [_pixel(px, py) for px, py in points], closed

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from biosegment.errors import InputError
 from biosegment.paths import ensure_inside, is_temporary_name, relative_to_root, resolve_inside
@@ -284,7 +284,10 @@ def annotation_facts(
     return facts
 
 
-def _unchanged(previous: Mapping[str, Any] | None, location: str, stamp: str) -> bool:
+def _unchanged(
+    previous: Mapping[str, Any] | None, location: str, stamp: str
+) -> TypeGuard[Mapping[str, Any]]:
+    """True when ``previous`` is the row of these very files (same location and fingerprint)."""
     return (
         previous is not None
         and previous.get("location") == location

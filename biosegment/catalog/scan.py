@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from biosegment.catalog.layout import (
     LEGACY_ANNOTATIONS,
@@ -137,6 +137,19 @@ class _Found:
     facts: Callable[[dict | None], dict]  #: previous row (or None) -> column values
 
 
+class _Probe(Protocol):
+    """A probe of the thing at ``location`` that reuses the row it had when nothing changed."""
+
+    def __call__(
+        self, root: Path, location: str, *, previous: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+
+
+def _probe_with_previous(probe: _Probe, root: Path, location: str) -> Callable[[dict | None], dict]:
+    """``probe`` of ``location`` as :attr:`_Found.facts`: called with the previous row."""
+    return lambda previous: probe(root, location, previous=previous)
+
+
 def _top_folder(root: Path, location: str, problems: list[InputError]) -> Path | None:
     """One of the data folder's top-level folders, unless a symlink takes it elsewhere."""
     try:
@@ -212,7 +225,7 @@ def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
         yield _Found(
             {"name": name},
             location,
-            lambda previous, location=location: model_facts(root, location, previous=previous),
+            _probe_with_previous(model_facts, root, location),
         )
 
 
@@ -279,9 +292,7 @@ def _find_annotations(catalog: Catalog, root: Path, problems: list[InputError]) 
             yield _Found(
                 {"dataset": dataset, "name": entry.name},
                 location,
-                lambda previous, location=location: annotation_facts(
-                    root, location, previous=previous
-                ),
+                _probe_with_previous(annotation_facts, root, location),
             )
 
 
