@@ -12,10 +12,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
+from typing import TYPE_CHECKING
 
 from biosegment.engine._windows import auto_axis_window, kept_ranges, round_up, window_starts
 from biosegment.engine.unet import size_multiple
 from biosegment.errors import InputError
+
+if TYPE_CHECKING:  # the inference module plans with this one
+    from biosegment.engine.inference import InferenceSettings
 
 __all__ = [
     "Plan",
@@ -55,7 +59,11 @@ class Plan:
 
 
 def make_plan(
-    settings, config: dict, shape: tuple[int, int, int], itemsize: int, probabilities: bool
+    settings: InferenceSettings,
+    config: dict,
+    shape: tuple[int, int, int],
+    itemsize: int,
+    probabilities: bool,
 ) -> Plan:
     """Make :class:`InferenceSettings` concrete for a network ``config`` and volume ``shape``.
 
@@ -108,8 +116,8 @@ def make_plan(
     )
     return Plan(
         dims=dims,
-        window=tuple(window),
-        overlap=tuple(overlap),
+        window=(window[0], window[1], window[2]),
+        overlap=(overlap[0], overlap[1], overlap[2]),
         blend=settings.blend,
         sigma_scale=float(settings.sigma_scale),
         batch_size=batch_size,

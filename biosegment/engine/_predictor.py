@@ -116,5 +116,5 @@ class WindowPredictor:
     def __enter__(self) -> WindowPredictor:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the protocol names these types only; importing it costs nothing
-    import torch
-
     from biosegment.engine.model_card import ModelCard
+    from biosegment.engine.unet import UNet
 
 __all__ = ["TrainingProgress"]
 
@@ -25,7 +24,7 @@ class TrainingProgress(Protocol):
     epoch: int  #: epochs completed
     last_loss: float | None  #: the loss of the latest step
     history: list[dict]  #: one record per validated epoch (epoch 0: the base model)
-    model: torch.nn.Module  #: the network being trained (read it, never step it)
+    model: UNet  #: the network being trained (read it, never step it)
 
     @property
     def training_pixels(self) -> int:
