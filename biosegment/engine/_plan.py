@@ -12,14 +12,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from biosegment.engine._windows import auto_axis_window, kept_ranges, round_up, window_starts
 from biosegment.engine.unet import size_multiple
 from biosegment.errors import InputError
-
-if TYPE_CHECKING:  # the inference module plans with this one
-    from biosegment.engine.inference import InferenceSettings
 
 __all__ = [
     "Plan",
@@ -58,8 +55,26 @@ class Plan:
     num_classes: int
 
 
+class PlanSettings(Protocol):
+    """What a plan is made from: the parts of :class:`~biosegment.engine.InferenceSettings`
+    it reads (that module plans with this one, so it is not imported here)."""
+
+    @property
+    def window(self) -> tuple[int, ...] | None: ...
+    @property
+    def overlap(self) -> int | tuple[int, ...] | None: ...
+    @property
+    def blend(self) -> str: ...
+    @property
+    def sigma_scale(self) -> float: ...
+    @property
+    def batch_size(self) -> int | None: ...
+    @property
+    def block_z(self) -> int | None: ...
+
+
 def make_plan(
-    settings: InferenceSettings,
+    settings: PlanSettings,
     config: dict,
     shape: tuple[int, int, int],
     itemsize: int,
