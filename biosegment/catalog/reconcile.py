@@ -62,6 +62,7 @@ from biosegment.folder_names import (
     STATE_DIR,
 )
 from biosegment.paths import resolve_inside
+from biosegment.volumes.atomic import AtomicFile
 
 __all__ = ["reconcile_setup", "apply_setup", "last_good_setup"]
 
@@ -380,7 +381,6 @@ def _release_all(catalog: Catalog, report: CatalogReport) -> None:
 
 def _keep_last_good(root: Path, document: SetupDocument) -> None:
     """Copy the file just applied, so an invalid edit later still leaves its facts known."""
-    from biosegment.volumes.atomic import AtomicFile
 
     try:
         content = document.path.read_bytes()

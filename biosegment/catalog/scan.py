@@ -57,6 +57,7 @@ from biosegment.folder_names import (
     SEGMENTATIONS_DIR,
 )
 from biosegment.paths import is_temporary_name, resolve_inside
+from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
 
 __all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
 
@@ -174,8 +175,6 @@ def _entries(folder: Path | None) -> list[os.DirEntry]:
 def _find_datasets(
     root: Path, em: str, project: str | None, problems: list[InputError]
 ) -> Iterator[_Found]:
-    from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
-
     for entry in _entries(_top_folder(root, em, problems)):
         location = join(em, entry.name)
         if entry.is_dir():

@@ -48,6 +48,7 @@ from biosegment.engine.pixel_size import unzoom_plane, zoom_plane, zoomed_shape
 from biosegment.engine.precision import AUTO_PRECISION, PRECISIONS
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
+from biosegment.volumes import LabelVolumeWriter
 from biosegment.volumes.base import VolumeReader
 
 __all__ = [
@@ -647,7 +648,6 @@ def _write_outputs(
     compression: str | None,
 ) -> Path:
     """The label TIFF (and a TIFF per class of probabilities) from a complete parts folder."""
-    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
 
     plan = folder.complete_plan()
 

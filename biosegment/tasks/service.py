@@ -23,6 +23,7 @@ from huey import Huey
 from biosegment.catalog import open_catalog
 from biosegment.catalog.store import Catalog
 from biosegment.config import Config
+from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
@@ -159,7 +160,6 @@ class JobService:
         goes to ``segmentations/<dataset>/<name>/`` (default name: the model's, made unique).
         ``enqueue=False`` only creates the row, for a caller that runs it itself.
         """
-        from biosegment.engine.segment_settings import SegmentSettings
 
         catalog = self.catalog
         catalog.require_usable("dataset", dataset)
@@ -377,7 +377,6 @@ class JobService:
 
     def discard_training(self, job_id: str) -> dict:
         """Cancel a train job and have everything it made removed (its log stays)."""
-        from biosegment.tasks.queue import queue_tasks
 
         job, stopped = train_actions.discard(self.catalog, self._workspace(job_id))
         if stopped:

@@ -24,6 +24,7 @@ from biosegment.catalog.probe import ANNOTATION_SLICE
 from biosegment.catalog.store import Catalog
 from biosegment.engine.comparison import compare
 from biosegment.engine.model_card import ModelCard
+from biosegment.engine.samples import TrainingPair, collect_stacks
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import CancelledError, InputError
 from biosegment.folder_names import (
@@ -347,9 +348,8 @@ def _ground_truth_scores(
 ) -> dict | None:
     """Scores of the model in ``folder`` against the dataset's ground truth on slices nobody
     painted (None when every slice was painted)."""
-    from biosegment.engine import load_model
+    from biosegment.engine.checkpoint import load_model
     from biosegment.engine.device import resolve_device
-    from biosegment.engine.samples import TrainingPair, collect_stacks
     from biosegment.engine.validation import evaluate_stacks
 
     truth = _labels_from_ground_truth(ctx.catalog, dataset)
@@ -436,7 +436,7 @@ def _drop_working_files(folder: Path) -> None:
 
 
 def _register(ctx: JobContext, final: Path, **extra: object) -> dict:
-    from biosegment.engine import load_model
+    from biosegment.engine.checkpoint import load_model
 
     root = Path(ctx.config.data_dir)
     _drop_working_files(final)
