@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    set up .venv, create the demo data folder ./$(DATA) on first run, start BioSegment"
 	@echo "make test   set up .venv and the system packages the tests need, run the test suite"
-	@echo "make lint   check style, import order and the package's layers (make test runs it first)"
+	@echo "make lint   check style, import order, the package's layers and types (make test runs it first)"
 	@echo "make bench  run the benchmarks (prints figures; see benchmarks/RESULTS.md)"
 	@echo "make docs   build the documentation site into build/docs-site (works offline)"
 	@echo "make screenshots  retake the UI pictures in docs/screenshots with the browser tests"
@@ -53,11 +53,13 @@ run: setup
 system-deps:
 	bash packaging/install-system-deps.sh
 
-# Style and formatting (ruff), and the layers of the package (import-linter; pyproject.toml).
+# Style and formatting (ruff), the layers of the package (import-linter) and the types of the
+# job queue, the catalog and the engine (mypy); each is configured in pyproject.toml.
 lint: setup
 	$(BIN)/ruff check biosegment tests benchmarks
 	$(BIN)/ruff format --check biosegment tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: setup system-deps lint checker
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

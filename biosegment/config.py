@@ -10,6 +10,7 @@ back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import tomllib
@@ -300,7 +301,6 @@ def _validate(config: Config) -> None:
 
 def _validate_host(host: str, source: Path | None) -> None:
     """An address to listen on: an IP address or a host name, nothing around it."""
-    import ipaddress
 
     where = "server.host"
     if host != host.strip():

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from biosegment.accounts.store import open_accounts
+from biosegment.system_service.spec import current_user
+
 __all__ = ["job_detail", "submit_action", "record_cli_job_action"]
 
 log = logging.getLogger(__name__)
@@ -32,9 +35,6 @@ def submit_action(job: Mapping[str, Any]) -> str:
 
 
 def record_cli_job_action(root: Path, action: str, job: Mapping[str, Any]) -> None:
-    from biosegment.accounts.store import open_accounts
-    from biosegment.system_service.spec import current_user
-
     try:
         with open_accounts(root) as accounts:
             accounts.record(

@@ -27,6 +27,9 @@ from PIL import Image, ImageDraw
 from biosegment.catalog.probe import ANNOTATION_SLICE, fingerprint
 from biosegment.catalog.rows import now_iso
 from biosegment.errors import InputError
+from biosegment.paths import resolve_inside
+from biosegment.volumes.atomic import AtomicFile
+from biosegment.volumes.png import annotation_slice_name, write_png_slice
 
 __all__ = [
     "LEGACY_CLASS_COLORS",
@@ -75,8 +78,6 @@ def import_legacy_annotations(
     ``shape_yx`` is the dataset's slice size. Returns what happened; raises nothing for bad
     content (problems are listed), only :class:`OSError` if the folder cannot be written.
     """
-    from biosegment.paths import resolve_inside
-    from biosegment.volumes.png import annotation_slice_name, write_png_slice
 
     source_path = resolve_inside(root, source)
     folder = resolve_inside(root, destination)
@@ -270,10 +271,11 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
         raise _ShapeError(f"path {path[:40]!r} uses commands other than M, L, H, V and Z")
     points: list[tuple[float, float]] = []
     closed = False
-    command, numbers = None, []
+    command: str | None = None
+    numbers: list[float] = []
     x = y = 0.0
 
-    def flush():
+    def flush(command: str) -> None:
         nonlocal x, y, numbers
         if command in "MLml":
             if len(numbers) % 2:
@@ -298,7 +300,7 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
     for letter, number in tokens:
         if letter:
             if command is not None:
-                flush()
+                flush(command)
             command = letter
             if letter in "Zz":
                 closed = True
@@ -308,7 +310,7 @@ def _path_points(path: Any) -> tuple[list[tuple[float, float]], bool]:
                 raise _ShapeError(f"path {path[:40]!r} starts with a number, not a command")
             numbers.append(float(number))
     if command is not None:
-        flush()
+        flush(command)
     if not points:
         raise _ShapeError("path has no points")
     return [_pixel(px, py) for px, py in points], closed
@@ -352,8 +354,6 @@ def _edited_since_import(folder: Path, legacy: dict) -> bool:
 def _write_meta(
     path: Path, previous: dict | None, source: str, source_print: str | None, slices: list[int]
 ) -> None:
-    from biosegment.volumes.atomic import AtomicFile
-
     meta = dict(previous or {})
     meta.setdefault("classes", [dict(c) for c in LEGACY_CLASSES])
     meta.setdefault("created", now_iso())

@@ -17,10 +17,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from biosegment.errors import InputError
 from biosegment.paths import ensure_inside, is_temporary_name, relative_to_root, resolve_inside
+from biosegment.volumes import IMAGE_SUFFIXES, find_volume_in_folder, probe_volume, storage_path
+from biosegment.volumes.limits import DEFAULT_LIMITS, volume_limits
 
 __all__ = [
     "fingerprint",
@@ -42,7 +44,6 @@ _DATASET_FACTS = ("file_type", "shape", "dtype", "voxel_size")
 
 def image_files(folder: Path) -> list[os.DirEntry]:
     """Finished image files directly inside ``folder`` (none if it is not a folder)."""
-    from biosegment.volumes import IMAGE_SUFFIXES
 
     try:
         with os.scandir(folder) as entries:
@@ -67,7 +68,6 @@ def fingerprint(path: Path) -> str | None:
         stat = os.stat(path)
     except OSError:
         # A dataset inside an HDF5 file (``EM/a.h5/volumes/raw``) changes with its file.
-        from biosegment.volumes import storage_path
 
         container = storage_path(Path(path))
         return None if container == Path(path) else fingerprint(container)
@@ -94,8 +94,6 @@ def volume_location(folder: Path) -> Path | None:
     """
     files = image_files(folder)
     if not files:
-        from biosegment.volumes import find_volume_in_folder
-
         return find_volume_in_folder(Path(folder))
     if len(files) == 1 and os.path.splitext(files[0].name)[1].lower() in (".tif", ".tiff"):
         return Path(files[0].path)
@@ -123,8 +121,6 @@ def dataset_facts(
     previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Column values for a dataset stored at ``location``: type, shape, dtype, state..."""
-    from biosegment.volumes import probe_volume
-    from biosegment.volumes.limits import DEFAULT_LIMITS, volume_limits
 
     path = resolve_inside(root, location)
     stamp = fingerprint(path)
@@ -171,7 +167,6 @@ def segmentation_facts(
     root: Path, location: str, *, previous: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """State of a segmentation's label volume at ``location`` (headers checked)."""
-    from biosegment.volumes import probe_volume
 
     path = resolve_inside(root, location)
     stamp = fingerprint(path)
@@ -284,7 +279,10 @@ def annotation_facts(
     return facts
 
 
-def _unchanged(previous: Mapping[str, Any] | None, location: str, stamp: str) -> bool:
+def _unchanged(
+    previous: Mapping[str, Any] | None, location: str, stamp: str
+) -> TypeGuard[Mapping[str, Any]]:
+    """True when ``previous`` is the row of these very files (same location and fingerprint)."""
     return (
         previous is not None
         and previous.get("location") == location

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,12 @@ from biosegment.catalog.probe import (
 from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.scan import import_legacy_file
 from biosegment.catalog.setup_file import (
+    SetupAnnotation,
+    SetupDataset,
     SetupDocument,
+    SetupEntry,
+    SetupModel,
+    SetupSegmentation,
     check_setup_data,
     validate_setup,
 )
@@ -56,6 +62,7 @@ from biosegment.folder_names import (
     STATE_DIR,
 )
 from biosegment.paths import resolve_inside
+from biosegment.volumes.atomic import AtomicFile
 
 __all__ = ["reconcile_setup", "apply_setup", "last_good_setup"]
 
@@ -97,7 +104,7 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
     report = CatalogReport(setup="valid")
     problems: list[InputError] = []
     _apply_projects(catalog, document, report)
-    tables = (
+    tables: tuple[tuple[str, Sequence[SetupEntry], Callable[..., dict]], ...] = (
         ("datasets", document.datasets, _dataset_record),
         ("models", document.models, _model_record),
         ("segmentations", document.segmentations, _segmentation_record),
@@ -113,9 +120,7 @@ def apply_setup(catalog: Catalog, root: Path, document: SetupDocument) -> Catalo
         records, newly_missing = [], 0
         # Records are built (files probed) before the short write transaction that stores them.
         for entry in entries:
-            key = (
-                (entry.title,) if table in ("datasets", "models") else (entry.dataset, entry.title)
-            )
+            key = entry.catalog_key
             previous = existing.get(key)
             if previous is not None and previous["origin"] == "ui":
                 # what people made in the UI is theirs: a title in the file never takes it over
@@ -208,8 +213,8 @@ def _dataset_record(
     catalog: Catalog,
     root: Path,
     document: SetupDocument,
-    entry,
-    previous,
+    entry: SetupDataset,
+    previous: dict | None,
     problems: list[InputError],
 ) -> dict:
     record: dict[str, Any] = {
@@ -264,8 +269,8 @@ def _model_record(
     catalog: Catalog,
     root: Path,
     document: SetupDocument,
-    entry,
-    previous,
+    entry: SetupModel,
+    previous: dict | None,
     problems: list[InputError],
 ) -> dict:
     record: dict[str, Any] = {"project": entry.project or document.default_project}
@@ -290,8 +295,8 @@ def _segmentation_record(
     catalog: Catalog,
     root: Path,
     document: SetupDocument,
-    entry,
-    previous,
+    entry: SetupSegmentation,
+    previous: dict | None,
     problems: list[InputError],
 ) -> dict:
     record: dict[str, Any] = {"model": entry.model}
@@ -313,8 +318,8 @@ def _annotation_record(
     catalog: Catalog,
     root: Path,
     document: SetupDocument,
-    entry,
-    previous,
+    entry: SetupAnnotation,
+    previous: dict | None,
     problems: list[InputError],
 ) -> dict:
     path = resolve_inside(root, entry.location)
@@ -337,7 +342,7 @@ def _annotation_record(
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _entry_problem(problems: list[InputError], kind: str, entry, message: str) -> None:
+def _entry_problem(problems: list[InputError], kind: str, entry: SetupEntry, message: str) -> None:
     """Note a problem with one entry of ``setup.json``, named by its kind and title."""
     problems.append(
         SetupError(f"{kind} {entry.title!r}: {message}", source=SETUP_FILE, where=entry.where)
@@ -345,12 +350,13 @@ def _entry_problem(problems: list[InputError], kind: str, entry, message: str) -
 
 
 def _rows(catalog: Catalog, table: str) -> list[dict]:
-    return {
+    readers: dict[str, Callable[[], list[dict]]] = {
         "datasets": catalog.datasets,
         "models": catalog.models,
         "segmentations": catalog.segmentations,
         "annotations": catalog.annotations,
-    }[table]()
+    }
+    return readers[table]()
 
 
 def _release_all(catalog: Catalog, report: CatalogReport) -> None:
@@ -375,7 +381,6 @@ def _release_all(catalog: Catalog, report: CatalogReport) -> None:
 
 def _keep_last_good(root: Path, document: SetupDocument) -> None:
     """Copy the file just applied, so an invalid edit later still leaves its facts known."""
-    from biosegment.volumes.atomic import AtomicFile
 
     try:
         content = document.path.read_bytes()

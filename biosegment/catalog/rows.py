@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 __all__ = [
     "ENTITY_TABLES",
@@ -149,6 +149,10 @@ def encode_fields(table: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+@overload
+def decode_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def decode_row(table: str, row: None) -> None: ...
 def decode_row(table: str, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Return a stored row as the dict callers see (JSON decoded, shape as a list)."""
     if row is None:

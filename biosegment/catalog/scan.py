@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from biosegment.catalog.layout import (
     LEGACY_ANNOTATIONS,
@@ -57,6 +57,7 @@ from biosegment.folder_names import (
     SEGMENTATIONS_DIR,
 )
 from biosegment.paths import is_temporary_name, resolve_inside
+from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
 
 __all__ = ["scan_data_folder", "import_legacy_file", "SCAN_REPORTER"]
 
@@ -137,6 +138,19 @@ class _Found:
     facts: Callable[[dict | None], dict]  #: previous row (or None) -> column values
 
 
+class _Probe(Protocol):
+    """A probe of the thing at ``location`` that reuses the row it had when nothing changed."""
+
+    def __call__(
+        self, root: Path, location: str, *, previous: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+
+
+def _probe_with_previous(probe: _Probe, root: Path, location: str) -> Callable[[dict | None], dict]:
+    """``probe`` of ``location`` as :attr:`_Found.facts`: called with the previous row."""
+    return lambda previous: probe(root, location, previous=previous)
+
+
 def _top_folder(root: Path, location: str, problems: list[InputError]) -> Path | None:
     """One of the data folder's top-level folders, unless a symlink takes it elsewhere."""
     try:
@@ -161,8 +175,6 @@ def _entries(folder: Path | None) -> list[os.DirEntry]:
 def _find_datasets(
     root: Path, em: str, project: str | None, problems: list[InputError]
 ) -> Iterator[_Found]:
-    from biosegment.volumes import CONTAINER_FILE_SUFFIXES, IMAGE_SUFFIXES, volume_stem
-
     for entry in _entries(_top_folder(root, em, problems)):
         location = join(em, entry.name)
         if entry.is_dir():
@@ -212,7 +224,7 @@ def _find_models(root: Path, problems: list[InputError]) -> Iterator[_Found]:
         yield _Found(
             {"name": name},
             location,
-            lambda previous, location=location: model_facts(root, location, previous=previous),
+            _probe_with_previous(model_facts, root, location),
         )
 
 
@@ -279,9 +291,7 @@ def _find_annotations(catalog: Catalog, root: Path, problems: list[InputError]) 
             yield _Found(
                 {"dataset": dataset, "name": entry.name},
                 location,
-                lambda previous, location=location: annotation_facts(
-                    root, location, previous=previous
-                ),
+                _probe_with_previous(annotation_facts, root, location),
             )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from biosegment.errors import PathEscapeError, SetupError
 from biosegment.folder_names import EM_DIR, SETUP_FILE
 from biosegment.paths import resolve_inside
+from biosegment.volumes import FILE_TYPES  # the volume package owns the list of formats
 
 __all__ = [
     "SetupClass",
@@ -69,6 +71,11 @@ class SetupDataset:
     voxel_size: tuple[float, float, float] | None = None
     project: str | None = None
 
+    @property
+    def catalog_key(self) -> tuple[str, ...]:
+        """The key of the catalog row it declares: its name."""
+        return (self.title,)
+
 
 @dataclass(frozen=True, slots=True)
 class SetupModel:
@@ -76,6 +83,11 @@ class SetupModel:
     where: str
     location: str | None = None  #: None: looked up under ``models/`` by title
     project: str | None = None
+
+    @property
+    def catalog_key(self) -> tuple[str, ...]:
+        """The key of the catalog row it declares: its name."""
+        return (self.title,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,11 @@ class SetupSegmentation:
     location: str
     model: str | None = None
 
+    @property
+    def catalog_key(self) -> tuple[str, ...]:
+        """The key of the catalog row it declares: its dataset and name."""
+        return (self.dataset, self.title)
+
 
 @dataclass(frozen=True, slots=True)
 class SetupAnnotation:
@@ -93,6 +110,15 @@ class SetupAnnotation:
     where: str
     dataset: str
     location: str
+
+    @property
+    def catalog_key(self) -> tuple[str, ...]:
+        """The key of the catalog row it declares: its dataset and name."""
+        return (self.dataset, self.title)
+
+
+#: An entry of ``setup.json`` that declares a catalog row of its own table.
+SetupEntry = SetupDataset | SetupModel | SetupSegmentation | SetupAnnotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,17 +213,16 @@ class _Checker:
             self.fail("(top level)", f"expected a JSON object, got {_type_name(data)}")
             return None
         em = self.location(data.get("EM_location", EM_DIR), "EM_location", required=False) or EM_DIR
-        from biosegment.volumes import FILE_TYPES  # the volume package owns the list of formats
-
         projects = [self.project(e, w) for e, w in self.entries(data, "projects")]
         datasets = [self.dataset(e, w, em, FILE_TYPES) for e, w in self.entries(data, "datasets")]
         models = [self.model(e, w) for e, w in self.entries(data, "models")]
         segmentations = [self.segmentation(e, w) for e, w in self.entries(data, "segmentations")]
         annotations = [self.annotation(e, w) for e, w in self.entries(data, "annotations")]
-        for kind, items in (("projects", projects), ("datasets", datasets), ("models", models)):
-            self.unique(kind, [(i.title, i.where) for i in items if i is not None])
+        self.unique("projects", [(i.title, i.where) for i in projects if i is not None])
+        self.unique("datasets", [(i.title, i.where) for i in datasets if i is not None])
+        self.unique("models", [(i.title, i.where) for i in models if i is not None])
         for kind, items in (("segmentations", segmentations), ("annotations", annotations)):
-            self.unique(kind, [((i.dataset, i.title), i.where) for i in items if i is not None])
+            self.unique(kind, [(i.catalog_key, i.where) for i in items if i is not None])
         auto_segment = self.boolean(data.get("auto_segment"), "auto_segment")
         return SetupDocument(
             path=path,
@@ -210,7 +235,7 @@ class _Checker:
             auto_segment=bool(auto_segment),
         )
 
-    def entries(self, data: dict, key: str):
+    def entries(self, data: dict, key: str) -> Iterator[tuple[dict, str]]:
         value = data.get(key)
         if value is None:
             return
@@ -250,7 +275,9 @@ class _Checker:
             auto_segment=auto_segment,
         )
 
-    def dataset(self, entry: dict, where: str, em: str, file_types) -> SetupDataset | None:
+    def dataset(
+        self, entry: dict, where: str, em: str, file_types: tuple[str, ...]
+    ) -> SetupDataset | None:
         title = self.text(entry.get("title"), f"{where}.title", required=True)
         if "location" in entry and entry["location"] is not None:
             location = self.location(entry["location"], f"{where}.location")

@@ -82,7 +82,7 @@ def open_catalog(root: Path) -> Catalog:
 class Catalog(JobStore):
     """Rows of one data folder's catalog. Create with :func:`open_catalog`; ``close()`` when done."""
 
-    def __init__(self, conn, *, root: Path, path: Path):
+    def __init__(self, conn: sqlite3.Connection, *, root: Path, path: Path) -> None:
         super().__init__(conn)
         self.root = Path(root)
         self.path = Path(path)
@@ -204,8 +204,8 @@ class Catalog(JobStore):
         for row in self._rows("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
             jobs[row["state"]] = row["n"]
         result["jobs"] = {**jobs, "total": sum(jobs.values())}
-        (problems,) = self._row("SELECT COUNT(*) AS n FROM problems").values()
-        result["problems"] = {"total": problems}
+        (problems,) = self._rows("SELECT COUNT(*) AS n FROM problems")
+        result["problems"] = {"total": problems["n"]}
         return result
 
     # -- writing ----------------------------------------------------------------------------
@@ -383,7 +383,7 @@ class Catalog(JobStore):
         ).fetchone()
         if existing is None:
             row = {"state": "ok", "origin": "ui", **record, "created_at": now, "updated_at": now}
-            self._db[table].insert(row)
+            self._db.table(table).insert(row)
             return "added"
         changes = {}
         for column, value in record.items():
@@ -394,7 +394,7 @@ class Catalog(JobStore):
         if not changes:
             return "unchanged"
         changes["updated_at"] = now
-        self._db[table].update(existing["id"], changes)
+        self._db.table(table).update(existing["id"], changes)
         return "updated"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -47,7 +47,6 @@ def _guarded(work: PeriodicWork) -> Callable[[], None]:
 
 def make_scheduler(works: list[PeriodicWork]) -> BackgroundScheduler:
     """A background scheduler (not started) with ``works`` as interval jobs."""
-    from datetime import datetime, timedelta
 
     scheduler = BackgroundScheduler(
         timezone=UTC,

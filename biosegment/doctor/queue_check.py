@@ -13,15 +13,15 @@ from biosegment.config import Config
 from biosegment.doctor.report import Finding
 from biosegment.doctor.sqlite_files import probe_database
 from biosegment.errors import BioSegmentError
+from biosegment.folder_names import QUEUE_FILE
 from biosegment.sqlite_support import move_aside
+from biosegment.tasks.queue import make_huey
+from biosegment.tasks.recovery import recover_jobs
 
 __all__ = ["check_queue"]
 
 
 def _refill(config: Config) -> dict[str, list[str]]:
-    from biosegment.tasks.queue import make_huey
-    from biosegment.tasks.recovery import recover_jobs
-
     huey = make_huey(config)
     try:
         with open_catalog(config.data_dir) as catalog:
@@ -46,7 +46,6 @@ def _waiting_jobs(config: Config) -> int:
 def check_queue(config: Config, *, repair: bool) -> Finding:
     if config.queue.url:
         return Finding("queue", "skipped", "the queue is on a Redis server; not checked here")
-    from biosegment.folder_names import QUEUE_FILE
 
     path = config.state_dir / QUEUE_FILE
     health = probe_database(path)

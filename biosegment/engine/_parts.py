@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from biosegment.errors import InputError
+from biosegment.volumes import LabelVolumeWriter
 from biosegment.volumes.atomic import AtomicFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +66,7 @@ class PartsPlan:
     def from_dict(cls, data: dict, *, source: Path) -> PartsPlan:
         try:
             return cls(
-                shape=tuple(int(v) for v in data["shape"]),
+                shape=_triple(data["shape"]),
                 blocks=tuple((int(a), int(b)) for a, b in data["blocks"]),
                 num_classes=int(data["num_classes"]),
                 probabilities=bool(data["probabilities"]),
@@ -201,8 +203,6 @@ def assemble_parts(
                 "these parts were computed without probabilities", source=folder.folder
             )
         if isinstance(writer, (str, Path)):
-            from biosegment.volumes import LabelVolumeWriter  # tifffile: only when writing
-
             writer = LabelVolumeWriter(Path(writer), plan.shape, dtype="uint8")
         if tuple(writer.shape) != plan.shape:
             raise ValueError(
@@ -222,3 +222,9 @@ def assemble_parts(
     if not keep:
         folder.remove()
     return Path(writer.path)
+
+
+def _triple(values: Iterable[int | float | str]) -> tuple[int, int, int]:
+    """``(z, y, x)`` sizes from plain data; a ValueError unless there are three numbers."""
+    z, y, x = (int(v) for v in values)
+    return (z, y, x)

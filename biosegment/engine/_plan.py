@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
+from typing import Protocol
 
 from biosegment.engine._windows import auto_axis_window, kept_ranges, round_up, window_starts
 from biosegment.engine.unet import size_multiple
@@ -54,8 +55,30 @@ class Plan:
     num_classes: int
 
 
+class PlanSettings(Protocol):
+    """What a plan is made from: the parts of :class:`~biosegment.engine.InferenceSettings`
+    it reads (that module plans with this one, so it is not imported here)."""
+
+    @property
+    def window(self) -> tuple[int, ...] | None: ...
+    @property
+    def overlap(self) -> int | tuple[int, ...] | None: ...
+    @property
+    def blend(self) -> str: ...
+    @property
+    def sigma_scale(self) -> float: ...
+    @property
+    def batch_size(self) -> int | None: ...
+    @property
+    def block_z(self) -> int | None: ...
+
+
 def make_plan(
-    settings, config: dict, shape: tuple[int, int, int], itemsize: int, probabilities: bool
+    settings: PlanSettings,
+    config: dict,
+    shape: tuple[int, int, int],
+    itemsize: int,
+    probabilities: bool,
 ) -> Plan:
     """Make :class:`InferenceSettings` concrete for a network ``config`` and volume ``shape``.
 
@@ -108,8 +131,8 @@ def make_plan(
     )
     return Plan(
         dims=dims,
-        window=tuple(window),
-        overlap=tuple(overlap),
+        window=(window[0], window[1], window[2]),
+        overlap=(overlap[0], overlap[1], overlap[2]),
         blend=settings.blend,
         sigma_scale=float(settings.sigma_scale),
         batch_size=batch_size,

@@ -12,6 +12,7 @@ unlabelled marker and every class id survive each change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -88,7 +89,8 @@ def crop_at(
     """
     if image.shape != labels.shape:
         raise ValueError(f"image {image.shape} and labels {labels.shape} differ in shape")
-    inside, padding = [], []
+    inside: list[slice] = []
+    padding: list[tuple[int, int]] = []
     for start, length, extent in zip(corner, size, image.shape):
         first, last = max(start, 0), min(start + length, extent)
         inside.append(slice(first, max(last, first)))
@@ -98,7 +100,7 @@ def crop_at(
     if not any(before or after for before, after in padding):
         return image_part.copy(), label_part.copy()
     # Mirroring needs at least one pixel; fully outside crops (never asked for) get zeros.
-    mode = "symmetric" if image_part.size else "constant"
+    mode: Literal["symmetric", "constant"] = "symmetric" if image_part.size else "constant"
     image_crop = np.pad(image_part, padding, mode=mode)
     label_crop = np.pad(label_part, padding, mode="constant", constant_values=_UNLABELLED)
     return image_crop, label_crop
@@ -298,7 +300,7 @@ def section_artefacts(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
     kind = int(rng.integers(0, 3))
     if kind == 0:
         axis = int(rng.integers(0, 2))
-        offsets = rng.normal(0.0, rng.uniform(0.02, 0.08), size=plane[axis]).astype(np.float32)
+        offsets = rng.normal(0.0, rng.uniform(0.02, 0.08), size=int(plane[axis])).astype(np.float32)
         shape = (plane[0], 1) if axis == 0 else (1, plane[1])
         changed = image + offsets.reshape(shape)
     elif kind == 1:

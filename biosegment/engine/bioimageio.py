@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import tifffile
 import torch
+from PIL import Image
 
 from biosegment import __version__
 from biosegment.engine import unet as unet_module
@@ -177,7 +178,6 @@ def _logits(model: UNet, image: np.ndarray, normalisation: dict) -> np.ndarray:
 
 def _cover(image: np.ndarray, labels: np.ndarray, classes: list[dict], path: Path) -> None:
     """A 2:1 picture: the test input beside its segmentation in the class colours."""
-    from PIL import Image
 
     plane = image[0, 0] if image.ndim == 4 else image[0, 0, image.shape[2] // 2]
     ids = labels[0] if labels.ndim == 3 else labels[0, labels.shape[1] // 2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -188,7 +189,7 @@ def load_model(path: Path) -> tuple[UNet, ModelCard]:
     return model, card
 
 
-def _write_atomically(target: Path, write) -> None:
+def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     # A dot-prefixed temporary name: the data-folder watcher ignores it until the rename.
     temporary = target.with_name(f".{target.name}.tmp")
     try:

@@ -142,7 +142,9 @@ def export_onnx(
         torch.onnx.export(
             module,
             (example_input(model),),
-            buffer,
+            # The TorchScript exporter writes to a file object as well; torch's annotation
+            # names paths only.
+            buffer,  # type: ignore[arg-type]
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             opset_version=opset,

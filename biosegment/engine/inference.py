@@ -48,6 +48,7 @@ from biosegment.engine.pixel_size import unzoom_plane, zoom_plane, zoomed_shape
 from biosegment.engine.precision import AUTO_PRECISION, PRECISIONS
 from biosegment.engine.unet import UNet
 from biosegment.errors import CancelledError, InputError
+from biosegment.volumes import LabelVolumeWriter
 from biosegment.volumes.base import VolumeReader
 
 __all__ = [
@@ -169,8 +170,8 @@ class BlockResult:
     probabilities: np.ndarray | None = None
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+def _positive_int(value: object) -> bool:
+    return bool(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -219,10 +220,11 @@ class _PlannedPredictor(WindowPredictor):
         self.region_plan = plan
         self.zoom = settings.zoom
         if self.zoom is not None:
+            depth, height, width = zoomed_shape(volume.shape, self.zoom)
             plan = make_plan(
                 settings,
                 model.config,
-                zoomed_shape(volume.shape, self.zoom),
+                (depth, height, width),
                 volume.dtype.itemsize,
                 True,
             )
@@ -270,7 +272,7 @@ def _predict_region(
 
     def finish(logits: torch.Tensor, batch_jobs: list) -> list[tuple]:
         # Runs in a worker thread: everything per window that does not touch shared arrays.
-        results = []
+        results: list[tuple] = []
         for (start, box), window_logits in zip(batch_jobs, logits):
             local = tuple(slice(a - s, b - s) for (a, b), s in zip(box, start))
             part = window_logits[(slice(None), *local)]
@@ -301,7 +303,7 @@ def _predict_region(
         tick(len(results))
     if accumulate:
         labels[...] = argmax_over_classes(scores).numpy()
-        if probabilities is not None:
+        if probabilities is not None and weight_sum is not None:
             probabilities[...] = probabilities_to_uint8(scores.div_(weight_sum)).numpy()
     return labels, probabilities
 
@@ -324,6 +326,7 @@ def _predict_zoomed(
     pixels: np.ndarray,
     core: tuple[tuple[int, int], ...],
     predictor: _PlannedPredictor,
+    zoom: float,
     want_probabilities: bool,
     tick: Callable[[int], None],
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -332,9 +335,10 @@ def _predict_zoomed(
     Class probabilities are resampled back to the region's grid before the argmax, so
     labels follow the interpolated boundaries instead of blocky nearest-neighbour steps.
     """
-    zoomed = zoom_plane(pixels, predictor.zoom)
+    zoomed = zoom_plane(pixels, zoom)
     whole = tuple((0, n) for n in zoomed.shape)
     _, probabilities = _predict_region(zoomed, whole, predictor, True, tick)
+    assert probabilities is not None  # asked for
     back = unzoom_plane(probabilities, pixels.shape)[(slice(None), *(slice(a, b) for a, b in core))]
     labels = argmax_over_classes(torch.from_numpy(back)).numpy().astype(np.uint8)
     kept = np.clip(np.rint(back), 0, 255).astype(np.uint8) if want_probabilities else None
@@ -386,7 +390,7 @@ def _segment_range(
             )
         else:
             region_labels, region_probabilities = _predict_zoomed(
-                pixels, core, predictor, want_probabilities, tick
+                pixels, core, predictor, predictor.zoom, want_probabilities, tick
             )
         # The core in block coordinates.
         where = tuple(
@@ -394,7 +398,7 @@ def _segment_range(
             for (a, b), s, offset in zip(core, (zs, ys, xs), (z0, 0, 0))
         )
         labels[where] = region_labels
-        if probabilities is not None:
+        if probabilities is not None and region_probabilities is not None:
             probabilities[(slice(None), *where)] = region_probabilities
     return BlockResult(z0, z1, labels, probabilities)
 
@@ -410,7 +414,8 @@ def _fingerprint(
     info = volume.info
     try:
         stat = Path(info.path).stat()
-        modified, size = stat.st_mtime_ns, stat.st_size
+        modified: int | None = stat.st_mtime_ns
+        size: int | None = stat.st_size
     except OSError:
         modified = size = None
     # The device is left out: workers on different machines may share one segmentation.
@@ -441,8 +446,9 @@ def _fingerprint(
 def _parts_plan(
     volume: VolumeReader, model: UNet, settings: InferenceSettings, plan: Plan, probabilities: bool
 ) -> PartsPlan:
+    depth, height, width = volume.shape
     return PartsPlan(
-        shape=tuple(volume.shape),
+        shape=(depth, height, width),
         blocks=tuple(plan_blocks(volume.shape, plan.block_z)),
         num_classes=plan.num_classes,
         probabilities=probabilities,
@@ -627,12 +633,15 @@ def segment_volume(
             if folder is not None:
                 folder.save(z0, z1, result.labels, result.probabilities)
             else:
+                assert labels is not None  # no output file: the labels are returned
                 labels[z0:z1] = result.labels
             finished += z1 - z0
     if folder is None:
+        assert labels is not None  # no output file: the labels are returned
         if progress is not None:
             progress(1.0)
         return labels
+    assert output is not None  # the parts folder is the output's
     written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size, compression)
     if progress is not None:
         progress(1.0)
@@ -643,11 +652,10 @@ def _write_outputs(
     folder: PartsFolder,
     output: Path,
     probabilities: Path | None,
-    voxel_size,
+    voxel_size: tuple[float, float, float] | None,
     compression: str | None,
 ) -> Path:
     """The label TIFF (and a TIFF per class of probabilities) from a complete parts folder."""
-    from biosegment.volumes import LabelVolumeWriter  # the writer package imports heavier deps
 
     plan = folder.complete_plan()
 

@@ -93,7 +93,7 @@ class IntensityScaler:
 
     def describe(self) -> dict:
         """The method and, for percentiles, the grey values that became 0 and 1."""
-        data = {"method": self.method}
+        data: dict[str, object] = {"method": self.method}
         if self.value_range is not None:
             data["value_range"] = [float(v) for v in self.value_range]
         return data
@@ -105,7 +105,8 @@ def scaler_for(volume: VolumeReader | np.ndarray, normalisation: Mapping | None)
     :param normalisation: the card entry; None or ``dtype_range`` scale by the pixel type.
     :raises InputError: for a method BioSegment does not know, naming the card field.
     """
-    method = (normalisation or {}).get("method", DTYPE_RANGE)
+    normalisation = normalisation or {}
+    method = normalisation.get("method", DTYPE_RANGE)
     if method == DTYPE_RANGE:
         return IntensityScaler()
     if method != _PERCENTILE:

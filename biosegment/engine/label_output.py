@@ -13,8 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from biosegment.engine._parts import PartsFolder, assemble_parts
+from biosegment.engine.model_card import default_classes
 from biosegment.errors import InputError
 from biosegment.folder_names import SEGMENTATION_LABELS, SEGMENTATION_LABELS_ZARR
+from biosegment.volumes import LabelVolumeWriter
+from biosegment.volumes.ome_zarr_writer import OmeZarrWriter
+from biosegment.volumes.slice_writer import SliceWriter
 
 __all__ = ["SEGMENTATION_FORMATS", "LABEL_FILE_NAMES", "label_file_name", "assemble_labels"]
 
@@ -56,19 +61,13 @@ def assemble_labels(
     :returns: the written label volume (``folder / label_file_name(output_format)``).
     :raises InputError: when blocks are missing or the format is unknown.
     """
-    from biosegment.engine._parts import PartsFolder, assemble_parts
-    from biosegment.engine.model_card import default_classes
-
     target = Path(folder) / label_file_name(output_format)
     parts = PartsFolder(parts_dir)
     plan = parts.complete_plan()  # before a writer makes any file
+    writer: SliceWriter
     if target.name == LABEL_FILE_NAMES["tiff"]:
-        from biosegment.volumes import LabelVolumeWriter
-
         writer = LabelVolumeWriter(target, plan.shape, dtype="uint8", voxel_size=voxel_size)
     else:
-        from biosegment.volumes.ome_zarr_writer import OmeZarrWriter
-
         writer = OmeZarrWriter(
             target,
             plan.shape,

@@ -25,6 +25,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from skimage.measure import label as connected_regions
+from skimage.metrics import adapted_rand_error, variation_of_information
 
 from biosegment.errors import InputError
 
@@ -160,8 +162,6 @@ def boundary_scores(
         no slice could be scored.
     """
     # Imported here: scikit-image costs a second to import and most callers never need it.
-    from skimage.measure import label as connected_regions
-    from skimage.metrics import adapted_rand_error, variation_of_information
 
     truth_slices = _as_slices(truth)
     prediction_slices = _as_slices(prediction)

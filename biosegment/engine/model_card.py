@@ -89,7 +89,7 @@ class ModelCard:
         """
         if not isinstance(data, dict):
             raise InputError("model card must be a JSON object", source=source)
-        expected = {
+        expected: dict[str, type | tuple[type, ...]] = {
             "name": str,
             "architecture": dict,
             "classes": list,
@@ -134,7 +134,7 @@ class ModelCard:
         return cls.from_dict(data, source=source)
 
 
-def _kind_name(kind: type | tuple) -> str:
+def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {dict: "an object", list: "a list", str: "a string", type(None): "null"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)

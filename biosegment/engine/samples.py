@@ -227,7 +227,7 @@ def _runs(indices: list[int], *, split: bool) -> list[tuple[int, int]]:
 
 def _hold_out_region(
     stack: LabelledStack, fraction: float
-) -> tuple[LabelledStack | None, LabelledStack | None]:
+) -> tuple[LabelledStack, LabelledStack | None]:
     """Split one stack's labelled pixels by x: the right-most ``fraction`` validates."""
     columns = np.nonzero(stack.labels != IGNORE_LABEL)[2]
     threshold = np.quantile(columns, 1.0 - fraction, method="higher")
@@ -386,7 +386,8 @@ def split_validation(
 def _regions(
     stacks: list[LabelledStack], fraction: float
 ) -> tuple[list[LabelledStack], list[LabelledStack]]:
-    train, validation = [], []
+    train: list[LabelledStack] = []
+    validation: list[LabelledStack] = []
     for stack in stacks:
         kept, held_out = _hold_out_region(stack, fraction)
         train.append(kept)
@@ -436,7 +437,8 @@ class SamplePool:
         return int(sum(s.labelled_pixels for s in self.stacks))
 
     def _crop_size_3d(self) -> tuple[int, int, int]:
-        return self.crop_size if len(self.crop_size) == 3 else (1, *self.crop_size)
+        size = self.crop_size if len(self.crop_size) == 3 else (1, *self.crop_size)
+        return (size[0], size[1], size[2])
 
     def _corner_around_anchor(
         self, stack: LabelledStack, rng: np.random.Generator, size: tuple[int, int, int]

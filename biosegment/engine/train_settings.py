@@ -17,6 +17,7 @@ when several are given, whichever is reached first ends the run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -171,7 +172,7 @@ def _require_number(name: str, value: Any, low: float, high: float) -> None:
         raise InputError(f"must be a number from {low:g} to {high:g}, not {value!r}", where=name)
 
 
-def _require_choice(name: str, value: Any, choices) -> None:
+def _require_choice(name: str, value: Any, choices: Collection[str]) -> None:
     """An input error naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise InputError(f"must be one of {', '.join(choices)}, not {value!r}", where=name)
@@ -338,7 +339,7 @@ class TrainingSettings:
         chosen = FINE_TUNE_LEARNING_RATE if fine_tune else NEW_NETWORK_LEARNING_RATE
         return replace(self, learning_rate=chosen)
 
-    def replace(self, **changes) -> TrainingSettings:
+    def replace(self, **changes: Any) -> TrainingSettings:
         """A copy with some fields changed (checked like a new one)."""
         unknown = sorted(set(changes) - set(self.field_names()))
         if unknown:

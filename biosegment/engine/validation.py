@@ -11,7 +11,7 @@ as the validation loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -94,7 +94,12 @@ def _labelled_box(labels: np.ndarray) -> tuple[slice, slice]:
     )
 
 
-def _labelled_parts(model: UNet, stack: LabelledStack, device, autocast_dtype):
+def _labelled_parts(
+    model: UNet,
+    stack: LabelledStack,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """``(truth, logits)`` of the parts of a stack that hold labels.
 
     A 2-D model predicts only windows of :data:`_WINDOW` pixels that hold held-out strokes
@@ -177,9 +182,9 @@ def evaluate_stacks(
                     truths.append(truth.ravel())
                     predictions.append(predicted.ravel())
                     if boundary_class is not None and stack.is_fully_labelled:
-                        scores = boundary_scores(truth, predicted, boundary_class=boundary_class)
-                        if scores["slices_scored"]:
-                            boundary_rows.append(scores)
+                        boundary = boundary_scores(truth, predicted, boundary_class=boundary_class)
+                        if boundary["slices_scored"]:
+                            boundary_rows.append(boundary)
     finally:
         model.train(was_training)
     if not truths:

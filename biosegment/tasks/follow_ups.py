@@ -20,6 +20,7 @@ from biosegment.tasks.segment_after import (
     segment_after_accept,
     submit_segment_request,
 )
+from biosegment.tasks.service import JobService
 
 __all__ = ["SegmentRequest", "Finished", "segment_after_accept", "submit_follow_ups"]
 
@@ -32,7 +33,9 @@ class Finished:
     follow_ups: tuple[SegmentRequest, ...] = field(default=())
 
 
-def submit_follow_ups(service, follow_ups: tuple[SegmentRequest, ...], log: JobLog) -> dict:
+def submit_follow_ups(
+    service: JobService, follow_ups: tuple[SegmentRequest, ...], log: JobLog
+) -> dict:
     """Submit each follow-up through ``service``; return what the job's result says of them."""
     said: dict = {}
     for request in follow_ups:

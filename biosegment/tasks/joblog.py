@@ -54,7 +54,7 @@ class JobLog:
         logging.getLogger(_PACKAGE_LOGGER).addHandler(self._handler)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._handler is not None:
             logging.getLogger(_PACKAGE_LOGGER).removeHandler(self._handler)
             self._handler = None

@@ -12,7 +12,6 @@ it attaches a :class:`TaskTarget` (the job runner) with :func:`attach_runner`, s
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +31,14 @@ __all__ = [
 ]
 
 
+class TaskWrapper(Protocol):
+    """A task Huey registered (``huey.task()(fn)``): calling it enqueues the task."""
+
+    task_class: type
+
+    def __call__(self, *args: object) -> object: ...
+
+
 class TaskTarget(Protocol):
     """What executes the queue's tasks in a consuming process (a job runner)."""
 
@@ -46,10 +53,10 @@ class TaskTarget(Protocol):
 class QueueTasks:
     """The task wrappers registered on one Huey instance; calling one enqueues it."""
 
-    run_job: Callable  #: run_job(job_id): claim a queued job and run it (or split it)
-    segment_block: Callable  #: segment_block(job_id, index): one z-block of a split segmentation
+    run_job: TaskWrapper  #: run_job(job_id): claim a queued job and run it (or split it)
+    segment_block: TaskWrapper  #: segment_block(job_id, index): one z-block of a split segmentation
     #: discard_job(job_id): remove the files of a stopped job a person discarded
-    discard_job: Callable
+    discard_job: TaskWrapper
     runner: TaskTarget | None = None
 
     def current_runner(self) -> TaskTarget:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from biosegment import engine
 from biosegment.catalog import open_catalog
+from biosegment.catalog.store import Catalog
 from biosegment.config import Config
 from biosegment.errors import BioSegmentError, CancelledError, NotFoundError
 from biosegment.folder_lock import PresenceLock
@@ -223,9 +224,9 @@ class JobRunner:
 
     def _execute(
         self,
-        catalog,
+        catalog: Catalog,
         row: dict,
-        work: Callable,
+        work: Callable[[JobContext], object],
         *,
         on_shutdown: Callable[[JobContext], None],
         label: str,
@@ -299,7 +300,7 @@ class JobRunner:
         finally:
             service.close()
 
-    def _job_interrupted(self, catalog, ctx: JobContext) -> None:
+    def _job_interrupted(self, catalog: Catalog, ctx: JobContext) -> None:
         catalog.update_job(
             ctx.job_id,
             state="queued",
@@ -309,7 +310,7 @@ class JobRunner:
         if not self._give_back(ctx.job_id):
             ctx.log.write("no queue here: the next daemon or worker start resumes it")
 
-    def _block_interrupted(self, catalog, ctx: JobContext, index: int) -> None:
+    def _block_interrupted(self, catalog: Catalog, ctx: JobContext, index: int) -> None:
         if self.immediate:
             # The job's blocks run nowhere but here: the whole job goes back on the queue and
             # is planned again, from its finished blocks, wherever it runs next.
@@ -322,7 +323,7 @@ class JobRunner:
         queue.queue_tasks(self.huey).segment_block(ctx.job_id, index)
 
     @staticmethod
-    def _finish(catalog, job_id: str, **fields) -> None:
+    def _finish(catalog: Catalog, job_id: str, **fields: object) -> None:
         if catalog.job(job_id)["state"] in ("succeeded", "failed", "cancelled"):
             return  # another block already settled the job
         catalog.update_job(job_id, **fields)

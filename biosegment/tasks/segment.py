@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biosegment import __version__
+from biosegment.engine.label_output import assemble_labels, label_file_name
+from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.errors import InputError
 from biosegment.folder_lock import runner_alive
 from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
+from biosegment.volumes import open_volume
 
 if TYPE_CHECKING:  # the engine imports torch, which the handler loads only when it runs
     from biosegment.engine.inference import InferenceSettings
@@ -84,17 +87,15 @@ def _inference_settings(
 
 
 def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
-    from biosegment.engine import load_model
+    from biosegment.engine.checkpoint import load_model
     from biosegment.engine.inference import block_plan
-    from biosegment.engine.segment_settings import SegmentSettings
-    from biosegment.volumes import open_volume
 
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", ctx.params["dataset"])
     model_row = catalog.require_usable("model", ctx.params["model"])
     volume = stack.enter_context(open_volume(catalog.path_of(dataset), dataset.get("file_type")))
     model, card = load_model(catalog.path_of(model_row))
-    from biosegment.engine.pixel_size import zoom_for
+    from biosegment.engine.pixel_size import zoom_for  # scipy: only when a job runs
 
     # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
     # trained for another pixel size sees membranes as thick as it learned them.
@@ -234,8 +235,6 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict[str, A
 
 
 def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
-    from biosegment.engine.label_output import assemble_labels, label_file_name
-
     if not _claim_assembly(ctx):
         return CONTINUES
     root = Path(ctx.config.data_dir)

@@ -16,14 +16,20 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
+
+from huey import Huey
 
 from biosegment.catalog import open_catalog
+from biosegment.catalog.store import Catalog
 from biosegment.config import Config
+from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
 from biosegment.tasks import train_actions
 from biosegment.tasks.naming import checked_name, unique_name
+from biosegment.tasks.queue import make_huey, queue_tasks
 from biosegment.tasks.train_actions import LiveSnapshot
 from biosegment.tasks.workspace import JobWorkspace
 
@@ -39,6 +45,14 @@ LOG_TAIL_BYTES = 1_000_000
 _ACTIVE = train_actions.ACTIVE_STATES
 
 
+class JobFilters(TypedDict, total=False):
+    """What :meth:`JobService.jobs` can filter on."""
+
+    state: str | None
+    kind: str | None
+    limit: int
+
+
 class JobService:
     """Submit and manage the jobs of one data folder (thread-safe; one per web server is fine).
 
@@ -46,28 +60,26 @@ class JobService:
     :param huey: the queue to use (default: :func:`biosegment.tasks.make_huey` on first enqueue).
     """
 
-    def __init__(self, config: Config, *, huey=None):
+    def __init__(self, config: Config, *, huey: Huey | None = None) -> None:
         self.config = config
         self.root = Path(config.data_dir)
         self._huey = huey
-        self._catalog = None
+        self._catalog: Catalog | None = None
         self._lock = threading.RLock()
 
     # -- plumbing --------------------------------------------------------------------------
 
     @property
-    def catalog(self):
+    def catalog(self) -> Catalog:
         with self._lock:
             if self._catalog is None:
                 self._catalog = open_catalog(self.root)
             return self._catalog
 
     @property
-    def huey(self):
+    def huey(self) -> Huey:
         with self._lock:
             if self._huey is None:
-                from biosegment.tasks.queue import make_huey
-
                 self._huey = make_huey(self.config)
             return self._huey
 
@@ -79,8 +91,6 @@ class JobService:
 
     def enqueue(self, job_id: str) -> None:
         """Put a job id on the queue (the job row must exist and be ``queued``)."""
-        from biosegment.tasks.queue import queue_tasks
-
         queue_tasks(self.huey).run_job(job_id)
 
     def _create(self, kind: str, params: dict, enqueue: bool) -> dict:
@@ -140,7 +150,7 @@ class JobService:
         name: str | None = None,
         trigger: str | None = None,
         enqueue: bool = True,
-        **options,
+        **options: object,
     ) -> dict:
         """Queue a segmentation of ``dataset`` with ``model``; return its job row.
 
@@ -150,7 +160,6 @@ class JobService:
         goes to ``segmentations/<dataset>/<name>/`` (default name: the model's, made unique).
         ``enqueue=False`` only creates the row, for a caller that runs it itself.
         """
-        from biosegment.engine.segment_settings import SegmentSettings
 
         catalog = self.catalog
         catalog.require_usable("dataset", dataset)
@@ -191,7 +200,7 @@ class JobService:
         base_model: str | None = None,
         name: str | None = None,
         enqueue: bool = True,
-        **options,
+        **options: object,
     ) -> dict:
         """Queue a training run; return its job row.
 
@@ -311,7 +320,7 @@ class JobService:
     def job(self, job_id: str) -> dict:
         return self.catalog.job(job_id)
 
-    def jobs(self, **filters) -> list[dict]:
+    def jobs(self, **filters: Unpack[JobFilters]) -> list[dict]:
         """Jobs newest first; filters: ``state``, ``kind``, ``limit``."""
         unknown = set(filters) - {"state", "kind", "limit"}
         if unknown:
@@ -368,7 +377,6 @@ class JobService:
 
     def discard_training(self, job_id: str) -> dict:
         """Cancel a train job and have everything it made removed (its log stays)."""
-        from biosegment.tasks.queue import queue_tasks
 
         job, stopped = train_actions.discard(self.catalog, self._workspace(job_id))
         if stopped:

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from biosegment.errors import InputError
+from biosegment.catalog.probe import ANNOTATION_SLICE
+from biosegment.catalog.store import Catalog
+from biosegment.engine.comparison import compare
+from biosegment.engine.model_card import ModelCard
+from biosegment.engine.samples import TrainingPair, collect_stacks
+from biosegment.engine.train_settings import TrainingSettings
+from biosegment.errors import CancelledError, InputError
 from biosegment.folder_names import (
     LAST_EPOCH_DIR,
     MODEL_CARD,
@@ -32,6 +38,16 @@ from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
 from biosegment.tasks.follow_ups import Finished, segment_after_accept
 from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
+from biosegment.volumes import (
+    annotation_slice_name,
+    is_binary_mask,
+    open_volume,
+    read_class_ids,
+    read_png_slice,
+)
+
+if TYPE_CHECKING:  # the training module imports torch, which the handler loads only when it runs
+    from biosegment.engine.training import TrainingResult
 
 if TYPE_CHECKING:  # the engine (torch) is imported when a job runs
     from biosegment.engine.trainer import TrainingResult
@@ -52,10 +68,8 @@ _LEGACY_DEFAULTS = {
 }
 
 
-def job_settings(ctx: JobContext):
+def job_settings(ctx: JobContext) -> TrainingSettings:
     """The job's :class:`TrainingSettings`, with the configured device and threads filled in."""
-    from biosegment.engine.train_settings import TrainingSettings
-
     params = ctx.params
     if isinstance(params.get("settings"), dict):
         settings = TrainingSettings.from_dict(params["settings"])
@@ -75,7 +89,7 @@ def training_folder(ctx: JobContext) -> Path:
     return ctx.workspace.training_dir
 
 
-def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
+def _labels_from_annotation(catalog: Catalog, row: dict) -> dict[int, np.ndarray]:
     folder = catalog.path_of(row)
     slices = row.get("slices") or []
     return _read_slices(folder, slices, row["location"])
@@ -83,15 +97,11 @@ def _labels_from_annotation(catalog, row: dict) -> dict[int, np.ndarray]:
 
 def _painted_slices(folder: Path) -> list[int]:
     """The slices an annotation folder holds now (the catalog row may lag behind it)."""
-    from biosegment.catalog.probe import ANNOTATION_SLICE
-
     matches = (ANNOTATION_SLICE.match(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
     return sorted(int(m.group(1)) for m in matches if m)
 
 
 def _read_slices(folder: Path, slices: list, location: str) -> dict[int, np.ndarray]:
-    from biosegment.volumes import annotation_slice_name, read_png_slice
-
     if not slices:
         raise InputError(
             "the annotation has no painted slices yet", source=location, where="slices"
@@ -99,9 +109,7 @@ def _read_slices(folder: Path, slices: list, location: str) -> dict[int, np.ndar
     return {int(z): read_png_slice(folder / annotation_slice_name(int(z))) for z in slices}
 
 
-def _labels_from_ground_truth(catalog, dataset: dict) -> np.ndarray:
-    from biosegment.volumes import is_binary_mask, open_volume, read_class_ids
-
+def _labels_from_ground_truth(catalog: Catalog, dataset: dict) -> np.ndarray:
     location = dataset.get("ground_truth")
     if not location:
         raise InputError(f"dataset {dataset['name']!r} has no ground truth", where="dataset")
@@ -127,7 +135,7 @@ def _classes_for(ctx: JobContext, dataset: dict, annotation: dict | None) -> lis
     painted (its names), completed by the project's (colours, classes it does not name);
     None (the engine names them) when neither declares any, or their ids have gaps."""
 
-    def by_id(classes) -> dict[int, dict]:
+    def by_id(classes: Iterable[object] | None) -> dict[int, dict]:
         return {int(c["id"]): c for c in classes or [] if isinstance(c, dict) and "id" in c}
 
     project = by_id(_project_classes(ctx, dataset))
@@ -150,7 +158,6 @@ def run_train(ctx: JobContext) -> dict | Finished:
     from biosegment.engine.progress import TrainingObservers
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import TrainingData, train_model
-    from biosegment.volumes import open_volume
 
     params = ctx.params
     root = Path(ctx.config.data_dir)
@@ -162,6 +169,7 @@ def run_train(ctx: JobContext) -> dict | Finished:
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", params["dataset"])
     annotation_folder = annotation = None
+    labels: dict[int, np.ndarray] | np.ndarray
     if params.get("annotation"):
         annotation = catalog.annotation(params["dataset"], params["annotation"])
         labels = _labels_from_annotation(catalog, annotation)
@@ -169,7 +177,7 @@ def run_train(ctx: JobContext) -> dict | Finished:
         annotation_folder = catalog.path_of(annotation)
     else:
         labels = _labels_from_ground_truth(catalog, dataset)
-        source = dataset.get("ground_truth")
+        source = dataset["ground_truth"]  # there is one: the labels were read from it
     base_path = None
     if params.get("base_model"):
         base_row = catalog.require_usable("model", params["base_model"], where="base_model")
@@ -185,6 +193,7 @@ def run_train(ctx: JobContext) -> dict | Finished:
 
         def read_training() -> list:
             folder = annotation_folder
+            assert folder is not None, "only an annotation is read again"
             return [(volume, _read_slices(folder, _painted_slices(folder), source))]
 
         live = LiveTraining(
@@ -260,8 +269,6 @@ def _train_live(
     ctx: JobContext, live: LiveTraining, train: Callable[[], TrainingResult]
 ) -> TrainingResult:
     """``train()`` (the run, with the live callbacks); a discarded run leaves no files behind."""
-    from biosegment.errors import CancelledError
-
     try:
         result = train()
     except CancelledError:
@@ -278,11 +285,14 @@ def _train_live(
     return result
 
 
-def _against_base(base_name, result, ground_truth, base_truth) -> dict | None:
+def _against_base(
+    base_name: str | None,
+    result: TrainingResult,
+    ground_truth: dict | None,
+    base_truth: dict | None,
+) -> dict | None:
     """The kept model against its base model: on the held-out strokes (the base's epoch-0
     record against the kept epoch's) and on the ground truth's unpainted slices."""
-    from biosegment.engine.comparison import compare
-
     if not base_name:
         return None
     base = next((r for r in result.history if r.get("epoch") == 0), None)
@@ -309,8 +319,7 @@ def _amend_card(
     (when accepted under another name), its score against the dataset's ground truth and how
     it compares with its base model; return its validation entry (method, fraction, label)
     for the job's result."""
-    from biosegment.engine.model_card import ModelCard
-    from biosegment.engine.validation import validation_label
+    from biosegment.engine.validation import validation_label  # the module imports torch
 
     path = folder / MODEL_CARD
     card = ModelCard.from_json(path.read_text(encoding="utf-8"))
@@ -332,15 +341,19 @@ _GROUND_TRUTH_SLICES = 5
 
 
 def _ground_truth_scores(
-    ctx: JobContext, dataset: dict, folder: Path, painted, settings, *, quiet: bool = False
-):
+    ctx: JobContext,
+    dataset: dict,
+    folder: Path,
+    painted: Iterable[int],
+    settings: TrainingSettings,
+    *,
+    quiet: bool = False,
+) -> dict | None:
     """Scores of the model in ``folder`` against the dataset's ground truth on slices nobody
     painted (None when every slice was painted)."""
-    from biosegment.engine import load_model
+    from biosegment.engine.checkpoint import load_model
     from biosegment.engine.device import resolve_device
-    from biosegment.engine.samples import TrainingPair, collect_stacks
     from biosegment.engine.validation import evaluate_stacks
-    from biosegment.volumes import open_volume
 
     truth = _labels_from_ground_truth(ctx.catalog, dataset)
     free = [z for z in range(truth.shape[0]) if z not in set(painted)]
@@ -358,7 +371,7 @@ def _ground_truth_scores(
     names = [str(entry.get("name", entry["id"])) for entry in card.classes]
     scores = evaluate_stacks(model.to(device), stacks, device=device, class_names=names)
     wanted = ("mean_dice", "mean_iou", "pixel_error", "dice", "iou")
-    summary = {key: _json_ready(scores[key]) for key in wanted if key in scores}
+    summary: dict[str, object] = {key: _json_ready(scores[key]) for key in wanted if key in scores}
     summary["slices"] = picks
     summary["label"] = f"against the ground truth on {len(picks)} slices nobody painted"
     if not quiet:
@@ -368,8 +381,16 @@ def _ground_truth_scores(
     return summary
 
 
-def _json_ready(record: dict) -> dict:
-    def convert(value):
+@overload
+def _json_ready(record: dict) -> dict: ...
+@overload
+def _json_ready(record: list) -> list: ...
+@overload
+def _json_ready(record: object) -> object: ...
+def _json_ready(record: object) -> object:
+    """``record`` as plain JSON data: numpy scalars become numbers, tuples lists, keys text."""
+
+    def convert(value: object) -> object:
         if isinstance(value, dict):
             return {str(k): convert(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -383,8 +404,6 @@ def _json_ready(record: dict) -> dict:
 
 def _published_by(final: Path, job_id: str) -> bool:
     """True when ``models/<name>/`` is this job's output (a re-run after the rename)."""
-    from biosegment.engine.model_card import ModelCard
-
     card_path = final / MODEL_CARD
     if not card_path.is_file():
         return False
@@ -419,8 +438,8 @@ def _drop_working_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _register(ctx: JobContext, final: Path, **extra) -> dict:
-    from biosegment.engine import load_model
+def _register(ctx: JobContext, final: Path, **extra: object) -> dict:
+    from biosegment.engine.checkpoint import load_model
 
     root = Path(ctx.config.data_dir)
     _drop_working_files(final)

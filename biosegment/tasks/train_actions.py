@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosegment.catalog.store import Catalog
 from biosegment.errors import StateError
 from biosegment.tasks.train_live import read_control, request_accept, request_discard
 from biosegment.tasks.workspace import JobWorkspace
@@ -47,7 +48,7 @@ class LiveSnapshot:
     version: str  #: changes whenever the weights are replaced
 
 
-def train_job(catalog, job_id: str) -> dict:
+def train_job(catalog: Catalog, job_id: str) -> dict:
     """The row of train job ``job_id``."""
     job = catalog.job(job_id)
     if job["kind"] != "train":
@@ -57,7 +58,7 @@ def train_job(catalog, job_id: str) -> dict:
     return job
 
 
-def live_snapshot(catalog, workspace: JobWorkspace) -> LiveSnapshot | None:
+def live_snapshot(catalog: Catalog, workspace: JobWorkspace) -> LiveSnapshot | None:
     """The running job's latest snapshot; None before the first one or once the job ended."""
     from biosegment.engine.live_snapshot import snapshot_version  # the module imports torch
 
@@ -68,7 +69,7 @@ def live_snapshot(catalog, workspace: JobWorkspace) -> LiveSnapshot | None:
     return None if version is None else LiveSnapshot(job, workspace.live_dir, version)
 
 
-def live_status(catalog, workspace: JobWorkspace) -> dict:
+def live_status(catalog: Catalog, workspace: JobWorkspace) -> dict:
     """The job's live preview: whether there is a snapshot, its step, epoch and age, the
     validation figure of the snapshot's weights with what it was measured on, and (for a
     fine-tune) how they compare with the base model on the same pixels."""
@@ -100,7 +101,7 @@ def live_status(catalog, workspace: JobWorkspace) -> dict:
     return document
 
 
-def training_steps(catalog, workspace: JobWorkspace, *, after: int = 0) -> dict:
+def training_steps(catalog: Catalog, workspace: JobWorkspace, *, after: int = 0) -> dict:
     """The job's training loss per optimizer step (only those after step ``after``)."""
     from biosegment.engine.live_snapshot import read_steps
 
@@ -109,7 +110,7 @@ def training_steps(catalog, workspace: JobWorkspace, *, after: int = 0) -> dict:
     return {"job": job["id"], "state": job["state"], "steps": steps}
 
 
-def acceptable_job(catalog, workspace: JobWorkspace) -> dict:
+def acceptable_job(catalog: Catalog, workspace: JobWorkspace) -> dict:
     """The row of a running train job that nobody accepted, discarded or cancelled yet."""
     job = train_job(catalog, workspace.job_id)
     if job["state"] != "running" or job.get("cancel_requested"):
@@ -123,7 +124,7 @@ def acceptable_job(catalog, workspace: JobWorkspace) -> dict:
     return job
 
 
-def accept(catalog, workspace: JobWorkspace, name: str) -> dict:
+def accept(catalog: Catalog, workspace: JobWorkspace, name: str) -> dict:
     """Ask a running job (see :func:`acceptable_job`) to stop now and publish its best weights
     as model ``name`` (a name the caller checked is free); return its row."""
     acceptable_job(catalog, workspace)
@@ -131,7 +132,7 @@ def accept(catalog, workspace: JobWorkspace, name: str) -> dict:
     return catalog.job(workspace.job_id)
 
 
-def discard(catalog, workspace: JobWorkspace) -> tuple[dict, bool]:
+def discard(catalog: Catalog, workspace: JobWorkspace) -> tuple[dict, bool]:
     """Cancel a train job and mark its work for removal.
 
     Return its row and whether nobody works on it any more (so the caller must have its files

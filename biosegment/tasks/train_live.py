@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from biosegment.engine.progress import TrainingProgress
 from biosegment.errors import InputError
 from biosegment.tasks.workspace import JobWorkspace
 
@@ -149,14 +150,16 @@ class LiveTraining:
 
     # -- on_step ---------------------------------------------------------------------------
 
-    def on_step(self, run) -> None:
+    def on_step(self, run: TrainingProgress) -> None:
         self.recorder(run)
         now = time.monotonic()
         if self.annotation_folder is not None and now - self._last_strokes_check >= STROKES_CHECK_S:
             self._last_strokes_check = now
             self._take_new_strokes(run)
 
-    def _take_new_strokes(self, run) -> None:
+    def _take_new_strokes(self, run: TrainingProgress) -> None:
+        if self.annotation_folder is None:
+            return  # ground truth: nothing to follow
         signature = annotation_signature(self.annotation_folder)
         if signature == self._signature:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosegment.config import Config
 from biosegment.folder_names import (
     JOB_ASSEMBLY_CLAIM,
     JOB_CONTROL,
@@ -35,7 +36,7 @@ class JobWorkspace:
     job_id: str
 
     @classmethod
-    def of(cls, config, job_id: str) -> JobWorkspace:
+    def of(cls, config: Config, job_id: str) -> JobWorkspace:
         return cls(root=Path(config.data_dir), state_dir=Path(config.state_dir), job_id=job_id)
 
     @property

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import h5py
+
 from biosegment.errors import VolumeError
 from biosegment.volumes.array_reader import ArrayVolumeReader, stack_layout
 from biosegment.volumes.base import VolumeInfo
@@ -24,16 +26,12 @@ __all__ = ["probe_hdf5", "open_hdf5"]
 
 
 def _open_file(path: Path):
-    import h5py  # imported on first use: most data folders hold no HDF5
-
     checked_file_size(path)
     with volume_errors(path, "opening the HDF5 file"):
         return h5py.File(path, "r", locking=False)
 
 
 def _candidates(handle) -> list[str]:
-    import h5py
-
     found: list[str] = []
 
     def visit(name: str, node) -> None:
@@ -57,8 +55,6 @@ def _voxel_size(attributes) -> tuple[float, float, float] | None:
 
 
 def _locate(handle, path: Path, key: str | None):
-    import h5py
-
     key = normalise_key(key)
     if key is None:
         with volume_errors(path, "listing the HDF5 datasets"):

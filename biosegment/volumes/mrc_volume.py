@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 
 from biosegment.errors import VolumeError
@@ -70,8 +71,6 @@ def _conversion(mode: int, unsigned_bytes: bool, path: Path):
 
 
 def _open(path: Path):
-    import mrcfile  # imported on first use: most data folders hold no MRC
-
     checked_file_size(path)
     with volume_errors(path, "reading the MRC header"):
         with warnings.catch_warnings():

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 
 from biosegment.errors import VolumeError
@@ -99,8 +100,6 @@ def _codec(compression: Mapping, source: Path):
     if kind == "xz":
         return lzma.decompress, (lambda data: lzma.compress(data))
     if kind in ("blosc", "zstd"):
-        import numcodecs  # installed with zarr
-
         if kind == "blosc":
             codec = numcodecs.Blosc(
                 cname=compression.get("cname", "lz4"),

@@ -26,6 +26,7 @@ from biosegment.folder_names import CACHE_DIR, STATE_DIR
 from biosegment.volumes.base import PyramidLevel, VolumeInfo, VolumeReader
 from biosegment.volumes.containers import storage_path
 from biosegment.volumes.ome_zarr_writer import OmeZarrWriter, pyramid_shapes
+from biosegment.volumes.zarr_volume import open_zarr
 
 __all__ = [
     "PyramidCache",
@@ -210,6 +211,5 @@ def open_with_pyramid(reader: VolumeReader, cache: PyramidCache) -> VolumeReader
     store = cache.find(reader.info)
     if store is None:
         return reader
-    from biosegment.volumes.zarr_volume import open_zarr
 
     return PyramidVolumeReader(reader, open_zarr(store))

@@ -21,6 +21,7 @@ from biosegment.volumes.failures import checked_file_size, volume_errors
 from biosegment.volumes.naming import PNG_SUFFIXES, TIFF_SUFFIXES, list_image_files
 from biosegment.volumes.png import decode_png, read_png_header
 from biosegment.volumes.tiff_layout import check_page_geometry, read_tiff_layout
+from biosegment.volumes.tiff_stack import open_tiff_stack
 
 __all__ = ["SliceFolderReader", "probe_slice_folder", "open_slice_folder", "SLICE_FORMATS"]
 
@@ -166,7 +167,6 @@ class SliceFolderReader(VolumeReader):
             raise IndexError(f"z range {z0}:{z1} outside 0:{depth}")
         # A window of TIFF slices: each file decodes only the strips or tiles the window
         # covers (or is memory-mapped), so a tile of huge slices never costs whole slices.
-        from biosegment.volumes.tiff_stack import open_tiff_stack
 
         planes = []
         for z in range(z0, z1):

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
+from flask_openapi3_swagger.templates import swagger_html_string
 
 from biosegment import __version__
 from biosegment.config import Config
+from biosegment.volumes.limits import limits_from, set_volume_limits
+from biosegment.webui import pages
 from biosegment.webui.api import (
     API_PREFIX,
     annotation_routes,
@@ -36,7 +39,6 @@ OPENAPI_URL = f"{API_PREFIX}/openapi.json"
 
 def _docs_page() -> str:
     """Swagger UI's page from the plugin package, pointed at our document (served locally)."""
-    from flask_openapi3_swagger.templates import swagger_html_string
 
     return (
         swagger_html_string.replace("{{doc_url}}", OPENAPI_URL)
@@ -77,7 +79,6 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_callback=validation_error_response,
     )
-    from biosegment.volumes.limits import limits_from, set_volume_limits
 
     set_volume_limits(limits_from(config.limits))  # what the app's readers believe of headers
     app.config["MAX_CONTENT_LENGTH"] = config.server.max_request_mb * 2**20
@@ -97,8 +98,6 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         app.register_api(routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
     install_security(app, config)  # logins beyond 127.0.0.1, CSRF, request bounds (SPEC 8)
-
-    from biosegment.webui import pages
 
     app.register_blueprint(pages.bp)
     return app

@@ -25,6 +25,7 @@ from flask import Flask, Response, current_app, g, render_template, request, ses
 
 from biosegment.accounts import LOCAL_ACTOR, is_loopback, open_accounts, role_allows
 from biosegment.config import Config
+from biosegment.secret_store import ensure_secrets
 from biosegment.webui.access_policy import PUBLIC_ENDPOINTS, SAFE_METHODS, required_permission
 from biosegment.webui.errors import error_response
 
@@ -239,8 +240,6 @@ def install_auth(app: Flask, config: Config) -> None:
     required = not is_loopback(config.server.host)
     app.extensions[AUTH_EXTENSION_KEY] = AuthSettings(required=required, root=Path(config.data_dir))
     if required:
-        from biosegment.secret_store import ensure_secrets
-
         app.secret_key = ensure_secrets(config).session_key
         app.config.update(
             SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,

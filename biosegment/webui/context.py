@@ -14,7 +14,9 @@ from typing import Any
 
 from flask import current_app
 
+from biosegment.catalog import open_catalog
 from biosegment.config import Config
+from biosegment.tasks.service import JobService
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import LayerStore
 from biosegment.webui.live_preview import LivePreviews
@@ -46,8 +48,6 @@ class WebState:
         if self._catalog is None:
             with self._lock:
                 if self._catalog is None:
-                    from biosegment.catalog import open_catalog
-
                     self._catalog = open_catalog(self.root)
         return self._catalog
 
@@ -62,7 +62,7 @@ class WebState:
     def _build_jobs(self, factory):
         try:
             if factory is None:
-                from biosegment.tasks.service import JobService as factory
+                factory = JobService
             service = factory(self.config)
             self._owns_jobs = True
             return service

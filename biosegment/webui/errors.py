@@ -17,6 +17,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from biosegment.catalog.probe import describe_error
 from biosegment.errors import InputError, NotFoundError, PathEscapeError, StateError, VolumeError
 from biosegment.webui.layers import LayerConflict, LayerError, OutsideLayer
 
@@ -72,7 +73,6 @@ def validation_error_response(error: ValidationError) -> Response:
 
 def _volume_problem(root: Path | None, exc: InputError) -> str:
     """``EM/a.tif: page 3: reason``, the file relative to the data folder (never absolute)."""
-    from biosegment.catalog.probe import describe_error
 
     if root is None:
         return exc.reason

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from biosegment.errors import NotFoundError
+from biosegment.volumes import open_volume
 
 __all__ = ["LivePreviews", "LivePlane"]
 
@@ -102,7 +103,6 @@ class LivePreviews:
     def _predict(self, loaded: _Loaded, volume_path: Path, dataset: dict, z: int) -> np.ndarray:
         from biosegment.engine.inference import InferenceSettings, segment_block
         from biosegment.engine.pixel_size import zoom_for
-        from biosegment.volumes import open_volume
 
         card = loaded.card
         with open_volume(volume_path, dataset.get("file_type")) as volume:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from flask_openapi3 import OpenAPI
 
 from biosegment.config import Config
+from biosegment.webui import accounts_pages
+from biosegment.webui.api import auth_routes
 from biosegment.webui.api_document import install_document_completion
 from biosegment.webui.auth import AUTH_EXTENSION_KEY, install_auth
 from biosegment.webui.job_audit import install_job_audit
@@ -25,9 +27,6 @@ def auth_settings_for(app: OpenAPI):
 
 
 def install_security(app: OpenAPI, config: Config) -> None:
-    from biosegment.webui import accounts_pages
-    from biosegment.webui.api import auth_routes
-
     install_auth(app, config)
     install_request_guard(app)
     install_job_audit(app)

@@ -7,7 +7,7 @@ are no tokens to manage and these answer 409.
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,7 +66,6 @@ def _me() -> dict:
 @api.get("/auth/me", responses={200: None})
 def get_me():
     """Who this request acts as, and whether this server uses accounts."""
-    from flask import g
 
     return jsonify(
         {**_me(), "accounts": auth_settings().required, "via": g.get("biosegment_auth_via")}

@@ -14,6 +14,7 @@ from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from biosegment.engine.metrics import segmentation_scores
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.http import conditional, etag_for
 from biosegment.webui.api.schemas import TileQuery
@@ -116,7 +117,6 @@ def get_scores(path: SegmentationPath):
     Per class IoU and Dice, their means over the classes other than background, pixel accuracy,
     and the counts of false positives and false negatives.
     """
-    from biosegment.engine.metrics import segmentation_scores
 
     state = web_state()
     catalog = state.catalog()

@@ -13,6 +13,7 @@ from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from biosegment.catalog import refresh
 from biosegment.catalog.setup_edit import SetupChangedError, edit_setup, setup_for_edit
 from biosegment.errors import SetupError
 from biosegment.webui.api import API_PREFIX
@@ -103,7 +104,6 @@ def get_setup(path: DatasetPath):
 @api.put("/datasets/<dataset>/setup", responses={200: None, 400: None, 404: None, 409: None})
 def put_setup(path: DatasetPath, body: SetupChange):
     """Change the dataset's part of setup.json, unless the file changed since ``version``."""
-    from biosegment.catalog import refresh
 
     state = web_state()
     catalog = state.catalog()
