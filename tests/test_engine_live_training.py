@@ -176,7 +176,10 @@ def test_steps_repeated_after_a_resume_replace_the_earlier_records(tmp_path):
 
 
 def test_the_validation_figure_says_what_it_scored():
-    history = [{"epoch": 1, "val_loss": 0.5, "mean_dice": 0.7}, {"epoch": 2, "val_loss": 0.4}]
+    history = [
+        {"epoch": 1, "step": 50, "val_loss": 0.5, "mean_dice": 0.7},
+        {"epoch": 2, "step": 100, "val_loss": 0.4},
+    ]
     figure = validation_figure(history, {"method": "strokes", "fraction": 0.15})
     # the latest record with a figure; Dice before a loss
     assert figure == {
@@ -184,6 +187,7 @@ def test_the_validation_figure_says_what_it_scored():
         "value": 0.4,
         "label": "validation loss on 15 % of your strokes, held out",
         "epoch": 2,
+        "step": 100,
     }
     figure = validation_figure(history[:1], {"method": "slices", "fraction": 0.2})
     assert figure["label"] == "mean Dice on 20 % of the labelled slices, held out"

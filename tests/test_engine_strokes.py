@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from biosegment.engine.checkpoint import load_model
 from biosegment.engine.comparison import compare
-from biosegment.engine.losses import TEACHER_OFFSET, SegmentationLoss, edge_following_penalty
+from biosegment.engine.losses import TEACHER_OFFSET, SegmentationLoss
 from biosegment.engine.teacher import classes_match
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.engine.training import TrainingData, train_model
@@ -159,18 +159,6 @@ def test_the_base_term_learns_from_coded_pixels_and_strokes_outweigh_them():
     assert gradient[:, 0, 1].abs().sum() == 0  # unpainted, uncoded: no pull
     plain = SegmentationLoss(num_classes=2)(logits, labels)
     assert float(plain) == pytest.approx(float(np.log(2)), rel=1e-5)  # coded pixels ignored
-
-
-def test_the_edge_term_costs_more_for_a_label_change_inside_a_region_than_at_its_edge():
-    image = torch.zeros(1, 1, 16, 16)
-    image[..., 8:] = 1.0  # an edge between columns 7 and 8
-    at_edge = torch.zeros(1, 2, 16, 16)
-    at_edge[:, 0, :, :8] = 10.0
-    at_edge[:, 1, :, 8:] = 10.0
-    inside = torch.zeros(1, 2, 16, 16)
-    inside[:, 0, :, :4] = 10.0
-    inside[:, 1, :, 4:] = 10.0
-    assert edge_following_penalty(at_edge, image) < edge_following_penalty(inside, image) / 2
 
 
 def test_the_comparison_says_better_worse_or_same_and_by_how_much():

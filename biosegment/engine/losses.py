@@ -1,6 +1,6 @@
 """The training loss: what painted pixels say, and what may be inferred about the others.
 
-Sparse annotations leave most pixels at 255. Three terms use them differently:
+Sparse annotations leave most pixels at 255. Two terms use them differently:
 
 - **cross-entropy (plus optional soft Dice) on painted pixels**: the person's strokes. Unpainted
   pixels neither pull the network towards a class nor count in the average;
@@ -10,11 +10,7 @@ Sparse annotations leave most pixels at 255. Three terms use them differently:
   :mod:`biosegment.engine.teacher`). Strokes are few and never a fair sample of a slice (a
   person paints as much membrane as interior where a slice is a quarter membrane); this term
   keeps the rest of the slice where the base model had it, as Learning without Forgetting
-  does, at the cost of no extra forward pass;
-- **following image edges** (``smoothness``): on every pixel, a penalty when two nearby pixels
-  of similar intensity get different classes, so a label spreads over the region a stroke
-  touched and stops at its edge (a local, Gaussian-weighted relaxation of a Potts CRF, as in
-  the regularised losses for weakly supervised segmentation).
+  does, at the cost of no extra forward pass.
 
 Each term is averaged over the pixels it applies to, so the strokes keep their weight however
 much of the crop the other terms cover.
@@ -35,24 +31,16 @@ __all__ = ["SegmentationLoss", "TEACHER_OFFSET", "MAX_TEACHER_CLASSES"]
 TEACHER_OFFSET = 128
 #: The most classes a base model's predictions can be coded for (ids up to 254).
 MAX_TEACHER_CLASSES = IGNORE_LABEL - TEACHER_OFFSET
-# Pixel offsets of the edge-following term: neighbours at 1, 2 and 4 pixels along the two
-# axes and both diagonals of a slice.
-_NEIGHBOURS = tuple(
-    (d * dy, d * dx) for d in (1, 2, 4) for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1))
-)
-# Intensity difference (images scaled to [0, 1]) at which two pixels count as unrelated.
-_EDGE_SIGMA = 0.06
 
 
 class SegmentationLoss:
-    """``CE + dice_weight * (1 - Dice)`` on painted pixels, plus the base and edge terms.
+    """``CE + dice_weight * (1 - Dice)`` on painted pixels, plus the base model's term.
 
     :param num_classes: logits channels.
     :param dice_weight: weight of the Dice term; 0 gives plain cross-entropy.
     :param class_weights: optional cross-entropy weight per class (painted pixels).
     :param keep_base: weight of the cross-entropy towards the base model's classes on
         unpainted pixels (labels coded ``TEACHER_OFFSET + class``); 0 ignores them.
-    :param smoothness: weight of the edge-following term; 0 switches it off.
     """
 
     def __init__(
@@ -62,12 +50,10 @@ class SegmentationLoss:
         dice_weight: float = 0.0,
         class_weights: Sequence[float] | None = None,
         keep_base: float = 0.0,
-        smoothness: float = 0.0,
     ):
         self.num_classes = num_classes
         self.dice_weight = float(dice_weight)
         self.keep_base = float(keep_base)
-        self.smoothness = float(smoothness)
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
         self.class_weights = (
@@ -76,12 +62,9 @@ class SegmentationLoss:
             else torch.tensor(list(class_weights), dtype=torch.float32)
         )
 
-    def __call__(
-        self, logits: torch.Tensor, labels: torch.Tensor, images: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Loss of ``logits (N, C, *spatial)`` against ``labels (N, *spatial)`` (int64).
 
-        ``images`` ``(N, 1, *spatial)`` (the network's input) is needed by the edge term.
         Returns a zero that still carries a gradient when no term applies, so a batch of
         empty crops can never turn the weights into NaN.
         """
@@ -103,8 +86,6 @@ class SegmentationLoss:
                 loss = loss + self.keep_base * F.cross_entropy(
                     logits, targets, ignore_index=IGNORE_LABEL
                 )
-        if self.smoothness > 0 and images is not None:
-            loss = loss + self.smoothness * edge_following_penalty(logits, images)
         return loss
 
     def _dice_loss(
@@ -122,32 +103,3 @@ class SegmentationLoss:
         present = total > 1e-3
         dice = (2.0 * overlap[present] + 1.0) / (total[present] + 1.0)
         return 1.0 - dice.mean()
-
-
-def _shifted_pair(tensor: torch.Tensor, dy: int, dx: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``tensor`` and its neighbour ``(dy, dx)`` away, over the pixels where both exist."""
-    height, width = tensor.shape[-2:]
-    rows_a = slice(0, height - dy)
-    rows_b = slice(dy, height)
-    cols_a = slice(max(-dx, 0), width - max(dx, 0))
-    cols_b = slice(max(dx, 0), width - max(-dx, 0))
-    return tensor[..., rows_a, cols_a], tensor[..., rows_b, cols_b]
-
-
-def edge_following_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Mean disagreement of nearby pixels, weighted by how alike their intensities are.
-
-    For neighbours ``a`` and ``b``: ``exp(-(I_a - I_b)^2 / 2 sigma^2) * (1 - p_a . p_b)``,
-    where ``p`` are the class probabilities, averaged over pixels and neighbour offsets. It is
-    small when classes change only where the image changes.
-    """
-    probabilities = torch.softmax(logits, dim=1)
-    intensity = images.float()
-    total = logits.new_zeros(())
-    for dy, dx in _NEIGHBOURS:
-        p_a, p_b = _shifted_pair(probabilities, dy, dx)
-        i_a, i_b = _shifted_pair(intensity, dy, dx)
-        affinity = torch.exp(-((i_a - i_b) ** 2) / (2 * _EDGE_SIGMA**2))
-        disagreement = 1.0 - (p_a * p_b).sum(dim=1, keepdim=True)
-        total = total + (affinity * disagreement).mean()
-    return total / len(_NEIGHBOURS)

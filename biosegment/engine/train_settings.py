@@ -201,8 +201,7 @@ class TrainingSettings:
     Learning from strokes: ``keep_base`` weighs the base model's own classes on the pixels
     nobody painted, in a fine-tune whose classes are the base model's (see
     :mod:`biosegment.engine.teacher`; the strokes are then also weighted to the class shares
-    the base model sees), and ``smoothness`` an edge-following term on every pixel (see
-    :mod:`biosegment.engine.losses`).
+    the base model sees).
 
     Validation: ``validation_fraction`` of the labelled material is held out (whole slices,
     or whole painted strokes; see :func:`biosegment.engine.samples.split_validation`) and
@@ -228,7 +227,6 @@ class TrainingSettings:
     weight_decay: float = 0.0
     dice_weight: float = 0.0
     keep_base: float = 1.0
-    smoothness: float = 0.0
     class_weights: str | tuple[float, ...] | None = None
     validation_fraction: float = 0.15
     select_best_by: str = "val_loss"
@@ -281,7 +279,7 @@ class TrainingSettings:
         if self.learning_rate is not None:
             _RULES["learning_rate"].check(self.learning_rate)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        for name in ("weight_decay", "dice_weight", "keep_base", "smoothness"):
+        for name in ("weight_decay", "dice_weight", "keep_base"):
             _require_number(name, getattr(self, name), 0, 10)
         weights = self.class_weights
         if isinstance(weights, (list, tuple)):

@@ -111,7 +111,6 @@ def build_parts(
         dice_weight=settings.dice_weight,
         class_weights=weights,
         keep_base=settings.keep_base,
-        smoothness=settings.smoothness,
     )
     learning_rate = settings.learning_rate
     assert learning_rate is not None  # for_start chose one

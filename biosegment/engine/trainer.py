@@ -431,7 +431,7 @@ class Trainer:
             enabled=self.autocast_dtype is not None,
         ):
             logits = self.model(images)
-        loss = self.loss(logits, labels, images)
+        loss = self.loss(logits, labels)
         loss.backward()
         self.optimizer.step()
         value = float(loss.detach())
