@@ -7,32 +7,19 @@ option with the same bounds, choices and help text as the API's segment request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 
+from biosegment.cli.rule_options import options_from
 from biosegment.engine.segment_settings import PERSON_OPTIONS, SegmentOption
 
 __all__ = ["segment_options"]
 
 
-def _option(rule: SegmentOption) -> Callable:
+def _kind(rule: SegmentOption) -> click.ParamType:
     if rule.choices:
-        kind: click.ParamType = click.Choice(rule.choices)
-    else:
-        kind = click.IntRange(min=rule.low, max=rule.high)
-    text = rule.describe()
-    return click.option(
-        "--" + rule.name.replace("_", "-"),
-        rule.name,
-        type=kind,
-        default=None,
-        help=text[:1].upper() + text[1:] + ".",
-    )
+        return click.Choice(rule.choices)
+    return click.IntRange(min=rule.low, max=rule.high)
 
 
-def segment_options(command: Callable) -> Callable:
-    """Add one option per segmentation rule to ``command``, listed in the rules' order."""
-    for rule in reversed(PERSON_OPTIONS):  # click lists the last decorator applied first
-        command = _option(rule)(command)
-    return command
+#: Adds one option per segmentation rule to a command, listed in the rules' order.
+segment_options = options_from(PERSON_OPTIONS, _kind)

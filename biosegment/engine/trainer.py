@@ -291,6 +291,17 @@ class Trainer:
         """
         return next((r for r in self.history if r.get("epoch") == 0), None)
 
+    def _evaluate(self) -> dict:
+        """The held-out scores of the weights of this moment."""
+        return evaluate_stacks(
+            self.model,
+            self.validation_stacks,
+            device=self.device,
+            class_names=self.class_names,
+            boundary_class=self.boundary_class,
+            autocast_dtype=self.autocast_dtype,
+        )
+
     def score_now(self) -> dict | None:
         """Held-out scores of the weights of this moment (None: nothing held out).
 
@@ -301,14 +312,7 @@ class Trainer:
         """
         if not self.validation_stacks:
             return None
-        record = evaluate_stacks(
-            self.model,
-            self.validation_stacks,
-            device=self.device,
-            class_names=self.class_names,
-            boundary_class=self.boundary_class,
-            autocast_dtype=self.autocast_dtype,
-        )
+        record = self._evaluate()
         record.update(step=self.step, epoch=self.epoch, elapsed_s=round(self.elapsed(), 2))
         return record
 
@@ -460,16 +464,7 @@ class Trainer:
             * learning_rate_factor(self.lr_schedule, self.progress()),
         }
         if self.validation_stacks:
-            record.update(
-                evaluate_stacks(
-                    self.model,
-                    self.validation_stacks,
-                    device=self.device,
-                    class_names=self.class_names,
-                    boundary_class=self.boundary_class,
-                    autocast_dtype=self.autocast_dtype,
-                )
-            )
+            record.update(self._evaluate())
             self._validation_seconds = time.perf_counter() - started
         record["elapsed_s"] = round(self.elapsed(), 2)
         self.history.append(record)
