@@ -47,6 +47,8 @@ __all__ = [
 STEPS_FILE = JOB_STEPS
 #: Seconds of training between two snapshots of the weights.
 SNAPSHOT_INTERVAL_S = 5.0
+#: The most of the training time that scoring snapshots on held-out pixels may take.
+SCORING_SHARE = 0.05
 # Per-step records are appended to the file at most this often (seconds).
 _STEPS_FLUSH_S = 1.0
 # Figures shown as "the" validation figure, best first; the first one a record has wins.
@@ -127,6 +129,8 @@ class LiveRecorder:
         self._pending: list[dict] = []
         self._last_flush = time.monotonic()
         self.snapshots = 0
+        self._scoring_s = 0.0  # training seconds spent scoring snapshots
+        self._scores: dict | None = None  # the latest snapshot scores
 
     def __call__(self, run: TrainingProgress) -> None:
         elapsed = run.elapsed()
@@ -152,13 +156,28 @@ class LiveRecorder:
         self._pending = []
         self._last_flush = time.monotonic()
 
+    def _score(self, run: TrainingProgress) -> dict | None:
+        """The held-out scores of the snapshot's weights, within a share of the training time.
+
+        Scoring a few held-out strokes costs a fraction of a second; a large held-out region
+        (the right-hand part of densely labelled slices) costs more. A snapshot is scored
+        while scoring has taken at most :data:`SCORING_SHARE` of the training time so far,
+        else the previous scores stand, so a live figure never slows training much.
+        """
+        if self._scores is not None and self._scoring_s > SCORING_SHARE * run.elapsed():
+            return self._scores
+        started = time.perf_counter()
+        self._scores = run.score_now()
+        self._scoring_s += time.perf_counter() - started
+        return self._scores
+
     def snapshot(self, run: TrainingProgress) -> None:
         """Save the weights of this moment, then the status that names them."""
         self._last_snapshot = run.elapsed()
         card = run.card()
         save_model(run.model, card, self.folder)
         self.snapshots += 1
-        current = run.score_now()
+        current = self._score(run)
         validation = card.training.get("validation")
         status = {
             **self.extra,
