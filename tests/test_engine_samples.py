@@ -198,3 +198,19 @@ def test_one_long_stroke_per_class_is_cut_into_pieces_so_a_grid_still_validates(
         kept = (train[0].labels == class_id).sum()
         assert held > 0 and kept > 0
     assert not ((train[0].labels != 255) & (validation[0].labels != 255)).any()
+
+
+def test_strokes_of_each_class_are_drawn_equally_often_however_much_was_painted():
+    image = np.random.default_rng(0).integers(0, 255, (1, 256, 256), dtype=np.uint8)
+    labels = np.full((1, 256, 256), 255, np.uint8)
+    labels[0, 10:130, 10:200] = 0  # ten corrections' worth of background ...
+    labels[0, 120:124, 220:240] = 1  # ... beside one short stroke of the object
+    assert (labels == 0).sum() > 200 * (labels == 1).sum()
+    pool = SamplePool(
+        collect_stacks([TrainingPair(image, {0: labels[0]})]),
+        crop_size=(32, 32),
+        augment=AugmentConfig.none(),
+    )
+    rng = np.random.default_rng(1)
+    with_object = sum(bool((pool.draw_crop(rng)[1] == 1).any()) for _ in range(400))
+    assert 0.4 <= with_object / 400 <= 0.7

@@ -9,8 +9,10 @@ kept in their raw dtype and scaled to [0, 1] per crop.
 Validation is carved out of the labelled material itself, never out of a fixed z range:
 whole labelled slices are held out when there are enough of them, otherwise whole painted
 strokes (of sparse annotations) or the right-most part (by x) of fully labelled slices, so
-even a single painted slice yields a validation part that training never sees. Crops are drawn around labelled pixels, so sparse scribbles are seen as
-often as dense ground truth would be.
+even a single painted slice yields a validation part that training never sees. Crops are
+drawn around labelled pixels, so sparse scribbles are seen as often as dense ground truth
+would be; with strokes alone, around each painted class equally often, however much more of
+one class a person painted.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class LabelledStack:
     #: the base model's classes where nobody painted (coded, see engine.teacher), or None
     teacher: np.ndarray | None = field(default=None, repr=False)
     _labelled_index: np.ndarray | None = field(default=None, repr=False)
+    _class_index: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def labelled_pixels(self) -> int:
@@ -98,6 +101,14 @@ class LabelledStack:
         if self._labelled_index is None:
             self._labelled_index = np.flatnonzero(self.labels != IGNORE_LABEL)
         return self._labelled_index
+
+    def class_index(self) -> dict[int, np.ndarray]:
+        """Flat indices of the labelled pixels of each class present (cached)."""
+        if self._class_index is None:
+            index = self.labelled_index()
+            ids = self.labels.ravel()[index]
+            self._class_index = {int(c): index[ids == c] for c in np.unique(ids)}
+        return self._class_index
 
 
 def _image_shape(image: np.ndarray | VolumeReader) -> tuple[int, ...]:
@@ -431,6 +442,21 @@ class SamplePool:
         # Stacks are drawn by their share of labels, so every labelled pixel is equally likely
         # (times its pair's weight).
         self._weights = counts / counts.sum()
+        # Strokes alone: crops are centred on each painted class equally often, however much
+        # of one class a person painted (ten background corrections must not drown the
+        # objects). Per class, a stack is drawn by its share of that class's pixels.
+        self._by_class: dict[int, np.ndarray] = {}
+        if not any(stack.is_dense for stack in self.stacks):
+            classes = sorted({c for stack in self.stacks for c in stack.class_index()})
+            for class_id in classes:
+                share = np.array(
+                    [
+                        s.class_index().get(class_id, np.empty(0)).size * s.weight
+                        for s in self.stacks
+                    ],
+                    dtype=np.float64,
+                )
+                self._by_class[class_id] = share / share.sum()
 
     @property
     def labelled_pixels(self) -> int:
@@ -441,9 +467,13 @@ class SamplePool:
         return (size[0], size[1], size[2])
 
     def _corner_around_anchor(
-        self, stack: LabelledStack, rng: np.random.Generator, size: tuple[int, int, int]
+        self,
+        stack: LabelledStack,
+        rng: np.random.Generator,
+        size: tuple[int, int, int],
+        index: np.ndarray | None = None,
     ) -> tuple[int, ...]:
-        index = stack.labelled_index()
+        index = stack.labelled_index() if index is None else index
         anchor = np.unravel_index(index[rng.integers(0, index.size)], stack.labels.shape)
         corner = []
         for position, length, extent in zip(anchor, size, stack.labels.shape):
@@ -460,6 +490,12 @@ class SamplePool:
             the z axis).
         """
         size = self._crop_size_3d()
+        if self._by_class:
+            classes = list(self._by_class)
+            class_id = classes[int(rng.integers(0, len(classes)))]
+            stack = self.stacks[int(rng.choice(len(self.stacks), p=self._by_class[class_id]))]
+            corner = self._corner_around_anchor(stack, rng, size, stack.class_index()[class_id])
+            return self._crop(stack, corner, size, rng)
         stack = self.stacks[int(rng.choice(len(self.stacks), p=self._weights))]
         corner = None
         if stack.is_dense:
@@ -474,6 +510,15 @@ class SamplePool:
                     break
         if corner is None:
             corner = self._corner_around_anchor(stack, rng, size)
+        return self._crop(stack, corner, size, rng)
+
+    def _crop(
+        self,
+        stack: LabelledStack,
+        corner: tuple[int, ...],
+        size: tuple[int, int, int],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
         raw, labels = crop_at(stack.image, stack.labels, corner, size)
         if stack.teacher is not None:
             _, taught = crop_at(stack.teacher, stack.teacher, corner, size)
