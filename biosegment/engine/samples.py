@@ -494,8 +494,8 @@ class SamplePool:
             classes = list(self._by_class)
             class_id = classes[int(rng.integers(0, len(classes)))]
             stack = self.stacks[int(rng.choice(len(self.stacks), p=self._by_class[class_id]))]
-            corner = self._corner_around_anchor(stack, rng, size, stack.class_index()[class_id])
-            return self._crop(stack, corner, size, rng)
+            anchored = self._corner_around_anchor(stack, rng, size, stack.class_index()[class_id])
+            return self._crop(stack, anchored, size, rng)
         stack = self.stacks[int(rng.choice(len(self.stacks), p=self._weights))]
         corner = None
         if stack.is_dense:
