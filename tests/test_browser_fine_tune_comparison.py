@@ -2,9 +2,11 @@
 and Accept on a worse model asks first, offering to keep the base.
 
 A real daemon serves the demo folder. The base model is small and trained for a few seconds on
-the demo's ground truth, so it is good on the strokes painted below; the fine-tune is started
-(through the API, as a script or the CLI would) at a learning rate far too high, which ruins
-the weights within a few steps: the held-out strokes then say "worse".
+the demo's ground truth, so it is good on the strokes painted below. The fine-tune is started
+through the API (as a script or the CLI would), from the strokes alone; once it runs, the
+strokes are repainted with the classes swapped, as a person who picked the wrong class would,
+and the running job learns them: on the strokes held out at the start it then falls far below
+its base model, and says so.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from biosegment.catalog import open_catalog, refresh
 from biosegment.engine.train_data import TrainingData
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.engine.training import train_model
-from biosegment.volumes import write_png_slice
+from biosegment.volumes import read_png_slice, write_png_slice
 from webui_fixtures import DEMO_DATASET, chromium_page, cpu_daemon
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -69,6 +71,15 @@ def _strokes(root) -> None:
     (folder / "annotation.json").write_text(json.dumps({"classes": classes}), encoding="utf-8")
 
 
+def _swap_classes(root) -> None:
+    """Repaint every stroke with the other class, as the viewer saves a slice."""
+    folder = root / "annotations" / DEMO_DATASET / "strokes"
+    for path in sorted(folder.glob("z*.png")):
+        painted = read_png_slice(path)
+        swapped = np.where(painted == 255, 255, 1 - np.minimum(painted, 1)).astype(np.uint8)
+        write_png_slice(path, swapped)
+
+
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
@@ -91,7 +102,10 @@ def test_a_worse_fine_tune_says_so_live_and_accept_offers_to_keep_the_base(tmp_p
                 "annotation": "strokes",
                 "base_model": "good-membrane",
                 "minutes": 5,
-                "learning_rate": 0.5,
+                # from the strokes alone: the base model's view of the unpainted pixels
+                # (keep_base) would hold the weights back
+                "keep_base": 0,
+                "learning_rate": 5e-3,
                 "name": "ruined",
             },
         )
@@ -114,6 +128,8 @@ def test_a_worse_fine_tune_says_so_live_and_accept_offers_to_keep_the_base(tmp_p
                 arg=step,
                 timeout=60_000,
             )
+            # the wrong class painted over every stroke: the job learns it within seconds
+            _swap_classes(root)
             page.wait_for_selector("#live-comparison[data-verdict=worse]", timeout=90_000)
             assert page.inner_text("#live-comparison").startswith("worse than good-membrane by")
 

@@ -129,7 +129,8 @@ class LiveRecorder:
         self._pending: list[dict] = []
         self._last_flush = time.monotonic()
         self.snapshots = 0
-        self._scoring_s = 0.0  # training seconds spent scoring snapshots
+        self._scoring_s = 0.0  # seconds the latest scoring took
+        self._scored_at = 0.0  # training time of the latest scoring
         self._scores: dict | None = None  # the latest snapshot scores
 
     def __call__(self, run: TrainingProgress) -> None:
@@ -160,15 +161,18 @@ class LiveRecorder:
         """The held-out scores of the snapshot's weights, within a share of the training time.
 
         Scoring a few held-out strokes costs a fraction of a second; a large held-out region
-        (the right-hand part of densely labelled slices) costs more. A snapshot is scored
-        while scoring has taken at most :data:`SCORING_SHARE` of the training time so far,
-        else the previous scores stand, so a live figure never slows training much.
+        (the right-hand part of densely labelled slices) costs more. After a scoring that took
+        ``t`` seconds, the next one waits until ``t / SCORING_SHARE`` seconds of training have
+        passed (the previous scores stand meanwhile), so scoring takes at most
+        :data:`SCORING_SHARE` of the training time and cheap scores follow every snapshot.
         """
-        if self._scores is not None and self._scoring_s > SCORING_SHARE * run.elapsed():
+        now = run.elapsed()
+        if self._scores is not None and now - self._scored_at < self._scoring_s / SCORING_SHARE:
             return self._scores
         started = time.perf_counter()
         self._scores = run.score_now()
-        self._scoring_s += time.perf_counter() - started
+        self._scoring_s = time.perf_counter() - started
+        self._scored_at = now
         return self._scores
 
     def snapshot(self, run: TrainingProgress) -> None:

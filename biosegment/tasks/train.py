@@ -24,6 +24,7 @@ from biosegment.catalog.probe import ANNOTATION_SLICE
 from biosegment.catalog.store import Catalog
 from biosegment.engine.comparison import compare
 from biosegment.engine.model_card import ModelCard
+from biosegment.engine.progress import TrainingObservers
 from biosegment.engine.samples import TrainingPair, collect_stacks
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import CancelledError, InputError
@@ -155,7 +156,6 @@ def run_train(ctx: JobContext) -> dict | Finished:
     An accepted run also asks for a segmentation of its dataset with the new model (a
     follow-up that the runner submits).
     """
-    from biosegment.engine.progress import TrainingObservers
     from biosegment.engine.train_state import load_training_state
     from biosegment.engine.training import TrainingData, train_model
 
