@@ -3,7 +3,8 @@
 A fine-tune from a base model whose classes are the annotation's own learns from strokes and,
 where nobody painted, from the class the base model predicted before training started (the
 ``keep_base`` term of :class:`~biosegment.engine.losses.SegmentationLoss`). The base model
-predicts each training slice once, at the start; its confident classes are stored with each
+predicts each training slice once, at the start; its classes (where they hold most of the
+probability) are stored with each
 stack (:attr:`LabelledStack.teacher`) and merged into every crop under the painted labels,
 coded ``TEACHER_OFFSET + class``, so the term costs no forward pass per step.
 
@@ -35,8 +36,12 @@ __all__ = [
     "CORRECTION_RADIUS",
 ]
 
-#: The base model's class is kept only where its probability is at least this.
-CONFIDENCE = 0.8
+#: The base model's class is kept where its probability is at least this: a class of most of
+#: the probability. Measured on ISBI (400 steps from the shipped model): keeping it on every
+#: such pixel harmed the base model less than keeping only its surest pixels (p >= 0.8): Dice
+#: 0.802 against 0.794 (the base model: 0.808); the edges a fine-tune moves are the pixels it is
+#: least sure of.
+CONFIDENCE = 0.5
 #: Pixels this close to a stroke that contradicts the base model keep no base class.
 CORRECTION_RADIUS = 24
 
