@@ -16,6 +16,18 @@ FIXTURES = SHARED / "fixtures" / "neuralnets"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks gain nothing from a second thread, and on a busy machine its waiting
+    costs more than the work; restore the process setting afterwards."""
+    import torch  # only the engine's tests ask for it; the others never load torch here
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def isbi_dir() -> Path:
     if not (ISBI / "train-volume.tif").is_file():

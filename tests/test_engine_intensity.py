@@ -17,13 +17,8 @@ from biosegment.engine.training import TrainingData, train_model
 from biosegment.errors import InputError
 from biosegment.volumes import open_volume, write_volume
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks on one thread (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cells(shape=(4, 64, 64), seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -29,12 +29,8 @@ CLASSES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks on one thread (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(size=64, seed=0) -> tuple[np.ndarray, np.ndarray]:

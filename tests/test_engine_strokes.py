@@ -25,12 +25,8 @@ NETWORK = {"feature_maps": 8, "levels": 3, "norm": "instance"}
 CLASSES = [{"id": 0, "name": "background"}, {"id": 1, "name": "blob"}]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks on one thread (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(depth: int, size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -29,14 +29,8 @@ def fast(**options) -> TrainingSettings:
     return TrainingSettings(**{**FAST, **options})
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from a second thread, and on a busy machine its waiting
-    costs more than the work; restore the process setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks on one thread (the shared fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(depth=6, size=48, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -79,8 +79,9 @@ class LabelledStack:
     image: np.ndarray  #: raw pixels, ``(z, y, x)``
     labels: np.ndarray  #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
     weight: float = 1.0  #: the pair's sampling weight (per labelled pixel)
-    #: the base model's classes where nobody painted (coded, see engine.teacher), or None
-    teacher: np.ndarray | None = field(default=None, repr=False)
+    #: the labels crops are cut from when a base model's classes are kept: the painted labels,
+    #: and the base model's classes (coded, see engine.teacher) where nobody painted; or None
+    taught: np.ndarray | None = field(default=None, repr=False)
     _labelled_index: np.ndarray | None = field(default=None, repr=False)
     _class_index: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
@@ -519,10 +520,8 @@ class SamplePool:
         size: tuple[int, int, int],
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
-        raw, labels = crop_at(stack.image, stack.labels, corner, size)
-        if stack.teacher is not None:
-            _, taught = crop_at(stack.teacher, stack.teacher, corner, size)
-            labels = np.where(labels == IGNORE_LABEL, taught, labels)
+        labelled = stack.labels if stack.taught is None else stack.taught
+        raw, labels = crop_at(stack.image, labelled, corner, size)
         image = normalise(raw)
         if len(self.crop_size) == 2:
             image, labels = image[0], labels[0]

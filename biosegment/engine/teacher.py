@@ -4,9 +4,9 @@ A fine-tune from a base model whose classes are the annotation's own learns from
 where nobody painted, from the class the base model predicted before training started (the
 ``keep_base`` term of :class:`~biosegment.engine.losses.SegmentationLoss`). The base model
 predicts each training slice once, at the start; its classes (where they hold most of the
-probability) are stored with each
-stack (:attr:`LabelledStack.teacher`) and merged into every crop under the painted labels,
-coded ``TEACHER_OFFSET + class``, so the term costs no forward pass per step.
+probability) are stored with each stack under its painted labels, coded ``TEACHER_OFFSET +
+class`` (:attr:`LabelledStack.taught`, what crops are then cut from), so the term costs no
+forward pass and no extra crop per step.
 
 Around a stroke that contradicts the base model (a person's correction) the base model's
 opinion is not kept: that is exactly where the person said it is wrong.
@@ -103,7 +103,8 @@ def teach_stacks(
     autocast_dtype: torch.dtype | None = None,
     known: dict | None = None,
 ) -> dict:
-    """Store the base model's confident classes in each stack's ``teacher`` (in place).
+    """Store the painted labels with the base model's classes under them in each stack's
+    ``taught`` (in place).
 
     :param stacks: training stacks (their painted labels decide where corrections are).
     :param model: the base model, before any training step.
@@ -143,7 +144,8 @@ def teach_stacks(
                             cache[key] = _as_uint8(torch.softmax(logits, dim=0))
                     probabilities = cache[key].astype(np.float32) / 255.0
                     teacher[index] = _teacher_plane(probabilities, stack.labels[index])
-                stack.teacher = teacher
+                painted = stack.labels != IGNORE_LABEL
+                stack.taught = np.where(painted, stack.labels, teacher)
     finally:
         model.train(was_training)
     return cache
@@ -167,11 +169,12 @@ def prior_weights(stacks: Sequence[LabelledStack], num_classes: int) -> list[flo
     painted = np.zeros(num_classes)
     seen = np.zeros(num_classes)
     for stack in stacks:
-        if stack.teacher is None:
+        if stack.taught is None:
             continue
         ids = stack.labels[stack.labels < num_classes]
         painted += np.bincount(ids.ravel(), minlength=num_classes)[:num_classes]
-        taught = stack.teacher[stack.teacher != IGNORE_LABEL].astype(np.int64) - TEACHER_OFFSET
+        coded = stack.taught[(stack.taught >= TEACHER_OFFSET) & (stack.taught != IGNORE_LABEL)]
+        taught = coded.astype(np.int64) - TEACHER_OFFSET
         seen += np.bincount(taught.ravel(), minlength=num_classes)[:num_classes]
     present = (painted > 0) & (seen > 0)
     if not present.any():
