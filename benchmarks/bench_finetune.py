@@ -11,10 +11,10 @@ painted, the job's and the engine's steps per second, and the time to the first 
 
 ``--rounds N`` models the loop as a person uses it: round 0 paints strokes on 3 slices and
 presses fine-tune; every ``--round-seconds`` the simulated person looks at the live layer
-(the job's latest snapshot) on the painted slices and one new slice and paints one stroke
-along the middle of each of the ``--strokes`` largest wrong regions; the running job takes
-them in. The live layer is also scored on the unpainted slices at 10 s and 30 s and at every
-round. ``--ceiling`` adds a run on dense labels of the same 3 slices with the same budget, and
+(the job's latest snapshot) on the painted slices and one new slice and paints up to
+``--strokes`` strokes, each along the middle of one of a slice's largest wrong regions (the
+most wrong slices first); the running job takes them in. The live layer is also scored on the
+unpainted slices at 10 s and 30 s and at every round. ``--ceiling`` adds a run on dense labels of the same 3 slices with the same budget, and
 ``--forest`` an ilastik-style random forest on the same strokes (``forest_baseline.py``).
 
     python benchmarks/bench_finetune.py --data mito --budgets 1,2,5,10
@@ -199,8 +199,10 @@ def _live_copy(live: Path, work: Path) -> Path | None:
 
 def _correct(prepared: Prepared, snapshot: Path, new_slice: int, count: int, work: Path) -> int:
     """One round of the simulated person: look at the live layer on the painted slices and on
-    one new slice, paint up to ``count`` strokes into the largest wrong regions; returns how
-    many were painted."""
+    one new slice and paint up to ``count`` strokes, each along the middle of one of a slice's
+    largest wrong regions. The slices are visited from the most wrong pixels to the fewest; a
+    painted slice takes at most half of the strokes left, the new slice all of them. Returns
+    how many were painted."""
     slices = sorted({*prepared.painted, new_slice})
     predicted = _predict(snapshot, prepared.image[slices], work)
     candidates = []
