@@ -19,6 +19,7 @@ import tifffile
 from biosegment.catalog import open_catalog, refresh
 from biosegment.daemon.watcher import DataFolderWatcher, classify_path
 from biosegment.datafolder import init_data_folder
+from test_watcher import wait_for  # the same polling helper as the watcher tests
 
 
 def tiff_bytes(shape=(4, 64, 64)) -> bytes:
@@ -26,16 +27,6 @@ def tiff_bytes(shape=(4, 64, 64)) -> bytes:
     pixels = np.random.default_rng(0).integers(0, 255, size=shape, dtype=np.uint8)
     tifffile.imwrite(buffer, pixels, photometric="minisblack")
     return buffer.getvalue()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture
