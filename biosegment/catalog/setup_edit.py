@@ -1,5 +1,6 @@
 """Change ``setup.json`` from the UI: a project's classes and default model, a dataset's voxel
-size and project, written safely.
+size and project, written safely (what a change does to the document:
+:mod:`biosegment.catalog.setup_change`).
 
 The caller reads the file with :func:`setup_for_edit`, which gives the parsed document and its
 *version* (a hash of the bytes). :func:`edit_setup` applies a change only if the file still has
@@ -13,7 +14,6 @@ newline. Comments and spacing inside lines cannot survive, JSON has no place for
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from biosegment.catalog.setup_change import apply_change
 from biosegment.catalog.setup_file import check_setup_data
 from biosegment.errors import InputError, SetupError
 from biosegment.folder_names import SETUP_FILE
@@ -73,67 +74,13 @@ def _indent_of(text: str) -> int | str | None:
     return unit if "\t" in unit else len(unit)
 
 
-def _entry(items: list, title: str, make: dict) -> dict:
-    for item in items:
-        if isinstance(item, dict) and item.get("title") == title:
-            return item
-    items.append(make)
-    return make
-
-
-def _listed(data: dict, key: str) -> list:
-    if not isinstance(data.get(key), list):
-        data[key] = []  # null or absent: the older format allowed both
-    return data[key]
-
-
-def apply_change(
-    data: dict[str, Any],
-    *,
-    dataset: str,
-    project: str | None = None,
-    classes: list[dict] | None = None,
-    default_model: str | None = None,
-    voxel_size: list[float] | None = None,
-) -> dict[str, Any]:
-    """A copy of ``data`` with the change: only the keys given are set (``""`` clears)."""
-    data = copy.deepcopy(data)
-    entry = _entry(_listed(data, "datasets"), dataset, {"title": dataset})
-    if voxel_size is not None:
-        if voxel_size:
-            entry["voxel_size"] = [float(v) if v % 1 else int(v) for v in voxel_size]
-        else:
-            entry.pop("voxel_size", None)
-    if project is not None:
-        if project:
-            entry["project"] = project
-        else:
-            entry.pop("project", None)
-    target = project if project else entry.get("project")
-    if target and (classes is not None or default_model is not None):
-        described = _entry(_listed(data, "projects"), target, {"title": target})
-        if classes is not None:
-            described["classes"] = [
-                {"id": int(c["id"]), "name": str(c["name"]), "color": str(c["color"])}
-                for c in classes
-            ]
-        if default_model is not None:
-            if default_model:
-                described["default_model"] = default_model
-            else:
-                described.pop("default_model", None)
-    elif classes is not None or default_model is not None:
-        raise InputError(
-            "classes and a default model belong to a project: name one", where="project"
-        )
-    return data
-
-
 def edit_setup(root: Path, *, version: str, **change: Any) -> str:
     """Apply ``change`` (see :func:`apply_change`) if the file still has ``version``.
 
-    Returns the new version. Raises :class:`SetupChangedError` when the file changed meanwhile
-    and :class:`SetupError` (naming the key) when the result would not be a valid setup.json.
+    Returns the new version (the same one when the change changes nothing, and the file is
+    left as it is). Raises :class:`SetupChangedError` when the file changed meanwhile,
+    :class:`SetupError` (naming the key) when the result would not be a valid setup.json, and
+    :class:`InputError` (naming the field) when it refers to something that does not exist.
     """
     root = Path(root)
     path = root / SETUP_FILE
@@ -146,6 +93,8 @@ def edit_setup(root: Path, *, version: str, **change: Any) -> str:
         )
     data, _ = setup_for_edit(root)
     changed = apply_change(data, **change)
+    if changed == data:
+        return version  # nothing to change: the file is not rewritten
     _, problems = check_setup_data(root, changed)
     if problems:
         raise problems[0]

@@ -1,21 +1,27 @@
 """API view of a dataset's part of ``setup.json``: read it, and change it safely.
 
-``GET`` gives the dataset's project, voxel size, the project's classes and default model, and
-the file's ``version``. ``PUT`` sends that version back with the change: 409 when the file
-changed on disk meanwhile (nothing is written), 400 naming the key when the result would not
-be a valid setup.json. The file is rewritten atomically, keeping every other key, its order and
-the indentation (see :mod:`biosegment.catalog.setup_edit`); the catalog follows at once.
+``GET`` gives the dataset's project (the one it names, else the first listed, which it joins),
+voxel size, the classes and default model of that project and of every other one, and the
+file's ``version``. ``PUT`` sends that version back with the keys to change; the others stay as
+they are (see :mod:`biosegment.catalog.setup_change`). 409 when the file changed on disk
+meanwhile (nothing is written); 400 naming the field when the change names a project the file
+does not list or a model the data folder does not hold, or when the result would not be a valid
+setup.json. The file is rewritten atomically, keeping every other key, its order and the
+indentation (see :mod:`biosegment.catalog.setup_edit`); the catalog follows at once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from biosegment.catalog import refresh
+from biosegment.catalog.setup_change import declared_project, find_titled, project_titles
 from biosegment.catalog.setup_edit import SetupChangedError, edit_setup, setup_for_edit
-from biosegment.errors import SetupError
+from biosegment.errors import InputError, NotFoundError, SetupError
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.schemas import ClassSpec, DatasetPath
 from biosegment.webui.context import web_state
@@ -37,56 +43,61 @@ class SetupChange(BaseModel):
         description="the version GET gave; the change is refused (409) when the file changed since"
     )
     project: str | None = Field(
-        None, max_length=200, description='the dataset\'s project ("" clears it)'
+        None,
+        max_length=200,
+        description="the dataset's project, one setup.json lists, or a new one when classes "
+        'or default_model come with it ("" clears it)',
     )
-    classes: list[ClassSpec] | None = Field(None, description="the project's classes")
+    classes: list[ClassSpec] | None = Field(
+        None, description="the project's classes (each keeps its other keys)"
+    )
     default_model: str | None = Field(
-        None, max_length=200, description='the project\'s default model ("" clears)'
+        None, max_length=200, description='the project\'s default model, a usable model ("" clears)'
     )
     voxel_size: list[float] | None = Field(None, description="nm per voxel, z y x ([] clears)")
 
 
+def _project_setup(project: dict) -> dict:
+    return {
+        "title": project["title"],
+        "classes": project.get("classes") or [],
+        "default_model": project.get("default_model") or "",
+    }
+
+
 def _describe(data: dict, dataset: str) -> dict:
-    entry = next(
-        (
-            d
-            for d in data.get("datasets") or []
-            if isinstance(d, dict) and d.get("title") == dataset
-        ),
-        {},
-    )
-    project_name = entry.get("project")
-    project = (
-        next(
-            (
-                p
-                for p in data.get("projects") or []
-                if isinstance(p, dict) and p.get("title") == project_name
-            ),
-            None,
-        )
-        if project_name
-        else None
-    )
+    entry = find_titled(data.get("datasets"), dataset) or {}
+    project_name = declared_project(data, dataset)
+    project = find_titled(data.get("projects"), project_name) if project_name else None
     return {
         "dataset": {
             "title": dataset,
             "project": project_name or "",
             "voxel_size": entry.get("voxel_size"),
         },
-        "project": None
-        if project is None
-        else {
-            "title": project["title"],
-            "classes": project.get("classes") or [],
-            "default_model": project.get("default_model") or "",
-        },
-        "projects": [
-            p.get("title")
-            for p in data.get("projects") or []
-            if isinstance(p, dict) and p.get("title")
+        "project": None if project is None else _project_setup(project),
+        "projects": project_titles(data),
+        # every project's classes and default model, so that a person who picks another
+        # project sees (and keeps) what it holds
+        "project_setups": [
+            _project_setup(p)
+            for title in project_titles(data)
+            if (p := find_titled(data.get("projects"), title)) is not None
         ],
     }
+
+
+def _usable_model(catalog) -> Callable[[str], None]:
+    def check(name: str) -> None:
+        try:
+            catalog.require_usable("model", name, where="default_model")
+        except NotFoundError:
+            raise InputError(
+                f"default_model {name!r}: the data folder has no model of that name",
+                where="default_model",
+            ) from None
+
+    return check
 
 
 @api.get("/datasets/<dataset>/setup", responses={200: None, 400: None, 404: None})
@@ -107,14 +118,21 @@ def put_setup(path: DatasetPath, body: SetupChange):
 
     state = web_state()
     catalog = state.catalog()
-    catalog.dataset(path.dataset)
+    row = catalog.dataset(path.dataset)
     change = body.model_dump(exclude_unset=True, exclude={"version"})
     if "classes" in change and change["classes"] is not None:
         change["classes"] = [c.model_dump() for c in body.classes]
         if len({c["id"] for c in change["classes"]}) != len(change["classes"]):
             raise ApiError(400, "class ids must be unique", field="classes")
     try:
-        version = edit_setup(state.root, version=body.version, dataset=path.dataset, **change)
+        version = edit_setup(
+            state.root,
+            version=body.version,
+            dataset=path.dataset,
+            found_at=row.get("location"),
+            check_model=_usable_model(catalog),
+            **change,
+        )
     except SetupChangedError as exc:
         raise ApiError(409, f"setup.json {exc.reason}", field="version") from None
     except SetupError as exc:
