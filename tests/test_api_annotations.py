@@ -162,3 +162,16 @@ def test_bad_slices_are_refused_with_the_field(site):
     assert outside.status == 404 and outside.json()["field"] == "z"
     unknown = put_slice(http, 0, np.zeros((512, 512), dtype=np.uint8), name="nope")
     assert unknown.status == 404
+
+
+def test_a_name_that_differs_only_in_case_is_refused(site):
+    http, root = site
+    assert create(http, name="Cells").status == 201
+    clash = create(http, name="cells")
+    assert clash.status == 409 and clash.json()["field"] == "name", clash.body
+    assert "'Cells'" in clash.json()["error"] and "case" in clash.json()["error"]
+    (root / "annotations" / DEMO_DATASET / "Mito").mkdir()  # a folder the catalog has not met
+    assert create(http, name="MITO").status == 409
+    folders = sorted(p.name for p in (root / "annotations" / DEMO_DATASET).iterdir())
+    assert folders == ["Cells", "Mito"]
+    assert [a["name"] for a in http.get(BASE).json()] == ["Cells"]

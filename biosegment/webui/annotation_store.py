@@ -72,7 +72,12 @@ def _refresh_row(
 def create_annotation(
     catalog, root: Path, dataset: dict, *, name: str, classes: list[dict], author: str = ""
 ) -> dict:
-    """Make the folder and ``annotation.json`` of a new annotation and register it."""
+    """Make the folder and ``annotation.json`` of a new annotation and register it.
+
+    A name is refused (409) when the dataset has an annotation of that name in any case, in the
+    catalog or as a folder: ``Cells`` and ``cells`` are one folder on macOS and Windows, and a
+    data folder may move there.
+    """
     try:
         catalog.annotation(dataset["name"], name)
     except NotFoundError:
@@ -85,6 +90,7 @@ def create_annotation(
     folder = resolve_inside(root, location, where="name")
     if folder.exists():
         raise ApiError(409, f"{location} already exists in the data folder", field="name")
+    _refuse_case_clash(catalog, folder.parent, dataset["name"], name)
     folder.mkdir(parents=True)
     now = now_iso()
     _write_json_atomically(
@@ -99,6 +105,22 @@ def create_annotation(
         },
     )
     return _refresh_row(catalog, root, dataset["name"], name, location, None)
+
+
+def _refuse_case_clash(catalog, parent: Path, dataset: str, name: str) -> None:
+    taken = [row["name"] for row in catalog.annotations(dataset)]
+    try:
+        taken += [entry.name for entry in parent.iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # the dataset has no annotation folder yet
+    clash = next((other for other in taken if other.casefold() == name.casefold()), None)
+    if clash is not None:
+        raise ApiError(
+            409,
+            f"dataset {dataset!r} already has an annotation {clash!r}; names that differ "
+            f"only in case ({name!r}) are one folder on macOS and Windows: choose another name",
+            field="name",
+        )
 
 
 def _folder(root: Path, row: dict) -> Path:
