@@ -17,7 +17,7 @@ from biosegment.config import ServerConfig
 from biosegment.engine.steps_pages import STEPS_PER_PAGE
 from biosegment.tasks.workspace import JobWorkspace
 from job_fixtures import TINY_MODEL, TRAIN_DATASET, make_folder
-from webui_fixtures import Http, serve
+from webui_fixtures import Http, chromium_page, serve
 
 LONG_RUN = 200_000
 
@@ -129,3 +129,18 @@ def test_a_line_being_written_waits_for_the_next_page(site):
         handle.write('ss": 0.8}\n' + _line(4, 0.7))
     rest = http.get(f"{path}?after=2&cursor={page['cursor']}").json()
     assert [(s["step"], s["loss"]) for s in rest["steps"]] == [(3, 0.8), (4, 0.7)]
+
+
+@pytest.mark.browser
+def test_the_jobs_page_follows_the_pages_to_the_last_step(site):
+    http, train_job = site
+    total = 2 * STEPS_PER_PAGE + 123
+    path, workspace = train_job("".join(_line(step, 1.0 / step) for step in range(1, total + 1)))
+    with chromium_page() as browser:
+        page = browser.page
+        page.goto(f"{http.base}/jobs#{workspace.job_id}")
+        page.wait_for_selector(f"#job-detail[data-job='{workspace.job_id}']")
+        page.wait_for_function(
+            f"() => document.getElementById('job-steps-chart').dataset.steps === '{total}'"
+        )
+        assert browser.errors == []
