@@ -15,6 +15,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -131,6 +132,26 @@ def test_thirty_fast_failures_from_one_address_are_throttled(site):
     with open_accounts(root) as accounts:
         failed = accounts.audit_log(limit=1000, action="login.failed")
     assert len([row for row in failed if row["remote"] == "127.0.0.4"]) == 20
+
+
+def test_forty_parallel_failures_from_one_address_pass_the_throttle_twenty_times(site):
+    root, url, _ = site
+    guessers = [Browser(url, "127.0.0.6") for _ in range(40)]
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(
+            pool.map(lambda pair: pair[1].login(f"rush{pair[0]}", "wrong")[0], enumerate(guessers))
+        )
+    assert sorted(codes) == [401] * 20 + [429] * 20, codes
+    with open_accounts(root) as accounts:
+        failed = accounts.audit_log(limit=1000, action="login.failed")
+    assert len([row for row in failed if row["remote"] == "127.0.0.6"]) == 20
+
+
+def test_right_logins_do_not_count_against_their_address(site):
+    _, url, _ = site
+    for _ in range(21):  # one more than the limit of failures
+        assert Browser(url, "127.0.0.7").login("vic")[0] == 303
+    assert Browser(url, "127.0.0.7").login("vic", "wrong password!")[0] == 401
 
 
 def test_an_admin_locked_out_from_the_network_logs_in_from_this_computer(site):

@@ -4,7 +4,9 @@ The per-name lockout (five wrong passwords lock a name) does nothing against som
 many names, and checking a password costs real CPU (that is the point of the hash). A
 :class:`LoginThrottle` counts failed logins per client address in a sliding window; past the
 limit, further attempts from that address are refused without being checked until old failures
-age out. It lives in memory: a restart forgets it, which costs an attacker nothing they could
+age out. An attempt is counted when it is admitted, before its password is checked, and taken
+back if it succeeds: admitting and counting are one step under one lock, so attempts sent in
+parallel cannot all pass the check while none has been counted yet. It lives in memory: a restart forgets it, which costs an attacker nothing they could
 not get by waiting, and keeps the accounts database free of per-address rows.
 """
 
@@ -35,22 +37,29 @@ class LoginThrottle:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, address: str | None) -> float:
-        """Seconds until ``address`` may try again; 0 when it may try now."""
-        now = time.monotonic()
-        with self._lock:
-            times = self._recent(address or "?", now)
-            if len(times) < self.max_failures:
-                return 0.0
-            return max(0.1, times[0] + self.window_s - now)
+    def admit(self, address: str | None) -> float:
+        """Count an attempt from ``address`` as failed, unless it is over the limit.
 
-    def failed(self, address: str | None) -> None:
+        Return 0 when the attempt is admitted (it stays counted until :meth:`succeeded` takes
+        it back), or the seconds until ``address`` may try again (nothing is counted).
+        """
         now = time.monotonic()
         with self._lock:
             key = address or "?"
-            self._recent(key, now).append(now)
+            times = self._recent(key, now)
+            if len(times) >= self.max_failures:
+                return max(0.1, times[0] + self.window_s - now)
+            times.append(now)
             if len(self._failures) > _MAX_ADDRESSES:
                 self._failures.pop(next(iter(self._failures)))
+            return 0.0
+
+    def succeeded(self, address: str | None) -> None:
+        """An admitted attempt from ``address`` was right: it no longer counts as failed."""
+        with self._lock:
+            times = self._failures.get(address or "?")
+            if times:
+                times.pop()
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.setdefault(key, deque())

@@ -358,9 +358,12 @@ class JobService:
         """The latest weights a running train job saved (None: none yet, or it ended)."""
         return train_actions.live_snapshot(self.catalog, self._workspace(job_id))
 
-    def training_steps(self, job_id: str, *, after: int = 0) -> dict:
-        """A train job's loss per optimizer step so far (only those after step ``after``)."""
-        return train_actions.training_steps(self.catalog, self._workspace(job_id), after=after)
+    def training_steps(self, job_id: str, *, after: int = 0, cursor: int | None = None) -> dict:
+        """One page of a train job's loss per optimizer step (the steps after step ``after``);
+        ``more`` says whether to ask again, with ``after`` and the page's ``cursor``."""
+        return train_actions.training_steps(
+            self.catalog, self._workspace(job_id), after=after, cursor=cursor
+        )
 
     def accept_training(self, job_id: str, *, name: str | None = None) -> dict:
         """Ask a running train job to stop now, publish its best weights as model ``name``

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biosegment.catalog.store import Catalog
+from biosegment.engine.steps_pages import read_steps_page
 from biosegment.errors import StateError
 from biosegment.tasks.train_live import read_control, request_accept, request_discard
 from biosegment.tasks.workspace import JobWorkspace
@@ -101,13 +102,21 @@ def live_status(catalog: Catalog, workspace: JobWorkspace) -> dict:
     return document
 
 
-def training_steps(catalog: Catalog, workspace: JobWorkspace, *, after: int = 0) -> dict:
-    """The job's training loss per optimizer step (only those after step ``after``)."""
-    from biosegment.engine.live_snapshot import read_steps
-
+def training_steps(
+    catalog: Catalog, workspace: JobWorkspace, *, after: int = 0, cursor: int | None = None
+) -> dict:
+    """One page of the job's training loss per optimizer step: the steps after step ``after``
+    (at most :data:`~biosegment.engine.steps_pages.STEPS_PER_PAGE`), ``more`` when there are
+    further ones, and the ``cursor`` to ask for them with (see :func:`read_steps_page`)."""
     job = train_job(catalog, workspace.job_id)
-    steps = read_steps(workspace.steps_file, after=after)
-    return {"job": job["id"], "state": job["state"], "steps": steps}
+    page = read_steps_page(workspace.steps_file, after=after, cursor=cursor)
+    return {
+        "job": job["id"],
+        "state": job["state"],
+        "steps": page.steps,
+        "more": page.more,
+        "cursor": page.cursor,
+    }
 
 
 def acceptable_job(catalog: Catalog, workspace: JobWorkspace) -> dict:

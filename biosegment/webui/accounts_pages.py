@@ -75,7 +75,7 @@ def login():
             "The form was too old or came from elsewhere; please try again.", 403, next_path
         )
     address = request.remote_addr
-    wait = _throttle().retry_after(address)
+    wait = _throttle().admit(address)  # counted as failed until it succeeds
     if wait:
         # checked before the password: guessing from one address costs it nothing but time
         response = _form(
@@ -91,7 +91,6 @@ def login():
         name, request.form.get("password", ""), admin_may_pass_lock=_admin_may_pass_lock(accounts)
     )
     if user is None:
-        _throttle().failed(address)
         accounts.record(
             name[:64] or "?",
             "login.failed",
@@ -100,6 +99,7 @@ def login():
             remote=address,
         )
         return _form(LOGIN_REFUSED[0].upper() + LOGIN_REFUSED[1:] + ".", 401, next_path)
+    _throttle().succeeded(address)
     session_id, _ = accounts.start_session(user["id"])
     session.clear()  # a fresh cookie: nothing from before the login carries over
     session["sid"] = session_id

@@ -9,11 +9,10 @@ Flask's HTML error pages.
 from __future__ import annotations
 
 import html
-import json
 import logging
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -21,9 +20,19 @@ from biosegment.catalog.probe import describe_error
 from biosegment.errors import InputError, NotFoundError, PathEscapeError, StateError, VolumeError
 from biosegment.webui.layers import LayerConflict, LayerError, OutsideLayer
 
-__all__ = ["ApiError", "register_error_handlers", "validation_error_response", "error_response"]
+__all__ = [
+    "ApiError",
+    "BODY_PROBLEM",
+    "register_error_handlers",
+    "validation_error_response",
+    "error_response",
+]
 
 log = logging.getLogger(__name__)
+
+#: Where the request guard (:mod:`biosegment.webui.request_guard`) leaves, on ``flask.g``, why
+#: a JSON body did not parse; the explainer below reads it instead of parsing the body again.
+BODY_PROBLEM = "biosegment_body_problem"
 
 
 class ApiError(Exception):
@@ -47,15 +56,12 @@ def _wants_json() -> bool:
 
 
 def _malformed_json_reason() -> str | None:
-    """Why the request body is not JSON, or None when it parses (or there is none)."""
-    raw = request.get_data(cache=True)
-    if not raw:
+    """Why the request body is not JSON, as the request guard found when it parsed it (within
+    its bounds), or None when it parsed. Never reads or parses the body here."""
+    reason = g.get(BODY_PROBLEM)
+    if reason is None and not request.content_length and not request.mimetype:
         return "a JSON object is required"
-    try:
-        json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return f"malformed JSON: {exc}"
-    return None
+    return reason
 
 
 def validation_error_response(error: ValidationError) -> Response:

@@ -3,18 +3,24 @@
 JSON bodies (job requests, new annotations, tokens) are small by nature: one larger than
 :data:`MAX_JSON_BYTES` is refused with 413, and one nested deeper than :data:`MAX_JSON_DEPTH`
 with 400, before a view or the request validator parses it. Thousands of nested brackets would
-otherwise exhaust the parser's stack and surface as an internal error. Binary bodies (annotation
-slices) keep the app-wide size bound and their own checks in the views. Every response also
-carries headers that keep pages out of frames and stop browsers from guessing content types.
+otherwise exhaust the parser's stack and surface as an internal error. A view that takes a JSON
+body (a ``body`` model) gets nothing else: any other content type is refused with 415 before a
+byte of the body is read, so no content type leads around these bounds. The outcome of the one
+parse is kept for the error explainer (:mod:`biosegment.webui.errors`), which never parses a
+body itself. Binary bodies (annotation slices) keep the app-wide size bound and their own checks
+in the views. Every response also carries headers that keep pages out of frames and stop
+browsers from guessing content types.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, g, request
 
-from biosegment.webui.errors import ApiError
+from biosegment.webui.errors import BODY_PROBLEM, ApiError
 
 __all__ = ["install_request_guard", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "json_depth"]
 
@@ -42,8 +48,34 @@ def _is_json_request() -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
+@functools.cache
+def _takes_json_body(view) -> bool:
+    """Whether a view validates a JSON body (flask-openapi3 passes it as ``body``)."""
+    try:
+        return "body" in inspect.signature(view).parameters
+    except (TypeError, ValueError):  # a builtin or an object without a signature
+        return False
+
+
+def _refuse_other_content_types() -> None:
+    """415 for a body a JSON view would not read as JSON, before any of it is read."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or not _takes_json_body(view):
+        return
+    sent = (request.mimetype or "").lower()
+    if not sent and not request.content_length:
+        return  # no body at all: the validator says a JSON object is required
+    described = f"Content-Type {sent!r}" if sent else "a body without a Content-Type"
+    raise ApiError(
+        415, f"{described} is not accepted here; send Content-Type: application/json", field="body"
+    )
+
+
 def _check_json_body() -> None:
-    if request.method not in _WRITE_METHODS or not _is_json_request():
+    if request.method not in _WRITE_METHODS:
+        return
+    if not _is_json_request():
+        _refuse_other_content_types()
         return
     length = request.content_length
     if length is not None and length > MAX_JSON_BYTES:
@@ -51,14 +83,19 @@ def _check_json_body() -> None:
     raw = request.get_data(cache=True)
     if len(raw) > MAX_JSON_BYTES:
         raise ApiError(413, f"a JSON body may hold at most {MAX_JSON_BYTES} bytes", field="body")
+    if not raw:
+        setattr(g, BODY_PROBLEM, "a JSON object is required")
+        return
     try:
-        document = json.loads(raw) if raw else None
+        document = json.loads(raw)
     except RecursionError:
         raise ApiError(
             400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)", field="body"
         ) from None
-    except (ValueError, UnicodeDecodeError):
-        return  # malformed JSON: the validator answers with the parser's own reason
+    except (ValueError, UnicodeDecodeError) as exc:
+        # the validator answers; the explainer says why, with the parser's own reason
+        setattr(g, BODY_PROBLEM, f"malformed JSON: {exc}")
+        return
     if json_depth(document) > MAX_JSON_DEPTH:
         raise ApiError(
             400, f"JSON body nested too deeply (at most {MAX_JSON_DEPTH} levels)", field="body"

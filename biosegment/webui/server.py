@@ -4,14 +4,23 @@ The server binds when it is created (port 0 picks a free port, which tests use),
 ``url``, serves until ``close()`` is called from any thread, and then closes its sockets, its
 worker threads and the app's catalog and readers. It runs waitress's event loop in short rounds
 so that stopping never has to close sockets under a loop that is still polling them.
+
+Slow or idle clients cannot starve the others: the server holds many connections (polled, not
+selected, so there is no 1024-descriptor ceiling), a connection that sends nothing for
+:data:`CHANNEL_TIMEOUT_S` is closed, and so is one whose request header has been arriving for
+that long, however slowly it trickles in. Waiting connections cost no request thread: waitress
+hands a request to a thread only once it has arrived whole.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import threading
+import time
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server as waitress_server
 
 from biosegment.accounts import require_accounts_for_exposure
@@ -19,13 +28,65 @@ from biosegment.config import Config
 from biosegment.webui.app import create_app
 from biosegment.webui.context import EXTENSION_KEY
 
-__all__ = ["WebServer", "create_server", "SERVER_THREADS"]
+__all__ = ["WebServer", "create_server", "SERVER_THREADS", "CHANNEL_TIMEOUT_S", "MAX_CONNECTIONS"]
 
 log = logging.getLogger(__name__)
 
 #: Request threads: a viewer asks for several tiles at once; keep them from queueing.
 SERVER_THREADS = 8
+#: Seconds a connection may stay silent, or take to send one request's header, before it is
+#: closed (waitress's default, 120 s, lets a hundred idle sockets hold the server for minutes).
+CHANNEL_TIMEOUT_S = 15
+#: Open connections at most (waitress's default is 100); fewer when the process may open
+#: fewer files, so that a flood of sockets never leaves the catalog without descriptors.
+MAX_CONNECTIONS = 1000
+#: A request's header (request line, headers, cookies) is small; waitress allows 256 KiB.
+MAX_HEADER_BYTES = 64 * 2**10
+# How often (seconds) idle and slow connections are looked for (waitress's default: 30).
+_CLEANUP_INTERVAL_S = 1
 _LOOP_ROUND_S = 0.25
+
+
+class _HeaderDeadlineChannel(HTTPChannel):
+    """A waitress connection whose request header must arrive whole within the timeout.
+
+    waitress closes a connection that has been silent for ``channel_timeout``, measured from
+    its last activity; a client that trickles a header one byte at a time stays active forever.
+    While a header is incomplete this channel reports, as its last activity, the moment the
+    request began, so the same timeout then bounds the whole header. Bodies are not affected:
+    once the header is in, a slow but steady upload stays open.
+    """
+
+    _activity = 0.0
+    _header_began: float | None = None
+
+    @property  # type: ignore[override]
+    def last_activity(self) -> float:
+        pending = self.request
+        if pending is not None and not pending.headers_finished and self._header_began:
+            return min(self._activity, self._header_began)
+        return self._activity
+
+    @last_activity.setter
+    def last_activity(self, moment: float) -> None:
+        self._activity = moment
+
+    def received(self, data: bytes) -> bool:
+        before = self.request
+        result = super().received(data)
+        if self.request is None:
+            self._header_began = None
+        elif self.request is not before:
+            self._header_began = time.time()
+        return result
+
+
+def _connection_limit() -> int:
+    """:data:`MAX_CONNECTIONS`, or half the files this process may open if that is less."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(64, min(MAX_CONNECTIONS, soft // 2))
 
 
 def _transport_limit(app) -> int:
@@ -37,7 +98,15 @@ def _transport_limit(app) -> int:
 class WebServer:
     """A bound waitress server around one app; ``serve_forever()`` blocks until ``close()``."""
 
-    def __init__(self, app, *, host: str, port: int, threads: int = SERVER_THREADS):
+    def __init__(
+        self,
+        app,
+        *,
+        host: str,
+        port: int,
+        threads: int = SERVER_THREADS,
+        channel_timeout_s: int = CHANNEL_TIMEOUT_S,
+    ):
         self.app = app
         self._server = waitress_server(
             app,
@@ -47,7 +116,12 @@ class WebServer:
             ident="BioSegment",
             clear_untrusted_proxy_headers=True,
             max_request_body_size=_transport_limit(app),
+            max_request_header_size=MAX_HEADER_BYTES,
+            connection_limit=_connection_limit(),
+            channel_timeout=channel_timeout_s,
+            cleanup_interval=_CLEANUP_INTERVAL_S,
         )
+        self._server.channel_class = _HeaderDeadlineChannel
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._serving = False
@@ -71,7 +145,7 @@ class WebServer:
         self._serving = True
         try:
             while not self._stop.is_set():
-                wasyncore.loop(timeout=_LOOP_ROUND_S, map=self._server._map, count=1)
+                wasyncore.loop(timeout=_LOOP_ROUND_S, map=self._server._map, count=1, use_poll=True)
         finally:
             self._shut_down()
             self._stopped.set()

@@ -4,7 +4,7 @@
 and the latest validation figure with what it was measured on; ``GET /jobs/<id>/live/tiles/...``
 serves that snapshot's prediction of an XY slice as the same class-id PNG tiles as a
 segmentation's (predicted in this process, see :mod:`biosegment.webui.live_preview`).
-``GET /jobs/<id>/steps`` is the loss of every optimizer step so far. ``POST .../accept`` asks the
+``GET /jobs/<id>/steps`` is the loss of every optimizer step so far, a bounded page at a time. ``POST .../accept`` asks the
 job to stop now, publish its best weights under a name and segment the dataset with them;
 ``POST .../discard`` cancels it and has everything it made removed. Every job action goes
 through the job service (:class:`~biosegment.tasks.service.JobService`); only the preview's
@@ -55,6 +55,12 @@ class LiveTileQuery(_Strict):
 
 class StepsQuery(_Strict):
     after: int = Field(0, ge=0, description="only steps after this one")
+    cursor: int | None = Field(
+        None,
+        ge=0,
+        description="the cursor of the previous answer, sent with after set to the last step "
+        "it gave: the next page is read from there",
+    )
 
 
 class AcceptRequest(_Strict):
@@ -127,8 +133,12 @@ def get_live_tile(path: LiveTilePath, query: LiveTileQuery):
 
 @api.get("/jobs/<job_id>/steps", responses={200: None, 404: None, 409: None})
 def get_steps(path: JobPath, query: StepsQuery):
-    """The training loss of every optimizer step so far (``after``: only later ones)."""
-    return jsonify(_asking(_jobs().training_steps, path.job_id, after=query.after))
+    """The training loss of optimizer steps after step ``after``, at most 5000 per answer:
+    ``more`` is true while there are further steps, to be asked for with ``after`` set to the
+    last step given and ``cursor`` to the answer's ``cursor``."""
+    return jsonify(
+        _asking(_jobs().training_steps, path.job_id, after=query.after, cursor=query.cursor)
+    )
 
 
 @api.post("/jobs/<job_id>/accept", responses={202: None, 400: None, 404: None, 409: None})

@@ -97,19 +97,33 @@ function showLiveControls(job) {
   $("job-discard").onclick = () => { $("job-worse").hidden = true; act(job.id, "discard"); };
 }
 
-// The loss of every optimizer step, fetched piece by piece (only the steps not seen yet).
-const steps = { job: null, records: [], busy: false };
+// The loss of every optimizer step, fetched a page at a time (only the steps not seen yet):
+// each answer says whether more follow, and the cursor to ask for them with. A long run's
+// curve keeps every other step whenever it passes STEPS_KEPT points.
+const STEPS_KEPT = 20000;
+const STEP_PAGES_PER_POLL = 40;
+const steps = { job: null, records: [], after: 0, cursor: null, busy: false };
 async function drawSteps(job) {
   const canvas = $("job-steps-chart");
   canvas.hidden = job.kind !== "train";
   $("job-steps-title").hidden = canvas.hidden;
   if (canvas.hidden || steps.busy) return;
-  if (steps.job !== job.id) Object.assign(steps, { job: job.id, records: [] });
+  if (steps.job !== job.id) Object.assign(steps, { job: job.id, records: [], after: 0, cursor: null });
   steps.busy = true;
   try {
-    const after = steps.records.length ? steps.records[steps.records.length - 1].step : 0;
-    const reply = await getJSON(`/jobs/${enc(job.id)}/steps?after=${after}`);
-    if (steps.job === job.id) steps.records.push(...reply.steps);
+    for (let page = 0; page < STEP_PAGES_PER_POLL && steps.job === job.id; page++) {
+      const cursor = steps.cursor === null ? "" : `&cursor=${steps.cursor}`;
+      const reply = await getJSON(`/jobs/${enc(job.id)}/steps?after=${steps.after}${cursor}`);
+      if (steps.job !== job.id) break;
+      steps.records.push(...reply.steps);
+      if (reply.steps.length) steps.after = reply.steps[reply.steps.length - 1].step;
+      steps.cursor = reply.cursor;
+      if (steps.records.length > STEPS_KEPT) {
+        const last = steps.records.length - 1;
+        steps.records = steps.records.filter((_, i) => i % 2 === 0 || i === last);
+      }
+      if (!reply.more) break;
+    }
   } catch (_) { /* shown at the next poll */ }
   steps.busy = false;
   // at most about 600 points: every k-th step of a long run
