@@ -37,6 +37,7 @@ __all__ = [
     "FINE_TUNE_LEARNING_RATE",
     "OptionRule",
     "PERSON_OPTIONS",
+    "crop_shape_for",
 ]
 
 #: Minutes a run trains when no budget is given: enough for the defaults to level off on 2 cores.
@@ -176,6 +177,32 @@ def _require_choice(name: str, value: Any, choices: Collection[str]) -> None:
     """An input error naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise InputError(f"must be one of {', '.join(choices)}, not {value!r}", where=name)
+
+
+def crop_shape_for(crop_size: int | tuple[int, ...], dims: int, levels: int) -> tuple[int, ...]:
+    """The size per axis of the crops a network of ``dims`` and ``levels`` trains on.
+
+    Every size must be a multiple of ``2 ** levels``: each of the U-Net's poolings halves it
+    (:func:`biosegment.engine.unet.size_multiple`). An input error naming ``crop_size`` says
+    the nearest sizes that are.
+    """
+    sizes = (crop_size,) * dims if isinstance(crop_size, int) else tuple(crop_size)
+    multiple = 2**levels
+    if len(sizes) != dims:
+        raise InputError(
+            f"give one edge, or {dims} sizes for a {dims}-D network, not {crop_size!r}",
+            where="crop_size",
+        )
+    bad = next((size for size in sizes if size < multiple or size % multiple), None)
+    if bad is None:
+        return sizes
+    below = bad // multiple * multiple
+    near = " or ".join(str(size) for size in (below, below + multiple) if size >= multiple)
+    raise InputError(
+        f"must be a multiple of {multiple} (2 ** levels, with levels {levels}), not {bad}; "
+        f"for example {near}",
+        where="crop_size",
+    )
 
 
 @dataclass(frozen=True, slots=True)

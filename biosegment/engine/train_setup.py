@@ -35,9 +35,9 @@ from biosegment.engine.samples import (
 )
 from biosegment.engine.teacher import Teacher, classes_match, prior_weights
 from biosegment.engine.train_data import TrainingData, as_pairs
-from biosegment.engine.train_settings import TrainingSettings
+from biosegment.engine.train_settings import TrainingSettings, crop_shape_for
 from biosegment.engine.trainer import TrainingParts, TrainingSources
-from biosegment.engine.unet import UNet, size_multiple
+from biosegment.engine.unet import UNet
 from biosegment.engine.validation import validation_label
 from biosegment.errors import InputError
 
@@ -89,7 +89,7 @@ def build_parts(
         )
     model = _network(settings.network(), base, data.classes, [*stacks, *validation_stacks])
     class_list = _class_list(data.classes, model.num_classes, base[1].classes if base else None)
-    crop_shape = _crop_shape(settings.crop_size, model.dims, model.levels)
+    crop_shape = crop_shape_for(settings.crop_size, model.dims, model.levels)
     teacher = None
     if settings.keep_base > 0 and base is not None and classes_match(base[1].classes, class_list):
         # The base model's own classes on unpainted pixels: predicted once, before training.
@@ -261,18 +261,6 @@ def _class_list(
     if ids != list(range(num_classes)):
         raise InputError(f"classes must have ids 0..{num_classes - 1}, got {ids}", where="classes")
     return sorted(chosen, key=lambda entry: int(entry["id"]))
-
-
-def _crop_shape(crop_size: int | Sequence[int], dims: int, levels: int) -> tuple[int, ...]:
-    size = (crop_size,) * dims if isinstance(crop_size, int) else tuple(int(c) for c in crop_size)
-    multiple = size_multiple(levels)
-    if len(size) != dims or any(c < multiple or c % multiple for c in size):
-        raise InputError(
-            f"crop size {crop_size} must give {dims} sizes, each a multiple of "
-            f"{multiple} (2 ** levels)",
-            where="crop_size",
-        )
-    return size
 
 
 def _network(

@@ -31,6 +31,7 @@ from biosegment.tasks import train_actions
 from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.queue import make_huey, queue_tasks
 from biosegment.tasks.train_actions import LiveSnapshot
+from biosegment.tasks.train_fit import require_training_fits
 from biosegment.tasks.workspace import JobWorkspace
 
 __all__ = ["JobService", "LiveSnapshot", "TRAIN_EXTRAS", "SCRATCH", "LOG_TAIL_BYTES"]
@@ -211,13 +212,24 @@ class JobService:
         options are :class:`TrainingSettings` fields (``minutes``, ``epochs``, ``max_steps``,
         ``crop_size``, ...); none of ``minutes``, ``epochs`` and ``max_steps`` means a few
         minutes. The row stores the settings (``params["settings"]``); the model goes to
-        ``models/<name>/``.
+        ``models/<name>/``. Settings whose crop size the network cannot take, or whose
+        training step needs more memory than the device has free, are refused before any row
+        is made (:func:`~biosegment.tasks.train_fit.require_training_fits`).
         """
         source_dataset, annotation_name = self._training_source(annotation, dataset)
         base_model = self._base_model(base_model, source_dataset)
         extras = {key: options.pop(key) for key in TRAIN_EXTRAS if key in options}
         # the row records the learning rate the run will start at (lower for a fine-tune)
         settings = TrainingSettings.from_dict(options).for_start(fine_tune=base_model is not None)
+        # refused here, before a row exists: settings the network or the memory cannot take
+        require_training_fits(
+            self.catalog,
+            self.config,
+            settings,
+            dataset=source_dataset,
+            annotation=annotation_name,
+            base_model=base_model,
+        )
         if name is not None:
             checked_name(name, where="name")
             self._require_free_model_name(name)

@@ -38,6 +38,7 @@ from biosegment.folder_names import (
 from biosegment.paths import relative_to_root, resolve_inside
 from biosegment.tasks.context import STOP_SHUTDOWN, JobContext
 from biosegment.tasks.follow_ups import Finished, segment_after_accept
+from biosegment.tasks.train_fit import require_training_fits
 from biosegment.tasks.train_live import LiveTraining, discard_files, read_control
 from biosegment.volumes import (
     annotation_slice_name,
@@ -168,6 +169,18 @@ def run_train(ctx: JobContext) -> dict | Finished:
         return _register(ctx, final)
     catalog = ctx.catalog
     dataset = catalog.require_usable("dataset", params["dataset"])
+    settings = job_settings(ctx)
+    # Checked again now: the memory free may have shrunk since the job was queued, and a job
+    # that does not fit fails with the reason before its data is read.
+    require_training_fits(
+        catalog,
+        ctx.config,
+        settings,
+        dataset=params["dataset"],
+        annotation=params.get("annotation"),
+        base_model=params.get("base_model"),
+        exact=True,
+    )
     annotation_folder = annotation = None
     labels: dict[int, np.ndarray] | np.ndarray
     if params.get("annotation"):
@@ -187,7 +200,6 @@ def run_train(ctx: JobContext) -> dict | Finished:
     if state is not None:
         ctx.log.write(f"resuming from epoch {state.get('epoch')} (step {state.get('step')})")
         ctx.report(None, f"resuming from epoch {state.get('epoch')}", force=True)
-    settings = job_settings(ctx)
     ctx.log.write(f"training for {settings.budget_text()} ({settings.threads or 'all'} threads)")
     with open_volume(catalog.path_of(dataset), dataset.get("file_type")) as volume:
 

@@ -1,7 +1,8 @@
 """The shapes of API requests, as pydantic models that flask-openapi3 validates and documents.
 
 Every model forbids unknown fields, so a typo in a request is a 400 naming the field instead of a
-silently ignored option. Path models name the URL parts of each route.
+silently ignored option; the train request also takes every value in its own JSON type (no
+text for numbers, no booleans for numbers). Path models name the URL parts of each route.
 """
 
 from __future__ import annotations
@@ -157,6 +158,10 @@ def _option_field(rule: OptionRule) -> tuple:
 
 
 class _TrainTarget(_Strict):
+    # Strict types: a JSON boolean is not a number nor "3" a whole number; either is a 400
+    # naming the field rather than a run of 1 minute.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     dataset: str
     annotation: str | None = Field(
         None, description="train on this annotation of the dataset (default: its ground truth)"
