@@ -3,12 +3,14 @@
 
 ``biosegment models`` on its own still lists the models (the listing command becomes the
 group's default action, with its ``--json`` option), so scripts that call it keep working.
-Export writes TorchScript, ONNX or a bioimage.io package; import brings a bioimage.io package
-whose weights are a U-Net into the data folder's ``models/``.
+Export writes TorchScript, ONNX or a bioimage.io package, never over an existing folder and over
+an existing file only when asked; import brings a bioimage.io package whose weights are a U-Net
+into the data folder's ``models/``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -96,8 +98,14 @@ def _test_slice(app: AppContext, dataset: str | None):
     "-o",
     type=click.Path(dir_okay=True),
     default=None,
-    help="File to write (default: <model>.onnx, <model>.torchscript.pt or "
-    "<model>.bioimageio.zip in the current folder).",
+    help="File to write, or an existing folder to write the default file name into "
+    "(default: <model>.onnx, <model>.torchscript.pt or <model>.bioimageio.zip in the "
+    "current folder). bioimageio: a new path not ending in .zip becomes a package folder.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing file of that name (without it, an existing file is refused).",
 )
 @click.option(
     "--test-dataset",
@@ -125,6 +133,7 @@ def export_model(
     model: str,
     export_format: str,
     output: str | None,
+    overwrite: bool,
     test_dataset: str | None,
     authors: tuple[str, ...],
     license_id: str,
@@ -132,15 +141,22 @@ def export_model(
 ) -> None:
     """Export MODEL (a name from `biosegment models`, or a .pytorch file or model folder).
 
-    The exported network computes one logit per class for input scaled to [0, 1] (uint8
-    divided by 255); the class id is the argmax over classes.
+    The exported network computes one logit per class (the class id is the argmax over
+    classes) for input already scaled to [0, 1] as the model's card says under
+    `normalisation`: divided by the pixel type's range (uint8 by 255), or mapped from the
+    volume's 1st to 99th percentile to 0 to 1 and clipped (the demo model and models
+    fine-tuned from it). ONNX and TorchScript leave that scaling to the caller (the export
+    prints which one the model needs); a bioimageio package states it as preprocessing.
+    Existing files and folders are never replaced without --overwrite, and folders never.
     """
     from biosegment.engine import load_model
     from biosegment.engine.export import FILE_SUFFIXES, export_onnx, export_torchscript
+    from biosegment.engine.intensity import describe_normalisation
 
     checkpoint = _resolve_model(app, model)
     network, card = load_model(checkpoint)
-    target = Path(output) if output else Path.cwd() / f"{card.name}{FILE_SUFFIXES[export_format]}"
+    default_name = f"{card.name}{FILE_SUFFIXES[export_format]}"
+    target = _export_target(output, default_name, overwrite=overwrite)
     if export_format == "onnx":
         export_onnx(network, target, card=card)
     elif export_format == "torchscript":
@@ -156,16 +172,45 @@ def export_model(
             authors=[{"name": a} for a in authors] or None,
             license_id=license_id,
         )
+    scaling = describe_normalisation(card.normalisation)
     document = {
         "model": card.name,
         "format": export_format,
         "output": str(target),
         "bytes": _size(target),
+        "input_scaling": scaling,
     }
     if as_json:
         emit_json(document)
         return
     click.echo(f"Exported {card.name} as {export_format}: {target}")
+    click.echo(f"Input: scaled to [0, 1] before the network; {scaling}.")
+
+
+def _export_target(output: str | None, default_name: str, *, overwrite: bool) -> Path:
+    """Where an export goes: ``--output`` as a file name, or a folder (an existing one, or a
+    name ending in a separator) that gets the default file name inside."""
+    if not output:
+        target = Path.cwd() / default_name
+    elif Path(output).is_dir() or output.endswith(("/", os.sep)):
+        target = Path(output) / default_name
+    else:
+        target = Path(output)
+    if target.is_dir():
+        raise InputError(
+            "is a folder; name a file to write, or a folder to write "
+            f"{default_name} into (a folder is never replaced)",
+            source=target,
+            where="--output",
+        )
+    if os.path.lexists(target) and not overwrite:
+        raise InputError(
+            "already exists and was left as it is; pass --overwrite to replace it, or "
+            "choose another --output",
+            source=target,
+            where="--output",
+        )
+    return target
 
 
 @models_group.command("import")

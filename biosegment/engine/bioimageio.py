@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
-import shutil
+import os
 import tempfile
 import zipfile
 from datetime import UTC, datetime
@@ -375,19 +375,27 @@ def export_bioimageio(
 
     :param model: the U-Net.
     :param card: its model card (name, classes, normalisation, provenance).
-    :param destination: ``*.zip`` for a package file, any other path for a package folder.
+    :param destination: ``*.zip`` for a package file (an existing file of that name is
+        replaced in one step), any other path for a package folder, which must not exist yet:
+        an existing folder is never replaced or emptied.
     :param test_input: a uint8 image (a slice, or a volume whose middle slice is used for
         2-D models) cut to at most 256 pixels per side; default: random pixels.
     :param authors: ``[{"name": ...}]``; default: "BioSegment user".
     :param license_id: an SPDX licence identifier for the weights.
     :returns: ``destination``.
+    :raises InputError: naming ``destination`` when it is a folder (for a zip) or exists (for
+        a folder), before anything is computed.
     """
     destination = Path(destination)
+    _check_destination(destination)
     config = model.config
     card = ModelCard.from_dict(card.to_dict() | {"architecture": dict(config)})
     card.classes = card.classes or default_classes(config["num_classes"])
     with tempfile.TemporaryDirectory(prefix=".bioimageio-", dir=_scratch(destination)) as scratch:
-        folder = Path(scratch)
+        # The package is built in a folder of its own inside the scratch folder, so that a
+        # folder package is renamed into place whole and the scratch folder still cleans up.
+        folder = Path(scratch) / "package"
+        folder.mkdir()
         files = {key: folder / name for key, name in _FILES.items()}
         state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
         torch.save(state, files["state_dict"])
@@ -422,19 +430,43 @@ def _scratch(destination: Path) -> Path:
     return parent
 
 
+def _is_zip(destination: Path) -> bool:
+    return destination.suffix.lower() == ".zip"
+
+
+def _check_destination(destination: Path) -> None:
+    """A package file may replace a file; a package folder goes only where nothing is."""
+    if _is_zip(destination) and destination.is_dir():
+        raise InputError(
+            "is a folder; a package file needs a file name, and a folder is never replaced",
+            source=destination,
+        )
+    if not _is_zip(destination) and os.path.lexists(destination):
+        raise InputError(
+            "already exists; a package folder is written only where nothing is yet (name a "
+            "new folder, or a .zip file)",
+            source=destination,
+        )
+
+
 def _publish(folder: Path, destination: Path) -> Path:
-    """Zip the folder (or move it) to ``destination`` through a temporary name."""
+    """Zip ``folder`` to ``destination`` through a temporary name, or rename it there.
+
+    ``folder`` lies beside ``destination`` (same file system), so the rename is one step and
+    a folder that appeared at ``destination`` meanwhile makes it fail rather than be replaced.
+    """
+    if not _is_zip(destination):
+        _check_destination(destination)
+        os.rename(folder, destination)
+        return destination
     temporary = destination.with_name(f".{destination.name}.tmp")
-    if destination.suffix.lower() == ".zip":
+    try:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.iterdir()):
                 archive.write(path, arcname=path.name)
         temporary.replace(destination)
-        return destination
-    shutil.copytree(folder, temporary)
-    if destination.exists():
-        shutil.rmtree(destination)
-    temporary.rename(destination)
+    finally:
+        temporary.unlink(missing_ok=True)
     return destination
 
 
