@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import struct
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 import biosegment.engine.bioimageio  # noqa: F401  (torch and the importer load before tracing)
 from biosegment.cli import main
 from biosegment.engine import load_model, save_model
+from biosegment.engine.bioimageio_package import MAX_WEIGHTS_BYTES
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "biosegment" / "demo" / "model"
 
@@ -177,3 +184,190 @@ def test_help_and_output_say_how_the_model_scales_its_input(data_folder, tmp_pat
         data_folder, "models", "export", "tiny", "--format", "onnx", "-o", str(tmp_path / "t.onnx")
     )
     assert tiny.exit_code == 0 and "uint8 by 255" in tiny.output
+
+
+# -- import: what a package may make BioSegment read ---------------------------------------
+
+
+def unpack(package: Path, folder: Path) -> Path:
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+def edit_rdf(folder: Path, edit) -> None:
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    edit(rdf)
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
+
+
+def test_a_test_tensor_outside_the_folder_package_is_refused(data_folder, package, tmp_path):
+    folder = unpack(package, tmp_path / "pkg" / "inner")
+    # A file two levels up that is exactly the package's test input: read, it would pass.
+    outside = tmp_path / "x.npy"
+    shutil.copy(folder / "test_input.npy", outside)
+    edit_rdf(folder, lambda rdf: rdf["inputs"][0]["test_tensor"].update(source="../../x.npy"))
+    result = invoke(data_folder, "models", "import", str(folder), "--name", "escaped")
+    assert result.exit_code == 1
+    assert "inputs[0].test_tensor" in result.output and "../../x.npy" in result.output
+    assert not (data_folder / "models" / "escaped").exists()
+
+
+def test_a_link_out_of_the_folder_package_is_refused(data_folder, package, tmp_path):
+    folder = unpack(package, tmp_path / "pkg")
+    outside = tmp_path / "elsewhere.npy"
+    shutil.move(folder / "test_output.npy", outside)
+    (folder / "test_output.npy").symlink_to(outside)
+    result = invoke(data_folder, "models", "import", str(folder), "--name", "linked")
+    assert result.exit_code == 1
+    assert "outputs[0].test_tensor" in result.output and "outside the package" in result.output
+    assert not (data_folder / "models" / "linked").exists()
+
+
+def zeros_member_zip(
+    path: Path, rdf_text: str, member: str, size: int, *, declared: int | None = None
+) -> Path:
+    """A zip holding ``rdf.yaml`` and ``member``: ``size`` zero bytes deflated to a few
+    hundred kilobytes. The deflate stream repeats one flushed 1 MiB block, so building it
+    costs no compression time; the CRC is the real one. ``declared``: the size the headers
+    claim instead of ``size``."""
+    declared = size if declared is None else declared
+    block = 2**20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = compressor.compress(bytes(block)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    ending = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    stream = piece * (size // block) + ending
+    crc, zeros = 0, bytes(block)
+    for _ in range(size // block):
+        crc = zlib.crc32(zeros, crc)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("rdf.yaml", rdf_text)
+    # Append the member by hand: a local header, the stream, then a rewritten directory.
+    with zipfile.ZipFile(path) as archive:
+        first = archive.infolist()[0]
+        directory_at = archive.start_dir
+    data = path.read_bytes()[:directory_at]
+    name = member.encode()
+    local = struct.pack(
+        "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(stream), declared, len(name), 0
+    )
+    member_at = len(data)
+    data += local + name + stream
+    directory = b""
+    for entry, offset, method, csize, usize, entry_crc in (
+        (
+            first.filename.encode(),
+            first.header_offset,
+            0,
+            first.compress_size,
+            first.file_size,
+            first.CRC,
+        ),
+        (name, member_at, 8, len(stream), declared, crc),
+    ):
+        directory += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                entry_crc,
+                csize,
+                usize,
+                len(entry),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + entry
+        )
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(directory), len(data), 0)
+    path.write_bytes(data + directory + end)
+    return path
+
+
+def test_a_member_that_unpacks_past_the_bound_is_refused_unread(data_folder, package, tmp_path):
+    size = 2 * MAX_WEIGHTS_BYTES  # 512 MiB of weights, 0.5 MB in the zip
+    with zipfile.ZipFile(package) as archive:
+        rdf_text = archive.read("rdf.yaml").decode()
+    rdf = yaml.safe_load(rdf_text)
+    rdf["weights"]["pytorch_state_dict"].pop("sha256")
+    bomb = zeros_member_zip(tmp_path / "bomb.zip", yaml.safe_dump(rdf), "weights.pt", size)
+    assert bomb.stat().st_size < 2 * 2**20
+    with zipfile.ZipFile(bomb) as archive:  # a well-formed archive: the sizes are honest
+        assert archive.getinfo("weights.pt").file_size == size
+        with archive.open("weights.pt") as stream:
+            assert stream.read(4096) == bytes(4096)
+    tracemalloc.start()
+    try:
+        result = invoke(data_folder, "models", "import", str(bomb), "--name", "bomb")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "weights.pytorch_state_dict" in message and "weights.pt declares 512.0 MiB" in message
+    assert "256.0 MiB" in message
+    assert peak < 16 * 2**20, f"the refused import still allocated {peak / 2**20:.0f} MiB"
+    assert not (data_folder / "models" / "bomb").exists()
+
+
+def test_an_oversized_file_in_a_folder_package_is_refused_unread(data_folder, package, tmp_path):
+    folder = unpack(package, tmp_path / "pkg")
+    edit_rdf(folder, lambda rdf: rdf["weights"]["pytorch_state_dict"].pop("sha256"))
+    with open(folder / "weights.pt", "r+b") as handle:  # sparse: no disk space taken
+        handle.truncate(MAX_WEIGHTS_BYTES + 1)
+    tracemalloc.start()
+    try:
+        result = invoke(data_folder, "models", "import", str(folder), "--name", "huge")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 1 and "weights.pt holds 256.0 MiB" in result.output
+    assert peak < 16 * 2**20
+
+
+def test_a_test_input_too_large_to_run_is_refused_with_what_fits(data_folder, package, tmp_path):
+    folder = unpack(package, tmp_path / "pkg")
+    big = np.zeros((1, 1, 4096, 4096), np.uint8)  # 16 MiB: within the file bound
+    np.save(folder / "test_input.npy", big)
+    digest = hashlib.sha256((folder / "test_input.npy").read_bytes()).hexdigest()
+    edit_rdf(folder, lambda rdf: rdf["inputs"][0]["test_tensor"].update(sha256=digest))
+    result = invoke(data_folder, "models", "import", str(folder), "--name", "big-test")
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "inputs[0].test_tensor" in message and "[1, 1, 4096, 4096]" in message
+    assert "voxels fits" in message
+    assert not os.path.exists(data_folder / "models" / "big-test")
+
+
+def test_a_member_whose_header_understates_its_size_is_refused(data_folder, package, tmp_path):
+    with zipfile.ZipFile(package) as archive:
+        rdf = yaml.safe_load(archive.read("rdf.yaml"))
+    rdf["weights"]["pytorch_state_dict"].pop("sha256")
+    liar = zeros_member_zip(
+        tmp_path / "liar.zip",
+        yaml.safe_dump(rdf),
+        "weights.pt",
+        2 * MAX_WEIGHTS_BYTES,
+        declared=4096,
+    )
+    tracemalloc.start()
+    try:
+        result = invoke(data_folder, "models", "import", str(liar), "--name", "liar")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "weights.pytorch_state_dict: weights.pt cannot be unpacked" in message
+    assert "sizes are false" in message
+    assert peak < 16 * 2**20
+    assert not (data_folder / "models" / "liar").exists()

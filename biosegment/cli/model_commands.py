@@ -226,7 +226,8 @@ def import_model(app: AppContext, package: str, name: str | None, as_json: bool)
     """Import a bioimage.io model PACKAGE (zip or folder) whose weights are a U-Net.
 
     The network is rebuilt from its state-dict weights and must reproduce the package's test
-    output; it is saved as models/<name>/ and appears in the catalog.
+    output; it is saved as models/<name>/ and appears in the catalog. Oversized files and
+    paths leading out of the package are refused before reading.
     """
     from biosegment.cli.data_commands import refresh_catalog
     from biosegment.engine.bioimageio import import_bioimageio

@@ -25,7 +25,7 @@ import os
 import tempfile
 import zipfile
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -34,6 +34,13 @@ from PIL import Image
 
 from biosegment import __version__
 from biosegment.engine import unet as unet_module
+from biosegment.engine.bioimageio_package import (
+    MAX_TEST_TENSOR_BYTES,
+    MAX_WEIGHTS_BYTES,
+    RDF_NAME,
+    PackageFiles,
+    source_of,
+)
 from biosegment.engine.checkpoint import infer_architecture, save_model
 from biosegment.engine.export import export_onnx, export_torchscript, traceable
 from biosegment.engine.intensity import percentile_normalisation
@@ -51,7 +58,6 @@ __all__ = [
 
 #: The bioimage.io model format version written.
 FORMAT_VERSION = "0.5.4"
-RDF_NAME = "rdf.yaml"
 
 _FILES = {
     "state_dict": "weights.pt",
@@ -67,6 +73,12 @@ _FILES = {
     "card": "model.json",
 }
 _TEST_SIZE = 256
+#: Memory the import's check may take to run the package's test input through the network.
+TEST_RUN_BUDGET = 2**30
+# float32 values alive per input voxel and first-level feature map during that run: at the
+# full-size level the skip, the up-sampled map, their concatenation (two) and a convolution's
+# output, plus one for the allocator's slack.
+_ACTIVATIONS_PER_FEATURE_MAP = 6
 # bioimage.io's scale_range divides by (high - low + eps); the same eps reproduces it exactly.
 _SCALE_RANGE_EPS = 1e-6
 
@@ -473,78 +485,18 @@ def _publish(folder: Path, destination: Path) -> Path:
 # -- import -----------------------------------------------------------------------------------
 
 
-class _Package:
-    """Files of a package, from a zip or a folder, by their names in ``rdf.yaml``."""
-
-    def __init__(self, source: Path):
-        self.source = Path(source)
-        self._zip = zipfile.ZipFile(self.source) if self.source.is_file() else None
-        self.prefix = ""
-        if self._zip is not None:
-            names = [
-                n
-                for n in self._zip.namelist()
-                if PurePosixPath(n).name in (RDF_NAME, "bioimageio.yaml")
-            ]
-            if not names:
-                raise InputError("no rdf.yaml in the package", source=self.source)
-            self.rdf_name = min(names, key=len)
-            self.prefix = str(PurePosixPath(self.rdf_name).parent).strip(".")
-        else:
-            candidates = [self.source / n for n in (RDF_NAME, "bioimageio.yaml")]
-            found = [c for c in candidates if c.is_file()]
-            if not found:
-                raise InputError("no rdf.yaml in the package folder", source=self.source)
-            self.rdf_name = found[0].name
-
-    def read_checked(self, entry: dict, where: str) -> bytes:
-        """The bytes of a file entry (``source`` + optional ``sha256``), checked."""
-        payload = self.read(_source_of(entry))
-        expected = entry.get("sha256")
-        if expected and hashlib.sha256(payload).hexdigest() != str(expected).lower():
-            raise InputError(
-                f"{_source_of(entry)} does not match its sha256 in rdf.yaml (damaged "
-                "or edited package)",
-                source=self.source,
-                where=where,
-            )
-        return payload
-
-    def read(self, name: str) -> bytes:
-        if "://" in name:
-            raise InputError(
-                f"{name} is a download; BioSegment imports packages whose files "
-                "are inside them (download the zip first)",
-                source=self.source,
-            )
-        clean = str(PurePosixPath(name))
-        try:
-            if self._zip is not None:
-                member = f"{self.prefix}/{clean}" if self.prefix else clean
-                return self._zip.read(member)
-            return (self.source / clean).read_bytes()
-        except (KeyError, FileNotFoundError):
-            raise InputError(
-                f"the package names {name} but does not contain it", source=self.source
-            ) from None
-
-    def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-
-
 def read_package_rdf(source: Path) -> dict:
     """The parsed ``rdf.yaml`` of a package zip or folder."""
-    package = _Package(source)
+    package = PackageFiles(source)
     try:
         return _parse_rdf(package)
     finally:
         package.close()
 
 
-def _parse_rdf(package: _Package) -> dict:
+def _parse_rdf(package: PackageFiles) -> dict:
     try:
-        rdf = _yaml().safe_load(package.read(package.rdf_name))
+        rdf = _yaml().safe_load(package.read_rdf())
     except Exception as exc:  # a YAML error names line and column in its text
         if isinstance(exc, InputError):
             raise
@@ -552,10 +504,6 @@ def _parse_rdf(package: _Package) -> dict:
     if not isinstance(rdf, dict) or rdf.get("type") != "model":
         raise InputError("rdf.yaml does not describe a model", source=package.source, where="type")
     return rdf
-
-
-def _source_of(entry: dict) -> str:
-    return str(entry.get("source") or entry.get("uri") or "")
 
 
 def _classes(rdf: dict, num_classes: int) -> list[dict]:
@@ -640,6 +588,9 @@ def import_bioimageio(
 ) -> Path:
     """Import a bioimage.io package whose state-dict weights are a ``neuralnets`` U-Net.
 
+    Every file is read within a size bound and from inside the package only
+    (:mod:`~biosegment.engine.bioimageio_package`).
+
     :param source: the package zip or folder.
     :param models_dir: the data folder's ``models/``; the model lands in ``models/<name>/``.
     :param name: folder name of the new model (default: the package's name).
@@ -650,7 +601,7 @@ def import_bioimageio(
         a U-Net this engine runs, or they do not reproduce the test output.
     """
     source = Path(source)
-    package = _Package(source)
+    package = PackageFiles(source)
     try:
         rdf = _parse_rdf(package)
         weights = (rdf.get("weights") or {}).get("pytorch_state_dict")
@@ -661,7 +612,11 @@ def import_bioimageio(
                 source=source,
                 where="weights",
             )
-        state = _load_state(package.read_checked(weights, "weights.pytorch_state_dict"), source)
+        payload = package.read_checked(
+            weights, where="weights.pytorch_state_dict", limit=MAX_WEIGHTS_BYTES
+        )
+        state = _load_state(payload, source)
+        del payload  # the tensors are loaded; the file's bytes need not stay in memory
         try:
             config = infer_architecture(state)
         except InputError as exc:
@@ -728,7 +683,7 @@ def _load_state(payload: bytes, source: Path) -> dict:
     }
 
 
-def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -> None:
+def _check_test_output(model: UNet, rdf: dict, package: PackageFiles, atol: float) -> None:
     inputs, outputs = rdf.get("inputs") or [], rdf.get("outputs") or []
     if not inputs or not outputs:
         return
@@ -737,14 +692,11 @@ def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -
     # Format 0.4 listed test files apart from the tensors.
     test_in = test_in or {"source": (rdf.get("test_inputs") or [""])[0]}
     test_out = test_out or {"source": (rdf.get("test_outputs") or [""])[0]}
-    if not _source_of(test_in) or not _source_of(test_out):
+    if not source_of(test_in) or not source_of(test_out):
         return
-    raw = np.load(
-        io.BytesIO(package.read_checked(test_in, "inputs[0].test_tensor")), allow_pickle=False
-    )
-    expected = np.load(
-        io.BytesIO(package.read_checked(test_out, "outputs[0].test_tensor")), allow_pickle=False
-    )
+    raw = _load_tensor(package, test_in, "inputs[0].test_tensor")
+    _check_test_run_fits(model, raw, package.source)
+    expected = _load_tensor(package, test_out, "outputs[0].test_tensor")
     scaled = _scaled_test_input(rdf, raw, package.source)
     with torch.no_grad():
         computed = traceable(model)(torch.from_numpy(np.ascontiguousarray(scaled))).numpy()
@@ -762,4 +714,30 @@ def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -
             f"difference {difference:.3g} > {atol})",
             source=package.source,
             where="outputs[0].test_tensor",
+        )
+
+
+def _load_tensor(package: PackageFiles, entry: dict, where: str) -> np.ndarray:
+    payload = package.read_checked(entry, where=where, limit=MAX_TEST_TENSOR_BYTES)
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{source_of(entry)} is not a .npy array: {exc}", source=package.source, where=where
+        ) from None
+
+
+def _check_test_run_fits(model: UNet, raw: np.ndarray, source: Path) -> None:
+    """Refuse a test input whose run through the network would not fit the bound."""
+    voxels = int(np.prod(raw.shape, dtype=np.int64))
+    per_voxel = model.config["feature_maps"] * _ACTIVATIONS_PER_FEATURE_MAP * 4
+    needed = voxels * per_voxel
+    if needed > TEST_RUN_BUDGET:
+        raise InputError(
+            f"the test input {list(raw.shape)} would take about {needed / 2**30:.1f} GiB to "
+            f"run through this network, more than the {TEST_RUN_BUDGET / 2**30:g} GiB "
+            f"BioSegment allows for the check; a test input of at most "
+            f"{TEST_RUN_BUDGET // per_voxel:,} voxels fits",
+            source=source,
+            where="inputs[0].test_tensor",
         )
