@@ -186,6 +186,53 @@ def test_help_and_output_say_how_the_model_scales_its_input(data_folder, tmp_pat
     assert tiny.exit_code == 0 and "uint8 by 255" in tiny.output
 
 
+# -- import: an existing model ---------------------------------------------------------------
+
+
+def test_import_refuses_a_name_that_is_taken_and_changes_nothing(data_folder, package):
+    before = file_digests(data_folder / "models")
+    result = invoke(data_folder, "models", "import", str(package), "--name", "tiny")
+    assert result.exit_code == 1
+    assert "model 'tiny' already exists" in result.output
+    assert "--name" in result.output and "--replace" in result.output
+    assert file_digests(data_folder / "models") == before
+    card = json.loads((data_folder / "models" / "tiny" / "model.json").read_text())
+    assert card["training"]["note"] == "three days of annotation"
+
+
+def test_import_refuses_the_name_of_an_older_single_file_model(data_folder, package):
+    legacy = data_folder / "models" / "legacy.pytorch"
+    shutil.copy(data_folder / "models" / "tiny" / "model.pytorch", legacy)
+    result = invoke(data_folder, "models", "import", str(package), "--name", "legacy")
+    assert result.exit_code == 1 and "model 'legacy' already exists" in result.output
+    assert "models/legacy.pytorch" in result.output
+    assert not (data_folder / "models" / "legacy").exists()
+
+
+def test_replace_moves_the_old_model_to_the_trash_whole(data_folder, package):
+    old = file_digests(data_folder / "models" / "tiny")
+    result = invoke(
+        data_folder, "models", "import", str(package), "--name", "tiny", "--replace", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["model"] == "tiny"
+    trash = data_folder / document["replaced_into"]
+    assert trash.parent == data_folder / ".biosegment-trash"
+    assert file_digests(trash / "models" / "tiny") == old
+    note = json.loads((trash / "trashed.json").read_text())
+    assert note["moved"] == ["models/tiny"] and "import" in note["why"]
+    # The new model stands alone: its card, no logs of the old training.
+    assert sorted(p.name for p in (data_folder / "models" / "tiny").iterdir()) == [
+        "model.json",
+        "model.pytorch",
+    ]
+    card = json.loads((data_folder / "models" / "tiny" / "model.json").read_text())
+    assert card["training"]["imported_from"] == str(package)
+    listed = json.loads(invoke(data_folder, "models", "--json").output)
+    assert [m["name"] for m in listed] == ["tiny"]
+
+
 # -- import: what a package may make BioSegment read ---------------------------------------
 
 

@@ -5,7 +5,7 @@
 group's default action, with its ``--json`` option), so scripts that call it keep working.
 Export writes TorchScript, ONNX or a bioimage.io package, never over an existing folder and over
 an existing file only when asked; import brings a bioimage.io package whose weights are a U-Net
-into the data folder's ``models/``.
+into the data folder's ``models/``, next to the models there and never over one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from biosegment.cli.context import AppContext, emit_json, pass_app
 from biosegment.cli.data_commands import models as list_models
 from biosegment.cli.root import main
 from biosegment.errors import InputError
+from biosegment.folder_names import MODELS_DIR, TRASH_DIR
 
 __all__ = ["models_group", "export_model", "import_model"]
 
@@ -152,10 +153,11 @@ def export_model(
     from biosegment.engine import load_model
     from biosegment.engine.export import FILE_SUFFIXES, export_onnx, export_torchscript
     from biosegment.engine.intensity import describe_normalisation
+    from biosegment.engine.model_publish import model_folder_name
 
     checkpoint = _resolve_model(app, model)
     network, card = load_model(checkpoint)
-    default_name = f"{card.name}{FILE_SUFFIXES[export_format]}"
+    default_name = f"{model_folder_name(card.name)}{FILE_SUFFIXES[export_format]}"
     target = _export_target(output, default_name, overwrite=overwrite)
     if export_format == "onnx":
         export_onnx(network, target, card=card)
@@ -220,27 +222,59 @@ def _export_target(output: str | None, default_name: str, *, overwrite: bool) ->
     default=None,
     help="Name of the new model folder under models/ (default: the package's name).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="When a model of that name exists, move it (weights, card, logs) to the data "
+    "folder's trash, .biosegment-trash/, and import in its place (without it, the import "
+    "is refused).",
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_app
-def import_model(app: AppContext, package: str, name: str | None, as_json: bool) -> None:
+def import_model(
+    app: AppContext, package: str, name: str | None, replace: bool, as_json: bool
+) -> None:
     """Import a bioimage.io model PACKAGE (zip or folder) whose weights are a U-Net.
 
     The network is rebuilt from its state-dict weights and must reproduce the package's test
-    output; it is saved as models/<name>/ and appears in the catalog. Oversized files and
-    paths leading out of the package are refused before reading.
+    output; it is saved as models/<name>/ and appears in the catalog. A model already named
+    so is never overwritten: the import is refused unless --replace moves the old one to the
+    trash. Oversized files and paths leading out of the package are refused before reading.
     """
     from biosegment.cli.data_commands import refresh_catalog
     from biosegment.engine.bioimageio import import_bioimageio
-    from biosegment.folder_names import MODELS_DIR
+    from biosegment.engine.model_publish import ModelExistsError
+    from biosegment.trash import move_to_trash
 
     root = app.require_root()
-    checkpoint = import_bioimageio(Path(package), root / MODELS_DIR, name=name)
+    trashed: list[Path] = []
+
+    def make_room(existing: list[Path]) -> None:
+        trashed.append(move_to_trash(root, existing, why="replaced by import"))
+
+    try:
+        checkpoint = import_bioimageio(
+            Path(package), root / MODELS_DIR, name=name, make_room=make_room if replace else None
+        )
+    except ModelExistsError as exc:
+        raise InputError(
+            f"{exc.reason}. Import it under another name with --name NEWNAME, or pass "
+            f"--replace to move the old model to {TRASH_DIR}/ first",
+            where=exc.where,
+        ) from None
     refresh_catalog(app)
-    document = {"model": checkpoint.parent.name, "location": str(checkpoint.relative_to(root))}
+    document = {
+        "model": checkpoint.parent.name,
+        "location": str(checkpoint.relative_to(root)),
+    }
+    if trashed:
+        document["replaced_into"] = str(trashed[0].relative_to(root))
     if as_json:
         emit_json(document)
         return
     click.echo(f"Imported {package} as model {document['model']} ({document['location']})")
+    if trashed:
+        click.echo(f"The model it replaced is in {document['replaced_into']}")
 
 
 def _size(path: Path) -> int:

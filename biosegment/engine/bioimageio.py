@@ -24,6 +24,7 @@ import io
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,10 +42,16 @@ from biosegment.engine.bioimageio_package import (
     PackageFiles,
     source_of,
 )
-from biosegment.engine.checkpoint import infer_architecture, save_model
+from biosegment.engine.checkpoint import infer_architecture
 from biosegment.engine.export import export_onnx, export_torchscript, traceable
 from biosegment.engine.intensity import percentile_normalisation
 from biosegment.engine.model_card import DEFAULT_NORMALISATION, ModelCard, default_classes
+from biosegment.engine.model_publish import (
+    ModelExistsError,
+    existing_model_paths,
+    model_folder_name,
+    publish_model,
+)
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
 
@@ -584,19 +591,30 @@ def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
 
 
 def import_bioimageio(
-    source: Path, models_dir: Path, *, name: str | None = None, atol: float = 1e-3
+    source: Path,
+    models_dir: Path,
+    *,
+    name: str | None = None,
+    atol: float = 1e-3,
+    make_room: Callable[[list[Path]], object] | None = None,
 ) -> Path:
     """Import a bioimage.io package whose state-dict weights are a ``neuralnets`` U-Net.
 
     Every file is read within a size bound and from inside the package only
-    (:mod:`~biosegment.engine.bioimageio_package`).
+    (:mod:`~biosegment.engine.bioimageio_package`); a model already in ``models/`` under the
+    same name is left alone unless ``make_room`` moves it away
+    (:func:`~biosegment.engine.model_publish.publish_model`).
 
     :param source: the package zip or folder.
     :param models_dir: the data folder's ``models/``; the model lands in ``models/<name>/``.
-    :param name: folder name of the new model (default: the package's name).
+    :param name: name of the new model (default: the package's name), made a safe folder name.
     :param atol: largest logit difference from the package's test output that still counts
         as reproducing it.
+    :param make_room: given the paths of an existing model of that name once the new one is
+        written, to move them away; without it such a name is refused before any weights are
+        read.
     :returns: the written ``model.pytorch``.
+    :raises ModelExistsError: when the name is taken and there is no ``make_room``.
     :raises InputError: naming the package when it has no usable weights, its weights are not
         a U-Net this engine runs, or they do not reproduce the test output.
     """
@@ -604,6 +622,11 @@ def import_bioimageio(
     package = PackageFiles(source)
     try:
         rdf = _parse_rdf(package)
+        chosen = name or str(rdf.get("name") or source.stem)
+        folder_name = model_folder_name(chosen)
+        existing = existing_model_paths(models_dir, folder_name)
+        if existing and make_room is None:
+            raise ModelExistsError(folder_name, existing)
         weights = (rdf.get("weights") or {}).get("pytorch_state_dict")
         if not isinstance(weights, dict):
             raise InputError(
@@ -635,7 +658,7 @@ def import_bioimageio(
     finally:
         package.close()
     card = ModelCard(
-        name=name or str(rdf.get("name") or source.stem),
+        name=chosen,
         architecture=dict(config),
         classes=_classes(rdf, config["num_classes"]),
         normalisation=_imported_normalisation(rdf),
@@ -649,13 +672,7 @@ def import_bioimageio(
             },
         },
     )
-    folder = Path(models_dir) / _folder_name(card.name)
-    return save_model(model, card, folder)
-
-
-def _folder_name(name: str) -> str:
-    kept = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip())
-    return kept.strip("._") or "imported"
+    return publish_model(model, card, models_dir, folder_name, make_room=make_room)
 
 
 def _load_state(payload: bytes, source: Path) -> dict:
