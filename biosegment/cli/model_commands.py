@@ -148,7 +148,8 @@ def export_model(
     volume's 1st to 99th percentile to 0 to 1 and clipped (the demo model and models
     fine-tuned from it). ONNX and TorchScript leave that scaling to the caller (the export
     prints which one the model needs); a bioimageio package states it as preprocessing.
-    Existing files and folders are never replaced without --overwrite, and folders never.
+    An existing file is replaced only with --overwrite; an existing folder never is (the
+    file goes inside it).
     """
     from biosegment.engine import load_model
     from biosegment.engine.export import FILE_SUFFIXES, export_onnx, export_torchscript
