@@ -33,6 +33,7 @@ __all__ = [
     "QUEUE_FILE",
     "ACCOUNTS_FILE",
     "ACCOUNTS_DIR",
+    "TRASH_DIR",
     "JOBS_DIR",
     "WORKERS_DIR",
     "DAEMON_LOCK",
@@ -59,6 +60,9 @@ ANNOTATIONS_DIR = "annotations"
 STATE_DIR = ".biosegment"
 #: Accounts, API tokens and the audit log: beside the state folder, out of reach of a reset.
 ACCOUNTS_DIR = ".biosegment-accounts"
+#: What BioSegment moved aside instead of deleting (a replaced model, say), one folder per
+#: move: beside the state folder, so resetting the state never empties it.
+TRASH_DIR = ".biosegment-trash"
 #: The lab's declarations: projects, datasets, models (the old stack's file).
 SETUP_FILE = "setup.json"
 #: The folders ``biosegment init`` creates.

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
-import shutil
+import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -34,10 +35,23 @@ from PIL import Image
 
 from biosegment import __version__
 from biosegment.engine import unet as unet_module
-from biosegment.engine.checkpoint import infer_architecture, save_model
+from biosegment.engine.bioimageio_package import (
+    MAX_TEST_TENSOR_BYTES,
+    MAX_WEIGHTS_BYTES,
+    RDF_NAME,
+    PackageFiles,
+    source_of,
+)
+from biosegment.engine.checkpoint import infer_architecture
 from biosegment.engine.export import export_onnx, export_torchscript, traceable
 from biosegment.engine.intensity import percentile_normalisation
 from biosegment.engine.model_card import DEFAULT_NORMALISATION, ModelCard, default_classes
+from biosegment.engine.model_publish import (
+    ModelExistsError,
+    existing_model_paths,
+    model_folder_name,
+    publish_model,
+)
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
 
@@ -51,7 +65,6 @@ __all__ = [
 
 #: The bioimage.io model format version written.
 FORMAT_VERSION = "0.5.4"
-RDF_NAME = "rdf.yaml"
 
 _FILES = {
     "state_dict": "weights.pt",
@@ -67,6 +80,12 @@ _FILES = {
     "card": "model.json",
 }
 _TEST_SIZE = 256
+#: Memory the import's check may take to run the package's test input through the network.
+TEST_RUN_BUDGET = 2**30
+# float32 values alive per input voxel and first-level feature map during that run: at the
+# full-size level the skip, the up-sampled map, their concatenation (two) and a convolution's
+# output, plus one for the allocator's slack.
+_ACTIVATIONS_PER_FEATURE_MAP = 6
 # bioimage.io's scale_range divides by (high - low + eps); the same eps reproduces it exactly.
 _SCALE_RANGE_EPS = 1e-6
 
@@ -375,19 +394,27 @@ def export_bioimageio(
 
     :param model: the U-Net.
     :param card: its model card (name, classes, normalisation, provenance).
-    :param destination: ``*.zip`` for a package file, any other path for a package folder.
+    :param destination: ``*.zip`` for a package file (an existing file of that name is
+        replaced in one step), any other path for a package folder, which must not exist yet:
+        an existing folder is never replaced or emptied.
     :param test_input: a uint8 image (a slice, or a volume whose middle slice is used for
         2-D models) cut to at most 256 pixels per side; default: random pixels.
     :param authors: ``[{"name": ...}]``; default: "BioSegment user".
     :param license_id: an SPDX licence identifier for the weights.
     :returns: ``destination``.
+    :raises InputError: naming ``destination`` when it is a folder (for a zip) or exists (for
+        a folder), before anything is computed.
     """
     destination = Path(destination)
+    _check_destination(destination)
     config = model.config
     card = ModelCard.from_dict(card.to_dict() | {"architecture": dict(config)})
     card.classes = card.classes or default_classes(config["num_classes"])
     with tempfile.TemporaryDirectory(prefix=".bioimageio-", dir=_scratch(destination)) as scratch:
-        folder = Path(scratch)
+        # The package is built in a folder of its own inside the scratch folder, so that a
+        # folder package is renamed into place whole and the scratch folder still cleans up.
+        folder = Path(scratch) / "package"
+        folder.mkdir()
         files = {key: folder / name for key, name in _FILES.items()}
         state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
         torch.save(state, files["state_dict"])
@@ -422,97 +449,61 @@ def _scratch(destination: Path) -> Path:
     return parent
 
 
+def _is_zip(destination: Path) -> bool:
+    return destination.suffix.lower() == ".zip"
+
+
+def _check_destination(destination: Path) -> None:
+    """A package file may replace a file; a package folder goes only where nothing is."""
+    if _is_zip(destination) and destination.is_dir():
+        raise InputError(
+            "is a folder; a package file needs a file name, and a folder is never replaced",
+            source=destination,
+        )
+    if not _is_zip(destination) and os.path.lexists(destination):
+        raise InputError(
+            "already exists; a package folder is written only where nothing is yet (name a "
+            "new folder, or a .zip file)",
+            source=destination,
+        )
+
+
 def _publish(folder: Path, destination: Path) -> Path:
-    """Zip the folder (or move it) to ``destination`` through a temporary name."""
+    """Zip ``folder`` to ``destination`` through a temporary name, or rename it there.
+
+    ``folder`` lies beside ``destination`` (same file system), so the rename is one step and
+    a folder that appeared at ``destination`` meanwhile makes it fail rather than be replaced.
+    """
+    if not _is_zip(destination):
+        _check_destination(destination)
+        os.rename(folder, destination)
+        return destination
     temporary = destination.with_name(f".{destination.name}.tmp")
-    if destination.suffix.lower() == ".zip":
+    try:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.iterdir()):
                 archive.write(path, arcname=path.name)
         temporary.replace(destination)
-        return destination
-    shutil.copytree(folder, temporary)
-    if destination.exists():
-        shutil.rmtree(destination)
-    temporary.rename(destination)
+    finally:
+        temporary.unlink(missing_ok=True)
     return destination
 
 
 # -- import -----------------------------------------------------------------------------------
 
 
-class _Package:
-    """Files of a package, from a zip or a folder, by their names in ``rdf.yaml``."""
-
-    def __init__(self, source: Path):
-        self.source = Path(source)
-        self._zip = zipfile.ZipFile(self.source) if self.source.is_file() else None
-        self.prefix = ""
-        if self._zip is not None:
-            names = [
-                n
-                for n in self._zip.namelist()
-                if PurePosixPath(n).name in (RDF_NAME, "bioimageio.yaml")
-            ]
-            if not names:
-                raise InputError("no rdf.yaml in the package", source=self.source)
-            self.rdf_name = min(names, key=len)
-            self.prefix = str(PurePosixPath(self.rdf_name).parent).strip(".")
-        else:
-            candidates = [self.source / n for n in (RDF_NAME, "bioimageio.yaml")]
-            found = [c for c in candidates if c.is_file()]
-            if not found:
-                raise InputError("no rdf.yaml in the package folder", source=self.source)
-            self.rdf_name = found[0].name
-
-    def read_checked(self, entry: dict, where: str) -> bytes:
-        """The bytes of a file entry (``source`` + optional ``sha256``), checked."""
-        payload = self.read(_source_of(entry))
-        expected = entry.get("sha256")
-        if expected and hashlib.sha256(payload).hexdigest() != str(expected).lower():
-            raise InputError(
-                f"{_source_of(entry)} does not match its sha256 in rdf.yaml (damaged "
-                "or edited package)",
-                source=self.source,
-                where=where,
-            )
-        return payload
-
-    def read(self, name: str) -> bytes:
-        if "://" in name:
-            raise InputError(
-                f"{name} is a download; BioSegment imports packages whose files "
-                "are inside them (download the zip first)",
-                source=self.source,
-            )
-        clean = str(PurePosixPath(name))
-        try:
-            if self._zip is not None:
-                member = f"{self.prefix}/{clean}" if self.prefix else clean
-                return self._zip.read(member)
-            return (self.source / clean).read_bytes()
-        except (KeyError, FileNotFoundError):
-            raise InputError(
-                f"the package names {name} but does not contain it", source=self.source
-            ) from None
-
-    def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-
-
 def read_package_rdf(source: Path) -> dict:
     """The parsed ``rdf.yaml`` of a package zip or folder."""
-    package = _Package(source)
+    package = PackageFiles(source)
     try:
         return _parse_rdf(package)
     finally:
         package.close()
 
 
-def _parse_rdf(package: _Package) -> dict:
+def _parse_rdf(package: PackageFiles) -> dict:
     try:
-        rdf = _yaml().safe_load(package.read(package.rdf_name))
+        rdf = _yaml().safe_load(package.read_rdf())
     except Exception as exc:  # a YAML error names line and column in its text
         if isinstance(exc, InputError):
             raise
@@ -520,10 +511,6 @@ def _parse_rdf(package: _Package) -> dict:
     if not isinstance(rdf, dict) or rdf.get("type") != "model":
         raise InputError("rdf.yaml does not describe a model", source=package.source, where="type")
     return rdf
-
-
-def _source_of(entry: dict) -> str:
-    return str(entry.get("source") or entry.get("uri") or "")
 
 
 def _classes(rdf: dict, num_classes: int) -> list[dict]:
@@ -604,23 +591,42 @@ def _scaled_test_input(rdf: dict, raw: np.ndarray, source: Path) -> np.ndarray:
 
 
 def import_bioimageio(
-    source: Path, models_dir: Path, *, name: str | None = None, atol: float = 1e-3
+    source: Path,
+    models_dir: Path,
+    *,
+    name: str | None = None,
+    atol: float = 1e-3,
+    make_room: Callable[[list[Path]], object] | None = None,
 ) -> Path:
     """Import a bioimage.io package whose state-dict weights are a ``neuralnets`` U-Net.
 
+    Every file is read within a size bound and from inside the package only
+    (:mod:`~biosegment.engine.bioimageio_package`); a model already in ``models/`` under the
+    same name is left alone unless ``make_room`` moves it away
+    (:func:`~biosegment.engine.model_publish.publish_model`).
+
     :param source: the package zip or folder.
     :param models_dir: the data folder's ``models/``; the model lands in ``models/<name>/``.
-    :param name: folder name of the new model (default: the package's name).
+    :param name: name of the new model (default: the package's name), made a safe folder name.
     :param atol: largest logit difference from the package's test output that still counts
         as reproducing it.
+    :param make_room: given the paths of an existing model of that name once the new one is
+        written, to move them away; without it such a name is refused before any weights are
+        read.
     :returns: the written ``model.pytorch``.
+    :raises ModelExistsError: when the name is taken and there is no ``make_room``.
     :raises InputError: naming the package when it has no usable weights, its weights are not
         a U-Net this engine runs, or they do not reproduce the test output.
     """
     source = Path(source)
-    package = _Package(source)
+    package = PackageFiles(source)
     try:
         rdf = _parse_rdf(package)
+        chosen = name or str(rdf.get("name") or source.stem)
+        folder_name = model_folder_name(chosen)
+        existing = existing_model_paths(models_dir, folder_name)
+        if existing and make_room is None:
+            raise ModelExistsError(folder_name, existing)
         weights = (rdf.get("weights") or {}).get("pytorch_state_dict")
         if not isinstance(weights, dict):
             raise InputError(
@@ -629,7 +635,11 @@ def import_bioimageio(
                 source=source,
                 where="weights",
             )
-        state = _load_state(package.read_checked(weights, "weights.pytorch_state_dict"), source)
+        payload = package.read_checked(
+            weights, where="weights.pytorch_state_dict", limit=MAX_WEIGHTS_BYTES
+        )
+        state = _load_state(payload, source)
+        del payload  # the tensors are loaded; the file's bytes need not stay in memory
         try:
             config = infer_architecture(state)
         except InputError as exc:
@@ -648,7 +658,7 @@ def import_bioimageio(
     finally:
         package.close()
     card = ModelCard(
-        name=name or str(rdf.get("name") or source.stem),
+        name=chosen,
         architecture=dict(config),
         classes=_classes(rdf, config["num_classes"]),
         normalisation=_imported_normalisation(rdf),
@@ -662,13 +672,7 @@ def import_bioimageio(
             },
         },
     )
-    folder = Path(models_dir) / _folder_name(card.name)
-    return save_model(model, card, folder)
-
-
-def _folder_name(name: str) -> str:
-    kept = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip())
-    return kept.strip("._") or "imported"
+    return publish_model(model, card, models_dir, folder_name, make_room=make_room)
 
 
 def _load_state(payload: bytes, source: Path) -> dict:
@@ -696,7 +700,7 @@ def _load_state(payload: bytes, source: Path) -> dict:
     }
 
 
-def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -> None:
+def _check_test_output(model: UNet, rdf: dict, package: PackageFiles, atol: float) -> None:
     inputs, outputs = rdf.get("inputs") or [], rdf.get("outputs") or []
     if not inputs or not outputs:
         return
@@ -705,14 +709,11 @@ def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -
     # Format 0.4 listed test files apart from the tensors.
     test_in = test_in or {"source": (rdf.get("test_inputs") or [""])[0]}
     test_out = test_out or {"source": (rdf.get("test_outputs") or [""])[0]}
-    if not _source_of(test_in) or not _source_of(test_out):
+    if not source_of(test_in) or not source_of(test_out):
         return
-    raw = np.load(
-        io.BytesIO(package.read_checked(test_in, "inputs[0].test_tensor")), allow_pickle=False
-    )
-    expected = np.load(
-        io.BytesIO(package.read_checked(test_out, "outputs[0].test_tensor")), allow_pickle=False
-    )
+    raw = _load_tensor(package, test_in, "inputs[0].test_tensor")
+    _check_test_run_fits(model, raw, package.source)
+    expected = _load_tensor(package, test_out, "outputs[0].test_tensor")
     scaled = _scaled_test_input(rdf, raw, package.source)
     with torch.no_grad():
         computed = traceable(model)(torch.from_numpy(np.ascontiguousarray(scaled))).numpy()
@@ -730,4 +731,30 @@ def _check_test_output(model: UNet, rdf: dict, package: _Package, atol: float) -
             f"difference {difference:.3g} > {atol})",
             source=package.source,
             where="outputs[0].test_tensor",
+        )
+
+
+def _load_tensor(package: PackageFiles, entry: dict, where: str) -> np.ndarray:
+    payload = package.read_checked(entry, where=where, limit=MAX_TEST_TENSOR_BYTES)
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{source_of(entry)} is not a .npy array: {exc}", source=package.source, where=where
+        ) from None
+
+
+def _check_test_run_fits(model: UNet, raw: np.ndarray, source: Path) -> None:
+    """Refuse a test input whose run through the network would not fit the bound."""
+    voxels = int(np.prod(raw.shape, dtype=np.int64))
+    per_voxel = model.config["feature_maps"] * _ACTIVATIONS_PER_FEATURE_MAP * 4
+    needed = voxels * per_voxel
+    if needed > TEST_RUN_BUDGET:
+        raise InputError(
+            f"the test input {list(raw.shape)} would take about {needed / 2**30:.1f} GiB to "
+            f"run through this network, more than the {TEST_RUN_BUDGET / 2**30:g} GiB "
+            f"BioSegment allows for the check; a test input of at most "
+            f"{TEST_RUN_BUDGET // per_voxel:,} voxels fits",
+            source=source,
+            where="inputs[0].test_tensor",
         )

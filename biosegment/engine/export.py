@@ -1,9 +1,11 @@
 """Export a U-Net for other tools: TorchScript (PyTorch, Java/DJL, deepImageJ) and ONNX.
 
 Both exports compute exactly what :class:`~biosegment.engine.unet.UNet` computes: raw logits
-``(N, classes, [Z,] Y, X)`` for input scaled to [0, 1] (uint8 pixels divided by 255, as the
-model card's ``normalisation`` says), with batch and spatial sizes left free; spatial sizes
-must be multiples of ``2 ** levels``. Class ids are the argmax over the class axis. The model
+``(N, classes, [Z,] Y, X)`` for input already scaled to [0, 1], with batch and spatial sizes
+left free; spatial sizes must be multiples of ``2 ** levels``. The scaling is not part of the
+network: the model card's ``normalisation`` says which one the caller applies (by the pixel
+type's range, uint8 / 255, or between the volume's percentiles; see
+:func:`~biosegment.engine.intensity.describe_normalisation`). Class ids are the argmax over the class axis. The model
 card travels with the file (TorchScript: an extra file ``model.json``; ONNX: metadata
 entries), so a person who opens it elsewhere still knows the classes. Files are written to a
 temporary name and renamed into place.
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from biosegment.engine.intensity import describe_normalisation
 from biosegment.engine.model_card import ModelCard
 from biosegment.engine.unet import UNet, size_multiple
 from biosegment.errors import InputError
@@ -153,8 +156,9 @@ def export_onnx(
         )
     graph = onnx.load_from_string(buffer.getvalue())
     graph.producer_name = "BioSegment"
+    scaling = describe_normalisation(card.normalisation if card is not None else None)
     graph.doc_string = (
-        "U-Net logits (N, classes, spatial) for input scaled to [0, 1]; "
+        f"U-Net logits (N, classes, spatial) for input scaled to [0, 1] ({scaling}); "
         "class ids are the argmax over axis 1"
     )
     metadata = {"architecture": json.dumps(model.config)}

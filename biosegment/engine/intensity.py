@@ -20,6 +20,7 @@ from biosegment.volumes.base import VolumeReader, normalise
 
 __all__ = [
     "DTYPE_RANGE",
+    "describe_normalisation",
     "percentile_normalisation",
     "volume_range",
     "IntensityScaler",
@@ -42,6 +43,23 @@ def percentile_normalisation(low: float = 1.0, high: float = 99.0) -> dict:
         "high_percentile": float(high),
         "range": [0.0, 1.0],
     }
+
+
+def describe_normalisation(normalisation: Mapping | None) -> str:
+    """In words, how a card's ``normalisation`` turns raw pixels into the network's [0, 1]
+    (what a person running an exported network elsewhere must do to the image first)."""
+    normalisation = normalisation or {}
+    if normalisation.get("method", DTYPE_RANGE) == _PERCENTILE:
+        low = float(normalisation.get("low_percentile", 1.0))
+        high = float(normalisation.get("high_percentile", 99.0))
+        return (
+            f"the volume's percentile {low:g} maps to 0 and its percentile {high:g} to 1, "
+            "values outside are clipped (BioSegment measures the percentiles once per volume)"
+        )
+    return (
+        "divided by the pixel type's range: uint8 by 255, uint16 by 65535 (float32 is taken "
+        "as already scaled, clipped)"
+    )
 
 
 def _sample(volume: VolumeReader | np.ndarray) -> np.ndarray:
