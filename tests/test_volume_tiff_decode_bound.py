@@ -154,3 +154,20 @@ def test_uncompressed_pages_in_one_tall_strip_are_read_by_rows(tmp_path, byteord
             np.testing.assert_array_equal(reader.read_slice(1), array[1])
     finally:
         set_volume_limits(default)
+
+
+def test_a_folder_of_slices_in_one_huge_strip_each_is_refused_naming_a_slice(tmp_path):
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for z in range(2):
+        write_zero_slice(folder / f"z{z}.tif", rows_per_strip=4096, side=4096)
+    default = volume_limits()
+    set_volume_limits(VolumeLimits(max_decode_mb=8))
+    try:
+        with pytest.raises(VolumeError, match=r"z0\.tif.*one strip of 4096 x 4096 pixels"):
+            probe_volume(folder)
+        facts = dataset_facts(tmp_path, "slices")
+        assert facts["state"] == "error" and "limits.max_decode_mb" in facts["error"]
+    finally:
+        set_volume_limits(default)
+    assert probe_volume(folder).shape == (2, 4096, 4096)
