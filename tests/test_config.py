@@ -129,3 +129,8 @@ def test_limits_are_read_and_checked(tmp_path):
     path.write_text("[limits]\nheavy_reads = 0\n", encoding="utf-8")
     with pytest.raises(InputError, match="limits.heavy_reads"):
         load_config(path, env={}, cwd=tmp_path)
+    path.write_text("[limits]\nmax_decode_mb = 0\n", encoding="utf-8")
+    with pytest.raises(InputError, match="limits.max_decode_mb"):
+        load_config(path, env={}, cwd=tmp_path)
+    path.write_text("[limits]\nmax_decode_mb = 64\n", encoding="utf-8")
+    assert load_config(path, env={}, cwd=tmp_path).limits.max_decode_mb == 64

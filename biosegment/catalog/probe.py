@@ -132,7 +132,10 @@ def dataset_facts(
     limits = volume_limits()
     if limits != DEFAULT_LIMITS:
         # other limits may accept (or refuse) the same files: probe again when they change
-        stamp = f"{stamp}|{limits.max_voxels}:{limits.max_slice_pixels}:{limits.max_chunks}"
+        stamp = (
+            f"{stamp}|{limits.max_voxels}:{limits.max_slice_pixels}:{limits.max_chunks}"
+            f":{limits.max_decode_mb}"
+        )
     if _unchanged(previous, location, stamp):
         return {
             column: previous.get(column)

@@ -6,6 +6,8 @@ thumbnail. Every reader checks the shape and storage chunks it found in the head
 :class:`VolumeLimits` (``[limits]`` in ``biosegment.toml``) and refuses an absurd volume with a
 :class:`~biosegment.errors.VolumeError` that names the file, the field and the limit, so the
 catalog marks the dataset ``error`` at probe time and nothing ever reads it.
+Likewise a TIFF whose compressed strips or tiles each unpack to more than ``max_decode_mb``
+(:func:`check_decode_unit`): a piece is decoded whole whatever part of it is read.
 
 The limits in force are process-wide (:func:`set_volume_limits`, called once by the daemon, the
 CLI and the web app with the configured values) because readers are opened from many places
@@ -27,6 +29,7 @@ __all__ = [
     "volume_limits",
     "check_volume_claims",
     "limits_from",
+    "check_decode_unit",
 ]
 
 
@@ -40,6 +43,8 @@ class VolumeLimits:
     max_slice_pixels: int = 10**10
     #: storage chunks (or shards) a chunked volume is cut into
     max_chunks: int = 10**8
+    #: MiB one decode unit (a compressed strip or tile, which is decoded whole) may unpack to
+    max_decode_mb: int = 256
 
 
 DEFAULT_LIMITS = VolumeLimits()
@@ -51,6 +56,7 @@ def limits_from(section) -> VolumeLimits:
         max_voxels=int(section.max_voxels),
         max_slice_pixels=int(section.max_slice_pixels),
         max_chunks=int(section.max_chunks),
+        max_decode_mb=int(section.max_decode_mb),
     )
 
 
@@ -119,6 +125,41 @@ def check_volume_claims(
                 source=source,
                 where=f"{where}: chunks" if where else "chunks",
             )
+
+
+def check_decode_unit(
+    kind: str,
+    rows: int,
+    cols: int,
+    itemsize: int,
+    source: object,
+    *,
+    where: str | None = None,
+    limits: VolumeLimits | None = None,
+) -> None:
+    """Refuse a file whose smallest decodable piece (``kind``: strip, tile, page) is too large.
+
+    A compressed strip or tile is unpacked whole even when a request wants a few of its
+    pixels, so a 1 MB file holding one zlib strip of 30000 x 30000 pixels would cost 900 MB
+    of memory per tile shown. Such a file is refused before anything decodes it.
+
+    :raises VolumeError: naming ``source``, the piece's size and what to do about it.
+    """
+    limits = limits or _current
+    needed = int(rows) * int(cols) * int(itemsize)
+    if needed > limits.max_decode_mb * 2**20:
+        raise VolumeError(
+            f"one {kind} of {rows} x {cols} pixels needs {_mib(needed)} MiB to decode, more "
+            f"than the limit of {limits.max_decode_mb} MiB (limits.max_decode_mb in "
+            "biosegment.toml), and it is decoded whole for every view of it; re-save the "
+            "file in smaller strips or in tiles (for example 512 x 512 tiles)",
+            source=source,
+            where=where,
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.0f}" if size >= 10 * 2**20 else f"{size / 2**20:.1f}"
 
 
 def _shape_text(dims: Sequence[int]) -> str:

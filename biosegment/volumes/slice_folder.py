@@ -20,7 +20,11 @@ from biosegment.volumes.base import VolumeInfo, VolumeReader
 from biosegment.volumes.failures import checked_file_size, volume_errors
 from biosegment.volumes.naming import PNG_SUFFIXES, TIFF_SUFFIXES, list_image_files
 from biosegment.volumes.png import decode_png, read_png_header
-from biosegment.volumes.tiff_layout import check_page_geometry, read_tiff_layout
+from biosegment.volumes.tiff_layout import (
+    check_decode_units,
+    check_page_geometry,
+    read_tiff_layout,
+)
 from biosegment.volumes.tiff_stack import open_tiff_stack
 
 __all__ = ["SliceFolderReader", "probe_slice_folder", "open_slice_folder", "SLICE_FORMATS"]
@@ -60,6 +64,7 @@ def _decode_tiff_slice(path: Path, where: str) -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             check_page_geometry(page, path, where=where)
+            check_decode_units(page, path, where=where)  # the file may have changed since
             return np.asarray(page.asarray())
 
 

@@ -6,7 +6,8 @@ contiguous block: then the stack can be memory-mapped and the page chain need no
 at all (a file of thousands of pages probes in the time it takes to read one header). Other
 files are indexed by walking the chain of page offsets, which reads a few bytes per page and
 decodes no tags. Either way the byte ranges are checked against the file size, so a
-truncated file is reported at probe time.
+truncated file is reported at probe time, and so is a compressed strip or tile too large to
+decode within ``limits.max_decode_mb`` (see :func:`check_decode_units`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ import tifffile
 
 from biosegment.errors import VolumeError
 from biosegment.volumes.failures import checked_dtype, multichannel_error
+from biosegment.volumes.limits import check_decode_unit
 from biosegment.volumes.ome import OmeStack, read_ome_stack
 from biosegment.volumes.voxel_size import voxel_size_from_tiff
 
-__all__ = ["TiffLayout", "read_tiff_layout", "check_page_geometry"]
+__all__ = [
+    "TiffLayout",
+    "read_tiff_layout",
+    "check_page_geometry",
+    "check_decode_units",
+    "reads_raw_rows",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
     file_dtype = np.dtype(tif.byteorder + dtype.char) if dtype.itemsize > 1 else dtype
     slice_bytes = height * width * dtype.itemsize
     _check_extents(first, path, file_size, "page 0")
+    check_decode_units(first, path, where="page 0")
     ome = read_ome_stack(first.description) if tif.is_ome else None
     if ome is not None:
         voxel_size = ome.voxel_size
@@ -91,6 +100,7 @@ def read_tiff_layout(tif: tifffile.TiffFile, path: Path, file_size: int) -> Tiff
             last, path, where=f"page {depth - 1}", expected=(height, width), expected_dtype=dtype
         )
         _check_extents(last, path, file_size, f"page {depth - 1}")
+        check_decode_units(last, path, where=f"page {depth - 1}")
         if (
             first.is_final
             and last.is_final
@@ -144,6 +154,38 @@ def check_page_geometry(
                 where=where,
             )
     return height, width
+
+
+def reads_raw_rows(page) -> bool:
+    """True when ``page``'s rows can be read straight from the file, with no decoding.
+
+    That is an uncompressed page stored in strips of whole bytes per pixel: any row (or part
+    of a row) of it is a plain byte range, however many rows a strip holds.
+    """
+    return (
+        not page.is_tiled
+        and int(getattr(page, "compression", 1) or 1) == 1
+        and int(getattr(page, "predictor", 1) or 1) == 1
+        and int(getattr(page, "fillorder", 1) or 1) == 1
+        and int(getattr(page, "bitspersample", 0) or 0) == 8 * np.dtype(page.dtype).itemsize
+    )
+
+
+def check_decode_units(page, path: Path, *, where: str) -> None:
+    """Refuse a page whose strips or tiles each unpack to more than ``limits.max_decode_mb``.
+
+    Such a unit is decoded whole whatever part of it is read; uncompressed strips are exempt,
+    since their rows are read one by one (:func:`reads_raw_rows`).
+    """
+    if reads_raw_rows(page):
+        return
+    height, width = int(page.imagelength), int(page.imagewidth)
+    itemsize = np.dtype(page.dtype).itemsize if page.dtype is not None else 1
+    if page.is_tiled:
+        rows, cols, kind = int(page.tilelength), int(page.tilewidth), "tile"
+    else:
+        rows, cols, kind = min(int(page.rowsperstrip or height), height), width, "strip"
+    check_decode_unit(kind, rows, cols, itemsize, path, where=where)
 
 
 def _describe_type(page) -> str:

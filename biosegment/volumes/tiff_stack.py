@@ -2,8 +2,10 @@
 
 Stacks whose pixels form one uncompressed block are memory-mapped, so a slice or a y/x window
 costs exactly the bytes it covers. Any other TIFF (compressed, tiled, pages scattered through
-the file) is read page by page through tifffile, decoding only the pages asked for. Opening
-reads headers only; see :mod:`biosegment.volumes.tiff_layout`.
+the file) is read page by page, and a y/x window of a page decodes only the strips or tiles it
+covers; rows of uncompressed strips are read straight from the file, however tall the strip.
+A compressed strip or tile too large to decode within ``limits.max_decode_mb`` is refused when
+the file is opened. Opening reads headers only; see :mod:`biosegment.volumes.tiff_layout`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import tifffile
 from biosegment.errors import VolumeError
 from biosegment.volumes.base import VolumeInfo, VolumeReader
 from biosegment.volumes.failures import checked_file_size, volume_errors
-from biosegment.volumes.tiff_layout import TiffLayout, check_page_geometry, read_tiff_layout
+from biosegment.volumes.limits import check_decode_unit
+from biosegment.volumes.tiff_layout import (
+    TiffLayout,
+    check_decode_units,
+    check_page_geometry,
+    read_tiff_layout,
+    reads_raw_rows,
+)
 
 __all__ = ["TiffStackReader", "probe_tiff_stack", "open_tiff_stack"]
 
@@ -188,6 +197,7 @@ class TiffStackReader(VolumeReader):
                     expected=self._info.shape[1:],
                     expected_dtype=self._layout.dtype,
                 )
+                check_decode_units(keyframe, path, where=where)
                 plane = np.asarray(page.asarray()).reshape(self._info.shape[1:])
         return plane.astype(self._layout.dtype, copy=False)
 
@@ -221,11 +231,17 @@ class TiffStackReader(VolumeReader):
                     expected=(height, width),
                     expected_dtype=self._layout.dtype,
                 )
+                check_decode_units(keyframe, path, where=where)
                 segments = _segments_covering(keyframe, height, width, rows, cols)
+                handle = self._tif.filehandle
+                if segments is not None and reads_raw_rows(keyframe):
+                    self._read_raw_rows(handle, page, keyframe, segments, rows, cols, out, where)
+                    return out
                 if segments is None:  # an unusual layout: decode the page, then cut
+                    itemsize = self._layout.dtype.itemsize
+                    check_decode_unit("page", height, width, itemsize, path, where=where)
                     plane = np.asarray(page.asarray()).reshape(height, width)
                     return plane[np.ix_(rows, cols)].astype(self._layout.dtype, copy=False)
-                handle = self._tif.filehandle
                 for index in segments:
                     offset, count = page.dataoffsets[index], page.databytecounts[index]
                     if not count:
@@ -249,6 +265,54 @@ class TiffStackReader(VolumeReader):
                         np.ix_(rows[in_rows] - y0, cols[in_cols] - x0)
                     ]
         return out
+
+    def _read_raw_rows(
+        self,
+        handle,
+        page,
+        keyframe,
+        strips: list[int],
+        rows: np.ndarray,
+        cols: np.ndarray,
+        out: np.ndarray,
+        where: str,
+    ) -> None:
+        """Fill ``out`` with the wanted pixels of an uncompressed page, row by row.
+
+        Only the bytes between the first and last wanted column of each wanted row are read,
+        so a tile of a page stored as one huge strip costs the tile, not the strip.
+        """
+        height = self._info.shape[1]
+        width = self._info.shape[2]
+        per_strip = min(int(keyframe.rowsperstrip or height), height)
+        item = self._layout.file_dtype.itemsize
+        first_col, last_col = int(cols[0]), int(cols[-1])
+        span = (last_col - first_col + 1) * item
+        picked = cols - first_col
+        for strip in strips:
+            offset, count = page.dataoffsets[strip], page.databytecounts[strip]
+            if not count:
+                continue  # a strip never written reads as zeros
+            top = strip * per_strip
+            for out_row in np.flatnonzero((rows >= top) & (rows < top + per_strip)):
+                start = ((int(rows[out_row]) - top) * width + first_col) * item
+                if start + span > count:
+                    raise VolumeError(
+                        f"truncated: strip {strip} holds {count} bytes but row "
+                        f"{int(rows[out_row])} needs bytes up to {start + span}",
+                        source=self._info.path,
+                        where=where,
+                    )
+                handle.seek(offset + start)
+                data = handle.read(span)
+                if len(data) != span:
+                    raise VolumeError(
+                        f"truncated: strip {strip} needs {count} bytes at offset {offset}",
+                        source=self._info.path,
+                        where=where,
+                    )
+                line = np.frombuffer(data, dtype=self._layout.file_dtype)
+                out[out_row] = line[picked]
 
     def close(self) -> None:
         with self._lock:

@@ -38,7 +38,9 @@ class WebState:
             read_seconds=config.limits.read_seconds, heavy_reads=config.limits.heavy_reads
         )
         # Predictions of running fine-tunes' snapshots (the viewer's live layer).
-        self.live = LivePreviews(device=config.engine.device)
+        self.live = LivePreviews(
+            device=config.engine.device, wait_seconds=config.limits.read_seconds
+        )
         self._jobs = jobs
         self._owns_jobs = False
         self._catalog = None

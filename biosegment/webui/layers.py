@@ -205,13 +205,20 @@ class LayerStore:
         return self.readers.get_or_open(key, open_)
 
     def shape(self, catalog, ref: LayerRef) -> tuple[int, int, int]:
+        """The (z, y, x) of the layer's dataset, as the catalog recorded it.
+
+        Never probes files: requests call this on the server's threads, and probing a damaged
+        dataset there (once per request, one request at a time) held them all while other
+        pages waited. A dataset the scan could not read is refused with the reason it recorded.
+        """
         dataset = catalog.dataset(ref.dataset)
         if dataset.get("shape"):
             return tuple(dataset["shape"])
-        opened = self._open(
-            self.layer_path(catalog, LayerRef(ref.dataset, "raw")), "raw", dataset.get("file_type")
+        raise InputError(
+            f"dataset {ref.dataset!r} is {dataset.get('state')}: "
+            f"{dataset.get('error') or 'its shape is not known yet'}",
+            where="dataset",
         )
-        return opened.reader.shape
 
     def read_plane(
         self, catalog, ref: LayerRef, axis: str, index: int, *, level: int = 0

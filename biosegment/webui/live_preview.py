@@ -3,16 +3,24 @@
 The job saves a snapshot of its weights every few seconds into its folder (see
 :mod:`biosegment.tasks.train_live`); this process predicts from it, so the preview works
 wherever the job runs, as long as the data folder is shared. A snapshot is loaded once per
-version of its weights file; a slice is predicted once per snapshot, whole, by the engine's
-own inference path with the model card's normalisation and pixel-size zoom (exactly what a
-segmentation with those weights would give), and its tiles are cut from the cached plane.
-Several tiles of one slice asked at once wait for one prediction; one job's predictions run
-one at a time, so a preview never takes more cores than one inference.
+version of its weights file; a slice is predicted whole, by the engine's own inference path
+with the model card's normalisation and pixel-size zoom (exactly what a segmentation with those
+weights would give), and its tiles are cut from the cached plane.
+
+Predictions run in a thread of their own per job, one at a time, so a preview never takes more
+cores than one inference, and they are never abandoned: a request waits for its slice at most
+``wait_seconds`` and then answers 503, while the prediction goes on and is kept for the next
+request. Until a slice's prediction from the latest snapshot is ready, the newest one made from
+an earlier snapshot is served, so a slice that takes longer to predict than the job takes to
+save a snapshot still shows. Each job keeps at most one slice waiting behind the one being
+predicted: a newer request replaces it, so scrolling through a stack predicts what is viewed,
+not every slice passed on the way.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +29,19 @@ import numpy as np
 
 from biosegment.errors import NotFoundError
 from biosegment.volumes import open_volume
+from biosegment.webui.errors import ApiError
 
-__all__ = ["LivePreviews", "LivePlane"]
+__all__ = ["LivePreviews", "LivePlane", "LivePreviewPending"]
 
-# Predicted slices kept, over all jobs (each one uint8 slice).
+# Predicted slices kept, over all jobs (each one uint8 slice; the newest snapshot's per slice).
 _PLANES_KEPT = 24
+
+
+class LivePreviewPending(ApiError):
+    """A slice's prediction is not ready yet (503); it goes on and is kept for the next ask."""
+
+    def __init__(self, message: str):
+        super().__init__(503, message, field="index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,62 +59,153 @@ class _Loaded:
     card: object
 
 
+@dataclass(eq=False, slots=True)
+class _Prediction:
+    """One slice asked of one snapshot, from the ask until it is predicted (or replaced)."""
+
+    version: str
+    z: int
+    folder: Path
+    volume_path: Path
+    dataset: dict
+    finished: bool = False
+    plane: LivePlane | None = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class _JobWork:
+    """What one job's prediction thread is doing and will do next."""
+
+    running: _Prediction | None = None
+    waiting: _Prediction | None = None
+    thread: threading.Thread | None = None
+
+    def find(self, version: str, z: int) -> _Prediction | None:
+        for prediction in (self.running, self.waiting):
+            if prediction is not None and (prediction.version, prediction.z) == (version, z):
+                return prediction
+        return None
+
+
 class LivePreviews:
-    """Predictions of running jobs' snapshots, cached per snapshot version and slice.
+    """Predictions of running jobs' snapshots, cached per job and slice; see the module doc.
 
     :param device: where predictions run (``[engine] device``).
+    :param wait_seconds: how long a request waits for its slice before answering 503
+        (``[limits] read_seconds``).
     """
 
-    def __init__(self, *, device: str = "auto"):
+    def __init__(self, *, device: str = "auto", wait_seconds: float = 10.0):
         self.device = device
-        self._lock = threading.Lock()
+        self.wait_seconds = float(wait_seconds)
+        self._changed = threading.Condition()
         self._models: dict[str, _Loaded] = {}
-        self._job_locks: dict[str, threading.Lock] = {}
-        self._planes: OrderedDict[tuple, LivePlane] = OrderedDict()
-
-    def _job_lock(self, job_id: str) -> threading.Lock:
-        with self._lock:
-            return self._job_locks.setdefault(job_id, threading.Lock())
-
-    def _model(self, job_id: str, folder: Path, version: str) -> _Loaded:
-        from biosegment.engine.checkpoint import load_model
-
-        loaded = self._models.get(job_id)
-        if loaded is None or loaded.version != version:
-            model, card = load_model(folder)
-            loaded = _Loaded(version, model.eval(), card)
-            self._models[job_id] = loaded
-        return loaded
+        self._work: dict[str, _JobWork] = {}
+        self._planes: OrderedDict[tuple[str, int], LivePlane] = OrderedDict()
+        self.predictions_made = 0  #: slices predicted so far (for tests and diagnostics)
 
     def plane(
         self, job_id: str, folder: Path, version: str, volume_path: Path, dataset: dict, z: int
     ) -> LivePlane:
-        """Class ids of slice ``z`` as the snapshot ``version`` in ``folder`` predicts it.
+        """Class ids of slice ``z`` as the snapshot ``version`` in ``folder`` predicts it, or,
+        while that prediction runs, as the newest earlier snapshot predicted it.
 
         :raises NotFoundError: when the snapshot vanished (the job ended meanwhile).
+        :raises LivePreviewPending: when the slice was never predicted and its prediction
+            did not finish within ``wait_seconds`` (it goes on, for the next request).
         """
-        key = (job_id, version, z)
-        with self._lock:
-            cached = self._planes.get(key)
-            if cached is not None:
-                self._planes.move_to_end(key)
+        deadline = time.monotonic() + self.wait_seconds
+        with self._changed:
+            cached = self._cached(job_id, z)
+            if cached is not None and cached.version == version:
                 return cached
-        with self._job_lock(job_id):
-            with self._lock:  # another request may have made it while this one waited
-                cached = self._planes.get(key)
-            if cached is not None:
-                return cached
+            prediction = self._ask(job_id, _Prediction(version, z, folder, volume_path, dataset))
+            while not prediction.finished:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            if prediction.error is not None:
+                raise prediction.error
+            if prediction.plane is not None:
+                return prediction.plane
+            cached = self._cached(job_id, z)
+        if cached is not None:
+            return cached
+        raise LivePreviewPending(
+            f"slice {z} of job {job_id}'s live preview is still being predicted; it is kept "
+            "when ready, ask again in a moment"
+        )
+
+    def _cached(self, job_id: str, z: int) -> LivePlane | None:
+        cached = self._planes.get((job_id, z))
+        if cached is not None:
+            self._planes.move_to_end((job_id, z))
+        return cached
+
+    def _ask(self, job_id: str, wanted: _Prediction) -> _Prediction:
+        """The prediction of ``wanted``'s slice and snapshot: the one under way, or ``wanted``
+        queued next for the job (replacing any slice that was waiting)."""
+        work = self._work.setdefault(job_id, _JobWork())
+        under_way = work.find(wanted.version, wanted.z)
+        if under_way is not None:
+            return under_way
+        if work.waiting is not None:
+            work.waiting.finished = True  # replaced: its requests get what the cache holds
+        work.waiting = wanted
+        if work.thread is None:
+            work.thread = threading.Thread(
+                target=self._predict_queued, args=(job_id, work), name=f"live {job_id}", daemon=True
+            )
+            work.thread.start()
+        self._changed.notify_all()
+        return wanted
+
+    def _predict_queued(self, job_id: str, work: _JobWork) -> None:
+        """The job's prediction thread: predict what is waiting until nothing is."""
+        while True:
+            with self._changed:
+                prediction = work.waiting
+                if prediction is None or self._work.get(job_id) is not work:
+                    work.thread = None
+                    return
+                work.waiting, work.running = None, prediction
+            plane, error = None, None
             try:
-                loaded = self._model(job_id, folder, version)
-            except FileNotFoundError:
-                raise NotFoundError(f"job {job_id} has no live snapshot any more") from None
-            labels = self._predict(loaded, volume_path, dataset, z)
-            plane = LivePlane(labels, loaded.version)
-            with self._lock:
-                self._planes[key] = plane
-                while len(self._planes) > _PLANES_KEPT:
-                    self._planes.popitem(last=False)
-            return plane
+                plane = self._predict_slice(job_id, prediction)
+            except Exception as exc:  # handed to the requests waiting for this slice
+                error = exc
+            with self._changed:
+                work.running = None
+                prediction.plane, prediction.error, prediction.finished = plane, error, True
+                if plane is not None and self._work.get(job_id) is work:
+                    self.predictions_made += 1
+                    self._planes[(job_id, prediction.z)] = plane
+                    self._planes.move_to_end((job_id, prediction.z))
+                    while len(self._planes) > _PLANES_KEPT:
+                        self._planes.popitem(last=False)
+                self._changed.notify_all()
+
+    def _predict_slice(self, job_id: str, prediction: _Prediction) -> LivePlane:
+        try:
+            loaded = self._model(job_id, prediction.folder, prediction.version)
+        except FileNotFoundError:
+            raise NotFoundError(f"job {job_id} has no live snapshot any more") from None
+        labels = self._predict(loaded, prediction.volume_path, prediction.dataset, prediction.z)
+        return LivePlane(labels, loaded.version)
+
+    def _model(self, job_id: str, folder: Path, version: str) -> _Loaded:
+        from biosegment.engine.checkpoint import load_model
+
+        with self._changed:
+            loaded = self._models.get(job_id)
+        if loaded is None or loaded.version != version:
+            model, card = load_model(folder)
+            loaded = _Loaded(version, model.eval(), card)
+            with self._changed:
+                self._models[job_id] = loaded
+        return loaded
 
     def _predict(self, loaded: _Loaded, volume_path: Path, dataset: dict, z: int) -> np.ndarray:
         from biosegment.engine.inference import InferenceSettings, segment_block
@@ -114,8 +221,13 @@ class LivePreviews:
         return np.ascontiguousarray(result.labels[0])
 
     def forget(self, job_id: str) -> None:
-        """Drop a finished job's model and slices."""
-        with self._lock:
+        """Drop a finished job's model, slices and the slice waiting to be predicted."""
+        with self._changed:
             self._models.pop(job_id, None)
+            work = self._work.pop(job_id, None)
+            if work is not None and work.waiting is not None:
+                work.waiting.finished = True
+                work.waiting = None
             for key in [k for k in self._planes if k[0] == job_id]:
                 del self._planes[key]
+            self._changed.notify_all()

@@ -13,7 +13,7 @@ prediction runs here.
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
@@ -91,7 +91,7 @@ def get_live(path: JobPath):
 
 @api.get(
     "/jobs/<job_id>/live/tiles/z/<int:index>/<int:level>/<int:row>/<int:col>.png",
-    responses={200: _PNG_RESPONSE, 304: None, 404: None, 409: None},
+    responses={200: _PNG_RESPONSE, 304: None, 404: None, 409: None, 503: None},
 )
 def get_live_tile(path: LiveTilePath, query: LiveTileQuery):
     """One PNG tile of class ids: the running job's latest weights' prediction of slice
@@ -112,23 +112,34 @@ def get_live_tile(path: LiveTilePath, query: LiveTileQuery):
         raise ApiError(404, f"slice {path.index} is outside 0..{shape[0] - 1}", field="index")
     address = TileAddress(path.level, path.row, path.col)
     check_address(shape[1], shape[2], address)
-    version = snapshot.version
-    etag = etag_for("live", path.job_id, version, path.index, address.level, path.row, path.col)
+
+    def tile_etag(version: str) -> str:
+        return etag_for(
+            "live", path.job_id, version, path.index, address.level, address.row, address.col
+        )
+
+    cache_control = "private, no-cache"
+    latest = tile_etag(snapshot.version)
+    if latest in request.if_none_match:
+        return conditional(latest, bytes, mimetype="image/png", cache_control=cache_control)
+    # Predicted in the job's own thread, never abandoned (see webui.live_preview); the plane may
+    # come from an earlier snapshot while the latest one's prediction runs, and says which.
+    plane = state.live.plane(
+        path.job_id,
+        snapshot.folder,
+        snapshot.version,
+        catalog.path_of(dataset),
+        dataset,
+        path.index,
+    )
 
     def render() -> bytes:
-        volume_path = catalog.path_of(dataset)
-
-        def predict():
-            return state.live.plane(
-                path.job_id, snapshot.folder, version, volume_path, dataset, path.index
-            )
-
-        plane = state.reads.run(dataset["name"], predict)
         step = address.step
-        tile = cut_tile(plane.labels[::step, ::step], address)
-        return encode_png(tile)
+        return encode_png(cut_tile(plane.labels[::step, ::step], address))
 
-    return conditional(etag, render, mimetype="image/png", cache_control="private, no-cache")
+    return conditional(
+        tile_etag(plane.version), render, mimetype="image/png", cache_control=cache_control
+    )
 
 
 @api.get("/jobs/<job_id>/steps", responses={200: None, 404: None, 409: None})
