@@ -137,7 +137,8 @@ def test_a_run_at_a_high_zoom_uses_more_blocks_and_stays_within_its_budget(tmp_p
     bounded, peak = _traced_run(volume, model, memory_budget=budget, **options)
     # NumPy's arrays (traced) stay within the region's and the results' share; PyTorch's
     # tensors (not traced) are within the estimate's other parts.
-    assert peak <= estimate.region + estimate.outputs + 2**20 < whole_peak, (peak, whole_peak)
+    assert peak <= estimate.region + estimate.outputs + 2**20, (peak, estimate)
+    assert 2 * peak < whole_peak, (peak, whole_peak)
     # The tiles are stitched in place: the membranes are where whole slices put them (the
     # model's instance norm sees other windows, so a few per cent of voxels differ anywhere).
     assert bounded.shape == whole.shape == raw.shape

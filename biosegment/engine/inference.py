@@ -415,8 +415,13 @@ def _fingerprint(
         size: int | None = stat.st_size
     except OSError:
         modified = size = None
-    # The device is left out: workers on different machines may share one segmentation.
-    chosen = {k: v for k, v in settings.as_dict().items() if k != "device"}
+    # The device is left out: workers on different machines may share one segmentation. An
+    # unset memory budget too, so parts saved before there was one still count.
+    chosen = {
+        k: v
+        for k, v in settings.as_dict().items()
+        if k != "device" and not (k == "memory_budget" and v is None)
+    }
     # The file's name, size and time, not its absolute path: workers on other machines mount
     # the data folder elsewhere and must still recognise each other's parts.
     digest.update(
