@@ -95,14 +95,14 @@ def test_settings_that_cannot_fit_the_budget_are_refused_with_what_fits():
     assert "at most 4 slices fit" in str(caught.value)
     with pytest.raises(InputError) as caught:
         make_plan(
-            InferenceSettings(batch_size=64, window=(512, 512)), config, (4, 2048, 2048), 1, False
+            InferenceSettings(batch_size=64, window=(256, 256)), config, (4, 2048, 2048), 1, False
         )
     assert caught.value.where == "batch_size"
-    assert "windows of 512x512 per batch" in str(caught.value)
-    assert "at most 2 fit in 512 MiB" in str(caught.value)
+    assert "windows of 256x256 per batch" in str(caught.value)
+    assert "at most 4 fit in 512 MiB" in str(caught.value)
     # what the messages offer is accepted
     make_plan(InferenceSettings(block_z=4), config, (64, 8192, 8192), 1, False)
-    make_plan(InferenceSettings(batch_size=2, window=(512, 512)), config, (4, 2048, 2048), 1, False)
+    make_plan(InferenceSettings(batch_size=4, window=(256, 256)), config, (4, 2048, 2048), 1, False)
 
 
 def _traced_run(volume, model, **options) -> tuple[np.ndarray, int]:
