@@ -3,7 +3,9 @@
 The volume is cut into z-blocks (:func:`plan_blocks`); each block is read, scaled to [0, 1],
 covered by sliding windows that the network sees in batches, blended back together, and
 turned into class ids (:func:`segment_block`). Peak memory depends on the block and window
-sizes, never on the volume's size: very large slices are also cut into tiles. With an
+sizes, never on the volume's size: blocks, tiles and batches are sized so that one block's
+arrays fit a memory budget (:func:`block_memory`), the zoom to a model's pixel size included,
+so very large or zoomed slices are cut into tiles. With an
 output file, every finished block is saved in a hidden parts folder first, so a cancelled or
 crashed run resumes where it stopped and several workers can share one volume; when all
 blocks are there, :func:`assemble_parts` writes the final TIFF atomically and removes the
