@@ -215,21 +215,25 @@ def test_small_memory_budget_chunks_slices_then_tiles_them(tmp_path):
     volume = open_volume(_volume_file(tmp_path, array))
     options = dict(precision="fp32", window=(32, 32), overlap=16, blend="crop")
     whole = segment_volume(volume, model, **options)
-    settings = InferenceSettings(window=(32, 32), overlap=16, blend="crop")
     bytes_per_voxel = 1 + 4 + 1 + (3 + 1) * 4
-    budget = _plan.REGION_BUDGET
-    try:
-        _plan.REGION_BUDGET = bytes_per_voxel * 96 * 80 * 2  # two slices at a time
-        plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
-        assert (plan.chunk_z, plan.tile) == (2, (96, 80))
-        np.testing.assert_array_equal(segment_volume(volume, model, **options), whole)
+    # A region may take a quarter of the budget.
+    two_slices = 4 * bytes_per_voxel * 96 * 80 * 2
+    settings = InferenceSettings(
+        window=(32, 32), overlap=16, blend="crop", memory_budget=two_slices
+    )
+    plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
+    assert (plan.chunk_z, plan.tile) == (2, (96, 80))
+    np.testing.assert_array_equal(
+        segment_volume(volume, model, memory_budget=two_slices, **options), whole
+    )
 
-        _plan.REGION_BUDGET = bytes_per_voxel * 3000  # less than one slice
-        plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
-        assert plan.chunk_z == 1 and plan.tile[0] < 96 and plan.tile[1] < 80
-        tiled = segment_volume(volume, model, **options)
-    finally:
-        _plan.REGION_BUDGET = budget
+    less_than_a_slice = 4 * bytes_per_voxel * 3000
+    settings = InferenceSettings(
+        window=(32, 32), overlap=16, blend="crop", memory_budget=less_than_a_slice
+    )
+    plan = _plan.make_plan(settings, model.config, volume.shape, 1, False)
+    assert plan.chunk_z == 1 and plan.tile[0] < 96 and plan.tile[1] < 80
+    tiled = segment_volume(volume, model, memory_budget=less_than_a_slice, **options)
     assert np.mean(tiled == whole) >= 0.99
 
 

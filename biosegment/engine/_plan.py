@@ -2,8 +2,11 @@
 
 Pure arithmetic on shapes and settings, no pixels: the concrete window size and overlap per
 axis for a network and a volume, how many windows go through the network at once, how many
-slices and which rows and columns are read together so that one region's arrays stay within
-a memory budget, and which windows each region needs.
+slices make a block, how many slices and which rows and columns are read together, and which
+windows each region needs. Blocks, regions and batches are sized so that one block task's
+arrays stay within a memory budget (:mod:`biosegment.engine._block_memory`), whatever the
+zoom to the model's pixel size: a zoomed region is cut into smaller tiles, and settings a
+person chose that cannot fit are refused with what would.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Protocol
 
+from biosegment.engine._block_memory import (
+    MEMORY_BUDGET,
+    BlockMemory,
+    Shares,
+    network_bytes_per_voxel,
+    output_bytes_per_voxel,
+    region_bytes_per_voxel,
+)
 from biosegment.engine._windows import auto_axis_window, kept_ranges, round_up, window_starts
+from biosegment.engine.pixel_size import zoomed_shape
 from biosegment.engine.unet import size_multiple
 from biosegment.errors import InputError
 
@@ -25,7 +37,6 @@ __all__ = [
     "accumulates",
     "window_jobs",
     "regions",
-    "REGION_BUDGET",
 ]
 
 # Largest automatic window per axis. 512x512 (2**18 voxels) per forward pass keeps every
@@ -34,14 +45,17 @@ __all__ = [
 _LARGEST_WINDOW = {2: 512, 3: 64}
 _WINDOW_VOXELS = 2**18
 _DEFAULT_BLOCK_Z = 16
-# Bytes one region's working arrays (raw, scaled, accumulators, labels) may take before a
-# block is computed a few slices at a time, or its slices are cut into tiles.
-REGION_BUDGET = 256 * 2**20
+_MIB = 2**20
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Settings made concrete for one network and one volume shape (always z, y, x)."""
+    """Settings made concrete for one network and one volume shape (always z, y, x).
+
+    ``window``, ``overlap`` and ``batch_size`` are on the grid the network sees: the
+    volume's, zoomed in y and x by ``zoom`` when it is set. Blocks, chunks, tiles and the
+    ``context`` read around a tile are on the volume's own grid.
+    """
 
     dims: int
     window: tuple[int, int, int]
@@ -52,7 +66,10 @@ class Plan:
     block_z: int
     chunk_z: int  # slices computed together (2-D networks: may be < block_z)
     tile: tuple[int, int]  # (rows, columns) of a region's core; the whole slice if it fits
+    context: tuple[int, int, int]  # voxels read beyond a chunk's or tile's edge, per axis
     num_classes: int
+    zoom: float | None
+    memory: BlockMemory  # the estimate the sizes above were chosen to keep within budget
 
 
 class PlanSettings(Protocol):
@@ -71,6 +88,10 @@ class PlanSettings(Protocol):
     def batch_size(self) -> int | None: ...
     @property
     def block_z(self) -> int | None: ...
+    @property
+    def zoom(self) -> float | None: ...
+    @property
+    def memory_budget(self) -> int | None: ...
 
 
 def make_plan(
@@ -82,8 +103,57 @@ def make_plan(
 ) -> Plan:
     """Make :class:`InferenceSettings` concrete for a network ``config`` and volume ``shape``.
 
-    :raises InputError: for a window or overlap that does not fit the network.
+    :raises InputError: for a window or overlap that does not fit the network, and for a
+        ``batch_size`` or ``block_z`` whose arrays would not fit the memory budget.
     """
+    dims, levels = config["dims"], config["levels"]
+    zoom = settings.zoom
+    shares = Shares.of(settings.memory_budget or MEMORY_BUDGET)
+    network_shape = shape if zoom is None else zoomed_shape(shape, zoom)
+    window, overlap = _windows(settings, config, network_shape)
+    context = _context(window, overlap, levels, zoom)
+    batch_size = _batch_size(settings, config, window, shares.network)
+    classes = config["num_classes"]
+    output_bytes = output_bytes_per_voxel(classes, probabilities)
+    block_z = _block_z(settings, dims, window, shape, zoom, output_bytes, shares.outputs)
+    region_bytes = region_bytes_per_voxel(itemsize, classes, probabilities, zoom)
+    # A tile is at least one network window wide, counted on the volume's grid.
+    smallest = tuple(window[a] if zoom is None else math.ceil(window[a] / zoom) for a in (1, 2))
+    chunk_z, tile = _region_size(
+        shape, dims, block_z, smallest, context, region_bytes, shares.region
+    )
+    depth, height, width = shape
+    read = (
+        min(depth, chunk_z + 2 * context[0]),
+        min(height, tile[0] + 2 * context[1]),
+        min(width, tile[1] + 2 * context[2]),
+    )
+    memory = BlockMemory(
+        outputs=min(block_z, depth) * height * width * output_bytes,
+        region=math.prod(read) * region_bytes,
+        network=batch_size * math.prod(window) * network_bytes_per_voxel(config),
+    )
+    return Plan(
+        dims=dims,
+        window=(window[0], window[1], window[2]),
+        overlap=(overlap[0], overlap[1], overlap[2]),
+        blend=settings.blend,
+        sigma_scale=float(settings.sigma_scale),
+        batch_size=batch_size,
+        block_z=block_z,
+        chunk_z=chunk_z,
+        tile=tile,
+        context=context,
+        num_classes=classes,
+        zoom=zoom,
+        memory=memory,
+    )
+
+
+def _windows(
+    settings: PlanSettings, config: dict, shape: tuple[int, ...]
+) -> tuple[list[int], list[int]]:
+    """Window and overlap per axis (z, y, x) on the grid the network sees."""
     dims, multiple = config["dims"], size_multiple(config["levels"])
     spatial = shape[1:] if dims == 2 else shape
     if settings.window is not None and len(settings.window) != dims:
@@ -117,49 +187,97 @@ def make_plan(
         overlap.append(size_overlap)
     if dims == 2:
         window, overlap = [1, *window], [0, *overlap]
+    return window, overlap
+
+
+def _context(
+    window: list[int], overlap: list[int], levels: int, zoom: float | None
+) -> tuple[int, int, int]:
+    """Voxels of the volume read beyond a tile's edge so its border is computed as inside.
+
+    Unzoomed, that is the windows' overlap. Zoomed, a tile's border must lie at least the
+    network's usual margin (``2 ** (levels + 1)``) inside the zoomed region even where one
+    window covers the whole slice, counted back on the volume's grid.
+    """
+    if zoom is None:
+        return (overlap[0], overlap[1], overlap[2])
+    margin = [max(o, min(2 ** (levels + 1), w // 4)) for w, o in zip(window, overlap)]
+    return (overlap[0], math.ceil(margin[1] / zoom), math.ceil(margin[2] / zoom))
+
+
+def _batch_size(settings: PlanSettings, config: dict, window: list[int], share: int) -> int:
+    """Windows per forward pass: the default fills 2**18 voxels as far as memory allows."""
     window_voxels = math.prod(window)
-    batch_size = settings.batch_size or max(1, _WINDOW_VOXELS // window_voxels)
-    block_z = settings.block_z or (_DEFAULT_BLOCK_Z if dims == 2 else window[0])
-    classes = config["num_classes"]
-    chunk_z, tile = _region_size(
-        shape,
-        dims,
-        block_z,
-        window,
-        overlap,
-        itemsize + 4 + 1 + (classes + 1) * 4 + (classes if probabilities else 0),
-    )
-    return Plan(
-        dims=dims,
-        window=(window[0], window[1], window[2]),
-        overlap=(overlap[0], overlap[1], overlap[2]),
-        blend=settings.blend,
-        sigma_scale=float(settings.sigma_scale),
-        batch_size=batch_size,
-        block_z=block_z,
-        chunk_z=chunk_z,
-        tile=tile,
-        num_classes=classes,
-    )
+    per_window = window_voxels * network_bytes_per_voxel(config)
+    fits = max(1, share // per_window)
+    if settings.batch_size is None:
+        return max(1, min(_WINDOW_VOXELS // window_voxels, fits))
+    if settings.batch_size > fits:
+        size = "x".join(str(v) for v in (window[1:] if config["dims"] == 2 else window))
+        raise InputError(
+            f"{settings.batch_size} windows of {size} per batch need about "
+            f"{settings.batch_size * per_window // _MIB} MiB for the network's activations; "
+            f"at most {fits} fit in {share // _MIB} MiB",
+            where="batch_size",
+        )
+    return int(settings.batch_size)
+
+
+def _block_z(
+    settings: PlanSettings,
+    dims: int,
+    window: list[int],
+    shape: tuple[int, int, int],
+    zoom: float | None,
+    output_bytes: int,
+    share: int,
+) -> int:
+    """Slices per block, the unit of resuming and of work shared between workers.
+
+    A block's results (on the volume's grid) must fit ``share``. The default also holds
+    fewer slices when they are zoomed up: each zoomed slice is ``zoom ** 2`` times the work,
+    and a block should cost about as much as 16 plain slices to compute, resume or hand out.
+    """
+    depth, height, width = shape
+    slice_bytes = height * width * output_bytes
+    fits = max(1, share // slice_bytes)
+    if settings.block_z is not None:
+        wanted = int(settings.block_z)
+        if min(wanted, depth) > fits:
+            raise InputError(
+                f"{wanted} slices per block need about "
+                f"{min(wanted, depth) * slice_bytes // _MIB} MiB for the results of "
+                f"{height}x{width} slices; at most {fits} slices fit in {share // _MIB} MiB",
+                where="block_z",
+            )
+        return wanted
+    if dims == 3:
+        default = window[0]
+    else:
+        default = _DEFAULT_BLOCK_Z
+        if zoom is not None and zoom > 1:
+            default = max(1, int(_DEFAULT_BLOCK_Z / (zoom * zoom)))
+    return min(default, fits)
 
 
 def _region_size(
     shape: tuple[int, int, int],
     dims: int,
     block_z: int,
-    window: list[int],
-    overlap: list[int],
+    smallest: tuple[int, ...],
+    context: tuple[int, int, int],
     bytes_per_voxel: int,
+    budget: int,
 ) -> tuple[int, tuple[int, int]]:
-    """Slices per chunk and (rows, columns) per tile so one region's arrays fit the budget.
+    """Slices per chunk and (rows, columns) per tile so one region's arrays fit ``budget``.
 
     Whole slices of the whole block when they fit; else a 2-D network takes fewer slices at
     a time, and when even one slice is too big (or the network is 3-D) slices are cut into
-    tiles, each read with ``overlap`` of context around it.
+    tiles of at least ``smallest`` (rows, columns), each read with ``context`` around it.
     """
     depth, height, width = shape
-    voxels = max(1, REGION_BUDGET // bytes_per_voxel)
-    region_z = min(depth, block_z + 2 * overlap[0])
+    voxels = max(1, budget // bytes_per_voxel)
+    region_z = min(depth, block_z + 2 * context[0])
     if region_z * height * width <= voxels:
         return block_z, (height, width)
     chunk_z = block_z
@@ -170,8 +288,8 @@ def _region_size(
             return chunk_z, (height, width)
     area = max(1, voxels // region_z)
     side = math.isqrt(area)
-    rows = min(height, max(window[1], side - 2 * overlap[1]))
-    columns = min(width, max(window[2], area // (rows + 2 * overlap[1]) - 2 * overlap[2]))
+    rows = min(height, max(smallest[0], side - 2 * context[1]))
+    columns = min(width, max(smallest[1], area // (rows + 2 * context[1]) - 2 * context[2]))
     return chunk_z, (rows, columns)
 
 
@@ -235,7 +353,7 @@ def regions(
     """What to read for block ``[z0, z1)``, region by region: the (z, y, x) slices of the
     volume, and the core (the part the region answers for) in region coordinates."""
     depth, height, width = shape
-    oz, oy, ox = plan.overlap
+    oz, oy, ox = plan.context
     for za, zb, _, _ in _spans(z1 - z0, plan.chunk_z, 0):
         ca, cb = z0 + za, z0 + zb
         rz0, rz1 = max(0, ca - oz), min(depth, cb + oz)

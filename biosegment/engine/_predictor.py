@@ -18,6 +18,7 @@ from typing import Self, TypeVar
 import numpy as np
 import torch
 
+from biosegment.engine._block_memory import NETWORK_PASSES
 from biosegment.engine._fast_forward import FastUNet
 from biosegment.engine.unet import UNet
 
@@ -28,7 +29,7 @@ R = TypeVar("R")
 
 # More workers than this would multiply activation memory for little gain; the rest of the
 # threads go to intra-op parallelism inside each worker.
-_MAX_WORKERS = 4
+_MAX_WORKERS = NETWORK_PASSES
 
 
 class WindowPredictor:

@@ -3,7 +3,9 @@
 The volume is cut into z-blocks (:func:`plan_blocks`); each block is read, scaled to [0, 1],
 covered by sliding windows that the network sees in batches, blended back together, and
 turned into class ids (:func:`segment_block`). Peak memory depends on the block and window
-sizes, never on the volume's size: very large slices are also cut into tiles. With an
+sizes, never on the volume's size: blocks, tiles and batches are sized so that one block's
+arrays fit a memory budget (:func:`block_memory`), the zoom to a model's pixel size included,
+so very large or zoomed slices are cut into tiles. With an
 output file, every finished block is saved in a hidden parts folder first, so a cancelled or
 crashed run resumes where it stopped and several workers can share one volume; when all
 blocks are there, :func:`assemble_parts` writes the final TIFF atomically and removes the
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biosegment.engine._block_memory import BlockMemory
 from biosegment.engine._classes import (
     argmax_over_classes,
     probabilities_to_uint8,
@@ -58,6 +61,8 @@ __all__ = [
     "PRECISIONS",
     "plan_blocks",
     "block_plan",
+    "block_memory",
+    "BlockMemory",
     "segment_block",
     "assemble_parts",
     "finished_blocks",
@@ -91,6 +96,9 @@ class InferenceSettings:
       :mod:`biosegment.engine.intensity`); None scales by the pixel type's range.
     - ``zoom``: in-plane zoom of every slice before the network sees it (see
       :mod:`biosegment.engine.pixel_size`); the labels come back on the volume's own grid.
+    - ``memory_budget``: bytes one block's arrays may take (results, the region computed,
+      zoomed copies and network activations); blocks, tiles and batches are sized to fit it.
+      Default: :data:`~biosegment.engine._block_memory.MEMORY_BUDGET` (1 GiB).
     """
 
     window: tuple[int, ...] | None = None
@@ -103,6 +111,7 @@ class InferenceSettings:
     block_z: int | None = None
     normalisation: dict | None = None
     zoom: float | None = None
+    memory_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.zoom is not None and not (
@@ -126,7 +135,7 @@ class InferenceSettings:
             )
         if not (isinstance(self.sigma_scale, (int, float)) and self.sigma_scale > 0):
             raise InputError("sigma_scale must be a positive number", where="sigma_scale")
-        for name in ("batch_size", "block_z"):
+        for name in ("batch_size", "block_z", "memory_budget"):
             value = getattr(self, name)
             if value is not None and not _positive_int(value):
                 raise InputError(f"{name} must be a positive integer", where=name)
@@ -216,19 +225,9 @@ class _PlannedPredictor(WindowPredictor):
     def __init__(self, model: UNet, plan: Plan, settings: InferenceSettings, volume: VolumeReader):
         device = resolve_device(settings.device)
         super().__init__(model, device, resolve_precision(settings.precision, device))
-        # Regions are read on the volume's grid; windows are planned on the zoomed one.
-        self.region_plan = plan
-        self.zoom = settings.zoom
-        if self.zoom is not None:
-            depth, height, width = zoomed_shape(volume.shape, self.zoom)
-            plan = make_plan(
-                settings,
-                model.config,
-                (depth, height, width),
-                volume.dtype.itemsize,
-                True,
-            )
+        # Regions are read on the volume's grid; the plan's windows are on the zoomed one.
         self.plan = plan
+        self.zoom = plan.zoom
         # Measured on the whole volume (a sample of slices), the same for every block.
         self.scale = scaler_for(volume, settings.normalisation)
         window = plan.window[1:] if plan.dims == 2 else plan.window
@@ -354,7 +353,7 @@ def _segment_range(
     progress: ProgressCallback | None,
     should_cancel: CancelCallback | None,
 ) -> BlockResult:
-    plan = predictor.region_plan
+    plan = predictor.plan
     _, height, width = volume.shape
     labels = np.empty((z1 - z0, height, width), dtype=np.uint8)
     probabilities = (
@@ -418,8 +417,13 @@ def _fingerprint(
         size: int | None = stat.st_size
     except OSError:
         modified = size = None
-    # The device is left out: workers on different machines may share one segmentation.
-    chosen = {k: v for k, v in settings.as_dict().items() if k != "device"}
+    # The device is left out: workers on different machines may share one segmentation. An
+    # unset memory budget too, so parts saved before there was one still count.
+    chosen = {
+        k: v
+        for k, v in settings.as_dict().items()
+        if k != "device" and not (k == "memory_budget" and v is None)
+    }
     # The file's name, size and time, not its absolute path: workers on other machines mount
     # the data folder elsewhere and must still recognise each other's parts.
     digest.update(
@@ -457,18 +461,59 @@ def _parts_plan(
 
 
 def block_plan(
-    volume: VolumeReader, model: UNet, settings: InferenceSettings | None = None
+    volume: VolumeReader,
+    model: UNet,
+    settings: InferenceSettings | None = None,
+    *,
+    probabilities: bool = False,
 ) -> list[tuple[int, int]]:
     """The z-blocks :func:`segment_block` expects for this volume, model and settings.
+
+    Blocks are sized so that one block's arrays fit the settings' memory budget, the zoom
+    to the model's pixel size included (see :func:`block_memory`).
 
     :param volume: the open volume.
     :param model: the network whose architecture the plan is made for.
     :param settings: windows, blend, precision, device, block size (default settings when None).
+    :param probabilities: whether the blocks will also keep class probabilities.
     :returns: ``[z0, z1)`` pairs in order, covering every slice once.
+    :raises InputError: for settings that do not fit the model or the memory budget.
     """
-    settings = settings or InferenceSettings()
-    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, False)
+    plan = make_plan(
+        settings or InferenceSettings(),
+        model.config,
+        volume.shape,
+        volume.dtype.itemsize,
+        probabilities,
+    )
     return plan_blocks(volume.shape, plan.block_z)
+
+
+def block_memory(
+    volume: VolumeReader,
+    model: UNet,
+    settings: InferenceSettings | None = None,
+    *,
+    probabilities: bool = False,
+) -> BlockMemory:
+    """The estimated bytes one block of :func:`block_plan` takes, by kind of array.
+
+    :param volume: the open volume.
+    :param model: the network whose architecture the plan is made for.
+    :param settings: as for :func:`block_plan`; its ``memory_budget`` is what the plan keeps to.
+    :param probabilities: whether the blocks will also keep class probabilities.
+    :returns: the block's results, its largest region's working arrays (zoomed ones
+        included) and the network's batches in flight; ``total`` is at most the settings'
+        ``memory_budget`` unless a single window of the network is larger than its share.
+    """
+    plan = make_plan(
+        settings or InferenceSettings(),
+        model.config,
+        volume.shape,
+        volume.dtype.itemsize,
+        probabilities,
+    )
+    return plan.memory
 
 
 def segment_block(
@@ -544,6 +589,8 @@ def segment_volume(
     block_z: int | None = None,
     normalisation: dict | None = None,
     zoom: float | None = None,
+    memory_budget: int | None = None,
+    voxel_size: tuple[float, float, float] | None = None,
     parts_dir: Path | None = None,
     compression: str | None = "zlib",
     progress: ProgressCallback | None = None,
@@ -568,6 +615,10 @@ def segment_volume(
     :param normalisation: the model card's ``normalisation`` (default: by the pixel type).
     :param zoom: in-plane zoom before the network (see :func:`~biosegment.engine.pixel_size.
         zoom_for`); labels are returned on the volume's grid.
+    :param memory_budget: bytes one block's arrays may take (see :class:`InferenceSettings`).
+    :param voxel_size: (z, y, x) in nm recorded in the output files, when the caller knows
+        better than the volume's own header (a data folder's ``setup.json``); default: the
+        volume's.
     :param parts_dir: where finished blocks wait (default: ``.<output name>.parts`` beside
         ``output``); a rerun with the same model, volume and settings skips them.
     :param compression: TIFF compression of the outputs.
@@ -601,6 +652,7 @@ def segment_volume(
         block_z=block_z,
         normalisation=normalisation,
         zoom=zoom,
+        memory_budget=memory_budget,
     )
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
@@ -642,7 +694,9 @@ def segment_volume(
             progress(1.0)
         return labels
     assert output is not None  # the parts folder is the output's
-    written = _write_outputs(folder, Path(output), probabilities, volume.voxel_size, compression)
+    written = _write_outputs(
+        folder, Path(output), probabilities, voxel_size or volume.voxel_size, compression
+    )
     if progress is not None:
         progress(1.0)
     return written

@@ -64,6 +64,7 @@ class _Inputs:
     blocks: list[tuple[int, int]]
     dataset: dict[str, Any]
     model_row: dict[str, Any]
+    voxel_size: tuple[float, float, float] | None  # the catalog's, written into the outputs
 
 
 def _inference_settings(
@@ -98,13 +99,24 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     from biosegment.engine.pixel_size import zoom_for  # scipy: only when a job runs
 
     # The dataset's voxel size as the catalog knows it (setup.json or the file), so a model
-    # trained for another pixel size sees membranes as thick as it learned them.
-    zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
+    # trained for another pixel size sees membranes as thick as it learned them, and the
+    # outputs are calibrated as the person set up the dataset.
+    voxel_size = _catalog_voxel_size(dataset) or volume.voxel_size
+    zoom = zoom_for(card.pixel_size, voxel_size)
     settings = SegmentSettings.from_job(ctx.params)
     dims = int(model.config["dims"])
     inference = _inference_settings(ctx, settings, dims, dict(card.normalisation), zoom)
     blocks = block_plan(volume, model, inference)
-    return _Inputs(volume, model, card, settings, inference, blocks, dataset, model_row)
+    return _Inputs(volume, model, card, settings, inference, blocks, dataset, model_row, voxel_size)
+
+
+def _catalog_voxel_size(dataset: dict[str, Any]) -> tuple[float, float, float] | None:
+    """The dataset row's voxel size (nm, z y x): setup.json's, else what the file records."""
+    value = dataset.get("voxel_size")
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return None
+    z, y, x = (float(v) for v in value)
+    return (z, y, x)
 
 
 def _done_blocks(ctx: JobContext, inputs: _Inputs) -> set[int]:
@@ -224,6 +236,7 @@ def _card(ctx: JobContext, inputs: _Inputs, labels_location: str) -> dict[str, A
         "model_location": inputs.model_row.get("location"),
         "labels": SEGMENTATION_LABELS,
         "shape": list(inputs.volume.shape),
+        "voxel_size": None if inputs.voxel_size is None else list(inputs.voxel_size),
         "classes": list(inputs.card.classes or []),
         "settings": inputs.inference.as_dict(),
         "blocks": [list(b) for b in inputs.blocks],
@@ -271,7 +284,7 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
             ctx.workspace.parts_dir,
             staging,
             output_format=output_format,
-            voxel_size=inputs.volume.voxel_size,
+            voxel_size=inputs.voxel_size,
             classes=inputs.card.classes,
         )
     card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
