@@ -112,7 +112,7 @@ class JobStore(CatalogConnection):
         rows = self._rows("SELECT model_name FROM jobs WHERE model_name IS NOT NULL")
         return {row["model_name"] for row in rows}
 
-    def accept_job(self, job_id: str, name: str) -> dict:
+    def record_accept(self, job_id: str, name: str) -> dict:
         """Record a person's accept of a running job, to be published as model ``name``; the
         job's model name moves to ``name``. Return the new row.
 
@@ -137,7 +137,7 @@ class JobStore(CatalogConnection):
             )
         return self.job(current["id"])
 
-    def discard_job(self, job_id: str) -> dict:
+    def record_discard(self, job_id: str) -> dict:
         """Record a person's discard of a job (the caller then cancels it); return the row.
 
         Refused (:class:`StateError`) when the job was already accepted or discarded, or has

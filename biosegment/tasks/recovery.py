@@ -7,12 +7,15 @@ takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (
 then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
 the catalog but have had no message on the queue for a while (a crash between the two writes)
 are enqueued again. A job whose cancel was requested before its runner died is marked ``cancelled``.
-Each such finding counts as a crash of the job (its ``crashes`` column): a job whose runner died
+
+Each orphan found counts as a crash of the job (its ``crashes`` column): a job whose runner died
 under it :data:`CRASH_LIMIT` times is failed with that reason instead of being queued again, as it
 may well be what stops its process (a training too big for the memory, say), and running it again
 would stop the daemon and every job beside it again. A shutdown that interrupts a job cleanly is
-no crash. Running this twice, or in two processes at once, is harmless: a runner only claims a job that
-is still ``queued``.
+no crash.
+
+Running this twice, or in two processes at once, is harmless: a runner only claims a job that is
+still ``queued``.
 """
 
 from __future__ import annotations

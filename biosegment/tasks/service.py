@@ -3,12 +3,15 @@ and a train job's person-facing actions (live preview, step curve, accept, disca
 
 :class:`JobService` checks a request against the catalog (the dataset, model and annotation must
 exist; option names and output names must be valid), creates the job's catalog row and puts the
-job id on the queue. Callers never touch ``queue.db``, Redis or a job's folder themselves: the
-train job's actions are delegated to :mod:`biosegment.tasks.train_actions`. Every method returns
-plain job rows (dicts), the same ones ``biosegment jobs --json`` prints, or plain documents.
-Errors name what was wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset,
-model or job, :class:`~biosegment.errors.InputError` for a bad option,
-:class:`~biosegment.errors.StateError` for a job in the wrong state for a live action.
+job id on the queue. A train job holds its model name in the catalog from its request until it
+publishes the model or ends, and a retry asks for the name again; a segmentation identical to one
+still queued or running is answered with that job instead of a second one. Callers never touch
+``queue.db``, Redis or a job's folder themselves: the train job's actions are delegated to
+:mod:`biosegment.tasks.train_actions`. Every method returns plain job rows (dicts), the same ones
+``biosegment jobs --json`` prints, or plain documents. Errors name what was wrong:
+:class:`~biosegment.errors.NotFoundError` for an unknown dataset, model or job,
+:class:`~biosegment.errors.InputError` for a bad option, :class:`~biosegment.errors.StateError`
+for a job in the wrong state for a live action, or a model name another job holds.
 """
 
 from __future__ import annotations
@@ -119,15 +122,13 @@ class JobService:
                 raise
         return catalog.job(row["id"])
 
-    def _names_in_use(
-        self, kind: str, key: str, *, except_job: str | None = None, **match: str
-    ) -> set[str]:
+    def _names_in_use(self, kind: str, key: str, **match: str) -> set[str]:
         """Output names of unfinished jobs of ``kind`` (so two jobs never pick the same one)."""
         names = set()
         for state in _ACTIVE:
             for job in self.catalog.jobs_in_state(state):
                 params = job.get("params") or {}
-                if job["kind"] != kind or job["id"] == except_job:
+                if job["kind"] != kind:
                     continue
                 if all(params.get(k) == v for k, v in match.items()) and params.get(key):
                     names.add(params[key])

@@ -6,8 +6,8 @@ These are the train job's person-facing actions; the web UI and the CLI reach th
 :mod:`biosegment.tasks.train_live`), or writes a request the job reads. Nothing here removes a
 file: a discarded job's files are removed by the job as it stops, or by the queue's
 ``discard_job`` task once nobody works on it. Accept and discard are first recorded in the job's
-catalog row, in one transaction each (:meth:`~biosegment.catalog.jobs.JobStore.accept_job`,
-:meth:`~biosegment.catalog.jobs.JobStore.discard_job`): of an accept and a discard sent together
+catalog row, in one transaction each (:meth:`~biosegment.catalog.jobs.JobStore.record_accept`,
+:meth:`~biosegment.catalog.jobs.JobStore.record_discard`): of an accept and a discard sent together
 only the first takes effect and the other is refused, and only then is the request written for
 the job to read.
 
@@ -144,7 +144,7 @@ def accept(catalog: Catalog, workspace: JobWorkspace, name: str) -> dict:
     """Ask a running job (see :func:`acceptable_job`) to stop now and publish its best weights
     as model ``name``, which it holds from now on; return its row."""
     acceptable_job(catalog, workspace)
-    job = catalog.accept_job(workspace.job_id, name)
+    job = catalog.record_accept(workspace.job_id, name)
     request_accept(workspace, name)
     return job
 
@@ -156,7 +156,7 @@ def discard(catalog: Catalog, workspace: JobWorkspace) -> tuple[dict, bool]:
     removed: the queue's ``discard_job`` task); a running job removes them as it stops.
     """
     train_job(catalog, workspace.job_id)
-    job = catalog.discard_job(workspace.job_id)
+    job = catalog.record_discard(workspace.job_id)
     # The request is written before the cancel, so the job finds it when it stops.
     request_discard(workspace)
     if job["state"] in ACTIVE_STATES:
