@@ -93,7 +93,9 @@ def test_train_job_from_an_annotation_with_a_base_model(site):
         "/api/v1/jobs/train",
         json_body={"dataset": DEMO_DATASET, "annotation": "scribbles", "name": "tuned"},
     )
-    assert taken.status == 400 and taken.json()["field"] == "name"
+    job_id = reply.json()["id"]
+    assert taken.status == 409 and taken.json()["field"] == "name"
+    assert f"held by job {job_id}" in taken.json()["error"]
 
 
 @pytest.mark.parametrize(

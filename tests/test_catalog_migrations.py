@@ -79,3 +79,33 @@ def test_processes_opening_a_new_folder_together_migrate_it_once(tmp_path):
     conn = sqlite3.connect(tmp_path / ".biosegment" / "catalog.db")
     versions = [r[0] for r in conn.execute("SELECT version FROM migrations")]
     assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
+
+
+def test_unfinished_train_jobs_keep_their_model_names_through_the_migration(tmp_path):
+    """Jobs queued before names were held: the oldest unfinished job of a name holds it."""
+    conn = _old_catalog(tmp_path, 3)
+    jobs = [
+        ("older", "train", '{"name": "shared"}', "running"),
+        ("newer", "train", '{"name": "shared"}', "queued"),
+        ("done", "train", '{"name": "finished"}', "succeeded"),
+        ("own", "train", '{"name": "own"}', "queued"),
+        ("cut", "segment", '{"name": "labels"}', "queued"),
+        ("odd", "train", "{not json", "queued"),
+    ]
+    for number, (job_id, kind, params, state) in enumerate(jobs):
+        conn.execute(
+            "INSERT INTO jobs (id, kind, params, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, kind, params, state, f"t{number}", f"t{number}"),
+        )
+    conn.close()
+
+    with open_catalog(tmp_path) as catalog:
+        held = {job_id: catalog.job(job_id)["model_name"] for job_id in ("older", "newer", "own")}
+        assert held == {"older": "shared", "newer": None, "own": "own"}
+        assert catalog.reserved_model_names() == {"shared", "own"}
+        assert catalog.job("older")["crashes"] == 0 and catalog.job("older")["decision"] is None
+        # the name ends with the job that holds it
+        catalog.update_job("older", state="failed", message="stopped")
+        assert catalog.reserved_model_names() == {"own"}
+        assert catalog.create_job("train", {"name": "shared"}, model_name="shared")["model_name"]

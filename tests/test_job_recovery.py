@@ -174,3 +174,35 @@ def test_kill_9_during_segmentation_resumes_from_the_finished_blocks(daemons):
     # a voxel whose two class scores tie to the last bit may flip. Anything more is a bug.
     assert np.mean(labels != expected) < 1e-3
     assert_nothing_left_running(root)
+
+
+def test_a_job_whose_daemon_dies_under_it_twice_is_failed_not_run_a_third_time(daemons):
+    root, service, start = daemons
+    job = service.submit_train(
+        dataset=TRAIN_DATASET, epochs=3000, steps_per_epoch=2, name="doomed", **QUICK_TRAIN
+    )
+    for attempt in (1, 2):
+        daemon = start()
+        assert wait_for(
+            lambda attempt=attempt: (
+                lambda r: r["state"] == "running" and r["attempts"] == attempt
+            )(job_row(root, job["id"])),
+            timeout=120,
+            interval=0.02,
+        ), job_row(root, job["id"])
+        os.kill(daemon.pid, signal.SIGKILL)  # as the kernel does to a process out of memory
+        daemon.wait(timeout=10)
+
+    start()
+    final = wait_finished(root, job["id"], timeout=60)
+    assert final["state"] == "failed", final
+    assert final["attempts"] == 2 and final["crashes"] == 2
+    assert "stopped 2 times while running it" in final["message"]
+    assert "not retried" in final["message"]
+    assert "not retried" in service.job_log(job["id"])
+    # the name it held is free again, for a retry with other settings
+    assert final["model_name"] is None
+    again = service.retry(job["id"])
+    assert again["model_name"] == "doomed"
+    service.cancel(again["id"])
+    assert_nothing_left_running(root)

@@ -87,10 +87,12 @@ def test_accept_checks_state_and_name_once(service):
     with pytest.raises(StateError):
         service.accept_training(job["id"])  # queued: nothing to accept yet
     _claim(service, job["id"])
-    for taken in (TINY_MODEL, "busy"):  # a model, and another job's name
-        with pytest.raises(InputError) as refused:
-            service.accept_training(job["id"], name=taken)
-        assert refused.value.where == "name" and not isinstance(refused.value, StateError)
+    with pytest.raises(InputError) as refused:  # a model has it
+        service.accept_training(job["id"], name=TINY_MODEL)
+    assert refused.value.where == "name" and not isinstance(refused.value, StateError)
+    with pytest.raises(StateError) as held:  # another job holds it: a conflict naming the job
+        service.accept_training(job["id"], name="busy")
+    assert held.value.where == "name" and other["id"] in held.value.reason
     # the name a job was given is not taken by the job itself; submitting it again is refused
     accepted = service.accept_training(job["id"])
     assert accepted["accepted_name"] == "tuned" and accepted["id"] == job["id"]
@@ -98,7 +100,7 @@ def test_accept_checks_state_and_name_once(service):
     assert control["action"] == "accept" and control["name"] == "tuned"
     with pytest.raises(StateError, match="already accepted"):
         service.accept_training(job["id"], name="another")
-    with pytest.raises(InputError, match="already exists or is being trained"):
+    with pytest.raises(StateError, match=f"held by job {job['id']}"):
         _train_job(service, "tuned")
     assert other["state"] == "queued"
 

@@ -153,11 +153,40 @@ CREATE TABLE problems (
 CREATE INDEX problems_by_reporter ON problems (reported_by);
 """
 
+# A model name is reserved by the job that will publish it (a train job's name, or the name a
+# person accepted a running job under) until the job ends: the unique index makes the claim
+# atomic, and the trigger releases it whichever way the job ends. Jobs still unfinished when the
+# catalog is migrated keep their names, the oldest job of a name first. ``decision`` records a
+# person's accept or discard, so only the first of the two ever takes effect; ``crashes`` counts
+# the runs whose runner died under them, so a job that stops its process is not re-run forever.
+_JOB_CLAIMS = """
+ALTER TABLE jobs ADD COLUMN model_name TEXT;
+ALTER TABLE jobs ADD COLUMN decision TEXT CHECK (decision IN ('accepted', 'discarded'));
+ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+
+UPDATE jobs SET model_name = CASE WHEN json_valid(params) THEN json_extract(params, '$.name') END
+WHERE kind = 'train' AND state IN ('queued', 'running');
+UPDATE jobs SET model_name = NULL WHERE typeof(model_name) != 'text';
+UPDATE jobs SET model_name = NULL
+WHERE model_name IS NOT NULL AND rowid != (
+    SELECT MIN(other.rowid) FROM jobs AS other WHERE other.model_name = jobs.model_name
+);
+
+CREATE UNIQUE INDEX jobs_by_model_name ON jobs (model_name) WHERE model_name IS NOT NULL;
+
+CREATE TRIGGER jobs_release_model_name AFTER UPDATE OF state ON jobs
+WHEN NEW.state IN ('succeeded', 'failed', 'cancelled') AND NEW.model_name IS NOT NULL
+BEGIN
+    UPDATE jobs SET model_name = NULL WHERE id = NEW.id;
+END;
+"""
+
 #: Every schema step, oldest first. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "projects, datasets, models, segmentations and annotations", _CORE_TABLES),
     Migration(2, "jobs with progress, metrics and cancellation", _JOBS_TABLE),
     Migration(3, "problems found in setup.json and the data folder", _PROBLEMS_TABLE),
+    Migration(4, "model names held by jobs, accept or discard, runs lost to crashes", _JOB_CLAIMS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

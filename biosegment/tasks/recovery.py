@@ -7,8 +7,15 @@ takes it. :func:`recover_jobs` finds such jobs by their runner's presence lock (
 then resume from the training checkpoint or the finished z-blocks. Jobs that are ``queued`` in
 the catalog but have had no message on the queue for a while (a crash between the two writes)
 are enqueued again. A job whose cancel was requested before its runner died is marked ``cancelled``.
-Running this twice, or in two processes at once, is harmless: a runner only claims a job that
-is still ``queued``.
+
+Each orphan found counts as a crash of the job (its ``crashes`` column): a job whose runner died
+under it :data:`CRASH_LIMIT` times is failed with that reason instead of being queued again, as it
+may well be what stops its process (a training too big for the memory, say), and running it again
+would stop the daemon and every job beside it again. A shutdown that interrupts a job cleanly is
+no crash.
+
+Running this twice, or in two processes at once, is harmless: a runner only claims a job that is
+still ``queued``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from biosegment.errors import InputError
 from biosegment.folder_lock import runner_alive
+from biosegment.tasks.joblog import JobLog
 from biosegment.tasks.queue import pending_job_messages, queue_tasks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,13 +36,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from biosegment.catalog.store import Catalog
 
-__all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S"]
+__all__ = ["recover_jobs", "RecoveryReport", "QUEUED_GRACE_S", "CRASH_LIMIT"]
 
 log = logging.getLogger(__name__)
 
 #: A queued job is only re-enqueued when its row is older than this: a JobService puts the
 #: message on the queue a moment after creating the row, and must not be raced.
 QUEUED_GRACE_S = 30.0
+#: A job found running with a dead runner this many times is failed, not queued again.
+CRASH_LIMIT = 2
 
 
 def _age_seconds(timestamp: str | None) -> float:
@@ -48,14 +59,25 @@ def _age_seconds(timestamp: str | None) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
 
+def _note_in_log(catalog: Catalog, job: dict, text: str) -> None:
+    """Append ``text`` to the job's log, where it has one (best effort: the row says it too)."""
+    if not job.get("log_path"):
+        return
+    try:
+        JobLog(catalog.path_of(job, "log_path")).write(text, level="ERROR")
+    except (OSError, InputError) as exc:
+        log.warning("could not write to the log of job %s: %s", job["id"], exc)
+
+
 @dataclass(slots=True)
 class RecoveryReport:
     requeued: list[str] = field(default_factory=list)  #: orphaned running jobs, queued again
     enqueued: list[str] = field(default_factory=list)  #: queued jobs missing from the queue
     cancelled: list[str] = field(default_factory=list)  #: orphans whose cancel was requested
+    failed: list[str] = field(default_factory=list)  #: orphans that reached the crash limit
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.enqueued or self.cancelled)
+        return bool(self.requeued or self.enqueued or self.cancelled or self.failed)
 
 
 def recover_jobs(
@@ -81,12 +103,25 @@ def recover_jobs(
             )
             report.cancelled.append(job["id"])
             continue
+        crashes = int(job.get("crashes") or 0) + 1
+        runner = job.get("worker") or "unknown"
+        if crashes >= CRASH_LIMIT:
+            reason = (
+                f"its runner stopped {crashes} times while running it (last: {runner}); not "
+                "retried, as the job itself may be what stops its process (more memory than the "
+                "machine has?); its last message was: "
+                f"{job.get('message') or 'none'}"
+            )
+            catalog.update_job(job["id"], state="failed", eta=None, crashes=crashes, message=reason)
+            _note_in_log(catalog, job, f"failed: {reason}")
+            report.failed.append(job["id"])
+            continue
         catalog.update_job(
             job["id"],
             state="queued",
             eta=None,
-            message=f"its runner ({job.get('worker') or 'unknown'}) stopped; "
-            "resuming from the last checkpoint",
+            crashes=crashes,
+            message=f"its runner ({runner}) stopped; resuming from the last checkpoint",
         )
         if job["id"] not in pending:
             tasks.run_job(job["id"])
@@ -99,9 +134,10 @@ def recover_jobs(
             report.enqueued.append(job["id"])
     if report:
         log.info(
-            "recovered jobs: requeued %s, enqueued %s, cancelled %s",
+            "recovered jobs: requeued %s, enqueued %s, cancelled %s, failed %s",
             report.requeued,
             report.enqueued,
             report.cancelled,
+            report.failed,
         )
     return report

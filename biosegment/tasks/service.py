@@ -3,17 +3,21 @@ and a train job's person-facing actions (live preview, step curve, accept, disca
 
 :class:`JobService` checks a request against the catalog (the dataset, model and annotation must
 exist; option names and output names must be valid), creates the job's catalog row and puts the
-job id on the queue. Callers never touch ``queue.db``, Redis or a job's folder themselves: the
-train job's actions are delegated to :mod:`biosegment.tasks.train_actions`. Every method returns
-plain job rows (dicts), the same ones ``biosegment jobs --json`` prints, or plain documents.
-Errors name what was wrong: :class:`~biosegment.errors.NotFoundError` for an unknown dataset,
-model or job, :class:`~biosegment.errors.InputError` for a bad option,
-:class:`~biosegment.errors.StateError` for a job in the wrong state for a live action.
+job id on the queue. A train job holds its model name in the catalog from its request until it
+publishes the model or ends, and a retry asks for the name again; a segmentation identical to one
+still queued or running is answered with that job instead of a second one. Callers never touch
+``queue.db``, Redis or a job's folder themselves: the train job's actions are delegated to
+:mod:`biosegment.tasks.train_actions`. Every method returns plain job rows (dicts), the same ones
+``biosegment jobs --json`` prints, or plain documents. Errors name what was wrong:
+:class:`~biosegment.errors.NotFoundError` for an unknown dataset, model or job,
+:class:`~biosegment.errors.InputError` for a bad option, :class:`~biosegment.errors.StateError`
+for a job in the wrong state for a live action, or a model name another job holds.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -94,9 +98,15 @@ class JobService:
         """Put a job id on the queue (the job row must exist and be ``queued``)."""
         queue_tasks(self.huey).run_job(job_id)
 
-    def _create(self, kind: str, params: dict, enqueue: bool) -> dict:
+    def _create(
+        self, kind: str, params: dict, enqueue: bool, *, model_name: str | None = None
+    ) -> dict:
+        """A new job row (holding ``model_name``, when given), started as :meth:`_start`."""
+        return self._start(self.catalog.create_job(kind, params, model_name=model_name), enqueue)
+
+    def _start(self, row: dict, enqueue: bool) -> dict:
+        """Give a new job row its log and put it on the queue (``enqueue``); return the row."""
         catalog = self.catalog
-        row = catalog.create_job(kind, params)
         workspace = JobWorkspace.of(self.config, row["id"])
         row = catalog.update_job(
             row["id"],
@@ -112,34 +122,38 @@ class JobService:
                 raise
         return catalog.job(row["id"])
 
-    def _names_in_use(
-        self, kind: str, key: str, *, except_job: str | None = None, **match: str
-    ) -> set[str]:
+    def _names_in_use(self, kind: str, key: str, **match: str) -> set[str]:
         """Output names of unfinished jobs of ``kind`` (so two jobs never pick the same one)."""
         names = set()
         for state in _ACTIVE:
             for job in self.catalog.jobs_in_state(state):
                 params = job.get("params") or {}
-                if job["kind"] != kind or job["id"] == except_job:
+                if job["kind"] != kind:
                     continue
                 if all(params.get(k) == v for k, v in match.items()) and params.get(key):
                     names.add(params[key])
         return names
 
-    def _model_names_taken(self, *, except_job: str | None = None) -> set[str]:
-        """Names no new model may take: catalogued, in ``models/``, or another train job's."""
-        taken = {m["name"] for m in self.catalog.models()}
+    def _models_on_disk(self) -> set[str]:
         models_dir = self.root / MODELS_DIR
-        if models_dir.is_dir():
-            taken |= {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
-        return taken | self._names_in_use("train", "name", except_job=except_job)
+        if not models_dir.is_dir():
+            return set()
+        return {p.name.removesuffix(MODEL_SUFFIX) for p in models_dir.iterdir()}
+
+    def _model_names_taken(self) -> set[str]:
+        """Names no new model may take: catalogued, in ``models/``, or held by a job."""
+        taken = {m["name"] for m in self.catalog.models()} | self._models_on_disk()
+        return taken | self.catalog.reserved_model_names() | self._names_in_use("train", "name")
 
     def _require_free_model_name(self, name: str, *, except_job: str | None = None) -> None:
-        if name in self._model_names_taken(except_job=except_job):
+        """Refuse a name a model in ``models/`` has, or one the catalog refuses (a job holds it:
+        409 naming the job; a catalogued model has it). The catalog checks again as it records
+        the claim, in the same transaction."""
+        if name in self._models_on_disk():
             raise InputError(
-                f"model {name!r} already exists or is being trained; choose another name",
-                where="name",
+                f"{MODELS_DIR}/{name} already exists; choose another name", where="name"
             )
+        self.catalog.require_free_model_name(name, except_job=except_job)
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -157,24 +171,50 @@ class JobService:
 
         The options are :class:`~biosegment.engine.segment_settings.SegmentSettings` fields
         (``block_z``, ``window``, ``precision``, ``output_format``, ...); ``trigger`` says who
-        asked (``cli``, ``ui``, ``auto``, ``accept``). The row stores the settings (``params["settings"]``); the result
-        goes to ``segmentations/<dataset>/<name>/`` (default name: the model's, made unique).
-        ``enqueue=False`` only creates the row, for a caller that runs it itself.
+        asked (``cli``, ``ui``, ``auto``, ``accept``). The row stores the settings
+        (``params["settings"]``); the result goes to ``segmentations/<dataset>/<name>/``
+        (default name: the model's, made unique). ``enqueue=False`` only creates the row, for a
+        caller that runs it itself. While an identical segmentation is queued or running, its
+        row is the answer and no job is added (see :meth:`find_or_submit_segment`).
         """
+        job, _ = self.find_or_submit_segment(
+            dataset, model, name=name, trigger=trigger, enqueue=enqueue, **options
+        )
+        return job
 
+    def find_or_submit_segment(
+        self,
+        dataset: str,
+        model: str,
+        *,
+        name: str | None = None,
+        trigger: str | None = None,
+        enqueue: bool = True,
+        **options: object,
+    ) -> tuple[dict, bool]:
+        """As :meth:`submit_segment`, and whether the job is new.
+
+        Identical: the same dataset, model and settings, and the same name when one is
+        asked for. Two identical requests at once (a double click) make one job.
+        """
         catalog = self.catalog
         catalog.require_usable("dataset", dataset)
         catalog.require_usable("model", model)
         if trigger is not None and not isinstance(trigger, str):
             raise InputError(f"must be text, not {trigger!r}", where="trigger")
         settings = SegmentSettings.from_dict(options)
+        if name is not None:
+            checked_name(name, where="name")
+        same = _same_segmentation(dataset, model, settings.as_dict(), name)
+        earlier = self._unfinished("segment", same)
+        if earlier is not None:
+            return earlier, False
         existing = {s["name"] for s in catalog.segmentations(dataset)}
         on_disk = self.root / SEGMENTATIONS_DIR / dataset
         if on_disk.is_dir():
             existing |= {p.name for p in on_disk.iterdir()}
         existing |= self._names_in_use("segment", "name", dataset=dataset)
         if name is not None:
-            checked_name(name, where="name")
             if name in existing:
                 raise InputError(
                     f"segmentation {dataset}/{name} already exists or is being "
@@ -191,7 +231,22 @@ class JobService:
         }
         if trigger is not None:
             params["trigger"] = trigger
-        return self._create("segment", params, enqueue)
+        return self._create_once("segment", params, enqueue, same)
+
+    def _unfinished(self, kind: str, same: Callable[[dict], bool]) -> dict | None:
+        """The oldest queued or running job of ``kind`` whose params ``same`` accepts."""
+        for state in _ACTIVE:
+            for job in self.catalog.jobs_in_state(state):
+                if job["kind"] == kind and same(job.get("params") or {}):
+                    return job
+        return None
+
+    def _create_once(
+        self, kind: str, params: dict, enqueue: bool, same: Callable[[dict], bool]
+    ) -> tuple[dict, bool]:
+        """The unfinished job ``same`` accepts, or a new one started; and whether it is new."""
+        row, created = self.catalog.create_job_once(kind, params, same=same)
+        return (self._start(row, enqueue), True) if created else (row, False)
 
     def submit_train(
         self,
@@ -245,7 +300,7 @@ class JobService:
             "settings": settings.as_dict(),
             **extras,
         }
-        return self._create("train", params, enqueue)
+        return self._create("train", params, enqueue, model_name=name)
 
     def _base_model(self, requested: str | None, dataset: str) -> str | None:
         """The model a fine-tune starts from: named, the project's default, or none."""
@@ -319,6 +374,16 @@ class JobService:
 
     def retry(self, job_id: str, *, enqueue: bool = True) -> dict:
         """Submit a failed or cancelled job again, as a new job with the same parameters."""
+        job, _ = self.find_or_retry(job_id, enqueue=enqueue)
+        return job
+
+    def find_or_retry(self, job_id: str, *, enqueue: bool = True) -> tuple[dict, bool]:
+        """As :meth:`retry`, and whether the job is new.
+
+        A retry is checked as a new request is: a train job's model name must be free (it is
+        reserved again for the new job), and a segmentation identical to one queued or running
+        answers with that one.
+        """
         old = self.catalog.job(job_id)
         if old["state"] not in ("failed", "cancelled"):
             raise InputError(
@@ -327,7 +392,19 @@ class JobService:
             )
         params = {k: v for k, v in (old.get("params") or {}).items() if k != "retry_of"}
         params["retry_of"] = old["id"]
-        return self._create(old["kind"], params, enqueue=enqueue)
+        if old["kind"] == "segment":
+            same = _same_segmentation(
+                params.get("dataset"),
+                params.get("model"),
+                params.get("settings"),
+                params.get("name"),
+            )
+            return self._create_once("segment", params, enqueue, same)
+        model_name = None
+        if old["kind"] == "train" and params.get("name"):
+            model_name = str(params["name"])
+            self._require_free_model_name(model_name)
+        return self._create(old["kind"], params, enqueue, model_name=model_name), True
 
     def job(self, job_id: str) -> dict:
         return self.catalog.job(job_id)
@@ -398,3 +475,19 @@ class JobService:
             # Nobody works on it any more: whoever runs jobs removes its files.
             queue_tasks(self.huey).discard_job(job["id"])
         return job
+
+
+def _same_segmentation(
+    dataset: object, model: object, settings: object, name: object
+) -> Callable[[dict], bool]:
+    """Whether a job's params ask for this segmentation (any name, when ``name`` is None)."""
+
+    def same(params: dict) -> bool:
+        return (
+            params.get("dataset") == dataset
+            and params.get("model") == model
+            and params.get("settings") == settings
+            and (name is None or params.get("name") == name)
+        )
+
+    return same

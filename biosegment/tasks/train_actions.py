@@ -5,7 +5,11 @@ These are the train job's person-facing actions; the web UI and the CLI reach th
 :class:`~biosegment.tasks.workspace.JobWorkspace` and reads what the running job wrote there (see
 :mod:`biosegment.tasks.train_live`), or writes a request the job reads. Nothing here removes a
 file: a discarded job's files are removed by the job as it stops, or by the queue's
-``discard_job`` task once nobody works on it.
+``discard_job`` task once nobody works on it. Accept and discard are first recorded in the job's
+catalog row, in one transaction each (:meth:`~biosegment.catalog.jobs.JobStore.record_accept`,
+:meth:`~biosegment.catalog.jobs.JobStore.record_discard`): of an accept and a discard sent together
+only the first takes effect and the other is refused, and only then is the request written for
+the job to read.
 
 Errors: :class:`~biosegment.errors.NotFoundError` for an unknown job,
 :class:`~biosegment.errors.StateError` (at ``job_id``) for a job that is not a train job or is in
@@ -18,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosegment.catalog.jobs import ACTIVE_JOB_STATES
 from biosegment.catalog.store import Catalog
 from biosegment.engine.steps_pages import read_steps_page
 from biosegment.errors import StateError
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 #: States of a job that somebody still works on (or will).
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = ACTIVE_JOB_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ def training_steps(
 def acceptable_job(catalog: Catalog, workspace: JobWorkspace) -> dict:
     """The row of a running train job that nobody accepted, discarded or cancelled yet."""
     job = train_job(catalog, workspace.job_id)
+    if job.get("decision"):
+        raise StateError(f"job {job['id']} was already {job['decision']}", where="job_id")
     if job["state"] != "running" or job.get("cancel_requested"):
         raise StateError(
             f"job {job['id']} is {job['state']}; only a running training can be accepted",
@@ -135,10 +142,11 @@ def acceptable_job(catalog: Catalog, workspace: JobWorkspace) -> dict:
 
 def accept(catalog: Catalog, workspace: JobWorkspace, name: str) -> dict:
     """Ask a running job (see :func:`acceptable_job`) to stop now and publish its best weights
-    as model ``name`` (a name the caller checked is free); return its row."""
+    as model ``name``, which it holds from now on; return its row."""
     acceptable_job(catalog, workspace)
+    job = catalog.record_accept(workspace.job_id, name)
     request_accept(workspace, name)
-    return catalog.job(workspace.job_id)
+    return job
 
 
 def discard(catalog: Catalog, workspace: JobWorkspace) -> tuple[dict, bool]:
@@ -147,12 +155,9 @@ def discard(catalog: Catalog, workspace: JobWorkspace) -> tuple[dict, bool]:
     Return its row and whether nobody works on it any more (so the caller must have its files
     removed: the queue's ``discard_job`` task); a running job removes them as it stops.
     """
-    job = train_job(catalog, workspace.job_id)
-    if job["state"] == "succeeded":
-        raise StateError(
-            f"job {job['id']} has finished and published its model; delete the model instead",
-            where="job_id",
-        )
+    train_job(catalog, workspace.job_id)
+    job = catalog.record_discard(workspace.job_id)
+    # The request is written before the cancel, so the job finds it when it stops.
     request_discard(workspace)
     if job["state"] in ACTIVE_STATES:
         job = catalog.request_cancel(job["id"])

@@ -3,7 +3,9 @@
 Job rows are read from the catalog (where workers report progress, ETA and per-epoch metrics);
 everything that changes a job goes through the job service, never the queue database. Names of
 datasets, models and annotations are checked against the catalog first, so a typo is a 404 that
-names the field rather than a job that fails later.
+names the field rather than a job that fails later. A segmentation identical to one queued or
+running (a double click, a retry clicked twice) answers 200 with that job instead of 202 with a
+new one; a model name that another job holds is refused with 409 naming the job.
 """
 
 from __future__ import annotations
@@ -71,9 +73,11 @@ def get_job_log(path: JobPath):
     return Response(text, mimetype="text/plain", headers={"Cache-Control": "no-store"})
 
 
-@api.post("/jobs/segment", responses={202: None, 400: None, 404: None, 503: None})
+@api.post("/jobs/segment", responses={200: None, 202: None, 400: None, 404: None, 503: None})
 def post_segment(body: SegmentRequest):
-    """Segment a dataset with a model; the new segmentation appears when the job succeeds."""
+    """Segment a dataset with a model; the new segmentation appears when the job succeeds.
+
+    While an identical segmentation is queued or running, the answer is that job (200)."""
     state = web_state()
     catalog = state.catalog()
     _require(catalog.dataset, body.dataset, field="dataset")
@@ -82,16 +86,16 @@ def post_segment(body: SegmentRequest):
     if body.name:
         options["name"] = check_new_name(body.name, field="name")
     settings = {name: getattr(body, name) for name in SEGMENT_OPTION_NAMES}
-    job = state.jobs().submit_segment(
+    job, created = state.jobs().find_or_submit_segment(
         body.dataset,
         body.model,
         **options,
         **{key: value for key, value in settings.items() if value is not None},
     )
-    return jsonify(job), 202
+    return jsonify(job), 202 if created else 200
 
 
-@api.post("/jobs/train", responses={202: None, 400: None, 404: None, 503: None})
+@api.post("/jobs/train", responses={202: None, 400: None, 404: None, 409: None, 503: None})
 def post_train(body: TrainRequest):
     """Train a model from an annotation (or the dataset's ground truth), optionally fine-tuning."""
     state = web_state()
@@ -123,9 +127,12 @@ def post_cancel(path: JobPath):
     return jsonify(state.jobs().cancel(path.job_id))
 
 
-@api.post("/jobs/<job_id>/retry", responses={202: None, 404: None, 409: None})
+@api.post("/jobs/<job_id>/retry", responses={200: None, 202: None, 400: None, 404: None, 409: None})
 def post_retry(path: JobPath):
-    """Run a failed or cancelled job again with the same parameters."""
+    """Run a failed or cancelled job again with the same parameters (checked as a new request
+    is: 409 when another job holds its model name; 200 with the identical segmentation that is
+    queued or running)."""
     state = web_state()
     state.catalog().job(path.job_id)
-    return jsonify(state.jobs().retry(path.job_id)), 202
+    job, created = state.jobs().find_or_retry(path.job_id)
+    return jsonify(job), 202 if created else 200

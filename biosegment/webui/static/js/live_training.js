@@ -121,6 +121,12 @@ export class LiveTraining {
     $("live-discard").disabled = !enabled;
   }
 
+  // After a refused accept or discard: a name to change leaves both open; a job already
+  // accepted, discarded or ended (a conflict about the job itself) leaves them closed.
+  setButtonsAfter(error) {
+    this.setButtons(Boolean(this.job) && !(error.status === 409 && error.field === "job_id"));
+  }
+
   async refresh() {
     if (!this.job || !["queued", "running"].includes(this.job.state)) {
       const running = await getJSON("/jobs?state=running&kind=train&limit=50");
@@ -209,20 +215,26 @@ export class LiveTraining {
     }
     $("live-worse").hidden = true;
     const name = $("live-name").value.trim();
+    this.setButtons(false);  // one of accept and discard, once: no second click while it is sent
     try {
       const reply = await sendJSON("POST", `/jobs/${enc(this.job.id)}/accept`, name ? { name } : {});
-      this.setButtons(false);
       $("live-status").textContent = `accepted: finishing the epoch, then publishing ${reply.accepted_name} …`;
-    } catch (error) { say(error.message || String(error)); }
+    } catch (error) {
+      this.setButtonsAfter(error);
+      say(error.message || String(error));
+    }
   }
 
   async discard() {
     if (!this.job) return;
     $("live-worse").hidden = true;
+    this.setButtons(false);
     try {
       await sendJSON("POST", `/jobs/${enc(this.job.id)}/discard`);
-      this.setButtons(false);
       $("live-status").textContent = "discarding …";
-    } catch (error) { say(error.message || String(error)); }
+    } catch (error) {
+      this.setButtonsAfter(error);
+      say(error.message || String(error));
+    }
   }
 }

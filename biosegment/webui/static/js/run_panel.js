@@ -15,11 +15,16 @@ function fillSegmentModels(models) {
   $("segment-start").disabled = names.length === 0;
 }
 
+// The button stays disabled while its request is on the way, so a double click asks once (the
+// server answers an identical request with the job already queued, too).
 async function startSegmentation(dataset) {
+  const button = $("segment-start");
+  button.disabled = true;
   try {
     const job = await sendJSON("POST", "/jobs/segment", { dataset, model: $("segment-model").value });
     $("run-message").replaceChildren("Started ", el("a", { href: `/jobs#${job.id}` }, `job ${job.id}`));
   } catch (error) { showError(error); }
+  finally { button.disabled = !$("segment-model").value; }
 }
 
 export function bindRunPanel(store) {
