@@ -22,6 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 import biosegment.engine.bioimageio  # noqa: F401  (torch and the importer load before tracing)
+from biosegment.catalog import open_catalog
 from biosegment.cli import main
 from biosegment.engine import load_model, save_model
 from biosegment.engine.bioimageio_package import MAX_WEIGHTS_BYTES
@@ -198,6 +199,17 @@ def test_import_refuses_a_name_that_is_taken_and_changes_nothing(data_folder, pa
     assert file_digests(data_folder / "models") == before
     card = json.loads((data_folder / "models" / "tiny" / "model.json").read_text())
     assert card["training"]["note"] == "three days of annotation"
+
+
+def test_import_refuses_a_name_a_train_job_holds(data_folder, package):
+    with open_catalog(data_folder) as catalog:
+        job = catalog.create_job("train", {"output_name": "fresh"}, model_name="fresh")
+    result = invoke(data_folder, "models", "import", str(package), "--name", "fresh", "--replace")
+    assert result.exit_code == 1
+    assert "'fresh' is held by a train job" in result.output
+    assert not (data_folder / "models" / "fresh").exists()
+    with open_catalog(data_folder) as catalog:
+        assert catalog.job(job["id"])["model_name"] == "fresh"
 
 
 def test_import_refuses_the_name_of_an_older_single_file_model(data_folder, package):

@@ -255,7 +255,11 @@ def import_model(
 
     try:
         checkpoint = import_bioimageio(
-            Path(package), root / MODELS_DIR, name=name, make_room=make_room if replace else None
+            Path(package),
+            root / MODELS_DIR,
+            name=name,
+            make_room=make_room if replace else None,
+            held_names=app.catalog().reserved_model_names(),
         )
     except ModelExistsError as exc:
         raise InputError(

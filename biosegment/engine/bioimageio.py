@@ -24,7 +24,7 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +53,7 @@ from biosegment.engine.model_publish import (
     publish_model,
 )
 from biosegment.engine.unet import UNet, size_multiple
-from biosegment.errors import InputError
+from biosegment.errors import InputError, StateError
 
 __all__ = [
     "export_bioimageio",
@@ -597,6 +597,7 @@ def import_bioimageio(
     name: str | None = None,
     atol: float = 1e-3,
     make_room: Callable[[list[Path]], object] | None = None,
+    held_names: Collection[str] = (),
 ) -> Path:
     """Import a bioimage.io package whose state-dict weights are a ``neuralnets`` U-Net.
 
@@ -613,8 +614,11 @@ def import_bioimageio(
     :param make_room: given the paths of an existing model of that name once the new one is
         written, to move them away; without it such a name is refused before any weights are
         read.
+    :param held_names: model names that unfinished jobs hold for the models they will
+        publish; such a name is refused before any weights are read, ``make_room`` or not.
     :returns: the written ``model.pytorch``.
     :raises ModelExistsError: when the name is taken and there is no ``make_room``.
+    :raises StateError: at ``name`` when a job holds the name.
     :raises InputError: naming the package when it has no usable weights, its weights are not
         a U-Net this engine runs, or they do not reproduce the test output.
     """
@@ -624,6 +628,13 @@ def import_bioimageio(
         rdf = _parse_rdf(package)
         chosen = name or str(rdf.get("name") or source.stem)
         folder_name = model_folder_name(chosen)
+        if folder_name in held_names:
+            raise StateError(
+                f"model name {folder_name!r} is held by a train job until it publishes its "
+                "model or ends; import under another name",
+                source=source,
+                where="name",
+            )
         existing = existing_model_paths(models_dir, folder_name)
         if existing and make_room is None:
             raise ModelExistsError(folder_name, existing)
