@@ -30,6 +30,7 @@ def test_copy_from_previous_and_interpolate_between_slices(tmp_path):
         page.fill("#annotation-name", "cells")
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=cells]")
+        page.click("#tool-brush")  # a drag pans until a painting tool is picked
         page.fill("#brush-size", "40")
         page.dispatch_event("#brush-size", "input")
         page.click("button[data-class-id='1']")

@@ -47,6 +47,7 @@ def test_fine_tune_live_then_accept(daemon):
         page.fill("#annotation-name", "scribbles")
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=scribbles]")
+        page.click("#tool-brush")  # a drag pans until a painting tool is picked
         page.fill("#brush-size", "12")
         page.dispatch_event("#brush-size", "input")
         page.click("button[data-class-id='1']")

@@ -104,6 +104,7 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         page.fill("#annotation-name", "scribbles")
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=scribbles]")
+        page.click("#tool-brush")  # a drag pans until a painting tool is picked
         page.fill("#brush-size", "10")
         page.dispatch_event("#brush-size", "input")
         page.click("button[data-class-id='1']")

@@ -2,8 +2,8 @@
 
 Colours belong to a layer and a prediction looks different from the ground truth; layers and
 models that land while the page is open appear on their own; a reload keeps the annotation,
-slice, zoom, brush and undo history; fill follows the image and stays on screen; a stroke with
-no annotation chosen creates one instead of panning.
+slice, zoom, brush and undo history; fill follows the image and stays on screen; a drag pans
+until a painting tool is picked, and painting asks for an annotation rather than making one.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def test_a_reload_keeps_annotation_slice_zoom_brush_and_undo(tmp_path):
         page.fill("#annotation-name", "kept")
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=kept]")
+        page.click("#tool-brush")  # a drag pans until a painting tool is picked
         page.fill("#slice", "3")
         page.dispatch_event("#slice", "input")
         wait_drawn(page, 3)
@@ -182,29 +183,86 @@ def test_fill_follows_the_image_and_stays_on_screen(tmp_path):
         assert browser.errors == []
 
 
-def test_a_stroke_without_an_annotation_creates_one_instead_of_panning(tmp_path):
+VIEW_ORIGIN = "() => [window.biosegmentViewer.views.z.left, window.biosegmentViewer.views.z.top]"
+
+
+def annotation_names(server):
+    reply = Http(server.url).get(f"/api/v1/datasets/{DEMO_DATASET}/annotations")
+    assert reply.status == 200, reply.body
+    return [a["name"] for a in reply.json() if a["state"] != "missing"]
+
+
+def test_a_drag_pans_and_painting_asks_for_an_annotation_instead_of_making_one(tmp_path):
     root = make_demo_folder(tmp_path / "data")
     with serve(config_for(root)) as server, chromium_page() as browser:
         page = open_viewer(browser, server)
         wait_drawn(page, 0)
         assert page.input_value("#annotation-select") == ""
-        before = page.evaluate(
-            "() => [window.biosegmentViewer.views.z.left, window.biosegmentViewer.views.z.top]"
-        )
+        # the first drag of a new visitor pans: nothing is painted, nothing is made
+        assert "active" in page.get_attribute("#tool-pan", "class")
+        before = page.evaluate(VIEW_ORIGIN)
+        drag(page, [(100, 100), (100, 300)])
+        assert page.evaluate(VIEW_ORIGIN) != before
+        assert annotation_names(server) == []
+
+        # painting with no annotation chosen asks for one, next to the picker
+        page.click("#tool-brush")
+        assert page.is_hidden("#annotation-needed")
+        moved = page.evaluate(VIEW_ORIGIN)
+        drag(page, [(200, 100), (200, 300)])
+        page.wait_for_selector("#annotation-needed", state="visible")
+        assert page.evaluate("() => document.activeElement.id") == "annotation-name"
+        assert page.evaluate(VIEW_ORIGIN) == moved  # a painting tool never pans
+        page.wait_for_timeout(500)
+        assert annotation_names(server) == []
+        assert page.get_attribute("#viewer", "data-annotation") in (None, "")
+
+        # making one is a visible step; then strokes go into it
+        page.fill("#annotation-name", "mine")
+        page.click("#annotation-create")
+        page.wait_for_selector("#viewer[data-annotation=mine]")
+        assert page.is_hidden("#annotation-needed")
+        assert annotation_names(server) == ["mine"]
         page.fill("#brush-size", "6")
         page.dispatch_event("#brush-size", "input")
         drag(page, [(100, 100), (100, 300)])
-        page.wait_for_selector("#viewer[data-annotation^='annotation-']")
-        name = page.get_attribute("#viewer", "data-annotation")
-        assert page.input_value("#annotation-select") == name
-        assert name in page.inner_text("#run-message")
-        assert (
-            page.evaluate(
-                "() => [window.biosegmentViewer.views.z.left, window.biosegmentViewer.views.z.top]"
-            )
-            == before
-        )  # no pan
         page.wait_for_selector("#save-state[data-state=saved]")
-        saved = read_png_slice(root / "annotations" / DEMO_DATASET / name / "z00000.png")
+        saved = read_png_slice(root / "annotations" / DEMO_DATASET / "mine" / "z00000.png")
         assert (saved[100, 110:290] == 1).all() and (saved[:90] == 255).all()
+        page.wait_for_timeout(600)  # the state is written a moment after the last change
+
+        # the same browser, back from the dashboard: the annotation chosen last is chosen again
+        page.goto(f"{server.url}datasets/{DEMO_DATASET}")
+        page.wait_for_selector("#viewer[data-ready=true]")
+        page.wait_for_selector("#viewer[data-annotation=mine]")
+        assert page.input_value("#annotation-select") == "mine"
+        assert annotation_names(server) == ["mine"]
+
+        # ... unless it is gone: then none is chosen, and nothing is made in its place
+        shutil.rmtree(root / "annotations" / DEMO_DATASET / "mine")
+        with open_catalog(root) as catalog:
+            refresh(catalog, root)
+        page.goto(f"{server.url}datasets/{DEMO_DATASET}")
+        page.wait_for_selector("#viewer[data-ready=true]")
+        assert page.input_value("#annotation-select") == ""
+        assert annotation_names(server) == []
+        assert browser.errors == []
+
+
+def test_the_visibility_box_of_the_edited_annotation_says_whether_its_strokes_show(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    with serve(config_for(root)) as server, chromium_page() as browser:
+        page = open_viewer(browser, server)
+        page.fill("#annotation-name", "fresh")
+        page.click("#annotation-create")
+        page.wait_for_selector("#viewer[data-annotation=fresh]")
+        box = "#layer-annotation\\:fresh-visible"
+        page.wait_for_selector(box)
+        shown = "() => window.biosegmentViewer.views.z.editorCanvas !== null"
+        # a new annotation's strokes are on screen, and its box says so
+        assert page.evaluate(shown) and page.is_checked(box)
+        page.uncheck(box)
+        page.wait_for_function(f"() => !({shown})()")
+        page.check(box)
+        page.wait_for_function(shown)
         assert browser.errors == []

@@ -18,13 +18,12 @@ function visibleBounds(view, shape) {
     Math.min(shape[1] - 1, Math.ceil(bottom) - 1), Math.min(shape[2] - 1, Math.ceil(right) - 1)];
 }
 
-// createAnnotation() -> Promise<name>: makes an annotation for a stroke painted with none chosen.
-export function createEditor(store, views, { createAnnotation }) {
+// needAnnotation(): someone painted with no annotation chosen (the page asks for one).
+export function createEditor(store, views, { needAnnotation }) {
   const { dataset, shape } = store.get();
   let undoTimer = null;
   const editor = new AnnotationEditor({
-    dataset, height: shape[1], width: shape[2], createAnnotation,
-    currentSlice: () => store.get().cursor[0],
+    dataset, height: shape[1], width: shape[2], needAnnotation,
     fillBounds: () => visibleBounds(views.z, shape),
     fillGrey: (bounds) => sliceGrey({ dataset, z: store.get().cursor[0], bounds, version: store.get().fingerprint || "" }),
     onChange: () => {
@@ -46,6 +45,11 @@ export function createEditor(store, views, { createAnnotation }) {
   // the brush outline under the cursor, at the size a stroke will have
   views.z.brushRadius = () => (["brush", "eraser"].includes(editor.tool) && editor.wants() ? editor.brushSize / 2 : 0);
   return editor;
+}
+
+function editedAndShown(state) {
+  const layer = state.editing && editingLayer(state);
+  return Boolean(layer && layer.name && layer.visible);
 }
 
 function updateUndoButtons(editor) {
@@ -82,9 +86,14 @@ export function bindAnnotatePanel(store, views, editor, { showError }) {
   store.subscribe((s) => `${s.classId} ${editorColours(s)}`, () => renderClassButtons(store));
   store.subscribe(editorColours, () => editor.setPalette(paletteFor({ ...editingLayer(store.get()), hiddenClasses: new Set() }, store.get().classes)));
   store.subscribe((s) => s.editing, (editing) => {
-    views.z.editorCanvas = editing ? editor.canvas : null;
     $("viewer").dataset.annotation = editing || "";
     updateUndoButtons(editor);
+  });
+  // the edited annotation is drawn from the editor's canvas, and only while its layer's box is
+  // checked, so the box always says whether its strokes are on screen
+  store.subscribe(editedAndShown, (shown) => {
+    views.z.editorCanvas = shown ? editor.canvas : null;
+    views.z.requestDraw();
   });
   store.subscribe((s) => s.cursor[0], (z) => {
     if (editor.active) editor.load(z).then(() => views.z.requestDraw(), showError);

@@ -24,13 +24,14 @@ const TOOLS = {
 };
 
 export class AnnotationEditor {
-  // Options besides the slice size: createAnnotation() -> Promise<name> makes an annotation
-  // for a stroke painted while none is chosen; currentSlice() -> z; fillBounds() -> [r0, c0,
-  // r1, c1], the part of the slice on screen; fillGrey(bounds) -> Promise<Uint8Array>.
-  constructor({ dataset, height, width, onChange, onSaveState, createAnnotation = null,
-    currentSlice = () => 0, fillBounds = null, fillGrey = null }) {
-    Object.assign(this, { dataset, height, width, onChange, onSaveState, createAnnotation,
-      currentSlice, fillBounds, fillGrey });
+  // Options besides the slice size: needAnnotation() is called when someone paints while no
+  // annotation is chosen (nothing is painted: the page asks which annotation to paint into);
+  // fillBounds() -> [r0, c0, r1, c1], the part of the slice on screen; fillGrey(bounds) ->
+  // Promise<Uint8Array>.
+  constructor({ dataset, height, width, onChange, onSaveState, needAnnotation = null,
+    fillBounds = null, fillGrey = null }) {
+    Object.assign(this, { dataset, height, width, onChange, onSaveState, needAnnotation,
+      fillBounds, fillGrey });
     this.fillMode = "image"; this.fillTolerance = 12;
     this.canvas = document.createElement("canvas");
     this.canvas.width = width; this.canvas.height = height;
@@ -38,7 +39,7 @@ export class AnnotationEditor {
     this.image = this.ctx.createImageData(width, height);
     this.labels = new Uint8Array(width * height).fill(UNPAINTED);
     this.palette = new Uint8ClampedArray(256 * 4);
-    this.tool = "brush"; this.classId = 1; this.brushSize = 8;
+    this.tool = "pan"; this.classId = 1; this.brushSize = 8;
     this.name = null; this.z = null;
     this.history = new Map();   // z -> {undo: [], redo: []}
     this.stroke = null;
@@ -58,7 +59,7 @@ export class AnnotationEditor {
 
   async load(z) {
     await this.flush();
-    if (this.name === null) return;  // a new annotation could not be created
+    if (this.name === null) return;
     this.z = z;
     const bytes = await fetchSlice(this.dataset, this.name, z);
     if (this.z !== z) return;  // the person moved on while this slice loaded
@@ -73,29 +74,15 @@ export class AnnotationEditor {
 
   // -- pointer ------------------------------------------------------------------------------
 
+  // A painting tool takes the pointer (a drag paints, it never pans); with no annotation chosen
+  // it only asks for one.
   wants() {
     if (TOOLS[this.tool] === null) return false;
-    return this.active ? this.z !== null : Boolean(this.createAnnotation);
-  }
-
-  // A stroke with no annotation chosen: paint into a new, empty one that is created meanwhile.
-  startNew() {
-    this.name = ""; this.z = this.currentSlice();
-    this.history = new Map();
-    this.labels.fill(UNPAINTED);
-    this.render(0, 0, this.width, this.height);
-    this.creating = this.createAnnotation().then((name) => {
-      this.name = name; this.creating = null;
-      if (this.dirty) this.save();
-    }, (error) => {
-      this.name = null; this.z = null; this.creating = null; this.dirty = false;
-      this.onSaveState("error", error.message);
-      if (this.onChange) this.onChange();
-    });
+    return this.active ? this.z !== null : Boolean(this.needAnnotation);
   }
 
   down(at) {
-    if (!this.active) this.startNew();
+    if (!this.active) { this.needAnnotation(); return; }
     if (this.tool === "fill") { this.pendingFill = this.fillAt(at, this.classId); return; }
     this.stroke = { indices: [], before: [], seen: new Set() };
     this.box = null;
@@ -249,7 +236,6 @@ export class AnnotationEditor {
   save() {
     clearTimeout(this.saveTimer);
     this.saveTimer = null;
-    if (this.creating) return this.creating.then(() => this.save());  // a name first
     if (!this.dirty || this.name === null || this.z === null) return this.saving;
     this.dirty = false;
     const body = this.labels.slice();

@@ -8,7 +8,7 @@ if (panel && !$("jobs-page")) {
   poll("/jobs?limit=20", 1500, (jobs) => {
     const active = jobs.filter((j) => j.state === "queued" || j.state === "running");
     panel.hidden = active.length === 0;
-    // room below the page's tables, so the panel never sits on a column one needs to read
+    // the page keeps its content out of the panel's column, so it never covers a table or a card
     document.body.classList.toggle("jobs-panel-open", !panel.hidden);
     list.replaceChildren(...active.map((job) => el("div", { class: "job" },
       el("div", {}, jobSummary(job)),

@@ -1,7 +1,8 @@
 // The viewer's "Layers" panel: per layer a visibility box and, for label layers, its opacity and
 // per class a visibility box and a colour; a difference layer adds its scores against ground
 // truth. The panel changes layers only through the store; it is drawn again when the list of
-// layers (or the classes) changes, not when a value it shows itself changes.
+// layers (or the classes) changes, not when a value it shows itself changes, and its visibility
+// boxes follow the store when another panel shows or hides a layer.
 import { $, el, enc, getJSON } from "./common.js";
 import { layerClasses } from "./colours.js";
 import { layerKey, updateLayer } from "./viewer_layers.js";
@@ -48,7 +49,7 @@ function layerControls(store, layer) {
     onchange: (e) => updateLayer(store, key, { visible: e.target.checked }) });
   visible.checked = layer.visible;
   const box = el("div", { class: "layer", dataset: { layer: key } },
-    el("div", { class: "row" }, visible, el("span", {}, layer.label)));
+    el("div", { class: "row" }, el("label", { class: "layer-name" }, visible, el("span", {}, layer.label))));
   if (layer.kind === "raw") return box;
   const opacity = el("input", { type: "range", min: "0", max: "100", value: String(layer.opacity * 100),
     title: "opacity", oninput: (e) => updateLayer(store, key, { opacity: e.target.value / 100 }) });
@@ -63,8 +64,19 @@ function outline(state) {
     [layerKey(l), l.label, l.kind === "difference" ? l.version : ""])]);
 }
 
+// Which layers are shown: another panel may show one (choosing an annotation to edit shows it).
+function visibility(state) {
+  return state.layers.map((l) => `${layerKey(l)}=${l.visible}`).join("\n");
+}
+
 export function bindLayersPanel(store) {
   const render = () => $("layers").replaceChildren(...store.get().layers.map((l) => layerControls(store, l)));
   store.subscribe(outline, render);
+  store.subscribe(visibility, () => {
+    for (const layer of store.get().layers) {
+      const box = document.getElementById(`layer-${layerKey(layer)}-visible`);
+      if (box) box.checked = layer.visible;
+    }
+  });
   render();
 }

@@ -41,7 +41,7 @@ function firstState(dataset, doc, models, project, saved) {
     layers: firstLayers(doc, saved, context),
     cursor: [0, Math.floor(doc.shape[1] / 2), Math.floor(doc.shape[2] / 2)],
     editing: null,
-    tool: saved.tool || "brush",
+    tool: saved.tool || "pan",  // a drag pans until the person picks a painting tool
     brush: saved.brush || Number($("brush-size").value),
     classId: (doc.classes.find((c) => c.id !== 0) || doc.classes[0]).id,
     window: saved.window || [Number($("window-low").value), Number($("window-high").value)],
@@ -64,8 +64,8 @@ async function start() {
     for (const old of mergeLayers(store, changed)) for (const view of Object.values(views)) view.forgetLayer(old);
   };
   let choice = null;
-  const editor = createEditor(store, views, { createAnnotation: () => choice.createForStroke() });
-  choice = new AnnotationChoice({ store, views, editor, showError, onCatalog });
+  const editor = createEditor(store, views, { needAnnotation: () => choice.askForOne() });
+  choice = new AnnotationChoice({ store, editor, showError, onCatalog });
 
   bindNavigation(store, views);
   bindContrast(store, views, { showError });

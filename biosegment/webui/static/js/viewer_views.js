@@ -47,20 +47,25 @@ function showCursor(views, cursor, shape) {
   for (const view of Object.values(views)) view.requestDraw();
 }
 
+// A class id as a person reads it: the class's name (255 is a pixel nobody painted).
+function className(classes, id) {
+  if (id === 255) return "not painted";
+  const cls = classes.find((c) => c.id === id);
+  return cls ? cls.name : `class ${id}`;
+}
+
 let voxelTimer = null;
 function showVoxel(store, z, y, x) {
   clearTimeout(voxelTimer);
   voxelTimer = setTimeout(async () => {
     const { dataset, layers, editing, classes } = store.get();
-    // the layers on screen only: the readout keeps a fixed height beside the sidebar
-    const labels = layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === editing)).map(layerKey).join(",");
+    // the label layers on screen (and the one being edited), each by the name the layers panel shows
+    const shown = layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === editing));
+    const labelOf = new Map(shown.map((l) => [layerKey(l), l.label || layerKey(l)]));
     try {
-      const v = await getJSON(`/datasets/${enc(dataset)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc(labels)}`);
-      const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `value ${v.value}`];
-      for (const [name, id] of Object.entries(v.labels)) {
-        const cls = classes.find((c) => c.id === id);
-        lines.push(`${name}: ${id === 255 ? "-" : id}${cls ? " " + cls.name : ""}`);
-      }
+      const v = await getJSON(`/datasets/${enc(dataset)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc([...labelOf.keys()].join(","))}`);
+      const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `grey value ${v.value}`];
+      for (const [key, id] of Object.entries(v.labels)) lines.push(`${labelOf.get(key) || key}: ${className(classes, id)}`);
       $("voxel").textContent = lines.join("\n");
     } catch (_) { /* outside the volume or a layer without files */ }
   }, 60);
