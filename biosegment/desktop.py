@@ -8,8 +8,8 @@ stop through ``on_close`` unless it runs as a service. The window lives in a chi
 a library is missing, ends that process only; the daemon keeps serving, opens the default
 browser instead and prints the reason in one line. Once the person has closed the window its
 process must end: when it does not within :data:`WINDOW_EXIT_SECONDS`, it is ended. Without a
-backend it opens the default browser; without a display (a server, an SSH session) it prints
-the URL.
+backend it opens the default browser (:mod:`biosegment.desktop_browser` says whether the
+browser really stayed open); without a display (a server, an SSH session) it prints the URL.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from biosegment.config import display_available
+from biosegment.desktop_browser import open_in_browser
 
 __all__ = [
     "open_ui",
@@ -263,11 +263,6 @@ def open_ui(
                 f"The desktop window failed ({window.failure(code)}); using the browser instead.",
                 flush=True,
             )
-    try:
-        if webbrowser.open(url):
-            print(f"Opened {url} in the default browser.", flush=True)
-            return "browser"
-    except webbrowser.Error:
-        pass
-    print(f"Open {url} in a browser.", flush=True)
-    return "printed"
+    outcome = open_in_browser(url)
+    print(outcome.message(), flush=True)
+    return "browser" if outcome.opened else "printed"
