@@ -3,13 +3,15 @@
 The browsers are small scripts named ``chromium``, found through ``$BROWSER`` and ``PATH``, so
 Python's :mod:`webbrowser` drives them exactly as it drives Chromium: one that ends at once
 (Chromium run as root does: "Running as root without --no-sandbox is not supported") is
-reported as ended, with its exit status; one that keeps running is reported open. Each case
-runs in a fresh interpreter, since :mod:`webbrowser` remembers the browsers it found.
+reported as ended, with its exit status; one that keeps running is reported open. ``PATH``
+holds nothing else, so no real browser of the machine joins in. Each case runs in a fresh
+interpreter, since :mod:`webbrowser` remembers the browsers it found.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,9 +32,16 @@ OPEN_IN_BROWSER = textwrap.dedent("""
 """)
 
 
+def programs(folder):
+    """A folder for ``PATH`` with ``sleep`` in it and no browser."""
+    folder.mkdir(exist_ok=True)
+    (folder / "sleep").symlink_to(shutil.which("sleep"))
+    return folder
+
+
 def fake_browser(folder, body: str):
     """A program named ``chromium`` in ``folder`` that runs ``body`` (sh)."""
-    folder.mkdir(exist_ok=True)
+    programs(folder)
     program = folder / "chromium"
     program.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
     program.chmod(0o755)
@@ -41,7 +50,7 @@ def fake_browser(folder, body: str):
 
 def browser_env(folder, browser: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("BROWSER", "DISPLAY")}
-    env.update(PYTHONPATH=str(REPO), PATH=f"{folder}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    env.update(PYTHONPATH=str(REPO), PATH=str(folder))
     # a display is what makes webbrowser look for graphical browsers such as chromium
     env["DISPLAY"] = ":9876"
     if browser is not None:
@@ -65,7 +74,8 @@ def open_in_browser(env: dict) -> tuple[str, str]:
 def test_a_browser_that_ends_at_once_is_reported_with_its_status_and_the_address(tmp_path):
     program = fake_browser(
         tmp_path / "bin",
-        'echo "Running as root without --no-sandbox is not supported." >&2; exit 1',
+        # as Chromium does, it ends a moment after it started (webbrowser counts it started)
+        'sleep 0.5; echo "Running as root without --no-sandbox is not supported." >&2; exit 1',
     )
     message, state = open_in_browser(browser_env(tmp_path / "bin", str(program)))
     assert state.startswith("state=ended"), (message, state)
@@ -90,16 +100,13 @@ def test_a_browser_that_stays_is_reported_open(tmp_path):
 
 def test_a_browser_command_that_ends_well_handed_the_page_over(tmp_path):
     # `true` stands for a program that gives the address to a browser already running
-    message, state = open_in_browser(browser_env(tmp_path / "bin", "true"))
+    message, state = open_in_browser(browser_env(programs(tmp_path / "bin"), shutil.which("true")))
     assert state.startswith("state=handed-over"), (message, state)
     assert message == f"Opened {URL} in the default browser."
 
 
 def test_without_any_browser_the_address_is_printed(tmp_path):
-    (tmp_path / "bin").mkdir()
-    env = browser_env(tmp_path / "bin", None)
-    env["PATH"] = str(tmp_path / "bin")  # no xdg-open, no browser at all
-    message, state = open_in_browser(env)
+    message, state = open_in_browser(browser_env(programs(tmp_path / "bin"), None))
     assert state.startswith("state=none"), (message, state)
     assert message == f"No browser could be started; open {URL} in a browser."
 
@@ -107,9 +114,8 @@ def test_without_any_browser_the_address_is_printed(tmp_path):
 @pytest.mark.slow
 def test_run_whose_window_fails_says_the_browser_ended_and_prints_the_address(tmp_path):
     root, _ = make_folder(tmp_path)
-    program = fake_browser(tmp_path / "bin", "exit 1")
+    program = fake_browser(tmp_path / "bin", "sleep 0.5; exit 1")
     env = {**biosegment_env(), **browser_env(tmp_path / "bin", str(program))}
-    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
     env["QT_QPA_PLATFORM"] = "nonexistent"  # the window cannot start: Qt aborts
     log = tmp_path / "run.log"
     with open(log, "wb") as output:
