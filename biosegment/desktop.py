@@ -6,8 +6,10 @@ extra, or GTK) it opens a window and returns when the window closes, then asks t
 stop through ``on_close`` unless it runs as a service. The window lives in a child process
 (:mod:`biosegment.desktop_window`): a GUI toolkit that fails, even by aborting as Qt does when
 a library is missing, ends that process only; the daemon keeps serving, opens the default
-browser instead and prints the reason in one line. Without a backend it opens the default
-browser; without a display (a server, an SSH session) it prints the URL.
+browser instead and prints the reason in one line. Once the person has closed the window its
+process must end: when it does not within :data:`WINDOW_EXIT_SECONDS`, it is ended. Without a
+backend it opens the default browser (:mod:`biosegment.desktop_browser` says whether the
+browser really stayed open); without a display (a server, an SSH session) it prints the URL.
 """
 
 from __future__ import annotations
@@ -19,18 +21,34 @@ import signal
 import subprocess
 import sys
 import threading
-import webbrowser
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from biosegment.config import display_available
+from biosegment.desktop_browser import open_in_browser
 
-__all__ = ["open_ui", "open_window", "window_backend", "WindowProcess", "WINDOW_TITLE"]
+__all__ = [
+    "open_ui",
+    "open_window",
+    "window_backend",
+    "WindowProcess",
+    "WINDOW_TITLE",
+    "SHOWN_LINE",
+    "CLOSED_LINE",
+    "WINDOW_EXIT_SECONDS",
+]
 
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "BioSegment"
+#: The window process prints this line once the window has loaded the page ...
+SHOWN_LINE = "window-shown"
+#: ... and this one once the person has closed the window; its process ends right after.
+CLOSED_LINE = "window-closed"
+#: How long a closed window's process may take to end before it is ended.
+WINDOW_EXIT_SECONDS = 15.0
 _QT_BINDINGS = (
     "PyQt6.QtWebEngineWidgets",
     "PySide6.QtWebEngineWidgets",
@@ -114,6 +132,7 @@ class WindowProcess:
     """The window running in its own process (``biosegment.desktop_window``).
 
     A crash or abort there ends only that process; :meth:`wait` says how it ended.
+    ``closed`` is set once the person has closed the window.
     """
 
     def __init__(self, url: str, gui: str, *, title: str = WINDOW_TITLE):
@@ -128,6 +147,7 @@ class WindowProcess:
             title,
         ]
         self.shown = threading.Event()
+        self.closed = threading.Event()
         self._stderr: deque[str] = deque(maxlen=40)
         self.process = subprocess.Popen(
             command,
@@ -146,9 +166,11 @@ class WindowProcess:
 
     def _read_stdout(self) -> None:
         for line in self.process.stdout:
-            if line.strip() == "window-shown":
+            if line.strip() == SHOWN_LINE:
                 self.shown.set()
                 log.info("the desktop window shows the UI (process %d)", self.process.pid)
+            elif line.strip() == CLOSED_LINE:
+                self.closed.set()
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
@@ -168,7 +190,12 @@ class WindowProcess:
             return self.process.wait()
 
     def wait(self, stop: threading.Event | None = None) -> int:
-        """Block until the window process ends (or ``stop`` is set: then close it)."""
+        """Block until the window process ends (or ``stop`` is set: then close it).
+
+        A process that outlives its closed window by :data:`WINDOW_EXIT_SECONDS` is ended,
+        and counts as closed by the person (0).
+        """
+        closed_at: float | None = None
         while True:
             try:
                 code = self.process.wait(0.25)
@@ -177,6 +204,17 @@ class WindowProcess:
                 if stop is not None and stop.is_set():
                     code = self.close()
                     break
+                if self.closed.is_set():
+                    closed_at = closed_at or time.monotonic()
+                    if time.monotonic() - closed_at > WINDOW_EXIT_SECONDS:
+                        log.warning(
+                            "the window was closed but its process %d did not end; ending it",
+                            self.process.pid,
+                        )
+                        self.process.kill()
+                        self.process.wait()
+                        code = 0
+                        break
         for reader in self._readers:
             reader.join(2)
         return code
@@ -225,11 +263,6 @@ def open_ui(
                 f"The desktop window failed ({window.failure(code)}); using the browser instead.",
                 flush=True,
             )
-    try:
-        if webbrowser.open(url):
-            print(f"Opened {url} in the default browser.", flush=True)
-            return "browser"
-    except webbrowser.Error:
-        pass
-    print(f"Open {url} in a browser.", flush=True)
-    return "printed"
+    outcome = open_in_browser(url)
+    print(outcome.message(), flush=True)
+    return "browser" if outcome.opened else "printed"

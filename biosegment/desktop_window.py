@@ -3,10 +3,10 @@
 :func:`biosegment.desktop.open_ui` starts this module as a child process, so that a GUI toolkit
 that fails, even by aborting (Qt does when a platform plugin or a library is missing), ends
 only this process and never the daemon that serves the UI. The protocol with the parent is
-small: a line ``window-shown`` on standard output once the page has loaded, exit status 0
-when the person closed the window (or the parent asked it to close with SIGTERM), anything
-else when the window failed; Qt's own messages go to standard error, where the parent reads
-the reason it reports.
+small: a line ``window-shown`` on standard output once the page has loaded, a line
+``window-closed`` once the person has closed it, exit status 0 when the person closed the window (or
+the parent asked it to close with SIGTERM), anything else when the window failed; Qt's own
+messages go to standard error, where the parent reads the reason it reports.
 """
 
 from __future__ import annotations
@@ -16,23 +16,30 @@ import signal
 import sys
 import threading
 
-from biosegment.desktop import WINDOW_TITLE, open_window
+from biosegment.desktop import CLOSED_LINE, SHOWN_LINE, WINDOW_TITLE, open_window
 
-__all__ = ["SHOWN_LINE", "main"]
-
-#: Printed on standard output once the window has loaded the page.
-SHOWN_LINE = "window-shown"
+__all__ = ["main"]
 
 
 def _watch(window, closing: threading.Event) -> None:
-    """Report the window once loaded; close it when asked to."""
+    """Report the window once loaded; close it when asked to; end once it has closed.
+
+    pywebview runs this in a thread the interpreter waits for at exit: it must end when the
+    person closes the window (the window manager's close button), or the process would stay
+    behind, with its QtWebEngine helpers, after the window is gone.
+    """
+    closed = window.events.closed
     while not window.events.loaded.wait(0.2):
-        if closing.is_set():
+        if closing.is_set() or closed.is_set():
             break
     else:
         print(SHOWN_LINE, flush=True)
-    closing.wait()
-    window.destroy()
+    while not closed.is_set():
+        if closing.wait(0.2):
+            if not closed.is_set():
+                window.destroy()
+            return  # the parent asked: it knows the window goes
+    print(CLOSED_LINE, flush=True)
 
 
 def _close_at_end_of_input(closing: threading.Event) -> None:

@@ -1,8 +1,9 @@
 """CLI commands that serve a data folder: ``run`` (the daemon, with UI and window) and ``worker``.
 
-Both run until SIGINT or SIGTERM (or, for ``run`` with a window, until the window closes) and
-then stop cleanly: running jobs are checkpointed and go back on the queue, to resume at the next
-start or on another worker. Logs go to the data folder's log file and to standard error.
+Both run until SIGINT or SIGTERM (or, for ``run`` with a window, until the person closes the
+window: ``run`` started the window, so closing it stops BioSegment) and then stop cleanly:
+running jobs are checkpointed and go back on the queue, to resume at the next start or on
+another worker. Logs go to the data folder's log file and to standard error.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from dataclasses import replace
 
 import click
 
+from biosegment.catalog import open_catalog
 from biosegment.cli.context import AppContext, pass_app
 from biosegment.cli.root import main
 from biosegment.folder_names import QUEUE_FILE
 
 __all__ = ["run", "worker", "configure_logging"]
+
+log = logging.getLogger(__name__)
 
 _DESKTOP_MODULE = "biosegment.desktop"
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -74,15 +78,37 @@ class _StopOnSignal:
             pass
 
 
-def _open_window(url: str, stopper: _StopOnSignal) -> bool:
-    """Open the desktop window if that part is installed; False when it is not."""
+def _unfinished_jobs(config) -> int:
+    """Jobs queued or running in the data folder: those the queue keeps for the next start."""
+    try:
+        with open_catalog(config.data_dir) as catalog:
+            return len(catalog.jobs_in_state("queued")) + len(catalog.jobs_in_state("running"))
+    except Exception:  # the count only informs the log line: never let it block the stop
+        log.exception("could not count the unfinished jobs")
+        return 0
+
+
+def _open_window(url: str, stopper: _StopOnSignal, config) -> bool:
+    """Open the desktop window if that part is installed; False when it is not.
+
+    ``run`` started the window, so the person closing it stops BioSegment (logged, with the
+    jobs that wait for the next start).
+    """
     try:
         desktop = importlib.import_module(_DESKTOP_MODULE)
     except ModuleNotFoundError as exc:
         if exc.name and _DESKTOP_MODULE.startswith(exc.name):
             return False
         raise
-    desktop.open_ui(url, on_close=stopper.requested.set, service=False, stop=stopper.requested)
+
+    def window_closed() -> None:
+        log.info(
+            "window closed: stopping BioSegment; %d job(s) kept for the next start",
+            _unfinished_jobs(config),
+        )
+        stopper.requested.set()
+
+    desktop.open_ui(url, on_close=window_closed, service=False, stop=stopper.requested)
     return True
 
 
@@ -116,7 +142,7 @@ def run(app: AppContext, headless: bool) -> None:
             else:
                 click.echo(f"BioSegment serves {config.data_dir} (web UI not installed)")
             if not headless and daemon.url:
-                _open_window(daemon.url, stopper)
+                _open_window(daemon.url, stopper, config)
             stopper.wait()
             click.echo("stopping: running jobs are checkpointed and re-queued ...", err=True)
         finally:
