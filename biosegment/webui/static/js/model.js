@@ -5,6 +5,13 @@ import { drawChart } from "./charts.js";
 const root = $("model-page");
 const name = root.dataset.model;
 
+// The training history's best scores, and which pixels they were computed on.
+function bestMetricsText(model) {
+  const best = Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+  if (!best) return (model.held_out || []).length ? "none recorded during training (see the held-out scores)" : "none recorded";
+  return model.metrics_on ? `${best} on ${model.metrics_on}` : best;
+}
+
 async function show() {
   const model = await getJSON(`/models/${enc(name)}`);
   const arch = model.architecture || {};
@@ -13,9 +20,14 @@ async function show() {
     ["Parent", model.parent ? el("a", { href: `/models/${enc(model.parent)}` }, model.parent) : "none"],
     ["Classes", (model.classes || []).map((c) => `${c.id} ${c.name}`).join(", ")],
     ["Architecture", Object.entries(arch).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")],
-    ["Best metrics", Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ")],
-    ["Validated", model.validation || "not recorded"],
+    ["Best metrics", bestMetricsText(model)],
+    ["Validation during training", model.validation || "not recorded"],
   ];
+  // scores on data kept out of training, each saying what it was computed on
+  for (const entry of model.held_out || []) {
+    facts.push([`Held out: ${entry.data}`, el("span", { class: "held-out" }, entry.text)]);
+  }
+  if (model.held_out_note) facts.push(["Never trained on", model.held_out_note]);
   const truth = model.ground_truth;
   if (truth) {
     const scores = ["mean_dice", "mean_iou", "pixel_error"].filter((k) => typeof truth[k] === "number")
