@@ -1,5 +1,6 @@
-// Model page: what the model is, where it came from, and its training curves.
-import { el, getJSON, $, enc } from "./common.js";
+// Model page: what the model is, where it came from, its training curves, and links that export
+// it in the formats `biosegment models export` writes.
+import { API, el, getJSON, $, enc } from "./common.js";
 import { drawChart } from "./charts.js";
 
 const root = $("model-page");
@@ -10,6 +11,14 @@ function bestMetricsText(model) {
   const best = Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
   if (!best) return (model.held_out || []).length ? "none recorded during training (see the held-out scores)" : "none recorded";
   return model.metrics_on ? `${best} on ${model.metrics_on}` : best;
+}
+
+const EXPORTS = [["onnx", "ONNX"], ["torchscript", "TorchScript"], ["bioimageio", "bioimage.io"]];
+
+function exportLinks() {
+  $("model-export").replaceChildren(...EXPORTS.map(([format, title]) =>
+    el("a", { href: `${API}/models/${enc(name)}/export/${format}`, download: "", class: "button", dataset: { format } },
+      `Export as ${title}`)));
 }
 
 async function show() {
@@ -44,4 +53,5 @@ async function show() {
   drawChart($("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
 }
 
+exportLinks();
 show();
