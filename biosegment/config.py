@@ -96,6 +96,7 @@ class LimitsConfig:
     max_decode_mb: int = 256  # ... or compressed TIFF strips/tiles unpacking to more MiB each
     read_seconds: float = 10.0  # a read for a web request answers 503 after this long
     heavy_reads: int = 4  # reads of image data the web server runs at the same time
+    download_mb: int = 1024  # memory one download (a conversion, a model export) may use
 
 
 _SECTIONS: dict[str, type] = {
@@ -293,7 +294,14 @@ def _validate(config: Config) -> None:
         raise InputError(
             "settle_seconds must be >= 0 and rescan_minutes > 0", source=src, where="watch"
         )
-    for name in ("max_voxels", "max_slice_pixels", "max_chunks", "max_decode_mb", "heavy_reads"):
+    for name in (
+        "max_voxels",
+        "max_slice_pixels",
+        "max_chunks",
+        "max_decode_mb",
+        "heavy_reads",
+        "download_mb",
+    ):
         if getattr(config.limits, name) < 1:
             raise InputError("must be at least 1", source=src, where=f"limits.{name}")
     if not config.limits.read_seconds > 0:

@@ -214,6 +214,18 @@ def test_each_role_reaches_exactly_what_it_may(site, name, role):
             assert role in reply.text
 
 
+def test_downloads_are_reads_a_viewer_may_make_and_nobody_else(site):
+    _, server, tokens = site
+    path = "/api/v1/models/tiny-membrane/export/torchscript"
+    assert Client(server.url).request("GET", path).status == 401
+    reply = Client(server.url, token=tokens["vic"]).request("GET", path)
+    assert reply.status == 200, reply.body[:200]
+    assert (
+        reply.headers["Content-Disposition"]
+        == 'attachment; filename="tiny-membrane.torchscript.pt"'
+    )
+
+
 def test_a_viewer_cannot_launch_cancel_or_paint(site):
     root, server, tokens = site
     viewer = Client(server.url, token=tokens["vic"])

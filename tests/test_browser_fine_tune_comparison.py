@@ -139,7 +139,11 @@ def test_a_worse_fine_tune_says_so_live_and_accept_offers_to_keep_the_base(tmp_p
             assert "worse than good-membrane" in page.inner_text("#live-worse-text")
             assert page.inner_text("#live-keep-base") == "Keep good-membrane"
             page.click("#live-keep-base")
-            page.wait_for_selector("#live-panel[data-state=cancelled]", timeout=90_000)
+            # keeping the base discards the run: the panel goes (it has nothing left to show)
+            page.wait_for_selector(
+                "#live-panel[data-state=cancelled]", state="attached", timeout=90_000
+            )
+            assert page.is_hidden("#live-panel")
             assert browser.errors == []
         with urllib.request.urlopen(f"{daemon.url}api/v1/jobs/{job['id']}", timeout=30) as reply:
             assert json.loads(reply.read())["state"] == "cancelled"

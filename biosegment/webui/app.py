@@ -22,6 +22,7 @@ from biosegment.webui.api import (
     annotation_routes,
     catalog_routes,
     comparison_routes,
+    download_routes,
     job_routes,
     live_routes,
     setup_routes,
@@ -94,6 +95,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         job_routes,
         live_routes,
         setup_routes,
+        download_routes,
     ):
         app.register_api(routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))

@@ -11,10 +11,12 @@ import numpy as np
 from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
+from biosegment.errors import PathEscapeError
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.http import conditional, etag_for, json_conditional
 from biosegment.webui.api.schemas import DatasetFilter, DatasetPath, ModelPath, SegmentationPath
 from biosegment.webui.context import web_state
+from biosegment.webui.held_out import held_out_scores
 from biosegment.webui.layers import AXES, LayerRef, plane_shape
 from biosegment.webui.summaries import best_metrics, card_scores, dataset_classes
 from biosegment.webui.tiles import encode_png, pyramid
@@ -44,11 +46,20 @@ def _dataset_summary(row: dict) -> dict:
     return summary
 
 
-def _model_summary(row: dict) -> dict:
+def _model_summary(catalog, row: dict) -> dict:
     summary = dict(row)
     summary["best_metrics"] = best_metrics(row.get("metrics"))
     summary["page_url"] = f"/models/{row['name']}"
+    # what each score was computed on: the validation pixels, and data held out from training
+    summary.update(held_out_scores(_card_path(catalog, row)) if row.get("location") else {})
     return summary
+
+
+def _card_path(catalog, row: dict):
+    try:
+        return catalog.path_of(row).with_suffix(".json")
+    except PathEscapeError:  # a hand-edited catalog: the problems box says so
+        return catalog.root / ".no-card"
 
 
 def dashboard_document(catalog) -> dict:
@@ -62,7 +73,7 @@ def dashboard_document(catalog) -> dict:
         # what is gone from the folder is not listed as if it were there: the problems box
         # names it ("no longer in the data folder") until it comes back or a reindex forgets it
         "datasets": [_dataset_summary(row) for row in catalog.datasets(include_missing=False)],
-        "models": [_model_summary(row) for row in catalog.models(include_missing=False)],
+        "models": [_model_summary(catalog, row) for row in catalog.models(include_missing=False)],
         "segmentations": catalog.segmentations(include_missing=False),
         "annotations": catalog.annotations(include_missing=False),
         "problems": catalog.all_problems(),
@@ -183,19 +194,22 @@ def get_thumbnail(path: DatasetPath):
 @api.get("/models")
 def list_models():
     """Every model with classes, parent and best metrics."""
-    return jsonify([_model_summary(row) for row in web_state().catalog().models()])
+    catalog = web_state().catalog()
+    return jsonify([_model_summary(catalog, row) for row in catalog.models()])
 
 
 @api.get("/models/<model>", responses={200: None, 404: None})
 def get_model(path: ModelPath):
     """One model: architecture, classes, parent, per-epoch metrics and their best values, which
-    pixels they were computed on (``validation``) and, after a fine-tune from strokes on a
-    dataset with ground truth, its score there on unpainted slices (``ground_truth``)."""
+    pixels they were computed on (``validation``), scores on data held out from training that
+    its card records (``held_out``: ``data``, ``scores``, ``text`` each; ``held_out_note``) and,
+    after a fine-tune from strokes on a dataset with ground truth, its score there on unpainted
+    slices (``ground_truth``)."""
     catalog = web_state().catalog()
     row = catalog.model(path.model)
-    summary = _model_summary(row)
+    summary = _model_summary(catalog, row)
     if row.get("location"):
-        summary.update(card_scores(catalog.path_of(row).with_suffix(".json")))
+        summary.update(card_scores(_card_path(catalog, row)))
     return jsonify(summary)
 
 

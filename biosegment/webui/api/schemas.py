@@ -20,6 +20,8 @@ __all__ = [
     "DatasetPath",
     "ModelPath",
     "SegmentationPath",
+    "SegmentationDownloadPath",
+    "ModelExportPath",
     "AnnotationPath",
     "AnnotationSlicePath",
     "TilePath",
@@ -53,6 +55,21 @@ class ModelPath(_Strict):
 class SegmentationPath(_Strict):
     dataset: str
     name: str = Field(description="segmentation name within the dataset")
+
+
+class SegmentationDownloadPath(_Strict):
+    dataset: str
+    name: str = Field(description="segmentation name within the dataset")
+    format: Literal["tiff", "ome-zarr"] = Field(
+        description="tiff: one multi-page TIFF; ome-zarr: an OME-Zarr store, zipped"
+    )
+
+
+class ModelExportPath(_Strict):
+    model: str = Field(description="model name")
+    format: Literal["onnx", "torchscript", "bioimageio"] = Field(
+        description="onnx, torchscript, or bioimageio (a Model Zoo package, zipped)"
+    )
 
 
 class AnnotationPath(_Strict):

@@ -9,8 +9,13 @@ function classList(classes) {
     `${c.id} ${c.name}`));
 }
 
-function metricsText(best) {
-  return Object.entries(best || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+// Every score says what it was computed on: the validation pixels, or data held out from training.
+function metricsText(model) {
+  const best = Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+  const lines = [];
+  if (best) lines.push(model.metrics_on ? `${best} on ${model.metrics_on}` : `${best} (training history)`);
+  for (const entry of model.held_out || []) lines.push(entry.short);
+  return lines.map((line) => el("div", { class: "metric" }, line));
 }
 
 function datasetCard(d) {
@@ -44,7 +49,7 @@ function render(doc) {
   $("datasets").replaceChildren(...doc.datasets.map(datasetCard));
   $("models").replaceChildren(...doc.models.map((m) => el("tr", { dataset: { name: m.name } },
     el("td", {}, el("a", { href: m.page_url }, m.name)), el("td", {}, classList(m.classes)),
-    el("td", {}, m.parent || ""), el("td", {}, metricsText(m.best_metrics)),
+    el("td", {}, m.parent || ""), el("td", { class: "metrics" }, metricsText(m)),
     el("td", {}, stateBadge(m.state)))));
   $("segmentations").replaceChildren(...doc.segmentations.map((s) => el("tr", {},
     el("td", {}, el("a", { href: `/datasets/${enc(s.dataset)}` }, s.dataset)),

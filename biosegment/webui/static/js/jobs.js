@@ -42,9 +42,16 @@ function renderRows(jobs) {
   renderDetail();
 }
 
+// Retry makes a new job: the detail follows it, as a person who pressed Retry watches that run.
 async function act(id, action, body) {
-  try { await sendJSON("POST", `/jobs/${enc(id)}/${action}`, body); }
-  catch (error) { $("job-message").textContent = error.message; }
+  try {
+    const reply = await sendJSON("POST", `/jobs/${enc(id)}/${action}`, body);
+    if (action === "retry" && reply && reply.id) {
+      jobsById.set(reply.id, reply);
+      selected = reply.id;
+      location.hash = reply.id;  // the hashchange handler redraws rows and detail
+    }
+  } catch (error) { $("job-message").textContent = error.message; }
 }
 
 // A fine-tune against its base model: live while it runs (the latest snapshot, on held-out

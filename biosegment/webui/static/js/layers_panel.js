@@ -1,9 +1,10 @@
 // The viewer's "Layers" panel: per layer a visibility box and, for label layers, its opacity and
 // per class a visibility box and a colour; a difference layer adds its scores against ground
-// truth. The panel changes layers only through the store; it is drawn again when the list of
-// layers (or the classes) changes, not when a value it shows itself changes, and its visibility
-// boxes follow the store when another panel shows or hides a layer.
-import { $, el, enc, getJSON } from "./common.js";
+// truth, and a segmentation links to its label volume as a file (TIFF, or OME-Zarr zipped). The
+// panel changes layers only through the store; it is drawn again when the list of layers (or the
+// classes) changes, not when a value it shows itself changes, and its visibility boxes follow the
+// store when another panel shows or hides a layer.
+import { $, API, el, enc, getJSON } from "./common.js";
 import { layerClasses } from "./colours.js";
 import { layerKey, updateLayer } from "./viewer_layers.js";
 
@@ -21,6 +22,14 @@ function scoresLine(dataset, layer) {
     line.dataset.ready = "true";
   }, (error) => { line.textContent = `scores: ${error.message}`; });
   return line;
+}
+
+// The segmentation's label volume to take away, in the format it is stored in or converted.
+function downloadLinks(dataset, layer) {
+  const base = `${API}/datasets/${enc(dataset)}/segmentations/${enc(layer.name)}/download`;
+  return el("div", { class: "row downloads" },
+    el("a", { href: `${base}/tiff`, download: "", dataset: { format: "tiff" } }, "Download TIFF"),
+    el("a", { href: `${base}/ome-zarr`, download: "", dataset: { format: "ome-zarr" } }, "Download OME-Zarr (zip)"));
 }
 
 function classControls(store, layer) {
@@ -55,6 +64,7 @@ function layerControls(store, layer) {
     title: "opacity", oninput: (e) => updateLayer(store, key, { opacity: e.target.value / 100 }) });
   box.append(el("div", { class: "row" }, el("label", {}, "opacity"), opacity), classControls(store, layer));
   if (layer.kind === "difference") box.append(scoresLine(store.get().dataset, layer));
+  if (layer.kind === "segmentation" && (layer.state || "ok") === "ok") box.append(downloadLinks(store.get().dataset, layer));
   return box;
 }
 

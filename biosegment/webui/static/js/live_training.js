@@ -19,7 +19,10 @@ function age(seconds) {
   return seconds < 60 ? `${Math.round(seconds)} s ago` : `${Math.round(seconds / 60)} min ago`;
 }
 
-function say(text) { $("run-message").textContent = text; }
+function say(text) {
+  $("run-message").textContent = text;
+  delete $("run-message").dataset.job;
+}
 
 // The model of the segmentation shown on top, if any.
 function modelOnScreen(layers) {
@@ -95,6 +98,7 @@ export class LiveTraining {
       say("");
       $("run-message").replaceChildren("Fine-tuning: ", el("a", { href: `/jobs#${job.id}` }, `job ${job.id}`),
         " (the live layer appears with its first snapshot)");
+      $("run-message").dataset.job = job.id;  // cleared when that job ends
       this.follow(job);
     } catch (error) { say(error.message || String(error)); }
   }
@@ -188,6 +192,8 @@ export class LiveTraining {
     this.layerKey = null;
   }
 
+  // The run is over: a published model or a failure is reported in the panel; a discarded or
+  // cancelled run leaves nothing to report, so the panel goes. "Fine-tuning: job …" goes either way.
   finished() {
     const job = this.job;
     this.dropLayer();
@@ -198,6 +204,8 @@ export class LiveTraining {
         ? `published model ${result.model}` + (result.segmentation ? `; segmenting the dataset as ${result.segmentation}` : "")
         : `the fine-tune ${job.state}${job.message ? ": " + job.message : ""}`;
       $("live-panel").dataset.state = job.state;
+      if (job.state === "cancelled") $("live-panel").hidden = true;
+      if ($("run-message").dataset.job === job.id) say("");
     }
     this.job = null;
   }

@@ -1,9 +1,25 @@
-// Model page: what the model is, where it came from, and its training curves.
-import { el, getJSON, $, enc } from "./common.js";
+// Model page: what the model is, where it came from, its training curves, and links that export
+// it in the formats `biosegment models export` writes.
+import { API, el, getJSON, $, enc } from "./common.js";
 import { drawChart } from "./charts.js";
 
 const root = $("model-page");
 const name = root.dataset.model;
+
+// The training history's best scores, and which pixels they were computed on.
+function bestMetricsText(model) {
+  const best = Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+  if (!best) return (model.held_out || []).length ? "none recorded during training (see the held-out scores)" : "none recorded";
+  return model.metrics_on ? `${best} on ${model.metrics_on}` : best;
+}
+
+const EXPORTS = [["onnx", "ONNX"], ["torchscript", "TorchScript"], ["bioimageio", "bioimage.io"]];
+
+function exportLinks() {
+  $("model-export").replaceChildren(...EXPORTS.map(([format, title]) =>
+    el("a", { href: `${API}/models/${enc(name)}/export/${format}`, download: "", class: "button", dataset: { format } },
+      `Export as ${title}`)));
+}
 
 async function show() {
   const model = await getJSON(`/models/${enc(name)}`);
@@ -13,9 +29,14 @@ async function show() {
     ["Parent", model.parent ? el("a", { href: `/models/${enc(model.parent)}` }, model.parent) : "none"],
     ["Classes", (model.classes || []).map((c) => `${c.id} ${c.name}`).join(", ")],
     ["Architecture", Object.entries(arch).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ")],
-    ["Best metrics", Object.entries(model.best_metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ")],
-    ["Validated", model.validation || "not recorded"],
+    ["Best metrics", bestMetricsText(model)],
+    ["Validation during training", model.validation || "not recorded"],
   ];
+  // scores on data kept out of training, each saying what it was computed on
+  for (const entry of model.held_out || []) {
+    facts.push([`Held out: ${entry.data}`, el("span", { class: "held-out" }, entry.text)]);
+  }
+  if (model.held_out_note) facts.push(["Never trained on", model.held_out_note]);
   const truth = model.ground_truth;
   if (truth) {
     const scores = ["mean_dice", "mean_iou", "pixel_error"].filter((k) => typeof truth[k] === "number")
@@ -32,4 +53,5 @@ async function show() {
   drawChart($("model-chart"), Array.isArray(model.metrics) ? model.metrics : []);
 }
 
+exportLinks();
 show();
