@@ -1,6 +1,6 @@
 // The viewer's "Layers" panel: per layer a visibility box and, for label layers, its opacity and
 // per class a visibility box and a colour; a difference layer adds its scores against ground
-// truth. The panel changes layers only through the store; it is drawn again when the list of
+// truth, annotations and segmentations their Rename and Delete buttons (item_actions.js). The panel changes layers only through the store; it is drawn again when the list of
 // layers (or the classes) changes, not when a value it shows itself changes.
 import { $, el, enc, getJSON } from "./common.js";
 import { layerClasses } from "./colours.js";
@@ -42,13 +42,13 @@ function classControls(store, layer) {
   return classes;
 }
 
-function layerControls(store, layer) {
+function layerControls(store, layer, actions) {
   const key = layerKey(layer);
   const visible = el("input", { type: "checkbox", id: `layer-${key}-visible`,
     onchange: (e) => updateLayer(store, key, { visible: e.target.checked }) });
   visible.checked = layer.visible;
   const box = el("div", { class: "layer", dataset: { layer: key } },
-    el("div", { class: "row" }, visible, el("span", {}, layer.label)));
+    el("div", { class: "row" }, visible, el("span", {}, layer.label), actions && actions.buttons(layer)));
   if (layer.kind === "raw") return box;
   const opacity = el("input", { type: "range", min: "0", max: "100", value: String(layer.opacity * 100),
     title: "opacity", oninput: (e) => updateLayer(store, key, { opacity: e.target.value / 100 }) });
@@ -63,8 +63,9 @@ function outline(state) {
     [layerKey(l), l.label, l.kind === "difference" ? l.version : ""])]);
 }
 
-export function bindLayersPanel(store) {
-  const render = () => $("layers").replaceChildren(...store.get().layers.map((l) => layerControls(store, l)));
+// actions: the ItemActions that rename and delete annotations and segmentations (optional)
+export function bindLayersPanel(store, actions = null) {
+  const render = () => $("layers").replaceChildren(...store.get().layers.map((l) => layerControls(store, l, actions)));
   store.subscribe(outline, render);
   render();
 }
