@@ -80,3 +80,17 @@ def test_an_annotation_is_named_with_its_dataset_and_its_restore_refuses_a_taken
     clash = invoke(root, "trash", "restore", entry)
     assert clash.exit_code == 1 and "'Scribbles'" in clash.output
     assert (root / TRASH_DIR / entry / "annotations" / DEMO_DATASET / "scribbles").is_dir()
+
+
+def test_an_annotation_imported_from_an_old_annotations_json_beside_it_is_kept(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    base = root / "annotations" / DEMO_DATASET
+    base.mkdir(parents=True)
+    shapes = {"1": [{"type": "path", "path": "M1,1L9,1", "line": {"color": "#00FE35", "width": 3}}]}
+    (base / "annotations.json").write_text(json.dumps(shapes))
+    assert invoke(root, "status").exit_code == 0  # the scan imports it as .../annotations/
+
+    refused = invoke(root, "delete", "annotation", f"{DEMO_DATASET}/annotations")
+    assert refused.exit_code == 1
+    assert f"imported from annotations/{DEMO_DATASET}/annotations.json" in refused.output
+    assert (base / "annotations" / "annotation.json").is_file()

@@ -150,6 +150,7 @@ def test_a_model_in_use_cannot_be_renamed_or_deleted(site):
     ):
         assert reply.status == 409, reply.body
         assert "project 'Demo' has it as default_model" in reply.json()["error"]
+        assert "setup.json declares it in its models list" in reply.json()["error"]
     assert (root / "models" / "demo-membrane" / "model.pytorch").is_file()
 
     job = http.post(f"{API}/jobs/segment", json_body={"dataset": D, "model": "tiny-membrane"})

@@ -10,7 +10,9 @@ Refused, with :class:`~biosegment.errors.StateError` (409 in the API) naming the
 - a thing in use: a model that is a project's ``default_model`` in ``setup.json``, or the base
   model or the model of a queued or running job; an annotation a queued or running train job
   learns from; a segmentation a queued or running job is writing;
-- a thing ``setup.json`` declares (its entry names it; change the file first);
+- a thing ``setup.json`` declares (its entry names it; change the file first), and an
+  annotation imported from an old-stack ``annotations.json`` that is still there (the scan
+  would import it again);
 - a new name already taken, compared without case (``Cells`` and ``cells`` are one folder on
   macOS and Windows), by a catalogued thing, a file or folder, or the output of an unfinished
   job; a restore whose name was taken again meanwhile.
@@ -161,12 +163,32 @@ def _active_jobs(catalog: Catalog) -> list[dict]:
     return [job for state in ACTIVE_STATES for job in catalog.jobs_in_state(state)]
 
 
+def _legacy_source(root: Path, row: dict) -> str | None:
+    """The old stack's annotations.json an annotation was imported from, when it lies outside
+    the annotation's folder: the folder scan would import it again under the old name."""
+    try:
+        folder = resolve_inside(root, row["location"])
+        card = json.loads((folder / _ANNOTATION_CARD).read_text(encoding="utf-8"))
+        source = str(card["imported_from"]["location"])
+        source_path = resolve_inside(root, source)
+    except (OSError, ValueError, KeyError, TypeError, InputError):
+        return None
+    if not source_path.is_file() or source_path.is_relative_to(folder):
+        return None
+    return source
+
+
 def uses_of(catalog: Catalog, root: Path, ref: ItemRef) -> list[str]:
     """What keeps the thing from being renamed or deleted now, one phrase each."""
     uses = []
     row = ref.row(catalog)
     if row.get("origin") == "setup":
         uses.append(f"setup.json declares it in its {ref.table} list")
+    if ref.kind == "annotation" and (source := _legacy_source(root, row)):
+        uses.append(
+            f"it was imported from {source}, which the folder scan would import again under "
+            "its old name (move that file out of the data folder first)"
+        )
     if ref.kind == "model":
         uses += [
             f"project {project.get('title')!r} has it as default_model in setup.json"
