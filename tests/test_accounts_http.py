@@ -192,6 +192,7 @@ def test_each_role_reaches_exactly_what_it_may(site, name, role):
         "annotator": (
             "annotations_api.",
             "jobs_api.",
+            "items_api.",
             "auth_api.create_token",
             "auth_api.revoke_token",
             "accounts.logout",
@@ -212,6 +213,11 @@ def test_each_role_reaches_exactly_what_it_may(site, name, role):
         else:
             assert reply.status == 403, (role, method, path, reply.status, reply.body[:200])
             assert role in reply.text
+    # what a DELETE moved to the trash comes back, for the tests after this one
+    admin = Client(server.url, token=tokens["ada"])
+    for entry in admin.request("GET", "/api/v1/trash").json():
+        restore = f"/api/v1/trash/{urllib.parse.quote(entry['id'])}/restore"
+        assert admin.request("POST", restore).status == 200
 
 
 def test_downloads_are_reads_a_viewer_may_make_and_nobody_else(site):

@@ -2,7 +2,9 @@
 
 An entry names the action (``job.segment``, ``job.train``, ``job.retry``, ``job.cancel``), the
 job id, and what the job runs on (dataset, model, annotation, base model, output name). The
-command line records its actions as ``cli:<system account>``. Writing the entry must never undo
+command line records its actions as ``cli:<system account>``. Renaming, deleting (to the trash)
+and restoring an annotation, segmentation or model get entries too (``item.rename``,
+``item.delete``, ``item.restore``), naming the thing as ``<kind> [<dataset>/]<name>``. Writing the entry must never undo
 or block the action itself, so a failure to write it is logged instead of raised.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 from biosegment.accounts.store import open_accounts
 from biosegment.system_service.spec import current_user
 
-__all__ = ["job_detail", "submit_action", "record_cli_job_action"]
+__all__ = ["job_detail", "submit_action", "record_cli_job_action", "record_cli_item_action"]
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +44,12 @@ def record_cli_job_action(root: Path, action: str, job: Mapping[str, Any]) -> No
             )
     except Exception:
         log.exception("could not write the audit entry of %s %s", action, job.get("id"))
+
+
+def record_cli_item_action(root: Path, action: str, target: str, detail: Mapping) -> None:
+    """Record an ``item.*`` action the command line took (never raises)."""
+    try:
+        with open_accounts(root) as accounts:
+            accounts.record(f"cli:{current_user()}", action, target=target, detail=dict(detail))
+    except Exception:
+        log.exception("could not write the audit entry of %s %s", action, target)

@@ -4,8 +4,8 @@
 and in what state" for the daemon, the CLI, the workers and the web UI, and records the problems
 found in ``setup.json`` and the folder. Writers upsert by natural key (a name, or a dataset and a
 name): an upsert that changes nothing writes nothing, so refreshing an unchanged folder leaves
-every row, timestamps included, as it was. Rows are never deleted here; things that disappear are
-marked ``missing``. A row's ``origin`` only ever rises (``scan`` < ``setup`` < ``ui``), so what a
+every row, timestamps included, as it was. Things that disappear are marked ``missing``; a row is
+deleted only by :meth:`Catalog.forget`, when a person moved the thing to the trash or renamed it. A row's ``origin`` only ever rises (``scan`` < ``setup`` < ``ui``), so what a
 person created in the UI is never taken over, and so never dropped, by a rescan.
 """
 
@@ -274,6 +274,13 @@ class Catalog(JobStore):
                     )
                 changed += cursor.rowcount
         return changed
+
+    def forget(self, table: str, name: str, *, dataset: str | None = None) -> int:
+        """Delete the row of a thing a person moved to the trash or renamed (its files are no
+        longer where the row says); return how many rows went (0 or 1)."""
+        key = _key_for(table, name, dataset)
+        with self._write() as conn:
+            return conn.execute(f"DELETE FROM {table} WHERE {_key_match(table)}", key).rowcount
 
     def set_origin(self, table: str, keys: Iterable[tuple], origin: str) -> int:
         """Hand rows over to another origin (used when setup.json stops declaring them)."""

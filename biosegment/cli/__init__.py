@@ -19,6 +19,7 @@ from biosegment.cli import (  # noqa: F401
     model_commands,
     pyramid_commands,
     service_commands,
+    trash_commands,
 )
 from biosegment.cli.root import main
 

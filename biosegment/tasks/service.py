@@ -7,7 +7,9 @@ job id on the queue. A train job holds its model name in the catalog from its re
 publishes the model or ends, and a retry asks for the name again; a segmentation identical to one
 still queued or running is answered with that job instead of a second one. Callers never touch
 ``queue.db``, Redis or a job's folder themselves: the train job's actions are delegated to
-:mod:`biosegment.tasks.train_actions`. Every method returns plain job rows (dicts), the same ones
+:mod:`biosegment.tasks.train_actions`, and renaming, deleting (to the trash) and restoring the
+annotations, segmentations and models jobs use and make to :mod:`biosegment.tasks.item_changes`,
+which refuses what a job still needs. Every method returns plain job rows (dicts), the same ones
 ``biosegment jobs --json`` prints, or plain documents. Errors name what was wrong:
 :class:`~biosegment.errors.NotFoundError` for an unknown dataset, model or job,
 :class:`~biosegment.errors.InputError` for a bad option, :class:`~biosegment.errors.StateError`
@@ -31,7 +33,7 @@ from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.engine.train_settings import TrainingSettings
 from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
-from biosegment.tasks import train_actions
+from biosegment.tasks import item_changes, train_actions
 from biosegment.tasks.naming import checked_name, unique_name
 from biosegment.tasks.queue import make_huey, queue_tasks
 from biosegment.tasks.train_actions import LiveSnapshot
@@ -154,6 +156,31 @@ class JobService:
                 f"{MODELS_DIR}/{name} already exists; choose another name", where="name"
             )
         self.catalog.require_free_model_name(name, except_job=except_job)
+
+    # -- what jobs use and make: rename, move to the trash, restore ---------------------------
+
+    def rename_item(
+        self, kind: str, name: str, new_name: str, *, dataset: str | None = None
+    ) -> dict:
+        """Rename an annotation, segmentation or model (see :mod:`~biosegment.tasks.item_changes`)."""
+        with self._lock:
+            ref = item_changes.ItemRef(kind, name, dataset)
+            return item_changes.rename_item(self.catalog, self.root, ref, new_name)
+
+    def delete_item(self, kind: str, name: str, *, dataset: str | None = None) -> dict:
+        """Move an annotation, segmentation or model to the trash; return the trash entry."""
+        with self._lock:
+            ref = item_changes.ItemRef(kind, name, dataset)
+            return item_changes.delete_item(self.catalog, self.root, ref)
+
+    def restore_item(self, entry_id: str) -> dict:
+        """Move a trash entry back and register it again: ``{"entry", "item"}``."""
+        with self._lock:
+            return item_changes.restore_item(self.catalog, self.root, entry_id)
+
+    def trash(self) -> list[dict]:
+        """What the data folder's trash holds, newest first."""
+        return item_changes.trash_entries(self.root)
 
     # -- submitting ------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Which permission each request needs, decided from its endpoint and method alone.
 
 Reading (GET, HEAD, OPTIONS) needs ``read``; writing to the annotation API needs ``annotate``;
-writing to the jobs API (launch, cancel, retry) needs ``run_jobs``; a person's own API tokens and
+writing to the jobs API (launch, cancel, retry) needs ``run_jobs``, and so does renaming,
+deleting (to the trash) and restoring segmentations and models, the things jobs make (renaming and
+deleting an annotation is part of the annotation API: ``annotate``); a person's own API tokens and
 logging out need only ``read``. Everything else that changes state, and every endpoint listed in
 :data:`ADMIN_ENDPOINTS`, needs ``manage``: a new endpoint nobody mapped is admin-only until it
 is, so forgetting a rule never opens a door. :data:`PUBLIC_ENDPOINTS` need no login at all:
@@ -37,6 +39,7 @@ ADMIN_ENDPOINTS = frozenset(
 _WRITE_PERMISSION_BY_BLUEPRINT = {
     "annotations_api": Permission.ANNOTATE,
     "jobs_api": Permission.RUN_JOBS,
+    "items_api": Permission.RUN_JOBS,
 }
 
 #: Writes any logged-in person may make: their own session and their own API tokens.

@@ -10,7 +10,7 @@ server or alone in tests.
 from __future__ import annotations
 
 from flask import jsonify
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3 import APIBlueprint, Info, OpenAPI
 from flask_openapi3_swagger.templates import swagger_html_string
 
 from biosegment import __version__
@@ -23,6 +23,7 @@ from biosegment.webui.api import (
     catalog_routes,
     comparison_routes,
     download_routes,
+    item_routes,
     job_routes,
     live_routes,
     setup_routes,
@@ -61,6 +62,27 @@ _BACK_TO_APP = (
 )
 
 
+_OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _register_api(app: OpenAPI, api: APIBlueprint) -> None:
+    """Register ``api``, keeping in the document the operations other blueprints gave its paths.
+
+    flask-openapi3 replaces a path's entry with each blueprint's own, and a path may have its
+    reads in one blueprint and its changes in another (``GET /models/{model}`` reads the
+    catalog; ``DELETE`` there is a change that needs its own permission, so its own blueprint).
+    """
+    before = dict(app.paths)
+    app.register_api(api)
+    for path, earlier in before.items():
+        merged = app.paths[path]
+        if merged is earlier:
+            continue
+        for operation in _OPERATIONS:
+            if getattr(merged, operation) is None and getattr(earlier, operation) is not None:
+                setattr(merged, operation, getattr(earlier, operation))
+
+
 def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
     """Build the app for ``config.data_dir``.
 
@@ -92,12 +114,13 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         catalog_routes,
         tile_routes,
         annotation_routes,
+        item_routes,
         job_routes,
         live_routes,
         setup_routes,
         download_routes,
     ):
-        app.register_api(routes.api)
+        _register_api(app, routes.api)
     app.add_url_rule(OPENAPI_URL, "openapi_document", lambda: jsonify(app.api_doc))
     install_security(app, config)  # logins beyond 127.0.0.1, CSRF, request bounds (SPEC 8)
 

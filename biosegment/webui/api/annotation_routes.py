@@ -1,4 +1,6 @@
-"""API views of sparse annotations: list, create, and read or save one painted slice.
+"""API views of sparse annotations: list, create, rename, delete (to the trash), and read or
+save one painted slice. Renaming and deleting go through the job service, which refuses an
+annotation a queued or running train job learns from (409).
 
 The editor sends a slice as ``height*width`` bytes of class ids (``application/octet-stream``,
 optionally gzip-encoded) or as a greyscale PNG; a body of the wrong size or with class ids the
@@ -28,6 +30,7 @@ from biosegment.webui.api.schemas import (
     AnnotationSlicePath,
     DatasetPath,
     NewAnnotation,
+    NewName,
     SliceQuery,
 )
 from biosegment.webui.context import web_state
@@ -94,6 +97,29 @@ def post_annotation(path: DatasetPath, body: NewAnnotation):
 def get_annotation(path: AnnotationPath):
     """One annotation: classes, painted slices, location."""
     return jsonify(web_state().catalog().annotation(path.dataset, path.name))
+
+
+@api.post(
+    "/datasets/<dataset>/annotations/<name>/rename",
+    responses={200: None, 400: None, 404: None, 409: None},
+)
+def post_annotation_rename(path: AnnotationPath, body: NewName):
+    """Rename an annotation (its folder and card); 409 when the name is taken in any case or a
+    queued or running train job learns from it."""
+    state = web_state()
+    state.catalog().annotation(path.dataset, path.name)
+    name = check_new_name(body.name, field="name")
+    row = state.jobs().rename_item("annotation", path.name, name, dataset=path.dataset)
+    return jsonify(row)
+
+
+@api.delete("/datasets/<dataset>/annotations/<name>", responses={200: None, 404: None, 409: None})
+def delete_annotation(path: AnnotationPath):
+    """Move an annotation to the data folder's trash; the answer is the trash entry, whose
+    ``id`` restores it (POST /api/v1/trash/<entry>/restore)."""
+    state = web_state()
+    state.catalog().annotation(path.dataset, path.name)
+    return jsonify(state.jobs().delete_item("annotation", path.name, dataset=path.dataset))
 
 
 @api.get(

@@ -37,6 +37,8 @@ __all__ = [
     "TRAIN_OPTION_NAMES",
     "ClassSpec",
     "SliceQuery",
+    "NewName",
+    "TrashPath",
 ]
 
 
@@ -208,3 +210,14 @@ class SliceQuery(_Strict):
     format: Literal["raw", "png"] = Field(
         "raw", description="raw: height*width bytes of class ids; png: a greyscale PNG"
     )
+
+
+class NewName(_Strict):
+    name: str = Field(
+        description=f"the new name, not taken in any case by another one of its kind: {NAME_RULE}",
+        json_schema_extra=NAME_SCHEMA,
+    )
+
+
+class TrashPath(_Strict):
+    entry: str = Field(description="a trash entry's id, as listed by GET /api/v1/trash")

@@ -1,5 +1,6 @@
-// Dashboard: everything the data folder holds, redrawn whenever the catalog changes.
-import { el, stateBadge, $, enc } from "./common.js";
+// Dashboard: everything the data folder holds, redrawn whenever the catalog changes, and the
+// trash, from which a deleted annotation, segmentation or model is restored.
+import { API, el, getJSON, stateBadge, $, enc } from "./common.js";
 import { poll } from "./poller.js";
 
 
@@ -38,6 +39,31 @@ function paintedSlices(slices) {
   return `${slices.length} slice${slices.length === 1 ? "" : "s"}: z ${shown.join(", ")}`;
 }
 
+function trashedThing(entry) {
+  const item = entry.item || {};
+  if (!item.kind) return entry.moved.join(", ");
+  return `${item.kind} ${item.dataset ? `${item.dataset}/` : ""}${item.name}`;
+}
+
+async function restore(entry) {
+  const response = await fetch(`${API}/trash/${enc(entry.id)}/restore`, { method: "POST" });
+  const body = await response.json().catch(() => null);
+  $("trash-message").textContent = response.ok ? `Restored the ${trashedThing(entry)}.`
+    : (body && body.error) || `HTTP ${response.status}`;
+  await showTrash();
+}
+
+async function showTrash() {
+  const entries = await getJSON("/trash");
+  $("trash").replaceChildren(...(entries.length ? entries.map((entry) => el("tr", { dataset: { entry: entry.id } },
+    el("td", {}, trashedThing(entry)), el("td", {}, entry.why || ""),
+    el("td", {}, entry.when ? new Date(entry.when).toLocaleString() : ""),
+    el("td", {}, el("button", { type: "button", title: `move it back from ${entry.location}`,
+      onclick: () => restore(entry).catch((error) => { $("trash-message").textContent = error.message; }) },
+    "Restore"))))
+    : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, "The trash is empty."))]));
+}
+
 function render(doc) {
   const problems = doc.problems || [];
   $("problems").hidden = problems.length === 0;
@@ -60,6 +86,7 @@ function render(doc) {
     el("td", {}, stateBadge(a.state)))));
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.datasets = String(doc.datasets.length);
+  showTrash().catch((error) => { $("trash-message").textContent = error.message; });
 }
 
 poll("/dashboard", 2000, render);

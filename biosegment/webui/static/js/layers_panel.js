@@ -1,6 +1,7 @@
 // The viewer's "Layers" panel: per layer a visibility box and, for label layers, its opacity and
 // per class a visibility box and a colour; a difference layer adds its scores against ground
-// truth, and a segmentation links to its label volume as a file (TIFF, or OME-Zarr zipped). The
+// truth, and a segmentation links to its label volume as a file (TIFF, or OME-Zarr zipped);
+// annotations and segmentations get Rename and Delete buttons (item_actions.js). The
 // panel changes layers only through the store; it is drawn again when the list of layers (or the
 // classes) changes, not when a value it shows itself changes, and its visibility boxes follow the
 // store when another panel shows or hides a layer.
@@ -52,13 +53,14 @@ function classControls(store, layer) {
   return classes;
 }
 
-function layerControls(store, layer) {
+function layerControls(store, layer, actions) {
   const key = layerKey(layer);
   const visible = el("input", { type: "checkbox", id: `layer-${key}-visible`,
     onchange: (e) => updateLayer(store, key, { visible: e.target.checked }) });
   visible.checked = layer.visible;
   const box = el("div", { class: "layer", dataset: { layer: key } },
-    el("div", { class: "row" }, el("label", { class: "layer-name" }, visible, el("span", {}, layer.label))));
+    el("div", { class: "row" }, el("label", { class: "layer-name" }, visible, el("span", {}, layer.label)),
+      actions && actions.buttons(layer)));
   if (layer.kind === "raw") return box;
   const opacity = el("input", { type: "range", min: "0", max: "100", value: String(layer.opacity * 100),
     title: "opacity", oninput: (e) => updateLayer(store, key, { opacity: e.target.value / 100 }) });
@@ -79,8 +81,9 @@ function visibility(state) {
   return state.layers.map((l) => `${layerKey(l)}=${l.visible}`).join("\n");
 }
 
-export function bindLayersPanel(store) {
-  const render = () => $("layers").replaceChildren(...store.get().layers.map((l) => layerControls(store, l)));
+// actions: the ItemActions that rename and delete annotations and segmentations (optional)
+export function bindLayersPanel(store, actions = null) {
+  const render = () => $("layers").replaceChildren(...store.get().layers.map((l) => layerControls(store, l, actions)));
   store.subscribe(outline, render);
   store.subscribe(visibility, () => {
     for (const layer of store.get().layers) {

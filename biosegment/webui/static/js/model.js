@@ -1,6 +1,8 @@
-// Model page: what the model is, where it came from, its training curves, and links that export
-// it in the formats `biosegment models export` writes.
-import { API, el, getJSON, $, enc } from "./common.js";
+// Model page: what the model is, where it came from, its training curves, links that export it
+// in the formats `biosegment models export` writes, and Rename and Delete (to the trash, with a
+// Restore button until the page is left). The server refuses, naming the reason, a model that a
+// project has as default or a queued or running job uses.
+import { API, el, getJSON, sendJSON, $, enc } from "./common.js";
 import { drawChart } from "./charts.js";
 
 const root = $("model-page");
@@ -54,4 +56,40 @@ async function show() {
 }
 
 exportLinks();
+
+async function send(method, path) {
+  const response = await fetch(API + path, { method, headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
+  return body;
+}
+
+const say = (text) => { $("model-message").textContent = text; };
+
+async function rename() {
+  const wanted = window.prompt(`New name of the model ${name}:`, name);
+  if (!wanted || wanted === name) return;
+  await sendJSON("POST", `/models/${enc(name)}/rename`, { name: wanted });
+  window.location.assign(`/models/${enc(wanted)}`);
+}
+
+async function remove() {
+  if (!window.confirm(`Move the model ${name} to the trash? You can restore it from here.`)) return;
+  const entry = await send("DELETE", `/models/${enc(name)}`);
+  $("model-rename").disabled = $("model-delete").disabled = true;
+  say(`Moved to the trash (${entry.location}).`);
+  const restore = el("button", { type: "button", id: "model-restore", onclick: async () => {
+    try {
+      await send("POST", `/trash/${enc(entry.id)}/restore`);
+      restore.remove();
+      $("model-rename").disabled = $("model-delete").disabled = false;
+      say("Restored.");
+      await show();
+    } catch (error) { say(error.message); }
+  } }, "Restore");
+  $("model-actions").append(restore);
+}
+
+$("model-rename").onclick = () => rename().catch((error) => say(error.message));
+$("model-delete").onclick = () => remove().catch((error) => say(error.message));
 show();

@@ -12,6 +12,7 @@ import { bindContrast } from "./contrast_panel.js";
 import { bindLayersPanel } from "./layers_panel.js";
 import { bindAnnotatePanel, createEditor } from "./annotate_panel.js";
 import { AnnotationChoice } from "./annotation_choice.js";
+import { ItemActions } from "./item_actions.js";
 import { bindBetweenSlices } from "./between_slices.js";
 import { bindRunPanel, showError } from "./run_panel.js";
 import { LiveTraining } from "./live_training.js";
@@ -69,7 +70,8 @@ async function start() {
 
   bindNavigation(store, views);
   bindContrast(store, views, { showError });
-  bindLayersPanel(store);
+  const actions = new ItemActions({ store, editor, choose: (name) => choice.choose(name), onCatalog, showError });
+  bindLayersPanel(store, actions);
   bindAnnotatePanel(store, views, editor, { showError });
   choice.bind();
   bindBetweenSlices(store, editor);
@@ -92,6 +94,7 @@ async function start() {
   watchCatalog({ dataset, since: { layers: doc.layers, models },
     onDataset: onCatalog, onModels: (changed) => store.set({ models: changed }) });
   live.bind();
+  await actions.showTrash();
   root.dataset.ready = "true";
   // for people poking at it from the console (and the tests)
   window.biosegmentViewer = { store, views, editor, live, setup, get layers() { return store.get().layers; } };
