@@ -260,7 +260,8 @@ def test_session_changes_need_the_csrf_token(site):
     _, server, _ = site
     browser = Client(server.url)
     assert browser.login("anna").status == 303
-    launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane"}
+    # a name of its own: the same request as another test's would answer that queued job (200)
+    launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane", "name": "csrf-checked"}
     missing = browser.request("POST", "/api/v1/jobs/segment", json_body=launch)
     assert missing.status == 403 and "CSRF" in missing.json()["error"]
     wrong = browser.request(
@@ -340,8 +341,11 @@ def test_api_tokens_work_until_revoked(site):
 def test_the_audit_log_says_who_launched_and_cancelled_which_job(site):
     _, server, tokens = site
     anna = Client(server.url, token=tokens["anna"])
-    launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane"}
+    launch = {"dataset": DEMO_DATASET, "model": "tiny-membrane", "name": "audited"}
     job_id = anna.request("POST", "/api/v1/jobs/segment", json_body=launch).json()["id"]
+    # the same request again answers that job and launches nothing, so it is not recorded
+    again = anna.request("POST", "/api/v1/jobs/segment", json_body=launch)
+    assert again.status == 200 and again.json()["id"] == job_id
     admin = Client(server.url)
     admin.login("ada")
     assert admin.send("POST", f"/api/v1/jobs/{job_id}/cancel").status == 200

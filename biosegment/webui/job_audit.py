@@ -2,7 +2,7 @@
 trash) or restored which annotation, segmentation or model, as the API answers.
 
 The job views stay about jobs; this hook runs after them and writes one audit row per
-successful action, with the person (``local`` on 127.0.0.1), the job id, what it runs on, and
+successful action (a launch only when it made a job), with the person (``local`` on 127.0.0.1), the job id, what it runs on, and
 the client address. A failed audit write is logged and does not undo the job action.
 """
 
@@ -26,6 +26,10 @@ JOB_ACTIONS = {
     "jobs_api.post_cancel": "job.cancel",
     "jobs_api.post_retry": "job.retry",
 }
+
+#: Actions that launch a job: only recorded when one was made (202), not when the answer is an
+#: identical job already queued or running (200), which a double click or a second person gets.
+LAUNCHES = {"job.segment", "job.train", "job.retry"}
 
 #: Endpoint -> (audit action, kind of thing) for renames, deletes and restores.
 ITEM_ACTIONS = {
@@ -64,6 +68,8 @@ def _record(response: Response) -> Response:
     document = response.get_json(silent=True) or {}
     if endpoint in JOB_ACTIONS:
         action = JOB_ACTIONS[endpoint]
+        if action in LAUNCHES and response.status_code != 202:
+            return response
         target = (request.view_args or {}).get("job_id") or document.get("id")
         detail = job_detail(document)
     else:
