@@ -158,7 +158,8 @@ def test_a_broken_stack_is_an_error_on_its_own_dataset_only(folder, item):
     assert snapshot(folder) == before
     # `biosegment status` lists the folder without tripping over it
     status = CliRunner().invoke(main, ["--data", str(folder), "status", "--json"])
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output  # it lists the broken volume as a problem
+    assert json.loads(status.output)["problems"]
 
 
 @pytest.mark.parametrize("item", sorted(VOLUMES))
@@ -218,7 +219,7 @@ def test_a_broken_setup_json_is_reported_and_changes_nothing(folder, item):
         assert report.setup == "invalid"
         assert after == before
     status = CliRunner().invoke(main, ["--data", str(folder), "status"])
-    assert status.exit_code == 0 and f"setup.json [{where}]" in status.output, status.output
+    assert status.exit_code == 1 and f"setup.json [{where}]" in status.output, status.output
 
 
 @pytest.mark.parametrize("side_file", ["annotation.json", "segmentation.json", "annotations.json"])
