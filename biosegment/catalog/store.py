@@ -4,8 +4,9 @@
 and in what state" for the daemon, the CLI, the workers and the web UI, and records the problems
 found in ``setup.json`` and the folder. Writers upsert by natural key (a name, or a dataset and a
 name): an upsert that changes nothing writes nothing, so refreshing an unchanged folder leaves
-every row, timestamps included, as it was. Rows are never deleted here; things that disappear are
-marked ``missing``. A row's ``origin`` only ever rises (``scan`` < ``setup`` < ``ui``), so what a
+every row, timestamps included, as it was. Things that disappear are marked ``missing``; the one
+way a row leaves is :meth:`Catalog.forget_many`, which the folder scan uses for a dataset it
+registered whose files stayed gone (nothing of it is left on disk to lose). A row's ``origin`` only ever rises (``scan`` < ``setup`` < ``ui``), so what a
 person created in the UI is never taken over, and so never dropped, by a rescan.
 """
 
@@ -274,6 +275,21 @@ class Catalog(JobStore):
                     )
                 changed += cursor.rowcount
         return changed
+
+    def forget_many(self, table: str, keys: Iterable[tuple]) -> int:
+        """Delete the rows with these natural keys that are marked missing; return how many.
+
+        Only a row already marked missing can go, so a thing whose files came back meanwhile
+        is never forgotten.
+        """
+        where = _key_match(_entity(table))
+        forgotten = 0
+        with self._write() as conn:
+            for key in keys:
+                forgotten += conn.execute(
+                    f"DELETE FROM {table} WHERE {where} AND state = 'missing'", key
+                ).rowcount
+        return forgotten
 
     def set_origin(self, table: str, keys: Iterable[tuple], origin: str) -> int:
         """Hand rows over to another origin (used when setup.json stops declaring them)."""

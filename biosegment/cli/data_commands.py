@@ -31,7 +31,7 @@ def refresh_catalog(app: AppContext):
     from biosegment.catalog import refresh
 
     catalog = app.catalog()
-    refresh(catalog, app.root)
+    refresh(catalog, app.root, forget_after=app.config.watch.forget_after_seconds)
     return catalog
 
 
