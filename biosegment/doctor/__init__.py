@@ -37,7 +37,12 @@ def run_doctor(config: Config, *, repair: bool = True) -> DoctorReport:
     catalog = check_catalog(root, repair=repair)
     report.findings.append(catalog)
     report.findings.append(
-        check_data(root, catalog_usable=catalog.state in ("ok", "repaired"), refresh_first=repair)
+        check_data(
+            root,
+            catalog_usable=catalog.state in ("ok", "repaired"),
+            refresh_first=repair,
+            forget_after=config.watch.forget_after_seconds,
+        )
     )
     # The queue is refilled from the catalog: it is checked once the catalog is whole again.
     report.findings.append(check_queue(config, repair=repair))

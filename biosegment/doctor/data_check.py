@@ -19,14 +19,16 @@ from biosegment.errors import BioSegmentError
 __all__ = ["check_data"]
 
 
-def check_data(root: Path, *, catalog_usable: bool, refresh_first: bool) -> Finding:
+def check_data(
+    root: Path, *, catalog_usable: bool, refresh_first: bool, forget_after: float
+) -> Finding:
     """The problems of the folder's contents; ``catalog_usable``: the catalog check passed."""
     if not catalog_usable:
         return Finding("data", "skipped", "the catalog is not usable (see above)")
     try:
         with open_catalog(root) as catalog:
             if refresh_first:
-                refresh(catalog, root)
+                refresh(catalog, root, forget_after=forget_after)
             problems = catalog.all_problems()
     except BioSegmentError as exc:
         return Finding("data", "skipped", f"the catalog cannot be read: {exc}")

@@ -138,6 +138,6 @@ def put_setup(path: DatasetPath, body: SetupChange):
     except SetupError as exc:
         where = f" [{exc.where}]" if exc.where else ""
         raise ApiError(400, f"setup.json{where}: {exc.reason}", field=exc.where or "body") from None
-    refresh(catalog, state.root)
+    refresh(catalog, state.root, forget_after=state.config.watch.forget_after_seconds)
     data, version = setup_for_edit(state.root)
     return jsonify({"version": version, **_describe(data, path.dataset)})
