@@ -225,7 +225,9 @@ def _dataset_facts(
     root: Path, name: str, layout: DatasetLayout, project: str | None, previous: dict | None
 ) -> dict:
     facts: dict[str, Any] = {"ground_truth": layout.ground_truth or legacy_ground_truth(root, name)}
-    if previous is None or previous.get("project") is None:
+    if previous is None or previous.get("origin") == "scan" or previous.get("project") is None:
+        # A dataset only the folder knows follows setup.json's default project as it changes;
+        # a person picks another one by naming the dataset in setup.json (the viewer does so).
         facts["project"] = project
     if layout.volume is None:
         facts.update(

@@ -40,7 +40,8 @@ def refresh_catalog(app: AppContext):
 @click.option(
     "--demo",
     is_flag=True,
-    help="Also add the demo dataset (ISBI 2012 slices with ground truth) and the demo model.",
+    help="Also add the demo dataset (ISBI 2012 slices with ground truth) and the demo model; "
+    "the demo project becomes setup.json's default_project, which dropped datasets join.",
 )
 @click.option(
     "--admin",

@@ -1,6 +1,6 @@
 """API view of a dataset's part of ``setup.json``: read it, and change it safely.
 
-``GET`` gives the dataset's project (the one it names, else the first listed, which it joins),
+``GET`` gives the dataset's project (the one it names, else the default project it joins),
 voxel size, the classes and default model of that project and of every other one, and the
 file's ``version``. ``PUT`` sends that version back with the keys to change; the others stay as
 they are (see :mod:`biosegment.catalog.setup_change`). 409 when the file changed on disk
