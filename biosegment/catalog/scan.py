@@ -5,11 +5,11 @@
 skipped when a size+mtime fingerprint is unchanged) and upserts one row per thing with origin
 ``scan``. Rows the scan created whose files are gone are marked ``missing`` and come back to
 ``ok`` when the files return; a dataset among them that stays gone is forgotten
-(:mod:`~biosegment.catalog.forgetting`), other rows are kept. Rows ``setup.json`` declares are its reconciler's; rows
-created in the UI keep their name and origin, get fresh facts when the scan meets their files, and
-are marked missing only once their files were seen and are gone (a UI row whose output a job has
-not written yet is left alone). A location is never registered twice under two names, and a name
-is never taken from its owner: both are reported as problems. Temporary names (files being copied
+(:mod:`~biosegment.catalog.forgetting`), other rows are kept. Rows ``setup.json`` declares are
+its reconciler's; rows created in the UI keep their name and origin, get fresh facts when the
+scan meets their files, and are marked missing only once their files were seen and are gone (a
+UI row whose output a job has not written yet is left alone). A location is never registered
+twice under two names, and a name is never taken from its owner: both are reported as problems. Temporary names (files being copied
 or written) and ``.biosegment/`` are ignored. An unreadable thing is a row in state ``error``
 naming the file and never stops the scan of everything else; a symlink that leads out of the data
 folder is a problem, not a row. Old-stack ``annotations.json`` files are imported on sight
