@@ -74,6 +74,9 @@ class WatchConfig:
         1.0  # a file must keep its size and mtime this long to count as complete
     )
     rescan_minutes: float = 5.0  # periodic full rescan that catches what events miss
+    # a dataset the scan registered and whose files left the image folder is forgotten once it
+    # is still gone this long after it went (a copy being moved back is not lost on the way)
+    forget_after_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +293,8 @@ def _validate(config: Config) -> None:
         raise InputError(
             "expected auto, cpu, cuda, cuda:N or mps", source=src, where="engine.device"
         )
+    if config.watch.forget_after_seconds < 0:
+        raise InputError("must be >= 0", source=src, where="watch.forget_after_seconds")
     if config.watch.settle_seconds < 0 or config.watch.rescan_minutes <= 0:
         raise InputError(
             "settle_seconds must be >= 0 and rescan_minutes > 0", source=src, where="watch"

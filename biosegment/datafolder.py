@@ -172,6 +172,12 @@ def _add_demo_to_setup(setup_path: Path, *, has_model: bool) -> None:
             project["default_model"] = DEMO_MODEL
         projects.append(project)
     document["projects"] = projects
+    others_have_classes = any(p.get("classes") for p in projects if p.get("title") != DEMO_PROJECT)
+    if "default_project" not in document and not others_have_classes:
+        # Datasets dropped into EM/ join the demo project, whose model and classes fit EM
+        # membranes, rather than an empty project without classes; said in the file, where a
+        # person can change it. A lab's own project with classes is left to be the default.
+        document = _with_key_after(document, "EM_location", "default_project", DEMO_PROJECT)
     datasets = [d for d in (document.get("datasets") or []) if isinstance(d, dict)]
     if not any(d.get("title") == DEMO_DATASET for d in datasets):
         datasets.append(
@@ -197,3 +203,13 @@ def _add_demo_to_setup(setup_path: Path, *, has_model: bool) -> None:
         document["models"] = models
     document.setdefault("EM_location", EM_DIR)
     _write_json_atomic(setup_path, document)
+
+
+def _with_key_after(document: dict, after: str, key: str, value) -> dict:
+    """``document`` with ``key`` placed right after ``after`` (or first), for a readable file."""
+    result: dict = {} if after in document else {key: value}
+    for name, item in document.items():
+        result[name] = item
+        if name == after:
+            result[key] = value
+    return result

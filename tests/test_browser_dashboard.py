@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 import tifffile
 
 from biosegment.catalog import open_catalog, refresh
+from biosegment.daemon import Daemon
+from biosegment.webui.server import create_server
 from webui_fixtures import (
     DEMO_DATASET,
     chromium_page,
@@ -97,3 +102,40 @@ def test_a_dataset_whose_files_are_gone_leaves_the_list_and_is_named_as_a_proble
         )
         assert page.query_selector(f".card[data-name='{DEMO_DATASET}']") is not None
         assert browser.errors == []
+
+
+def test_a_deleted_dataset_leaves_the_dashboard_and_its_problems_once_confirmed_gone(tmp_path):
+    """With the daemon serving: missing at first, then forgotten without a reindex."""
+    root = make_demo_folder(tmp_path / "data")
+    config = config_for(root)
+    config = dataclasses.replace(
+        config, watch=dataclasses.replace(config.watch, forget_after_seconds=2.0)
+    )
+    daemon = Daemon(config, server_factory=create_server).start()
+    try:
+        assert daemon.watcher.wait_idle(30)
+        with chromium_page() as browser:
+            page = browser.page
+            page.goto(daemon.url)
+            page.wait_for_selector(f".card[data-name='{DEMO_DATASET}']")
+            stack = root / "EM" / "short-lived" / "raw" / "stack.tif"
+            stack.parent.mkdir(parents=True)
+            tifffile.imwrite(stack, np.zeros((2, 32, 32), np.uint8), photometric="minisblack")
+            page.wait_for_selector(".card[data-name='short-lived']", timeout=15_000)
+            page.wait_for_function(
+                """() => { const img = document.querySelector(".card[data-name='short-lived'] img");
+                           return img !== null && img.complete && img.naturalWidth > 0; }"""
+            )
+            shutil.rmtree(root / "EM" / "short-lived")
+            page.wait_for_selector(
+                ".card[data-name='short-lived']", state="detached", timeout=15_000
+            )
+            # once forgotten it is no longer named as a problem either
+            page.wait_for_function(
+                "() => document.querySelector('#problems').hidden", timeout=20_000
+            )
+            assert "short-lived" not in page.inner_text("body")
+            assert page.query_selector(f".card[data-name='{DEMO_DATASET}']") is not None
+            assert browser.errors == []
+    finally:
+        daemon.stop()

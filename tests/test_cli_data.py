@@ -126,7 +126,8 @@ def test_status_reports_an_invalid_setup_json_with_line_and_column(tmp_path):
     root = tmp_path / "d"
     biosegment("init", str(root), "--demo")
     (root / "setup.json").write_text('{"EM_location": "EM",\n  "datasets": [,]\n}\n')
-    proc = biosegment("--data", str(root), "status", "--json")
+    proc = biosegment("--data", str(root), "status", "--json", check=False)
+    assert proc.returncode == 1, proc.stderr  # problems listed: a script sees it
     document = json.loads(proc.stdout)
     assert any(
         "setup.json" in (p.get("source") or "")
@@ -142,7 +143,7 @@ def test_a_bad_config_is_a_one_line_error(tmp_path):
     config = tmp_path / "biosegment.toml"
     config.write_text('data_dir = "d"\n[server]\nport = "eighty"\n')
     proc = biosegment("--config", str(config), "status", check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # status: nothing could be checked, not "problems found"
     assert "server.port" in proc.stderr
     assert "Traceback" not in proc.stderr
 

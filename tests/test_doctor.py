@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from PIL import Image
 
 from biosegment.catalog import open_catalog, refresh
 from biosegment.config import load_config
+from biosegment.daemon import Daemon
 from biosegment.datafolder import DEMO_DATASET, init_data_folder
+from biosegment.errors import NotFoundError
 from biosegment.folder_lock import acquire_daemon_lock
 from webui_fixtures import make_tiny_model
 
@@ -234,17 +237,73 @@ def test_doctor_only_reports_while_a_daemon_holds_the_folder(folder):
         proc = biosegment(folder, "doctor", check=False)
     finally:
         lock.release()
-    assert proc.returncode == 1
-    assert "daemon   PROBLEM" in proc.stdout and "stop them" in proc.stdout
+    assert proc.returncode == 1  # the damaged catalog is still broken ...
+    assert "catalog  PROBLEM" in proc.stdout
+    # ... while the daemon itself is how a folder is meant to be used
+    assert "daemon   ok" in proc.stdout and "stop them" in proc.stdout
     assert catalog_db.read_bytes() == damaged
+
+
+def truncated_stack(path: Path) -> None:
+    """A TIFF cut off half way, as a copy that stopped early leaves it."""
+    tifffile.imwrite(
+        path,
+        np.random.default_rng(3).integers(0, 255, (4, 64, 64), dtype=np.uint8),
+        photometric="minisblack",
+    )
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def test_beside_a_running_daemon_doctor_names_the_truncated_tiff_and_nothing_else(tmp_path):
+    root = init_data_folder(tmp_path / "data", demo=True, write_config=False).root
+    with Daemon(load_config(data_dir=root, env={}, cwd=root)) as daemon:
+        assert daemon.watcher.wait_idle(30)
+        healthy = biosegment(root, "doctor", check=False)
+        assert healthy.returncode == 0, healthy.stdout
+        assert "daemon   ok" in healthy.stdout and "pid" in healthy.stdout
+        assert "PROBLEM" not in healthy.stdout and "Healthy." in healthy.stdout
+
+        truncated_stack(root / "EM" / "cut.tif")
+        assert daemon.watcher.wait_idle(30)
+        with open_catalog(root) as catalog:
+            assert wait_until(lambda: catalog.dataset("cut")["state"] == "error")
+        proc = biosegment(root, "doctor", check=False)
+        report = json.loads(biosegment(root, "doctor", "--json", check=False).stdout)
+    assert proc.returncode == 1, proc.stdout
+    marks = {f["subject"]: f["state"] for f in report["findings"]}
+    assert marks["daemon"] == "ok" and marks["catalog"] == "ok" and marks["data"] == "problem"
+    assert [k for k, v in marks.items() if v == "problem"] == ["data"]
+    (line,) = next(f for f in report["findings"] if f["subject"] == "data")["problems"]
+    assert line.startswith("dataset cut: EM/cut.tif: truncated"), line
+    assert "data     PROBLEM" in proc.stdout and "EM/cut.tif: truncated" in proc.stdout
+    assert "daemon   PROBLEM" not in proc.stdout
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except NotFoundError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def test_missing_layout_folders_come_back_empty(folder):
     shutil.rmtree(folder / "segmentations")
-    report = json.loads(biosegment(folder, "doctor", "--json").stdout)
+    proc = biosegment(folder, "doctor", "--json", check=False)
+    report = json.loads(proc.stdout)
     finding = next(f for f in report["findings"] if f["subject"] == "layout")
     assert finding["state"] == "repaired" and finding["recovered"]["folders"] == ["segmentations"]
     assert (folder / "segmentations").is_dir() and (folder / "EM" / DEMO_DATASET).exists()
+    # the segmentation that was in it is lost, and named: only its owner can make it again
+    data = next(f for f in report["findings"] if f["subject"] == "data")
+    assert data["problems"] == [
+        f"segmentation {DEMO_DATASET}/first pass: no longer in the data folder"
+    ]
+    assert proc.returncode == 1
 
 
 def add_people(root: Path) -> None:

@@ -152,8 +152,9 @@ def test_a_dropped_file_set_up_for_a_project_keeps_the_project_and_its_file(tmp_
     with serve(config_for(root)) as server:
         http = Http(server.url)
         current = http.get(f"/api/v1/datasets/{DROPPED}/setup").json()
-        # the project it joins (the first listed), and what every project it may pick holds
-        assert current["dataset"]["project"] == "Main project"
+        # the project it joins (the demo folder's default_project), and what every project it
+        # may pick holds
+        assert current["dataset"]["project"] == "Demo"
         demo = _titled(current["project_setups"], "Demo")
         assert [c["name"] for c in demo["classes"]] == ["membrane"]
         assert demo["default_model"] == "demo-membrane"
@@ -261,9 +262,10 @@ def test_the_panel_shows_the_classes_and_default_model_of_the_project_picked(tmp
         page.wait_for_selector("#viewer[data-ready=true]")
         page.click("#setup-panel summary")
         page.wait_for_function(
-            "() => document.querySelector('[data-setup=project]').value === 'Main project'"
+            "() => document.querySelector('[data-setup=project]').value === 'Demo'"
         )
-        assert page.query_selector_all("#setup-panel .setup-class") == []
+        page.fill("[data-setup=project]", "Main project")
+        page.wait_for_selector("#setup-panel .setup-class", state="detached")
         page.fill("[data-setup=project]", "Demo")
         page.wait_for_selector("#setup-panel .setup-class")
         names = page.eval_on_selector_all(
@@ -278,6 +280,8 @@ def test_the_panel_shows_the_classes_and_default_model_of_the_project_picked(tmp
         written = json.loads(setup.read_text(encoding="utf-8"))
         assert written["projects"] == before["projects"]
         entry = _titled(written["datasets"], DROPPED)
-        assert entry["location"] == f"EM/{DROPPED}.tif" and entry["project"] == "Demo"
+        assert entry["location"] == f"EM/{DROPPED}.tif"
+        # Demo is the project it joined already (the file's default_project): nothing to add
+        assert entry.get("project", written["default_project"]) == "Demo"
         assert entry["voxel_size"] == [10, 10, 10]
         assert browser.errors == []

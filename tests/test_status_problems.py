@@ -1,5 +1,6 @@
 """`status`, `datasets` and `models` name every entry in error with its reason, and the counts
-never contradict the list (a zero-byte TIFF, a stack that is not a TIFF, a broken model file)."""
+never contradict the list (a zero-byte TIFF, a stack that is not a TIFF, a broken model file).
+`status` says by its exit code whether it listed problems (1), none (0), or could not look (2)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,15 @@ def broken_folder(tmp_path):
     return root
 
 
-def cli(root, *args):
+def cli(root, *args, exit_code=0):
     result = CliRunner().invoke(main, ["--data", str(root), *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return result.output
 
 
 def test_status_lists_each_entry_in_error_with_its_file_and_reason(tmp_path):
     root = broken_folder(tmp_path)
-    out = cli(root, "status")
+    out = cli(root, "status", exit_code=1)
     assert "datasets:      3 (1 ok, 2 error)" in out
     assert "Problems:    none" not in out
     problems = out.split("Problems (", 1)[1]
@@ -37,7 +38,7 @@ def test_status_lists_each_entry_in_error_with_its_file_and_reason(tmp_path):
     counted = int(problems.split(")", 1)[0])
     assert counted == 3 and "problems:      3" in out
 
-    document = json.loads(cli(root, "status", "--json"))
+    document = json.loads(cli(root, "status", "--json", exit_code=1))
     kinds = {(p.get("kind"), p.get("name")) for p in document["problems"]}
     assert {("dataset", "empty"), ("dataset", "garbage"), ("model", "broken")} <= kinds
     assert document["counts"]["problems"]["total"] == len(document["problems"])
@@ -61,3 +62,18 @@ def test_datasets_and_models_tables_have_a_short_reason_column(tmp_path):
 def test_a_clean_folder_still_says_none(tmp_path):
     out = cli(make_demo_folder(tmp_path / "data"), "status")
     assert "Problems:    none" in out and "problems:      0" in out
+
+
+def test_status_exit_code_says_whether_problems_were_listed(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    assert "Problems:    none" in cli(root, "status", exit_code=0)
+    assert json.loads(cli(root, "status", "--json", exit_code=0))["problems"] == []
+    (root / "EM" / "empty.tif").write_bytes(b"")
+    assert "dataset empty: EM/empty.tif" in cli(root, "status", exit_code=1)
+    assert json.loads(cli(root, "status", "--json", exit_code=1))["problems"]
+
+
+def test_status_that_cannot_look_at_the_folder_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["--data", str(tmp_path / "nowhere"), "status"])
+    assert result.exit_code == 2, result.output
+    assert "biosegment init" in result.output and "Traceback" not in result.output

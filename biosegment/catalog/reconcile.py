@@ -236,7 +236,9 @@ def _dataset_record(
             error=f"{layout.searched}: {reason}",
             fingerprint=None,
         )
-        _entry_problem(problems, "dataset", entry, f"{layout.searched}: {reason}")
+        # the person named it here, so its absence stays a problem until they decide
+        remedy = "" if exists else f"; put its files back, or remove its entry from {SETUP_FILE}"
+        _entry_problem(problems, "dataset", entry, f"{layout.searched}: {reason}{remedy}")
         return record
     volume = layout.volume
     if entry.file_type in ("tifseq", "pngseq") and volume != layout.searched:

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from biosegment.catalog.forgetting import FORGET_AFTER_SECONDS
 from biosegment.catalog.reconcile import last_good_setup, reconcile_setup
 from biosegment.catalog.report import CatalogReport
 from biosegment.catalog.rows import ENTITY_TABLES
@@ -24,12 +25,20 @@ from biosegment.sqlite_support import move_aside
 __all__ = ["refresh", "reindex"]
 
 
-def refresh(catalog: Catalog, root: Path) -> CatalogReport:
-    """Apply ``setup.json`` (if valid) then register what the folder holds."""
+def refresh(
+    catalog: Catalog, root: Path, *, forget_after: float = FORGET_AFTER_SECONDS
+) -> CatalogReport:
+    """Apply ``setup.json`` (if valid) then register what the folder holds.
+
+    ``forget_after``: seconds a dataset gone from the image folder stays listed as missing
+    before it is forgotten (``[watch] forget_after_seconds``).
+    """
     started = time.perf_counter()
     report = reconcile_setup(catalog, root)
     # The scan follows the last valid setup.json, so a broken edit does not move EM_location.
-    report.merge(scan_data_folder(catalog, root, setup=last_good_setup(root)))
+    report.merge(
+        scan_data_folder(catalog, root, setup=last_good_setup(root), forget_after=forget_after)
+    )
     report.seconds = time.perf_counter() - started
     return report
 

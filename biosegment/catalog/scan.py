@@ -3,12 +3,13 @@
 ``scan_data_folder`` walks the fixed layout (``EM/``, ``models/``, ``segmentations/``,
 ``annotations/``), probes what it finds through :mod:`~biosegment.catalog.probe` (headers only,
 skipped when a size+mtime fingerprint is unchanged) and upserts one row per thing with origin
-``scan``. Rows the scan created whose files are gone are marked ``missing``, never removed, and
-come back to ``ok`` when the files return. Rows ``setup.json`` declares are its reconciler's; rows
-created in the UI keep their name and origin, get fresh facts when the scan meets their files, and
-are marked missing only once their files were seen and are gone (a UI row whose output a job has
-not written yet is left alone). A location is never registered twice under two names, and a name
-is never taken from its owner: both are reported as problems. Temporary names (files being copied
+``scan``. Rows the scan created whose files are gone are marked ``missing`` and come back to
+``ok`` when the files return; a dataset among them that stays gone is forgotten
+(:mod:`~biosegment.catalog.forgetting`), other rows are kept. Rows ``setup.json`` declares are
+its reconciler's; rows created in the UI keep their name and origin, get fresh facts when the
+scan meets their files, and are marked missing only once their files were seen and are gone (a
+UI row whose output a job has not written yet is left alone). A location is never registered
+twice under two names, and a name is never taken from its owner: both are reported as problems. Temporary names (files being copied
 or written) and ``.biosegment/`` are ignored. An unreadable thing is a row in state ``error``
 naming the file and never stops the scan of everything else; a symlink that leads out of the data
 folder is a problem, not a row. Old-stack ``annotations.json`` files are imported on sight
@@ -26,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from biosegment.catalog.forgetting import FORGET_AFTER_SECONDS, forgettable
 from biosegment.catalog.layout import (
     LEGACY_ANNOTATIONS,
     DatasetLayout,
@@ -66,12 +68,17 @@ SCAN_REPORTER = "scan"
 
 
 def scan_data_folder(
-    catalog: Catalog, root: Path, *, setup: SetupDocument | None = None
+    catalog: Catalog,
+    root: Path,
+    *,
+    setup: SetupDocument | None = None,
+    forget_after: float = FORGET_AFTER_SECONDS,
 ) -> CatalogReport:
     """Register every dataset, model, segmentation and annotation the folder holds.
 
     ``setup`` (the last valid ``setup.json``) says where the images live (``EM_location``) and
-    which project undeclared datasets join; without it they are ``EM`` and none.
+    which project undeclared datasets join; without it they are ``EM`` and none. A dataset that
+    has been gone from the image folder for ``forget_after`` seconds is forgotten.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -79,9 +86,28 @@ def scan_data_folder(
     problems: list[InputError] = []
     em = setup.em_location if setup else EM_DIR
     project = setup.default_project if setup else None
+    images = _top_folder(root, em, [])
+    if images is not None and images.is_dir():
+        now = time.time()
+        gone_reason = "no longer in the data folder"
+        forget: Callable[[dict], bool] | None = partial(
+            forgettable, forget_after=forget_after, now=now
+        )
+    else:
+        # Not a deletion: a drive that is not mounted, a folder being moved. Keep and say so.
+        gone_reason = f"{em}: the image folder is not there"
+        forget = None
 
     # Datasets first: importing old annotations needs their slice size.
-    _apply(catalog, "datasets", _find_datasets(root, em, project, problems), report, problems)
+    _apply(
+        catalog,
+        "datasets",
+        _find_datasets(root, em, project, problems),
+        report,
+        problems,
+        gone_reason=gone_reason,
+        forget=forget,
+    )
     _apply(catalog, "models", _find_models(root, problems), report, problems)
     _apply(catalog, "segmentations", _find_segmentations(root, problems), report, problems)
     _apply(catalog, "annotations", _find_annotations(catalog, root, problems), report, problems)
@@ -199,7 +225,9 @@ def _dataset_facts(
     root: Path, name: str, layout: DatasetLayout, project: str | None, previous: dict | None
 ) -> dict:
     facts: dict[str, Any] = {"ground_truth": layout.ground_truth or legacy_ground_truth(root, name)}
-    if previous is None or previous.get("project") is None:
+    if previous is None or previous.get("origin") == "scan" or previous.get("project") is None:
+        # A dataset only the folder knows follows setup.json's default project as it changes;
+        # a person picks another one by naming the dataset in setup.json (the viewer does so).
         facts["project"] = project
     if layout.volume is None:
         facts.update(
@@ -304,11 +332,15 @@ def _apply(
     found: Iterable[_Found],
     report: CatalogReport,
     problems: list[InputError],
+    *,
+    gone_reason: str = "no longer in the data folder",
+    forget: Callable[[dict], bool] | None = None,
 ) -> None:
     """Upsert what was found; mark what the scan registered before but did not find missing.
 
     A location that setup.json owns is its reconciler's business; one the UI owns gets fresh
-    facts but keeps its name and origin. A name already taken by either is a problem.
+    facts but keeps its name and origin. A name already taken by either is a problem. Rows
+    already missing and still not found are forgotten where ``forget(row)`` says so.
     """
     rows = _ROW_LISTS[table](catalog)
     by_key = {entity_key(table, row): row for row in rows}
@@ -349,19 +381,20 @@ def _apply(
         seen[key] = item.location
         records.append({**item.key, "location": item.location, "origin": "scan", **facts})
     report.add_counts(table, catalog.upsert_many(table, records))
+    absent = [row for row in rows if entity_key(table, row) not in seen]
     gone = [
         entity_key(table, row)
-        for row in rows
+        for row in absent
         if row["state"] != "missing"
-        and entity_key(table, row) not in seen
         and (row["origin"] == "scan" or _vanished_ui_row(catalog.root, row))
     ]
     if gone:
-        report.tally(
-            table,
-            "missing",
-            catalog.mark_missing_many(table, gone, reason="no longer in the data folder"),
-        )
+        report.tally(table, "missing", catalog.mark_missing_many(table, gone, reason=gone_reason))
+    if forget is not None:
+        stale = [entity_key(table, row) for row in absent if forget(row)]
+        if stale and catalog.forget_many(table, stale):
+            names = ", ".join("/".join(key) for key in stale)
+            report.notes.append(f"forgot {table} gone from the data folder: {names}")
 
 
 def _facts_or_problem(

@@ -16,7 +16,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from biosegment.catalog.setup_file import normalise_location
+from biosegment.catalog.setup_file import choose_default_project, normalise_location
 from biosegment.errors import InputError
 from biosegment.folder_names import EM_DIR
 
@@ -42,14 +42,20 @@ def project_titles(data: dict[str, Any]) -> list[str]:
 
 
 def declared_project(data: dict[str, Any], dataset: str) -> str | None:
-    """The project ``dataset`` belongs to: its entry's, else the first listed (which every
+    """The project ``dataset`` belongs to: its entry's, else the default project (which every
     dataset that names none joins, as the daemon reads the file)."""
     entry = find_titled(data.get("datasets"), dataset) or {}
     stated = entry.get("project")
     if isinstance(stated, str) and stated.strip():
         return stated
-    titles = project_titles(data)
-    return titles[0] if titles else None
+    named = data.get("default_project")
+    return choose_default_project(
+        named if isinstance(named, str) else None,
+        [
+            (title, bool((find_titled(data.get("projects"), title) or {}).get("classes")))
+            for title in project_titles(data)
+        ],
+    )
 
 
 def _listed(data: dict, key: str) -> list:

@@ -2,7 +2,9 @@
 
 Everything the old stack accepted stays valid: missing keys, ``null`` in place of a list, unknown
 extra keys (ignored). New optional keys are ``classes``, ``default_model`` and ``auto_segment`` per
-project, ``voxel_size`` (nm, z y x) and ``project`` per dataset, and a global ``auto_segment``.
+project, ``voxel_size`` (nm, z y x) and ``project`` per dataset, a global ``auto_segment``, and
+``default_project``: the project entries and dropped datasets join when they name none (it must
+be one of ``projects``; see :attr:`SetupDocument.default_project` for the rule without it).
 Validation is structural and never touches image files: bad JSON is reported with its line and
 column, everything else with the key that is wrong (``datasets[2].location``). Every location is
 checked with :func:`biosegment.paths.resolve_inside` and stored as a normalised relative path.
@@ -32,6 +34,7 @@ __all__ = [
     "SetupSegmentation",
     "SetupAnnotation",
     "SetupDocument",
+    "choose_default_project",
     "load_setup",
     "validate_setup",
     "check_setup_data",
@@ -133,11 +136,32 @@ class SetupDocument:
     segmentations: tuple[SetupSegmentation, ...] = ()
     annotations: tuple[SetupAnnotation, ...] = ()
     auto_segment: bool = False
+    named_default_project: str | None = None  #: the ``default_project`` key, when given
 
     @property
     def default_project(self) -> str | None:
-        """Entries that name no project belong to the first one listed."""
-        return self.projects[0].title if self.projects else None
+        """The project entries that name none, and datasets dropped into the folder, join.
+
+        ``default_project`` when the file names one; otherwise the only project with classes
+        (a dataset there can be annotated and segmented with its classes and default model);
+        otherwise the first project listed, as the older BioSegment did.
+        """
+        return choose_default_project(
+            self.named_default_project, [(p.title, bool(p.classes)) for p in self.projects]
+        )
+
+
+def choose_default_project(named: str | None, projects: list[tuple[str, bool]]) -> str | None:
+    """The rule of :attr:`SetupDocument.default_project`, on ``(title, has classes)`` pairs.
+
+    Shared with the UI's setup editor, which reads the file without validating it first.
+    """
+    if named is not None and any(title == named for title, _ in projects):
+        return named
+    with_classes = [title for title, has_classes in projects if has_classes]
+    if len(with_classes) == 1:
+        return with_classes[0]
+    return projects[0][0] if projects else None
 
 
 def normalise_location(text: str) -> str:
@@ -224,6 +248,7 @@ class _Checker:
         for kind, items in (("segmentations", segmentations), ("annotations", annotations)):
             self.unique(kind, [(i.catalog_key, i.where) for i in items if i is not None])
         auto_segment = self.boolean(data.get("auto_segment"), "auto_segment")
+        default_project = self.default_project(data, [p.title for p in projects if p is not None])
         return SetupDocument(
             path=path,
             em_location=em,
@@ -233,7 +258,20 @@ class _Checker:
             segmentations=tuple(s for s in segmentations if s is not None),
             annotations=tuple(a for a in annotations if a is not None),
             auto_segment=bool(auto_segment),
+            named_default_project=default_project,
         )
+
+    def default_project(self, data: dict, titles: list[str]) -> str | None:
+        """The ``default_project`` key: a title that ``projects`` lists."""
+        name = self.text(data.get("default_project"), "default_project")
+        if name is None or name in titles:
+            return name
+        listed = ", ".join(repr(t) for t in titles) or "none"
+        self.fail(
+            "default_project",
+            f"names the project {name!r}, which projects does not list (listed: {listed})",
+        )
+        return None
 
     def entries(self, data: dict, key: str) -> Iterator[tuple[dict, str]]:
         value = data.get(key)

@@ -4,9 +4,12 @@
 and in what state" for the daemon, the CLI, the workers and the web UI, and records the problems
 found in ``setup.json`` and the folder. Writers upsert by natural key (a name, or a dataset and a
 name): an upsert that changes nothing writes nothing, so refreshing an unchanged folder leaves
-every row, timestamps included, as it was. Things that disappear are marked ``missing``; a row is
-deleted only by :meth:`Catalog.forget`, when a person moved the thing to the trash or renamed it. A row's ``origin`` only ever rises (``scan`` < ``setup`` < ``ui``), so what a
-person created in the UI is never taken over, and so never dropped, by a rescan.
+every row, timestamps included, as it was. Things that disappear are marked ``missing``; a row
+leaves only through :meth:`Catalog.forget`, when a person moved the thing to the trash or renamed
+it, and :meth:`Catalog.forget_many`, which the folder scan uses for a dataset it registered whose
+files stayed gone (nothing of it is left on disk to lose). A row's ``origin`` only ever rises
+(``scan`` < ``setup`` < ``ui``), so what a person created in the UI is never taken over, and so
+never dropped, by a rescan.
 """
 
 from __future__ import annotations
@@ -281,6 +284,21 @@ class Catalog(JobStore):
         key = _key_for(table, name, dataset)
         with self._write() as conn:
             return conn.execute(f"DELETE FROM {table} WHERE {_key_match(table)}", key).rowcount
+
+    def forget_many(self, table: str, keys: Iterable[tuple]) -> int:
+        """Delete the rows with these natural keys that are marked missing; return how many.
+
+        Only a row already marked missing can go, so a thing whose files came back meanwhile
+        is never forgotten.
+        """
+        where = _key_match(_entity(table))
+        forgotten = 0
+        with self._write() as conn:
+            for key in keys:
+                forgotten += conn.execute(
+                    f"DELETE FROM {table} WHERE {where} AND state = 'missing'", key
+                ).rowcount
+        return forgotten
 
     def set_origin(self, table: str, keys: Iterable[tuple], origin: str) -> int:
         """Hand rows over to another origin (used when setup.json stops declaring them)."""

@@ -9,10 +9,21 @@ import click
 from biosegment.cli.context import AppContext, emit_json, friendly_errors, pass_app
 from biosegment.cli.root import main
 from biosegment.cli.tables import format_shape, print_table
+from biosegment.errors import BioSegmentError
 
 __all__ = ["init", "status", "datasets", "models", "info", "reindex"]
 
 JSON_HELP = "Print machine-readable JSON instead of a table."
+
+#: ``status`` exit codes, for scripts: nothing wrong, problems listed, could not look at all.
+STATUS_FINE, STATUS_PROBLEMS, STATUS_FAILED = 0, 1, 2
+
+
+class _StatusFailed(click.ClickException):
+    """``status`` could not read the config or the data folder: a code of its own, so a
+    script tells "the folder has problems" (1) from "nothing was checked" (2)."""
+
+    exit_code = STATUS_FAILED
 
 
 def refresh_catalog(app: AppContext):
@@ -20,7 +31,7 @@ def refresh_catalog(app: AppContext):
     from biosegment.catalog import refresh
 
     catalog = app.catalog()
-    refresh(catalog, app.root)
+    refresh(catalog, app.root, forget_after=app.config.watch.forget_after_seconds)
     return catalog
 
 
@@ -29,7 +40,8 @@ def refresh_catalog(app: AppContext):
 @click.option(
     "--demo",
     is_flag=True,
-    help="Also add the demo dataset (ISBI 2012 slices with ground truth) and the demo model.",
+    help="Also add the demo dataset (ISBI 2012 slices with ground truth) and the demo model; "
+    "the demo project becomes setup.json's default_project, which dropped datasets join.",
 )
 @click.option(
     "--admin",
@@ -85,8 +97,15 @@ def status(app: AppContext, as_json: bool) -> None:
 
     Problems are those of setup.json and the folder, then each dataset, model, segmentation
     and annotation in error or missing, named with its file and why.
+
+    Exit status: 0 when there is no problem, 1 when problems are listed, 2 when the config or
+    the data folder could not be read at all.
     """
-    catalog = refresh_catalog(app)
+    try:
+        catalog = refresh_catalog(app)
+    except (BioSegmentError, click.ClickException) as exc:
+        message = exc.message if isinstance(exc, click.ClickException) else str(exc)
+        raise _StatusFailed(message) from None
     counts = catalog.counts()
     problems = catalog.all_problems()
     counts["problems"] = {"total": len(problems)}  # the count and the list below agree
@@ -100,7 +119,14 @@ def status(app: AppContext, as_json: bool) -> None:
     }
     if as_json:
         emit_json(document)
-        return
+    else:
+        _print_status(document)
+    if problems:
+        raise SystemExit(STATUS_PROBLEMS)
+
+
+def _print_status(document: dict) -> None:
+    counts, problems = document["counts"], document["problems"]
     click.echo(f"Data folder: {document['data_dir']}")
     click.echo(f"Config:      {document['config_file'] or '(built-in defaults)'}")
     click.echo(f"Catalog:     {document['catalog']}")

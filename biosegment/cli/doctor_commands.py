@@ -17,15 +17,16 @@ _MARKS = {"ok": "ok", "repaired": "REPAIRED", "problem": "PROBLEM", "skipped": "
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
 def doctor(app: AppContext, check_only: bool, as_json: bool) -> None:
-    """Check the data folder's catalog, job queue and layout, and rebuild what is broken.
+    """Check the data folder's catalog, job queue, layout and contents; rebuild what is broken.
 
     A missing or damaged catalog.db is rebuilt from the files in the data folder (with the
     jobs still readable in the damaged file); a missing or damaged queue.db is recreated and
     refilled with the catalog's waiting jobs; a damaged accounts.db gives back the accounts,
     tokens and audit entries it still holds; a secrets.toml others can read is made private.
-    Damaged files are kept beside the new ones.
-    Stop the daemon and workers first: while they run, doctor only reports. Exits with
-    status 1 when something is still broken.
+    Damaged files are kept beside the new ones. Datasets, models, segmentations and
+    annotations that cannot be read (a truncated TIFF, say) are listed by file and reason;
+    they are yours to fix. A running daemon or worker is fine: doctor then only reports
+    (stop them to let it repair). Exits with status 1 when something is still broken.
     """
     from biosegment.doctor import run_doctor
 
@@ -36,6 +37,8 @@ def doctor(app: AppContext, check_only: bool, as_json: bool) -> None:
         click.echo(f"Data folder: {report.data_dir}")
         for finding in report.findings:
             click.echo(f"  {finding.subject:<9}{_MARKS[finding.state]:<10}{finding.detail}")
+            for line in finding.problems:
+                click.echo(f"{'':<21}{line}")
         click.echo("Healthy." if report.healthy else "Still broken: see PROBLEM above.")
     if not report.healthy:
         raise SystemExit(1)

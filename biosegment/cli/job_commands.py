@@ -144,7 +144,11 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
         if not daemon_running(config.data_dir):
             # Nobody keeps the catalog current: catch up with the folder (cheap when unchanged),
             # so a stack copied in a moment ago can be named.
-            refresh(service.catalog, config.data_dir)
+            refresh(
+                service.catalog,
+                config.data_dir,
+                forget_after=config.watch.forget_after_seconds,
+            )
         in_process = wait and not _queue_has_consumers(config)
         job = submit(service, enqueue=not in_process)
         from biosegment.accounts.job_actions import record_cli_job_action, submit_action

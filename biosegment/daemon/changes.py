@@ -15,8 +15,9 @@ close never comes (a lost event) does a long silence count as complete.
 
 :meth:`ChangeTracker.due` returns the areas to refresh once no file is settling and the folder
 has been quiet for a short debounce, so a hundred datasets dropped at once cost one refresh and a
-half-written file is never probed. Time is passed in, which keeps the logic testable without
-sleeping.
+half-written file is never probed. A rescan can also be booked for a later moment
+(:meth:`ChangeTracker.request_rescan_at`: a dataset that left the folder is forgotten then).
+Time is passed in, which keeps the logic testable without sleeping.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ChangeTracker:
     _settling: dict[Path, Settling] = field(default_factory=dict)
     _open: dict[Path, int] = field(default_factory=dict)
     _last_event: float = 0.0
+    _rescan_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _mark(self, area: str, now: float) -> None:
@@ -134,6 +136,12 @@ class ChangeTracker:
                 self._dirty_since = now
             self._dirty.add(RESCAN_AREA)
 
+    def request_rescan_at(self, when: float) -> None:
+        """Ask for a rescan once the monotonic time ``when`` has come (the earliest one wins)."""
+        with self._lock:
+            if self._rescan_at is None or when < self._rescan_at:
+                self._rescan_at = when
+
     @property
     def settling(self) -> list[Path]:
         with self._lock:
@@ -163,6 +171,11 @@ class ChangeTracker:
     def due(self, now: float) -> set[str]:
         """Areas to refresh now (and forget); empty while files settle or events still flow."""
         with self._lock:
+            if self._rescan_at is not None and now >= self._rescan_at:
+                self._rescan_at = None
+                if not self._dirty:
+                    self._dirty_since = now
+                self._dirty.add(RESCAN_AREA)
             if not self._dirty:
                 return set()
             self._settle_by_stat(now)

@@ -105,11 +105,14 @@ class Daemon:
         self.jobs = JobService(self.config, huey=self.consumer.huey)
         self.watcher = DataFolderWatcher(
             self.root,
-            refresh=lambda catalog: refresh(catalog, self.root),
+            refresh=lambda catalog: refresh(
+                catalog, self.root, forget_after=self.config.watch.forget_after_seconds
+            ),
             open_catalog=lambda: open_catalog(self.root),
             on_refreshed=self._after_refresh,
             poll=self.config.watch.poll,
             settle_seconds=self.config.watch.settle_seconds,
+            forget_after=self.config.watch.forget_after_seconds,
         )
         self.watcher.start(initial_scan=True)
         report = self.consumer.start()

@@ -10,7 +10,9 @@ a :class:`~biosegment.daemon.changes.ChangeTracker`; one registrar thread, which
 catalog connection, refreshes the catalog once the changed files are complete, then tells the
 daemon which datasets appeared (for automatic segmentation). A full rescan can be requested at
 any time (the scheduler does so periodically), and runs on the same thread, so scans never
-overlap.
+overlap. After a refresh that leaves a removed dataset waiting to be forgotten
+(:mod:`~biosegment.catalog.forgetting`), a rescan is booked for the moment it may go, so it
+leaves the catalog on time rather than at the next periodic rescan.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from biosegment.catalog.forgetting import next_forget_time
 from biosegment.daemon.changes import AREAS, RESCAN_AREA, SETUP_AREA, ChangeTracker
 from biosegment.daemon.image_folder import ImageFolderWatch
 from biosegment.folder_names import EM_DIR, SETUP_FILE
@@ -132,6 +135,8 @@ class DataFolderWatcher:
     :param on_refreshed: called after every refresh with a :class:`RefreshOutcome`.
     :param poll: use a polling observer (network drives); ``settle_seconds`` then decides when
         a file is complete.
+    :param forget_after: the ``forget_after`` the refresh uses: a rescan is booked for when a
+        dataset gone from the folder may be forgotten. None books nothing.
     """
 
     def __init__(
@@ -144,8 +149,10 @@ class DataFolderWatcher:
         poll: bool = False,
         settle_seconds: float = 1.0,
         poll_interval: float = 0.5,
+        forget_after: float | None = None,
     ):
         self.root = Path(root).resolve()
+        self._forget_after = forget_after
         self._refresh = refresh
         self._open_catalog = open_catalog
         self._on_refreshed = on_refreshed
@@ -322,6 +329,7 @@ class DataFolderWatcher:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("watcher: refresh of %s failed", sorted(areas))
         after = _available_datasets(catalog)
+        self._book_forget_rescan(catalog)
         outcome = RefreshOutcome(areas, sorted(after - before), time.monotonic() - started, error)
         self.refreshes += 1
         self.last_outcome = outcome
@@ -333,6 +341,21 @@ class DataFolderWatcher:
             log.exception("watcher: after-refresh hook failed")
         finally:
             self._busy.clear()
+
+    def _book_forget_rescan(self, catalog) -> None:
+        """Book a rescan for when a dataset that left the folder may be forgotten."""
+        if self._forget_after is None:
+            return
+        try:
+            rows = catalog.datasets()
+        except Exception:  # a catalog that cannot be read now: the periodic rescan follows
+            log.exception("watcher: cannot read the datasets to book a rescan")
+            return
+        now = time.time()
+        when = next_forget_time(rows, forget_after=self._forget_after, now=now)
+        if when is not None:
+            # a hair later than the moment itself, so the scan then finds it old enough
+            self.tracker.request_rescan_at(time.monotonic() + (when - now) + 0.05)
 
 
 def _available_datasets(catalog) -> set[str]:

@@ -22,6 +22,7 @@ class Finding:
     detail: str  #: what was found (and done), in words
     recovered: dict[str, Any] = field(default_factory=dict)
     moved_aside: str | None = None  #: where a damaged file was kept
+    problems: list[str] = field(default_factory=list)  #: each thing found wrong, one line each
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +31,7 @@ class Finding:
             "detail": self.detail,
             "recovered": dict(self.recovered),
             "moved_aside": self.moved_aside,
+            "problems": list(self.problems),
         }
 
 

@@ -1,6 +1,6 @@
 """API view of a dataset's part of ``setup.json``: read it, and change it safely.
 
-``GET`` gives the dataset's project (the one it names, else the first listed, which it joins),
+``GET`` gives the dataset's project (the one it names, else the default project it joins),
 voxel size, the classes and default model of that project and of every other one, and the
 file's ``version``. ``PUT`` sends that version back with the keys to change; the others stay as
 they are (see :mod:`biosegment.catalog.setup_change`). 409 when the file changed on disk
@@ -138,6 +138,6 @@ def put_setup(path: DatasetPath, body: SetupChange):
     except SetupError as exc:
         where = f" [{exc.where}]" if exc.where else ""
         raise ApiError(400, f"setup.json{where}: {exc.reason}", field=exc.where or "body") from None
-    refresh(catalog, state.root)
+    refresh(catalog, state.root, forget_after=state.config.watch.forget_after_seconds)
     data, version = setup_for_edit(state.root)
     return jsonify({"version": version, **_describe(data, path.dataset)})
