@@ -15,7 +15,6 @@ hands a request to a thread only once it has arrived whole.
 from __future__ import annotations
 
 import logging
-import resource
 import threading
 import time
 
@@ -27,6 +26,11 @@ from biosegment.accounts import require_accounts_for_exposure
 from biosegment.config import Config
 from biosegment.webui.app import create_app
 from biosegment.webui.context import EXTENSION_KEY
+
+try:  # POSIX
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 
 __all__ = ["WebServer", "create_server", "SERVER_THREADS", "CHANNEL_TIMEOUT_S", "MAX_CONNECTIONS"]
 
@@ -40,6 +44,8 @@ CHANNEL_TIMEOUT_S = 15
 #: Open connections at most (waitress's default is 100); fewer when the process may open
 #: fewer files, so that a flood of sockets never leaves the catalog without descriptors.
 MAX_CONNECTIONS = 1000
+#: FD_SETSIZE of Python's select() on Windows, where there is no poll().
+_WINDOWS_SELECT_SOCKETS = 512
 #: A request's header (request line, headers, cookies) is small; waitress allows 256 KiB.
 MAX_HEADER_BYTES = 64 * 2**10
 # How often (seconds) idle and slow connections are looked for (waitress's default: 30).
@@ -83,6 +89,8 @@ class _HeaderDeadlineChannel(HTTPChannel):
 
 def _connection_limit() -> int:
     """:data:`MAX_CONNECTIONS`, or half the files this process may open if that is less."""
+    if resource is None:  # Windows: waitress falls back to select(), which takes 512 sockets
+        return min(MAX_CONNECTIONS, _WINDOWS_SELECT_SOCKETS - 12)
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
