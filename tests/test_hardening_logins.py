@@ -7,11 +7,13 @@ The app listens on 127.0.0.2 (accounts mode); clients connect from chosen source
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import http.client
 import http.cookiejar
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from biosegment.accounts import open_accounts
+from biosegment.accounts.passwords import VERIFICATIONS_AT_ONCE, verification_slot
 from biosegment.cli import main
 from biosegment.config import ServerConfig
 from webui_fixtures import config_for, make_demo_folder, serve
@@ -137,14 +140,38 @@ def test_thirty_fast_failures_from_one_address_are_throttled(site):
 def test_forty_parallel_failures_from_one_address_pass_the_throttle_twenty_times(site):
     root, url, _ = site
     guessers = [Browser(url, "127.0.0.6") for _ in range(40)]
+
+    def guess(number: int) -> int:
+        # a login answered "busy" (503: every password-check slot taken) checked and counted
+        # nothing; the guesser tries again, as a script would
+        for _ in range(200):
+            code = guessers[number].login(f"rush{number}", "wrong")[0]
+            if code != 503:
+                return code
+            time.sleep(0.05)
+        return 503
+
     with ThreadPoolExecutor(40) as pool:
-        codes = list(
-            pool.map(lambda pair: pair[1].login(f"rush{pair[0]}", "wrong")[0], enumerate(guessers))
-        )
+        codes = list(pool.map(guess, range(40)))
     assert sorted(codes) == [401] * 20 + [429] * 20, codes
     with open_accounts(root) as accounts:
         failed = accounts.audit_log(limit=1000, action="login.failed")
     assert len([row for row in failed if row["remote"] == "127.0.0.6"]) == 20
+
+
+def test_a_login_while_every_password_check_slot_is_taken_is_busy_and_counts_nothing(site):
+    root, url, _ = site
+    with contextlib.ExitStack() as slots:
+        for _ in range(VERIFICATIONS_AT_ONCE):
+            assert slots.enter_context(verification_slot(0))
+        started = time.monotonic()
+        code, headers, page = Browser(url, "127.0.0.8").login("vic")
+        assert code == 503 and headers.get("Retry-After") == "1"
+        assert "try again" in _message(page)
+        assert time.monotonic() - started < 5
+    with open_accounts(root) as accounts:  # nothing was checked, so nothing was recorded
+        assert not [r for r in accounts.audit_log(limit=1000) if r["remote"] == "127.0.0.8"]
+    assert Browser(url, "127.0.0.8").login("vic")[0] == 303
 
 
 def test_right_logins_do_not_count_against_their_address(site):

@@ -9,6 +9,9 @@ whether or not the name exists.
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -21,13 +24,33 @@ __all__ = [
     "generate_password",
     "check_new_password",
     "burn_verification_time",
+    "verification_slot",
     "MIN_PASSWORD_CHARS",
+    "VERIFICATIONS_AT_ONCE",
 ]
 
 MIN_PASSWORD_CHARS = 10
 _MAX_PASSWORD_CHARS = 1024
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a password anybody has")
+
+#: Password verifications at once in this process. Each takes Argon2's memory (64 MiB) and keeps
+#: its lanes busy; more at once only queue for the same cores, while a burst of logins would hold
+#: every request thread of the web server and the memory of all of them.
+VERIFICATIONS_AT_ONCE = 2
+_VERIFICATION_SLOTS = threading.BoundedSemaphore(VERIFICATIONS_AT_ONCE)
+
+
+@contextmanager
+def verification_slot(wait_seconds: float) -> Iterator[bool]:
+    """Hold one of the :data:`VERIFICATIONS_AT_ONCE` slots; yields False when none came free
+    within ``wait_seconds`` (the caller answers "busy" without checking anything)."""
+    free = _VERIFICATION_SLOTS.acquire(timeout=wait_seconds)
+    try:
+        yield free
+    finally:
+        if free:
+            _VERIFICATION_SLOTS.release()
 
 
 def check_new_password(password: str, *, where: str = "password") -> str:

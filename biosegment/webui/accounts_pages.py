@@ -17,6 +17,7 @@ import hmac
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session
 
 from biosegment.accounts.exposure import is_loopback
+from biosegment.accounts.passwords import verification_slot
 from biosegment.accounts.throttle import LoginThrottle
 from biosegment.accounts.users import LOGIN_REFUSED
 from biosegment.webui.auth import (
@@ -30,6 +31,9 @@ from biosegment.webui.auth import (
 __all__ = ["bp"]
 
 bp = Blueprint("accounts", __name__)
+#: How long a login waits for a password-check slot before it is answered "busy" (503); one
+#: check takes a fraction of a second, so a person rarely sees it.
+_SLOT_WAIT_SECONDS = 0.25
 
 
 def _throttle() -> LoginThrottle:
@@ -74,6 +78,17 @@ def login():
         return _form(
             "The form was too old or came from elsewhere; please try again.", 403, next_path
         )
+    with verification_slot(_SLOT_WAIT_SECONDS) as free:
+        if not free:
+            # nothing was checked or counted: a burst of logins waits its turn at the door
+            # instead of holding every request thread and Argon2's memory for each of them
+            response = _form("Many logins are being checked right now; try again.", 503, next_path)
+            response.headers["Retry-After"] = "1"
+            return response
+        return _check_login(next_path)
+
+
+def _check_login(next_path: str):
     address = request.remote_addr
     wait = _throttle().admit(address)  # counted as failed until it succeeds
     if wait:
