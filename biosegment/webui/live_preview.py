@@ -35,6 +35,10 @@ __all__ = ["LivePreviews", "LivePlane", "LivePreviewPending"]
 
 # Predicted slices kept, over all jobs (each one uint8 slice; the newest snapshot's per slice).
 _PLANES_KEPT = 24
+#: Bytes one slice's prediction may take for its arrays. The web process predicts beside the
+#: requests it serves and, on one machine, beside the fine-tune itself, so a live preview keeps
+#: to a quarter of a segmentation block's budget: a large slice is cut into more tiles.
+LIVE_MEMORY_BUDGET = 256 * 2**20
 
 
 class LivePreviewPending(ApiError):
@@ -215,7 +219,10 @@ class LivePreviews:
         with open_volume(volume_path, dataset.get("file_type")) as volume:
             zoom = zoom_for(card.pixel_size, dataset.get("voxel_size") or volume.voxel_size)
             settings = InferenceSettings(
-                device=self.device, normalisation=dict(card.normalisation), zoom=zoom
+                device=self.device,
+                normalisation=dict(card.normalisation),
+                zoom=zoom,
+                memory_budget=LIVE_MEMORY_BUDGET,
             )
             result = segment_block(volume, loaded.model, z, z + 1, settings=settings)
         return np.ascontiguousarray(result.labels[0])
