@@ -24,6 +24,7 @@ from biosegment.webui.api import (
     comparison_routes,
     job_routes,
     live_routes,
+    region_routes,
     setup_routes,
     tile_routes,
 )
@@ -93,6 +94,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         annotation_routes,
         job_routes,
         live_routes,
+        region_routes,
         setup_routes,
     ):
         app.register_api(routes.api)
