@@ -45,6 +45,7 @@ __all__ = [
     "connected_object",
     "edge_window",
     "edge_region",
+    "edge_basins",
     "pixel_runs",
 ]
 
@@ -130,12 +131,17 @@ def edge_region(grey: np.ndarray, y: int, x: int, *, top: int = 0, left: int = 0
     """The basin holding ``(y, x)`` (slice coordinates) of the watershed of the smoothed,
     inverted grey levels (0..255 display levels); ``grey`` is the window of the slice whose
     top-left pixel is ``(top, left)``."""
-    relief = 255.0 - gaussian(grey.astype(np.float32), EDGE_SIGMA, preserve_range=True)
-    markers = connected_labels(h_minima(relief, EDGE_DEPTH), connectivity=1)
-    basins = watershed(relief, markers, connectivity=1)
+    basins = edge_basins(grey)
     mask = basins == basins[y - top, x - left]
     _refuse_large(int(np.count_nonzero(mask)), "the region under the click")
     return Region(mask, top, left)
+
+
+def edge_basins(grey: np.ndarray) -> np.ndarray:
+    """The watershed basins (labels from 1) of the smoothed, inverted grey levels of ``grey``."""
+    relief = 255.0 - gaussian(grey.astype(np.float32), EDGE_SIGMA, preserve_range=True)
+    markers = connected_labels(h_minima(relief, EDGE_DEPTH), connectivity=1)
+    return watershed(relief, markers, connectivity=1)
 
 
 def pixel_runs(region: Region, width: int) -> list[int]:
