@@ -113,6 +113,7 @@ def test_a_region_over_the_limit_is_refused_with_the_reason(site):
         ("mode=object&y=1&x=1", "layer"),
         ("mode=object&y=1&x=1&layer=annotation:x", "layer"),
         ("mode=object&y=1&x=1&layer=segmentation:nope", None),
+        ("mode=object&y=1&x=1&layer=live:no-such-job", "job_id"),
         ("mode=edges&y=999&x=1", "y"),
         ("mode=edges&y=1&x=1&bounds=5,5,1,1", "bounds"),
         ("mode=edges&y=1&x=1&bounds=a,b", "bounds"),
@@ -126,4 +127,4 @@ def test_bad_requests_name_the_field(site, query, field):
     if field is not None:
         assert reply.json()["field"] == field
     else:
-        assert reply.status == 404
+        assert reply.status == 404 and "nope" in reply.json()["error"]
