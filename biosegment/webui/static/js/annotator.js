@@ -192,6 +192,7 @@ export class AnnotationEditor {
   async fillFromServer(mode, [r, c], value, bounds) {
     const z = this.z;
     let answer;
+    this.onFillMessage(mode === "object" ? "taking the object …" : "finding the region …");
     try {
       answer = await this.fetchRegion({ mode, z, y: r, x: c, bounds });
     } catch (error) { this.onFillMessage(`nothing filled: ${error.message}`); return; }
