@@ -2,8 +2,10 @@
 
 Colours belong to a layer and a prediction looks different from the ground truth; layers and
 models that land while the page is open appear on their own; a reload keeps the annotation,
-slice, zoom, brush and undo history; fill follows the image and stays on screen; a drag pans
-until a painting tool is picked, and painting asks for an annotation rather than making one.
+slice, zoom, brush and undo history; the grey-level fill follows the image and stays on screen;
+"take this object" copies a segmentation's object into the annotation's unpainted pixels; a
+drag pans until a painting tool is picked, and painting asks for an annotation rather than
+making one.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ def test_fill_follows_the_image_and_stays_on_screen(tmp_path):
         )
         seed = ((r0 + r1) // 2, (c0 + c1) // 2)
         tolerance = 30
+        page.select_option("#fill-mode", "image")  # the grey-level fill (edges is the default)
         page.fill("#fill-tolerance", str(tolerance))
         page.dispatch_event("#fill-tolerance", "input")
         page.click("#tool-fill")
@@ -180,6 +183,49 @@ def test_fill_follows_the_image_and_stays_on_screen(tmp_path):
         np.testing.assert_array_equal(filled, expected)
         assert 0 < filled.sum() < similar.size  # the image stopped it, not the whole view
         assert not filled[:r0].any() and not filled[r1 + 1 :].any()  # nothing off screen
+        assert browser.errors == []
+
+
+def test_take_this_object_copies_the_segmentation_object_into_the_unpainted_pixels(tmp_path):
+    root = make_demo_folder(tmp_path / "data")
+    add_segmentation(root, "pred")
+    http_base = f"/api/v1/datasets/{DEMO_DATASET}"
+    with serve(config_for(root)) as server, chromium_page() as browser:
+        http = Http(server.url)
+        seg = png_pixels(http.get(f"{http_base}/tiles/segmentation/z/0/0/0/0.png?name=pred").body)
+        # an object of a few thousand pixels, clicked where it is thickest
+        components, count = ndimage.label(seg == 0)
+        sizes = ndimage.sum_labels(np.ones_like(seg), components, range(1, count + 1))
+        chosen = 1 + int(np.flatnonzero((sizes > 800) & (sizes < 20000))[0])
+        expected = components == chosen
+        depth = ndimage.distance_transform_edt(expected)
+        seed = tuple(int(v) for v in np.unravel_index(np.argmax(depth), depth.shape))
+        # a person already painted a few pixels of the object as class 0: they stay
+        assert http.post(f"{http_base}/annotations", json_body={"name": "taken"}).status == 201
+        before = np.full((512, 512), 255, dtype=np.uint8)
+        before[seed[0], seed[1] - 2 : seed[1] + 3] = 0
+        saved = http.put(
+            f"{http_base}/annotations/taken/slices/0",
+            body=before.tobytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert saved.status == 200, saved.body
+
+        page = open_viewer(browser, server, "?show=segmentation:pred")
+        page.select_option("#annotation-select", "taken")
+        page.wait_for_selector("#viewer[data-annotation=taken]")
+        wait_drawn(page, 0)
+        page.click("#tool-object")
+        drag(page, [(seed[0] + 0.5, seed[1] + 0.5)], steps=1)
+        page.wait_for_function("() => window.biosegmentViewer.editor.lastFill")
+        page.wait_for_selector("#save-state[data-state=saved]")
+        assert "filled" in page.text_content("#fill-message")
+        assert "segmentation pred" in page.text_content("#fill-message")
+
+        stored = read_png_slice(root / "annotations" / DEMO_DATASET / "taken" / "z00000.png")
+        wanted = np.where(expected, 1, 255).astype(np.uint8)
+        wanted[before == 0] = 0
+        np.testing.assert_array_equal(stored, wanted)
         assert browser.errors == []
 
 

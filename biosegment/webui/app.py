@@ -26,6 +26,7 @@ from biosegment.webui.api import (
     item_routes,
     job_routes,
     live_routes,
+    region_routes,
     setup_routes,
     tile_routes,
 )
@@ -117,6 +118,7 @@ def create_app(config: Config, *, jobs: object | None = None) -> OpenAPI:
         item_routes,
         job_routes,
         live_routes,
+        region_routes,
         setup_routes,
         download_routes,
     ):

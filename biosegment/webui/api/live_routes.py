@@ -26,7 +26,7 @@ from biosegment.webui.errors import ApiError
 from biosegment.webui.names import NAME_SCHEMA, check_new_name
 from biosegment.webui.tiles import TileAddress, check_address, cut_tile, encode_png
 
-__all__ = ["api"]
+__all__ = ["api", "live_source", "live_plane"]
 
 api = APIBlueprint(
     "live_api",
@@ -83,6 +83,38 @@ def _asking(action, *args, **kwargs):
         raise ApiError(404, str(exc), field="job_id") from None
 
 
+def live_source(job_id: str, index: int):
+    """The running job's latest snapshot and its dataset, with slice ``index`` checked to be in
+    it (404 naming the field at fault otherwise)."""
+    state = web_state()
+    snapshot = _asking(_jobs().live_snapshot, job_id)
+    if snapshot is None:
+        state.live.forget(job_id)
+        raise ApiError(404, f"job {job_id} has no live snapshot (yet, or any more)", field="job_id")
+    dataset = state.catalog().require_usable("dataset", snapshot.job["params"]["dataset"])
+    shape = dataset.get("shape") or []
+    if len(shape) != 3:
+        raise ApiError(409, f"dataset {dataset['name']!r} has no known shape", field="dataset")
+    if index >= shape[0]:
+        raise ApiError(404, f"slice {index} is outside 0..{shape[0] - 1}", field="index")
+    return snapshot, dataset
+
+
+def live_plane(job_id: str, index: int, snapshot, dataset: dict):
+    """The live layer's slice ``index`` (a :class:`~biosegment.webui.live_preview.LivePlane`):
+    predicted in the job's own thread, never abandoned (see webui.live_preview); it may come
+    from an earlier snapshot while the latest one's prediction runs, and says which."""
+    state = web_state()
+    return state.live.plane(
+        job_id,
+        snapshot.folder,
+        snapshot.version,
+        state.catalog().path_of(dataset),
+        dataset,
+        index,
+    )
+
+
 @api.get("/jobs/<job_id>/live", responses={200: None, 404: None, 409: None})
 def get_live(path: JobPath):
     """A train job's live preview: snapshot step and time, and the latest validation figure."""
@@ -96,20 +128,8 @@ def get_live(path: JobPath):
 def get_live_tile(path: LiveTilePath, query: LiveTileQuery):
     """One PNG tile of class ids: the running job's latest weights' prediction of slice
     ``index``."""
-    state = web_state()
-    catalog = state.catalog()
-    snapshot = _asking(_jobs().live_snapshot, path.job_id)
-    if snapshot is None:
-        state.live.forget(path.job_id)
-        raise ApiError(
-            404, f"job {path.job_id} has no live snapshot (yet, or any more)", field="job_id"
-        )
-    dataset = catalog.require_usable("dataset", snapshot.job["params"]["dataset"])
-    shape = dataset.get("shape") or []
-    if len(shape) != 3:
-        raise ApiError(409, f"dataset {dataset['name']!r} has no known shape", field="dataset")
-    if path.index >= shape[0]:
-        raise ApiError(404, f"slice {path.index} is outside 0..{shape[0] - 1}", field="index")
+    snapshot, dataset = live_source(path.job_id, path.index)
+    shape = dataset["shape"]
     address = TileAddress(path.level, path.row, path.col)
     check_address(shape[1], shape[2], address)
 
@@ -124,14 +144,7 @@ def get_live_tile(path: LiveTilePath, query: LiveTileQuery):
         return conditional(latest, bytes, mimetype="image/png", cache_control=cache_control)
     # Predicted in the job's own thread, never abandoned (see webui.live_preview); the plane may
     # come from an earlier snapshot while the latest one's prediction runs, and says which.
-    plane = state.live.plane(
-        path.job_id,
-        snapshot.folder,
-        snapshot.version,
-        catalog.path_of(dataset),
-        dataset,
-        path.index,
-    )
+    plane = live_plane(path.job_id, path.index, snapshot, dataset)
 
     def render() -> bytes:
         step = address.step

@@ -1,8 +1,9 @@
 // The viewer's painting tools: the annotation editor in the XY view, the class buttons, the
-// tools (pan, brush, eraser, fill) and their keys, brush size, fill mode and tolerance, undo and
+// tools (pan, brush, eraser, fill, take this object) and their keys, brush size, fill mode and
+// tolerance, undo and
 // redo with their keys, and the save state. The tool, brush size and class are kept in the
 // store; the editor follows them.
-import { $, el } from "./common.js";
+import { $, el, enc, getJSON } from "./common.js";
 import { AnnotationEditor } from "./annotator.js";
 import { sliceGrey } from "./fill.js";
 import { editingLayer, layerKey, paletteFor, updateLayer } from "./viewer_layers.js";
@@ -18,6 +19,27 @@ function visibleBounds(view, shape) {
     Math.min(shape[1] - 1, Math.ceil(bottom) - 1), Math.min(shape[2] - 1, Math.ceil(right) - 1)];
 }
 
+// The layer "take this object" takes from: the topmost shown segmentation or live layer.
+export function objectSource(state) {
+  const shown = state.layers.filter((l) => ["segmentation", "live"].includes(l.kind) && l.visible && l.name);
+  return shown.length ? shown[shown.length - 1] : null;
+}
+
+// The region a structure-following fill paints (the server computes it: fill_regions.py).
+function regionFetcher(store, dataset) {
+  return ({ mode, z, y, x, bounds }) => {
+    const query = new URLSearchParams({ mode, y: String(y), x: String(x) });
+    if (mode === "object") {
+      const source = objectSource(store.get());
+      if (!source) return Promise.reject(new Error("show a segmentation or the live layer to take an object from"));
+      query.set("layer", `${source.kind}:${source.name}`);
+    } else {
+      query.set("bounds", bounds.join(","));
+    }
+    return getJSON(`/datasets/${enc(dataset)}/regions/${z}?${query}`);
+  };
+}
+
 // needAnnotation(): someone painted with no annotation chosen (the page asks for one).
 export function createEditor(store, views, { needAnnotation }) {
   const { dataset, shape } = store.get();
@@ -26,6 +48,8 @@ export function createEditor(store, views, { needAnnotation }) {
     dataset, height: shape[1], width: shape[2], needAnnotation,
     fillBounds: () => visibleBounds(views.z, shape),
     fillGrey: (bounds) => sliceGrey({ dataset, z: store.get().cursor[0], bounds, version: store.get().fingerprint || "" }),
+    fetchRegion: regionFetcher(store, dataset),
+    onFillMessage: (text) => { $("fill-message").textContent = text; },
     onChange: () => {
       views.z.requestDraw();
       updateUndoButtons(editor);
@@ -101,7 +125,12 @@ export function bindAnnotatePanel(store, views, editor, { showError }) {
 
   for (const button of document.querySelectorAll("[data-tool]")) button.onclick = () => store.set({ tool: button.dataset.tool });
   $("brush-size").addEventListener("input", (e) => store.set({ brush: Number(e.target.value) }));
-  $("fill-mode").addEventListener("change", (e) => { editor.fillMode = e.target.value; });
+  const showFillMode = (mode) => {
+    editor.fillMode = mode;
+    $("fill-tolerance").disabled = mode !== "image";  // the tolerance is the grey-level fill's
+  };
+  $("fill-mode").addEventListener("change", (e) => showFillMode(e.target.value));
+  showFillMode($("fill-mode").value);
   $("fill-tolerance").addEventListener("input", (e) => {
     editor.fillTolerance = Number(e.target.value); $("fill-tolerance-label").textContent = e.target.value; });
   editor.fillTolerance = Number($("fill-tolerance").value);
@@ -118,7 +147,7 @@ export function bindAnnotatePanel(store, views, editor, { showError }) {
 }
 
 function bindKeys(store, editor) {
-  const tools = { b: "brush", e: "eraser", f: "fill", p: "pan" };
+  const tools = { b: "brush", e: "eraser", f: "fill", o: "object", p: "pan" };
   document.addEventListener("keydown", (event) => {
     // sliders and fields handle their own keys
     if (event.target.matches("input[type=text], input[type=number], input[type=range], select")) return;

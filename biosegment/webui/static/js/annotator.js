@@ -1,5 +1,5 @@
 // The annotation editor: paints class ids into one slice at full resolution, with brush,
-// eraser and flood fill chosen from a dispatch table, undo and redo per slice, and autosave of
+// eraser, flood fill and "take this object" chosen from a dispatch table, undo and redo per slice, and autosave of
 // the slice to the sparse per-slice format (255 = not painted) shortly after every change.
 import { fillRegion } from "./fill.js";
 import { UNPAINTED, fetchSlice, sliceUrl, upload } from "./annotation_slices.js";
@@ -21,18 +21,30 @@ const TOOLS = {
     down() {},  // fills run on their own (they may need the image first): see fillAt
     move() {},
   },
+  object: {
+    down() {},  // the object comes from the server: see fillAt
+    move() {},
+  },
 };
+
+// Fills whose region the server computes (see fill_regions.py): the tool or fill mode, and the
+// region's mode there.
+function serverMode(tool, fillMode) {
+  if (tool === "object") return "object";
+  return fillMode === "edges" ? "edges" : null;
+}
 
 export class AnnotationEditor {
   // Options besides the slice size: needAnnotation() is called when someone paints while no
   // annotation is chosen (nothing is painted: the page asks which annotation to paint into);
   // fillBounds() -> [r0, c0, r1, c1], the part of the slice on screen; fillGrey(bounds) ->
-  // Promise<Uint8Array>.
+  // Promise<Uint8Array>; fetchRegion({mode, z, y, x, bounds}) -> Promise<{runs, pixels, ...}>,
+  // the region the server computes; onFillMessage(text) says what a fill did.
   constructor({ dataset, height, width, onChange, onSaveState, needAnnotation = null,
-    fillBounds = null, fillGrey = null }) {
+    fillBounds = null, fillGrey = null, fetchRegion = null, onFillMessage = () => {} }) {
     Object.assign(this, { dataset, height, width, onChange, onSaveState, needAnnotation,
-      fillBounds, fillGrey });
-    this.fillMode = "image"; this.fillTolerance = 12;
+      fillBounds, fillGrey, fetchRegion, onFillMessage });
+    this.fillMode = "edges"; this.fillTolerance = 12;
     this.canvas = document.createElement("canvas");
     this.canvas.width = width; this.canvas.height = height;
     this.ctx = this.canvas.getContext("2d");
@@ -83,7 +95,7 @@ export class AnnotationEditor {
 
   down(at) {
     if (!this.active) { this.needAnnotation(); return; }
-    if (this.tool === "fill") { this.pendingFill = this.fillAt(at, this.classId); return; }
+    if (this.tool === "fill" || this.tool === "object") { this.pendingFill = this.fillAt(at, this.classId); return; }
     this.stroke = { indices: [], before: [], seen: new Set() };
     this.box = null;
     TOOLS[this.tool].down(this, at);
@@ -149,13 +161,16 @@ export class AnnotationEditor {
     }
   }
 
-  // Fill from `at` (see fill.js): in "image" mode the region also keeps to grey levels near the
-  // clicked one; either way it stays on the part of the slice that is on screen.
+  // Fill from `at`. The object tool and the "edges" fill ask the server for the region (see
+  // fillFromServer); otherwise see fill.js: in "image" mode the region also keeps to grey
+  // levels near the clicked one; either way it stays on the part of the slice that is on screen.
   async fillAt([row, col], value) {
     const r = Math.floor(row), c = Math.floor(col);
     if (r < 0 || c < 0 || r >= this.height || c >= this.width) return;
     const z = this.z;
     const bounds = this.fillBounds ? this.fillBounds() : [0, 0, this.height - 1, this.width - 1];
+    const mode = serverMode(this.tool, this.fillMode);
+    if (mode && this.fetchRegion) { await this.fillFromServer(mode, [r, c], value, bounds); return; }
     let grey = null;
     if (this.fillMode === "image" && this.fillGrey) {
       try { grey = await this.fillGrey(bounds); } catch (error) { this.onSaveState("error", error.message); return; }
@@ -170,6 +185,34 @@ export class AnnotationEditor {
     this.flushRender();
     this.up();
     this.lastFill = { size: region.length, bounds };
+  }
+
+  // The region the server answers for a click, painted into the pixels nothing was painted in
+  // yet (what a person painted is kept: erase it first to replace it), as one undoable stroke.
+  async fillFromServer(mode, [r, c], value, bounds) {
+    const z = this.z;
+    let answer;
+    this.onFillMessage(mode === "object" ? "taking the object …" : "finding the region …");
+    try {
+      answer = await this.fetchRegion({ mode, z, y: r, x: c, bounds });
+    } catch (error) { this.onFillMessage(`nothing filled: ${error.message}`); return; }
+    if (this.z !== z || !this.active) return;  // the person moved on meanwhile
+    this.stroke = { indices: [], before: [], seen: new Set() };
+    this.box = null;
+    const runs = answer.runs;
+    let kept = 0;
+    for (let k = 0; k < runs.length; k += 2) {
+      for (let i = runs[k]; i < runs[k] + runs[k + 1]; i++) {
+        if (this.labels[i] === UNPAINTED) this.set(i, value); else if (this.labels[i] !== value) kept++;
+      }
+    }
+    const painted = this.stroke.indices.length;
+    if (painted) this.render(0, 0, this.width, this.height);
+    if (this.onChange) this.onChange();
+    this.up();
+    this.lastFill = { size: painted, bounds, mode };
+    const what = mode === "object" ? `the class-${answer.class_id} object of ${answer.source}` : "the region within the edges";
+    this.onFillMessage(`filled ${painted} pixels of ${what}` + (kept ? ` (${kept} painted pixels kept)` : ""));
   }
 
   // Labels from elsewhere (another slice) into the unpainted pixels of this one, as one stroke.
