@@ -228,6 +228,23 @@ def test_a_lost_queue_is_recreated_with_every_waiting_job(folder, damage):
     assert {f["state"] for f in again["findings"]} == {"ok"}
 
 
+def test_a_job_whose_runner_died_under_it_once_before_is_failed_and_named(folder):
+    with open_catalog(folder) as catalog:
+        job = catalog.create_job("segment", {"dataset": DEMO_DATASET})
+        # as a second crash leaves it: running, its runner gone, one crash counted already
+        catalog.update_job(job["id"], state="running", worker="gone:1:daemon", crashes=1)
+
+    report = json.loads(biosegment(folder, "doctor", "--json").stdout)
+
+    finding = next(f for f in report["findings"] if f["subject"] == "queue")
+    assert finding["state"] == "repaired", finding
+    assert finding["recovered"]["failed"] == [job["id"]]
+    assert "failed 1 job(s) whose runner stopped under them 2 times" in finding["detail"]
+    with open_catalog(folder) as catalog:
+        row = catalog.job(job["id"])
+    assert row["state"] == "failed" and "not retried" in row["message"]
+
+
 def test_doctor_only_reports_while_a_daemon_holds_the_folder(folder):
     catalog_db = folder / ".biosegment" / "catalog.db"
     smash_header(catalog_db)

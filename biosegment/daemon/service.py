@@ -32,6 +32,7 @@ from biosegment.daemon.scheduler import (
 from biosegment.daemon.watcher import DataFolderWatcher, RefreshOutcome
 from biosegment.errors import BioSegmentError
 from biosegment.folder_lock import FolderLock, acquire_daemon_lock
+from biosegment.tasks.recovery import CRASH_LIMIT
 from biosegment.tasks.runner import import_engine
 from biosegment.tasks.service import JobService
 
@@ -118,6 +119,13 @@ class Daemon:
         report = self.consumer.start()
         if report:
             log.info("resumed %d interrupted job(s)", len(report.requeued) + len(report.enqueued))
+        if report.failed:
+            log.warning(
+                "failed %d job(s) whose runner stopped under them %d times, not retried: %s",
+                len(report.failed),
+                CRASH_LIMIT,
+                ", ".join(report.failed),
+            )
         self._scheduler = make_scheduler(
             [
                 PeriodicWork(

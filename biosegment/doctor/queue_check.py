@@ -16,7 +16,7 @@ from biosegment.errors import BioSegmentError
 from biosegment.folder_names import QUEUE_FILE
 from biosegment.sqlite_support import move_aside
 from biosegment.tasks.queue import make_huey
-from biosegment.tasks.recovery import recover_jobs
+from biosegment.tasks.recovery import CRASH_LIMIT, recover_jobs
 
 __all__ = ["check_queue"]
 
@@ -32,6 +32,7 @@ def _refill(config: Config) -> dict[str, list[str]]:
         "requeued": list(report.requeued),
         "enqueued": list(report.enqueued),
         "cancelled": list(report.cancelled),
+        "failed": list(report.failed),
     }
 
 
@@ -63,7 +64,13 @@ def check_queue(config: Config, *, repair: bool) -> Finding:
     moved = move_aside(path, "corrupt") if health.state == "corrupt" else None
     jobs = _refill(config)
     back = len(jobs["requeued"]) + len(jobs["enqueued"])
-    if health.state != "corrupt" and not back and not jobs["cancelled"]:
+    failed = (
+        f"; failed {len(jobs['failed'])} job(s) whose runner stopped under them {CRASH_LIMIT} "
+        f"times, not retried ({', '.join(jobs['failed'])}: see their messages)"
+        if jobs["failed"]
+        else ""
+    )
+    if health.state != "corrupt" and not back and not jobs["cancelled"] and not failed:
         # A folder that never ran a job has no queue yet: that is not a fault.
         return Finding(
             "queue",
@@ -74,12 +81,13 @@ def check_queue(config: Config, *, repair: bool) -> Finding:
         return Finding(
             "queue",
             "repaired",
-            f"{path.name} is healthy; put {back} job(s) that had lost their queue entry back on it",
+            f"{path.name} is healthy; put {back} job(s) that had lost their queue entry back on "
+            f"it{failed}",
             recovered=jobs,
         )
     detail = (
         f"{path.name} was {health.state} ({health.detail}); created a new one and put "
-        f"{back} job(s) back on it from the catalog"
+        f"{back} job(s) back on it from the catalog{failed}"
     )
     if moved is not None:
         detail += f"; the damaged file is kept as {moved.name}"
