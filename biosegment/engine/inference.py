@@ -460,6 +460,13 @@ def _parts_plan(
     )
 
 
+def _volume_plan(
+    volume: VolumeReader, model: UNet, settings: InferenceSettings, probabilities: bool
+) -> Plan:
+    """The plan of ``settings`` for this network and volume (see :func:`make_plan`)."""
+    return make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, probabilities)
+
+
 def block_plan(
     volume: VolumeReader,
     model: UNet,
@@ -479,13 +486,7 @@ def block_plan(
     :returns: ``[z0, z1)`` pairs in order, covering every slice once.
     :raises InputError: for settings that do not fit the model or the memory budget.
     """
-    plan = make_plan(
-        settings or InferenceSettings(),
-        model.config,
-        volume.shape,
-        volume.dtype.itemsize,
-        probabilities,
-    )
+    plan = _volume_plan(volume, model, settings or InferenceSettings(), probabilities)
     return plan_blocks(volume.shape, plan.block_z)
 
 
@@ -506,13 +507,7 @@ def block_memory(
         included) and the network's batches in flight; ``total`` is at most the settings'
         ``memory_budget`` unless a single window of the network is larger than its share.
     """
-    plan = make_plan(
-        settings or InferenceSettings(),
-        model.config,
-        volume.shape,
-        volume.dtype.itemsize,
-        probabilities,
-    )
+    plan = _volume_plan(volume, model, settings or InferenceSettings(), probabilities)
     return plan.memory
 
 
@@ -549,7 +544,7 @@ def segment_block(
     _check_inputs(volume, model)
     if not (0 <= z0 < z1 <= volume.shape[0]):
         raise ValueError(f"block {z0}:{z1} outside the volume's {volume.shape[0]} slices")
-    plan = make_plan(settings, model.config, volume.shape, volume.dtype.itemsize, probabilities)
+    plan = _volume_plan(volume, model, settings, probabilities)
     folder = None
     if parts_dir is not None:
         folder = PartsFolder(parts_dir)
@@ -656,9 +651,7 @@ def segment_volume(
     )
     _check_inputs(volume, model)
     want_probabilities = probabilities is not None
-    plan = make_plan(
-        settings, model.config, volume.shape, volume.dtype.itemsize, want_probabilities
-    )
+    plan = _volume_plan(volume, model, settings, want_probabilities)
     blocks = plan_blocks(volume.shape, plan.block_z)
     folder = None
     if output is not None:
