@@ -60,6 +60,9 @@ def test_the_demo_model_segments_and_fine_tunes_for_the_pictures(daemon):
         ).inner_text()
         iou = float(re.search(r"membrane: IoU ([0-9.]+)", scores).group(1))
         assert iou > 0.5, scores  # the shipped model has learned membranes
+        # the fine-tuning's live panel, at the top, with what its first snapshot predicts
+        page.wait_for_selector("#live-panel[data-version]", timeout=300_000)
+        wait_drawn(page, 0)
         browser.screenshot("viewer.png")
 
         page.goto(f"{daemon.url}jobs#{train['id']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -178,3 +179,63 @@ def test_reindex_after_deleting_the_catalog_restores_the_demo(tmp_path):
 def test_python_dash_m_matches_the_console_script():
     proc = biosegment("--version")
     assert "0.1.0" in proc.stdout
+
+
+def _printed(lines: str, prefix: str) -> str:
+    [line] = [line for line in lines.splitlines() if line.startswith(prefix)]
+    return line[len(prefix) :].strip()
+
+
+def _as_typed(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run a command line init printed, in ``cwd``, as a person would type it (the printed
+    ``run`` becomes ``status``: same options, and it ends)."""
+    words = shlex.split(command)
+    assert words[0] == "biosegment" and words[-1] == "run", command
+    return biosegment(*words[1:-1], "status", cwd=cwd, env_extra=env, check=False)
+
+
+def test_init_prints_the_command_that_serves_the_new_folder_from_here(tmp_path):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "user-config")}  # no user config file
+    here = tmp_path / "lab"
+    here.mkdir()
+    made = biosegment("init", "data", cwd=here, env_extra=env)
+    root = (here / "data").resolve()
+    command = _printed(made.stdout, "Start BioSegment on it:")
+    assert command == "biosegment --data data run"
+    status = _as_typed(command, here, env)
+    assert status.returncode == 0, status.stderr
+    assert f"Data folder: {root}" in status.stdout
+
+    note = _printed(made.stdout, "Config file:")
+    assert note.startswith("data/biosegment.toml, read with `biosegment --config data/biosegment")
+    assert "commands run here read the built-in defaults" in note
+    # what the note says: the folder's file is read when named, and from inside the folder
+    named = biosegment("--config", "data/biosegment.toml", "status", cwd=here, env_extra=env)
+    inside = biosegment("status", cwd=root, env_extra=env)
+    for shown in (named, inside):
+        assert f"Data folder: {root}" in shown.stdout
+        assert f"Config:      {root / 'biosegment.toml'}" in shown.stdout
+
+
+def test_init_says_a_plain_command_works_when_the_config_here_names_the_folder(tmp_path):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "user-config")}
+    here = tmp_path / "lab"
+    here.mkdir()
+    (here / "biosegment.toml").write_text('data_dir = "lab data"\n', encoding="utf-8")
+    made = biosegment("init", cwd=here, env_extra=env)
+    command = _printed(made.stdout, "Start BioSegment on it:")
+    assert command == "biosegment run"
+    status = _as_typed(command, here, env)
+    assert status.returncode == 0, status.stderr
+    assert f"Data folder: {(here / 'lab data').resolve()}" in status.stdout
+    note = _printed(made.stdout, "Config file:")
+    assert note.startswith("'lab data/biosegment.toml', read with")
+    assert note.endswith("commands run here read biosegment.toml")
+
+    # a folder elsewhere, named on the command line: the printed command names it, quoted
+    other = tmp_path / "elsewhere" / "new folder"
+    made = biosegment("init", str(other), cwd=here, env_extra=env)
+    command = _printed(made.stdout, "Start BioSegment on it:")
+    assert command == f"biosegment --data {shlex.quote(str(other.resolve()))} run"
+    status = _as_typed(command, here, env)
+    assert status.returncode == 0 and f"Data folder: {other.resolve()}" in status.stdout

@@ -266,3 +266,28 @@ def test_ctrl_c_of_an_in_process_job_requeues_it(folder):
     assert "re-queued" in stderr
     row = job_row(root, job["id"])
     assert row["state"] == "queued" and "interrupted" in row["message"]
+
+
+def test_a_queued_job_id_is_alone_on_stdout_for_scripts(folder):
+    """``id=$(biosegment segment ...)`` gets the job id; the words for people go to stderr."""
+    root, _ = folder
+    segment = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL)
+    train = run_biosegment(root, "train", "--dataset", TRAIN_DATASET, "--epochs", "1")
+    rows = {row["id"]: row for row in jobs_json(root)}
+    for result, kind in ((segment, "segment"), (train, "train")):
+        assert result.returncode == 0, result.stderr
+        job_id = result.stdout.strip()
+        assert result.stdout == job_id + "\n"
+        assert rows[job_id]["kind"] == kind and rows[job_id]["state"] == "queued"
+        assert f"job {job_id} ({kind}) queued" in result.stderr
+        assert "no daemon or worker serves this data folder" in result.stderr
+
+    cancelled = run_biosegment(root, "cancel", segment.stdout.strip())
+    assert cancelled.returncode == 0, cancelled.stderr
+    retried = run_biosegment(root, "retry", segment.stdout.strip())
+    assert retried.returncode == 0, retried.stderr
+    again = job_row(root, retried.stdout.strip())
+    assert again["params"]["retry_of"] == segment.stdout.strip()
+    # --json keeps printing the whole row, and nothing else, on stdout
+    as_json = run_biosegment(root, "segment", DEMO_DATASET, "--model", TINY_MODEL, "--json")
+    assert json.loads(as_json.stdout)["kind"] == "segment"

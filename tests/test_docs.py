@@ -481,6 +481,26 @@ def test_screenshots_from_the_browser_tests_are_shown(site):
         )
 
 
+#: The most one committed picture may weigh (``make screenshots`` quantizes to fit).
+SCREENSHOT_MAX_BYTES = 300 * 1024
+
+
+def test_the_pictures_in_the_docs_exist_are_used_and_stay_small():
+    pictures = sorted((DOCS / "screenshots").glob("*.png"))
+    assert pictures, "docs/screenshots holds no picture"
+    shown: set[Path] = set()
+    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+\.png)\)", text):
+            picture = (page.parent / target).resolve()
+            assert picture.is_file(), f"{page.relative_to(ROOT)} shows {target}, which is missing"
+            shown.add(picture)
+    for picture in pictures:
+        assert picture.resolve() in shown, f"{picture.name} is committed but no page shows it"
+        size = picture.stat().st_size
+        assert size <= SCREENSHOT_MAX_BYTES, f"{picture.name} weighs {size} bytes"
+
+
 # A resource a page loads by itself (script, style sheet, image, font, frame), as opposed to a
 # link a reader may follow.
 REMOTE_LOAD = re.compile(

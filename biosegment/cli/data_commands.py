@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from biosegment.cli.context import AppContext, emit_json, friendly_errors, pass_app
+from biosegment.cli.init_advice import config_file_note, next_command
 from biosegment.cli.root import main
 from biosegment.cli.tables import format_shape, print_table
 from biosegment.errors import BioSegmentError
@@ -86,7 +87,9 @@ def init(app: AppContext, path: str | None, demo: bool, admin: bool, as_json: bo
     )
     echo_first_admin(first_admin)
     if report.config_file is not None:
-        click.echo(f"Use it with: biosegment --config {report.config_file} status")
+        click.echo(config_file_note(report.config_file, report.root))
+    explicit = Path(app.config_path) if app.config_path else None
+    click.echo(f"Start BioSegment on it: {next_command(report.root, config_path=explicit)}")
 
 
 @main.command()

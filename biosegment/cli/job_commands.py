@@ -160,7 +160,9 @@ def _submit_and_maybe_wait(app: AppContext, submit, *, wait: bool, as_json: bool
         if not wait:
             if as_json:
                 emit_json(job)
-            elif not _queue_has_consumers(config):
+                return
+            click.echo(job["id"])  # alone on stdout, for `id=$(biosegment segment ...)`
+            if not _queue_has_consumers(config):
                 click.echo(
                     "no daemon or worker serves this data folder yet: start one with "
                     "`biosegment run` or `biosegment worker`",
