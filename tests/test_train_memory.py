@@ -29,17 +29,18 @@ from job_fixtures import REPO, biosegment_env
 
 # One training step in a fresh interpreter: the RSS before the network is made, and the peak
 # after a forward, a backward and an optimizer step (the kernels are warmed up first, so their
-# one-time buffers are not counted).
+# one-time buffers are not counted). The peak is the process's VmHWM: getrusage's ru_maxrss
+# survives exec on Linux, so a child of a large test process would report the parent's peak.
 _STEP = """
-import json, resource, sys
+import json, sys
 import numpy as np
 import torch
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.unet import UNet
 
-def rss():
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS"))
+def status(key):
+    with open("/proc/self/status") as lines:
+        line = next(line for line in lines if line.startswith(key))
     return int(line.split()[1]) * 1024
 
 dims, crop, batch, fm, levels, norm, precision = json.loads(sys.argv[1])
@@ -47,7 +48,7 @@ torch.set_num_threads(1)
 warm = UNet(dims=dims, feature_maps=2, levels=1, norm=norm)
 warm(torch.rand((1, 1) + (16,) * dims)).sum().backward()
 del warm
-before = rss()
+before = status("VmRSS:")
 model = UNet(dims=dims, feature_maps=fm, levels=levels, num_classes=2, norm=norm)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 images = torch.from_numpy(np.random.rand(batch, 1, *(crop,) * dims).astype(np.float32))
@@ -56,7 +57,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
     logits = model(images)
 SegmentationLoss(num_classes=2)(logits, labels).backward()
 optimizer.step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+print(status("VmHWM:") - before)
 """
 
 
