@@ -72,7 +72,8 @@ def test_the_readout_shows_every_layer_by_its_name_uncut(tmp_path):
         wait_drawn(page, 0)
         page.mouse.move(*page.evaluate(PLANE_TO_SCREEN, [40, 41]))
         page.wait_for_function(
-            "n => document.getElementById('voxel').textContent.split('\\n').length === n",
+            "n => document.getElementById('voxel').textContent.split('\\n').length === n"
+            " && !document.getElementById('voxel').textContent.includes('–')",
             arg=2 + len(shown),
         )
         lines = page.inner_text("#voxel").split("\n")

@@ -94,7 +94,7 @@ def test_viewer_readout_pickers_and_brush_outline(tmp_path):
         x, y = page.evaluate(PLANE_TO_SCREEN, [100, 100])
         page.mouse.move(x, y)
         page.wait_for_function(
-            "() => document.getElementById('voxel').textContent.includes('five')"
+            "() => /five: [^–]/.test(document.getElementById('voxel').textContent)"
         )
         assert page.eval_on_selector("#voxel", "e => e.getBoundingClientRect().height") == readout
         select = page.eval_on_selector("#segment-model", "e => e.getBoundingClientRect().right")
@@ -105,6 +105,7 @@ def test_viewer_readout_pickers_and_brush_outline(tmp_path):
         page.fill("#annotation-name", "outlined")
         page.click("#annotation-create")
         page.wait_for_selector("#viewer[data-annotation=outlined]")
+        page.click("#tool-brush")  # the viewer starts with Pan, which has no outline
         page.mouse.move(x + 5, y + 5)
         page.wait_for_function(
             "() => document.getElementById('view-z').dataset.brushOutline === '4'"

@@ -54,18 +54,33 @@ function className(classes, id) {
   return cls ? cls.name : `class ${id}`;
 }
 
+// The label layers the readout reads: those on screen (and the one being edited), each by the
+// name the layers panel shows.
+function readoutLayers(state) {
+  const shown = state.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === state.editing));
+  return new Map(shown.map((l) => [layerKey(l), l.label || layerKey(l)]));
+}
+
+// Until the cursor first reads a voxel, the readout holds a line per value it will show, so it
+// has its full height from the start and the page does not jump at the first hover.
+let voxelRead = false;
+function readoutPlaceholder(state) {
+  if (voxelRead) return;
+  const lines = ["z –  y –  x –", "grey value –", ...[...readoutLayers(state).values()].map((label) => `${label}: –`)];
+  $("voxel").textContent = lines.join("\n");
+}
+
 let voxelTimer = null;
 function showVoxel(store, z, y, x) {
   clearTimeout(voxelTimer);
   voxelTimer = setTimeout(async () => {
-    const { dataset, layers, editing, classes } = store.get();
-    // the label layers on screen (and the one being edited), each by the name the layers panel shows
-    const shown = layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === editing));
-    const labelOf = new Map(shown.map((l) => [layerKey(l), l.label || layerKey(l)]));
+    const { dataset, classes } = store.get();
+    const labelOf = readoutLayers(store.get());
     try {
       const v = await getJSON(`/datasets/${enc(dataset)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc([...labelOf.keys()].join(","))}`);
       const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `grey value ${v.value}`];
       for (const [key, id] of Object.entries(v.labels)) lines.push(`${labelOf.get(key) || key}: ${className(classes, id)}`);
+      voxelRead = true;
       $("voxel").textContent = lines.join("\n");
     } catch (_) { /* outside the volume or a layer without files */ }
   }, 60);
@@ -93,6 +108,8 @@ export function bindNavigation(store, views) {
   store.subscribe((s) => s.cursor, (cursor, state) => showCursor(views, cursor, state.shape));
   store.subscribe((s) => s.layers, () => redrawAll(store, views));
   store.subscribe((s) => s.editing, () => redrawAll(store, views));
+  store.subscribe((s) => [...readoutLayers(s).values()].join("\n"), (_, state) => readoutPlaceholder(state));
+  readoutPlaceholder(store.get());
   z.onChange = (view) => {
     $("zoom-label").textContent = `${Math.round(view.scale * 100)} %`;
     store.set({ zoom: view.autoFit ? null : { scale: view.scale, left: view.left, top: view.top } });
