@@ -15,6 +15,7 @@ hands a request to a thread only once it has arrived whole.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -97,6 +98,41 @@ def _connection_limit() -> int:
     return max(64, min(MAX_CONNECTIONS, soft // 2))
 
 
+def _guard_trigger(server) -> None:
+    """Make waitress's wake-up pipe safe to pull from any thread at any time.
+
+    ``close()`` and the request threads pull the trigger to wake the loop, but the loop thread
+    closes it when it shuts down. Unguarded, a pull that comes just after that writes to a
+    closed descriptor (``OSError: EBADF``) or, worse, to whatever file or socket was opened
+    since under the same number. Here pulling and closing share a lock, a pull after the close
+    does nothing, and a pull never blocks (a full pipe already wakes the loop).
+    """
+    trigger = server.trigger
+    lock = threading.RLock()
+    pull, close = trigger.pull_trigger, trigger.close
+    descriptor = getattr(trigger, "trigger", None)
+    if isinstance(descriptor, int):  # POSIX: a pipe whose write end is blocking
+        os.set_blocking(descriptor, False)
+    elif descriptor is not None:  # pragma: no cover - Windows: a socket
+        descriptor.setblocking(False)
+
+    def guarded_pull(thunk=None) -> None:
+        with lock:
+            if getattr(trigger, "_closed", False):
+                return
+            try:
+                pull(thunk)
+            except OSError:  # full (the loop will wake anyway) or already gone
+                pass
+
+    def guarded_close() -> None:
+        with lock:
+            close()
+
+    trigger.pull_trigger = guarded_pull
+    trigger.close = guarded_close
+
+
 def _transport_limit(app) -> int:
     """waitress's own cap, above Flask's: bodies a little too large still reach Flask and get
     its JSON 413 naming the field; far larger ones are cut off before they are buffered."""
@@ -130,9 +166,12 @@ class WebServer:
             cleanup_interval=_CLEANUP_INTERVAL_S,
         )
         self._server.channel_class = _HeaderDeadlineChannel
+        _guard_trigger(self._server)
+        self._state = threading.RLock()
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._serving = False
+        self._loop_thread: int | None = None
 
     @property
     def host(self) -> str:
@@ -150,34 +189,63 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def serve_forever(self) -> None:
-        self._serving = True
+        """Serve until :meth:`close`; returns at once if the server was closed before."""
+        with self._state:
+            if self._stop.is_set() or self._serving:
+                return
+            self._serving = True
+            self._loop_thread = threading.get_ident()
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=_LOOP_ROUND_S, map=self._server._map, count=1, use_poll=True)
         finally:
-            self._shut_down()
-            self._stopped.set()
+            try:
+                self._shut_down()
+            finally:
+                self._stopped.set()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop serving (from any thread) and release everything the app holds."""
-        if self._stop.is_set():
-            self._stopped.wait(timeout)
-            return
-        self._stop.set()
-        if self._serving:
-            self._server.pull_trigger()
-            if not self._stopped.wait(timeout):
-                log.warning("web server did not stop within %.0f s", timeout)
-        else:
-            self._shut_down()
-            self._stopped.set()
+        """Stop serving (from any thread, any number of times) and release everything the app
+        holds. Never raises; returns once the loop has stopped and its sockets are closed."""
+        with self._state:
+            first = not self._stop.is_set()
+            self._stop.set()
+            serving = self._serving
+        if serving:
+            if self._loop_thread == threading.get_ident():
+                return  # called from the loop itself: it stops at the end of this round
+            self._server.pull_trigger()  # a no-op once the loop has closed the trigger
+        elif first:
+            try:
+                self._shut_down()
+            finally:
+                self._stopped.set()
+        if not self._stopped.wait(timeout):
+            log.warning("web server did not stop within %.0f s", timeout)
 
     def _shut_down(self) -> None:
-        self._server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(self._server._map)
+        """Close the worker threads, every socket and the trigger, then the app's state; each
+        step runs even if one before it failed."""
+        try:
+            self._server.task_dispatcher.shutdown(timeout=5)
+        except Exception:
+            log.exception("web server threads did not shut down cleanly")
+        for dispatcher in list(self._server._map.values()):
+            try:
+                dispatcher.close()
+            except Exception:
+                log.exception("could not close %r", dispatcher)
+        self._server._map.clear()
+        try:  # the trigger and listening socket too, were either out of the map; never twice
+            self._server.close()
+        except Exception:
+            log.exception("could not close the listening socket")
         state = self.app.extensions.get(EXTENSION_KEY)
         if state is not None:
-            state.close()
+            try:
+                state.close()
+            except Exception:
+                log.exception("the web UI's catalog and readers did not close cleanly")
 
     def __enter__(self) -> WebServer:
         return self
