@@ -26,6 +26,8 @@ def test_model_api_and_dashboard_carry_the_held_out_scores(site):
     http = Http(site)
     model = http.get(f"/api/v1/models/{DEMO_MODEL}").json()
     by_data = {entry["data"]: entry for entry in model["held_out"]}
+    # the card's evaluation also records the machine and the command: neither is data
+    assert sorted(by_data) == ["ISBI 2012 slices 25-29", "NeuroProof z 200-249"]
     isbi = by_data["ISBI 2012 slices 25-29"]
     assert isbi["scores"]["membrane_dice"] == pytest.approx(0.8075, abs=1e-4)
     assert isbi["short"] == "Dice 0.807 on ISBI 2012 slices 25-29 (held out)"
@@ -52,4 +54,5 @@ def test_model_page_and_dashboard_show_what_each_score_was_computed_on(site):
         assert row is not None
         column = page.inner_text(f"#models tr[data-name='{DEMO_MODEL}'] td.metrics")
         assert "Dice 0.807 on ISBI 2012 slices 25-29 (held out)" in column
+        assert "machine" not in column
         assert browser.errors == []

@@ -32,6 +32,8 @@ _SCORE_WORDS = {
     "pixel_error": "pixel error",
     "rand_error": "Rand error",
     "vi": "VI",
+    "accuracy": "accuracy",
+    "f1": "F1",
 }
 #: Entries of an evaluation that measure speed or bookkeeping, not quality.
 _NOT_SCORES = ("seconds", "megavoxel", "pixels", "slices", "steps")
@@ -85,8 +87,8 @@ def _entry(key: str, values: dict) -> dict[str, Any] | None:
         for metric, value in values.items()
         if _is_number(value) and not any(word in metric for word in _NOT_SCORES)
     }
-    if not scores:
-        return None
+    if not any(metric in _SCORE_WORDS for metric in scores):
+        return None  # a record of the machine or the run (cores, load), not of data scored
     label = values.get("label")
     data = label if isinstance(label, str) and label.strip() else describe_data(key)
     ordered = sorted(scores, key=lambda m: list(_SCORE_WORDS).index(m) if m in _SCORE_WORDS else 99)
