@@ -94,6 +94,37 @@ def test_the_default_fine_tune_is_checked_with_its_base_models_network(site):
     assert nothing_queued(config)
 
 
+def test_a_request_giving_a_network_trains_that_network_not_the_default_model(site):
+    """A fine-tune trains its base model's network, so a request that gives a network's shape
+    and no base model trains a new network of that shape, not the demo project's default
+    model (8 feature maps, 4 levels); a base model named with another shape is refused."""
+    http, config = site
+    other = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "base_model": "tiny-membrane", "levels": 3},
+    )
+    assert other.status == 400, other.body
+    assert other.json()["field"] == "levels"
+    assert "base model 'tiny-membrane', whose levels is 2, not 3" in other.json()["error"]
+    assert nothing_queued(config)
+    own = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "base_model": "tiny-membrane", "levels": 2},
+    )
+    assert own.status == 202, own.body
+    new = http.post(
+        "/api/v1/jobs/train",
+        json_body={"dataset": DEMO_DATASET, "feature_maps": 4, "levels": 2, "name": "small"},
+    )
+    assert new.status == 202, new.body
+    params = new.json()["params"]
+    assert params["base_model"] is None
+    assert params["settings"]["levels"] == 2 and params["settings"]["feature_maps"] == 4
+    default = http.post("/api/v1/jobs/train", json_body={"dataset": DEMO_DATASET})
+    assert default.status == 202, default.body
+    assert default.json()["params"]["base_model"] == "demo-membrane"
+
+
 @pytest.mark.parametrize(
     "options, field, words",
     [

@@ -30,7 +30,7 @@ from biosegment.catalog import open_catalog
 from biosegment.catalog.store import Catalog
 from biosegment.config import Config
 from biosegment.engine.segment_settings import SegmentSettings
-from biosegment.engine.train_settings import TrainingSettings
+from biosegment.engine.train_settings import NETWORK_FIELDS, TrainingSettings
 from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_names import MODEL_SUFFIX, MODELS_DIR, SEGMENTATIONS_DIR
 from biosegment.tasks import item_changes, train_actions
@@ -290,19 +290,25 @@ class JobService:
         Training data: an annotation (``name`` or ``dataset/name``), or the ground truth of
         ``dataset`` when no annotation is given. ``base_model``: a model name is fine-tuned
         (its weights are the start); ``"scratch"`` trains a new U-Net; None takes the
-        project's default model, or a new U-Net where the project has none. The other
-        options are :class:`TrainingSettings` fields (``minutes``, ``epochs``, ``max_steps``,
-        ``crop_size``, ...); none of ``minutes``, ``epochs`` and ``max_steps`` means a few
-        minutes. The row stores the settings (``params["settings"]``); the model goes to
+        project's default model, or a new U-Net where the project has none, unless the options
+        give the new network's shape (``dims``, ``feature_maps``, ``levels``, ``norm``): then a
+        new U-Net of that shape, which a fine-tune could not train. A base model named with a
+        shape other than its own is refused (a fine-tune keeps its base model's network). The
+        other options are :class:`TrainingSettings` fields (``minutes``, ``epochs``,
+        ``max_steps``, ``crop_size``, ...); none of ``minutes``, ``epochs`` and ``max_steps``
+        means a few minutes. The row stores the settings (``params["settings"]``); the model goes to
         ``models/<name>/``. Settings whose crop size the network cannot take, or whose
         training step needs more memory than the device has free, are refused before any row
         is made (:func:`~biosegment.tasks.train_fit.require_training_fits`).
         """
         source_dataset, annotation_name = self._training_source(annotation, dataset)
-        base_model = self._base_model(base_model, source_dataset)
         extras = {key: options.pop(key) for key in TRAIN_EXTRAS if key in options}
+        asked = TrainingSettings.from_dict(options)
+        # the shape of a new network, where the request gives one: the network it must train
+        network = {key: getattr(asked, key) for key in NETWORK_FIELDS if key in options}
+        base_model = self._base_model(base_model, source_dataset, network=network)
         # the row records the learning rate the run will start at (lower for a fine-tune)
-        settings = TrainingSettings.from_dict(options).for_start(fine_tune=base_model is not None)
+        settings = asked.for_start(fine_tune=base_model is not None)
         # refused here, before a row exists: settings the network or the memory cannot take
         require_training_fits(
             self.catalog,
@@ -329,14 +335,24 @@ class JobService:
         }
         return self._create("train", params, enqueue, model_name=name)
 
-    def _base_model(self, requested: str | None, dataset: str) -> str | None:
-        """The model a fine-tune starts from: named, the project's default, or none."""
+    def _base_model(self, requested: str | None, dataset: str, *, network: dict) -> str | None:
+        """The model a fine-tune starts from: named, the project's default, or none.
+
+        :param network: the new network's shape the request gives (``NETWORK_FIELDS`` it
+            names). A fine-tune trains its base model's network, so a request with a shape and
+            no base model trains a new network rather than the project's default model (the
+            job must publish the network it asked for, on its first attempt as after a
+            restart); a named base model whose network differs from that shape is refused.
+        """
         catalog = self.catalog
         if requested == SCRATCH:
             return None
         if requested is not None:
             catalog.require_usable("model", requested, where="base_model")
+            self._require_base_network(requested, network)
             return requested
+        if network:
+            return None
         project = catalog.dataset(dataset).get("project")
         if not project:
             return None
@@ -351,6 +367,20 @@ class JobService:
         except (InputError, NotFoundError):
             return None  # a default model that is missing or broken: train a new network
         return default
+
+    def _require_base_network(self, model: str, network: dict) -> None:
+        """Refuse a network shape that ``model``, to be fine-tuned, does not have (where its
+        card says its architecture)."""
+        architecture = self.catalog.model(model).get("architecture") or {}
+        for key, value in network.items():
+            own = architecture.get(key)
+            if own is not None and own != value:
+                raise InputError(
+                    f"a fine-tune trains the network of its base model {model!r}, whose "
+                    f"{key} is {own}, not {value}; leave {key} out, or give base_model "
+                    f"{SCRATCH!r} to train a new network",
+                    where=key,
+                )
 
     def _training_source(
         self, annotation: str | None, dataset: str | None
