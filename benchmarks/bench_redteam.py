@@ -994,7 +994,14 @@ def login_throttle(ctx: Context) -> Outcome:
         headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
         with contextlib.suppress(threading.BrokenBarrierError):
             gate.wait(30)
-        return call(ctx.server.address, "POST", "/login", body=body.encode(), headers=headers)
+        # "busy" (503: every password-check slot taken) checked and counted nothing: a
+        # guessing script tries again, a bounded number of times
+        for _ in range(100):
+            reply = call(ctx.server.address, "POST", "/login", body=body.encode(), headers=headers)
+            if reply.status != 503:
+                return reply
+            time.sleep(0.05)
+        return reply
 
     replies = in_parallel(attempt, forms)
     outcome.count(replies)

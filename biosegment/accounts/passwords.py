@@ -37,7 +37,7 @@ _DUMMY_HASH = _HASHER.hash("not a password anybody has")
 #: Password verifications at once in this process. Each takes Argon2's memory (64 MiB) and keeps
 #: its lanes busy; more at once only queue for the same cores, while a burst of logins would hold
 #: every request thread of the web server and the memory of all of them.
-VERIFICATIONS_AT_ONCE = 2
+VERIFICATIONS_AT_ONCE = 1
 _VERIFICATION_SLOTS = threading.BoundedSemaphore(VERIFICATIONS_AT_ONCE)
 
 

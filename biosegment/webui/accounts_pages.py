@@ -33,7 +33,7 @@ __all__ = ["bp"]
 bp = Blueprint("accounts", __name__)
 #: How long a login waits for a password-check slot before it is answered "busy" (503); one
 #: check takes a fraction of a second, so a person rarely sees it.
-_SLOT_WAIT_SECONDS = 0.25
+_SLOT_WAIT_SECONDS = 0.05
 
 
 def _throttle() -> LoginThrottle:
