@@ -81,9 +81,9 @@ def test_paint_erase_undo_reload_and_the_saved_png(tmp_path):
         x, y = page.evaluate(PLANE_TO_SCREEN, [40, 41])
         page.mouse.move(x, y)
         page.wait_for_function(
-            "() => document.getElementById('voxel').textContent.includes('value')"
+            "() => document.getElementById('voxel').textContent.includes('z 1  y 40  x 41')"
         )
-        assert "z 1  y 40  x 41" in page.inner_text("#voxel")
+        assert "grey value –" not in page.inner_text("#voxel")
 
         # zoom in around the centre and back: finer tiles load, the scale changes
         scale = page.evaluate("() => window.biosegmentViewer.views.z.scale")

@@ -266,13 +266,16 @@ def _stroke_pieces(labels: np.ndarray, class_id: int, piece_limit: int) -> list[
     structure = np.ones((3,) * labels.ndim, dtype=bool)
     if labels.shape[0] > 1:  # 2-D slices of a 3-D stack: strokes stay within their slice
         structure[0] = structure[2] = False
-    components, count = ndimage.label(mask, structure=structure)
+    components, _ = ndimage.label(mask, structure=structure)
     pieces: list[np.ndarray] = []
-    order = np.argsort(components, axis=None, kind="stable")
-    sorted_ids = components.ravel()[order]
-    bounds = np.searchsorted(sorted_ids, np.arange(1, count + 2))
-    for component in range(count):
-        indices = order[bounds[component] : bounds[component + 1]]
+    # Each stroke is found within its own bounding box: a slice-wide sort of the component ids
+    # cost 8 bytes a pixel of the whole slice (a gigabyte or more for a large slice).
+    for component, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None:
+            continue
+        inside = np.nonzero(components[box] == component)
+        coordinates = tuple(where + edge.start for where, edge in zip(inside, box))
+        indices = np.ravel_multi_index(coordinates, labels.shape)
         if indices.size <= piece_limit:
             pieces.append(indices)
             continue

@@ -44,6 +44,9 @@ __all__ = [
 CONFIDENCE = 0.5
 #: Pixels this close to a stroke that contradicts the base model keep no base class.
 CORRECTION_RADIUS = 24
+#: Rows worked at a time when a plane's probabilities are made and read: a band of a 4096-wide
+#: slice is a few MB, where the whole plane in floats would be hundreds.
+_BAND_ROWS = 256
 
 
 def classes_match(base_classes: Sequence[dict], classes: Sequence[dict]) -> bool:
@@ -84,15 +87,21 @@ class Teacher:
 
 
 def _teacher_plane(probabilities: np.ndarray, painted: np.ndarray) -> np.ndarray:
-    """Coded base classes for one plane: confident pixels, away from contradicting strokes."""
-    chosen = probabilities.argmax(axis=0)
-    confident = probabilities.max(axis=0) >= CONFIDENCE
+    """Coded base classes for one plane: confident pixels, away from contradicting strokes.
+
+    ``probabilities`` are the plane's bytes as :func:`_as_uint8` keeps them; they are read in
+    bands of rows, so a large slice costs a few bytes a pixel, not a float array per class.
+    """
+    chosen = np.empty(painted.shape, np.uint8)
+    confident = np.empty(painted.shape, bool)
+    for r0 in range(0, painted.shape[0], _BAND_ROWS):
+        band = probabilities[:, r0 : r0 + _BAND_ROWS]
+        chosen[r0 : r0 + _BAND_ROWS] = band.argmax(axis=0)
+        confident[r0 : r0 + _BAND_ROWS] = band.max(axis=0) / 255.0 >= CONFIDENCE
     contradicted = (painted != IGNORE_LABEL) & (painted != chosen)
     if contradicted.any():
         confident &= ~ndimage.binary_dilation(contradicted, iterations=CORRECTION_RADIUS)
-    teacher = np.full(painted.shape, IGNORE_LABEL, np.uint8)
-    teacher[confident] = (chosen[confident] + TEACHER_OFFSET).astype(np.uint8)
-    return teacher
+    return np.where(confident, chosen + np.uint8(TEACHER_OFFSET), np.uint8(IGNORE_LABEL))
 
 
 def teach_stacks(
@@ -131,9 +140,7 @@ def teach_stacks(
                                 autocast_dtype=autocast_dtype,
                             )
                             for i in range(stack.labels.shape[0]):
-                                cache[(stack.source, stack.z_start + i)] = _as_uint8(
-                                    torch.softmax(logits[:, i], dim=0)
-                                )
+                                cache[(stack.source, stack.z_start + i)] = _as_uint8(logits[:, i])
                         else:
                             logits = predict_logits(
                                 model,
@@ -141,9 +148,9 @@ def teach_stacks(
                                 device=device,
                                 autocast_dtype=autocast_dtype,
                             )
-                            cache[key] = _as_uint8(torch.softmax(logits, dim=0))
-                    probabilities = cache[key].astype(np.float32) / 255.0
-                    teacher[index] = _teacher_plane(probabilities, stack.labels[index])
+                            cache[key] = _as_uint8(logits)
+                            del logits  # a large slice's logits are the largest array here
+                    teacher[index] = _teacher_plane(cache[key], stack.labels[index])
                 painted = stack.labels != IGNORE_LABEL
                 stack.taught = np.where(painted, stack.labels, teacher)
     finally:
@@ -151,9 +158,14 @@ def teach_stacks(
     return cache
 
 
-def _as_uint8(probabilities: torch.Tensor) -> np.ndarray:
-    """Class probabilities stored in a byte each (a slice of 1024² and 2 classes: 2 MB)."""
-    return (probabilities.numpy() * 255.0 + 0.5).astype(np.uint8)
+def _as_uint8(logits: torch.Tensor) -> np.ndarray:
+    """Class probabilities of ``(classes, rows, ...)`` logits in a byte each (a slice of 1024²
+    and 2 classes: 2 MB), worked out a band of rows at a time."""
+    kept = np.empty(tuple(logits.shape), np.uint8)
+    for r0 in range(0, logits.shape[1], _BAND_ROWS):
+        band = torch.softmax(logits[:, r0 : r0 + _BAND_ROWS].float(), dim=0)
+        kept[:, r0 : r0 + _BAND_ROWS] = band.mul_(255.0).add_(0.5).to(torch.uint8).numpy()
+    return kept
 
 
 def prior_weights(stacks: Sequence[LabelledStack], num_classes: int) -> list[float] | None:
@@ -173,9 +185,8 @@ def prior_weights(stacks: Sequence[LabelledStack], num_classes: int) -> list[flo
             continue
         ids = stack.labels[stack.labels < num_classes]
         painted += np.bincount(ids.ravel(), minlength=num_classes)[:num_classes]
-        coded = stack.taught[(stack.taught >= TEACHER_OFFSET) & (stack.taught != IGNORE_LABEL)]
-        taught = coded.astype(np.int64) - TEACHER_OFFSET
-        seen += np.bincount(taught.ravel(), minlength=num_classes)[:num_classes]
+        # counted class by class: a slice-wide array of ids as integers costs 8 bytes a pixel
+        seen += [np.count_nonzero(stack.taught == TEACHER_OFFSET + c) for c in range(num_classes)]
     present = (painted > 0) & (seen > 0)
     if not present.any():
         return None

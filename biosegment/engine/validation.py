@@ -24,9 +24,11 @@ from biosegment.volumes.base import normalise
 
 __all__ = ["predict_logits", "evaluate_stacks", "validation_label"]
 
-# Context around the labelled box, and the largest plane computed in one piece.
+# Context around the labelled box, and the largest plane computed in one piece: a network's
+# activations for one 512² piece (and its margin) stay within a few hundred MB, where a 1024²
+# piece took most of a gigabyte beside a fine-tune that holds its slices.
 _CONTEXT = 64
-_TILE = 1024
+_TILE = 512
 _TILE_MARGIN = 48
 # Sparse held-out labels are scored in windows of this edge (pixels) that hold some; below
 # this labelled share a stack counts as sparse.
