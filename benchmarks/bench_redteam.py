@@ -89,6 +89,8 @@ import tifffile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cpu_facts import cpu_model_and_flags  # noqa: E402  (beside this script)
+
 from biosegment.accounts import open_accounts  # noqa: E402
 from biosegment.catalog import open_catalog, refresh  # noqa: E402
 from biosegment.config import load_config  # noqa: E402
@@ -1161,23 +1163,6 @@ def run_probe(
 
 
 # -- report -----------------------------------------------------------------------------------
-
-
-def cpu_model_and_flags() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), list[str]()
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            model = value.strip()
-        elif key.strip() == "flags":
-            present = set(value.split())
-            flags = [f for f in ("avx2", "fma", "avx512f", "amx_tile") if f in present]
-            break
-    return model, flags
 
 
 def machine() -> dict:

@@ -9,12 +9,12 @@ converted on the way in. Data is read through the product's own volume readers.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from cpu_facts import cpu_model_and_flags
 
 from biosegment.engine.inference import segment_volume
 from biosegment.engine.metrics import segmentation_scores
@@ -128,25 +128,6 @@ def score_on_test_slices(model: UNet, folder: Path) -> dict:
         "vi_merge": scores["vi_merge"],
         "predict_seconds": round(seconds, 2),
     }
-
-
-def cpu_model_and_flags() -> tuple[str, list[str]]:
-    """The CPU's model name and the instruction-set flags that decide training speed here."""
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return model, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            model = value.strip()
-        elif key.strip() == "flags":
-            present = set(value.split())
-            wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-            flags = [flag for flag in wanted if flag in present]
-            break
-    return model, flags
 
 
 def machine_note() -> dict:
