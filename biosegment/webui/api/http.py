@@ -1,4 +1,5 @@
-"""Small HTTP helpers the API views share: conditional responses and request bodies.
+"""Small HTTP helpers the API views share: conditional responses, request bodies, and the check
+that a voxel asked for lies inside its volume.
 
 Tiles, thumbnails and the dashboard answer ``If-None-Match`` with 304, so a polling page or a
 browser revisiting a tile costs a fingerprint check instead of a render. Raw request bodies are
@@ -16,7 +17,7 @@ from flask import Response, current_app, request
 
 from biosegment.webui.errors import ApiError
 
-__all__ = ["etag_for", "conditional", "json_conditional", "read_body"]
+__all__ = ["etag_for", "conditional", "json_conditional", "read_body", "require_voxel_inside"]
 
 
 def etag_for(*parts: object) -> str:
@@ -64,3 +65,10 @@ def read_body(*, field: str = "body") -> bytes:
     if len(data) > limit or inflater.unconsumed_tail:
         raise ApiError(413, "inflated body exceeds the request size limit", field=field)
     return data
+
+
+def require_voxel_inside(shape: tuple[int, ...], z: int, y: int, x: int) -> None:
+    """400 naming the axis when ``(z, y, x)`` lies outside a volume of ``shape``."""
+    for axis, value, size in zip("zyx", (z, y, x), shape):
+        if value >= size:
+            raise ApiError(400, f"{axis}={value} is outside 0..{size - 1}", field=axis)

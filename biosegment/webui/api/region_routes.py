@@ -21,6 +21,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
 from biosegment.webui.api import API_PREFIX
+from biosegment.webui.api.http import require_voxel_inside
 from biosegment.webui.api.live_routes import live_plane, live_source
 from biosegment.webui.api.schemas import _Strict
 from biosegment.webui.context import web_state
@@ -120,9 +121,7 @@ def get_region(path: RegionPath, query: RegionQuery):
     state = web_state()
     catalog = state.catalog()
     shape = state.layers.shape(catalog, LayerRef(path.dataset, "raw"))
-    for axis, value, size in zip("zyx", (path.z, query.y, query.x), shape):
-        if value >= size:
-            raise ApiError(400, f"{axis}={value} is outside 0..{size - 1}", field=axis)
+    require_voxel_inside(shape, path.z, query.y, query.x)
     height, width = shape[1], shape[2]
     if height * width > MAX_PLANE_PIXELS:
         raise ApiError(

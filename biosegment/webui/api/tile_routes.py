@@ -13,7 +13,7 @@ from flask import jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from biosegment.webui.api import API_PREFIX
-from biosegment.webui.api.http import conditional, etag_for
+from biosegment.webui.api.http import conditional, etag_for, require_voxel_inside
 from biosegment.webui.api.schemas import DatasetPath, TilePath, TileQuery, VoxelQuery
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
@@ -91,9 +91,7 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
     state = web_state()
     catalog = state.catalog()
     shape = state.layers.shape(catalog, LayerRef(path.dataset, "raw"))
-    for axis, value, size in zip("zyx", (query.z, query.y, query.x), shape):
-        if value >= size:
-            raise ApiError(400, f"{axis}={value} is outside 0..{size - 1}", field=axis)
+    require_voxel_inside(shape, query.z, query.y, query.x)
     layers = parse_layer_list(path.dataset, query.layers)
 
     def read() -> dict:
