@@ -1,8 +1,9 @@
 """The object table against scikit-image's regionprops_table, with objects crossing slabs.
 
 Every measurement is computed from sums accumulated slab by slab; regionprops sees the whole
-volume at once. They must agree to 1e-6, and the surface area (marching cubes per object) to
-1 % of the mesh of the whole object, whatever the slab size.
+volume at once. They must agree to 1e-6, and the surface area, summed cube by cube, must equal
+the marching-cubes mesh of each whole object to 1e-6 (the issue asks 1 %; the mesh's float32
+vertices are the limit), whatever the slab size.
 """
 
 from __future__ import annotations
@@ -96,16 +97,16 @@ def _whole_mesh_area(mask: np.ndarray, spacing) -> float:
     return float(mesh_surface_area(vertices, faces))
 
 
-def test_surface_areas_match_the_mesh_of_each_whole_object_even_in_chunks(scene):
+@pytest.mark.parametrize("block_planes", [1, 6, 100])
+def test_surface_areas_match_the_mesh_of_each_whole_object(scene, block_planes):
     ids, _, _ = scene
-    # A tiny budget makes every box be meshed in chunks of two planes.
-    table = measure_objects(ids, voxel_size=VOXEL_SIZE, surface_memory_budget=1)
+    table = measure_objects(ids, voxel_size=VOXEL_SIZE, block_planes=block_planes)
     for row, object_id in enumerate(table.columns["id"]):
         mask = ids == object_id
         expected_nm = _whole_mesh_area(mask, VOXEL_SIZE)
         expected_voxels = _whole_mesh_area(mask, (1.0, 1.0, 1.0))
-        assert table.columns["surface_area_nm2"][row] == pytest.approx(expected_nm, rel=0.01)
-        assert table.columns["surface_area_voxels"][row] == pytest.approx(expected_voxels, rel=0.01)
+        assert table.columns["surface_area_nm2"][row] == pytest.approx(expected_nm, rel=1e-6)
+        assert table.columns["surface_area_voxels"][row] == pytest.approx(expected_voxels, rel=1e-6)
 
 
 def test_a_ball_has_about_its_area_and_a_sphericity_near_one():
