@@ -64,7 +64,7 @@ def test_an_object_crossing_every_slab_border_keeps_one_id():
     assert found.objects == 2
     assert set(np.unique(ids[:, 1, [1, 7]])) == {1}
     assert ids[3, 3, 4] == 2
-    np.testing.assert_array_equal(ids, ndimage.label(mask, connectivity_structure(3))[0])
+    np.testing.assert_array_equal(ids, ndimage.label(mask)[0])
 
 
 def test_objects_touching_only_at_a_corner_across_a_border_join_with_26_connectivity():
@@ -83,8 +83,7 @@ def test_objects_touching_only_at_a_corner_across_a_border_join_with_26_connecti
 @pytest.mark.parametrize("block_planes", [1, 3, 10])
 def test_small_objects_are_removed_and_the_rest_renumbered_in_order(block_planes):
     mask = _random_mask(7, shape=(20, 16, 16), density=0.3)
-    structure = connectivity_structure(3)
-    labels, _ = ndimage.label(mask, structure=structure)
+    labels, _ = ndimage.label(mask)
     expected, _, _ = relabel_sequential(remove_small_objects(labels, max_size=11))
     ids = np.zeros(mask.shape, np.uint32)
     found = label_instances(mask, ids, class_ids=(True,), min_voxels=12, block_planes=block_planes)
@@ -139,7 +138,7 @@ def test_the_reader_is_asked_for_one_slab_at_a_time_and_the_output_comes_in_slab
     assert len(reads) == 2 * 8  # two passes over 8 slabs, each slab read once per pass
     assert [z0 for z0, _, _ in writes] == list(range(0, 30, 4))
     assert {dtype for _, _, dtype in writes} == {np.dtype(np.uint32)}
-    np.testing.assert_array_equal(result, ndimage.label(mask, connectivity_structure(3))[0])
+    np.testing.assert_array_equal(result, ndimage.label(mask)[0])
 
 
 def test_instances_stream_into_a_memory_map(tmp_path):
@@ -148,7 +147,7 @@ def test_instances_stream_into_a_memory_map(tmp_path):
     label_instances(mask, out, class_ids=(True,), block_planes=3)
     out.flush()
     stored = np.load(tmp_path / "ids.npy")
-    np.testing.assert_array_equal(stored, ndimage.label(mask, connectivity_structure(3))[0])
+    np.testing.assert_array_equal(stored, ndimage.label(mask)[0])
 
 
 @pytest.mark.parametrize(

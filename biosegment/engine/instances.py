@@ -19,9 +19,12 @@ one slab of ``block_planes`` z planes:
 4. A second pass labels each slab again (the same answer, faster than keeping it) and writes
    the final ids slab by slab.
 
-Connectivity follows scipy's ``generate_binary_structure(3, connectivity)``: 1 joins voxels that
-share a face (6 neighbours), 2 also an edge (18), 3 (the default, as in scikit-image's
-``label`` and ``regionprops``) also a corner (26). Memory beyond one slab is a few tens of
+Connectivity follows scipy's ``generate_binary_structure(3, connectivity)``: 1 (the default, as
+in ``scipy.ndimage.label``) joins voxels that share a face (6 neighbours), 2 also an edge (18),
+3 also a corner (26, scikit-image's default). Faces are the default because EM stacks are
+anisotropic (sections 3-10 times thicker than pixels), where an edge or corner contact
+between sections is as likely a touch of two organelles as a continuation of one, and
+because scipy labels that way four times faster. Memory beyond one slab is a few tens of
 bytes per provisional label (its voxel count, class and place in the union-find) and the
 contact pairs of the slab faces.
 """
@@ -54,8 +57,8 @@ __all__ = [
     "voxels_for_volume",
 ]
 
-#: 26-connectivity: voxels touching at a face, an edge or a corner are one object.
-DEFAULT_CONNECTIVITY = 3
+#: 6-connectivity: voxels sharing a face are one object (scipy.ndimage.label's default).
+DEFAULT_CONNECTIVITY = 1
 _MAX_ID = np.iinfo(np.uint32).max
 
 
@@ -119,10 +122,11 @@ class _Provisional:
         self.pairs: list[np.ndarray] = []  # (n, 2) provisional ids in contact across faces
         self.total = 1
 
-    def add(self, labels: np.ndarray, count: int, class_index: int) -> int:
+    def add(self, labels: np.ndarray, mask: np.ndarray, count: int, class_index: int) -> int:
         base = self.total - 1
         self.bases.append(base)
-        self.voxels.append(np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.int64))
+        # Counting only the mask's voxels: the background is most of a slab.
+        self.voxels.append(np.bincount(labels[mask], minlength=count + 1)[1:].astype(np.int64))
         self.classes.append(np.full(count, class_index, np.int64))
         self.total += count
         return base
@@ -143,7 +147,11 @@ def _face_contacts(above: np.ndarray, below: np.ndarray, structure: np.ndarray) 
             found.append(np.stack([a[both], b[both]], axis=1))
     if not found:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+    pairs = np.concatenate(found)
+    # One sortable key per pair: much faster than np.unique(axis=0).
+    width = int(pairs[:, 1].max()) + 1
+    keys = np.unique(pairs[:, 0] * width + pairs[:, 1])
+    return np.stack(np.divmod(keys, width), axis=1)
 
 
 def _class_indices(class_ids: Sequence[int]) -> list[int]:
@@ -196,8 +204,9 @@ def label_instances(
     for z0, z1 in slabs:
         block = source.planes(z0, z1)
         for index, class_id in enumerate(chosen):
-            labels, count = ndimage.label(block == class_id, structure=structure)
-            base = provisional.add(labels, count, index)
+            mask = block == class_id
+            labels, count = ndimage.label(mask, structure=structure)
+            base = provisional.add(labels, mask, count, index)
             first = np.where(labels[0] > 0, labels[0].astype(np.int64) + base, 0)
             previous = last_planes[index]
             if previous is not None:
@@ -211,11 +220,9 @@ def label_instances(
         block = source.planes(z0, z1)
         ids = np.zeros(block.shape, np.uint32)
         for class_id in chosen:
-            labels, count = ndimage.label(block == class_id, structure=structure)
-            base = next(bases)
-            lookup = final_of[base : base + count + 1].copy()
-            lookup[0] = 0
-            ids += lookup[labels]
+            mask = block == class_id
+            labels, count = ndimage.label(mask, structure=structure)
+            ids[mask] = final_of[labels[mask].astype(np.int64) + next(bases)]
         del block
         sink.write(z0, ids)
     return instances
