@@ -167,6 +167,25 @@ def test_bad_settings_are_refused_naming_the_setting(settings, where):
     assert error.value.where == where
 
 
+def test_a_volume_that_changes_between_the_passes_is_refused_naming_it():
+    mask = _random_mask(2, shape=(8, 10, 10))
+    reads = []
+
+    def read(z: slice, y: slice, x: slice) -> np.ndarray:
+        reads.append(z.start)
+        # The second pass sees the planes emptied, as if a writer replaced the file meanwhile.
+        return mask[z, y, x] if len(reads) <= 2 else np.zeros_like(mask[z, y, x])
+
+    with pytest.raises(InputError, match="changed between the two passes") as error:
+        label_instances(
+            BlockSource(read, mask.shape, "classes.tif"),
+            np.zeros(mask.shape, np.uint32),
+            class_ids=(True,),
+            block_planes=4,
+        )
+    assert error.value.where == "classes.tif"
+
+
 def test_a_volume_that_is_not_3d_is_refused_naming_it():
     with pytest.raises(InputError, match="classes"):
         label_instances(np.ones((3, 3), bool), np.zeros((3, 3), np.uint32))
@@ -207,6 +226,10 @@ def test_the_watershed_splits_two_touching_balls_into_two_objects():
     assert set(np.unique(ids[left | right])) == {pair, 3}
     np.testing.assert_array_equal(ids[other], before_other)
     assert np.count_nonzero(ids) == np.count_nonzero(left | right | other)
+    # The new piece takes its object's class.
+    classes = np.array([0, 4, 5])
+    classes[pair] = 7
+    assert result.classes_after(classes).tolist()[3] == 7
 
 
 def test_a_single_ball_is_not_split_and_anisotropic_voxels_are_measured_in_nm():

@@ -119,12 +119,14 @@ class _Provisional:
         self.voxels: list[np.ndarray] = [np.zeros(1, np.int64)]  # id 0: the background
         self.classes: list[np.ndarray] = [np.full(1, -1, np.int64)]
         self.bases: list[int] = []  # the id before each (slab, class)'s first label
+        self.counts: list[int] = []  # labels of each (slab, class)
         self.pairs: list[np.ndarray] = []  # (n, 2) provisional ids in contact across faces
         self.total = 1
 
     def add(self, labels: np.ndarray, mask: np.ndarray, count: int, class_index: int) -> int:
         base = self.total - 1
         self.bases.append(base)
+        self.counts.append(count)
         # Counting only the mask's voxels: the background is most of a slab.
         self.voxels.append(np.bincount(labels[mask], minlength=count + 1)[1:].astype(np.int64))
         self.classes.append(np.full(count, class_index, np.int64))
@@ -215,14 +217,20 @@ def label_instances(
         del block
 
     final_of, instances = _number_objects(provisional, chosen, min_voxels)
-    bases = iter(provisional.bases)
+    first_pass = iter(zip(provisional.bases, provisional.counts, strict=True))
     for z0, z1 in slabs:
         block = source.planes(z0, z1)
         ids = np.zeros(block.shape, np.uint32)
         for class_id in chosen:
             mask = block == class_id
             labels, count = ndimage.label(mask, structure=structure)
-            ids[mask] = final_of[labels[mask].astype(np.int64) + next(bases)]
+            base, expected = next(first_pass)
+            if count != expected:
+                raise InputError(
+                    f"planes {z0}-{z1 - 1} changed between the two passes over them",
+                    where=source.name,
+                )
+            ids[mask] = final_of[labels[mask].astype(np.int64) + base]
         del block
         sink.write(z0, ids)
     return instances

@@ -66,6 +66,20 @@ class SplitResult:
     pieces: dict[int, list[int]] = field(default_factory=dict)
     too_large: list[int] = field(default_factory=list)
 
+    def classes_after(self, class_of_id: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The class of every id after the split: each new piece takes its object's class.
+
+        :param class_of_id: the classes before (index = id), such as
+            :attr:`~biosegment.engine.instances.Instances.class_of_id`.
+        :returns: int64 classes for ids ``0 .. objects``.
+        """
+        before = np.asarray(class_of_id, np.int64)
+        after = np.zeros(self.objects + 1, np.int64)
+        after[: len(before)] = before
+        for object_id, ids in self.pieces.items():
+            after[ids] = before[object_id]
+        return after
+
 
 def _check_settings(seeds: str, probability: Any, h: float, margin: int) -> None:
     if seeds not in ("distance", "probability"):
