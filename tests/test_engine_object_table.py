@@ -16,7 +16,12 @@ import pytest
 from skimage.measure import marching_cubes, mesh_surface_area, regionprops_table
 
 from biosegment.engine.instances import label_instances
-from biosegment.engine.object_table import COLUMNS, measure_objects, write_object_table
+from biosegment.engine.object_table import (
+    COLUMNS,
+    ObjectMeasurer,
+    measure_objects,
+    write_object_table,
+)
 from biosegment.errors import InputError
 
 PROPERTIES = ["label", "area", "centroid", "bbox", "intensity_mean"]
@@ -182,3 +187,35 @@ def test_bad_inputs_name_what_is_wrong():
     with pytest.raises(InputError) as error:
         measure_objects(np.ones((2, 3, 3), np.float32))
     assert error.value.where == "labels"
+
+
+def test_objects_can_be_measured_while_they_are_written():
+    """A caller measuring each slab as label_instances writes it gets the same table."""
+    mask = _ellipsoids(5, shape=(20, 30, 30), count=8)
+    image = np.random.default_rng(2).random(mask.shape)
+    ids = np.zeros(mask.shape, np.uint32)
+    measurer = ObjectMeasurer(mask.shape, voxel_size=VOXEL_SIZE, intensity=True)
+
+    def write(z0: int, block: np.ndarray) -> None:
+        ids[z0 : z0 + len(block)] = block
+        measurer.add(z0, block, image[z0 : z0 + len(block)])
+
+    found = label_instances(mask, write, class_ids=(True,), block_planes=3)
+    fused = measurer.table(found.class_of_id)
+    separate = measure_objects(
+        ids, class_of_id=found.class_of_id, intensity=image, voxel_size=VOXEL_SIZE
+    )
+    for name in COLUMNS:
+        np.testing.assert_allclose(fused.columns[name], separate.columns[name], rtol=1e-12)
+
+
+def test_the_measurer_refuses_slabs_out_of_order_or_missing():
+    measurer = ObjectMeasurer((4, 2, 2))
+    with pytest.raises(InputError, match="expected plane 0"):
+        measurer.add(2, np.zeros((2, 2, 2), np.uint32))
+    measurer.add(0, np.ones((2, 2, 2), np.uint32))
+    with pytest.raises(InputError, match="never added"):
+        measurer.table()
+    with pytest.raises(InputError) as error:
+        measurer.add(2, np.ones((2, 2, 2), np.uint32), np.ones((2, 2, 2)))
+    assert error.value.where == "intensity"

@@ -46,6 +46,7 @@ from biosegment.volumes.atomic import AtomicFile
 __all__ = [
     "COLUMNS",
     "ObjectTable",
+    "ObjectMeasurer",
     "measure_objects",
     "write_object_table",
 ]
@@ -166,6 +167,85 @@ def _voxel_size(voxel_size: Sequence[float] | None) -> tuple[float, float, float
     return (sizes[0], sizes[1], sizes[2])
 
 
+class ObjectMeasurer:
+    """Measure the objects of an instance volume from its slabs, handed over in z order.
+
+    :func:`measure_objects` reads the slabs itself; a caller that already holds each slab (the
+    writer of :func:`~biosegment.engine.instances.label_instances`' output, say) can measure
+    as it goes and save reading the volume again: :meth:`add` every slab, then :meth:`table`.
+
+    :param shape: the instance volume's (z, y, x) shape.
+    :param voxel_size: (z, y, x) in nm, for the ``*_nm`` columns.
+    :param intensity: whether every slab comes with the raw image's planes (mean intensity).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        *,
+        voxel_size: Sequence[float] | None = None,
+        intensity: bool = False,
+    ):
+        self.shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+        self.voxel_size = _voxel_size(voxel_size)
+        self.intensity = intensity
+        self._next_plane = 0
+        self._moments = _Moments()
+        self._boxes = BoxFinder(self.shape)
+        spacings = [(1.0, 1.0, 1.0)]
+        if self.voxel_size is not None:
+            spacings.append(self.voxel_size)
+        self._surfaces = SurfaceAreas((self.shape[1], self.shape[2]), spacings)
+
+    def add(self, z0: int, ids: np.ndarray, intensity: np.ndarray | None = None) -> None:
+        """Take the slab ``ids`` that starts at plane ``z0`` (right after the previous one).
+
+        :param z0: the slab's first plane.
+        :param ids: its instance ids, ``(planes, y, x)``.
+        :param intensity: the raw image's same planes (when the measurer was made for them).
+        :raises InputError: for a slab out of order or of the wrong shape, ids that are not
+            integers of 0 or more, or a missing or unexpected image slab.
+        """
+        if z0 != self._next_plane:
+            raise InputError(
+                f"slab at plane {z0}, expected plane {self._next_plane}", where="labels"
+            )
+        if ids.ndim != 3 or ids.shape[1:] != self.shape[1:] or z0 + len(ids) > self.shape[0]:
+            raise InputError(f"slab of shape {ids.shape} does not fit {self.shape}", where="labels")
+        if ids.dtype.kind not in "ui" or (ids.size and int(ids.min()) < 0):
+            raise InputError(
+                f"instance ids must be integers of 0 or more, got {ids.dtype}", where="labels"
+            )
+        if (intensity is not None) != self.intensity:
+            wanted = "needs" if self.intensity else "was made without"
+            raise InputError(f"the measurer {wanted} the image's planes", where="intensity")
+        if intensity is not None and intensity.shape != ids.shape:
+            raise InputError(
+                f"image planes of shape {intensity.shape} for ids of shape {ids.shape}",
+                where="intensity",
+            )
+        self._next_plane = z0 + len(ids)
+        self._boxes.add(z0, ids)
+        self._surfaces.add(ids)
+        self._moments.add(z0, ids, intensity)
+
+    def table(self, class_of_id: Sequence[int] | np.ndarray | None = None) -> ObjectTable:
+        """The table of every id seen, once all planes were added.
+
+        :param class_of_id: the class of each id (index = id), e.g.
+            :attr:`~biosegment.engine.instances.Instances.class_of_id`.
+        :returns: one row per id present.
+        :raises InputError: when planes are missing or an id has no class.
+        """
+        if self._next_plane != self.shape[0]:
+            raise InputError(
+                f"planes {self._next_plane}-{self.shape[0] - 1} were never added", where="labels"
+            )
+        return _table(
+            self._moments, self._boxes, self._surfaces, self.voxel_size, self.intensity, class_of_id
+        )
+
+
 def measure_objects(
     labels: Any,
     *,
@@ -194,20 +274,21 @@ def measure_objects(
     if intensity is not None:
         image = BlockSource.of(intensity, name="intensity")
         image.check_shape(source.shape)
-    size = _voxel_size(voxel_size)
-    moments = _Moments()
-    boxes = BoxFinder(source.shape)
-    spacings = [(1.0, 1.0, 1.0)] if size is None else [(1.0, 1.0, 1.0), size]
-    surfaces = SurfaceAreas((source.shape[1], source.shape[2]), spacings)
+    measurer = ObjectMeasurer(source.shape, voxel_size=voxel_size, intensity=image is not None)
     for z0, z1 in z_ranges(source.shape[0], block_planes):
-        ids = source.planes(z0, z1)
-        if ids.dtype.kind not in "ui" or (ids.size and int(ids.min()) < 0):
-            raise InputError(
-                f"instance ids must be integers of 0 or more, got {ids.dtype}", where="labels"
-            )
-        boxes.add(z0, ids)
-        surfaces.add(ids)
-        moments.add(z0, ids, None if image is None else image.planes(z0, z1))
+        measurer.add(z0, source.planes(z0, z1), None if image is None else image.planes(z0, z1))
+    return measurer.table(class_of_id)
+
+
+def _table(
+    moments: _Moments,
+    boxes: BoxFinder,
+    surfaces: SurfaceAreas,
+    size: tuple[float, float, float] | None,
+    intensity: bool,
+    class_of_id: Sequence[int] | np.ndarray | None,
+) -> ObjectTable:
+    """The columns, from the sums over every slab."""
     sums = moments.sums
     present = np.flatnonzero(sums[0] > 0)
     present = present[present > 0]
@@ -251,7 +332,7 @@ def measure_objects(
         columns[f"bbox_{name}1"] = box[:, 3 + axis].astype(np.int64)
         columns[f"bbox_{name}0_nm"] = box[:, axis] * scale[axis]
         columns[f"bbox_{name}1_nm"] = box[:, 3 + axis] * scale[axis]
-    columns["mean_intensity"] = sums[10, present] / counts if image is not None else nan
+    columns["mean_intensity"] = sums[10, present] / counts if intensity else nan
     columns["major_axis_length"] = major
     columns["minor_axis_length"] = minor
     columns["major_axis_length_nm"] = np.asarray(major_nm, np.float64) * np.ones(len(present))
