@@ -167,6 +167,26 @@ def test_bad_settings_are_refused_naming_the_setting(settings, where):
     assert error.value.where == where
 
 
+def test_slabs_over_the_memory_budget_are_refused_before_reading_saying_what_fits():
+    reads = []
+
+    def read(z: slice, y: slice, x: slice) -> np.ndarray:
+        reads.append(z)
+        return np.zeros((z.stop - z.start, 100, 100), bool)
+
+    source = BlockSource(read, (64, 100, 100), "classes.tif")
+    # 16 planes of 100 x 100 at 24 bytes a voxel are 3.7 MiB; 2 MiB hold 8 planes.
+    with pytest.raises(InputError, match="8 planes fit") as error:
+        label_instances(source, np.zeros((64, 100, 100), np.uint32), memory_budget=2 * 2**20)
+    assert error.value.where == "block_planes" and reads == []
+    with pytest.raises(InputError, match="not even one plane"):
+        label_instances(source, np.zeros((64, 100, 100), np.uint32), memory_budget=1000)
+    label_instances(
+        source, np.zeros((64, 100, 100), np.uint32), memory_budget=2 * 2**20, block_planes=8
+    )
+    assert max(z.stop - z.start for z in reads) == 8
+
+
 def test_a_volume_that_changes_between_the_passes_is_refused_naming_it():
     mask = _random_mask(2, shape=(8, 10, 10))
     reads = []

@@ -142,6 +142,17 @@ def test_overlaps_are_counted_one_slab_at_a_time():
     assert max(reads) == 2 and len(reads) == 2 * 3
 
 
+def test_ids_too_large_for_the_memory_budget_are_refused_naming_the_volume():
+    truth = np.zeros((2, 4, 4), np.uint32)
+    truth[0, 0, 0] = 3_000_000_000  # arrays indexed by id would take gigabytes
+    with pytest.raises(InputError, match="id 3000000000") as error:
+        count_overlaps(np.zeros_like(truth), truth)
+    assert error.value.where == "truth"
+    with pytest.raises(InputError) as error:
+        count_overlaps(np.zeros_like(truth), truth, memory_budget=2**20, block_planes=1)
+    assert "number the objects 1, 2, 3" in str(error.value)
+
+
 def test_shapes_and_id_types_are_checked():
     with pytest.raises(InputError) as error:
         count_overlaps(np.zeros((2, 2, 2), np.uint32), np.zeros((2, 2, 3), np.uint32))

@@ -173,6 +173,23 @@ def test_an_existing_table_is_kept_unless_replacing_is_asked(tmp_path):
     assert path.read_text().startswith("id,class,voxels")
 
 
+def test_slabs_over_the_memory_budget_are_refused_saying_what_fits():
+    ids = np.zeros((32, 64, 64), np.uint32)
+    # 16 planes of 64 x 64 at 64 bytes a voxel are 4 MiB; 1 MiB holds 4 planes.
+    with pytest.raises(InputError, match="4 planes fit") as error:
+        measure_objects(ids, memory_budget=2**20)
+    assert error.value.where == "block_planes"
+    assert len(measure_objects(ids, memory_budget=2**20, block_planes=4)) == 0
+
+
+def test_ids_too_large_for_the_memory_budget_are_refused():
+    ids = np.zeros((2, 4, 4), np.uint32)
+    ids[1, 1, 1] = 50_000_000
+    with pytest.raises(InputError, match="id 50000000") as error:
+        measure_objects(ids)
+    assert error.value.where == "labels"
+
+
 def test_bad_inputs_name_what_is_wrong():
     ids = np.ones((2, 3, 3), np.uint32)
     with pytest.raises(InputError) as error:

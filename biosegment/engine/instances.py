@@ -43,8 +43,10 @@ from scipy.sparse.csgraph import connected_components
 
 from biosegment.engine.volume_blocks import (
     DEFAULT_BLOCK_PLANES,
+    SLAB_MEMORY_BUDGET,
     BlockSink,
     BlockSource,
+    check_slab_memory,
     z_ranges,
 )
 from biosegment.errors import InputError
@@ -55,11 +57,15 @@ __all__ = [
     "label_instances",
     "connectivity_structure",
     "voxels_for_volume",
+    "INSTANCE_BYTES_PER_VOXEL",
 ]
 
 #: 6-connectivity: voxels sharing a face are one object (scipy.ndimage.label's default).
 DEFAULT_CONNECTIVITY = 1
 _MAX_ID = np.iinfo(np.uint32).max
+#: Bytes per slab voxel at the peak: the classes read, one class's mask, scipy's int32 labels,
+#: the uint32 ids written, and the int64 ids of the mask's voxels when every voxel is in it.
+INSTANCE_BYTES_PER_VOXEL = 24
 
 
 def connectivity_structure(connectivity: int) -> np.ndarray:
@@ -173,6 +179,7 @@ def label_instances(
     connectivity: int = DEFAULT_CONNECTIVITY,
     min_voxels: int = 0,
     block_planes: int = DEFAULT_BLOCK_PLANES,
+    memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> Instances:
     """Write the connected objects of ``class_ids`` in ``classes`` to ``output`` as uint32 ids.
 
@@ -186,10 +193,13 @@ def label_instances(
     :param connectivity: 1, 2 or 3, as in ``scipy.ndimage.generate_binary_structure(3, n)``.
     :param min_voxels: objects with fewer voxels are dropped (see :func:`voxels_for_volume`
         for a size in nm³).
-    :param block_planes: z planes per slab; peak memory is about 13 bytes per slab voxel.
+    :param block_planes: z planes per slab; a slab's work takes up to
+        :data:`INSTANCE_BYTES_PER_VOXEL` bytes per voxel.
+    :param memory_budget: bytes a slab's work may take; larger slabs are refused before any
+        reading, saying how many planes fit.
     :returns: the ids written, their classes and sizes.
-    :raises InputError: for a bad parameter, a volume that is not 3-D, or more objects than
-        uint32 can number.
+    :raises InputError: for a bad parameter, slabs over the memory budget, a volume that is
+        not 3-D, or more objects than uint32 can number.
     """
     source = BlockSource.of(classes, name="classes")
     sink = BlockSink.of(output)
@@ -199,6 +209,7 @@ def label_instances(
         raise InputError(
             f"minimum size must be zero or more voxels, got {min_voxels}", where="min_voxels"
         )
+    check_slab_memory(source.shape, block_planes, INSTANCE_BYTES_PER_VOXEL, memory_budget)
     slabs = list(z_ranges(source.shape[0], block_planes))
 
     provisional = _Provisional()

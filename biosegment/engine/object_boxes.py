@@ -13,9 +13,18 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from biosegment.engine.volume_blocks import DEFAULT_BLOCK_PLANES, BlockSource, z_ranges
+from biosegment.engine.volume_blocks import (
+    DEFAULT_BLOCK_PLANES,
+    SLAB_MEMORY_BUDGET,
+    BlockSource,
+    check_id_memory,
+    z_ranges,
+)
 
-__all__ = ["BoxFinder", "object_boxes"]
+__all__ = ["BoxFinder", "object_boxes", "BOX_BYTES_PER_ID"]
+
+#: Bytes per id up to the largest: its box, and the slice list scipy's find_objects returns.
+BOX_BYTES_PER_ID = 160
 
 
 class BoxFinder:
@@ -60,16 +69,26 @@ class BoxFinder:
 
 
 def object_boxes(
-    labels: Any, *, objects: int | None = None, block_planes: int = DEFAULT_BLOCK_PLANES
+    labels: Any,
+    *,
+    objects: int | None = None,
+    block_planes: int = DEFAULT_BLOCK_PLANES,
+    memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> np.ndarray:
     """Every object's box in the instance volume ``labels`` (see :meth:`BoxFinder.boxes`).
 
     :param labels: the instance volume: an array-like, a volume reader or a ``BlockSource``.
     :param objects: the largest id (default: the largest id found).
     :param block_planes: z planes read at a time.
+    :param memory_budget: bytes the per-id boxes may take (:data:`BOX_BYTES_PER_ID` per id).
+    :returns: ``(objects + 1, 6)`` boxes.
+    :raises InputError: when an id is too large for the memory budget.
     """
     source = BlockSource.of(labels, name="labels")
     finder = BoxFinder(source.shape)
     for z0, z1 in z_ranges(source.shape[0], block_planes):
-        finder.add(z0, source.planes(z0, z1))
+        ids = source.planes(z0, z1)
+        if ids.size:
+            check_id_memory(int(ids.max()), BOX_BYTES_PER_ID, memory_budget, where=source.name)
+        finder.add(z0, ids)
     return finder.boxes(objects)

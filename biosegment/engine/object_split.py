@@ -148,14 +148,15 @@ def split_touching(
     :param ids: the objects to consider (default: all).
     :param boxes: the boxes from :func:`~biosegment.engine.object_boxes.object_boxes`, when
         known (default: found with one pass over the volume).
-    :param memory_budget: bytes one object's split may take; larger objects stay whole.
+    :param memory_budget: bytes one object's split may take (larger objects stay whole), and
+        the boxes found first.
     :raises InputError: for a bad parameter, naming it.
     """
     _check_settings(seeds, probability, h, margin)
     structure = connectivity_structure(connectivity)
     shape = tuple(int(n) for n in labels.shape)
     if boxes is None:
-        boxes = object_boxes(labels)
+        boxes = object_boxes(labels, memory_budget=memory_budget)
     scores = None
     if probability is not None:
         scores = BlockSource.of(probability, name="probability")

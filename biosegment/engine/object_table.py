@@ -39,7 +39,14 @@ import numpy as np
 
 from biosegment.engine.object_boxes import BoxFinder
 from biosegment.engine.object_surface import SurfaceAreas
-from biosegment.engine.volume_blocks import DEFAULT_BLOCK_PLANES, BlockSource, z_ranges
+from biosegment.engine.volume_blocks import (
+    DEFAULT_BLOCK_PLANES,
+    SLAB_MEMORY_BUDGET,
+    BlockSource,
+    check_id_memory,
+    check_slab_memory,
+    z_ranges,
+)
 from biosegment.errors import InputError
 from biosegment.volumes.atomic import AtomicFile
 
@@ -49,6 +56,8 @@ __all__ = [
     "ObjectMeasurer",
     "measure_objects",
     "write_object_table",
+    "TABLE_BYTES_PER_VOXEL",
+    "TABLE_BYTES_PER_OBJECT",
 ]
 
 #: The table's columns, in order. ``*_nm`` columns are empty when the voxel size is unknown,
@@ -88,6 +97,13 @@ COLUMNS = (
 _INTEGER_COLUMNS = frozenset(
     {"id", "class", "voxels", "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"}
 )
+#: Bytes per slab voxel at the peak when every voxel belongs to one object (measured: 58): the
+#: ids and the image read, the padded copy and border flags of the surfaces, and per object
+#: voxel its three coordinates, id, weights and products for the moments.
+TABLE_BYTES_PER_VOXEL = 64
+#: Bytes per object on top of the slab: its sums, box and areas while reading, then its row.
+#: The table grows with the number of objects (known from label_instances beforehand).
+TABLE_BYTES_PER_OBJECT = 512
 # Second moments kept per object, as pairs of axes (0 = z, 1 = y, 2 = x).
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
@@ -177,6 +193,8 @@ class ObjectMeasurer:
     :param shape: the instance volume's (z, y, x) shape.
     :param voxel_size: (z, y, x) in nm, for the ``*_nm`` columns.
     :param intensity: whether every slab comes with the raw image's planes (mean intensity).
+    :param memory_budget: bytes the per-object sums may take (:data:`TABLE_BYTES_PER_OBJECT`
+        per id up to the largest id).
     """
 
     def __init__(
@@ -185,10 +203,12 @@ class ObjectMeasurer:
         *,
         voxel_size: Sequence[float] | None = None,
         intensity: bool = False,
+        memory_budget: int = SLAB_MEMORY_BUDGET,
     ):
         self.shape = (int(shape[0]), int(shape[1]), int(shape[2]))
         self.voxel_size = _voxel_size(voxel_size)
         self.intensity = intensity
+        self.memory_budget = memory_budget
         self._next_plane = 0
         self._moments = _Moments()
         self._boxes = BoxFinder(self.shape)
@@ -204,7 +224,8 @@ class ObjectMeasurer:
         :param ids: its instance ids, ``(planes, y, x)``.
         :param intensity: the raw image's same planes (when the measurer was made for them).
         :raises InputError: for a slab out of order or of the wrong shape, ids that are not
-            integers of 0 or more, or a missing or unexpected image slab.
+            integers of 0 or more or too large for the memory budget, or a missing or
+            unexpected image slab.
         """
         if z0 != self._next_plane:
             raise InputError(
@@ -223,6 +244,10 @@ class ObjectMeasurer:
             raise InputError(
                 f"image planes of shape {intensity.shape} for ids of shape {ids.shape}",
                 where="intensity",
+            )
+        if ids.size:
+            check_id_memory(
+                int(ids.max()), TABLE_BYTES_PER_OBJECT, self.memory_budget, where="labels"
             )
         self._next_plane = z0 + len(ids)
         self._boxes.add(z0, ids)
@@ -253,6 +278,7 @@ def measure_objects(
     intensity: Any = None,
     voxel_size: Sequence[float] | None = None,
     block_planes: int = DEFAULT_BLOCK_PLANES,
+    memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> ObjectTable:
     """Measure every object of the instance volume ``labels`` (see the module's notes).
 
@@ -262,19 +288,27 @@ def measure_objects(
         :attr:`~biosegment.engine.instances.Instances.class_of_id`.
     :param intensity: the raw image, same shape, for the mean intensity.
     :param voxel_size: (z, y, x) in nm, for the ``*_nm`` columns.
-    :param block_planes: z planes read at a time; peak memory is about 60 bytes per slab
-        voxel (the ids, their padded copy for the surfaces and the coordinates of its
-        objects' voxels).
+    :param block_planes: z planes read at a time; a slab's work takes up to
+        :data:`TABLE_BYTES_PER_VOXEL` bytes per voxel, and the table
+        :data:`TABLE_BYTES_PER_OBJECT` bytes per object on top.
+    :param memory_budget: bytes a slab's work may take; larger slabs are refused before any
+        reading, saying how many planes fit. The per-object sums have the same budget.
     :returns: the table, one row per id present.
     :raises InputError: when the image's shape differs, the voxel size is not three positive
-        numbers, or an id has no class.
+        numbers, slabs exceed the memory budget, or an id has no class.
     """
     source = BlockSource.of(labels, name="labels")
     image = None
     if intensity is not None:
         image = BlockSource.of(intensity, name="intensity")
         image.check_shape(source.shape)
-    measurer = ObjectMeasurer(source.shape, voxel_size=voxel_size, intensity=image is not None)
+    check_slab_memory(source.shape, block_planes, TABLE_BYTES_PER_VOXEL, memory_budget)
+    measurer = ObjectMeasurer(
+        source.shape,
+        voxel_size=voxel_size,
+        intensity=image is not None,
+        memory_budget=memory_budget,
+    )
     for z0, z1 in z_ranges(source.shape[0], block_planes):
         measurer.add(z0, source.planes(z0, z1), None if image is None else image.planes(z0, z1))
     return measurer.table(class_of_id)

@@ -25,7 +25,10 @@ __all__ = [
     "ReadBox",
     "WriteBlock",
     "z_ranges",
+    "check_slab_memory",
+    "check_id_memory",
     "DEFAULT_BLOCK_PLANES",
+    "SLAB_MEMORY_BUDGET",
 ]
 
 #: ``read(z, y, x)`` -> the array ``volume[z, y, x]`` for three slices.
@@ -36,6 +39,8 @@ WriteBlock = Callable[[int, np.ndarray], None]
 #: Planes per slab when a caller gives no other figure: 16 planes of 2048 x 2048 voxels are
 #: 64 MiB of uint8, 256 MiB of the int32 labels that scipy computes from them.
 DEFAULT_BLOCK_PLANES = 16
+#: Bytes one slab's work may take unless the caller gives another budget.
+SLAB_MEMORY_BUDGET = 2**30
 
 
 def z_ranges(depth: int, planes: int) -> Iterator[tuple[int, int]]:
@@ -44,6 +49,60 @@ def z_ranges(depth: int, planes: int) -> Iterator[tuple[int, int]]:
         raise InputError(f"a block needs at least one plane, got {planes}", where="block_planes")
     for z0 in range(0, depth, planes):
         yield z0, min(depth, z0 + planes)
+
+
+def check_slab_memory(
+    shape: tuple[int, int, int], block_planes: int, bytes_per_voxel: int, budget: int
+) -> None:
+    """Refuse, before any work, slabs whose working memory would exceed ``budget`` bytes.
+
+    :param shape: the volume's (z, y, x) shape.
+    :param block_planes: planes per slab.
+    :param bytes_per_voxel: the work's bytes per slab voxel (each module's estimate).
+    :param budget: the bytes allowed.
+    :raises InputError: naming ``block_planes`` and saying how many planes fit, if any.
+    """
+    if block_planes < 1:
+        raise InputError(
+            f"a block needs at least one plane, got {block_planes}", where="block_planes"
+        )
+    plane = shape[1] * shape[2] * bytes_per_voxel
+    planes = min(block_planes, max(1, shape[0]))
+    if planes * plane <= budget:
+        return
+    mib = 2**20
+    fit = budget // plane if plane else 0
+    advice = (
+        f"{fit} planes fit" if fit >= 1 else f"not even one plane of {shape[1]} x {shape[2]} fits"
+    )
+    raise InputError(
+        f"{planes} planes of {shape[1]} x {shape[2]} voxels take about {planes * plane // mib} MiB,"
+        f" over the budget of {budget // mib} MiB; {advice}",
+        where="block_planes",
+    )
+
+
+def check_id_memory(largest_id: int, bytes_per_id: int, budget: int, *, where: str) -> None:
+    """Refuse ids so large that arrays indexed by id would exceed ``budget`` bytes.
+
+    Per-object sums are kept in arrays indexed by id, which is compact for ids numbered
+    1, 2, 3, ... (as :func:`~biosegment.engine.instances.label_instances` numbers them) but
+    not for a volume whose few objects carry ids in the billions.
+
+    :param largest_id: the largest id met so far.
+    :param bytes_per_id: the bytes kept per id.
+    :param budget: the bytes allowed.
+    :param where: the volume, for the error.
+    :raises InputError: saying which id is too large and what to do.
+    """
+    needed = (int(largest_id) + 1) * bytes_per_id
+    if needed > budget:
+        raise InputError(
+            f"id {largest_id} would need {needed // 2**20} MiB of per-object sums, over the "
+            f"budget of {budget // 2**20} MiB; number the objects 1, 2, 3, ... (as "
+            f"label_instances does) or allow more memory",
+            where=where,
+        )
 
 
 @dataclass(frozen=True, slots=True)
