@@ -276,6 +276,15 @@ def test_probability_seeds_split_where_the_network_is_unsure():
     assert ids[15, 15, 8] != ids[15, 15, 40]
 
 
+def test_seeds_closer_than_the_minimum_distance_count_as_one():
+    left, right = _two_touching_balls()  # centres 18 voxels apart
+    near = (left | right).astype(np.uint32)
+    assert split_touching(near, min_seed_distance=17).objects == 2
+    far = (left | right).astype(np.uint32)
+    assert split_touching(far, min_seed_distance=19).objects == 1
+    np.testing.assert_array_equal(far, (left | right).astype(np.uint32))
+
+
 def test_an_object_too_large_for_the_memory_budget_stays_whole_and_is_reported():
     left, right = _two_touching_balls()
     ids = (left | right).astype(np.uint32)
