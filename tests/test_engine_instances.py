@@ -175,16 +175,30 @@ def test_slabs_over_the_memory_budget_are_refused_before_reading_saying_what_fit
         return np.zeros((z.stop - z.start, 100, 100), bool)
 
     source = BlockSource(read, (64, 100, 100), "classes.tif")
+    out = np.zeros((64, 100, 100), np.uint32)
     # 16 planes of 100 x 100 at 24 bytes a voxel are 3.7 MiB; 2 MiB hold 8 planes.
     with pytest.raises(InputError, match="8 planes fit") as error:
-        label_instances(source, np.zeros((64, 100, 100), np.uint32), memory_budget=2 * 2**20)
+        label_instances(source, out, memory_budget=2 * 2**20, block_planes=16)
     assert error.value.where == "block_planes" and reads == []
     with pytest.raises(InputError, match="not even one plane"):
-        label_instances(source, np.zeros((64, 100, 100), np.uint32), memory_budget=1000)
-    label_instances(
-        source, np.zeros((64, 100, 100), np.uint32), memory_budget=2 * 2**20, block_planes=8
-    )
-    assert max(z.stop - z.start for z in reads) == 8
+        label_instances(source, out, memory_budget=1000)
+    assert reads == []
+
+
+def test_without_a_slab_size_the_slabs_shrink_to_the_memory_budget():
+    mask = _random_mask(9, shape=(40, 100, 100))
+    reads = []
+
+    def read(z: slice, y: slice, x: slice) -> np.ndarray:
+        reads.append(z.stop - z.start)
+        return mask[z, y, x]
+
+    out = np.zeros(mask.shape, np.uint32)
+    label_instances(BlockSource(read, mask.shape), out, class_ids=(True,), memory_budget=2**21)
+    assert max(reads) == 8  # 2 MiB hold 8 planes of 100 x 100 at 24 bytes a voxel
+    np.testing.assert_array_equal(out, ndimage.label(mask)[0])
+    label_instances(BlockSource(read, mask.shape), out, class_ids=(True,))
+    assert reads[-1] == 40 - 32  # 16 planes by default: the last slab holds 8
 
 
 def test_a_volume_that_changes_between_the_passes_is_refused_naming_it():

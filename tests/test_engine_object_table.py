@@ -177,9 +177,9 @@ def test_slabs_over_the_memory_budget_are_refused_saying_what_fits():
     ids = np.zeros((32, 64, 64), np.uint32)
     # 16 planes of 64 x 64 at 64 bytes a voxel are 4 MiB; 1 MiB holds 4 planes.
     with pytest.raises(InputError, match="4 planes fit") as error:
-        measure_objects(ids, memory_budget=2**20)
+        measure_objects(ids, memory_budget=2**20, block_planes=16)
     assert error.value.where == "block_planes"
-    assert len(measure_objects(ids, memory_budget=2**20, block_planes=4)) == 0
+    assert len(measure_objects(ids, memory_budget=2**20)) == 0  # slabs of 4 planes chosen
 
 
 def test_ids_too_large_for_the_memory_budget_are_refused():

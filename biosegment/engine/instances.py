@@ -42,11 +42,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from biosegment.engine.volume_blocks import (
-    DEFAULT_BLOCK_PLANES,
     SLAB_MEMORY_BUDGET,
     BlockSink,
     BlockSource,
-    check_slab_memory,
+    slab_planes,
     z_ranges,
 )
 from biosegment.errors import InputError
@@ -178,7 +177,7 @@ def label_instances(
     class_ids: Sequence[int] = (1,),
     connectivity: int = DEFAULT_CONNECTIVITY,
     min_voxels: int = 0,
-    block_planes: int = DEFAULT_BLOCK_PLANES,
+    block_planes: int | None = None,
     memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> Instances:
     """Write the connected objects of ``class_ids`` in ``classes`` to ``output`` as uint32 ids.
@@ -193,10 +192,10 @@ def label_instances(
     :param connectivity: 1, 2 or 3, as in ``scipy.ndimage.generate_binary_structure(3, n)``.
     :param min_voxels: objects with fewer voxels are dropped (see :func:`voxels_for_volume`
         for a size in nm³).
-    :param block_planes: z planes per slab; a slab's work takes up to
-        :data:`INSTANCE_BYTES_PER_VOXEL` bytes per voxel.
-    :param memory_budget: bytes a slab's work may take; larger slabs are refused before any
-        reading, saying how many planes fit.
+    :param block_planes: z planes per slab (None: 16, or as many fewer as ``memory_budget``
+        holds); a slab's work takes up to :data:`INSTANCE_BYTES_PER_VOXEL` bytes per voxel.
+    :param memory_budget: bytes a slab's work may take; slabs over it (given planes, or a
+        single plane) are refused before any reading, saying how many planes fit.
     :returns: the ids written, their classes and sizes.
     :raises InputError: for a bad parameter, slabs over the memory budget, a volume that is
         not 3-D, or more objects than uint32 can number.
@@ -209,7 +208,7 @@ def label_instances(
         raise InputError(
             f"minimum size must be zero or more voxels, got {min_voxels}", where="min_voxels"
         )
-    check_slab_memory(source.shape, block_planes, INSTANCE_BYTES_PER_VOXEL, memory_budget)
+    block_planes = slab_planes(source.shape, block_planes, INSTANCE_BYTES_PER_VOXEL, memory_budget)
     slabs = list(z_ranges(source.shape[0], block_planes))
 
     provisional = _Provisional()

@@ -34,11 +34,10 @@ from typing import Any
 import numpy as np
 
 from biosegment.engine.volume_blocks import (
-    DEFAULT_BLOCK_PLANES,
     SLAB_MEMORY_BUDGET,
     BlockSource,
     check_id_memory,
-    check_slab_memory,
+    slab_planes,
     z_ranges,
 )
 from biosegment.errors import InputError
@@ -116,7 +115,7 @@ def count_overlaps(
     predicted: Any,
     truth: Any,
     *,
-    block_planes: int = DEFAULT_BLOCK_PLANES,
+    block_planes: int | None = None,
     memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> Overlaps:
     """Sizes and pairwise overlaps of two instance volumes, read one slab at a time.
@@ -124,9 +123,10 @@ def count_overlaps(
     :param predicted: predicted instance ids (z, y, x): an array-like, a volume reader or a
         :class:`~biosegment.engine.volume_blocks.BlockSource`.
     :param truth: true instance ids of the same shape.
-    :param block_planes: z planes read at a time (up to :data:`OVERLAP_BYTES_PER_VOXEL` bytes
-        per slab voxel).
-    :param memory_budget: bytes a slab's work may take; larger slabs are refused first.
+    :param block_planes: z planes read at a time (None: 16, or as many fewer as
+        ``memory_budget`` holds; up to :data:`OVERLAP_BYTES_PER_VOXEL` bytes per slab voxel).
+    :param memory_budget: bytes a slab's work may take; slabs over it (given planes, or a
+        single plane) are refused first.
     :returns: sizes and overlaps.
     :raises InputError: when the shapes differ, ids are not integers, or slabs (or arrays
         indexed by the largest id) exceed the memory budget.
@@ -134,7 +134,7 @@ def count_overlaps(
     left = BlockSource.of(predicted, name="prediction")
     right = BlockSource.of(truth, name="truth")
     right.check_shape(left.shape)
-    check_slab_memory(left.shape, block_planes, OVERLAP_BYTES_PER_VOXEL, memory_budget)
+    block_planes = slab_planes(left.shape, block_planes, OVERLAP_BYTES_PER_VOXEL, memory_budget)
     predicted_voxels = np.zeros(1, np.int64)
     true_voxels = np.zeros(1, np.int64)
     keys = np.zeros(0, np.uint64)
@@ -247,14 +247,14 @@ def object_scores(
     predicted: Any,
     truth: Any,
     *,
-    block_planes: int = DEFAULT_BLOCK_PLANES,
+    block_planes: int | None = None,
     memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> ObjectScores:
     """Object precision, recall and F1 at IoU 0.5, and AP-75, of two instance volumes.
 
     :param predicted: predicted instance ids (see :func:`count_overlaps`).
     :param truth: true instance ids of the same shape.
-    :param block_planes: z planes read at a time.
+    :param block_planes: z planes read at a time (None: chosen, see :func:`count_overlaps`).
     :param memory_budget: bytes a slab's work may take.
     :returns: the scores.
     """

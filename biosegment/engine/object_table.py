@@ -40,11 +40,10 @@ import numpy as np
 from biosegment.engine.object_boxes import BoxFinder
 from biosegment.engine.object_surface import SurfaceAreas
 from biosegment.engine.volume_blocks import (
-    DEFAULT_BLOCK_PLANES,
     SLAB_MEMORY_BUDGET,
     BlockSource,
     check_id_memory,
-    check_slab_memory,
+    slab_planes,
     z_ranges,
 )
 from biosegment.errors import InputError
@@ -277,7 +276,7 @@ def measure_objects(
     class_of_id: Sequence[int] | np.ndarray | None = None,
     intensity: Any = None,
     voxel_size: Sequence[float] | None = None,
-    block_planes: int = DEFAULT_BLOCK_PLANES,
+    block_planes: int | None = None,
     memory_budget: int = SLAB_MEMORY_BUDGET,
 ) -> ObjectTable:
     """Measure every object of the instance volume ``labels`` (see the module's notes).
@@ -288,11 +287,12 @@ def measure_objects(
         :attr:`~biosegment.engine.instances.Instances.class_of_id`.
     :param intensity: the raw image, same shape, for the mean intensity.
     :param voxel_size: (z, y, x) in nm, for the ``*_nm`` columns.
-    :param block_planes: z planes read at a time; a slab's work takes up to
-        :data:`TABLE_BYTES_PER_VOXEL` bytes per voxel, and the table
-        :data:`TABLE_BYTES_PER_OBJECT` bytes per object on top.
-    :param memory_budget: bytes a slab's work may take; larger slabs are refused before any
-        reading, saying how many planes fit. The per-object sums have the same budget.
+    :param block_planes: z planes read at a time (None: 16, or as many fewer as
+        ``memory_budget`` holds); a slab's work takes up to :data:`TABLE_BYTES_PER_VOXEL`
+        bytes per voxel, and the table :data:`TABLE_BYTES_PER_OBJECT` bytes per object on top.
+    :param memory_budget: bytes a slab's work may take; slabs over it (given planes, or a
+        single plane) are refused before any reading, saying how many planes fit. The
+        per-object sums have the same budget.
     :returns: the table, one row per id present.
     :raises InputError: when the image's shape differs, the voxel size is not three positive
         numbers, slabs exceed the memory budget, or an id has no class.
@@ -302,7 +302,7 @@ def measure_objects(
     if intensity is not None:
         image = BlockSource.of(intensity, name="intensity")
         image.check_shape(source.shape)
-    check_slab_memory(source.shape, block_planes, TABLE_BYTES_PER_VOXEL, memory_budget)
+    block_planes = slab_planes(source.shape, block_planes, TABLE_BYTES_PER_VOXEL, memory_budget)
     measurer = ObjectMeasurer(
         source.shape,
         voxel_size=voxel_size,

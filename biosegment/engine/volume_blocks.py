@@ -26,6 +26,7 @@ __all__ = [
     "WriteBlock",
     "z_ranges",
     "check_slab_memory",
+    "slab_planes",
     "check_id_memory",
     "DEFAULT_BLOCK_PLANES",
     "SLAB_MEMORY_BUDGET",
@@ -80,6 +81,26 @@ def check_slab_memory(
         f" over the budget of {budget // mib} MiB; {advice}",
         where="block_planes",
     )
+
+
+def slab_planes(
+    shape: tuple[int, int, int], block_planes: int | None, bytes_per_voxel: int, budget: int
+) -> int:
+    """The planes per slab to use: ``block_planes`` when given (and within ``budget``), else
+    :data:`DEFAULT_BLOCK_PLANES` or as many fewer as the budget holds.
+
+    :param shape: the volume's (z, y, x) shape.
+    :param block_planes: the caller's choice, or None to choose.
+    :param bytes_per_voxel: the work's bytes per slab voxel.
+    :param budget: the bytes allowed.
+    :returns: planes per slab, at least 1.
+    :raises InputError: when the given planes, or even one plane, exceed the budget.
+    """
+    if block_planes is None:
+        plane = max(1, shape[1] * shape[2] * bytes_per_voxel)
+        block_planes = max(1, min(DEFAULT_BLOCK_PLANES, budget // plane))
+    check_slab_memory(shape, block_planes, bytes_per_voxel, budget)
+    return block_planes
 
 
 def check_id_memory(largest_id: int, bytes_per_id: int, budget: int, *, where: str) -> None:
