@@ -65,6 +65,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch intra-op threads; 0 lets torch decide
     segmentation_format: str = "tiff"  # tiff (labels.tif) | ome-zarr (labels.ome.zarr, a pyramid)
+    ome_zarr_version: str = "0.5"  # OME-Zarr outputs: 0.5 (Zarr v3) | 0.4 (Zarr v2, older readers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +289,8 @@ def _validate(config: Config) -> None:
         raise InputError(
             "expected tiff or ome-zarr", source=src, where="engine.segmentation_format"
         )
+    if config.engine.ome_zarr_version not in ("0.4", "0.5"):
+        raise InputError("expected 0.4 or 0.5", source=src, where="engine.ome_zarr_version")
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise InputError(

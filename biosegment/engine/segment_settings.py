@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from biosegment.engine.label_output import SEGMENTATION_FORMATS
+from biosegment.engine.label_output import PROBABILITY_FORMATS, SEGMENTATION_FORMATS
 from biosegment.engine.precision import AUTO_PRECISION, PRECISIONS
 from biosegment.errors import InputError
 
@@ -98,6 +98,13 @@ PERSON_OPTIONS = (
         "file format of the labels (default: [engine] segmentation_format)",
         choices=SEGMENTATION_FORMATS,
     ),
+    SegmentOption(
+        "probabilities",
+        "also write each class's probability (uint8, 255 = 1) as an image with a channel axis, "
+        "probabilities.ome.zarr, the input of ilastik, plantseg and multicut workflows "
+        "(default: none)",
+        choices=PROBABILITY_FORMATS,
+    ),
 )
 _RULES = {rule.name: rule for rule in PERSON_OPTIONS}
 
@@ -112,6 +119,8 @@ class SegmentSettings:
     - ``precision``: ``auto``, ``fp32`` or ``bf16``.
     - ``device``: a device name such as ``cpu`` or ``cuda:1`` (None: ``[engine] device``).
     - ``output_format``: ``tiff`` or ``ome-zarr`` (None: ``[engine] segmentation_format``).
+    - ``probabilities``: ``ome-zarr`` also writes the class probabilities; ``none`` (or None)
+      does not.
     """
 
     block_z: int | None = None
@@ -120,6 +129,11 @@ class SegmentSettings:
     precision: str = AUTO_PRECISION
     device: str | None = None
     output_format: str | None = None
+    probabilities: str | None = None
+
+    @property
+    def wants_probabilities(self) -> bool:
+        return self.probabilities not in (None, "none")
 
     def __post_init__(self) -> None:
         for rule in PERSON_OPTIONS:

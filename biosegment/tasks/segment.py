@@ -25,11 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biosegment import __version__
-from biosegment.engine.label_output import assemble_labels, label_file_name
+from biosegment.engine.label_output import (
+    assemble_labels,
+    assemble_probabilities,
+    label_file_name,
+)
 from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.errors import InputError
 from biosegment.folder_lock import runner_alive
-from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
+from biosegment.folder_names import (
+    SEGMENTATION_CARD,
+    SEGMENTATION_LABELS,
+    SEGMENTATION_PROBABILITIES,
+    SEGMENTATIONS_DIR,
+)
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
 from biosegment.volumes import open_volume
@@ -106,7 +115,7 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     settings = SegmentSettings.from_job(ctx.params)
     dims = int(model.config["dims"])
     inference = _inference_settings(ctx, settings, dims, dict(card.normalisation), zoom)
-    blocks = block_plan(volume, model, inference)
+    blocks = block_plan(volume, model, inference, probabilities=settings.wants_probabilities)
     return _Inputs(volume, model, card, settings, inference, blocks, dataset, model_row, voxel_size)
 
 
@@ -141,6 +150,7 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
         z1,
         settings=inputs.inference,
         parts_dir=ctx.workspace.parts_dir,
+        probabilities=inputs.settings.wants_probabilities,
         progress=lambda f: ctx.report((total_done + f) / count),
         should_cancel=ctx.should_cancel,
     )
@@ -279,6 +289,8 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
     # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
     output_format = inputs.settings.output_format or ctx.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
+    version = ctx.config.engine.ome_zarr_version
+    probabilities = inputs.settings.wants_probabilities
     if not (staging / labels_name).exists():
         assemble_labels(
             ctx.workspace.parts_dir,
@@ -286,9 +298,22 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
             output_format=output_format,
             voxel_size=inputs.voxel_size,
             classes=inputs.card.classes,
+            version=version,
+            keep=True,  # removed once the result is registered; later outputs read them
+        )
+    if probabilities and not (staging / SEGMENTATION_PROBABILITIES).exists():
+        ctx.report(None, "writing the class probabilities", force=True)
+        assemble_probabilities(
+            ctx.workspace.parts_dir,
+            staging,
+            voxel_size=inputs.voxel_size,
+            classes=inputs.card.classes,
+            version=version,
         )
     card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
     card["labels"] = labels_name
+    if probabilities:
+        card["probabilities"] = SEGMENTATION_PROBABILITIES
     (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     os.replace(staging, final)
     ctx.log.write(f"wrote {relative_to_root(root, final)}/ in {time.monotonic() - started:.1f} s")
