@@ -1,0 +1,307 @@
+"""Measure every object of an instance volume, one slab at a time, into a table.
+
+For each object id the table gives its class, size (voxels and nm³), surface area, centroid and
+bounding box (in voxels and in nm), mean intensity of the raw image, sphericity and the major
+and minor axis lengths. The definitions are scikit-image's ``regionprops`` (the reference the
+tests compare with):
+
+- centroid, and the axis lengths from the inertia tensor (``axis_major_length`` =
+  ``sqrt(10 (l1 + l2 - l3))``, ``axis_minor_length`` = ``sqrt(10 (-l1 + l2 + l3))`` for the
+  tensor's eigenvalues ``l1 >= l2 >= l3``), in voxels and, with the voxel size as
+  ``spacing``, in nm;
+- bounding box start inclusive, stop exclusive (``bbox``).
+
+Slabs of the instance volume (and of the raw image) are read once, and only sums are kept per
+object: the voxel count, the sums of z, y, x, of their squares and products, and of the
+intensity. Centroids and axis lengths come from those moments, so objects that cross slab
+borders are measured as a whole. The moments are sums of integers, exact in float64 up to 2**53
+(an object of 10**9 voxels 3000 planes deep still fits).
+
+The surface area is the area of the marching-cubes mesh (level 0.5, scaled by the voxel size)
+of the object's mask padded by one voxel of background, summed over the slabs cube by cube
+(:mod:`~biosegment.engine.object_surface`), for all objects at once. The mesh follows the voxels' steps, so it is a few percent larger than the smooth
+surface the voxels sample (7 % for a ball 12 voxels in radius). Sphericity is
+``pi^(1/3) (6 V)^(2/3) / A``: 1 for a smooth ball, about 0.93 for a voxelised one, less for
+anything elongated or rough.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biosegment.engine.object_boxes import BoxFinder
+from biosegment.engine.object_surface import SurfaceAreas
+from biosegment.engine.volume_blocks import DEFAULT_BLOCK_PLANES, BlockSource, z_ranges
+from biosegment.errors import InputError
+from biosegment.volumes.atomic import AtomicFile
+
+__all__ = [
+    "COLUMNS",
+    "ObjectTable",
+    "measure_objects",
+    "write_object_table",
+]
+
+#: The table's columns, in order. ``*_nm`` columns are empty when the voxel size is unknown,
+#: ``class`` when no classes were given, ``mean_intensity`` when no image was given.
+COLUMNS = (
+    "id",
+    "class",
+    "voxels",
+    "volume_nm3",
+    "surface_area_voxels",
+    "surface_area_nm2",
+    "sphericity",
+    "centroid_z",
+    "centroid_y",
+    "centroid_x",
+    "centroid_z_nm",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "bbox_z0",
+    "bbox_y0",
+    "bbox_x0",
+    "bbox_z1",
+    "bbox_y1",
+    "bbox_x1",
+    "bbox_z0_nm",
+    "bbox_y0_nm",
+    "bbox_x0_nm",
+    "bbox_z1_nm",
+    "bbox_y1_nm",
+    "bbox_x1_nm",
+    "mean_intensity",
+    "major_axis_length",
+    "minor_axis_length",
+    "major_axis_length_nm",
+    "minor_axis_length_nm",
+)
+_INTEGER_COLUMNS = frozenset(
+    {"id", "class", "voxels", "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"}
+)
+# Second moments kept per object, as pairs of axes (0 = z, 1 = y, 2 = x).
+_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectTable:
+    """One row per object present, sorted by id: ``columns[name][row]`` for every name in
+    :data:`COLUMNS` (integers as int64, the rest float64 with NaN for "unknown")."""
+
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+    def rows(self) -> Iterator[dict[str, int | float | None]]:
+        """Each row as a dict; unknown values are None."""
+        for row in range(len(self)):
+            yield {name: _cell(name, self.columns[name][row]) for name in COLUMNS}
+
+
+def _cell(name: str, value: Any) -> int | float | None:
+    if name in _INTEGER_COLUMNS:
+        return int(value)
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+class _Moments:
+    """Per-id sums over the slabs: count, coordinates, their products, intensity."""
+
+    def __init__(self) -> None:
+        self.sums = np.zeros((11, 1), np.float64)
+
+    def add(self, z0: int, ids: np.ndarray, intensity: np.ndarray | None) -> None:
+        where = np.nonzero(ids)
+        if not where[0].size:
+            return
+        labels = ids[where].astype(np.int64)
+        size = int(labels.max()) + 1
+        if size > self.sums.shape[1]:
+            grown = np.zeros((11, max(size, 2 * self.sums.shape[1])), np.float64)
+            grown[:, : self.sums.shape[1]] = self.sums
+            self.sums = grown
+        coords = [where[0] + z0, where[1], where[2]]
+        self.sums[0, :size] += np.bincount(labels, minlength=size)
+        for axis in range(3):
+            self.sums[1 + axis, :size] += np.bincount(labels, coords[axis], minlength=size)
+        for row, (a, b) in enumerate(_PAIRS):
+            product = coords[a] * coords[b]
+            self.sums[4 + row, :size] += np.bincount(labels, product, minlength=size)
+        if intensity is not None:
+            values = intensity[where].astype(np.float64)
+            self.sums[10, :size] += np.bincount(labels, values, minlength=size)
+
+
+def _axis_lengths(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """regionprops' 3-D major and minor axis lengths from (n, 3, 3) covariance matrices."""
+    trace = np.trace(covariance, axis1=1, axis2=2)
+    inertia = -covariance.copy()
+    for axis in range(3):
+        inertia[:, axis, axis] = trace - covariance[:, axis, axis]
+    eigenvalues = np.clip(np.linalg.eigvalsh(inertia), 0, None)[:, ::-1]  # descending
+    l1, l2, l3 = eigenvalues[:, 0], eigenvalues[:, 1], eigenvalues[:, 2]
+    major = np.sqrt(np.maximum(0, 10 * (l1 + l2 - l3)))
+    minor = np.sqrt(np.maximum(0, 10 * (-l1 + l2 + l3)))
+    return major, minor
+
+
+def _voxel_size(voxel_size: Sequence[float] | None) -> tuple[float, float, float] | None:
+    if voxel_size is None:
+        return None
+    sizes = tuple(float(v) for v in voxel_size)
+    if len(sizes) != 3 or not all(math.isfinite(v) and v > 0 for v in sizes):
+        raise InputError(
+            f"voxel size must be three positive numbers, got {voxel_size}", where="voxel_size"
+        )
+    return (sizes[0], sizes[1], sizes[2])
+
+
+def measure_objects(
+    labels: Any,
+    *,
+    class_of_id: Sequence[int] | np.ndarray | None = None,
+    intensity: Any = None,
+    voxel_size: Sequence[float] | None = None,
+    block_planes: int = DEFAULT_BLOCK_PLANES,
+) -> ObjectTable:
+    """Measure every object of the instance volume ``labels`` (see the module's notes).
+
+    :param labels: the uint (z, y, x) instance volume: an array-like, a volume reader or a
+        :class:`~biosegment.engine.volume_blocks.BlockSource`. Read once, slab by slab.
+    :param class_of_id: the class of each id (index = id), e.g.
+        :attr:`~biosegment.engine.instances.Instances.class_of_id`.
+    :param intensity: the raw image, same shape, for the mean intensity.
+    :param voxel_size: (z, y, x) in nm, for the ``*_nm`` columns.
+    :param block_planes: z planes read at a time; peak memory is about 60 bytes per slab
+        voxel (the ids, their padded copy for the surfaces and the coordinates of its
+        objects' voxels).
+    :returns: the table, one row per id present.
+    :raises InputError: when the image's shape differs, the voxel size is not three positive
+        numbers, or an id has no class.
+    """
+    source = BlockSource.of(labels, name="labels")
+    image = None
+    if intensity is not None:
+        image = BlockSource.of(intensity, name="intensity")
+        image.check_shape(source.shape)
+    size = _voxel_size(voxel_size)
+    moments = _Moments()
+    boxes = BoxFinder(source.shape)
+    spacings = [(1.0, 1.0, 1.0)] if size is None else [(1.0, 1.0, 1.0), size]
+    surfaces = SurfaceAreas((source.shape[1], source.shape[2]), spacings)
+    for z0, z1 in z_ranges(source.shape[0], block_planes):
+        ids = source.planes(z0, z1)
+        if ids.dtype.kind not in "ui" or (ids.size and int(ids.min()) < 0):
+            raise InputError(
+                f"instance ids must be integers of 0 or more, got {ids.dtype}", where="labels"
+            )
+        boxes.add(z0, ids)
+        surfaces.add(ids)
+        moments.add(z0, ids, None if image is None else image.planes(z0, z1))
+    sums = moments.sums
+    present = np.flatnonzero(sums[0] > 0)
+    present = present[present > 0]
+    counts = sums[0, present]
+    box = boxes.boxes(int(present[-1]) if len(present) else 0)[present]
+    columns: dict[str, np.ndarray] = {"id": present.astype(np.int64)}
+    columns["class"] = _classes(class_of_id, present)
+    columns["voxels"] = counts.astype(np.int64)
+
+    nan = np.full(len(present), np.nan)
+    scale = np.asarray(size if size is not None else (np.nan,) * 3)
+    centroid = np.stack([sums[1 + axis, present] / counts for axis in range(3)], axis=1)
+    covariance = np.zeros((len(present), 3, 3))
+    for row, (a, b) in enumerate(_PAIRS):
+        value = sums[4 + row, present] / counts - centroid[:, a] * centroid[:, b]
+        covariance[:, a, b] = covariance[:, b, a] = value
+    major, minor = _axis_lengths(covariance)
+    if size is not None:
+        major_nm, minor_nm = _axis_lengths(covariance * np.outer(scale, scale))
+    else:
+        major_nm, minor_nm = nan, nan
+
+    areas = surfaces.finish(int(present[-1]) if len(present) else 0)[:, present].T
+    area_voxels = areas[:, 0]
+    if size is not None:
+        area_nm = areas[:, 1]
+        volume_nm3 = counts * math.prod(size)
+        sphericity = _sphericity(volume_nm3, area_nm)
+    else:
+        area_nm, volume_nm3 = nan, nan
+        sphericity = _sphericity(counts, area_voxels)
+    columns["volume_nm3"] = np.asarray(volume_nm3, np.float64) * np.ones(len(present))
+    columns["surface_area_voxels"] = area_voxels.astype(np.float64).reshape(len(present))
+    columns["surface_area_nm2"] = np.asarray(area_nm, np.float64) * np.ones(len(present))
+    columns["sphericity"] = sphericity
+    for axis, name in enumerate("zyx"):
+        columns[f"centroid_{name}"] = centroid[:, axis]
+        columns[f"centroid_{name}_nm"] = centroid[:, axis] * scale[axis]
+    for axis, name in enumerate("zyx"):
+        columns[f"bbox_{name}0"] = box[:, axis].astype(np.int64)
+        columns[f"bbox_{name}1"] = box[:, 3 + axis].astype(np.int64)
+        columns[f"bbox_{name}0_nm"] = box[:, axis] * scale[axis]
+        columns[f"bbox_{name}1_nm"] = box[:, 3 + axis] * scale[axis]
+    columns["mean_intensity"] = sums[10, present] / counts if image is not None else nan
+    columns["major_axis_length"] = major
+    columns["minor_axis_length"] = minor
+    columns["major_axis_length_nm"] = np.asarray(major_nm, np.float64) * np.ones(len(present))
+    columns["minor_axis_length_nm"] = np.asarray(minor_nm, np.float64) * np.ones(len(present))
+    return ObjectTable({name: columns[name] for name in COLUMNS})
+
+
+def _sphericity(volume: np.ndarray, area: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.pi ** (1 / 3) * (6 * np.asarray(volume, np.float64)) ** (2 / 3) / area
+    return np.where(area > 0, value, np.nan)
+
+
+def _classes(class_of_id: Sequence[int] | np.ndarray | None, present: np.ndarray) -> np.ndarray:
+    if class_of_id is None:
+        return np.full(len(present), -1, np.int64)
+    known = np.asarray(class_of_id, np.int64)
+    if len(present) and int(present[-1]) >= len(known):
+        raise InputError(
+            f"object {int(present[-1])} has no class: classes are known for ids below {len(known)}",
+            where="class_of_id",
+        )
+    return known[present]
+
+
+def write_object_table(table: ObjectTable, path: Path, *, replace: bool = False) -> Path:
+    """Write ``table`` as CSV at ``path`` (a header row, then one row per object).
+
+    The file appears complete or not at all (written beside ``path``, then renamed). Unknown
+    values are empty cells; a ``class`` of -1 means no class was given.
+
+    :param replace: whether an existing file at ``path`` may be replaced.
+    :raises InputError: when ``path`` exists and ``replace`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not replace:
+        raise InputError("already exists; not replacing it", source=path)
+    with AtomicFile(path) as target:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for number, row in enumerate(table.rows(), start=1):
+            writer.writerow("" if row[name] is None else _text(row[name]) for name in COLUMNS)
+            if number % 4096 == 0:
+                target.file.write(text.getvalue().encode())
+                text.seek(0)
+                text.truncate()
+        target.file.write(text.getvalue().encode())
+    return path
+
+
+def _text(value: int | float | None) -> str:
+    return str(value) if isinstance(value, int) else repr(value)
