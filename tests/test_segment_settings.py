@@ -28,6 +28,10 @@ def test_defaults_leave_every_choice_to_the_engine_and_config():
         "device": None,
         "output_format": None,
         "probabilities": None,
+        "objects": None,
+        "split": None,
+        "min_object_voxels": None,
+        "min_object_nm3": None,
     }
     assert settings.window_for(2) is None
     assert not settings.wants_probabilities
