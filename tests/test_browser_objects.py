@@ -114,8 +114,8 @@ def test_filter_sort_jump_outline_hover_and_download(tmp_path):
         page.keyboard.press("ArrowLeft")
         page.wait_for_function("() => document.getElementById('view-z').dataset.outline === '1'")
 
-        # the object id under the cursor, with the segmentation shown
-        page.check("[id='layer-segmentation:objs-visible']")
+        # the object id under the cursor, from the listed segmentation (shown or not)
+        assert not page.is_checked("[id='layer-segmentation:objs-visible']")
         page.mouse.move(*page.evaluate(PLANE_TO_SCREEN, [120, 105]))
         page.wait_for_function(
             "() => document.getElementById('voxel').textContent"

@@ -3,7 +3,8 @@
 // size, a histogram of sizes, the object scores, and a link to the filtered table as CSV. A
 // click on a row moves to the object's centroid slice, centres the XY view on it and outlines
 // it there (the outline follows the slice while the object is on it). The panel reads the
-// layers from the store and moves the cursor only through it.
+// layers from the store and changes only the cursor and `objectsOf` (the segmentation listed,
+// whose object ids the voxel readout shows even while its layer is hidden).
 import { $, API, el, enc, getJSON } from "./common.js";
 import { drawHistogram } from "./object_histogram.js";
 import { objectScoreLines } from "./object_scores.js";
@@ -35,7 +36,9 @@ export class ObjectsPanel {
   }
 
   bind() {
-    this.store.subscribe((s) => tablesOf(s).join("\n"), () => this.choose());
+    // a new or rewritten table (a new version of its segmentation) is listed again
+    this.store.subscribe((s) => s.layers.filter((l) => tablesOf(s).includes(l.name) && l.kind === "segmentation")
+      .map((l) => `${l.name}@${l.version}`).join("\n"), () => this.choose());
     this.store.subscribe((s) => s.cursor[0], (z) => this.followSlice(z));
     $("objects-segmentation").addEventListener("change", (e) => this.show(e.target.value));
     for (const id of ["objects-class", "objects-min", "objects-max"]) {
@@ -55,7 +58,11 @@ export class ObjectsPanel {
     const select = $("objects-segmentation");
     select.replaceChildren(...names.map((name) => el("option", { value: name }, name)));
     select.hidden = names.length < 2;
-    if (!names.length) { this.segmentation = null; this.clearOutline(); return; }
+    if (!names.length) {
+      this.segmentation = null; this.clearOutline();
+      this.store.set({ objectsOf: null });
+      return;
+    }
     const shown = this.store.get().layers.find((l) => l.kind === "segmentation" && l.visible && l.objects);
     this.show(names.includes(this.segmentation) ? this.segmentation : (shown ? shown.name : names[0]), true);
   }
@@ -67,6 +74,7 @@ export class ObjectsPanel {
       $("objects-class").replaceChildren(el("option", { value: "" }, "all classes"));
     }
     $("objects-segmentation").value = name;
+    this.store.set({ objectsOf: name });  // the readout names this segmentation's objects
     this.reload();
   }
 

@@ -43,6 +43,7 @@ function firstState(dataset, doc, models, project, saved) {
     layers: firstLayers(doc, saved, context),
     cursor: [0, Math.floor(doc.shape[1] / 2), Math.floor(doc.shape[2] / 2)],
     editing: null,
+    objectsOf: null,  // the segmentation whose objects the Objects panel lists
     tool: saved.tool || "pan",  // a drag pans until the person picks a painting tool
     brush: saved.brush || Number($("brush-size").value),
     classId: (doc.classes.find((c) => c.id !== 0) || doc.classes[0]).id,

@@ -55,10 +55,11 @@ function className(classes, id) {
   return cls ? cls.name : `class ${id}`;
 }
 
-// The label layers the readout reads: those on screen (and the one being edited), each by the
-// name the layers panel shows.
+// The label layers the readout reads: those on screen (and the one being edited, and the
+// segmentation whose objects the Objects panel lists), each by the name the layers panel shows.
 function readoutLayers(state) {
-  const shown = state.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === state.editing));
+  const shown = state.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind)
+    && (l.visible || l.name === state.editing || (l.kind === "segmentation" && l.name === state.objectsOf)));
   return new Map(shown.map((l) => [layerKey(l), l.label || layerKey(l)]));
 }
 
