@@ -35,10 +35,8 @@ def site(tmp_path_factory):
     )
     with open_catalog(root) as catalog:
         refresh(catalog, root)
-    config = config_for(root)
-    small = dataclasses.replace(config, limits=dataclasses.replace(config.limits, object_rows=3))
-    with serve(config) as server, serve(small) as limited:
-        yield Http(server.url), Http(limited.url), root, instances
+    with serve(config_for(root)) as server:
+        yield Http(server.url), root, instances
 
 
 def _objects(http, query="", name="objs"):
@@ -216,8 +214,11 @@ def test_object_scores_show_beside_the_pixel_scores_and_the_viewer_knows_the_tab
 
 
 def test_a_table_beyond_the_row_bound_is_refused_naming_the_file(site):
-    _, limited, *_ = site
-    reply = _objects(limited)
+    _, root, _ = site
+    config = config_for(root)
+    small = dataclasses.replace(config, limits=dataclasses.replace(config.limits, object_rows=3))
+    with serve(small) as limited:
+        reply = _objects(Http(limited.url))
     assert reply.status == 413, reply.body
     message = reply.json()["error"]
     assert f"segmentations/{DEMO_DATASET}/objs/objects.csv" in message
@@ -225,7 +226,7 @@ def test_a_table_beyond_the_row_bound_is_refused_naming_the_file(site):
 
 
 def test_a_rewritten_table_is_read_again_and_a_damaged_one_named(site, tmp_path):
-    http, _, root, _ = site
+    http, root, _ = site
     folder = root / "segmentations" / DEMO_DATASET / "objs"
     table = folder / "objects.csv"
     before = table.read_text()
@@ -244,7 +245,7 @@ def test_a_rewritten_table_is_read_again_and_a_damaged_one_named(site, tmp_path)
 
 
 def test_a_card_naming_a_file_outside_the_data_folder_is_refused(site):
-    http, _, root, _ = site
+    http, root, _ = site
     folder = root / "segmentations" / DEMO_DATASET / "escaping"
     folder.mkdir()
     (folder / "labels.tif").write_bytes(
