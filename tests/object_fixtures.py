@@ -15,11 +15,21 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import zarr
+from scipy import ndimage
 
 from biosegment.catalog import open_catalog, refresh
+from biosegment.engine.instances import label_instances
+from biosegment.engine.object_table import measure_objects, write_object_table
 from biosegment.volumes.writer import write_volume
 
-__all__ = ["BOXES", "VOXEL_NM", "OBJECT_SCORES", "write_objects_segmentation", "object_rows"]
+__all__ = [
+    "BOXES",
+    "VOXEL_NM",
+    "OBJECT_SCORES",
+    "write_objects_segmentation",
+    "write_engine_segmentation",
+    "object_rows",
+]
 
 VOXEL_NM = [50.0, 4.0, 4.0]
 #: id -> (class, z0, z1, y0, y1, x0, x1): boxes, end exclusive, none touching another.
@@ -133,3 +143,27 @@ def write_objects_segmentation(
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     return instances
+
+
+def write_engine_segmentation(root: Path, dataset: str, name: str) -> tuple[np.ndarray, int]:
+    """Segmentation ``name`` with objects made by the engine itself: random blobs of class 1
+    labelled by :func:`label_instances`, measured by :func:`measure_objects` and written by
+    :func:`write_object_table`. Returns the instance volume and scipy's count of objects."""
+    with open_catalog(root) as catalog:
+        shape = tuple(catalog.dataset(dataset)["shape"])
+    rng = np.random.default_rng(3)
+    noise = ndimage.gaussian_filter(rng.random(shape), sigma=(0.6, 6, 6))
+    classes = (noise > np.quantile(noise, 0.85)).astype(np.uint8)
+    instances = np.zeros(shape, np.uint32)
+    found = label_instances(classes, instances, class_ids=(1,))
+    table = measure_objects(instances, class_of_id=found.class_of_id, voxel_size=VOXEL_NM)
+    folder = root / "segmentations" / dataset / name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_volume(folder / "labels.tif", classes, voxel_size=tuple(VOXEL_NM))
+    tifffile.imwrite(folder / "instances.tif", instances)
+    write_object_table(table, folder / "objects.csv")
+    card = {"instances": "instances.tif", "objects": "objects.csv"}
+    (folder / "segmentation.json").write_text(json.dumps(card), encoding="utf-8")
+    with open_catalog(root) as catalog:
+        refresh(catalog, root)
+    return instances, int(ndimage.label(classes)[1])

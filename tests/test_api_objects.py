@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 from biosegment.catalog import open_catalog, refresh
-from object_fixtures import BOXES, OBJECT_SCORES, write_objects_segmentation
+from object_fixtures import (
+    BOXES,
+    OBJECT_SCORES,
+    write_engine_segmentation,
+    write_objects_segmentation,
+)
 from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 API = "/api/v1"
@@ -28,6 +33,7 @@ def site(tmp_path_factory):
     instances = write_objects_segmentation(root, DEMO_DATASET, "objs")
     write_objects_segmentation(root, DEMO_DATASET, "in zarr", zarr=True)
     write_objects_segmentation(root, DEMO_DATASET, "no voxel size", voxel_known=False)
+    engine = write_engine_segmentation(root, DEMO_DATASET, "by the engine")
     plain = root / "segmentations" / DEMO_DATASET / "plain"
     plain.mkdir(parents=True)
     (plain / "labels.tif").write_bytes(
@@ -36,7 +42,7 @@ def site(tmp_path_factory):
     with open_catalog(root) as catalog:
         refresh(catalog, root)
     with serve(config_for(root)) as server:
-        yield Http(server.url), root, instances
+        yield Http(server.url), root, instances, engine
 
 
 def _objects(http, query="", name="objs"):
@@ -210,11 +216,17 @@ def test_object_scores_show_beside_the_pixel_scores_and_the_viewer_knows_the_tab
         for layer in document["layers"]
         if layer["kind"] == "segmentation"
     }
-    assert has == {"objs": True, "in zarr": True, "no voxel size": True, "plain": False}
+    assert has == {
+        "objs": True,
+        "in zarr": True,
+        "no voxel size": True,
+        "by the engine": True,
+        "plain": False,
+    }
 
 
 def test_a_table_beyond_the_row_bound_is_refused_naming_the_file(site):
-    _, root, _ = site
+    _, root, *_ = site
     config = config_for(root)
     small = dataclasses.replace(config, limits=dataclasses.replace(config.limits, object_rows=3))
     with serve(small) as limited:
@@ -226,7 +238,7 @@ def test_a_table_beyond_the_row_bound_is_refused_naming_the_file(site):
 
 
 def test_a_rewritten_table_is_read_again_and_a_damaged_one_named(site, tmp_path):
-    http, root, _ = site
+    http, root, *_ = site
     folder = root / "segmentations" / DEMO_DATASET / "objs"
     table = folder / "objects.csv"
     before = table.read_text()
@@ -245,7 +257,7 @@ def test_a_rewritten_table_is_read_again_and_a_damaged_one_named(site, tmp_path)
 
 
 def test_a_card_naming_a_file_outside_the_data_folder_is_refused(site):
-    http, root, _ = site
+    http, root, *_ = site
     folder = root / "segmentations" / DEMO_DATASET / "escaping"
     folder.mkdir()
     (folder / "labels.tif").write_bytes(
@@ -258,3 +270,26 @@ def test_a_card_naming_a_file_outside_the_data_folder_is_refused(site):
     assert reply.status == 400, reply.body
     assert "'..'" in reply.json()["error"]
     assert "root:" not in reply.body.decode()
+
+
+def test_the_table_and_instances_the_engine_writes_are_served(site):
+    http, *_, (instances, objects) = site
+    name = "by%20the%20engine"
+    listed = _objects(http, "?sort=voxels&order=desc&per_page=1000", name=name).json()
+    assert listed["total"] == listed["objects"] == objects > 5
+    assert "surface_area_nm2" in listed["columns"] and listed["volume_known"] is True
+    biggest = listed["rows"][0]
+    assert biggest["voxels"] == int((instances == biggest["id"]).sum())
+    assert [c["name"] for c in listed["classes"]] == ["membrane"]  # the project's class name
+    z = round(biggest["centroid_z"])
+    outline = http.get(f"{SEGMENTATIONS}/{name}/objects/{biggest['id']}/outline").json()
+    assert outline["z"] == z
+    on_slice = np.argwhere(instances[z] == biggest["id"])
+    points = np.concatenate([np.array(polygon) for polygon in outline["polygons"]])
+    assert points.min(axis=0) == pytest.approx(on_slice.min(axis=0) - 0.5)
+    assert points.max(axis=0) == pytest.approx(on_slice.max(axis=0) + 0.5)
+    y, x = on_slice[0]
+    voxel = http.get(
+        f"{API}/datasets/{DEMO_DATASET}/voxel?z={z}&y={y}&x={x}&layers=segmentation:{name}"
+    )
+    assert voxel.json()["objects"] == {"segmentation:by the engine": biggest["id"]}
