@@ -115,6 +115,7 @@ def write_objects_segmentation(
     name: str,
     *,
     zarr: bool = False,
+    compressed: bool = False,
     voxel_known: bool = True,
     card_extra: dict | None = None,
 ) -> np.ndarray:
@@ -129,7 +130,13 @@ def write_objects_segmentation(
         _write_zarr_instances(folder / "instances.ome.zarr", instances)
         instance_file = "instances.ome.zarr"
     else:
-        tifffile.imwrite(folder / "instances.tif", instances)
+        # uncompressed pages are mapped into memory; compressed ones are decoded a page at a time
+        tifffile.imwrite(
+            folder / "instances.tif",
+            instances,
+            photometric="minisblack",
+            compression="zlib" if compressed else None,
+        )
         instance_file = "instances.tif"
     _write_table(folder / "objects.csv", object_rows(instances, voxel_known=voxel_known))
     card = {
@@ -160,7 +167,7 @@ def write_engine_segmentation(root: Path, dataset: str, name: str) -> tuple[np.n
     folder = root / "segmentations" / dataset / name
     folder.mkdir(parents=True, exist_ok=True)
     write_volume(folder / "labels.tif", classes, voxel_size=tuple(VOXEL_NM))
-    tifffile.imwrite(folder / "instances.tif", instances)
+    tifffile.imwrite(folder / "instances.tif", instances, photometric="minisblack")
     write_object_table(table, folder / "objects.csv")
     card = {"instances": "instances.tif", "objects": "objects.csv"}
     (folder / "segmentation.json").write_text(json.dumps(card), encoding="utf-8")

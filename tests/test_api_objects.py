@@ -32,6 +32,7 @@ def site(tmp_path_factory):
     root = make_demo_folder(tmp_path_factory.mktemp("objects") / "data")
     instances = write_objects_segmentation(root, DEMO_DATASET, "objs")
     write_objects_segmentation(root, DEMO_DATASET, "in zarr", zarr=True)
+    write_objects_segmentation(root, DEMO_DATASET, "compressed", compressed=True)
     write_objects_segmentation(root, DEMO_DATASET, "no voxel size", voxel_known=False)
     engine = write_engine_segmentation(root, DEMO_DATASET, "by the engine")
     plain = root / "segmentations" / DEMO_DATASET / "plain"
@@ -173,7 +174,7 @@ def test_the_histogram_of_volumes_in_log_bins(site):
     assert http.get(f"{SEGMENTATIONS}/objs/objects/histogram?bins=0").status == 400
 
 
-@pytest.mark.parametrize("name", ["objs", "in zarr"])
+@pytest.mark.parametrize("name", ["objs", "in zarr", "compressed"])
 def test_an_objects_outline_on_a_slice(site, name):
     http, *_ = site
     base = f"{SEGMENTATIONS}/{name.replace(' ', '%20')}/objects"
@@ -221,6 +222,7 @@ def test_object_scores_show_beside_the_pixel_scores_and_the_viewer_knows_the_tab
         "in zarr": True,
         "no voxel size": True,
         "by the engine": True,
+        "compressed": True,
         "plain": False,
     }
 
