@@ -253,6 +253,14 @@ def test_a_rewritten_table_is_read_again_and_a_damaged_one_named(site, tmp_path)
         reply = _objects(http)
         assert reply.status == 400
         assert f"{DEMO_DATASET}/objs/objects.csv: line 4" in reply.json()["error"]
+        table.write_text("id," + ",".join(f"m{i}" for i in range(1000)) + "\n")
+        reply = _objects(http)
+        assert reply.status == 400 and "1001 columns" in reply.json()["error"]
+        table.write_text("name,voxels\nmito,3\n")
+        reply = _objects(http)
+        assert reply.status == 400 and "no id column" in reply.json()["error"]
+        table.write_text("")
+        assert "is empty" in _objects(http).json()["error"]
     finally:
         table.write_text(before)
     assert _ids(_objects(http)) == list(BOXES)

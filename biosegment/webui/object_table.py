@@ -32,11 +32,15 @@ __all__ = [
     "histogram",
     "csv_lines",
     "HISTOGRAM_MEASURES",
+    "MAX_COLUMNS",
 ]
 
 #: Columns a histogram may bin: sizes, which span orders of magnitude (hence log bins).
 HISTOGRAM_MEASURES = ("volume_nm3", "voxels")
 _CHUNK_ROWS = 50_000
+#: A table's columns are measurements; a header of more is not an object table (and would
+#: make every row cost more than the row bound assumes).
+MAX_COLUMNS = 1000
 _CSV_BLOCK_ROWS = 2_000
 # float64 holds whole numbers exactly up to here; larger ids stay floats
 _EXACT_INTEGER = 2**53
@@ -163,6 +167,12 @@ def read_object_table(path: Path, *, max_rows: int, shown: str) -> ObjectTable:
 
 
 def _check_header(header: list[str], shown: str) -> None:
+    if len(header) > MAX_COLUMNS:
+        raise ApiError(
+            400,
+            f"{shown}: the header has {len(header)} columns, more than {MAX_COLUMNS}",
+            field="name",
+        )
     if "id" not in header:
         raise ApiError(400, f"{shown}: the header has no id column", field="name")
     seen: set[str] = set()
