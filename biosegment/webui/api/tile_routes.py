@@ -96,11 +96,6 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
     shape = state.layers.shape(catalog, LayerRef(path.dataset, "raw"))
     require_voxel_inside(shape, query.z, query.y, query.x)
     layers = parse_layer_list(path.dataset, query.layers)
-    instances = {
-        label: instances_of(state.root, catalog, ref.dataset, ref.name)
-        for label, ref in layers
-        if ref.kind == "segmentation"
-    }
 
     def read() -> dict:
         result = {
@@ -115,7 +110,9 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
         }
         for label, ref in layers:
             result["labels"][label] = state.layers.voxel(catalog, ref, query.z, query.y, query.x)
-        for label, volume in instances.items():
+        for label, ref in (item for item in layers if item[1].kind == "segmentation"):
+            # files are looked for here, within the read's deadline, like every other read
+            volume = instances_of(state.root, catalog, ref.dataset, ref.name)
             if volume is not None:
                 result["objects"][label] = state.objects.object_at(
                     volume, shape, query.z, query.y, query.x
