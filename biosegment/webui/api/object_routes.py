@@ -131,6 +131,8 @@ def _objects_of(dataset: str, name: str) -> tuple[ObjectFiles, ObjectTable]:
         raise NotFoundError(
             f"segmentation {name!r} of {dataset!r} has no object table ({OBJECT_TABLE})"
         )
+    # Parsed outside the read gate's deadline: a table of a million rows may take longer than
+    # a tile read may, and is parsed once per version of its file (then served from memory).
     return files, state.objects.table(files.table)
 
 
