@@ -18,12 +18,14 @@ from biosegment.catalog import open_catalog, refresh
 from object_fixtures import (
     BOXES,
     OBJECT_SCORES,
+    SPLIT_SCORES,
     write_engine_segmentation,
     write_objects_segmentation,
 )
 from webui_fixtures import DEMO_DATASET, Http, config_for, make_demo_folder, serve
 
 API = "/api/v1"
+NOT_SCORED = "not scored: the model trained on every slice of this dataset"
 SEGMENTATIONS = f"{API}/datasets/{DEMO_DATASET}/segmentations"
 
 
@@ -33,7 +35,13 @@ def site(tmp_path_factory):
     instances = write_objects_segmentation(root, DEMO_DATASET, "objs")
     write_objects_segmentation(root, DEMO_DATASET, "in zarr", zarr=True)
     write_objects_segmentation(root, DEMO_DATASET, "compressed", compressed=True)
-    write_objects_segmentation(root, DEMO_DATASET, "no voxel size", voxel_known=False)
+    write_objects_segmentation(
+        root,
+        DEMO_DATASET,
+        "no voxel size",
+        voxel_known=False,
+        card_extra={"object_scores": None, "object_scores_note": NOT_SCORED},
+    )
     engine = write_engine_segmentation(root, DEMO_DATASET, "by the engine")
     plain = root / "segmentations" / DEMO_DATASET / "plain"
     plain.mkdir(parents=True)
@@ -72,7 +80,10 @@ def test_pages_of_the_table_with_every_column_and_the_total(site):
     assert row["volume_nm3"] == pytest.approx(_volume(1) * 800.0)
     assert (row["bbox_z0"], row["bbox_y1"], row["centroid_x"]) == (0, 20, 37.0)
     assert document["instances"] is True and document["volume_known"] is True
-    assert document["object_scores"] == {"object_scores": OBJECT_SCORES}
+    assert document["object_scores"] == {
+        "object_scores": OBJECT_SCORES,
+        "object_scores_split": SPLIT_SCORES,
+    }
     assert {c["id"]: (c["name"], c["objects"]) for c in document["classes"]} == {
         1: ("membrane", 4),
         2: ("vesicle", 2),
@@ -209,8 +220,13 @@ def test_the_voxel_route_names_the_object_under_the_cursor(site):
 def test_object_scores_show_beside_the_pixel_scores_and_the_viewer_knows_the_tables(site):
     http, *_ = site
     scores = http.get(f"{SEGMENTATIONS}/objs/scores").json()
-    assert "mean_iou" in scores and scores["objects"] == {"object_scores": OBJECT_SCORES}
+    assert "mean_iou" in scores and scores["objects"] == {
+        "object_scores": OBJECT_SCORES,
+        "object_scores_split": SPLIT_SCORES,
+    }
     assert http.get(f"{SEGMENTATIONS}/plain/scores").json()["objects"] == {}
+    unscored = http.get(f"{SEGMENTATIONS}/no%20voxel%20size/scores").json()["objects"]
+    assert unscored == {"object_scores_split": SPLIT_SCORES, "object_scores_note": NOT_SCORED}
     document = http.get(f"{API}/datasets/{DEMO_DATASET}").json()
     has = {
         layer["name"]: layer["objects"]

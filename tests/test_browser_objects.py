@@ -60,7 +60,12 @@ def test_filter_sort_jump_outline_hover_and_download(tmp_path):
         _listed(page, sorted(BOXES))
         assert page.inner_text("#objects-page") == "1–6 of 6"
         assert page.get_attribute("#objects-histogram", "data-objects") == "6"
-        assert "AP-75 0.531" in page.inner_text("#objects-scores")
+        scores = page.inner_text("#objects-scores")
+        assert (
+            "membrane objects: F1@0.5 0.667, precision 0.750, recall 0.600, AP-75 0.531" in scores
+        )
+        assert "(4 found, 5 true, 3 matched; slices 3–4)" in scores
+        assert "objects (split): F1@0.5 0.813" in scores
 
         # filter by class, then sort by voxels (twice: descending)
         page.select_option("#objects-class", "1")
@@ -125,5 +130,7 @@ def test_filter_sort_jump_outline_hover_and_download(tmp_path):
         # the object scores beside the pixel scores of the difference layer
         page.wait_for_selector("[data-scores=objs][data-ready=true]")
         scores = page.inner_text("[data-scores=objs]")
-        assert "IoU" in scores and "F1@0.5 0.813" in scores and "(6 objects, 7 true)" in scores
+        assert "IoU" in scores and "membrane objects: F1@0.5 0.667" in scores
+        assert "objects (split): F1@0.5 0.813, precision 0.750, recall 0.886, AP-75 0.400" in scores
+        assert "(6 found, 7 true)" in scores
         assert browser.errors == []

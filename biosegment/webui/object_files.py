@@ -95,11 +95,12 @@ def _named_file(root: Path, folder: Path, card: dict, key: str, defaults: tuple[
 
 
 def _scores(card: dict) -> dict[str, Any]:
-    """``object_scores`` and any ``object_scores_<variant>`` entries the card holds."""
+    """``object_scores`` (per class, or one set), any ``object_scores_<variant>`` entries, and
+    ``object_scores_note`` (why nothing was scored), as the card holds them."""
     return {
         key: value
         for key, value in card.items()
-        if key.startswith("object_scores") and isinstance(value, dict)
+        if key.startswith("object_scores") and isinstance(value, (dict, str))
     }
 
 
