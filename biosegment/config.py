@@ -101,6 +101,7 @@ class LimitsConfig:
     read_seconds: float = 10.0  # a read for a web request answers 503 after this long
     heavy_reads: int = 4  # reads of image data the web server runs at the same time
     download_mb: int = 1024  # memory one download (a conversion, a model export) may use
+    object_rows: int = 1_000_000  # rows of one object table (objects.csv) the web server keeps
 
 
 _SECTIONS: dict[str, type] = {
@@ -309,6 +310,7 @@ def _validate(config: Config) -> None:
         "max_decode_mb",
         "heavy_reads",
         "download_mb",
+        "object_rows",
     ):
         if getattr(config.limits, name) < 1:
             raise InputError("must be at least 1", source=src, where=f"limits.{name}")

@@ -40,6 +40,7 @@ export class TiledView {
     this.crosshair = null;     // {row, col} in plane pixels
     this.pointer = null;       // [x, y] canvas pixels under the mouse, for the brush outline
     this.brushRadius = null;   // () -> radius in plane pixels of the brush outline (0: none)
+    this.outline = null;       // {id, z, polygons} of the object picked in the Objects panel
     this.height = this.pyramid[0].height;
     this.width = this.pyramid[0].width;
     this.tiles = new TileCache(() => this.requestDraw());
@@ -233,6 +234,7 @@ export class TiledView {
     }
     ctx.globalAlpha = 1;
     if (this.crosshair) this.drawCrosshair();
+    this.drawObjectOutline();
     this.drawBrushOutline();
     this.canvas.dataset.complete = complete ? "true" : "false";
     this.canvas.dataset.index = String(this.index);
@@ -249,6 +251,28 @@ export class TiledView {
     ctx.strokeStyle = "rgba(0, 0, 0, 0.8)"; ctx.stroke();
     ctx.setLineDash([4, 4]); ctx.strokeStyle = "rgba(255, 255, 255, 0.9)"; ctx.stroke();
     ctx.setLineDash([]);
+  }
+
+  // The picked object's outline, on the slice it was read for: polygons of [row, col] points
+  // with pixel centres at whole coordinates (a pixel spans [row, row + 1) on screen).
+  drawObjectOutline() {
+    const outline = this.outline && this.outline.z === this.index ? this.outline : null;
+    this.canvas.dataset.outline = outline ? String(outline.polygons.length) : "";
+    this.canvas.dataset.outlineObject = outline ? String(outline.id) : "";
+    if (!outline || !outline.polygons.length) return;
+    const ctx = this.ctx;
+    ctx.beginPath();
+    for (const polygon of outline.polygons) {
+      polygon.forEach(([row, col], i) => {
+        const x = (col + 0.5 - this.left) * this.scale;
+        const y = (row + 0.5 - this.top) * this.scale * this.rowAspect;
+        if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      });
+      ctx.closePath();
+    }
+    ctx.lineWidth = 3 * this.pixelRatio; ctx.strokeStyle = "rgba(0, 0, 0, 0.8)"; ctx.stroke();
+    ctx.lineWidth = 1.5 * this.pixelRatio; ctx.strokeStyle = "#00e5ff"; ctx.stroke();
+    ctx.lineWidth = 1;
   }
 
   drawCrosshair() {
