@@ -5,11 +5,13 @@ object scores the job wrote beside the pixel scores."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from urllib.parse import quote
 
 import numpy as np
 import pytest
 import tifffile
+import trimesh
 import zarr
 
 from job_fixtures import DEMO_DATASET, make_folder
@@ -59,3 +61,24 @@ def test_a_segment_jobs_objects_are_served(tmp_path, output_format):
         assert scores["objects"]["object_scores"]["class 1"]["predicted_objects"] == int(
             instances.max()
         )
+
+        # the biggest object's mesh, as PLY and as OBJ, read back by trimesh
+        for fmt in ("ply", "obj"):
+            reply = http.get(f"{base}/objects/{biggest['id']}/mesh?format={fmt}")
+            assert reply.status == 200, reply.body
+            assert f"object-{biggest['id']}.{fmt}" in reply.headers["Content-Disposition"]
+            mesh = trimesh.load(io.BytesIO(reply.body), file_type=fmt, process=True)
+            # the demo's 50 x 4 x 4 nm voxels: x and y of the vertices lie around the object
+            where = np.argwhere(instances == biggest["id"])
+            low, high = mesh.bounds
+            assert (
+                low[0] >= (where[:, 2].min() - 1) * 4.0 and high[0] <= (where[:, 2].max() + 1) * 4.0
+            )
+            assert (
+                low[2] >= (where[:, 0].min() - 1) * 50.0
+                and high[2] <= (where[:, 0].max() + 1) * 50.0
+            )
+            assert len(mesh.faces) > 0
+        missing = http.get(f"{base}/objects/{int(instances.max()) + 1}/mesh")
+        assert missing.status == 404
+        assert http.get(f"{base}/objects/{biggest['id']}/mesh?format=stl").status == 400

@@ -9,6 +9,7 @@ import csv
 import io
 
 import pytest
+import trimesh
 
 from object_fixtures import BOXES, write_objects_segmentation
 from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, serve
@@ -107,6 +108,12 @@ def test_filter_sort_jump_outline_hover_and_download(tmp_path):
             " && c.dataset.outlineObject === '2'; }"
         )
         assert page.inner_text("#slice-label") == "1 / 4"
+        # the selected object's mesh downloads as PLY, which trimesh reads
+        with page.expect_download() as waiting:
+            page.click("#objects-mesh")
+        mesh = waiting.value
+        assert mesh.suggested_filename == f"{DEMO_DATASET}-objs-object-2.ply"
+        assert len(trimesh.load(mesh.path(), file_type="ply").faces) > 0
         page.wait_for_function(f"({OUTLINE_PIXELS})() > 40")
         centre = page.evaluate(PLANE_TO_SCREEN, [120, 105])
         box = page.locator("#view-z").bounding_box()

@@ -19,6 +19,9 @@ import numpy as np
 from skimage.measure import find_contours
 
 from biosegment.catalog.probe import fingerprint
+from biosegment.engine.object_mesh import MESH_BYTES_PER_VOXEL, Mesh, object_mesh
+from biosegment.engine.volume_blocks import BlockSource
+from biosegment.errors import InputError
 from biosegment.paths import ensure_inside, relative_to_root
 from biosegment.webui.caches import ReaderCache
 from biosegment.webui.errors import ApiError
@@ -26,10 +29,12 @@ from biosegment.webui.instance_reader import InstanceReader, open_instances
 from biosegment.webui.layers import LayerConflict
 from biosegment.webui.object_table import ObjectTable, read_object_table
 
-__all__ = ["ObjectStore", "OUTLINE_MAX_PIXELS", "outline_polygons"]
+__all__ = ["ObjectStore", "OUTLINE_MAX_PIXELS", "MESH_MAX_BYTES", "outline_polygons"]
 
 #: The largest box (rows x columns of one slice) an outline reads: 64 MiB of uint32 ids.
 OUTLINE_MAX_PIXELS = 4096 * 4096
+#: The most memory one mesh request may take (the object's box, padded, and its arrays).
+MESH_MAX_BYTES = 512 * 2**20
 _TABLE_BUDGET_BYTES = 512 * 2**20
 
 
@@ -108,6 +113,48 @@ class ObjectStore:
         opened = self._opened(path, shape)
         crop = opened.read(z, slice(y0, y1), slice(x0, x1))
         return outline_polygons(crop == object_id, offset=(y0, x0))
+
+    def mesh(
+        self,
+        path: Path,
+        shape: tuple[int, int, int],
+        object_id: int,
+        box: tuple[int, int, int, int, int, int],
+        *,
+        voxel_size: tuple[float, float, float] | None,
+        max_faces: int,
+    ) -> Mesh:
+        """Object ``object_id``'s surface within ``box`` = (z0, y0, x0, z1, y1, x1).
+
+        Its memory is checked against the mesh budget before any slice is read.
+        """
+        z0, y0, x0, z1, y1, x1 = box
+        needed = (z1 - z0 + 2) * (y1 - y0 + 2) * (x1 - x0 + 2) * MESH_BYTES_PER_VOXEL
+        if needed > MESH_MAX_BYTES:
+            raise ApiError(
+                413,
+                f"object {object_id} spans {z1 - z0} x {y1 - y0} x {x1 - x0} voxels; its mesh "
+                f"would need about {needed // 2**20} MiB, a mesh may take "
+                f"{MESH_MAX_BYTES // 2**20} MiB",
+                field="id",
+            )
+        opened = self._opened(path, shape)
+
+        def read(z: slice, y: slice, x: slice) -> np.ndarray:
+            return np.stack([opened.read(plane, y, x) for plane in range(z.start, z.stop)])
+
+        source = BlockSource(read, shape, "instances")
+        try:
+            return object_mesh(
+                source,
+                object_id,
+                box,
+                voxel_size=voxel_size,
+                max_faces=max_faces,
+                memory_budget=MESH_MAX_BYTES,
+            )
+        except InputError as exc:
+            raise ApiError(400, f"{exc.where}: {exc.reason}", field="id") from None
 
     def close(self) -> None:
         self._instances.close()

@@ -1,10 +1,10 @@
-"""API views of a segmentation's objects: the object table, its histogram, CSV and outlines.
+"""API views of a segmentation's objects: the table, its histogram, CSV, outlines and meshes.
 
 A segmentation that split its classes into objects has an instance volume and an object table
 (:mod:`biosegment.webui.object_files`). The list pages, sorts and filters the table (by class
 and by size in voxels or nm³); the same filters give a log-binned histogram of sizes and a CSV
 download of the selected rows; an object's outline on one slice comes from the instance volume,
-read only within the object's bounding box. The id under a voxel is part of the voxel route
+read only within the object's bounding box, as is its surface mesh (PLY or OBJ). The id under a voxel is part of the voxel route
 (:mod:`biosegment.webui.api.tile_routes`).
 """
 
@@ -18,6 +18,7 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from biosegment.engine.object_mesh import mesh_bytes
 from biosegment.errors import NotFoundError
 from biosegment.webui.api import API_PREFIX
 from biosegment.webui.api.http import json_conditional
@@ -93,6 +94,16 @@ class HistogramQuery(ObjectFilter):
         None, description="what to bin; default volume_nm3 where the voxel size is known"
     )
     bins: int = Field(20, ge=1, le=200, description="number of log-spaced bins")
+
+
+class MeshQuery(_Strict):
+    format: Literal["ply", "obj"] = Field("ply", description="ply (binary) or obj (text)")
+    max_faces: int = Field(
+        200_000,
+        ge=100,
+        le=2_000_000,
+        description="a larger object is decimated until its mesh has at most this many faces",
+    )
 
 
 class OutlineQuery(_Strict):
@@ -269,4 +280,52 @@ def object_outline(path: ObjectPath, query: OutlineQuery):
             "centroid": [row.get(f"centroid_{axis}") for axis in "zyx"],
             "polygons": polygons,
         }
+    )
+
+
+@api.get("/datasets/<dataset>/segmentations/<name>/objects/<int:id>/mesh", responses=_RESPONSES)
+def object_mesh_file(path: ObjectPath, query: MeshQuery):
+    """One object's surface mesh (marching cubes) as a PLY or OBJ download.
+
+    Vertices are x, y, z in nanometres where the dataset's voxel size is known (in voxels
+    otherwise), at the object's place in the volume; an object whose mesh would have more than
+    ``max_faces`` faces is decimated. Read from the instance volume within the object's
+    bounding box only; a box too large for the mesh memory budget answers 413.
+    """
+    state = web_state()
+    files, table = _objects_of(path.dataset, path.name)
+    found = np.flatnonzero(table.values["id"] == path.id)
+    if found.size == 0:
+        raise NotFoundError(f"object {path.id} is not in {state.objects.shown(files.table)}")
+    if files.instances is None:
+        raise NotFoundError(f"segmentation {path.name!r} has no instance volume to mesh")
+    row = row_values(table, int(found[0]))
+    catalog = state.catalog()
+    shape = state.layers.shape(catalog, LayerRef(path.dataset, "segmentation", path.name))
+    box = (
+        max(0, _whole(row.get("bbox_z0"), 0)),
+        max(0, _whole(row.get("bbox_y0"), 0)),
+        max(0, _whole(row.get("bbox_x0"), 0)),
+        min(shape[0], _whole(row.get("bbox_z1"), shape[0])),
+        min(shape[1], _whole(row.get("bbox_y1"), shape[1])),
+        min(shape[2], _whole(row.get("bbox_x1"), shape[2])),
+    )
+    size = catalog.dataset(path.dataset).get("voxel_size")
+    voxel_size = (
+        (float(size[0]), float(size[1]), float(size[2]))
+        if isinstance(size, list) and len(size) == 3
+        else None
+    )
+    instances = files.instances
+    mesh = state.reads.run(
+        path.dataset,
+        lambda: state.objects.mesh(
+            instances, shape, path.id, box, voxel_size=voxel_size, max_faces=query.max_faces
+        ),
+    )
+    name = safe_file_name(f"{path.dataset}-{path.name}-object-{path.id}", f".{query.format}")
+    return Response(
+        mesh_bytes(mesh, query.format),
+        mimetype="application/octet-stream" if query.format == "ply" else "text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -70,7 +70,7 @@ export class ObjectsPanel {
   show(name, keep = false) {
     if (name !== this.segmentation || !keep) {
       this.segmentation = name;
-      this.page = 1; this.selected = null; this.clearOutline();
+      this.page = 1; this.selected = null; this.clearOutline(); $("objects-mesh").hidden = true;
       $("objects-class").replaceChildren(el("option", { value: "" }, "all classes"));
     }
     $("objects-segmentation").value = name;
@@ -159,6 +159,10 @@ export class ObjectsPanel {
   // Go to the object: its centroid slice, the XY view centred on it, its outline drawn.
   select(row) {
     this.selected = row;
+    const mesh = $("objects-mesh");
+    mesh.hidden = !(this.document && this.document.instances);
+    mesh.href = `${API}${this.base()}/${row.id}/mesh?format=ply`;
+    mesh.textContent = `Mesh of ${row.id}`;
     for (const tr of $("objects-table").querySelectorAll("tbody tr")) {
       tr.classList.toggle("selected", tr.dataset.objectId === String(row.id));
     }
