@@ -12,6 +12,7 @@ such work frees goes back to the system rather than staying with the allocator.
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,37 @@ def test_teaching_a_4096_plane_costs_under_10_bytes_a_pixel_at_its_peak():
     # the coded labels and the kept opinion are a byte a pixel each; the rest is a tile's
     # arrays and the band around the corrections (was about 17 bytes a pixel)
     assert bytes_per_pixel < 10.0, f"{bytes_per_pixel:.1f} bytes a pixel"
+
+
+_FREED_AND_HELD = """
+import numpy as np
+from biosegment.engine.freed_memory import release_freed_memory
+
+def resident_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+big = np.ones(8 * 2**20, np.uint8)
+del big  # glibc now keeps freed blocks up to this size in its heap
+arrays = [np.ones(4 * 2**20, np.uint8) for _ in range(40)]
+pin = np.ones(2**20, np.uint8)  # allocated after them: the heap cannot shrink from its top
+del arrays
+held = resident_mb()
+released = release_freed_memory()
+print(held, resident_mb(), released)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the arenas described are glibc's")
+def test_memory_freed_by_large_array_work_goes_back_to_the_system():
+    result = subprocess.run(
+        [sys.executable, "-c", _FREED_AND_HELD],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    held, after, released = result.stdout.split()
+    assert released == "True"
+    assert int(held) - int(after) > 100, f"{held} MB held, {after} MB after the release"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biosegment.engine.freed_memory import release_freed_memory
 from biosegment.errors import NotFoundError
 from biosegment.volumes import open_volume
 from biosegment.webui.errors import ApiError
@@ -203,6 +204,9 @@ class LivePreviews:
                 plane = self._predict_slice(job_id, prediction)
             except Exception as exc:  # handed to the requests waiting for this slice
                 error = exc
+            # a large slice's working arrays are freed now: back to the system, not kept in
+            # this thread's arena beside the fine-tune that runs in this process
+            release_freed_memory()
             with self._changed:
                 work.running = None
                 prediction.plane, prediction.error, prediction.finished = plane, error, True
