@@ -1,5 +1,8 @@
 """A fine-tune's preparation of large slices keeps to a few bytes a pixel, with the same result.
 
+A percentile-scaled slice used to be kept as float32 (4 bytes a pixel, 64 MB for 4096²) for the
+whole run; it is now kept as read and scaled crop by crop, giving the very same crops.
+
 The base model's classes under the strokes (``keep_base``) used to be worked out from the
 plane's logits and its probabilities per class, each held whole: a 4096² slice cost some 17
 bytes a pixel at its peak (280 MB) beside the slices themselves, in the process that also
@@ -22,9 +25,11 @@ import pytest
 import torch
 from scipy import ndimage
 
+from biosegment.engine.augment import AugmentConfig
+from biosegment.engine.intensity import percentile_normalisation, scaler_for
 from biosegment.engine.losses import TEACHER_OFFSET
 from biosegment.engine.metrics import IGNORE_LABEL
-from biosegment.engine.samples import LabelledStack
+from biosegment.engine.samples import LabelledStack, SamplePool, TrainingPair, collect_stacks
 from biosegment.engine.teacher import CONFIDENCE, CORRECTION_RADIUS, teach_stacks
 from biosegment.engine.unet import UNet
 from biosegment.engine.validation import predict_logits
@@ -122,6 +127,31 @@ def test_teaching_a_4096_plane_costs_under_10_bytes_a_pixel_at_its_peak():
     # the coded labels and the kept opinion are a byte a pixel each; the rest is a tile's
     # arrays and the band around the corrections (was about 17 bytes a pixel)
     assert bytes_per_pixel < 10.0, f"{bytes_per_pixel:.1f} bytes a pixel"
+
+
+def test_prepared_slices_keep_their_raw_bytes_and_crops_are_scaled_as_before():
+    rng = np.random.default_rng(5)
+    image = rng.integers(20, 230, (1, 4096, 4096), dtype=np.uint8)
+    labels = np.full(image.shape, IGNORE_LABEL, np.uint8)
+    labels[0, 1000:1008, 300:3800] = 1
+    labels[0, 2000:2008, 300:3800] = 0
+    card = percentile_normalisation()
+    (stack,) = collect_stacks([TrainingPair(image, labels, name="large")], normalisation=card)
+    # a byte a pixel, as read: scaled floats would be 4 (64 MB for this one slice)
+    assert stack.image.nbytes == 4096 * 4096
+    # what training sees is what the slice scaled whole gave, crop by crop
+    scaled_whole = LabelledStack("large", 0, scaler_for(image, card)(image), labels)
+    augment = AugmentConfig()
+    kept, before = (
+        SamplePool([s], crop_size=(96, 96), augment=augment) for s in (stack, scaled_whole)
+    )
+    for seed in range(3):
+        now, then = (
+            kept.draw_batch(np.random.default_rng(seed), 4),
+            before.draw_batch(np.random.default_rng(seed), 4),
+        )
+        np.testing.assert_array_equal(now[0], then[0])
+        np.testing.assert_array_equal(now[1], then[1])
 
 
 _FREED_AND_HELD = """

@@ -20,7 +20,7 @@ ever held whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,6 @@ from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.samples import LabelledStack
 from biosegment.engine.unet import UNet
 from biosegment.engine.validation import logit_tiles, predict_logits
-from biosegment.volumes.base import normalise
 
 __all__ = [
     "Teacher",
@@ -142,13 +141,15 @@ def _plane_opinion(
     model: UNet,
     plane: np.ndarray,
     *,
+    scale: Callable[[np.ndarray], np.ndarray],
     device: torch.device,
     autocast_dtype: torch.dtype | None,
 ) -> np.ndarray:
-    """A 2-D model's opinion of every pixel of one raw plane, predicted a tile at a time."""
+    """A 2-D model's opinion of every pixel of one raw plane, predicted a tile at a time
+    (``scale`` turns raw pixels into the network's input)."""
     opinion = np.empty(plane.shape, np.uint8)
     for where, logits in logit_tiles(
-        model, plane, device=device, autocast_dtype=autocast_dtype, scale=normalise
+        model, plane, device=device, autocast_dtype=autocast_dtype, scale=scale
     ):
         opinion[where] = _opinion_of(_as_uint8(logits))
     return opinion
@@ -186,7 +187,7 @@ def teach_stacks(
                             # A 3-D model sees the whole stack; keep each plane's share.
                             logits = predict_logits(
                                 model,
-                                normalise(stack.image),
+                                stack.scaled(stack.image),
                                 device=device,
                                 autocast_dtype=autocast_dtype,
                             )
@@ -199,6 +200,7 @@ def teach_stacks(
                             cache[key] = _plane_opinion(
                                 model,
                                 stack.image[index],
+                                scale=stack.scaled,
                                 device=device,
                                 autocast_dtype=autocast_dtype,
                             )

@@ -20,7 +20,6 @@ from torch.nn import functional as F
 from biosegment.engine.metrics import IGNORE_LABEL, boundary_scores, segmentation_scores
 from biosegment.engine.samples import LabelledStack
 from biosegment.engine.unet import UNet, size_multiple
-from biosegment.volumes.base import normalise
 
 __all__ = ["predict_logits", "logit_tiles", "evaluate_stacks", "validation_label"]
 
@@ -148,7 +147,7 @@ def _labelled_parts(
     sparse = stack.labelled_pixels < _DENSE_SHARE * stack.labels.size
     if model.dims == 3 or not sparse:
         rows, columns = _labelled_box(stack.labels)
-        image = normalise(stack.image[:, rows, columns])
+        image = stack.scaled(stack.image[:, rows, columns])
         truth = stack.labels[:, rows, columns]
         if model.dims == 3:
             logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
@@ -172,7 +171,7 @@ def _labelled_parts(
                     continue
                 cy0, cx0 = max(y0 - _WINDOW_CONTEXT, 0), max(x0 - _WINDOW_CONTEXT, 0)
                 cy1, cx1 = min(y1 + _WINDOW_CONTEXT, height), min(x1 + _WINDOW_CONTEXT, width)
-                image = normalise(stack.image[index, cy0:cy1, cx0:cx1])
+                image = stack.scaled(stack.image[index, cy0:cy1, cx0:cx1])
                 logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
                 part = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
                 truth = stack.labels[index, y0:y1, x0:x1]
