@@ -4,9 +4,10 @@ numpy and torch take their arrays from the C library's allocator. On Linux (glib
 that allocates gets an arena of its own, and pages freed in one arena stay in the process for
 that arena alone: after a fine-tune has prepared its slices in the job's thread, hundreds of
 MB it no longer uses still count in the process's resident memory, and the web server's
-threads predicting a live preview beside it allocate afresh on top. glibc grows its threshold
-for handing large blocks straight back to the system with every large block freed, so the
-arrays of a large slice end up kept this way. :func:`release_freed_memory` asks the allocator
+threads predicting a live preview beside it allocate afresh on top. Blocks of a few MB are
+kept this way too: each time glibc frees a block it had mapped on its own, it raises its
+threshold for doing so to that block's size (up to 32 MB), so a large slice's tiles and
+activations end up in the arenas. :func:`release_freed_memory` asks the allocator
 to return every free page of every arena (``malloc_trim``); it is called after work that
 allocates and frees much (a fine-tune's preparation, a live prediction), and costs a few
 milliseconds. Elsewhere (macOS, Windows, musl) it does nothing.
