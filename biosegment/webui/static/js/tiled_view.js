@@ -8,13 +8,28 @@ import { colourise } from "./colours.js";
 const TILE = 512;
 const MAX_CACHED_TILES = 600;
 
+// A tile that failed (a live prediction still running answers 503 to all but a few waiting
+// requests) is asked again after a pause that doubles each time, a few times at most.
+const RETRY_MS = 1500;
+const MAX_RETRIES = 5;
+
 class TileCache {
-  constructor(onLoad) { this.entries = new Map(); this.onLoad = onLoad; }
+  constructor(onLoad) { this.entries = new Map(); this.failures = new Map(); this.onLoad = onLoad; }
   get(url) {
     let entry = this.entries.get(url);
     if (entry) { this.entries.delete(url); this.entries.set(url, entry); return entry; }
     entry = { image: new Image(), ready: false, coloured: null, paletteKey: null };
-    entry.image.onload = () => { entry.ready = true; this.onLoad(); };
+    entry.image.onload = () => { entry.ready = true; this.failures.delete(url); this.onLoad(); };
+    entry.image.onerror = () => {
+      const tries = (this.failures.get(url) || 0) + 1;
+      this.failures.delete(url);
+      this.failures.set(url, tries);
+      if (this.failures.size > MAX_CACHED_TILES) this.failures.delete(this.failures.keys().next().value);
+      if (tries > MAX_RETRIES) return;  // stays as it is: an empty tile, not asked again
+      setTimeout(() => {
+        if (this.entries.get(url) === entry) { this.entries.delete(url); this.onLoad(); }
+      }, RETRY_MS * 2 ** (tries - 1));
+    };
     entry.image.src = url;
     this.entries.set(url, entry);
     if (this.entries.size > MAX_CACHED_TILES) this.entries.delete(this.entries.keys().next().value);
@@ -23,6 +38,7 @@ class TileCache {
   peek(url) { return this.entries.get(url) || null; }
   forget(prefix) {
     for (const url of [...this.entries.keys()]) if (url.startsWith(prefix)) this.entries.delete(url);
+    for (const url of [...this.failures.keys()]) if (url.startsWith(prefix)) this.failures.delete(url);
   }
 }
 
