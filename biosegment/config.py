@@ -65,6 +65,7 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch intra-op threads; 0 lets torch decide
     segmentation_format: str = "tiff"  # tiff (labels.tif) | ome-zarr (labels.ome.zarr, a pyramid)
+    ome_zarr_version: str = "0.5"  # OME-Zarr outputs: 0.5 (Zarr v3) | 0.4 (Zarr v2, older readers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class LimitsConfig:
     read_seconds: float = 10.0  # a read for a web request answers 503 after this long
     heavy_reads: int = 4  # reads of image data the web server runs at the same time
     download_mb: int = 1024  # memory one download (a conversion, a model export) may use
+    object_rows: int = 1_000_000  # rows of one object table (objects.csv) the web server keeps
 
 
 _SECTIONS: dict[str, type] = {
@@ -288,6 +290,8 @@ def _validate(config: Config) -> None:
         raise InputError(
             "expected tiff or ome-zarr", source=src, where="engine.segmentation_format"
         )
+    if config.engine.ome_zarr_version not in ("0.4", "0.5"):
+        raise InputError("expected 0.4 or 0.5", source=src, where="engine.ome_zarr_version")
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise InputError(
@@ -306,6 +310,7 @@ def _validate(config: Config) -> None:
         "max_decode_mb",
         "heavy_reads",
         "download_mb",
+        "object_rows",
     ):
         if getattr(config.limits, name) < 1:
             raise InputError("must be at least 1", source=src, where=f"limits.{name}")

@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_CARD",
     "SEGMENTATION_LABELS",
     "SEGMENTATION_LABELS_ZARR",
+    "SEGMENTATION_PROBABILITIES",
     "SEGMENTATION_CARD",
     "TRAINING_STATE",
     "LAST_EPOCH_DIR",
@@ -80,6 +81,8 @@ MODEL_CARD = "model.json"
 #: ``segmentations/<dataset>/<name>/``: the label volume (TIFF or OME-Zarr) and its card.
 SEGMENTATION_LABELS = "labels.tif"
 SEGMENTATION_LABELS_ZARR = "labels.ome.zarr"
+#: Per-class probabilities of a segmentation, when asked for: a (c, z, y, x) OME-Zarr image.
+SEGMENTATION_PROBABILITIES = "probabilities.ome.zarr"
 SEGMENTATION_CARD = "segmentation.json"
 #: A training folder's resumable state, the last epoch's model, and TensorBoard logs.
 TRAINING_STATE = "training_state.pt"

@@ -60,6 +60,11 @@ def test_segment_options_are_checked_and_stored_as_the_settings(site):
         "precision": "fp32",
         "device": None,
         "output_format": "ome-zarr",
+        "probabilities": None,
+        "objects": None,
+        "split": None,
+        "min_object_voxels": None,
+        "min_object_nm3": None,
     }
     assert "block_z" not in params  # one place for the options: the settings
 

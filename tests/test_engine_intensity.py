@@ -67,10 +67,12 @@ def test_training_stacks_are_scaled_like_the_volume_inference_reads():
     card = percentile_normalisation()
     stacks = collect_stacks([TrainingPair(image, labels, name="cells")], normalisation=card)
     expected = scaler_for(image, card)(image[2:3])
-    assert stacks[2].image.dtype == np.float32
-    np.testing.assert_allclose(stacks[2].image, expected)
+    # the raw pixels are kept (a byte a pixel here), scaled with the volume's percentiles
+    assert stacks[2].image.dtype == np.uint8
+    np.testing.assert_array_equal(stacks[2].scaled(stacks[2].image), expected)
     raw = collect_stacks([TrainingPair(image, labels, name="cells")])
     assert raw[2].image.dtype == np.uint8  # the old way: scaled per crop by the dtype
+    np.testing.assert_array_equal(raw[2].scaled(raw[2].image), image[2:3] / np.float32(255))
     with pytest.raises(InputError) as error:
         collect_stacks([TrainingPair(image, labels, name="cells", weight=0)])
     assert error.value.where == "weight"

@@ -168,3 +168,28 @@ def test_a_zarr_read_past_its_deadline_ends_and_zarr_keeps_reading(site):
         started = time.monotonic()
         assert reader.read_block(1, 2, slice(0, 3), slice(0, 3)).shape == (1, 3, 3)
         assert time.monotonic() - started < 0.5, "the Zarr loop is still busy with the old read"
+
+
+def test_zarr_reads_queued_behind_a_stuck_one_are_stopped_too(site):
+    """Two reads cut off together: the second is queued on Zarr's loop behind the first, so it
+    starts only once the first is stopped. It must be stopped as well, not left spinning."""
+    default = volume_limits()
+    set_volume_limits(VolumeLimits(10**18, 10**12, 10**18))
+    try:
+        reader = open_volume(site / "EM" / "huge.zarr")
+    finally:
+        set_volume_limits(default)
+    every = slice(None, None, 2048)
+
+    def cut_off(z: int) -> str:
+        with read_deadline(0.3), pytest.raises(VolumeError, match="took longer than the deadline"):
+            reader.read_block(z, z + 1, every, every)
+        return "stopped"
+
+    with reader:
+        for _ in range(3):
+            with ThreadPoolExecutor(3) as pool:
+                assert list(pool.map(cut_off, (5, 7, 9))) == ["stopped"] * 3
+            started = time.monotonic()
+            assert reader.read_block(1, 2, slice(0, 3), slice(0, 3)).shape == (1, 3, 3)
+            assert time.monotonic() - started < 0.5, "a queued read still holds the Zarr loop"

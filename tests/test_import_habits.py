@@ -35,6 +35,9 @@ LAZY_ALLOWED: dict[str, str] = {
     # Resampling for a model trained at another pixel size: scipy.ndimage takes a third of a
     # second to import, which the web UI pays only when a live preview is predicted.
     "biosegment.engine.pixel_size": "imports scipy.ndimage (a third of a second)",
+    # Objects (connected components, watershed, marching cubes): scipy and scikit-image take
+    # about a second to import; only a segment job that counts objects loads them.
+    "biosegment.tasks.segment_objects": "imports scipy and scikit-image (about a second)",
     # zarr takes about 0.2 s; most data folders hold no Zarr or N5, and OME-Zarr output is a
     # choice. numcodecs is its codec package, used only next to it.
     "zarr": "about 0.2 s to import; loaded when a Zarr/N5 volume is read or written",

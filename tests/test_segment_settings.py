@@ -27,8 +27,14 @@ def test_defaults_leave_every_choice_to_the_engine_and_config():
         "precision": "auto",
         "device": None,
         "output_format": None,
+        "probabilities": None,
+        "objects": None,
+        "split": None,
+        "min_object_voxels": None,
+        "min_object_nm3": None,
     }
     assert settings.window_for(2) is None
+    assert not settings.wants_probabilities
 
 
 def test_one_window_edge_serves_every_axis_the_network_sees():

@@ -49,9 +49,14 @@ class SetupClass:
     id: int
     name: str
     color: str | None = None
+    #: segmentations count this class's objects (instances, a table) unless a job says not
+    objects: bool = False
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "color": self.color}
+        entry: dict = {"id": self.id, "name": self.name, "color": self.color}
+        if self.objects:
+            entry["objects"] = True
+        return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,8 +480,11 @@ class _Checker:
             if color is not None and not _COLOR.match(color):
                 self.fail(f"{here}.color", f"expected a colour like '#00c0ff', got {color!r}")
                 color = None
+            objects = self.boolean(entry.get("objects"), f"{here}.objects")
             if name is not None:
-                result.append(SetupClass(id=class_id, name=name, color=color))
+                result.append(
+                    SetupClass(id=class_id, name=name, color=color, objects=bool(objects))
+                )
         return tuple(result)
 
 

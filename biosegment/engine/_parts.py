@@ -138,6 +138,33 @@ class PartsFolder:
         except (OSError, ValueError) as exc:
             raise InputError(f"unreadable segmentation part ({exc})", source=path) from None
 
+    def read_box(
+        self,
+        plan: PartsPlan,
+        z: slice,
+        y: slice,
+        x: slice,
+        *,
+        kind: str = "labels",
+        channel: int | None = None,
+    ) -> np.ndarray:
+        """``volume[z, y, x]`` of the labels (or one ``channel`` of the probabilities) across
+        the blocks it spans; each part is mapped, not loaded, so only the box is read."""
+        pieces = []
+        for z0, z1 in plan.blocks:
+            low, high = max(z.start, z0), min(z.stop, z1)
+            if low >= high:
+                continue
+            path = self._path(z0, z1, kind)
+            try:
+                part = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"unreadable segmentation part ({exc})", source=path) from None
+            if channel is not None:
+                part = part[channel]
+            pieces.append(np.asarray(part[low - z0 : high - z0, y, x]))
+        return np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
+
     def missing(self, plan: PartsPlan) -> list[tuple[int, int]]:
         return [b for b in plan.blocks if not self.has(*b, probabilities=plan.probabilities)]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -392,24 +392,39 @@ def _classes(class_of_id: Sequence[int] | np.ndarray | None, present: np.ndarray
     return known[present]
 
 
-def write_object_table(table: ObjectTable, path: Path, *, replace: bool = False) -> Path:
+def write_object_table(
+    table: ObjectTable,
+    path: Path,
+    *,
+    replace: bool = False,
+    class_names: Mapping[int, str] | None = None,
+) -> Path:
     """Write ``table`` as CSV at ``path`` (a header row, then one row per object).
 
     The file appears complete or not at all (written beside ``path``, then renamed). Unknown
     values are empty cells; a ``class`` of -1 means no class was given.
 
     :param replace: whether an existing file at ``path`` may be replaced.
+    :param class_names: adds a ``class_name`` column after ``class``, for people reading it.
     :raises InputError: when ``path`` exists and ``replace`` is false.
     """
     path = Path(path)
     if path.exists() and not replace:
         raise InputError("already exists; not replacing it", source=path)
+    header = list(COLUMNS)
+    if class_names is not None:
+        header.insert(header.index("class") + 1, "class_name")
     with AtomicFile(path) as target:
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(header)
         for number, row in enumerate(table.rows(), start=1):
-            writer.writerow("" if row[name] is None else _text(row[name]) for name in COLUMNS)
+            cells = {name: "" if row[name] is None else _text(row[name]) for name in COLUMNS}
+            if class_names is not None:
+                cells["class_name"] = class_names.get(
+                    int(row["class"] if row["class"] is not None else -1), ""
+                )
+            writer.writerow(cells[name] for name in header)
             if number % 4096 == 0:
                 target.file.write(text.getvalue().encode())
                 text.seek(0)

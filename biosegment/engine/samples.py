@@ -4,7 +4,9 @@ Training data arrives as (image, labels) pairs. Labels are class ids with 255 fo
 pixels, either dense ground truth (a whole volume) or sparse annotations: a mapping from slice
 index to a painted slice, or a volume where unpainted slices are all 255. Only the slices that
 carry labels are read into memory (a volume reader costs one slice of I/O per labelled slice),
-kept in their raw dtype and scaled to [0, 1] per crop.
+kept in their raw dtype and scaled to [0, 1] per crop, by the pixel type's range or by the
+stack's own scaler (a model card's percentiles, measured on the whole volume): a 4096² uint8
+slice stays 16 MB, where scaled floats would take 64.
 
 Validation is carved out of the labelled material itself, never out of a fixed z range:
 whole labelled slices are held out when there are enough of them, otherwise whole painted
@@ -24,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from biosegment.engine.augment import AugmentConfig, augment_pair, crop_at
-from biosegment.engine.intensity import scaler_for
+from biosegment.engine.intensity import IntensityScaler, scaler_for
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.errors import InputError
 from biosegment.volumes.base import VolumeReader, normalise
@@ -79,6 +81,8 @@ class LabelledStack:
     image: np.ndarray  #: raw pixels, ``(z, y, x)``
     labels: np.ndarray  #: uint8 class ids, ``(z, y, x)``; 255 = unlabelled
     weight: float = 1.0  #: the pair's sampling weight (per labelled pixel)
+    #: turns raw pixels into the network's [0, 1] (a card's percentiles); None: by dtype
+    scale: IntensityScaler | None = field(default=None, repr=False)
     #: the labels crops are cut from when a base model's classes are kept: the painted labels,
     #: and the base model's classes (coded, see engine.teacher) where nobody painted; or None
     taught: np.ndarray | None = field(default=None, repr=False)
@@ -88,6 +92,17 @@ class LabelledStack:
     @property
     def labelled_pixels(self) -> int:
         return int(np.count_nonzero(self.labels != IGNORE_LABEL))
+
+    def scaled(self, raw: np.ndarray) -> np.ndarray:
+        """Pixels of this stack's image (a crop, a plane, a box) as the network sees them:
+        float32 in [0, 1], by the stack's scaler or else by the pixel type's range."""
+        return normalise(raw) if self.scale is None else self.scale(raw)
+
+    def with_labels(self, labels: np.ndarray) -> LabelledStack:
+        """The same pixels with other labels (a training or validation part of them)."""
+        return LabelledStack(
+            self.source, self.z_start, self.image, labels, weight=self.weight, scale=self.scale
+        )
 
     @property
     def is_dense(self) -> bool:
@@ -176,8 +191,9 @@ def collect_stacks(
     :param dims: 2 gives one stack per labelled slice; 3 gives one stack per run of
         consecutive labelled slices (a 3-D crop needs its neighbours).
     :param normalisation: a model card's scaling; a percentile scaling is measured on each
-        pair's whole image (as inference measures it on the whole volume) and the stacks
-        then hold float32 pixels in [0, 1]. None keeps the raw pixels.
+        pair's whole image (as inference measures it on the whole volume) and kept with its
+        stacks, which scale their raw pixels with it (:meth:`LabelledStack.scaled`). None
+        scales by the pixel type.
     :returns: the stacks, in pair and z order.
     :raises InputError: naming the pair for mismatched shapes, bad ids, or no labels at all.
     """
@@ -218,9 +234,9 @@ def collect_stacks(
                 raise InputError(
                     f"unsupported pixel type {raw.dtype}", source=pair.name, where="image"
                 )
-            if scale is not None:
-                raw = scale(raw)
-            stacks.append(LabelledStack(pair.name, z0, raw, labels, weight=pair.weight))
+            stacks.append(
+                LabelledStack(pair.name, z0, raw, labels, weight=pair.weight, scale=scale)
+            )
     return stacks
 
 
@@ -249,13 +265,7 @@ def _hold_out_region(
     in_validation = (x >= threshold)[np.newaxis, np.newaxis, :]
     train_labels = np.where(in_validation, IGNORE_LABEL, stack.labels).astype(np.uint8)
     validation_labels = np.where(in_validation, stack.labels, IGNORE_LABEL).astype(np.uint8)
-    train = LabelledStack(
-        stack.source, stack.z_start, stack.image, train_labels, weight=stack.weight
-    )
-    validation = LabelledStack(
-        stack.source, stack.z_start, stack.image, validation_labels, weight=stack.weight
-    )
-    return train, validation
+    return stack.with_labels(train_labels), stack.with_labels(validation_labels)
 
 
 def _stroke_pieces(labels: np.ndarray, class_id: int, piece_limit: int) -> list[np.ndarray]:
@@ -332,12 +342,8 @@ def _hold_out_strokes(
         guard = ndimage.binary_dilation(mask, structure=structure, iterations=_GUARD)
         train_labels = np.where(guard, IGNORE_LABEL, stack.labels).astype(np.uint8)
         validation_labels = np.where(mask, stack.labels, IGNORE_LABEL).astype(np.uint8)
-        train.append(
-            LabelledStack(stack.source, stack.z_start, stack.image, train_labels, stack.weight)
-        )
-        validation.append(
-            LabelledStack(stack.source, stack.z_start, stack.image, validation_labels, stack.weight)
-        )
+        train.append(stack.with_labels(train_labels))
+        validation.append(stack.with_labels(validation_labels))
     return train, validation
 
 
@@ -525,7 +531,7 @@ class SamplePool:
     ) -> tuple[np.ndarray, np.ndarray]:
         labelled = stack.labels if stack.taught is None else stack.taught
         raw, labels = crop_at(stack.image, labelled, corner, size)
-        image = normalise(raw)
+        image = stack.scaled(raw)
         if len(self.crop_size) == 2:
             image, labels = image[0], labels[0]
         return augment_pair(image, labels, rng, self.augment)

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from biosegment.engine.label_output import SEGMENTATION_FORMATS
+from biosegment.engine.label_output import PROBABILITY_FORMATS, SEGMENTATION_FORMATS
+from biosegment.engine.object_settings import OBJECT_SPLITS
 from biosegment.engine.precision import AUTO_PRECISION, PRECISIONS
 from biosegment.errors import InputError
 
@@ -41,14 +42,23 @@ class SegmentOption:
     low: int = 0
     high: int = 0
     choices: tuple[str, ...] = ()
+    #: a free text of at most this many characters (the classes to count as objects)
+    text: int = 0
 
     @property
     def kind(self) -> type:
-        """``str`` for an option with choices, else ``int``."""
-        return str if self.choices else int
+        """``str`` for an option with choices or text, else ``int``."""
+        return str if self.choices or self.text else int
 
     def check(self, value: Any) -> None:
         """An input error naming the option unless ``value`` is within the rule."""
+        if self.text:
+            if not isinstance(value, str) or len(value) > self.text:
+                raise InputError(
+                    f"must be a text of at most {self.text} characters, not {value!r}",
+                    where=self.name,
+                )
+            return
         if self.choices:
             if value not in self.choices:
                 raise InputError(
@@ -98,6 +108,39 @@ PERSON_OPTIONS = (
         "file format of the labels (default: [engine] segmentation_format)",
         choices=SEGMENTATION_FORMATS,
     ),
+    SegmentOption(
+        "probabilities",
+        "also write each class's probability (uint8, 255 = 1) as an image with a channel axis, "
+        "probabilities.ome.zarr, the input of ilastik, plantseg and multicut workflows "
+        "(default: none)",
+        choices=PROBABILITY_FORMATS,
+    ),
+    SegmentOption(
+        "objects",
+        "classes to count as objects, by name or id, separated by commas: each object gets "
+        "its own id in instances.tif and a row in objects.csv (default: the classes the "
+        'project marks "objects": true in setup.json; none: no objects)',
+        text=200,
+    ),
+    SegmentOption(
+        "split",
+        "split touching objects with a seeded watershed: seeds from the distance transform "
+        "(distance) or from the class probability (probability); default: none",
+        choices=OBJECT_SPLITS,
+    ),
+    SegmentOption(
+        "min_object_voxels",
+        "objects smaller than this many voxels are dropped (default: 0)",
+        low=0,
+        high=10**12,
+    ),
+    SegmentOption(
+        "min_object_nm3",
+        "objects smaller than this many cubic nanometres are dropped, where the voxel size is "
+        "known (default: 0)",
+        low=0,
+        high=10**18,
+    ),
 )
 _RULES = {rule.name: rule for rule in PERSON_OPTIONS}
 
@@ -112,6 +155,12 @@ class SegmentSettings:
     - ``precision``: ``auto``, ``fp32`` or ``bf16``.
     - ``device``: a device name such as ``cpu`` or ``cuda:1`` (None: ``[engine] device``).
     - ``output_format``: ``tiff`` or ``ome-zarr`` (None: ``[engine] segmentation_format``).
+    - ``probabilities``: ``ome-zarr`` also writes the class probabilities; ``none`` (or None)
+      does not.
+    - ``objects``: the classes whose objects are counted and measured (names or ids, comma
+      separated; None: the project's choice; ``none``: no objects).
+    - ``split``: ``none``, ``distance`` or ``probability`` (the watershed's seeds).
+    - ``min_object_voxels``, ``min_object_nm3``: the smallest object kept.
     """
 
     block_z: int | None = None
@@ -120,6 +169,21 @@ class SegmentSettings:
     precision: str = AUTO_PRECISION
     device: str | None = None
     output_format: str | None = None
+    probabilities: str | None = None
+    objects: str | None = None
+    split: str | None = None
+    min_object_voxels: int | None = None
+    min_object_nm3: int | None = None
+
+    @property
+    def wants_probabilities(self) -> bool:
+        """Whether ``probabilities.ome.zarr`` is written."""
+        return self.probabilities not in (None, "none")
+
+    @property
+    def keeps_probabilities(self) -> bool:
+        """Whether the blocks keep class probabilities (written, or seeding the split)."""
+        return self.wants_probabilities or self.split == "probability"
 
     def __post_init__(self) -> None:
         for rule in PERSON_OPTIONS:

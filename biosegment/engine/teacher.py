@@ -10,11 +10,17 @@ forward pass and no extra crop per step.
 
 Around a stroke that contradicts the base model (a person's correction) the base model's
 opinion is not kept: that is exactly where the person said it is wrong.
+
+A training slice can be thousands of pixels a side, and the fine-tune shares its process with
+the web server on one machine, so a plane is predicted a tile at a time and each tile is
+reduced at once to what is kept of it: one byte a pixel holding the base model's class and
+whether it was confident. Neither the plane's logits nor its probabilities per class are
+ever held whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +30,7 @@ from biosegment.engine.losses import MAX_TEACHER_CLASSES, TEACHER_OFFSET
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.samples import LabelledStack
 from biosegment.engine.unet import UNet
-from biosegment.engine.validation import predict_logits
-from biosegment.volumes.base import normalise
+from biosegment.engine.validation import logit_tiles, predict_logits
 
 __all__ = [
     "Teacher",
@@ -44,9 +49,13 @@ __all__ = [
 CONFIDENCE = 0.5
 #: Pixels this close to a stroke that contradicts the base model keep no base class.
 CORRECTION_RADIUS = 24
-#: Rows worked at a time when a plane's probabilities are made and read: a band of a 4096-wide
-#: slice is a few MB, where the whole plane in floats would be hundreds.
+#: Rows worked at a time when a 3-D model's probabilities of a plane are made: a band of a
+#: 4096-wide slice is a few MB, where the whole plane in floats would be hundreds.
 _BAND_ROWS = 256
+#: The base model's opinion of a pixel in one byte: its class in the low bits (there are at
+#: most ``MAX_TEACHER_CLASSES``, 127), and this bit when the class holds at least
+#: ``CONFIDENCE`` of the probability.
+_CONFIDENT_BIT = np.uint8(128)
 
 
 def classes_match(base_classes: Sequence[dict], classes: Sequence[dict]) -> bool:
@@ -86,22 +95,64 @@ class Teacher:
         )
 
 
-def _teacher_plane(probabilities: np.ndarray, painted: np.ndarray) -> np.ndarray:
+def _teacher_plane(opinion: np.ndarray, painted: np.ndarray) -> np.ndarray:
     """Coded base classes for one plane: confident pixels, away from contradicting strokes.
 
-    ``probabilities`` are the plane's bytes as :func:`_as_uint8` keeps them; they are read in
-    bands of rows, so a large slice costs a few bytes a pixel, not a float array per class.
+    :param opinion: the base model's opinion of each pixel (see :func:`_opinion_of`).
+    :param painted: the plane's painted labels (``IGNORE_LABEL`` where nobody painted).
     """
-    chosen = np.empty(painted.shape, np.uint8)
-    confident = np.empty(painted.shape, bool)
-    for r0 in range(0, painted.shape[0], _BAND_ROWS):
-        band = probabilities[:, r0 : r0 + _BAND_ROWS]
-        chosen[r0 : r0 + _BAND_ROWS] = band.argmax(axis=0)
-        confident[r0 : r0 + _BAND_ROWS] = band.max(axis=0) / 255.0 >= CONFIDENCE
-    contradicted = (painted != IGNORE_LABEL) & (painted != chosen)
+    chosen = opinion & ~_CONFIDENT_BIT
+    contradicted = painted != IGNORE_LABEL
+    contradicted &= painted != chosen
+    dropped = opinion < _CONFIDENT_BIT
     if contradicted.any():
-        confident &= ~ndimage.binary_dilation(contradicted, iterations=CORRECTION_RADIUS)
-    return np.where(confident, chosen + np.uint8(TEACHER_OFFSET), np.uint8(IGNORE_LABEL))
+        dropped |= _near(contradicted, CORRECTION_RADIUS)
+    del contradicted
+    chosen += np.uint8(TEACHER_OFFSET)
+    chosen[dropped] = IGNORE_LABEL
+    return chosen
+
+
+def _near(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` steps (4-connected), worked out within the box of its
+    pixels grown by ``radius``: nothing farther can change, and a few corrections on a large
+    slice then cost a few small arrays, not several of the slice's size."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    box = (
+        slice(max(rows[0] - radius, 0), min(rows[-1] + 1 + radius, mask.shape[0])),
+        slice(max(columns[0] - radius, 0), min(columns[-1] + 1 + radius, mask.shape[1])),
+    )
+    near = np.zeros(mask.shape, bool)
+    near[box] = ndimage.binary_dilation(mask[box], iterations=radius)
+    return near
+
+
+def _opinion_of(probabilities: np.ndarray) -> np.ndarray:
+    """One byte a pixel from class probabilities in bytes (``(classes, ...)``, see
+    :func:`_as_uint8`): the most probable class, with :data:`_CONFIDENT_BIT` set where it
+    holds at least :data:`CONFIDENCE`."""
+    opinion = probabilities.argmax(axis=0).astype(np.uint8)
+    opinion[probabilities.max(axis=0) / 255.0 >= CONFIDENCE] |= _CONFIDENT_BIT
+    return opinion
+
+
+def _plane_opinion(
+    model: UNet,
+    plane: np.ndarray,
+    *,
+    scale: Callable[[np.ndarray], np.ndarray],
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+) -> np.ndarray:
+    """A 2-D model's opinion of every pixel of one raw plane, predicted a tile at a time
+    (``scale`` turns raw pixels into the network's input)."""
+    opinion = np.empty(plane.shape, np.uint8)
+    for where, logits in logit_tiles(
+        model, plane, device=device, autocast_dtype=autocast_dtype, scale=scale
+    ):
+        opinion[where] = _opinion_of(_as_uint8(logits))
+    return opinion
 
 
 def teach_stacks(
@@ -117,9 +168,10 @@ def teach_stacks(
 
     :param stacks: training stacks (their painted labels decide where corrections are).
     :param model: the base model, before any training step.
-    :param known: ``{(source, z): probabilities}`` of planes predicted before; reused, so
-        strokes that join a running job cost a prediction only for slices new to it.
-    :returns: the probabilities of every plane, keyed as ``known``.
+    :param known: ``{(source, z): opinion}`` of planes predicted before (one byte a pixel,
+        see :func:`_opinion_of`); reused, so strokes that join a running job cost a
+        prediction only for slices new to it.
+    :returns: the opinion of every plane, keyed as ``known``.
     """
     cache = dict(known or {})
     was_training = model.training
@@ -127,7 +179,7 @@ def teach_stacks(
     try:
         with torch.no_grad():
             for stack in stacks:
-                teacher = np.full(stack.labels.shape, IGNORE_LABEL, np.uint8)
+                taught = np.empty(stack.labels.shape, np.uint8)
                 for index in range(stack.labels.shape[0]):
                     key = (stack.source, stack.z_start + index)
                     if key not in cache:
@@ -135,24 +187,29 @@ def teach_stacks(
                             # A 3-D model sees the whole stack; keep each plane's share.
                             logits = predict_logits(
                                 model,
-                                normalise(stack.image),
+                                stack.scaled(stack.image),
                                 device=device,
                                 autocast_dtype=autocast_dtype,
                             )
                             for i in range(stack.labels.shape[0]):
-                                cache[(stack.source, stack.z_start + i)] = _as_uint8(logits[:, i])
+                                cache[(stack.source, stack.z_start + i)] = _opinion_of(
+                                    _as_uint8(logits[:, i])
+                                )
+                            del logits
                         else:
-                            logits = predict_logits(
+                            cache[key] = _plane_opinion(
                                 model,
-                                normalise(stack.image[index]),
+                                stack.image[index],
+                                scale=stack.scaled,
                                 device=device,
                                 autocast_dtype=autocast_dtype,
                             )
-                            cache[key] = _as_uint8(logits)
-                            del logits  # a large slice's logits are the largest array here
-                    teacher[index] = _teacher_plane(cache[key], stack.labels[index])
-                painted = stack.labels != IGNORE_LABEL
-                stack.taught = np.where(painted, stack.labels, teacher)
+                    labels = stack.labels[index]
+                    plane = _teacher_plane(cache[key], labels)
+                    painted = labels != IGNORE_LABEL
+                    plane[painted] = labels[painted]
+                    taught[index] = plane
+                stack.taught = taught
     finally:
         model.train(was_training)
     return cache

@@ -22,6 +22,7 @@ import torch
 from biosegment.engine.augment import AugmentConfig
 from biosegment.engine.checkpoint import load_model
 from biosegment.engine.device import apply_threads, has_fast_bfloat16, resolve_device
+from biosegment.engine.freed_memory import release_freed_memory
 from biosegment.engine.losses import SegmentationLoss
 from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.model_card import ModelCard, default_classes
@@ -97,6 +98,9 @@ def build_parts(
         teacher.teach(train_stacks, device=device, autocast_dtype=autocast_dtype)
     augment = augment or AugmentConfig()
     pool = SamplePool(train_stacks, crop_size=crop_shape, augment=augment)
+    # Reading, splitting and teaching large slices freed far more than training keeps; on one
+    # machine the web server's live previews allocate beside this run (engine.freed_memory).
+    release_freed_memory()
     steps_per_epoch = settings.steps_per_epoch
     if steps_per_epoch is None:
         coverage = math.ceil(pool.labelled_pixels / (settings.batch_size * math.prod(crop_shape)))

@@ -11,7 +11,7 @@ as the validation loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,8 @@ from torch.nn import functional as F
 from biosegment.engine.metrics import IGNORE_LABEL, boundary_scores, segmentation_scores
 from biosegment.engine.samples import LabelledStack
 from biosegment.engine.unet import UNet, size_multiple
-from biosegment.volumes.base import normalise
 
-__all__ = ["predict_logits", "evaluate_stacks", "validation_label"]
+__all__ = ["predict_logits", "logit_tiles", "evaluate_stacks", "validation_label"]
 
 # Context around the labelled box, and the largest plane computed in one piece: a network's
 # activations for one 512² piece (and its margin) stay within a few hundred MB, where a 1024²
@@ -73,17 +72,54 @@ def predict_logits(
     if model.dims == 3 or (height <= _TILE and width <= _TILE):
         return _forward_padded(model, image, device=device, autocast_dtype=autocast_dtype)
     logits = torch.empty((model.num_classes, height, width), dtype=torch.float32)
+    for (rows, columns), tile in logit_tiles(
+        model, image, device=device, autocast_dtype=autocast_dtype
+    ):
+        logits[:, rows, columns] = tile
+    return logits
+
+
+def logit_tiles(
+    model: UNet,
+    plane: np.ndarray,
+    *,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    scale: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[tuple[tuple[slice, slice], torch.Tensor]]:
+    """A 2-D model's logits of one plane, a tile at a time: what :func:`predict_logits` puts
+    together, for callers that keep less than a plane of logits per class.
+
+    :param plane: ``(y, x)`` pixels, scaled to [0, 1] unless ``scale`` is given.
+    :param scale: turns a piece of the plane into the network's input (an element-wise
+        scaling, such as :func:`~biosegment.volumes.base.normalise`); applied to each tile
+        with its margin, so the plane is never copied whole.
+    :returns: ``((rows, columns), logits)`` per tile, the logits ``(classes, rows, columns)``
+        float32 on the CPU; the tiles cover the plane once.
+    """
+    height, width = plane.shape
+    if height <= _TILE and width <= _TILE:
+        whole = plane if scale is None else scale(plane)
+        logits = _forward_padded(model, whole, device=device, autocast_dtype=autocast_dtype)
+        yield (slice(0, height), slice(0, width)), logits
+        return
     for y0 in range(0, height, _TILE):
         for x0 in range(0, width, _TILE):
             y1, x1 = min(y0 + _TILE, height), min(x0 + _TILE, width)
             # Each tile sees a margin of its neighbours, so its border pixels have context.
             cy0, cx0 = max(y0 - _TILE_MARGIN, 0), max(x0 - _TILE_MARGIN, 0)
             cy1, cx1 = min(y1 + _TILE_MARGIN, height), min(x1 + _TILE_MARGIN, width)
+            piece = plane[cy0:cy1, cx0:cx1]
             tile = _forward_padded(
-                model, image[cy0:cy1, cx0:cx1], device=device, autocast_dtype=autocast_dtype
+                model,
+                piece if scale is None else scale(piece),
+                device=device,
+                autocast_dtype=autocast_dtype,
             )
-            logits[:, y0:y1, x0:x1] = tile[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-    return logits
+            yield (
+                (slice(y0, y1), slice(x0, x1)),
+                tile[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0],
+            )
 
 
 def _labelled_box(labels: np.ndarray) -> tuple[slice, slice]:
@@ -111,7 +147,7 @@ def _labelled_parts(
     sparse = stack.labelled_pixels < _DENSE_SHARE * stack.labels.size
     if model.dims == 3 or not sparse:
         rows, columns = _labelled_box(stack.labels)
-        image = normalise(stack.image[:, rows, columns])
+        image = stack.scaled(stack.image[:, rows, columns])
         truth = stack.labels[:, rows, columns]
         if model.dims == 3:
             logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
@@ -135,7 +171,7 @@ def _labelled_parts(
                     continue
                 cy0, cx0 = max(y0 - _WINDOW_CONTEXT, 0), max(x0 - _WINDOW_CONTEXT, 0)
                 cy1, cx1 = min(y1 + _WINDOW_CONTEXT, height), min(x1 + _WINDOW_CONTEXT, width)
-                image = normalise(stack.image[index, cy0:cy1, cx0:cx1])
+                image = stack.scaled(stack.image[index, cy0:cy1, cx0:cx1])
                 logits = predict_logits(model, image, device=device, autocast_dtype=autocast_dtype)
                 part = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
                 truth = stack.labels[index, y0:y1, x0:x1]

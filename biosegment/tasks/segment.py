@@ -25,11 +25,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from biosegment import __version__
-from biosegment.engine.label_output import assemble_labels, label_file_name
+from biosegment.engine.label_output import (
+    assemble_labels,
+    assemble_probabilities,
+    label_file_name,
+)
+from biosegment.engine.object_settings import ObjectRequest
 from biosegment.engine.segment_settings import SegmentSettings
-from biosegment.errors import InputError
+from biosegment.errors import InputError, NotFoundError
 from biosegment.folder_lock import runner_alive
-from biosegment.folder_names import SEGMENTATION_CARD, SEGMENTATION_LABELS, SEGMENTATIONS_DIR
+from biosegment.folder_names import (
+    SEGMENTATION_CARD,
+    SEGMENTATION_LABELS,
+    SEGMENTATION_PROBABILITIES,
+    SEGMENTATIONS_DIR,
+)
 from biosegment.paths import is_temporary_name, relative_to_root, resolve_inside
 from biosegment.tasks.context import CONTINUES, JobContext
 from biosegment.volumes import open_volume
@@ -106,7 +116,7 @@ def _open_inputs(ctx: JobContext, stack: ExitStack) -> _Inputs:
     settings = SegmentSettings.from_job(ctx.params)
     dims = int(model.config["dims"])
     inference = _inference_settings(ctx, settings, dims, dict(card.normalisation), zoom)
-    blocks = block_plan(volume, model, inference)
+    blocks = block_plan(volume, model, inference, probabilities=settings.keeps_probabilities)
     return _Inputs(volume, model, card, settings, inference, blocks, dataset, model_row, voxel_size)
 
 
@@ -141,6 +151,7 @@ def _compute_block(ctx: JobContext, inputs: _Inputs, index: int, total_done: int
         z1,
         settings=inputs.inference,
         parts_dir=ctx.workspace.parts_dir,
+        probabilities=inputs.settings.keeps_probabilities,
         progress=lambda f: ctx.report((total_done + f) / count),
         should_cancel=ctx.should_cancel,
     )
@@ -279,6 +290,8 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
     # The job's output_format, else the config's: labels.tif or labels.ome.zarr.
     output_format = inputs.settings.output_format or ctx.config.engine.segmentation_format
     labels_name = label_file_name(output_format)
+    version = ctx.config.engine.ome_zarr_version
+    probabilities = inputs.settings.wants_probabilities
     if not (staging / labels_name).exists():
         assemble_labels(
             ctx.workspace.parts_dir,
@@ -286,13 +299,89 @@ def _publish(ctx: JobContext, inputs: _Inputs) -> Outcome:
             output_format=output_format,
             voxel_size=inputs.voxel_size,
             classes=inputs.card.classes,
+            version=version,
+            keep=True,  # removed once the result is registered; later outputs read them
+        )
+    if probabilities and not (staging / SEGMENTATION_PROBABILITIES).exists():
+        ctx.report(None, "writing the class probabilities", force=True)
+        assemble_probabilities(
+            ctx.workspace.parts_dir,
+            staging,
+            voxel_size=inputs.voxel_size,
+            classes=inputs.card.classes,
+            version=version,
         )
     card = _card(ctx, inputs, relative_to_root(root, final / labels_name))
     card["labels"] = labels_name
+    if probabilities:
+        card["probabilities"] = SEGMENTATION_PROBABILITIES
+    request = _object_request(ctx, inputs)
+    if request is not None:
+        ctx.report(None, "counting and measuring objects", force=True)
+        card.update(_write_objects(ctx, inputs, staging, request, output_format, version))
     (staging / SEGMENTATION_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     os.replace(staging, final)
     ctx.log.write(f"wrote {relative_to_root(root, final)}/ in {time.monotonic() - started:.1f} s")
     return _register(ctx, final, card)
+
+
+def _object_request(ctx: JobContext, inputs: _Inputs) -> ObjectRequest | None:
+    """The objects this job makes: the request's classes, else those its project marks."""
+    from biosegment.tasks.segment_objects import object_request  # scipy, scikit-image
+
+    project_classes: list = []
+    project = inputs.dataset.get("project")
+    if project:
+        try:
+            project_classes = ctx.catalog.project(project).get("classes") or []
+        except NotFoundError:
+            project_classes = []
+    return object_request(inputs.settings, inputs.card.classes or [], project_classes)
+
+
+def _trained_slices(inputs: _Inputs, dataset: str) -> list[int]:
+    """Slices of ``dataset`` the model trained on, as its card records them."""
+    training = inputs.card.training or {}
+    if (training.get("provenance") or {}).get("dataset") != dataset:
+        return []
+    slices: list[int] = []
+    for entry in training.get("data") or []:
+        slices.extend(int(z) for z in entry.get("slices") or [])
+    return slices
+
+
+def _write_objects(
+    ctx: JobContext,
+    inputs: _Inputs,
+    staging: Path,
+    request: ObjectRequest,
+    output_format: str,
+    version: str,
+) -> dict[str, Any]:
+    from biosegment.tasks.segment_objects import class_id_source, write_objects
+
+    with ExitStack() as stack:
+        truth = None
+        if inputs.dataset.get("ground_truth"):
+            labels = stack.enter_context(
+                open_volume(ctx.catalog.path_of(inputs.dataset, "ground_truth"))
+            )
+            if tuple(labels.shape) == tuple(inputs.volume.shape):
+                truth = class_id_source(labels)
+        return write_objects(
+            parts_dir=ctx.workspace.parts_dir,
+            folder=staging,
+            work_dir=ctx.workspace.folder,
+            request=request,
+            raw=inputs.volume,
+            voxel_size=inputs.voxel_size,
+            classes=inputs.card.classes or [],
+            output_format=output_format,
+            version=version,
+            truth=truth,
+            trained_slices=_trained_slices(inputs, ctx.params["dataset"]),
+            log=ctx.log.write,
+        )
 
 
 def _already_published(ctx: JobContext) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from huey import Huey
 from biosegment.catalog import open_catalog
 from biosegment.catalog.store import Catalog
 from biosegment.config import Config
+from biosegment.engine.object_settings import object_classes
 from biosegment.engine.segment_settings import SegmentSettings
 from biosegment.engine.train_settings import NETWORK_FIELDS, TrainingSettings
 from biosegment.errors import InputError, NotFoundError
@@ -226,10 +227,13 @@ class JobService:
         """
         catalog = self.catalog
         catalog.require_usable("dataset", dataset)
-        catalog.require_usable("model", model)
+        model_row = catalog.require_usable("model", model)
         if trigger is not None and not isinstance(trigger, str):
             raise InputError(f"must be text, not {trigger!r}", where="trigger")
         settings = SegmentSettings.from_dict(options)
+        if settings.objects is not None and isinstance(model_row.get("classes"), list):
+            # a class the model does not have is refused now, not when the job ends
+            object_classes(settings.objects, model_row["classes"])
         if name is not None:
             checked_name(name, where="name")
         same = _same_segmentation(dataset, model, settings.as_dict(), name)

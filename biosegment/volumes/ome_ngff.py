@@ -28,6 +28,7 @@ __all__ = [
     "read_multiscale",
     "multiscale_attributes",
     "label_attributes",
+    "channel_attributes",
     "is_bioformats2raw",
 ]
 
@@ -250,6 +251,7 @@ def multiscale_attributes(
     voxel_size: tuple[float, float, float] | None,
     name: str,
     downsampling: str,
+    channel_axis: bool = False,
 ) -> dict:
     """Group attributes for a (z, y, x) multiscale image in OME-Zarr ``version``.
 
@@ -257,28 +259,43 @@ def multiscale_attributes(
     :param level_factors: (z, y, x) level-0 voxels per voxel of each level.
     :param voxel_size: level-0 voxel size in nm; None writes unit-less scales of 1 voxel.
     :param name: the image's name.
-    :param downsampling: how the levels were made (``nearest`` for labels).
+    :param downsampling: how the levels were made (``nearest`` for labels, ``mean`` for
+        images whose levels average 2x2 pixels).
+    :param channel_axis: the arrays are (c, z, y, x): a ``c`` axis of type ``channel`` comes
+        first, with a scale of 1.
     """
     if version not in NGFF_VERSIONS:
         raise ValueError(f"OME-Zarr version must be one of {', '.join(NGFF_VERSIONS)}")
     base = voxel_size or (1.0, 1.0, 1.0)
     unit = {"unit": _NANOMETER} if voxel_size is not None else {}
     axes = [{"name": n, "type": "space", **unit} for n in ("z", "y", "x")]
+    lead: list[float] = []
+    if channel_axis:
+        axes.insert(0, {"name": "c", "type": "channel"})
+        lead = [1.0]
     datasets = [
         {
             "path": path,
             "coordinateTransformations": [
-                {"type": "scale", "scale": [float(b) * float(f) for b, f in zip(base, factors)]}
+                {
+                    "type": "scale",
+                    "scale": lead + [float(b) * float(f) for b, f in zip(base, factors)],
+                }
             ],
         }
         for path, factors in zip(level_paths, level_factors)
     ]
+    method = (
+        "mean of 2x2 pixels along y and x"
+        if downsampling == "mean"
+        else "every 2nd voxel along y and x"
+    )
     multiscale: dict = {
         "name": name,
         "axes": axes,
         "datasets": datasets,
         "type": downsampling,
-        "metadata": {"method": "every 2nd voxel along y and x", "writer": "BioSegment"},
+        "metadata": {"method": method, "writer": "BioSegment"},
     }
     if version == "0.4":
         return {"multiscales": [{"version": version, **multiscale}]}
@@ -304,6 +321,27 @@ def label_attributes(
     if source_image is not None:
         label["source"] = {"image": source_image}
     return {"version": version, **label} if version == "0.4" else label
+
+
+def channel_attributes(names: Sequence[str], colors: Sequence[object]) -> dict:
+    """The ``omero`` object naming each channel of a (c, z, y, x) image of uint8 values.
+
+    Viewers (napari, Fiji, OMERO) take each channel's label, colour (``rrggbb``) and display
+    window from it. It belongs beside ``multiscales``: in the ``ome`` namespace for 0.5, at the
+    top level for 0.4.
+    """
+    channels = []
+    for name, color in zip(names, colors):
+        rgb = _rgb(color) or [255, 255, 255]
+        channels.append(
+            {
+                "label": str(name),
+                "color": "".join(f"{v:02X}" for v in rgb),
+                "active": True,
+                "window": {"min": 0, "max": 255, "start": 0, "end": 255},
+            }
+        )
+    return {"channels": channels, "rdefs": {"model": "color"}}
 
 
 def _rgb(color: object) -> list[int] | None:

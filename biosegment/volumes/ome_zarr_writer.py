@@ -29,6 +29,7 @@ from biosegment.volumes.slice_writer import SliceWriter
 __all__ = [
     "OmeZarrWriter",
     "write_ome_zarr",
+    "replace_folder",
     "pyramid_shapes",
     "DOWNSAMPLING",
     "DEFAULT_CHUNKS",
@@ -203,7 +204,7 @@ class OmeZarrWriter(SliceWriter):
         """Write the metadata and move the store into place."""
         try:
             self._group.attrs.update(self._attributes())
-            _replace_folder(self.temp_path, self.path)
+            replace_folder(self.temp_path, self.path)
         except BaseException:
             self.abort()
             raise
@@ -232,7 +233,7 @@ class OmeZarrWriter(SliceWriter):
         shutil.rmtree(self.temp_path, ignore_errors=True)
 
 
-def _replace_folder(source: Path, destination: Path) -> None:
+def replace_folder(source: Path, destination: Path) -> None:
     """Rename the finished store over ``destination``.
 
     A folder cannot atomically replace a non-empty one, so a previous store is first renamed

@@ -14,7 +14,7 @@ import numpy as np
 
 from biosegment.volumes.base import SUPPORTED_DTYPES
 
-__all__ = ["checked_shape", "writable_dtype", "coerce_plane"]
+__all__ = ["checked_shape", "writable_dtype", "coerce_plane", "WRITABLE_DTYPES"]
 
 
 def checked_shape(shape) -> tuple[int, int, int]:
@@ -25,11 +25,16 @@ def checked_shape(shape) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
+#: What writers store: the pixel types BioSegment reads as images, and uint32 for instance
+#: volumes (one id per object; more objects than uint16 can number are common).
+WRITABLE_DTYPES = (*SUPPORTED_DTYPES, np.dtype("uint32"))
+
+
 def writable_dtype(dtype, path: Path) -> np.dtype:
-    """``dtype`` as a numpy dtype when writers can store it (uint8, uint16, float32)."""
+    """``dtype`` as a numpy dtype when writers can store it (uint8, uint16, uint32, float32)."""
     dtype = np.dtype(dtype)
-    if dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"{path}: cannot write {dtype}; use uint8, uint16 or float32")
+    if dtype not in WRITABLE_DTYPES:
+        raise ValueError(f"{path}: cannot write {dtype}; use uint8, uint16, uint32 or float32")
     return dtype
 
 

@@ -20,6 +20,7 @@ from biosegment.tasks.service import JobService
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import LayerStore
 from biosegment.webui.live_preview import LivePreviews
+from biosegment.webui.object_store import ObjectStore
 from biosegment.webui.read_gate import ReadGate
 
 __all__ = ["WebState", "web_state", "EXTENSION_KEY"]
@@ -34,6 +35,8 @@ class WebState:
         self.config = config
         self.root: Path = Path(config.data_dir)
         self.layers = LayerStore(self.root)
+        # segmentations' object tables and instance volumes (the viewer's object list)
+        self.objects = ObjectStore(self.root, max_rows=config.limits.object_rows)
         self.reads = ReadGate(
             read_seconds=config.limits.read_seconds, heavy_reads=config.limits.heavy_reads
         )
@@ -75,6 +78,7 @@ class WebState:
 
     def close(self) -> None:
         self.layers.close()
+        self.objects.close()
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None

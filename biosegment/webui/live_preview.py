@@ -10,7 +10,11 @@ weights would give), and its tiles are cut from the cached plane.
 Predictions run in a thread of their own per job, one at a time, so a preview never takes more
 cores than one inference, and they are never abandoned: a request waits for its slice at most
 ``wait_seconds`` and then answers 503, while the prediction goes on and is kept for the next
-request. Until a slice's prediction from the latest snapshot is ready, the newest one made from
+request. At most ``waiting_requests`` requests wait at once, over all jobs: a viewer asks for a
+slice's tiles all together, and a large slice takes longer to predict than a page may wait, so
+without a bound its tiles would hold every one of the web server's threads and every other
+page would queue behind them; a request beyond the bound answers at once (the cached plane, or
+503) while the prediction it asked for goes on. Until a slice's prediction from the latest snapshot is ready, the newest one made from
 an earlier snapshot is served, so a slice that takes longer to predict than the job takes to
 save a snapshot still shows. Each job keeps at most one slice waiting behind the one being
 predicted: a newer request replaces it, so scrolling through a stack predicts what is viewed,
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biosegment.engine.freed_memory import release_freed_memory
 from biosegment.errors import NotFoundError
 from biosegment.volumes import open_volume
 from biosegment.webui.errors import ApiError
@@ -35,6 +40,9 @@ __all__ = ["LivePreviews", "LivePlane", "LivePreviewPending"]
 
 # Predicted slices kept, over all jobs (each one uint8 slice; the newest snapshot's per slice).
 _PLANES_KEPT = 24
+#: Requests that may wait for a live prediction at once: a quarter of the web server's request
+#: threads (``webui.server.SERVER_THREADS``, 8), so the rest always answer other pages.
+WAITING_REQUESTS = 2
 #: Bytes one slice's prediction may take for its arrays. The web process predicts beside the
 #: requests it serves and, on one machine, beside the fine-tune itself, so a live preview keeps
 #: to a quarter of a segmentation block's budget: a large slice is cut into more tiles.
@@ -98,11 +106,21 @@ class LivePreviews:
     :param device: where predictions run (``[engine] device``).
     :param wait_seconds: how long a request waits for its slice before answering 503
         (``[limits] read_seconds``).
+    :param waiting_requests: how many requests may wait for predictions at once; the others
+        answer at once.
     """
 
-    def __init__(self, *, device: str = "auto", wait_seconds: float = 10.0):
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        wait_seconds: float = 10.0,
+        waiting_requests: int = WAITING_REQUESTS,
+    ):
         self.device = device
         self.wait_seconds = float(wait_seconds)
+        self.waiting_requests = int(waiting_requests)
+        self._waiting = 0  # requests waiting for a prediction now
         self._changed = threading.Condition()
         self._models: dict[str, _Loaded] = {}
         self._work: dict[str, _JobWork] = {}
@@ -117,7 +135,8 @@ class LivePreviews:
 
         :raises NotFoundError: when the snapshot vanished (the job ended meanwhile).
         :raises LivePreviewPending: when the slice was never predicted and its prediction
-            did not finish within ``wait_seconds`` (it goes on, for the next request).
+            did not finish within ``wait_seconds``, or ``waiting_requests`` requests were
+            waiting already (it goes on, for the next request).
         """
         deadline = time.monotonic() + self.wait_seconds
         with self._changed:
@@ -125,11 +144,16 @@ class LivePreviews:
             if cached is not None and cached.version == version:
                 return cached
             prediction = self._ask(job_id, _Prediction(version, z, folder, volume_path, dataset))
-            while not prediction.finished:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+            if not prediction.finished and self._waiting < self.waiting_requests:
+                self._waiting += 1
+                try:
+                    while not prediction.finished:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._changed.wait(left)
+                finally:
+                    self._waiting -= 1
             if prediction.error is not None:
                 raise prediction.error
             if prediction.plane is not None:
@@ -180,6 +204,9 @@ class LivePreviews:
                 plane = self._predict_slice(job_id, prediction)
             except Exception as exc:  # handed to the requests waiting for this slice
                 error = exc
+            # a large slice's working arrays are freed now: back to the system, not kept in
+            # this thread's arena beside the fine-tune that runs in this process
+            release_freed_memory()
             with self._changed:
                 work.running = None
                 prediction.plane, prediction.error, prediction.finished = plane, error, True

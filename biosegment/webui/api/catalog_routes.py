@@ -18,6 +18,7 @@ from biosegment.webui.api.schemas import DatasetFilter, DatasetPath, ModelPath, 
 from biosegment.webui.context import web_state
 from biosegment.webui.held_out import held_out_scores
 from biosegment.webui.layers import AXES, LayerRef, plane_shape
+from biosegment.webui.object_files import has_object_table
 from biosegment.webui.summaries import best_metrics, card_scores, dataset_classes
 from biosegment.webui.tiles import encode_png, pyramid
 
@@ -133,6 +134,8 @@ def get_dataset(path: DatasetPath):
             "state": s.get("state"),
             # changes when the files change, so an open viewer fetches new tiles
             "version": s.get("fingerprint") or s.get("updated_at"),
+            # an object table to list in the viewer's Objects panel
+            "objects": has_object_table(state.root, catalog, path.dataset, s["name"]),
         }
         for s in catalog.segmentations(path.dataset, include_missing=False)
     ]

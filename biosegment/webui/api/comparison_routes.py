@@ -21,6 +21,7 @@ from biosegment.webui.api.schemas import TileQuery
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import UNPAINTED, LayerRef, plane_shape
+from biosegment.webui.object_files import object_scores_of
 from biosegment.webui.summaries import dataset_classes
 from biosegment.webui.tiles import TileAddress, check_address, cut_tile, encode_png
 
@@ -115,7 +116,8 @@ def get_scores(path: SegmentationPath):
     """Scores of a segmentation against the dataset's ground truth, over every slice.
 
     Per class IoU and Dice, their means over the classes other than background, pixel accuracy,
-    and the counts of false positives and false negatives.
+    and the counts of false positives and false negatives; ``objects``: the object scores its
+    segmentation.json holds (object F1, precision and recall at IoU 0.5, AP-75), if any.
     """
 
     state = web_state()
@@ -146,4 +148,7 @@ def get_scores(path: SegmentationPath):
     scores["false_positives"] = int((difference == FALSE_POSITIVE).sum())
     scores["false_negatives"] = int((difference == FALSE_NEGATIVE).sum())
     scores["wrong_class"] = int((difference == WRONG_CLASS).sum())
+    # the object scores were computed with the segmentation (on slices the model never trained
+    # on); they are shown beside the pixel scores, never recomputed here
+    scores["objects"] = object_scores_of(state.root, catalog, path.dataset, path.name)
     return jsonify({"dataset": path.dataset, "segmentation": path.name, **scores})

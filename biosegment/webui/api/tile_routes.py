@@ -18,6 +18,7 @@ from biosegment.webui.api.schemas import DatasetPath, TilePath, TileQuery, Voxel
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
 from biosegment.webui.layers import LayerRef, TileBox, plane_shape
+from biosegment.webui.object_files import instances_of
 from biosegment.webui.tiles import TILE_SIZE, TileAddress, check_address, encode_png
 
 __all__ = ["api", "parse_layer_list"]
@@ -87,7 +88,9 @@ def parse_layer_list(dataset: str, text: str) -> list[tuple[str, LayerRef]]:
 
 @api.get("/datasets/<dataset>/voxel", responses={200: None, 400: None, 404: None})
 def get_voxel(path: DatasetPath, query: VoxelQuery):
-    """The raw value of one voxel, and the class id of each label layer asked for there."""
+    """The raw value of one voxel, the class id of each label layer asked for there, and, for
+    each segmentation asked for that has an instance volume, the id of the object there
+    (``objects``, 0 for none)."""
     state = web_state()
     catalog = state.catalog()
     shape = state.layers.shape(catalog, LayerRef(path.dataset, "raw"))
@@ -103,9 +106,17 @@ def get_voxel(path: DatasetPath, query: VoxelQuery):
                 catalog, LayerRef(path.dataset, "raw"), query.z, query.y, query.x
             ),
             "labels": {},
+            "objects": {},
         }
         for label, ref in layers:
             result["labels"][label] = state.layers.voxel(catalog, ref, query.z, query.y, query.x)
+        for label, ref in (item for item in layers if item[1].kind == "segmentation"):
+            # files are looked for here, within the read's deadline, like every other read
+            volume = instances_of(state.root, catalog, ref.dataset, ref.name)
+            if volume is not None:
+                result["objects"][label] = state.objects.object_at(
+                    volume, shape, query.z, query.y, query.x
+                )
         return result
 
     return jsonify(state.reads.run(path.dataset, read))

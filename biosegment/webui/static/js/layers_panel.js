@@ -1,6 +1,6 @@
 // The viewer's "Layers" panel: per layer a visibility box and, for label layers, its opacity and
 // per class a visibility box and a colour; a difference layer adds its scores against ground
-// truth, and a segmentation links to its label volume as a file (TIFF, or OME-Zarr zipped);
+// truth (and its objects' scores, where the segmentation was split into objects), and a segmentation links to its label volume as a file (TIFF, or OME-Zarr zipped);
 // annotations and segmentations get Rename and Delete buttons (item_actions.js). The
 // panel changes layers only through the store; it is drawn again when the list of layers (or the
 // classes) changes, not when a value it shows itself changes, and its visibility boxes follow the
@@ -8,6 +8,7 @@
 import { $, API, el, enc, getJSON } from "./common.js";
 import { layerClasses } from "./colours.js";
 import { layerKey, updateLayer } from "./viewer_layers.js";
+import { objectScoreLines } from "./object_scores.js";
 
 const scores = new Map();  // "name@version" -> the scores request, made once per version
 
@@ -20,6 +21,7 @@ function scoresLine(dataset, layer) {
     const parts = Object.entries(s.iou).filter(([name]) => name !== "background")
       .map(([name, iou]) => `${name}: IoU ${iou === null ? "-" : iou.toFixed(3)}, Dice ${s.dice[name] === null ? "-" : s.dice[name].toFixed(3)}`);
     line.textContent = `${parts.join("; ")} · false positives ${s.false_positives} · false negatives ${s.false_negatives}`;
+    for (const text of objectScoreLines(s.objects)) line.append(el("div", { class: "object-scores" }, text));
     line.dataset.ready = "true";
   }, (error) => { line.textContent = `scores: ${error.message}`; });
   return line;

@@ -8,13 +8,28 @@ import { colourise } from "./colours.js";
 const TILE = 512;
 const MAX_CACHED_TILES = 600;
 
+// A tile that failed (a live prediction still running answers 503 to all but a few waiting
+// requests) is asked again after a pause that doubles each time, a few times at most.
+const RETRY_MS = 1500;
+const MAX_RETRIES = 5;
+
 class TileCache {
-  constructor(onLoad) { this.entries = new Map(); this.onLoad = onLoad; }
+  constructor(onLoad) { this.entries = new Map(); this.failures = new Map(); this.onLoad = onLoad; }
   get(url) {
     let entry = this.entries.get(url);
     if (entry) { this.entries.delete(url); this.entries.set(url, entry); return entry; }
     entry = { image: new Image(), ready: false, coloured: null, paletteKey: null };
-    entry.image.onload = () => { entry.ready = true; this.onLoad(); };
+    entry.image.onload = () => { entry.ready = true; this.failures.delete(url); this.onLoad(); };
+    entry.image.onerror = () => {
+      const tries = (this.failures.get(url) || 0) + 1;
+      this.failures.delete(url);
+      this.failures.set(url, tries);
+      if (this.failures.size > MAX_CACHED_TILES) this.failures.delete(this.failures.keys().next().value);
+      if (tries > MAX_RETRIES) return;  // stays as it is: an empty tile, not asked again
+      setTimeout(() => {
+        if (this.entries.get(url) === entry) { this.entries.delete(url); this.onLoad(); }
+      }, RETRY_MS * 2 ** (tries - 1));
+    };
     entry.image.src = url;
     this.entries.set(url, entry);
     if (this.entries.size > MAX_CACHED_TILES) this.entries.delete(this.entries.keys().next().value);
@@ -23,6 +38,7 @@ class TileCache {
   peek(url) { return this.entries.get(url) || null; }
   forget(prefix) {
     for (const url of [...this.entries.keys()]) if (url.startsWith(prefix)) this.entries.delete(url);
+    for (const url of [...this.failures.keys()]) if (url.startsWith(prefix)) this.failures.delete(url);
   }
 }
 
@@ -40,6 +56,7 @@ export class TiledView {
     this.crosshair = null;     // {row, col} in plane pixels
     this.pointer = null;       // [x, y] canvas pixels under the mouse, for the brush outline
     this.brushRadius = null;   // () -> radius in plane pixels of the brush outline (0: none)
+    this.outline = null;       // {id, z, polygons} of the object picked in the Objects panel
     this.height = this.pyramid[0].height;
     this.width = this.pyramid[0].width;
     this.tiles = new TileCache(() => this.requestDraw());
@@ -233,6 +250,7 @@ export class TiledView {
     }
     ctx.globalAlpha = 1;
     if (this.crosshair) this.drawCrosshair();
+    this.drawObjectOutline();
     this.drawBrushOutline();
     this.canvas.dataset.complete = complete ? "true" : "false";
     this.canvas.dataset.index = String(this.index);
@@ -249,6 +267,28 @@ export class TiledView {
     ctx.strokeStyle = "rgba(0, 0, 0, 0.8)"; ctx.stroke();
     ctx.setLineDash([4, 4]); ctx.strokeStyle = "rgba(255, 255, 255, 0.9)"; ctx.stroke();
     ctx.setLineDash([]);
+  }
+
+  // The picked object's outline, on the slice it was read for: polygons of [row, col] points
+  // with pixel centres at whole coordinates (a pixel spans [row, row + 1) on screen).
+  drawObjectOutline() {
+    const outline = this.outline && this.outline.z === this.index ? this.outline : null;
+    this.canvas.dataset.outline = outline ? String(outline.polygons.length) : "";
+    this.canvas.dataset.outlineObject = outline ? String(outline.id) : "";
+    if (!outline || !outline.polygons.length) return;
+    const ctx = this.ctx;
+    ctx.beginPath();
+    for (const polygon of outline.polygons) {
+      polygon.forEach(([row, col], i) => {
+        const x = (col + 0.5 - this.left) * this.scale;
+        const y = (row + 0.5 - this.top) * this.scale * this.rowAspect;
+        if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      });
+      ctx.closePath();
+    }
+    ctx.lineWidth = 3 * this.pixelRatio; ctx.strokeStyle = "rgba(0, 0, 0, 0.8)"; ctx.stroke();
+    ctx.lineWidth = 1.5 * this.pixelRatio; ctx.strokeStyle = "#00e5ff"; ctx.stroke();
+    ctx.lineWidth = 1;
   }
 
   drawCrosshair() {

@@ -1,6 +1,6 @@
 // The dataset viewer page: an XY view with XZ and YZ views beside it, a slice slider and keys,
 // zoom and pan, brightness and contrast, overlay layers with opacity and per-class colours, the
-// voxel under the cursor, the annotation editor, and buttons that start segmentation and
+// voxel under the cursor, the objects of a segmentation split into objects, the annotation editor, and buttons that start segmentation and
 // fine-tuning jobs. This module only starts the page: it reads the dataset, puts the page's
 // state into one store (viewer_store.js), and hands the store to each panel, which reads and
 // changes the state through it. Everything that polls registers with the page's one loop.
@@ -10,6 +10,7 @@ import { layerKey, mergeLayers, newLayer, painted, setClasses } from "./viewer_l
 import { bindNavigation, createViews, setSlice } from "./viewer_views.js";
 import { bindContrast } from "./contrast_panel.js";
 import { bindLayersPanel } from "./layers_panel.js";
+import { ObjectsPanel } from "./objects_panel.js";
 import { bindAnnotatePanel, createEditor } from "./annotate_panel.js";
 import { AnnotationChoice } from "./annotation_choice.js";
 import { ItemActions } from "./item_actions.js";
@@ -42,6 +43,7 @@ function firstState(dataset, doc, models, project, saved) {
     layers: firstLayers(doc, saved, context),
     cursor: [0, Math.floor(doc.shape[1] / 2), Math.floor(doc.shape[2] / 2)],
     editing: null,
+    objectsOf: null,  // the segmentation whose objects the Objects panel lists
     tool: saved.tool || "pan",  // a drag pans until the person picks a painting tool
     brush: saved.brush || Number($("brush-size").value),
     classId: (doc.classes.find((c) => c.id !== 0) || doc.classes[0]).id,
@@ -72,6 +74,8 @@ async function start() {
   bindContrast(store, views, { showError });
   const actions = new ItemActions({ store, editor, choose: (name) => choice.choose(name), onCatalog, showError });
   bindLayersPanel(store, actions);
+  const objects = new ObjectsPanel(store, views);
+  objects.bind();
   bindAnnotatePanel(store, views, editor, { showError });
   choice.bind();
   bindBetweenSlices(store, editor);
@@ -97,7 +101,7 @@ async function start() {
   await actions.showTrash();
   root.dataset.ready = "true";
   // for people poking at it from the console (and the tests)
-  window.biosegmentViewer = { store, views, editor, live, setup, get layers() { return store.get().layers; } };
+  window.biosegmentViewer = { store, views, editor, live, setup, objects, get layers() { return store.get().layers; } };
 }
 
 start().catch((error) => { showError(error); root.dataset.ready = "error"; });

@@ -80,7 +80,7 @@ export function mergeLayers(store, doc) {
   const merged = doc.layers.map((l) => {
     const old = known.get(layerKey(l));
     if (!old) return newLayer(l, l.kind === "segmentation", store.get());
-    const next = { ...old, label: l.label, state: l.state, slices: l.slices, model: l.model };
+    const next = { ...old, label: l.label, state: l.state, slices: l.slices, model: l.model, objects: l.objects };
     const version = versionOf(l, fingerprint);
     if (["segmentation", "difference"].includes(old.kind) && version !== old.version) {
       next.version = version;

@@ -1,6 +1,6 @@
 // The viewer page's state in one place: the dataset's shape and classes, the layers, the cursor
 // (slice and crosshair), the annotation being edited, the tool, brush and class, the display
-// window, the zoom, and the models. Every panel reads it with get() and changes it only with
+// window, the zoom, the models, and the segmentation whose objects are listed. Every panel reads it with get() and changes it only with
 // set(patch); the state object itself is frozen, so no panel changes another's data behind its
 // back. A panel that shows part of the state subscribes to that part: subscribe(select, listener)
 // calls listener(value, state, before) after a set in which select(state) changed (compared with

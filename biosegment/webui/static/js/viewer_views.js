@@ -1,6 +1,7 @@
 // The viewer's three views and moving through the volume: the XY view with the XZ and YZ views
 // beside it, the slice slider and keys, zoom buttons and keys, double-clicks that move the
-// planes, crosshairs, and the voxel under the cursor. The views draw the store's layers (the
+// planes, crosshairs, and the voxel under the cursor (with the object there, in a segmentation
+// split into objects). The views draw the store's layers (the
 // annotation being edited comes from the editor's own canvas in the XY view instead).
 import { $, enc, getJSON } from "./common.js";
 import { TiledView } from "./tiled_view.js";
@@ -54,10 +55,11 @@ function className(classes, id) {
   return cls ? cls.name : `class ${id}`;
 }
 
-// The label layers the readout reads: those on screen (and the one being edited), each by the
-// name the layers panel shows.
+// The label layers the readout reads: those on screen (and the one being edited, and the
+// segmentation whose objects the Objects panel lists), each by the name the layers panel shows.
 function readoutLayers(state) {
-  const shown = state.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind) && (l.visible || l.name === state.editing));
+  const shown = state.layers.filter((l) => !["raw", "difference", "live"].includes(l.kind)
+    && (l.visible || l.name === state.editing || (l.kind === "segmentation" && l.name === state.objectsOf)));
   return new Map(shown.map((l) => [layerKey(l), l.label || layerKey(l)]));
 }
 
@@ -79,7 +81,12 @@ function showVoxel(store, z, y, x) {
     try {
       const v = await getJSON(`/datasets/${enc(dataset)}/voxel?z=${z}&y=${y}&x=${x}&layers=${enc([...labelOf.keys()].join(","))}`);
       const lines = [`z ${v.z}  y ${v.y}  x ${v.x}`, `grey value ${v.value}`];
-      for (const [key, id] of Object.entries(v.labels)) lines.push(`${labelOf.get(key) || key}: ${className(classes, id)}`);
+      const objects = v.objects || {};
+      for (const [key, id] of Object.entries(v.labels)) {
+        // a segmentation split into objects names the object too (0: none there)
+        const object = objects[key] ? `, object ${objects[key]}` : "";
+        lines.push(`${labelOf.get(key) || key}: ${className(classes, id)}${object}`);
+      }
       voxelRead = true;
       $("voxel").textContent = lines.join("\n");
     } catch (_) { /* outside the volume or a layer without files */ }
