@@ -105,7 +105,7 @@ def _split(
     voxel_size: tuple[float, float, float] | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Split touching objects of each class in place; the class of every id afterwards."""
-    classes = list(class_of_id)
+    classes = np.asarray(class_of_id, np.int64)
     pieces_made = 0
     too_large: list[int] = []
     for class_id in request.class_ids:
@@ -129,15 +129,11 @@ def _split(
                 voxel_size=voxel_size,
                 ids=ids,
             )
-        for pieces in result.pieces.values():
-            for new_id in pieces[1:]:
-                while len(classes) <= new_id:
-                    classes.append(0)
-                classes[new_id] = class_id
-                pieces_made += 1
+        classes = result.classes_after(classes)
+        pieces_made += sum(len(pieces) - 1 for pieces in result.pieces.values())
         too_large.extend(result.too_large)
     summary = {"split": request.split, "pieces_added": pieces_made, "left_whole": too_large}
-    return np.asarray(classes, np.int64), summary
+    return classes, summary
 
 
 def _instances_writer(
