@@ -117,13 +117,19 @@ def test_the_viewer_sets_up_the_dataset_and_says_when_the_file_changed(tmp_path)
         new_class = page.query_selector_all("#setup-panel .setup-class")[-1]
         new_class.query_selector("input[type=text]").fill("mitochondria")
         new_class.query_selector("input[type=color]").fill("#ffaa00")
+        new_class.query_selector("[data-setup=objects]").check()
         page.click("[data-setup=save]")
         page.wait_for_selector("[data-setup=message][data-state=saved]")
         written = json.loads(setup.read_text(encoding="utf-8"))
         demo = next(d for d in written["datasets"] if d["title"] == DEMO_DATASET)
         assert demo["voxel_size"] == [40, 4, 4]
         project = next(p for p in written["projects"] if p["title"] == "Demo")
-        assert {"id": 2, "name": "mitochondria", "color": "#ffaa00"} in project["classes"]
+        assert {"id": 2, "name": "mitochondria", "color": "#ffaa00", "objects": True} in project[
+            "classes"
+        ]
+        # segmentations of this project now count mitochondria as objects; membrane stays a class
+        membrane = next(c for c in project["classes"] if c["name"] == "membrane")
+        assert membrane.get("objects") in (None, False)
         # the new class can be painted at once
         page.wait_for_selector("button.classbtn[data-class-id='2']")
 

@@ -90,13 +90,19 @@ def _dataset_entry(data: dict, dataset: str, found_at: str | None) -> dict:
 
 
 def _merged_classes(old: Any, new: list[dict]) -> list[dict]:
-    """``new`` classes, each keeping the keys beyond id, name and colour it had before."""
+    """``new`` classes, each keeping the keys beyond id, name and colour it had before (and
+    ``objects`` unless the change sets it)."""
     listed = old if isinstance(old, list) else []
     before = {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), int)}
     merged = []
     for spec in new:
         kept = dict(before.get(int(spec["id"]), {}))
         kept.update(id=int(spec["id"]), name=str(spec["name"]), color=str(spec["color"]))
+        if isinstance(spec.get("objects"), bool):
+            if spec["objects"]:
+                kept["objects"] = True
+            else:
+                kept.pop("objects", None)  # the default: not counted as objects
         merged.append(kept)
     return merged
 

@@ -131,6 +131,14 @@ class ClassSpec(_Strict):
     color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
 
 
+class ProjectClassSpec(ClassSpec):
+    objects: bool | None = Field(
+        None,
+        description="count and measure this class's objects in every segmentation of the "
+        "project (instances.tif, objects.csv); absent: left as setup.json has it",
+    )
+
+
 class NewAnnotation(_Strict):
     name: str = Field(
         description=f"folder name of the new annotation: {NAME_RULE}", json_schema_extra=NAME_SCHEMA

@@ -23,7 +23,7 @@ from biosegment.catalog.setup_change import declared_project, find_titled, proje
 from biosegment.catalog.setup_edit import SetupChangedError, edit_setup, setup_for_edit
 from biosegment.errors import InputError, NotFoundError, SetupError
 from biosegment.webui.api import API_PREFIX
-from biosegment.webui.api.schemas import ClassSpec, DatasetPath
+from biosegment.webui.api.schemas import DatasetPath, ProjectClassSpec
 from biosegment.webui.context import web_state
 from biosegment.webui.errors import ApiError
 
@@ -48,7 +48,7 @@ class SetupChange(BaseModel):
         description="the dataset's project, one setup.json lists, or a new one when classes "
         'or default_model come with it ("" clears it)',
     )
-    classes: list[ClassSpec] | None = Field(
+    classes: list[ProjectClassSpec] | None = Field(
         None, description="the project's classes (each keeps its other keys)"
     )
     default_model: str | None = Field(
@@ -121,7 +121,7 @@ def put_setup(path: DatasetPath, body: SetupChange):
     row = catalog.dataset(path.dataset)
     change = body.model_dump(exclude_unset=True, exclude={"version"})
     if "classes" in change and change["classes"] is not None:
-        change["classes"] = [c.model_dump() for c in body.classes]
+        change["classes"] = [c.model_dump(exclude_none=True) for c in body.classes]
         if len({c["id"] for c in change["classes"]}) != len(change["classes"]):
             raise ApiError(400, "class ids must be unique", field="classes")
     try:

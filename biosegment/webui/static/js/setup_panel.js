@@ -64,14 +64,16 @@ export class SetupPanel {
       el("input", { type: "number", min: "1", max: "254", value: String(c.id), style: "width:56px", title: "class id" }),
       el("input", { type: "text", value: c.name, size: "10", title: "class name" }),
       el("input", { type: "color", value: c.color || "#000000", title: "class colour" }),
+      el("label", { title: "count and measure this class's objects in every segmentation (instances.tif, objects.csv)" },
+        el("input", { type: "checkbox", "data-setup": "objects", checked: c.objects === true }), "objects"),
       el("button", { type: "button", title: "remove this class", onclick: () => row.remove() }, "×"));
     return row;
   }
 
   formClasses() {
     return [...this.$("classes").querySelectorAll(".setup-class")].map((row) => {
-      const [id, name, color] = row.querySelectorAll("input");
-      return { id: Number(id.value), name: name.value.trim(), color: color.value };
+      const [id, name, color, objects] = row.querySelectorAll("input");
+      return { id: Number(id.value), name: name.value.trim(), color: color.value, objects: objects.checked };
     });
   }
 
