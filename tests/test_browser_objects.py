@@ -12,16 +12,10 @@ import pytest
 import trimesh
 
 from object_fixtures import BOXES, write_objects_segmentation
+from test_browser_viewer import PLANE_TO_SCREEN
 from webui_fixtures import DEMO_DATASET, chromium_page, config_for, make_demo_folder, serve
 
 pytestmark = pytest.mark.browser
-
-PLANE_TO_SCREEN = """([row, col]) => {
-  const view = window.biosegmentViewer.views.z;
-  const box = view.canvas.getBoundingClientRect();
-  return [box.left + (col + 0.5 - view.left) * view.scale / view.pixelRatio,
-          box.top + (row + 0.5 - view.top) * view.scale / view.pixelRatio];
-}"""
 
 # pixels of the XY canvas in the outline's colour (#00e5ff)
 OUTLINE_PIXELS = """() => {

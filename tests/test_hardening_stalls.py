@@ -149,15 +149,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def test_a_zarr_read_past_its_deadline_ends_and_zarr_keeps_reading(site):
-    """Zarr runs every read on one loop thread: a read cut off at its deadline must end there,
-    or every other Zarr read of the process would wait behind it."""
+def _huge_reader(site: Path):
+    """The huge Zarr opened under limits raised enough to let it open."""
     default = volume_limits()
     set_volume_limits(VolumeLimits(10**18, 10**12, 10**18))
     try:
-        reader = open_volume(site / "EM" / "huge.zarr")
+        return open_volume(site / "EM" / "huge.zarr")
     finally:
         set_volume_limits(default)
+
+
+def test_a_zarr_read_past_its_deadline_ends_and_zarr_keeps_reading(site):
+    """Zarr runs every read on one loop thread: a read cut off at its deadline must end there,
+    or every other Zarr read of the process would wait behind it."""
+    reader = _huge_reader(site)
     every = slice(None, None, 2048)
     with reader:
         started = time.monotonic()
@@ -173,12 +178,7 @@ def test_a_zarr_read_past_its_deadline_ends_and_zarr_keeps_reading(site):
 def test_zarr_reads_queued_behind_a_stuck_one_are_stopped_too(site):
     """Two reads cut off together: the second is queued on Zarr's loop behind the first, so it
     starts only once the first is stopped. It must be stopped as well, not left spinning."""
-    default = volume_limits()
-    set_volume_limits(VolumeLimits(10**18, 10**12, 10**18))
-    try:
-        reader = open_volume(site / "EM" / "huge.zarr")
-    finally:
-        set_volume_limits(default)
+    reader = _huge_reader(site)
     every = slice(None, None, 2048)
 
     def cut_off(z: int) -> str:

@@ -21,7 +21,13 @@ import numpy as np
 
 from biosegment.volumes.atomic import temporary_name_for
 from biosegment.volumes.ome_ngff import NGFF_VERSIONS, channel_attributes, multiscale_attributes
-from biosegment.volumes.ome_zarr_writer import DEFAULT_CHUNKS, pyramid_shapes, replace_folder
+from biosegment.volumes.ome_zarr_writer import (
+    DEFAULT_CHUNKS,
+    array_options,
+    new_group,
+    pyramid_shapes,
+    replace_folder,
+)
 
 __all__ = ["ChannelZarrWriter"]
 
@@ -85,33 +91,17 @@ class ChannelZarrWriter:
             raise
 
     def _create_arrays(self) -> list:
-        import zarr
-
-        zarr_format = 3 if self.version == "0.5" else 2
-        group = zarr.open_group(
-            zarr.storage.LocalStore(str(self.temp_path)), mode="w-", zarr_format=zarr_format
-        )
+        group = new_group(self.temp_path, self.version)
         arrays = []
         for index, level_shape in enumerate(self.level_shapes):
             chunks = (1, *(min(c, s) for c, s in zip(self.chunks, level_shape)))
-            options: dict = {"fill_value": 0}
-            if zarr_format == 3:
-                options["dimension_names"] = ["c", "z", "y", "x"]
-            else:
-                import numcodecs
-
-                # what every Zarr v2 reader decodes, with the "/" keys OME-Zarr 0.4 requires
-                options["compressors"] = [
-                    numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
-                ]
-                options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             arrays.append(
                 group.create_array(
                     str(index),
                     shape=(self.shape[0], *level_shape),
                     chunks=chunks,
                     dtype="uint8",
-                    **options,
+                    **array_options(self.version, ["c", "z", "y", "x"]),
                 )
             )
         self._group = group

@@ -30,6 +30,8 @@ __all__ = [
     "OmeZarrWriter",
     "write_ome_zarr",
     "replace_folder",
+    "new_group",
+    "array_options",
     "pyramid_shapes",
     "DOWNSAMPLING",
     "DEFAULT_CHUNKS",
@@ -60,6 +62,30 @@ def _zarr():
     import zarr
 
     return zarr
+
+
+def new_group(path: Path, version: str):
+    """A new Zarr group at ``path`` in the format of OME-Zarr ``version`` (v3 for 0.5)."""
+    zarr = _zarr()
+    zarr_format = 3 if version == "0.5" else 2
+    return zarr.open_group(zarr.storage.LocalStore(str(path)), mode="w-", zarr_format=zarr_format)
+
+
+def array_options(version: str, axes: Sequence[str]) -> dict:
+    """``create_array`` options for one level of an OME-Zarr ``version`` image with ``axes``."""
+    options: dict = {"fill_value": 0}
+    if version == "0.5":
+        options["dimension_names"] = list(axes)
+        return options
+    import numcodecs
+
+    # Blosc is what every Zarr v2 reader (Fiji's included) decodes; "/" keys are what
+    # OME-Zarr 0.4 requires.
+    options["compressors"] = [
+        numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
+    ]
+    options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    return options
 
 
 class OmeZarrWriter(SliceWriter):
@@ -127,29 +153,17 @@ class OmeZarrWriter(SliceWriter):
     # -- creation ------------------------------------------------------------------------------
 
     def _create_arrays(self) -> list:
-        zarr = _zarr()
-        zarr_format = 3 if self.version == "0.5" else 2
-        group = zarr.open_group(
-            zarr.storage.LocalStore(str(self.temp_path)), mode="w-", zarr_format=zarr_format
-        )
+        group = new_group(self.temp_path, self.version)
         arrays = []
         for index, level_shape in enumerate(self.level_shapes):
             chunks = tuple(min(c, s) for c, s in zip(self.chunks, level_shape))
-            options: dict = {"fill_value": 0}
-            if zarr_format == 3:
-                options["dimension_names"] = ["z", "y", "x"]
-            else:
-                import numcodecs
-
-                # Blosc is what every Zarr v2 reader (Fiji's included) decodes; "/" keys are
-                # what OME-Zarr 0.4 requires.
-                options["compressors"] = [
-                    numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)
-                ]
-                options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
             arrays.append(
                 group.create_array(
-                    str(index), shape=level_shape, chunks=chunks, dtype=self.dtype, **options
+                    str(index),
+                    shape=level_shape,
+                    chunks=chunks,
+                    dtype=self.dtype,
+                    **array_options(self.version, ["z", "y", "x"]),
                 )
             )
         self._group = group

@@ -11,6 +11,7 @@ read only within the object's bounding box, as is its surface mesh (PLY or OBJ).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -237,6 +238,21 @@ def _whole(value: object, fallback: int) -> int:
     return fallback
 
 
+def _object_with_instances(path: ObjectPath, purpose: str) -> tuple[Path, dict, tuple]:
+    """Object ``path.id``'s instance volume, table row and the segmentation's shape; 404 when
+    the table has no such object or there is no instance volume to ``purpose`` it from."""
+    state = web_state()
+    files, table = _objects_of(path.dataset, path.name)
+    found = np.flatnonzero(table.values["id"] == path.id)
+    if found.size == 0:
+        raise NotFoundError(f"object {path.id} is not in {state.objects.shown(files.table)}")
+    if files.instances is None:
+        raise NotFoundError(f"segmentation {path.name!r} has no instance volume to {purpose}")
+    row = row_values(table, int(found[0]))
+    shape = state.layers.shape(state.catalog(), LayerRef(path.dataset, "segmentation", path.name))
+    return files.instances, row, shape
+
+
 @api.get("/datasets/<dataset>/segmentations/<name>/objects/<int:id>/outline", responses=_RESPONSES)
 def object_outline(path: ObjectPath, query: OutlineQuery):
     """One object's outline on a slice, as polygons.
@@ -247,15 +263,7 @@ def object_outline(path: ObjectPath, query: OutlineQuery):
     bounding box only.
     """
     state = web_state()
-    files, table = _objects_of(path.dataset, path.name)
-    found = np.flatnonzero(table.values["id"] == path.id)
-    if found.size == 0:
-        raise NotFoundError(f"object {path.id} is not in {state.objects.shown(files.table)}")
-    if files.instances is None:
-        raise NotFoundError(f"segmentation {path.name!r} has no instance volume to outline")
-    row = row_values(table, int(found[0]))
-    catalog = state.catalog()
-    shape = state.layers.shape(catalog, LayerRef(path.dataset, "segmentation", path.name))
+    instances, row, shape = _object_with_instances(path, "outline")
     z0, z1 = _whole(row.get("bbox_z0"), 0), _whole(row.get("bbox_z1"), shape[0])
     z = query.z if query.z is not None else _whole(row.get("centroid_z"), z0)
     if z >= shape[0]:
@@ -268,7 +276,6 @@ def object_outline(path: ObjectPath, query: OutlineQuery):
     )
     polygons: list = []
     if z0 <= z < z1 and box[0] < box[2] and box[1] < box[3]:
-        instances = files.instances
         polygons = state.reads.run(
             path.dataset, lambda: state.objects.outline(instances, shape, path.id, z, box)
         )
@@ -293,15 +300,8 @@ def object_mesh_file(path: ObjectPath, query: MeshQuery):
     bounding box only; a box too large for the mesh memory budget answers 413.
     """
     state = web_state()
-    files, table = _objects_of(path.dataset, path.name)
-    found = np.flatnonzero(table.values["id"] == path.id)
-    if found.size == 0:
-        raise NotFoundError(f"object {path.id} is not in {state.objects.shown(files.table)}")
-    if files.instances is None:
-        raise NotFoundError(f"segmentation {path.name!r} has no instance volume to mesh")
-    row = row_values(table, int(found[0]))
+    instances, row, shape = _object_with_instances(path, "mesh")
     catalog = state.catalog()
-    shape = state.layers.shape(catalog, LayerRef(path.dataset, "segmentation", path.name))
     box = (
         max(0, _whole(row.get("bbox_z0"), 0)),
         max(0, _whole(row.get("bbox_y0"), 0)),
@@ -316,7 +316,6 @@ def object_mesh_file(path: ObjectPath, query: MeshQuery):
         if isinstance(size, list) and len(size) == 3
         else None
     )
-    instances = files.instances
     mesh = state.reads.run(
         path.dataset,
         lambda: state.objects.mesh(
