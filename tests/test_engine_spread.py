@@ -23,6 +23,7 @@ from biosegment.engine.pixel_features import (
     slice_features,
     tile_bytes,
 )
+from biosegment.engine.progress import TrainingObservers
 from biosegment.engine.samples import TrainingPair, collect_stacks
 from biosegment.engine.spread import CORRECTION_RADIUS, spread_plane, spread_strokes
 from biosegment.engine.stroke_classifier import fit_stroke_classifier
@@ -177,3 +178,38 @@ def test_a_network_trained_on_spread_strokes_segments_unpainted_slices(tmp_path)
         ]
     )
     assert _iou(predicted, test_truth) >= 0.7
+
+
+def test_strokes_that_join_a_running_job_are_spread_again(tmp_path):
+    image, truth = _textured(2)
+    first = _painted(truth)
+    # round 0: strokes on slice 0 only; then slice 1 is painted while the job runs
+    seen: dict[str, object] = {}
+
+    def on_step(run):
+        if run.step == 2:
+            seen["before"] = [stack.z_start for stack in run.pool.stacks]
+            run.replace_training([(image, first)])
+            seen["after"] = {
+                stack.z_start: stack.taught is not None
+                and bool(((stack.taught >= TEACHER_OFFSET) & (stack.taught != 255)).any())
+                for stack in run.pool.stacks
+            }
+
+    train_model(
+        TrainingData([(image, {0: first[0]})], classes=CLASSES),
+        tmp_path / "joined",
+        TrainingSettings(
+            feature_maps=4,
+            levels=2,
+            max_steps=3,
+            crop_size=32,
+            batch_size=2,
+            validation_fraction=0,
+            device="cpu",
+            spread=1.0,
+        ),
+        observers=TrainingObservers(on_step=on_step),
+    )
+    assert seen["before"] == [0]
+    assert seen["after"] == {0: True, 1: True}  # the new slice's strokes are spread too

@@ -240,7 +240,8 @@ class TrainingSettings:
     the base model sees). ``spread`` weighs, in every other run on strokes (a new network, or
     a base model that knows other classes), the classes a pixel classifier fitted on the
     strokes in a few seconds gives the unpainted pixels it is sure of (see
-    :mod:`biosegment.engine.spread`; 1 by default, 0 learns from the strokes alone). Dense
+    :mod:`biosegment.engine.spread`; 0 by default: the strokes alone, since it did not clearly
+    help mitochondria on the benchmark, benchmarks/RESULTS.md). Dense
     labels are never spread.
 
     Validation: ``validation_fraction`` of the labelled material is held out (whole slices,
@@ -267,7 +268,7 @@ class TrainingSettings:
     weight_decay: float = 0.0
     dice_weight: float = 0.0
     keep_base: float = 1.0
-    spread: float = 1.0
+    spread: float = 0.0
     class_weights: str | tuple[float, ...] | None = None
     validation_fraction: float = 0.15
     select_best_by: str = "val_loss"
