@@ -11,6 +11,12 @@ coded ``TEACHER_OFFSET + class`` like the base model's classes of a fine-tune
 learns from labels covering most of each slice instead of from 1 % of it, and the strokes
 still decide where the classifier was wrong. Near a stroke the classifier contradicts, it
 says nothing.
+
+Memory: it runs before the first training step and holds one tile's features
+(:func:`~biosegment.engine.pixel_features.tile_bytes`, about 90 MB, less than the working
+memory a step's estimate counts), the few MB of samples the classifier is fitted on, and a few
+bytes a pixel of one slice; the spread labels are a byte a pixel of the training slices, like
+a fine-tune's base classes.
 """
 
 from __future__ import annotations
@@ -22,24 +28,16 @@ from scipy import ndimage
 
 from biosegment.engine.losses import TEACHER_OFFSET
 from biosegment.engine.metrics import IGNORE_LABEL
-from biosegment.engine.pixel_features import feature_count, tile_bytes
 from biosegment.engine.samples import LabelledStack
-from biosegment.engine.stroke_classifier import SAMPLES_PER_CLASS, fit_stroke_classifier
+from biosegment.engine.stroke_classifier import fit_stroke_classifier
 from biosegment.volumes.base import normalise
 
-__all__ = ["spread_strokes", "spread_plane", "spread_memory", "CONFIDENCE", "CORRECTION_RADIUS"]
+__all__ = ["spread_strokes", "spread_plane", "CONFIDENCE", "CORRECTION_RADIUS"]
 
 #: The classifier's class is kept where its probability is at least this.
 CONFIDENCE = 0.9
 #: Pixels this close to a painted pixel the classifier gets wrong keep no spread class.
 CORRECTION_RADIUS = 8
-
-
-def spread_memory(plane_pixels: int) -> int:
-    """Bytes spreading takes at most beyond the stacks: one tile's features, the samples the
-    classifier is fitted on, and a few bytes a pixel of the largest slice (its classes, where
-    they are sure, and the stack's spread labels). It runs before the first training step."""
-    return tile_bytes() + 2 * SAMPLES_PER_CLASS * feature_count() * 4 + 4 * plane_pixels
 
 
 def _planes(stacks: Sequence[LabelledStack]) -> list[tuple[LabelledStack, int]]:
