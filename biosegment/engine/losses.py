@@ -10,7 +10,9 @@ Sparse annotations leave most pixels at 255. Two terms use them differently:
   :mod:`biosegment.engine.teacher`). Strokes are few and never a fair sample of a slice (a
   person paints as much membrane as interior where a slice is a quarter membrane); this term
   keeps the rest of the slice where the base model had it, as Learning without Forgetting
-  does, at the cost of no extra forward pass.
+  does, at the cost of no extra forward pass. In a run without the base model's classes the
+  same coded pixels hold what a pixel classifier fitted on the strokes says instead (see
+  :mod:`biosegment.engine.spread`), weighted by the settings' ``spread``.
 
 Each term is averaged over the pixels it applies to, so the strokes keep their weight however
 much of the crop the other terms cover.
@@ -39,8 +41,9 @@ class SegmentationLoss:
     :param num_classes: logits channels.
     :param dice_weight: weight of the Dice term; 0 gives plain cross-entropy.
     :param class_weights: optional cross-entropy weight per class (painted pixels).
-    :param keep_base: weight of the cross-entropy towards the base model's classes on
-        unpainted pixels (labels coded ``TEACHER_OFFSET + class``); 0 ignores them.
+    :param keep_base: weight of the cross-entropy towards the coded classes of unpainted
+        pixels (labels ``TEACHER_OFFSET + class``: the base model's, or the spread strokes');
+        0 ignores them.
     """
 
     def __init__(

@@ -147,6 +147,15 @@ PERSON_OPTIONS = (
         "weight of what the base model said of the pixels nobody painted, in a fine-tune "
         "whose classes are the base model's own (0: learn from the strokes alone)",
     ),
+    OptionRule(
+        "spread",
+        float,
+        0,
+        10,
+        "weight of the classes a pixel classifier fitted on the strokes gives the pixels "
+        "nobody painted, where it is sure, in a run without the base model's classes "
+        "(0: learn from the strokes alone)",
+    ),
 )
 _RULES = {rule.name: rule for rule in PERSON_OPTIONS}
 
@@ -228,7 +237,12 @@ class TrainingSettings:
     Learning from strokes: ``keep_base`` weighs the base model's own classes on the pixels
     nobody painted, in a fine-tune whose classes are the base model's (see
     :mod:`biosegment.engine.teacher`; the strokes are then also weighted to the class shares
-    the base model sees).
+    the base model sees). ``spread`` weighs, in every other run on strokes (a new network, or
+    a base model that knows other classes), the classes a pixel classifier fitted on the
+    strokes in a few seconds gives the unpainted pixels it is sure of (see
+    :mod:`biosegment.engine.spread`; 0 by default: the strokes alone, since it did not clearly
+    help mitochondria on the benchmark, benchmarks/RESULTS.md). Dense
+    labels are never spread.
 
     Validation: ``validation_fraction`` of the labelled material is held out (whole slices,
     or whole painted strokes; see :func:`biosegment.engine.samples.split_validation`) and
@@ -254,6 +268,7 @@ class TrainingSettings:
     weight_decay: float = 0.0
     dice_weight: float = 0.0
     keep_base: float = 1.0
+    spread: float = 0.0
     class_weights: str | tuple[float, ...] | None = None
     validation_fraction: float = 0.15
     select_best_by: str = "val_loss"
@@ -306,7 +321,7 @@ class TrainingSettings:
         if self.learning_rate is not None:
             _RULES["learning_rate"].check(self.learning_rate)
         _require_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        for name in ("weight_decay", "dice_weight", "keep_base"):
+        for name in ("weight_decay", "dice_weight", "keep_base", "spread"):
             _require_number(name, getattr(self, name), 0, 10)
         weights = self.class_weights
         if isinstance(weights, (list, tuple)):

@@ -34,6 +34,7 @@ from biosegment.engine.samples import (
     describe_stacks,
     split_validation,
 )
+from biosegment.engine.spread import spread_strokes
 from biosegment.engine.teacher import Teacher, classes_match, prior_weights
 from biosegment.engine.train_data import TrainingData, as_pairs
 from biosegment.engine.train_settings import TrainingSettings, crop_shape_for
@@ -96,6 +97,11 @@ def build_parts(
         # The base model's own classes on unpainted pixels: predicted once, before training.
         teacher = Teacher(copy.deepcopy(model).to(device))
         teacher.teach(train_stacks, device=device, autocast_dtype=autocast_dtype)
+    spread = 0.0
+    if teacher is None and settings.spread > 0:
+        # No base model's classes to keep: the strokes are spread by a pixel classifier.
+        if spread_strokes(train_stacks, num_classes=model.num_classes, seed=settings.seed):
+            spread = settings.spread
     augment = augment or AugmentConfig()
     pool = SamplePool(train_stacks, crop_size=crop_shape, augment=augment)
     # Reading, splitting and teaching large slices freed far more than training keeps; on one
@@ -114,7 +120,7 @@ def build_parts(
         num_classes=model.num_classes,
         dice_weight=settings.dice_weight,
         class_weights=weights,
-        keep_base=settings.keep_base,
+        keep_base=settings.keep_base if teacher is not None else spread,
     )
     learning_rate = settings.learning_rate
     assert learning_rate is not None  # for_start chose one
@@ -143,6 +149,7 @@ def build_parts(
                 "crop_size": list(crop_shape),
                 "class_weights": weights,
                 "keep_base": settings.keep_base if teacher is not None else 0.0,
+                "spread": spread,
                 "augment": augment.as_dict(),
                 "device": str(device),
                 "precision": "bf16" if autocast_dtype is not None else "fp32",
@@ -163,6 +170,7 @@ def build_parts(
         card_template=card_template,
         sources=TrainingSources(dims=dims, normalisation=dict(normalisation)),
         teacher=teacher,
+        spread_seed=settings.seed if spread > 0 else None,
         boundary_class=data.boundary_class,
         evaluate_base=base is not None,
         validation_method=validation_method,

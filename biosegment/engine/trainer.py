@@ -29,6 +29,7 @@ from biosegment.engine.metrics import IGNORE_LABEL
 from biosegment.engine.model_card import ModelCard
 from biosegment.engine.progress import TrainingObservers
 from biosegment.engine.samples import LabelledStack, SamplePool, collect_stacks, guard_masks
+from biosegment.engine.spread import spread_strokes
 from biosegment.engine.teacher import Teacher
 from biosegment.engine.train_data import as_pairs
 from biosegment.engine.train_settings import SELECTION_METRICS, TrainingSettings
@@ -92,6 +93,7 @@ class TrainingParts:
     card_template: ModelCard  #: the card every save starts from
     sources: TrainingSources  #: how new material is read mid-run
     teacher: Teacher | None  #: the base model's view of unpainted pixels (keep_base)
+    spread_seed: int | None  #: the seed strokes are spread with (None: they are not spread)
     boundary_class: int | None  #: adds Rand error and VI to validation scores
     evaluate_base: bool  #: score the starting weights as epoch 0 (a fine-tune)
     validation_method: str  #: how the held-out part was chosen
@@ -141,6 +143,7 @@ class Trainer:
         self.card_template = parts.card_template
         self.sources = parts.sources
         self.teacher = parts.teacher
+        self.spread_seed = parts.spread_seed
         self.boundary_class = parts.boundary_class
         self.evaluate_base = parts.evaluate_base
         self.validation_method = parts.validation_method
@@ -339,6 +342,9 @@ class Trainer:
                     stack.labels[i][mask] = IGNORE_LABEL
         if self.teacher is not None:
             self.teacher.teach(stacks, device=self.device, autocast_dtype=self.autocast_dtype)
+        elif self.spread_seed is not None:
+            # the classifier is fitted again on the strokes as they are now
+            spread_strokes(stacks, num_classes=self.model.num_classes, seed=self.spread_seed)
         self.pool = SamplePool(stacks, crop_size=self.pool.crop_size, augment=self.pool.augment)
         return self.pool.labelled_pixels
 
