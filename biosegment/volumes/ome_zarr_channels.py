@@ -24,6 +24,7 @@ from biosegment.volumes.ome_ngff import NGFF_VERSIONS, channel_attributes, multi
 from biosegment.volumes.ome_zarr_writer import (
     DEFAULT_CHUNKS,
     array_options,
+    mean_2x2,
     new_group,
     pyramid_shapes,
     replace_folder,
@@ -146,7 +147,7 @@ class ChannelZarrWriter:
         try:
             for index, target in enumerate(self._arrays):
                 if index:
-                    level = _mean_2x2(level)
+                    level = mean_2x2(level)
                 target[:, z0:z1] = level
         except BaseException:
             self.abort()
@@ -206,17 +207,3 @@ class ChannelZarrWriter:
             self.commit()
         else:
             self.abort()
-
-
-def _mean_2x2(block: np.ndarray) -> np.ndarray:
-    """Halve y and x of a (c, z, y, x) uint8 block by averaging 2x2 pixels (odd edges repeat)."""
-    padded = np.pad(
-        block, ((0, 0), (0, 0), (0, block.shape[2] % 2), (0, block.shape[3] % 2)), mode="edge"
-    ).astype(np.float32)
-    mean = (
-        padded[:, :, 0::2, 0::2]
-        + padded[:, :, 1::2, 0::2]
-        + padded[:, :, 0::2, 1::2]
-        + padded[:, :, 1::2, 1::2]
-    ) * np.float32(0.25)
-    return np.rint(mean).astype(np.uint8)

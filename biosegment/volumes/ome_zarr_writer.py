@@ -31,6 +31,7 @@ __all__ = [
     "write_ome_zarr",
     "replace_folder",
     "new_group",
+    "mean_2x2",
     "array_options",
     "pyramid_shapes",
     "DOWNSAMPLING",
@@ -62,6 +63,22 @@ def _zarr():
     import zarr
 
     return zarr
+
+
+def mean_2x2(block: np.ndarray) -> np.ndarray:
+    """Halve the last two axes (y, x) of ``block`` by averaging 2x2 pixels, in its own dtype
+    (integers rounded); an odd last row or column is averaged with itself."""
+    pad = [(0, 0)] * (block.ndim - 2) + [(0, block.shape[-2] % 2), (0, block.shape[-1] % 2)]
+    padded = np.pad(block, pad, mode="edge").astype(np.float32)
+    mean = (
+        padded[..., 0::2, 0::2]
+        + padded[..., 1::2, 0::2]
+        + padded[..., 0::2, 1::2]
+        + padded[..., 1::2, 1::2]
+    ) * np.float32(0.25)
+    if block.dtype.kind == "f":
+        return mean.astype(block.dtype)
+    return np.rint(mean).astype(block.dtype)
 
 
 def new_group(path: Path, version: str):
@@ -197,20 +214,9 @@ class OmeZarrWriter(SliceWriter):
     def _downsample(self, block: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
         if self.downsampling == "nearest":
             return np.ascontiguousarray(block[:, ::2, ::2])
-        # 2x2 mean; an odd last row or column is averaged with itself.
-        padded = np.pad(
-            block, ((0, 0), (0, block.shape[1] % 2), (0, block.shape[2] % 2)), mode="edge"
-        ).astype(np.float32)
-        mean = (
-            padded[:, 0::2, 0::2]
-            + padded[:, 1::2, 0::2]
-            + padded[:, 0::2, 1::2]
-            + padded[:, 1::2, 1::2]
-        ) * np.float32(0.25)
+        mean = mean_2x2(block)
         assert mean.shape[1:] == shape[1:]
-        if self.dtype.kind == "f":
-            return mean.astype(self.dtype)
-        return np.rint(mean).astype(self.dtype)
+        return mean
 
     # -- finishing -----------------------------------------------------------------------------
 
